@@ -1,0 +1,278 @@
+//! Attention, one query row at a time: general (cross), self, causal self, multi-head, and the
+//! KV cache that makes decoding one token O(N).
+//!
+//! The lecture's general attention layer takes queries `Q` from one sequence and keys `K` /
+//! values `V` from another (cross-attention); self-attention is the same layer with all three
+//! projected from one sequence; causal (masked) self-attention lets query `i` see only keys
+//! `j ≤ i`. Multi-head attention splits the width into `heads` slices of `head_dim` and runs
+//! the layer on each slice. All of them are [`Attention::run`] with a different [`Mask`] and
+//! different views.
+//!
+//! For each query row `i` and head `h`:
+//! 1. `s_j = Σ_d q_{i,d} · k_{j,d}` over the head's columns (int8 × int8 → i32), for every
+//!    visible key `j` — causal masking *skips* `j > i` instead of writing −∞;
+//! 2. softmax of the `s_j` through the exp table ([`crate::softmax`]); `1/√d_head` is folded into
+//!    the score-difference requantization at pack time;
+//! 3. `o_{i,d} = Σ_j p_j · v_{j,d}` (Q15 × int8 → i32), requantized to the output scale.
+//!
+//! # Memory
+//! The only working memory is one `i32` per key (`scratch`, `4 · N_k` bytes), reused for every
+//! query row and head: O(N) per head, never an `N × N` matrix.
+//!
+//! # Quantization
+//! Q, K and V are symmetric (zero point 0): that removes three subtractions from every MAC.
+//!
+//! # Overflow
+//! `|s_j| ≤ 128 · 128 · head_dim ≤ 2^28` for `head_dim ≤ MAX_WIDTH`, so `max − s_j < 2^29`. The
+//! weighted sum is at most `Σ p_j · 128 ≤ (2^15 + N_k) · 128 < 2^23` (probabilities sum to
+//! 2^15 up to one rounding LSB each).
+
+use crate::error::check_len;
+use crate::quant::Requant;
+use crate::softmax::{softmax_scores_in_place, ExpTable};
+use crate::tensor::Rows;
+use crate::{Error, MAX_SEQ_LEN, MAX_WIDTH};
+
+/// Which keys a query may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Mask {
+    /// Every key (encoder self-attention, cross-attention).
+    None,
+    /// Query row `i` is at sequence position `first_position + i` and sees keys
+    /// `0..=first_position + i` (decoder self-attention; `first_position` is the number of
+    /// tokens already in the KV cache when the queries were computed).
+    Causal {
+        /// Position of the first query row.
+        first_position: usize,
+    },
+}
+
+/// Parameters of one (multi-head) attention layer after the Q/K/V projections.
+#[derive(Debug, Clone, Copy)]
+pub struct Attention<'a> {
+    /// Number of heads.
+    pub heads: usize,
+    /// Width of each head; `heads · head_dim` is the width of Q, K, V and the output.
+    pub head_dim: usize,
+    /// Score difference (units `s_q · s_k`) → exp-table index: `s_q · s_k / (√head_dim · step)`.
+    pub score_to_index: Requant,
+    /// `exp(−d · step)` table.
+    pub exp: ExpTable<'a>,
+    /// Weighted sum (units `2^-15 · s_v`) → output: `s_v / (2^15 · s_out)`.
+    pub output: Requant,
+    /// Output zero point.
+    pub output_zero_point: i32,
+}
+
+impl<'a> Attention<'a> {
+    /// Model width `heads · head_dim`.
+    pub fn width(&self) -> usize {
+        self.heads * self.head_dim
+    }
+
+    /// Check the parameters.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.heads == 0 {
+            return Err(Error::BadDimension {
+                what: "attention heads",
+                value: 0,
+            });
+        }
+        if self.head_dim == 0 || self.width() > MAX_WIDTH {
+            return Err(Error::BadDimension {
+                what: "attention head_dim",
+                value: self.head_dim,
+            });
+        }
+        self.score_to_index.validate()?;
+        self.output.validate()?;
+        ExpTable::new(self.exp.table)?;
+        if !(-128..=127).contains(&self.output_zero_point) {
+            return Err(Error::BadRequant);
+        }
+        Ok(())
+    }
+
+    /// Attend every row of `q` over the rows of `k`/`v`, writing `[q.rows()][width]` to `out`.
+    ///
+    /// `scratch` needs at least `k.rows()` entries. Rows of `q`, `k`, `v` are `width()` wide
+    /// (use [`Rows::strided`] / [`Rows::columns`] to point into a fused QKV buffer).
+    pub fn run(
+        &self,
+        q: Rows<'_>,
+        k: Rows<'_>,
+        v: Rows<'_>,
+        mask: Mask,
+        out: &mut [i8],
+        scratch: &mut [i32],
+    ) -> Result<(), Error> {
+        let width = self.width();
+        check_len("attention query width", width, q.width())?;
+        check_len("attention key width", width, k.width())?;
+        check_len("attention value width", width, v.width())?;
+        check_len("attention values", k.rows(), v.rows())?;
+        check_len("attention output", q.rows() * width, out.len())?;
+        let nk = k.rows();
+        if nk == 0 || nk > MAX_SEQ_LEN {
+            return Err(Error::BadDimension {
+                what: "attention key count",
+                value: nk,
+            });
+        }
+        if scratch.len() < nk {
+            return Err(Error::BufferTooSmall {
+                what: "attention scratch",
+                needed: nk,
+                available: scratch.len(),
+            });
+        }
+        let dh = self.head_dim;
+        for i in 0..q.rows() {
+            let visible = match mask {
+                Mask::None => nk,
+                Mask::Causal { first_position } => (first_position + i + 1).min(nk),
+            };
+            let qi = q.row(i);
+            let out_row = &mut out[i * width..(i + 1) * width];
+            for h in 0..self.heads {
+                let cols = h * dh..(h + 1) * dh;
+                let qh = &qi[cols.clone()];
+                let scores = &mut scratch[..visible];
+                for (j, s) in scores.iter_mut().enumerate() {
+                    *s = crate::linear::dot_i8(qh, &k.row(j)[cols.clone()]);
+                }
+                softmax_scores_in_place(scores, self.score_to_index, self.exp)?;
+                for (d, o) in out_row[cols.clone()].iter_mut().enumerate() {
+                    let col = h * dh + d;
+                    let mut acc = 0i32;
+                    for (j, &p) in scores.iter().enumerate() {
+                        acc += p * v.row(j)[col] as i32;
+                    }
+                    *o = self.output.to_i8(acc, self.output_zero_point);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Self-attention over one sequence (all keys visible), from a fused `[n][3·width]` QKV
+    /// buffer laid out `q | k | v`.
+    pub fn self_attention(
+        &self,
+        qkv: &[i8],
+        out: &mut [i8],
+        scratch: &mut [i32],
+        mask: Mask,
+    ) -> Result<(), Error> {
+        let w = self.width();
+        if qkv.len() % (3 * w) != 0 {
+            return Err(Error::ShapeMismatch {
+                what: "attention qkv",
+                expected: qkv.len() / (3 * w) * 3 * w,
+                found: qkv.len(),
+            });
+        }
+        let n = qkv.len() / (3 * w);
+        let q = Rows::strided(qkv, 0, n, w, 3 * w)?;
+        let k = Rows::strided(qkv, w, n, w, 3 * w)?;
+        let v = Rows::strided(qkv, 2 * w, n, w, 3 * w)?;
+        self.run(q, k, v, mask, out, scratch)
+    }
+}
+
+/// Keys and values of the tokens seen so far, in caller-provided storage.
+///
+/// Decoding token `t` appends its key and value rows, then attends its query over rows
+/// `0..=t` — no earlier key or value is recomputed.
+#[derive(Debug)]
+pub struct KvCache<'a> {
+    keys: &'a mut [i8],
+    values: &'a mut [i8],
+    width: usize,
+    len: usize,
+}
+
+impl<'a> KvCache<'a> {
+    /// A cache over `keys` and `values` (each `capacity · width` long).
+    pub fn new(keys: &'a mut [i8], values: &'a mut [i8], width: usize) -> Result<Self, Error> {
+        if width == 0 {
+            return Err(Error::BadDimension {
+                what: "kv cache width",
+                value: 0,
+            });
+        }
+        check_len("kv cache values", keys.len(), values.len())?;
+        if keys.len() % width != 0 {
+            return Err(Error::ShapeMismatch {
+                what: "kv cache keys",
+                expected: keys.len() / width * width,
+                found: keys.len(),
+            });
+        }
+        Ok(KvCache {
+            keys,
+            values,
+            width,
+            len: 0,
+        })
+    }
+
+    /// Tokens the cache can hold.
+    pub fn capacity(&self) -> usize {
+        self.keys.len() / self.width
+    }
+
+    /// Tokens held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no token is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Forget every token (start a new sequence).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Append one token's key and value rows.
+    pub fn append(&mut self, key: &[i8], value: &[i8]) -> Result<(), Error> {
+        check_len("kv cache key row", self.width, key.len())?;
+        check_len("kv cache value row", self.width, value.len())?;
+        if self.len == self.capacity() {
+            return Err(Error::CacheFull {
+                capacity: self.capacity(),
+            });
+        }
+        let r = self.len * self.width..(self.len + 1) * self.width;
+        self.keys[r.clone()].copy_from_slice(key);
+        self.values[r].copy_from_slice(value);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Append rows `offset..offset + width` of every `stride`-wide row of `keys_src` and
+    /// `values_src` (e.g. the K and V thirds of a fused QKV buffer).
+    pub fn append_rows(&mut self, keys_src: Rows<'_>, values_src: Rows<'_>) -> Result<(), Error> {
+        check_len("kv cache values", keys_src.rows(), values_src.rows())?;
+        for t in 0..keys_src.rows() {
+            self.append(keys_src.row(t), values_src.row(t))?;
+        }
+        Ok(())
+    }
+
+    /// The cached keys as rows.
+    pub fn keys(&self) -> Rows<'_> {
+        Rows::contiguous(&self.keys[..self.len * self.width], self.width)
+            .unwrap_or(Rows::EMPTY)
+    }
+
+    /// The cached values as rows.
+    pub fn values(&self) -> Rows<'_> {
+        Rows::contiguous(&self.values[..self.len * self.width], self.width)
+            .unwrap_or(Rows::EMPTY)
+    }
+}

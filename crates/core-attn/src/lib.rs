@@ -1,0 +1,32 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod activation;
+pub mod attention;
+pub mod error;
+pub mod linear;
+pub mod norm;
+pub mod position;
+pub mod quant;
+pub mod residual;
+pub mod softmax;
+pub mod tensor;
+
+#[cfg(feature = "std")]
+pub mod reference;
+
+pub use error::Error;
+pub use quant::{ChannelRequant, Requant};
+
+/// Largest model width (features per token, and input features of any linear layer) the crate
+/// supports. Every accumulator bound in the docs is argued for this width: a dot product of
+/// `MAX_WIDTH` int8 × int8 terms is at most `16384 · 16384 = 2^28` in magnitude.
+pub const MAX_WIDTH: usize = 16384;
+
+/// Largest sequence length (tokens attended over) the crate supports.
+pub const MAX_SEQ_LEN: usize = 16384;

@@ -1,0 +1,164 @@
+//! The linear (fully connected) layer, batched over tokens.
+//!
+//! `y[t][o] = requant_o( bias[o] + Σ_i x[t][i] · w[o][i] ) + z_out`
+//!
+//! - weights: int8, symmetric, one scale per output channel, row-major `[out][in]`;
+//! - bias: i32 in accumulator units (`s_x · s_w[o]`), with the input zero point already folded
+//!   in at pack time (`bias[o] − z_x · Σ_i w[o][i]`), so the inner loop is a plain int8 dot
+//!   product;
+//! - requantization: per output channel Q31 multiplier and shift
+//!   (`s_x · s_w[o] / s_y`, see [`crate::quant`]).
+//!
+//! # Overflow
+//! Each product is at most `128 · 128 = 2^14` in magnitude and at most [`crate::MAX_WIDTH`]
+//! (`2^14`) are summed, so the dot product stays within `2^28`; [`Linear::validate`] bounds
+//! `|bias| ≤ 2^30`, so `bias + dot` stays below `2^31`.
+
+use crate::activation::Lut;
+use crate::error::check_len;
+use crate::quant::ChannelRequant;
+use crate::{Error, MAX_WIDTH};
+
+/// Largest bias magnitude accepted (see the module's overflow argument).
+pub const MAX_BIAS: i32 = 1 << 30;
+
+/// Activation fused into the linear layer's output.
+#[derive(Debug, Clone, Copy)]
+pub enum Activation<'a> {
+    /// None: requantized value as it is.
+    Identity,
+    /// `max(y, z_out)`.
+    Relu,
+    /// Any function of one int8 value (GELU, …) applied to the requantized output.
+    Table(Lut<'a>),
+}
+
+/// Parameters of one linear layer, borrowed (zero-copy from a model blob or from statics).
+#[derive(Debug, Clone, Copy)]
+pub struct Linear<'a> {
+    /// Input features.
+    pub in_features: usize,
+    /// Output features.
+    pub out_features: usize,
+    /// `[out_features][in_features]` row-major int8 weights.
+    pub weights: &'a [i8],
+    /// `out_features` biases in accumulator units, input zero point folded in.
+    pub bias: &'a [i32],
+    /// Per-output-channel requantization to the output scale.
+    pub requant: ChannelRequant<'a>,
+    /// Output zero point.
+    pub output_zero_point: i32,
+}
+
+impl<'a> Linear<'a> {
+    /// Check shapes, bias bounds and requantization ranges.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.in_features == 0 || self.in_features > MAX_WIDTH {
+            return Err(Error::BadDimension {
+                what: "linear in_features",
+                value: self.in_features,
+            });
+        }
+        if self.out_features == 0 {
+            return Err(Error::BadDimension {
+                what: "linear out_features",
+                value: 0,
+            });
+        }
+        let n = self
+            .in_features
+            .checked_mul(self.out_features)
+            .ok_or(Error::BadDimension {
+                what: "linear size",
+                value: usize::MAX,
+            })?;
+        check_len("linear weights", n, self.weights.len())?;
+        check_len("linear bias", self.out_features, self.bias.len())?;
+        check_len(
+            "linear requant",
+            self.out_features,
+            self.requant.validate()?,
+        )?;
+        if self.bias.iter().any(|b| b.unsigned_abs() > MAX_BIAS as u32) {
+            return Err(Error::BadDimension {
+                what: "linear bias magnitude",
+                value: MAX_BIAS as usize,
+            });
+        }
+        if !(-128..=127).contains(&self.output_zero_point) {
+            return Err(Error::BadDimension {
+                what: "linear output zero point",
+                value: self.output_zero_point.unsigned_abs() as usize,
+            });
+        }
+        Ok(())
+    }
+
+    /// Number of input rows `input` holds, after checking `input` and `output` agree.
+    fn rows(&self, input: &[i8], output: &[i8]) -> Result<usize, Error> {
+        if input.len() % self.in_features != 0 {
+            return Err(Error::ShapeMismatch {
+                what: "linear input",
+                expected: input.len() / self.in_features * self.in_features,
+                found: input.len(),
+            });
+        }
+        let rows = input.len() / self.in_features;
+        check_len("linear output", rows * self.out_features, output.len())?;
+        Ok(rows)
+    }
+
+    /// Run the layer over every row of `input` (`[rows][in_features]`), writing
+    /// `[rows][out_features]` to `output`, then apply `activation`.
+    ///
+    /// Shapes are checked; parameter ranges are not (call [`Linear::validate`] once when the
+    /// parameters are loaded: the blob reader does).
+    pub fn run(
+        &self,
+        input: &[i8],
+        output: &mut [i8],
+        activation: Activation<'_>,
+    ) -> Result<(), Error> {
+        let rows = self.rows(input, output)?;
+        check_len(
+            "linear weights",
+            self.in_features * self.out_features,
+            self.weights.len(),
+        )?;
+        check_len("linear bias", self.out_features, self.bias.len())?;
+        check_len("linear requant", self.out_features, self.requant.multipliers.len())?;
+        check_len("linear requant", self.out_features, self.requant.shifts.len())?;
+        for t in 0..rows {
+            let x = &input[t * self.in_features..(t + 1) * self.in_features];
+            let y = &mut output[t * self.out_features..(t + 1) * self.out_features];
+            for (o, (yo, w)) in y
+                .iter_mut()
+                .zip(self.weights.chunks_exact(self.in_features))
+                .enumerate()
+            {
+                let acc = self.bias[o].wrapping_add(dot_i8(x, w));
+                *yo = self.requant.get(o).to_i8(acc, self.output_zero_point);
+            }
+            match activation {
+                Activation::Identity => {}
+                Activation::Relu => crate::activation::relu_in_place(y, self.output_zero_point as i8),
+                Activation::Table(lut) => lut.apply_in_place(y),
+            }
+        }
+        Ok(())
+    }
+
+    /// Multiply–accumulates per input row.
+    pub fn macs_per_row(&self) -> usize {
+        self.in_features * self.out_features
+    }
+}
+
+/// Plain int8 dot product with i32 accumulation: the generic reference kernel that optimized
+/// variants must match bit for bit.
+#[inline]
+pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    a.iter()
+        .zip(b)
+        .fold(0i32, |acc, (&x, &y)| acc.wrapping_add(x as i32 * y as i32))
+}

@@ -1,0 +1,1 @@
+//! LayerNorm (integer-only). Being written.

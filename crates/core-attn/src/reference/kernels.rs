@@ -1,0 +1,1 @@
+//! f64 references of linear, softmax, attention and blocks.

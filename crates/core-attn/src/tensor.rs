@@ -1,0 +1,118 @@
+//! Strided row views over int8 activations.
+//!
+//! Activations are `[tokens][features]` row-major. A fused QKV projection writes rows of
+//! `3·D`; attention then reads Q, K and V as three strided views of that one buffer without
+//! copying.
+
+use crate::Error;
+
+/// A read-only view of `rows` rows of `width` int8 values, each `stride` apart.
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a> {
+    data: &'a [i8],
+    rows: usize,
+    width: usize,
+    stride: usize,
+}
+
+impl<'a> Rows<'a> {
+    /// A view of no rows (width 1).
+    pub const EMPTY: Rows<'static> = Rows {
+        data: &[],
+        rows: 0,
+        width: 1,
+        stride: 1,
+    };
+
+    /// A view of contiguous rows (`stride == width`); `data.len()` must be a multiple of `width`.
+    pub fn contiguous(data: &'a [i8], width: usize) -> Result<Self, Error> {
+        if width == 0 {
+            return Err(Error::BadDimension {
+                what: "row width",
+                value: 0,
+            });
+        }
+        if data.len() % width != 0 {
+            return Err(Error::ShapeMismatch {
+                what: "rows",
+                expected: data.len() / width * width,
+                found: data.len(),
+            });
+        }
+        Ok(Rows {
+            data,
+            rows: data.len() / width,
+            width,
+            stride: width,
+        })
+    }
+
+    /// A view of `rows` rows of `width` values starting at `offset`, rows `stride` apart.
+    pub fn strided(
+        data: &'a [i8],
+        offset: usize,
+        rows: usize,
+        width: usize,
+        stride: usize,
+    ) -> Result<Self, Error> {
+        if width == 0 || stride < width {
+            return Err(Error::BadDimension {
+                what: "row width/stride",
+                value: width,
+            });
+        }
+        let needed = if rows == 0 {
+            0
+        } else {
+            offset + (rows - 1) * stride + width
+        };
+        if data.len() < needed {
+            return Err(Error::BufferTooSmall {
+                what: "strided rows",
+                needed,
+                available: data.len(),
+            });
+        }
+        Ok(Rows {
+            data: &data[offset.min(data.len())..],
+            rows,
+            width,
+            stride,
+        })
+    }
+
+    /// Number of rows.
+    #[inline]
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Values per row.
+    #[inline]
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Row `i` (panics if `i >= rows`; kernels only index rows they have range-checked).
+    #[inline(always)]
+    pub fn row(&self, i: usize) -> &'a [i8] {
+        let start = i * self.stride;
+        &self.data[start..start + self.width]
+    }
+
+    /// Columns `start..start + len` of every row, as a narrower view (one attention head).
+    pub fn columns(&self, start: usize, len: usize) -> Result<Self, Error> {
+        if start + len > self.width || len == 0 {
+            return Err(Error::BadDimension {
+                what: "column range",
+                value: start + len,
+            });
+        }
+        Ok(Rows {
+            data: &self.data[start.min(self.data.len())..],
+            rows: self.rows,
+            width: len,
+            stride: self.stride,
+        })
+    }
+}
