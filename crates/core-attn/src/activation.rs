@@ -58,7 +58,11 @@ pub fn build_lut(
     for (i, e) in t.iter_mut().enumerate() {
         let q = (i as i32 - 128) as i8;
         let y = f(input.dequantize(q));
-        *e = if y.is_nan() { output.quantize(0.0) } else { output.quantize(y) };
+        *e = if y.is_nan() {
+            output.quantize(0.0)
+        } else {
+            output.quantize(y)
+        };
     }
     t
 }

@@ -57,7 +57,7 @@ pub struct Attention<'a> {
     pub head_dim: usize,
     /// Score difference (units `s_q · s_k`) → exp-table index: `s_q · s_k / (√head_dim · step)`.
     pub score_to_index: Requant,
-    /// `exp(−d · step)` table.
+    /// `exp(−d · step)` tables.
     pub exp: ExpTable<'a>,
     /// Weighted sum (units `2^-15 · s_v`) → output: `s_v / (2^15 · s_out)`.
     pub output: Requant,
@@ -87,7 +87,7 @@ impl<'a> Attention<'a> {
         }
         self.score_to_index.validate()?;
         self.output.validate()?;
-        ExpTable::new(self.exp.table)?;
+        ExpTable::new(self.exp.hi, self.exp.lo)?;
         if !(-128..=127).contains(&self.output_zero_point) {
             return Err(Error::BadRequant);
         }
@@ -266,13 +266,74 @@ impl<'a> KvCache<'a> {
 
     /// The cached keys as rows.
     pub fn keys(&self) -> Rows<'_> {
-        Rows::contiguous(&self.keys[..self.len * self.width], self.width)
-            .unwrap_or(Rows::EMPTY)
+        Rows::contiguous(&self.keys[..self.len * self.width], self.width).unwrap_or(Rows::EMPTY)
     }
 
     /// The cached values as rows.
     pub fn values(&self) -> Rows<'_> {
-        Rows::contiguous(&self.values[..self.len * self.width], self.width)
-            .unwrap_or(Rows::EMPTY)
+        Rows::contiguous(&self.values[..self.len * self.width], self.width).unwrap_or(Rows::EMPTY)
+    }
+}
+
+/// Owned attention parameters built from real scales (pack time, host only).
+#[cfg(feature = "std")]
+#[derive(Debug, Clone)]
+pub struct AttentionParams {
+    /// Heads.
+    pub heads: usize,
+    /// Head width.
+    pub head_dim: usize,
+    /// See [`Attention::score_to_index`].
+    pub score_to_index: Requant,
+    /// High half of [`Attention::exp`].
+    pub exp_hi: [u16; 256],
+    /// Low half of [`Attention::exp`].
+    pub exp_lo: [u16; 256],
+    /// See [`Attention::output`].
+    pub output: Requant,
+    /// Output zero point.
+    pub output_zero_point: i32,
+}
+
+#[cfg(feature = "std")]
+impl AttentionParams {
+    /// Parameters for symmetric Q/K/V scales `s_q`, `s_k`, `s_v` and output quantization `out`,
+    /// with `1/√head_dim` folded into the score requantization and the exp table's default step.
+    pub fn quantize(
+        heads: usize,
+        head_dim: usize,
+        s_q: f64,
+        s_k: f64,
+        s_v: f64,
+        out: crate::quant::QParams,
+    ) -> Result<Self, Error> {
+        let step = ExpTable::default_step();
+        let score_to_index = Requant::from_real(s_q * s_k / ((head_dim as f64).sqrt() * step))?;
+        let output = Requant::from_real(s_v / (32768.0 * out.scale))?;
+        let (exp_hi, exp_lo) = ExpTable::build(step);
+        Ok(AttentionParams {
+            heads,
+            head_dim,
+            score_to_index,
+            exp_hi,
+            exp_lo,
+            output,
+            output_zero_point: out.zero_point,
+        })
+    }
+
+    /// Borrow as the kernel's parameter struct.
+    pub fn as_attention(&self) -> Attention<'_> {
+        Attention {
+            heads: self.heads,
+            head_dim: self.head_dim,
+            score_to_index: self.score_to_index,
+            exp: ExpTable {
+                hi: &self.exp_hi,
+                lo: &self.exp_lo,
+            },
+            output: self.output,
+            output_zero_point: self.output_zero_point,
+        }
     }
 }

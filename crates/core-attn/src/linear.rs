@@ -126,8 +126,16 @@ impl<'a> Linear<'a> {
             self.weights.len(),
         )?;
         check_len("linear bias", self.out_features, self.bias.len())?;
-        check_len("linear requant", self.out_features, self.requant.multipliers.len())?;
-        check_len("linear requant", self.out_features, self.requant.shifts.len())?;
+        check_len(
+            "linear requant",
+            self.out_features,
+            self.requant.multipliers.len(),
+        )?;
+        check_len(
+            "linear requant",
+            self.out_features,
+            self.requant.shifts.len(),
+        )?;
         for t in 0..rows {
             let x = &input[t * self.in_features..(t + 1) * self.in_features];
             let y = &mut output[t * self.out_features..(t + 1) * self.out_features];
@@ -141,7 +149,9 @@ impl<'a> Linear<'a> {
             }
             match activation {
                 Activation::Identity => {}
-                Activation::Relu => crate::activation::relu_in_place(y, self.output_zero_point as i8),
+                Activation::Relu => {
+                    crate::activation::relu_in_place(y, self.output_zero_point as i8)
+                }
                 Activation::Table(lut) => lut.apply_in_place(y),
             }
         }

@@ -3,16 +3,19 @@
 //! `p_j = exp(x_j − max) / Σ_k exp(x_k − max)`
 //!
 //! 1. the row maximum is found in the integer domain;
-//! 2. each difference `max − x_j ≥ 0` is mapped to an index `d_j ∈ 0..=255` of a 256-entry table
-//!    of `round(65535 · exp(−d · step))` built at pack time ([`ExpTable`]); differences past the
-//!    table's end give `exp ≈ 0` (the last entry, normally 0);
-//! 3. the `u16` exponentials are summed in a `u32` (at most `MAX_SEQ_LEN · 65535 < 2^31`), one
-//!    64-bit reciprocal `2^47 / Σ` is taken per row, and each probability is
+//! 2. each difference `max − x_j ≥ 0` is requantized to a 16-bit index `d_j` in units of the
+//!    table step (differences past `65535` steps saturate, where `exp` is below 2^-17);
+//! 3. `exp(−d · step)` is read from two 256-entry tables built at pack time ([`ExpTable`]):
+//!    `exp(−(256·h + l)·step) = hi[h] · lo[l]`, one multiply and a shift. A single 256-entry table
+//!    would quantize score differences to ~0.04 (the 11-unit useful range over 256 steps), which
+//!    costs ~10 dB of attention SQNR when many keys have similar weights; the two-level table
+//!    resolves differences to ~2·10^-4 for one extra load and multiply;
+//! 4. the exponentials (≤ 65535) are summed in a `u32` (at most `MAX_SEQ_LEN · 65535 < 2^31`),
+//!    one 64-bit reciprocal `2^47 / Σ` is taken per row, and each probability is
 //!    `(e_j · recip + 2^31) >> 32` in Q15 (`1.0 = 32768`).
 //!
-//! No float, no division per element. With an int8 row whose scale equals the table's `step`
-//! ([`softmax_i8`]) the result is within [`SOFTMAX_MAX_LSB_ERROR`] Q15 LSBs of the f64 softmax of
-//! the same int8 inputs (tested).
+//! No float, no division per element. [`softmax_i8`] on an int8 row is within
+//! [`SOFTMAX_MAX_LSB_ERROR`] Q15 LSBs of the f64 softmax of the same int8 inputs (tested).
 
 use crate::error::check_len;
 use crate::quant::Requant;
@@ -24,104 +27,124 @@ pub const PROB_ONE: u32 = 1 << 15;
 /// Documented bound: Q15 LSBs between [`softmax_i8`] and the f64 softmax of the same inputs.
 pub const SOFTMAX_MAX_LSB_ERROR: u32 = 2;
 
-/// Table of `round(65535 · exp(−d · step))` for `d = 0..=255`.
+/// Largest table index: differences are saturated here.
+pub const MAX_INDEX: i32 = 65535;
+
+/// `exp(−d · step)` for `d = 256·h + l` as `hi[h] · lo[l] / 65536`, each entry `≤ 65535`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ExpTable<'a> {
-    /// The 256 entries, non-increasing, entry 0 positive.
-    pub table: &'a [u16; 256],
+    /// `round(65535 · exp(−256·h·step))`, non-increasing, entry 0 positive.
+    pub hi: &'a [u16; 256],
+    /// `round(65535 · exp(−l·step))`, non-increasing, entry 0 positive.
+    pub lo: &'a [u16; 256],
 }
 
 impl<'a> ExpTable<'a> {
-    /// Wrap a table after checking it is usable (entry 0 positive, entries non-increasing), so
+    /// Wrap the tables after checking they are usable (entry 0 positive, non-increasing), so
     /// that every row sum is positive.
-    pub fn new(table: &'a [u16; 256]) -> Result<Self, Error> {
-        if table[0] == 0 || table.windows(2).any(|w| w[1] > w[0]) {
-            return Err(Error::BadBlob("exp table not positive and non-increasing"));
+    pub fn new(hi: &'a [u16; 256], lo: &'a [u16; 256]) -> Result<Self, Error> {
+        for t in [hi, lo] {
+            if t[0] == 0 || t.windows(2).any(|w| w[1] > w[0]) {
+                return Err(Error::BadBlob("exp table not positive and non-increasing"));
+            }
         }
-        Ok(ExpTable { table })
+        Ok(ExpTable { hi, lo })
     }
 
-    /// Build the table for a difference step of `step` (real units per index), pack time.
+    /// `exp(−d·step)` scaled by 65535 (approximately; `d = 0` gives `65535² >> 16 = 65534`).
+    #[inline(always)]
+    pub fn exp(&self, d: u32) -> u32 {
+        let d = d.min(MAX_INDEX as u32);
+        (self.hi[(d >> 8) as usize] as u32 * self.lo[(d & 255) as usize] as u32 + (1 << 15)) >> 16
+    }
+
+    /// Build `(hi, lo)` for a difference step of `step` real units per index (pack time).
     #[cfg(feature = "std")]
-    pub fn build(step: f64) -> [u16; 256] {
-        let mut t = [0u16; 256];
-        for (d, e) in t.iter_mut().enumerate() {
-            *e = (65535.0 * (-(d as f64) * step).exp()).round() as u16;
+    pub fn build(step: f64) -> ([u16; 256], [u16; 256]) {
+        let mut hi = [0u16; 256];
+        let mut lo = [0u16; 256];
+        for i in 0..256 {
+            hi[i] = (65535.0 * (-(256.0 * i as f64) * step).exp()).round() as u16;
+            lo[i] = (65535.0 * (-(i as f64) * step).exp()).round() as u16;
         }
-        t
+        (hi, lo)
     }
 
-    /// The step that spends the table's 256 entries exactly on the range where
-    /// `65535 · exp(−x)` is still at least ½ (beyond it every entry would round to 0).
+    /// The step that spends the 65536 indices on the range where `exp(−x) ≥ 2^-17`.
     #[cfg(feature = "std")]
     pub fn default_step() -> f64 {
-        (2.0 * 65535.0f64).ln() / 255.0
+        17.0 * core::f64::consts::LN_2 / 65535.0
     }
 }
 
-/// Turn exponentials held in `buf` (each ≤ 65535) into Q15 probabilities in place, given their
-/// sum (> 0).
+/// `2^47 / sum`, rounded; `sum ≥ 1`.
 #[inline]
-fn normalize(buf: &mut [i32], sum: u32) {
+fn reciprocal(sum: u32) -> u64 {
     let sum = sum.max(1) as u64;
-    // sum ≥ 1 and entries ≤ 65535 · len ⇒ recip ≤ 2^47, and e·recip ≤ 2^16·2^47 fits u64.
-    let recip = ((1u64 << 47) + sum / 2) / sum;
-    for x in buf.iter_mut() {
-        *x = ((*x as u64 * recip + (1 << 31)) >> 32) as i32;
+    ((1u64 << 47) + sum / 2) / sum
+}
+
+/// Q15 probability of an exponential `e ≤ 65535` given `recip = 2^47 / Σ` (`e · recip < 2^63`).
+#[inline(always)]
+fn probability(e: u32, recip: u64) -> u32 {
+    ((e as u64 * recip + (1 << 31)) >> 32) as u32
+}
+
+fn check_row_len(len: usize) -> Result<(), Error> {
+    if len == 0 || len > MAX_SEQ_LEN {
+        Err(Error::BadDimension {
+            what: "softmax length",
+            value: len,
+        })
+    } else {
+        Ok(())
     }
 }
 
 /// Softmax of raw `i32` scores in place, into Q15 probabilities.
 ///
 /// `diff_to_index` maps a score difference (in the scores' units) to table indices
-/// (`score_scale / step`). Used by attention on its `q·k` accumulators.
+/// (`score_scale / step`). Scores must be within `±2^29` (attention's are within `2^28`).
 pub fn softmax_scores_in_place(
     buf: &mut [i32],
     diff_to_index: Requant,
     exp: ExpTable<'_>,
 ) -> Result<(), Error> {
-    if buf.is_empty() || buf.len() > MAX_SEQ_LEN {
-        return Err(Error::BadDimension {
-            what: "softmax length",
-            value: buf.len(),
-        });
-    }
+    check_row_len(buf.len())?;
     let max = buf.iter().copied().max().unwrap_or(0);
     let mut sum = 0u32;
     for x in buf.iter_mut() {
-        // Scores are bounded by 2^28 in magnitude (see attention), so the difference fits.
-        let d = diff_to_index.apply(max.wrapping_sub(*x)).clamp(0, 255) as usize;
-        let e = exp.table[d] as u32;
+        let d = diff_to_index
+            .apply(max.wrapping_sub(*x))
+            .clamp(0, MAX_INDEX) as u32;
+        let e = exp.exp(d);
         *x = e as i32;
         sum += e;
     }
-    normalize(buf, sum);
+    let recip = reciprocal(sum);
+    for x in buf.iter_mut() {
+        *x = probability(*x as u32, recip) as i32;
+    }
     Ok(())
 }
 
-/// Softmax of an int8 row whose LSB equals the exp table's step, into Q15 probabilities
-/// (`probs[j] / 32768`).
-pub fn softmax_i8(input: &[i8], exp: ExpTable<'_>, probs: &mut [u16]) -> Result<(), Error> {
+/// Softmax of an int8 row into Q15 probabilities (`probs[j] / 32768`); `diff_to_index` maps
+/// one input LSB difference to table indices (`input_scale / step`).
+pub fn softmax_i8(
+    input: &[i8],
+    diff_to_index: Requant,
+    exp: ExpTable<'_>,
+    probs: &mut [u16],
+) -> Result<(), Error> {
     check_len("softmax output", input.len(), probs.len())?;
-    if input.is_empty() || input.len() > MAX_SEQ_LEN {
-        return Err(Error::BadDimension {
-            what: "softmax length",
-            value: input.len(),
-        });
-    }
+    check_row_len(input.len())?;
     let max = input.iter().copied().max().unwrap_or(0) as i32;
-    let mut sum = 0u32;
-    for &x in input {
-        sum += exp.table[(max - x as i32) as usize] as u32;
-    }
-    let recip = {
-        let s = sum.max(1) as u64;
-        ((1u64 << 47) + s / 2) / s
-    };
+    let index = |x: i8| diff_to_index.apply(max - x as i32).clamp(0, MAX_INDEX) as u32;
+    let sum: u32 = input.iter().map(|&x| exp.exp(index(x))).sum();
+    let recip = reciprocal(sum);
     for (p, &x) in probs.iter_mut().zip(input) {
-        let e = exp.table[(max - x as i32) as usize] as u64;
-        *p = ((e * recip + (1 << 31)) >> 32) as u16;
+        *p = probability(exp.exp(index(x)), recip) as u16;
     }
     Ok(())
 }
