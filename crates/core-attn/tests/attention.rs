@@ -3,7 +3,7 @@
 mod common;
 
 use common::{dequantize, quantize_symmetric, Rng};
-use core_attn::attention::{Attention, AttentionParams, KvCache, Mask};
+use core_attn::attention::{AttentionParams, KvCache, Mask};
 use core_attn::quant::QParams;
 use core_attn::reference::kernels as reference;
 use core_attn::tensor::Rows;
