@@ -8,11 +8,14 @@ extern crate std;
 
 pub mod activation;
 pub mod attention;
+pub mod block;
 pub mod error;
 pub mod linear;
 pub mod norm;
 pub mod position;
 pub mod quant;
+#[cfg(feature = "std")]
+pub mod quantize;
 pub mod residual;
 pub mod softmax;
 pub mod tensor;

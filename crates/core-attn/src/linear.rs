@@ -172,3 +172,97 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
         .zip(b)
         .fold(0i32, |acc, (&x, &y)| acc.wrapping_add(x as i32 * y as i32))
 }
+
+/// Owned, quantized linear-layer parameters (pack time, host only).
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearParams {
+    /// Input features.
+    pub in_features: usize,
+    /// Output features.
+    pub out_features: usize,
+    /// `[out][in]` int8 weights.
+    pub weights: std::vec::Vec<i8>,
+    /// Biases in accumulator units, input zero point folded in.
+    pub bias: std::vec::Vec<i32>,
+    /// Per-channel multipliers.
+    pub multipliers: std::vec::Vec<i32>,
+    /// Per-channel shifts.
+    pub shifts: std::vec::Vec<i8>,
+    /// Output zero point.
+    pub output_zero_point: i32,
+    /// Per-channel weight scales (diagnostics).
+    pub weight_scales: std::vec::Vec<f64>,
+}
+
+#[cfg(feature = "std")]
+impl LinearParams {
+    /// Quantize `w` (`[out][in]` row-major) and `b` with symmetric per-output-channel weight
+    /// scales, for an input quantized with `input` and outputs with scale `output_scales[o]`
+    /// (one per channel, or a single one for all) and zero point `output_zero_point`.
+    pub fn quantize(
+        w: &[f32],
+        b: &[f32],
+        in_features: usize,
+        input: crate::quant::QParams,
+        output_scales: &[f64],
+        output_zero_point: i32,
+    ) -> Result<Self, Error> {
+        use std::vec::Vec;
+        let out_features = b.len();
+        check_len("linear weights", in_features * out_features, w.len())?;
+        if output_scales.len() != 1 {
+            check_len("linear output scales", out_features, output_scales.len())?;
+        }
+        let mut p = LinearParams {
+            in_features,
+            out_features,
+            weights: Vec::with_capacity(w.len()),
+            bias: Vec::with_capacity(out_features),
+            multipliers: Vec::with_capacity(out_features),
+            shifts: Vec::with_capacity(out_features),
+            output_zero_point,
+            weight_scales: Vec::with_capacity(out_features),
+        };
+        for (o, row) in w.chunks_exact(in_features).enumerate() {
+            let max = row.iter().fold(0.0f64, |m, &v| m.max((v as f64).abs()));
+            let sw = if max > 0.0 { max / 127.0 } else { 1.0 };
+            let q: Vec<i8> = row
+                .iter()
+                .map(|&v| (v as f64 / sw).round().clamp(-127.0, 127.0) as i8)
+                .collect();
+            let qsum: i64 = q.iter().map(|&v| v as i64).sum();
+            let acc_scale = input.scale * sw;
+            let bias = (b[o] as f64 / acc_scale).round() as i64 - input.zero_point as i64 * qsum;
+            if bias.unsigned_abs() > MAX_BIAS as u64 {
+                return Err(Error::BadDimension {
+                    what: "linear bias magnitude",
+                    value: bias.unsigned_abs() as usize,
+                });
+            }
+            let out_scale = output_scales[if output_scales.len() == 1 { 0 } else { o }];
+            let r = crate::quant::Requant::from_real(acc_scale / out_scale)?;
+            p.weights.extend_from_slice(&q);
+            p.bias.push(bias as i32);
+            p.multipliers.push(r.multiplier);
+            p.shifts.push(r.shift);
+            p.weight_scales.push(sw);
+        }
+        Ok(p)
+    }
+
+    /// Borrow as the kernel's parameter struct.
+    pub fn as_linear(&self) -> Linear<'_> {
+        Linear {
+            in_features: self.in_features,
+            out_features: self.out_features,
+            weights: &self.weights,
+            bias: &self.bias,
+            requant: ChannelRequant {
+                multipliers: &self.multipliers,
+                shifts: &self.shifts,
+            },
+            output_zero_point: self.output_zero_point,
+        }
+    }
+}

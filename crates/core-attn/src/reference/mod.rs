@@ -19,7 +19,7 @@ fn libm_erf(x: f64) -> f64 {
         loop {
             let t = term / (2.0 * n + 1.0);
             sum += t;
-            if t.abs() < 1e-17 * sum.abs() {
+            if t.abs() <= 1e-17 * sum.abs() || n > 200.0 {
                 break;
             }
             n += 1.0;
@@ -51,6 +51,7 @@ fn libm_erf(x: f64) -> f64 {
     }
 }
 
+pub mod block;
 pub mod kernels;
 pub mod norm;
 pub mod position;

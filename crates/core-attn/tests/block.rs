@@ -1,0 +1,240 @@
+//! Transformer blocks: int8 against the f64 reference (SQNR), KV-cache decoding against a full
+//! causal pass, post-norm and cross-attention.
+
+mod common;
+
+use common::{dequantize, Rng};
+use core_attn::attention::KvCache;
+use core_attn::block::{BlockScratch, NormPlacement};
+use core_attn::quant::QParams;
+use core_attn::quantize::{Calibration, DecoderBlockParams, EncoderBlockParams};
+use core_attn::reference::block::{
+    CrossAttentionF, DecoderBlockF, EncoderBlockF, Gelu, LayerNormF, LinearF, NoObserver,
+};
+use core_attn::reference::kernels::sqnr_db;
+
+fn lin(rng: &mut Rng, inp: usize, out: usize) -> LinearF {
+    let s = 1.0 / (inp as f64).sqrt();
+    LinearF {
+        w: (0..inp * out).map(|_| (s * rng.normal()) as f32).collect(),
+        b: (0..out).map(|_| (0.1 * rng.normal()) as f32).collect(),
+        in_features: inp,
+    }
+}
+
+fn ln(rng: &mut Rng, d: usize, eps: f64) -> LayerNormF {
+    LayerNormF {
+        gamma: (0..d).map(|_| (1.0 + 0.1 * rng.normal()) as f32).collect(),
+        beta: (0..d).map(|_| (0.1 * rng.normal()) as f32).collect(),
+        eps,
+    }
+}
+
+fn encoder(
+    seed: u64,
+    d: usize,
+    heads: usize,
+    mlp: usize,
+    placement: NormPlacement,
+) -> EncoderBlockF {
+    let mut r = Rng::new(seed);
+    EncoderBlockF {
+        placement,
+        heads,
+        ln1: ln(&mut r, d, 1e-12),
+        qkv: lin(&mut r, d, 3 * d),
+        proj: lin(&mut r, d, d),
+        ln2: ln(&mut r, d, 1e-12),
+        fc1: lin(&mut r, d, mlp),
+        act: Gelu::Erf,
+        fc2: lin(&mut r, mlp, d),
+    }
+}
+
+fn decoder(seed: u64, d: usize, heads: usize, cross: bool) -> DecoderBlockF {
+    let mut r = Rng::new(seed);
+    DecoderBlockF {
+        heads,
+        ln1: ln(&mut r, d, 1e-5),
+        qkv: lin(&mut r, d, 3 * d),
+        proj: lin(&mut r, d, d),
+        cross: cross.then(|| CrossAttentionF {
+            ln: ln(&mut r, d, 1e-5),
+            q: lin(&mut r, d, d),
+            kv: lin(&mut r, d, 2 * d),
+            proj: lin(&mut r, d, d),
+        }),
+        ln2: ln(&mut r, d, 1e-5),
+        fc1: lin(&mut r, d, 4 * d),
+        act: Gelu::Tanh,
+        fc2: lin(&mut r, 4 * d, d),
+    }
+}
+
+fn input(seed: u64, n: usize, d: usize) -> Vec<f64> {
+    let mut r = Rng::new(seed);
+    (0..n * d).map(|_| r.normal()).collect()
+}
+
+fn quantize_input(x: &[f64], q: QParams) -> (Vec<i8>, Vec<f64>) {
+    let xq: Vec<i8> = x.iter().map(|&v| q.quantize(v)).collect();
+    let back = dequantize(&xq, q.scale, q.zero_point);
+    (xq, back)
+}
+
+fn run_encoder(f: &EncoderBlockF, n: usize) -> f64 {
+    let d = f.width();
+    let mut calib = Calibration::default();
+    let in_q = QParams::asymmetric(-4.5, 4.5);
+    for s in 0..4 {
+        let (_, x) = quantize_input(&input(100 + s, n, d), in_q);
+        f.forward(&x, "", &mut calib);
+    }
+    let (params, out_q) = EncoderBlockParams::quantize(f, &calib, "", in_q).unwrap();
+    let block = params.as_block();
+    block.validate().unwrap();
+    // Held-out input (not used for calibration).
+    let (mut xq, x) = quantize_input(&input(999, n, d), in_q);
+    let expected = f.forward(&x, "", &mut NoObserver);
+    let mut normed = vec![0i8; n * d];
+    let mut wide = vec![0i8; n * block.wide_per_token()];
+    let mut scores = vec![0i32; n];
+    let mut scratch = BlockScratch {
+        normed: &mut normed,
+        wide: &mut wide,
+        scores: &mut scores,
+    };
+    block.run(&mut xq, &mut scratch).unwrap();
+    sqnr_db(&expected, &dequantize(&xq, out_q.scale, out_q.zero_point))
+}
+
+#[test]
+fn pre_norm_encoder_block_vit_shapes() {
+    for seed in 0..4 {
+        let sqnr = run_encoder(&encoder(seed, 64, 4, 128, NormPlacement::Pre), 17);
+        assert!(sqnr >= 30.0, "seed {seed}: {sqnr:.1} dB");
+    }
+}
+
+#[test]
+fn post_norm_encoder_block() {
+    for seed in 0..4 {
+        let sqnr = run_encoder(&encoder(seed, 32, 4, 64, NormPlacement::Post), 12);
+        assert!(sqnr >= 30.0, "seed {seed}: {sqnr:.1} dB");
+    }
+}
+
+#[test]
+fn awkward_encoder_shapes() {
+    // Width not a multiple of 4, one head, eight heads, width = 3 · head, one token.
+    for (d, heads, mlp, n) in [
+        (6, 1, 10, 5),
+        (48, 8, 96, 9),
+        (24, 3, 40, 7),
+        (16, 2, 32, 1),
+    ] {
+        let sqnr = run_encoder(&encoder(d as u64, d, heads, mlp, NormPlacement::Pre), n);
+        assert!(sqnr >= 30.0, "d {d} heads {heads} n {n}: {sqnr:.1} dB");
+    }
+}
+
+struct Dec {
+    params: DecoderBlockParams,
+    out_q: QParams,
+    in_q: QParams,
+    enc_q: QParams,
+}
+
+fn calibrate_decoder(f: &DecoderBlockF, n: usize, m: usize) -> Dec {
+    let d = f.width();
+    let in_q = QParams::asymmetric(-4.5, 4.5);
+    let enc_q = QParams::asymmetric(-4.5, 4.5);
+    let mut calib = Calibration::default();
+    for s in 0..4 {
+        let (_, x) = quantize_input(&input(200 + s, n, d), in_q);
+        let (_, e) = quantize_input(&input(300 + s, m, d), enc_q);
+        f.forward(&x, f.cross.as_ref().map(|_| e.as_slice()), "", &mut calib);
+    }
+    let enc = f.cross.as_ref().map(|_| enc_q);
+    let (params, out_q) = DecoderBlockParams::quantize(f, &calib, "", in_q, enc).unwrap();
+    params.as_block().validate().unwrap();
+    Dec {
+        params,
+        out_q,
+        in_q,
+        enc_q,
+    }
+}
+
+/// Runs the int8 decoder block on the whole sequence at once, and token by token through the
+/// KV cache; returns (sqnr, all-at-once output, token-by-token output).
+fn run_decoder(f: &DecoderBlockF, n: usize, m: usize) -> (f64, Vec<i8>, Vec<i8>) {
+    let d = f.width();
+    let dec = calibrate_decoder(f, n, m);
+    let block = dec.params.as_block();
+    let (xq, x) = quantize_input(&input(777, n, d), dec.in_q);
+    let (eq, e) = quantize_input(&input(778, m, d), dec.enc_q);
+    let expected = f.forward(&x, Some(&e), "", &mut NoObserver);
+
+    let cap = n.max(m);
+    let (mut kb, mut vb) = (vec![0i8; cap * d], vec![0i8; cap * d]);
+    let (mut ckb, mut cvb) = (vec![0i8; m * d], vec![0i8; m * d]);
+    let mut normed = vec![0i8; cap * d];
+    let mut wide = vec![0i8; cap * block.wide_per_token().max(2 * d)];
+    let mut scores = vec![0i32; cap];
+
+    let mut run = |tokens_per_step: usize| -> Vec<i8> {
+        let mut cache = KvCache::new(&mut kb, &mut vb, d).unwrap();
+        let mut cross = KvCache::new(&mut ckb, &mut cvb, d).unwrap();
+        if let Some(c) = &block.cross {
+            c.fill_cache(&eq, &mut wide, &mut cross).unwrap();
+        }
+        let mut x = xq.clone();
+        for chunk in x.chunks_mut(tokens_per_step * d) {
+            let mut scratch = BlockScratch {
+                normed: &mut normed,
+                wide: &mut wide,
+                scores: &mut scores,
+            };
+            block
+                .run(
+                    chunk,
+                    &mut cache,
+                    block.cross.as_ref().map(|_| &cross),
+                    &mut scratch,
+                )
+                .unwrap();
+        }
+        x
+    };
+    let all = run(n);
+    let one = run(1);
+    let sqnr = sqnr_db(
+        &expected,
+        &dequantize(&all, dec.out_q.scale, dec.out_q.zero_point),
+    );
+    (sqnr, all, one)
+}
+
+#[test]
+fn decoder_block_matches_reference_and_kv_cache_is_exact() {
+    for seed in 0..3 {
+        let f = decoder(seed, 32, 4, false);
+        let (sqnr, all, one) = run_decoder(&f, 12, 1);
+        assert!(sqnr >= 30.0, "seed {seed}: {sqnr:.1} dB");
+        assert_eq!(
+            all, one,
+            "token-by-token decoding differs from the full causal pass"
+        );
+    }
+}
+
+#[test]
+fn decoder_block_with_cross_attention() {
+    for seed in 0..3 {
+        let f = decoder(seed + 10, 32, 4, true);
+        let (sqnr, all, one) = run_decoder(&f, 9, 17);
+        assert!(sqnr >= 30.0, "seed {seed}: {sqnr:.1} dB");
+        assert_eq!(all, one);
+    }
+}
