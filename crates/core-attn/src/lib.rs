@@ -8,6 +8,7 @@ extern crate std;
 
 pub mod activation;
 pub mod attention;
+pub mod embed;
 pub mod error;
 pub mod linear;
 pub mod norm;
