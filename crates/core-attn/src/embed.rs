@@ -19,6 +19,12 @@ use crate::error::check_len;
 use crate::linear::{Activation, Linear};
 use crate::Error;
 
+/// `a · b`, or [`Error::BadDimension`] naming `what` on overflow.
+fn mul(what: &'static str, a: usize, b: usize) -> Result<usize, Error> {
+    a.checked_mul(b)
+        .ok_or(Error::BadDimension { what, value: a })
+}
+
 /// A ViT patch embedding: image geometry plus the projection.
 #[derive(Debug, Clone, Copy)]
 pub struct PatchEmbedding<'a> {
@@ -90,9 +96,12 @@ impl<'a> PatchEmbedding<'a> {
         (self.height / self.patch) * (self.width / self.patch)
     }
 
-    /// Bytes of one flattened patch, `C·P·P` (the scratch size).
+    /// Bytes of one flattened patch, `C·P·P` (the scratch size; saturates on overflow, which
+    /// [`Self::validate`] rejects).
     pub fn patch_len(&self) -> usize {
-        self.channels * self.patch * self.patch
+        self.channels
+            .saturating_mul(self.patch)
+            .saturating_mul(self.patch)
     }
 
     /// Model width `D`.
@@ -108,11 +117,12 @@ impl<'a> PatchEmbedding<'a> {
         scratch: &mut [i8],
     ) -> Result<(), Error> {
         self.check_geometry()?;
-        check_len(
-            "image",
-            self.channels * self.height * self.width,
-            image.len(),
+        let image_len = mul(
+            "image size",
+            mul("image size", self.channels, self.height)?,
+            self.width,
         )?;
+        check_len("image", image_len, image.len())?;
         check_len("patch scratch", self.patch_len(), scratch.len())?;
         let n = self.patches();
         if index >= n {
@@ -143,7 +153,11 @@ impl<'a> PatchEmbedding<'a> {
     pub fn run(&self, image: &[i8], scratch: &mut [i8], output: &mut [i8]) -> Result<(), Error> {
         self.check(image, scratch)?;
         let d = self.dim();
-        check_len("patch embedding output", self.patches() * d, output.len())?;
+        check_len(
+            "patch embedding output",
+            mul("patch embedding output", self.patches(), d)?,
+            output.len(),
+        )?;
         for (index, row) in output.chunks_exact_mut(d).enumerate() {
             self.copy_patch(image, index, scratch);
             self.projection.run(scratch, row, Activation::Identity)?;
@@ -165,7 +179,7 @@ impl<'a> PatchEmbedding<'a> {
         check_len("class token", d, class_token.len())?;
         check_len(
             "patch embedding output",
-            (self.patches() + 1) * d,
+            mul("patch embedding output", self.patches() + 1, d)?,
             output.len(),
         )?;
         let (cls, patches) = output.split_at_mut(d);
@@ -176,17 +190,19 @@ impl<'a> PatchEmbedding<'a> {
     /// Shared shape checks of the runs.
     fn check(&self, image: &[i8], scratch: &[i8]) -> Result<(), Error> {
         self.check_geometry()?;
-        check_len(
-            "image",
-            self.channels * self.height * self.width,
-            image.len(),
+        let image_len = mul(
+            "image size",
+            mul("image size", self.channels, self.height)?,
+            self.width,
         )?;
+        check_len("image", image_len, image.len())?;
         check_len("patch scratch", self.patch_len(), scratch.len())
     }
 
     /// Multiply–accumulates per image.
     pub fn macs(&self) -> usize {
-        self.patches() * self.projection.macs_per_row()
+        self.patches()
+            .saturating_mul(self.projection.macs_per_row())
     }
 }
 

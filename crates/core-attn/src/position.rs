@@ -239,9 +239,11 @@ pub fn fill_sinusoidal(table: &mut [i8], width: usize, first_position: usize) ->
 /// 1/127 (`rows[pos][i] = round(127·PE[pos][i])`).
 ///
 /// [`SinusoidalTable::new`] is a `const fn`: `static PE: SinusoidalTable<64, 32> =
-/// SinusoidalTable::new();` is computed by the compiler and placed in flash. For large tables
-/// (compile-time evaluation costs about a few thousand steps per entry) build it at run time
-/// into a `static` buffer with [`fill_sinusoidal`], or let the tools pack it.
+/// SinusoidalTable::new();` is computed by the compiler and placed in flash (about 2 s of
+/// compile time on the development machine). Compile-time evaluation is slow: a
+/// `SinusoidalTable<256, 64>` takes about 15 s and needs `#[allow(long_running_const_eval)]` on
+/// the `static`. For large tables, build the table at run time into a `static` buffer with
+/// [`fill_sinusoidal`] (same bits), or let the tools pack it into the blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SinusoidalTable<const POSITIONS: usize, const WIDTH: usize> {
     rows: [[i8; WIDTH]; POSITIONS],
