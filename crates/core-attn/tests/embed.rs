@@ -261,6 +261,15 @@ fn bad_shapes_are_errors() {
         pe.run(&case.image, &mut scratch, &mut out[..120]),
         Err(Error::ShapeMismatch { .. })
     ));
+    // Sizes whose products overflow are errors, not panics.
+    let mut huge = pe;
+    huge.channels = usize::MAX;
+    assert!(huge.validate().is_err());
+    assert!(huge.run(&case.image, &mut scratch, &mut out).is_err());
+    let mut huge = pe;
+    huge.height = usize::MAX / 7 * 7;
+    huge.width = usize::MAX / 7 * 7;
+    assert!(huge.run(&case.image, &mut scratch, &mut out).is_err());
     pe.run(&case.image, &mut scratch, &mut out).unwrap();
     assert_eq!(pe.macs(), 16 * 49 * 8);
 }
