@@ -9,6 +9,7 @@ extern crate std;
 pub mod activation;
 pub mod attention;
 pub mod block;
+pub mod embed;
 pub mod error;
 pub mod linear;
 pub mod norm;
