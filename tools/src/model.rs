@@ -10,8 +10,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::checkpoint::config::{
-    EncoderDecoderConfig, Gpt2Config, ModelConfig, NormPlacement, PositionEmbedding,
-    VitConfig,
+    EncoderDecoderConfig, Gpt2Config, ModelConfig, NormPlacement, PositionEmbedding, VitConfig,
 };
 use crate::checkpoint::{Checkpoint, TensorMap};
 use crate::error::{Error, Result};
@@ -191,6 +190,8 @@ pub struct EncoderDecoderModel {
 }
 
 /// Any supported model.
+// One per process, loaded once: the variant size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Model {
     /// Image classifier.
@@ -215,7 +216,11 @@ impl Model {
                 let encoder = l.vit_encoder("vit.", cfg)?;
                 let d = encoder.config.hidden_size;
                 let classifier = l.linear("classifier", d, encoder.config.num_labels, true)?;
-                l.finish(&[("vit.encoder.layer.", encoder.layers.len(), "num_hidden_layers")])?;
+                l.finish(&[(
+                    "vit.encoder.layer.",
+                    encoder.layers.len(),
+                    "num_hidden_layers",
+                )])?;
                 Model::Vit(VitModel {
                     encoder,
                     classifier,
@@ -247,7 +252,11 @@ impl Model {
                         encoder.layers.len(),
                         "encoder.num_hidden_layers",
                     ),
-                    ("decoder.transformer.h.", decoder.blocks.len(), "decoder.n_layer"),
+                    (
+                        "decoder.transformer.h.",
+                        decoder.blocks.len(),
+                        "decoder.n_layer",
+                    ),
                 ])?;
                 Model::EncoderDecoder(EncoderDecoderModel {
                     config: cfg,
@@ -315,7 +324,13 @@ impl Loader {
     }
 
     /// PyTorch `nn.Linear`: `{prefix}.weight` `[out, in]`, `{prefix}.bias` `[out]`.
-    fn linear(&mut self, prefix: &str, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
+    fn linear(
+        &mut self,
+        prefix: &str,
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+    ) -> Result<Linear> {
         let weight = self.take(&format!("{prefix}.weight"), &[out_dim, in_dim])?;
         let bias = if bias {
             Some(self.take(&format!("{prefix}.bias"), &[out_dim])?)
@@ -521,4 +536,3 @@ pub fn sinusoidal_table(n: usize, d: usize) -> Mat {
     }
     m
 }
-

@@ -31,7 +31,10 @@ fn i64s(model: &str, file: &str) -> (Vec<usize>, Vec<i64>) {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn assert_close(what: &str, got: &[f32], want: &[f32]) {
@@ -268,7 +271,10 @@ fn known_unused_tensors_are_ignored() {
     let mut tensors = read_safetensors(&src.join(WEIGHTS_FILE)).unwrap();
     let w = tensors["encoder.layernorm.weight"].clone();
     tensors.insert("encoder.pooler.dense.bias".into(), w.clone());
-    tensors.insert("decoder.lm_head.weight".into(), tensors["decoder.transformer.wte.weight"].clone());
+    tensors.insert(
+        "decoder.lm_head.weight".into(),
+        tensors["decoder.transformer.wte.weight"].clone(),
+    );
     tensors.insert("decoder.transformer.h.0.attn.masked_bias".into(), w);
     let tmp = tempfile::tempdir().unwrap();
     std::fs::copy(src.join(CONFIG_FILE), tmp.path().join(CONFIG_FILE)).unwrap();
@@ -284,7 +290,13 @@ fn unsupported_dtype_is_named() {
         .iter()
         .map(|(name, t)| {
             let (dtype, bytes) = if name == "transformer.wpe.weight" {
-                ("F64", t.data.iter().flat_map(|&x| (x as f64).to_le_bytes()).collect())
+                (
+                    "F64",
+                    t.data
+                        .iter()
+                        .flat_map(|&x| (x as f64).to_le_bytes())
+                        .collect(),
+                )
             } else {
                 ("F32", Dtype::F32.encode(&t.data))
             };
@@ -340,7 +352,11 @@ fn f16_and_bf16_round_trip() {
         for (name, t) in &tensors {
             let b = &back[name];
             assert_eq!(b.shape, t.shape);
-            let rel = if dtype == Dtype::F16 { 1.0 / 1024.0 } else { 1.0 / 128.0 };
+            let rel = if dtype == Dtype::F16 {
+                1.0 / 1024.0
+            } else {
+                1.0 / 128.0
+            };
             for (x, y) in t.data.iter().zip(&b.data) {
                 assert!((x - y).abs() <= rel * x.abs() + 1e-7, "{name}: {x} vs {y}");
             }

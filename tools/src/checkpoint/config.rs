@@ -257,7 +257,9 @@ impl<'a> Cfg<'a> {
             Some(v) => v
                 .as_f64()
                 .filter(|x| x.is_finite() && *x >= 0.0)
-                .ok_or_else(|| self.invalid(k, &format!("expected a non-negative number, found {v}"))),
+                .ok_or_else(|| {
+                    self.invalid(k, &format!("expected a non-negative number, found {v}"))
+                }),
         }
     }
 
@@ -384,7 +386,10 @@ fn vit(c: &Cfg) -> Result<VitConfig> {
         num_layers: c.positive("num_hidden_layers", 12)?,
         num_heads,
         intermediate_size: c.positive("intermediate_size", 3072)?,
-        activation: Activation::parse(&c.key("hidden_act"), &c.string("hidden_act", Some("gelu"))?)?,
+        activation: Activation::parse(
+            &c.key("hidden_act"),
+            &c.string("hidden_act", Some("gelu"))?,
+        )?,
         layer_norm_eps: c.f64("layer_norm_eps", 1e-12)?,
         image_size,
         patch_size,
@@ -413,10 +418,7 @@ fn gpt2(c: &Cfg) -> Result<Gpt2Config> {
         _ => return Err(c.unsupported("position_embedding_type")),
     };
     if position_embedding == PositionEmbedding::Sinusoidal && n_embd % 2 != 0 {
-        return Err(c.invalid(
-            "n_embd",
-            "must be even for sinusoidal position embeddings",
-        ));
+        return Err(c.invalid("n_embd", "must be even for sinusoidal position embeddings"));
     }
     let n_inner = match c.opt_usize("n_inner")? {
         Some(0) => return Err(c.invalid("n_inner", "must be at least 1")),
@@ -489,7 +491,8 @@ mod tests {
 
     #[test]
     fn defaults_apply() {
-        let ModelConfig::Gpt2(g) = parse_config(r#"{"model_type": "gpt2", "n_inner": null}"#).unwrap()
+        let ModelConfig::Gpt2(g) =
+            parse_config(r#"{"model_type": "gpt2", "n_inner": null}"#).unwrap()
         else {
             panic!()
         };
@@ -500,7 +503,10 @@ mod tests {
         let ModelConfig::Vit(v) = parse_config(r#"{"model_type": "vit"}"#).unwrap() else {
             panic!()
         };
-        assert_eq!((v.image_size, v.patch_size, v.num_labels), ((224, 224), (16, 16), 2));
+        assert_eq!(
+            (v.image_size, v.patch_size, v.num_labels),
+            ((224, 224), (16, 16), 2)
+        );
         assert_eq!(v.activation, Activation::GeluErf);
         assert_eq!(v.layer_norm_eps, 1e-12);
     }
@@ -510,16 +516,30 @@ mod tests {
         let e = parse_config(r#"{"model_type": "gpt2", "activation_function": "swish"}"#)
             .unwrap_err()
             .to_string();
-        assert_eq!(e, "config.json: unsupported value for `activation_function`: \"swish\"");
-        let e = parse_config(r#"{"model_type": "bert"}"#).unwrap_err().to_string();
-        assert_eq!(e, "config.json: unsupported value for `model_type`: \"bert\"");
+        assert_eq!(
+            e,
+            "config.json: unsupported value for `activation_function`: \"swish\""
+        );
+        let e = parse_config(r#"{"model_type": "bert"}"#)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "config.json: unsupported value for `model_type`: \"bert\""
+        );
         let e = parse_config(r#"{"model_type": "vit", "hidden_size": "x"}"#)
             .unwrap_err()
             .to_string();
-        assert_eq!(e, "config.json: invalid `hidden_size`: expected a non-negative integer, found \"x\"");
+        assert_eq!(
+            e,
+            "config.json: invalid `hidden_size`: expected a non-negative integer, found \"x\""
+        );
         let e = parse_config(r#"{"model_type": "vit", "norm_placement": "middle"}"#)
             .unwrap_err()
             .to_string();
-        assert_eq!(e, "config.json: unsupported value for `norm_placement`: \"middle\"");
+        assert_eq!(
+            e,
+            "config.json: unsupported value for `norm_placement`: \"middle\""
+        );
     }
 }

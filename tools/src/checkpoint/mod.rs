@@ -12,8 +12,8 @@ use std::path::Path;
 
 use crate::error::Result;
 
-pub use config::{ModelConfig, read_config};
-pub use safetensors::{Tensor, TensorMap, read_safetensors};
+pub use config::{read_config, ModelConfig};
+pub use safetensors::{read_safetensors, Tensor, TensorMap};
 
 /// File name of the config inside a checkpoint directory.
 pub const CONFIG_FILE: &str = "config.json";

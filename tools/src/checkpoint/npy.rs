@@ -97,8 +97,8 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
         .checked_add(hlen)
         .filter(|&e| e <= bytes.len())
         .ok_or_else(|| bad("truncated header".into()))?;
-    let header = std::str::from_utf8(&bytes[start..end])
-        .map_err(|_| bad("header is not text".into()))?;
+    let header =
+        std::str::from_utf8(&bytes[start..end]).map_err(|_| bad("header is not text".into()))?;
 
     let descr = dict_value(header, "descr")
         .and_then(|v| v.strip_prefix('\''))
@@ -200,15 +200,23 @@ pub fn to_npy_bytes(array: &NpyArray) -> Vec<u8> {
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
     match &array.data {
-        NpyData::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        NpyData::I64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        NpyData::F32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        NpyData::I64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
     }
     out
 }
 
 /// Writes a float32 array (`data.len()` must equal the product of `shape`).
 pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
-    assert_eq!(shape.iter().product::<usize>(), data.len(), "shape/data mismatch");
+    assert_eq!(
+        shape.iter().product::<usize>(),
+        data.len(),
+        "shape/data mismatch"
+    );
     let a = NpyArray {
         shape: shape.to_vec(),
         data: NpyData::F32(data.to_vec()),
@@ -218,7 +226,11 @@ pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
 
 /// Writes an int64 array (`data.len()` must equal the product of `shape`).
 pub fn write_npy_i64(path: &Path, shape: &[usize], data: &[i64]) -> Result<()> {
-    assert_eq!(shape.iter().product::<usize>(), data.len(), "shape/data mismatch");
+    assert_eq!(
+        shape.iter().product::<usize>(),
+        data.len(),
+        "shape/data mismatch"
+    );
     let a = NpyArray {
         shape: shape.to_vec(),
         data: NpyData::I64(data.to_vec()),
@@ -248,7 +260,17 @@ mod tests {
             },
         ] {
             let b = to_npy_bytes(&a);
-            assert_eq!(b.len() % 64, (a.shape.iter().product::<usize>() * 4 * if matches!(a.data, NpyData::I64(_)) { 2 } else { 1 }) % 64);
+            assert_eq!(
+                b.len() % 64,
+                (a.shape.iter().product::<usize>()
+                    * 4
+                    * if matches!(a.data, NpyData::I64(_)) {
+                        2
+                    } else {
+                        1
+                    })
+                    % 64
+            );
             assert_eq!(parse_npy(&b, p).unwrap(), a);
         }
     }

@@ -156,7 +156,11 @@ pub fn parse_safetensors(bytes: &[u8], path: &Path) -> Result<TensorMap> {
                     .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
                     .collect::<Option<Vec<usize>>>()
             })
-            .ok_or_else(|| bad(format!("tensor `{name}`: `shape` is not a list of integers")))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "tensor `{name}`: `shape` is not a list of integers"
+                ))
+            })?;
         let offsets = entry
             .get("data_offsets")
             .and_then(Value::as_array)
@@ -308,7 +312,10 @@ mod tests {
         let mut b = 3u64.to_le_bytes().to_vec();
         b.extend_from_slice(b"[1]");
         let err = parse_safetensors(&b, p()).unwrap_err().to_string();
-        assert!(err.starts_with("x.safetensors: invalid safetensors file: header is not a JSON object"), "{err}");
+        assert!(
+            err.starts_with("x.safetensors: invalid safetensors file: header is not a JSON object"),
+            "{err}"
+        );
 
         let raw = RawTensor {
             name: "w".into(),
@@ -316,7 +323,7 @@ mod tests {
             shape: vec![3],
             bytes: vec![0; 8],
         };
-        let err = parse_safetensors(&serialize_raw(&[raw.clone()]), p())
+        let err = parse_safetensors(&serialize_raw(std::slice::from_ref(&raw)), p())
             .unwrap_err()
             .to_string();
         assert_eq!(err, "x.safetensors: invalid safetensors file: tensor `w`: shape [3] of F32 needs 12 bytes but data_offsets [0, 8] span 8");

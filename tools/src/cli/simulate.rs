@@ -181,8 +181,7 @@ fn read_ids(path: &Path) -> Result<Vec<Vec<usize>>> {
         .map(|row| {
             row.iter()
                 .map(|&i| {
-                    usize::try_from(i)
-                        .map_err(|_| Error::Input(format!("negative token id {i}")))
+                    usize::try_from(i).map_err(|_| Error::Input(format!("negative token id {i}")))
                 })
                 .collect()
         })

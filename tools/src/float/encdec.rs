@@ -19,7 +19,11 @@ pub fn memory(model: &EncoderDecoderModel, encoder_out: &Mat) -> Mat {
 }
 
 /// Teacher-forced decoder logits `[T, vocab]` for `decoder_ids` given an encoder output.
-pub fn logits(model: &EncoderDecoderModel, encoder_out: &Mat, decoder_ids: &[usize]) -> Result<Mat> {
+pub fn logits(
+    model: &EncoderDecoderModel,
+    encoder_out: &Mat,
+    decoder_ids: &[usize],
+) -> Result<Mat> {
     let mem = memory(model, encoder_out);
     Ok(gpt2::forward(&model.decoder, decoder_ids, Some(&mem))?.logits)
 }

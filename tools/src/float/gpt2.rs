@@ -84,7 +84,11 @@ pub fn forward(model: &Gpt2Model, ids: &[usize], memory: Option<&Mat>) -> Result
     let mut h = Mat::zeros(t, d);
     for (p, &id) in ids.iter().enumerate() {
         let row = h.row_mut(p);
-        for ((o, &e), &q) in row.iter_mut().zip(model.wte.row(id)).zip(model.positions.row(p)) {
+        for ((o, &e), &q) in row
+            .iter_mut()
+            .zip(model.wte.row(id))
+            .zip(model.positions.row(p))
+        {
             *o = e + q;
         }
     }
@@ -93,7 +97,9 @@ pub fn forward(model: &Gpt2Model, ids: &[usize], memory: Option<&Mat>) -> Result
         let scale = attn_scale(cfg, li);
         let qkv = ops::linear(&ops::layer_norm(&h, &b.ln_1), &b.c_attn);
         let parts = split_cols(&qkv, 3);
-        let (ctx, _) = ops::attention(&parts[0], &parts[1], &parts[2], cfg.n_head, scale, true, false);
+        let (ctx, _) = ops::attention(
+            &parts[0], &parts[1], &parts[2], cfg.n_head, scale, true, false,
+        );
         ops::add_assign(&mut h, &ops::linear(&ctx, &b.c_proj));
         if let (Some(x), Some(mem)) = (&b.cross, memory) {
             let q = ops::linear(&ops::layer_norm(&h, &x.ln), &x.q);
@@ -129,7 +135,11 @@ pub fn generate(
     max_new_tokens: usize,
 ) -> Result<Vec<Vec<usize>>> {
     let cfg = &model.config;
-    check_room(prompts.iter().map(Vec::len).max().unwrap_or(0), max_new_tokens, cfg.n_positions)?;
+    check_room(
+        prompts.iter().map(Vec::len).max().unwrap_or(0),
+        max_new_tokens,
+        cfg.n_positions,
+    )?;
     super::greedy_batch(
         prompts,
         max_new_tokens,
