@@ -1,0 +1,36 @@
+//! The `tools` command line: one module per subcommand, dispatched from [`run`].
+//!
+//! To add a subcommand (`convert`, `inspect`, `eval`, ...): add a module here with an
+//! `Args` struct (clap derive) and a `run(&Args, &mut dyn Write) -> Result<()>`, then a variant
+//! to [`Command`] and an arm to [`run`].
+
+pub mod simulate;
+
+use std::io::Write;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Result;
+
+/// Host CLI for core-attn: import checkpoints, simulate, (later) quantize, pack, inspect, eval.
+#[derive(Debug, Parser)]
+#[command(name = "tools", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a model on an input and print its outputs (float path: a checkpoint directory).
+    Simulate(simulate::SimulateArgs),
+}
+
+/// Runs a parsed command line, writing results to `out`.
+pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
+    match &cli.command {
+        Command::Simulate(args) => simulate::run(args, out),
+    }
+}

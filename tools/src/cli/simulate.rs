@@ -1,0 +1,189 @@
+//! `tools simulate MODEL --input FILE [--json] [--max-new-tokens N]`.
+//!
+//! MODEL is a checkpoint directory (`config.json` + `model.safetensors`): the f32 reference
+//! runs. (A packed int8 blob file will select the bit-exact core-attn simulation once the
+//! packer exists.)
+//!
+//! Inputs and outputs per architecture:
+//! - ViT: `.npy` float32 `[N, C, H, W]` (or `[C, H, W]`), used as `pixel_values` unchanged; or a
+//!   PGM/PNG image whose pixels `v` in `[0, 1]` become `(v - 0.5) / 0.5` (HF `ViTImageProcessor`
+//!   defaults: rescale 1/255, mean = std = 0.5; no resizing). JSON:
+//!   `{"logits": [[..] per image], "top1": [..]}`.
+//! - GPT-2: `.npy` int64 `[N, T]` (or `[T]`) prompt ids. JSON:
+//!   `{"generated": [[prompt + new ids] per row], "logits": [[[..] per position] per row]}`
+//!   where `logits` is the teacher-forced pass over the generated sequence (its first `T` rows
+//!   are the logits of the prompt).
+//! - Encoder-decoder: images as for ViT. JSON: `{"generated": [[start id + new ids] per image],
+//!   "logits": ...}`, logits again teacher-forced over the generated sequence (HF
+//!   `greedy_logits`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde_json::{json, Value};
+
+use crate::checkpoint::config::VitConfig;
+use crate::checkpoint::image::{is_image, parse_image};
+use crate::checkpoint::npy::{is_npy, parse_npy, NpyData};
+use crate::error::{Error, Result};
+use crate::float::{encdec, gpt2, ops, vit};
+use crate::model::{Mat, Model};
+
+/// Arguments of `simulate`.
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Checkpoint directory (config.json + model.safetensors).
+    pub model: PathBuf,
+    /// Input: .npy (float32 images [N,C,H,W] or int64 token ids [N,T]) or a PGM/PNG image.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// New tokens to generate (GPT-2 and encoder-decoder).
+    #[arg(long, default_value_t = 16)]
+    pub max_new_tokens: usize,
+}
+
+/// Runs `simulate`.
+pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<()> {
+    if args.model.is_file() {
+        return Err(Error::Unimplemented(format!(
+            "{}: simulating packed int8 blobs; pass a checkpoint directory",
+            args.model.display()
+        )));
+    }
+    let model = Model::load(&args.model)?;
+    let result = match &model {
+        Model::Vit(m) => {
+            let images = read_images(&args.input, &m.encoder.config)?;
+            let mut logits = Vec::new();
+            let mut top1 = Vec::new();
+            for img in &images {
+                let l = vit::classify(m, img)?;
+                top1.push(ops::argmax(&l));
+                logits.push(l);
+            }
+            json!({"logits": logits, "top1": top1})
+        }
+        Model::Gpt2(m) => {
+            let prompts = read_ids(&args.input)?;
+            let generated = gpt2::generate(m, prompts, args.max_new_tokens)?;
+            let logits = generated
+                .iter()
+                .map(|s| Ok(rows(&gpt2::logits(m, s)?)))
+                .collect::<Result<Vec<_>>>()?;
+            json!({"logits": logits, "generated": generated})
+        }
+        Model::EncoderDecoder(m) => {
+            let images = read_images(&args.input, &m.encoder.config)?;
+            let refs: Vec<&[f32]> = images.iter().map(Vec::as_slice).collect();
+            let generated = encdec::generate(m, &refs, args.max_new_tokens)?;
+            let logits = images
+                .iter()
+                .zip(&generated)
+                .map(|(img, s)| Ok(rows(&encdec::logits(m, &encdec::encode(m, img)?, s)?)))
+                .collect::<Result<Vec<_>>>()?;
+            json!({"logits": logits, "generated": generated})
+        }
+    };
+    let text = if args.json {
+        result.to_string()
+    } else {
+        human(&result)
+    };
+    writeln!(out, "{text}").map_err(|e| Error::io("<stdout>", e))
+}
+
+fn rows(m: &Mat) -> Vec<Vec<f32>> {
+    (0..m.rows).map(|r| m.row(r).to_vec()).collect()
+}
+
+/// Text output: one line per image or sequence.
+fn human(v: &Value) -> String {
+    let mut lines = Vec::new();
+    if let Some(top1) = v.get("top1").and_then(Value::as_array) {
+        for (i, t) in top1.iter().enumerate() {
+            let logit = &v["logits"][i][t.as_u64().unwrap_or(0) as usize];
+            lines.push(format!("image {i}: top1 {t} (logit {logit})"));
+        }
+    }
+    if let Some(g) = v.get("generated").and_then(Value::as_array) {
+        for (i, s) in g.iter().enumerate() {
+            lines.push(format!("sequence {i}: {s}"));
+        }
+    }
+    lines.join("\n")
+}
+
+/// Reads images for a ViT encoder: `[C*H*W]` f32 per image.
+fn read_images(path: &Path, cfg: &VitConfig) -> Result<Vec<Vec<f32>>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (c, (h, w)) = (cfg.num_channels, cfg.image_size);
+    if is_image(&bytes) {
+        let img = parse_image(&bytes, path)?;
+        if (img.channels, img.height, img.width) != (c, h, w) {
+            return Err(Error::Input(format!(
+                "image is {}x{} with {} channel(s), model expects {h}x{w} with {c} channel(s)",
+                img.width, img.height, img.channels
+            )));
+        }
+        return Ok(vec![img.data.iter().map(|v| (v - 0.5) / 0.5).collect()]);
+    }
+    if !is_npy(&bytes) {
+        return Err(Error::Input(format!(
+            "{}: not a .npy, PGM or PNG file",
+            path.display()
+        )));
+    }
+    let a = parse_npy(&bytes, path)?;
+    let NpyData::F32(data) = a.data else {
+        return Err(Error::Input(format!(
+            "{}: images must be float32, found int64",
+            path.display()
+        )));
+    };
+    let n = match a.shape.as_slice() {
+        [n, cc, hh, ww] if (*cc, *hh, *ww) == (c, h, w) => *n,
+        [cc, hh, ww] if (*cc, *hh, *ww) == (c, h, w) => 1,
+        s => {
+            return Err(Error::Input(format!(
+                "images have shape {s:?}, model expects [N, {c}, {h}, {w}]"
+            )))
+        }
+    };
+    if n == 0 {
+        return Err(Error::Input("no images in input".into()));
+    }
+    Ok(data.chunks_exact(c * h * w).map(<[f32]>::to_vec).collect())
+}
+
+/// Reads prompt ids: int64 `[N, T]` or `[T]`.
+fn read_ids(path: &Path) -> Result<Vec<Vec<usize>>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let a = parse_npy(&bytes, path)?;
+    let NpyData::I64(ids) = a.data else {
+        return Err(Error::Input(format!(
+            "{}: token ids must be int64, found float32",
+            path.display()
+        )));
+    };
+    let t = match a.shape.as_slice() {
+        [_, t] | [t] if *t > 0 => *t,
+        s => {
+            return Err(Error::Input(format!(
+                "token ids have shape {s:?}, expected [N, T] with T > 0"
+            )))
+        }
+    };
+    ids.chunks_exact(t)
+        .map(|row| {
+            row.iter()
+                .map(|&i| {
+                    usize::try_from(i).map_err(|_| Error::Input(format!("negative token id {i}")))
+                })
+                .collect()
+        })
+        .collect()
+}

@@ -1,0 +1,20 @@
+//! Host-side tools for `core-attn`: checkpoint import, the f32 reference implementation, and
+//! the `tools` CLI.
+//!
+//! - [`checkpoint`]: safetensors, `config.json`, `.npy` and image readers.
+//! - [`model`]: typed f32 models (ViT classifier, GPT-2, vision encoder-decoder) loaded with
+//!   strict checks on every tensor.
+//! - [`float`]: the f32 reference forward passes.
+//! - [`cli`]: the command-line interface (one module per subcommand).
+//! - [`error`]: the crate's error type; every message is one line.
+
+#![warn(missing_docs)]
+
+pub mod checkpoint;
+pub mod cli;
+pub mod error;
+pub mod float;
+pub mod model;
+
+pub use error::{Error, Result};
+pub use model::Model;
