@@ -1,54 +1,296 @@
-//! LayerNorm — PLACEHOLDER with the agreed API (float-free but crude); replaced by the real
-//! integer kernel.
-#![allow(missing_docs)]
+//! LayerNorm, integer-only.
+//!
+//! Standard definition over the last axis (width `D`), biased variance, `ε` inside the root:
+//!
+//! `y_i = (x_i − μ) / √(σ² + ε) · γ_i + β_i`,  `μ = Σx/D`,  `σ² = Σ(x − μ)²/D`.
+//!
+//! (The reference lecture's formula omits the `1/D` in `σ` and `ε`; this is the standard one, the
+//! one PyTorch, ViT and GPT-2 use.)
+//!
+//! # Integer formulation
+//! The input is an int8 row `q_i` with scale `s_x` and zero point `z_x`. Subtracting the mean
+//! removes `z_x`, and the division by the standard deviation removes `s_x` — except in `ε`,
+//! which in input-LSB² units is `e = ε / s_x²`. Multiplying numerator and denominator by `D`:
+//!
+//! - `S = Σ q_j`, `Q = Σ q_j²`;
+//! - `c_i = D·q_i − S` (`= D·(q_i − μ)`, exact);
+//! - `V = D·Q − S²` (`= D²·σ² = Σ_{j<k} (q_j − q_k)²`, exact, never negative);
+//! - `n_i = c_i / √(V + D²·e)` (the normalized value, no division by `D` anywhere).
+//!
+//! `e` is stored as [`LayerNorm::epsilon`], an unsigned fixed-point number with
+//! [`EPSILON_FRAC_BITS`] = 40 fractional bits (Q24.40 in a `u64`): resolution `2^-40 ≈ 9·10^-13`
+//! LSB², range below `2^24` LSB². ViT's `ε = 10^-12` and GPT-2's `ε = 10^-5` both land in range
+//! for any input scale above `2^-12·√ε`; an `e` that rounds to 0 (`e < 2^-41`) changes the
+//! denominator by a relative `e/(2σ²) ≤ e·D < 2^-27` at most (a row that is not constant has `σ² ≥ (D−1)/D² ≥ 1/(2D)`), and a
+//! constant row (`σ² = 0`) gives `c_i = 0`, hence exactly `β` for every `ε`, including 0.
+//!
+//! The denominator `T = V·2^40 + D²·e_q` (a `u128`) is normalized by an even shift `2k` into
+//! `[2^60, 2^62)`, its floor square root `s ∈ [2^30, 2^31)` is taken with an exact bitwise integer
+//! square root ([`isqrt_u64`]), and one `u64` division per row gives `r = round(2^62 / s)`, so
+//! `1/√T ≈ r · 2^(−62−k)` to a relative `2^-29`. Then, per element,
+//!
+//! - `n_i` in Q24: `ñ_i = round(c_i · r · 2^−(18+k))`;
+//! - `y_i = round((ñ_i · g_i + b_i · 2^24) · 2^−40) + z_out`, saturated to int8,
+//!
+//! where `g_i = round(γ_i / s_out · 2^16)` ([`GAMMA_FRAC_BITS`]) and `b_i = round(β_i / s_out ·
+//! 2^16)` ([`BETA_FRAC_BITS`]) are folded with the output scale at pack time
+//! ([`LayerNormParams::quantize`]). Rounding is half up (arithmetic shift of the value plus half).
+//!
+//! # Overflow (for `1 ≤ D ≤ MAX_WIDTH = 2^14`, any `i32` γ/β and any `u64` ε)
+//! - `|S| ≤ 128·D ≤ 2^21` (`i32`), `Q ≤ 128²·D = 2^28` (`i64`);
+//! - `|c_i| ≤ 255·D < 2^22` (`i32`: `|q_i − μ| ≤ 255`);
+//! - `D·Q ≤ 2^42` and `S² ≤ 2^42`, so `V` fits `i64` easily (and `V ≤ D²·255²/4 < 2^42`);
+//! - `T ≤ 2^42·2^40 + 2^28·2^64 < 2^93` (`u128`), so `k ≤ 16`;
+//!   a non-constant row has `V ≥ D − 1 ≥ 1`, so `T ≥ 2^40` and `k ≥ −10`: the shift `18 + k`
+//!   of `ñ` is in `8..=34` (a constant row skips the division entirely);
+//! - `r ≤ 2^32 − 1` (clamped; `s ≥ 2^30`), so `|c_i · r| < 2^54` (`i64`);
+//! - `|n_i| ≤ √(D−1) < 128` (the largest deviation over the biased standard deviation), and the
+//!   computed value exceeds it by a relative `2^-29` plus `2^-25` at most, so `|ñ_i| < 2^31`;
+//! - `|ñ_i · g_i| < 2^31 · 2^31 = 2^62`, `|b_i · 2^24| < 2^55`, rounding constant `2^39`: the sum
+//!   stays below `2^63` (`i64`); after the shift `|y| < 2^23`.
+//!
+//! # Error
+//! Against the f64 LayerNorm of the same int8 inputs with the f64 γ, β and ε, quantized with
+//! the output parameters (`round(y/s_out) + z_out`, saturated), the output differs by at most
+//! [`LAYER_NORM_MAX_LSB_ERROR`] = 1 LSB. Before the final rounding the integer value is within
+//! `2^-6` output LSB of the real one for `|γ/s_out| < 2^15` (the Q16 range): `|n|·2^-17` from γ's
+//! rounding (`≤ 2^-10`), `2^-17` from β's, `|γ/s_out|·2^-25` from `ñ`'s rounding (`≤ 2^-10`),
+//! a relative `2^-29` on `n·γ/s_out` from the reciprocal square root (`≤ 2^-7`) and a smaller
+//! share from ε's rounding; so the output is exact unless the real value lies within `2^-6` LSB
+//! of a rounding boundary (tested).
 
-use crate::Error;
+use crate::error::check_len;
+use crate::{Error, MAX_WIDTH};
 
-#[derive(Debug, Clone, Copy)]
+/// Fractional bits of [`LayerNorm::epsilon`] (ε in input LSB², unsigned Q24.40).
+pub const EPSILON_FRAC_BITS: u32 = 40;
+
+/// Fractional bits of [`LayerNorm::gamma`] (γ in output LSBs per unit of normalized value, Q15.16).
+pub const GAMMA_FRAC_BITS: u32 = 16;
+
+/// Fractional bits of [`LayerNorm::beta`] (β in output LSBs, Q15.16).
+pub const BETA_FRAC_BITS: u32 = 16;
+
+/// Fractional bits of the normalized value `(x − μ)/√(σ² + ε)` inside the kernel.
+const NORM_FRAC_BITS: u32 = 24;
+
+/// Documented bound: output LSBs between [`LayerNorm::run`] and the f64 LayerNorm of the same
+/// int8 inputs quantized with the output parameters (see the module's error argument).
+pub const LAYER_NORM_MAX_LSB_ERROR: u32 = 1;
+
+/// `⌊√n⌋`, exact, by the bitwise (digit-by-digit) method: 32 iterations of shifts, compares and
+/// subtractions, no division and no float.
+pub const fn isqrt_u64(n: u64) -> u64 {
+    let mut rem = n;
+    let mut root = 0u64;
+    let mut bit = 1u64 << 62;
+    while bit > rem {
+        bit >>= 2;
+    }
+    while bit != 0 {
+        if rem >= root + bit {
+            rem -= root + bit;
+            root = (root >> 1) + bit;
+        } else {
+            root >>= 1;
+        }
+        bit >>= 2;
+    }
+    root
+}
+
+/// Integer reciprocal square root of `t ≥ 1`: returns `(r, k)` with
+/// `1/√t ≈ r · 2^(−62−k)`, `r ∈ [2^31, 2^32)`, to a relative error below `2^-29`.
+///
+/// `t` is shifted by an even amount `2k` into `[2^60, 2^62)`, its floor square root `s` (in
+/// `[2^30, 2^31)`) is taken with [`isqrt_u64`] and `r = round(2^62 / s)` (one division).
+/// Returns `(0, 0)` for `t = 0`.
+pub fn rsqrt_u128(t: u128) -> (u32, i32) {
+    if t == 0 {
+        return (0, 0);
+    }
+    let bits = (128 - t.leading_zeros()) as i32;
+    // bits − 2k ∈ {61, 62}.
+    let k = (bits - 61).div_euclid(2);
+    let tn = if k >= 0 {
+        t >> (2 * k) as u32
+    } else {
+        t << (-2 * k) as u32
+    } as u64;
+    let s = isqrt_u64(tn); // in [2^30, 2^31)
+    let r = ((1u64 << 62) + s / 2) / s; // in [2^31, 2^32]
+    (r.min(u32::MAX as u64) as u32, k)
+}
+
+/// Parameters of one LayerNorm, borrowed (zero-copy from a model blob: two `i32` arrays and
+/// scalars).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LayerNorm<'a> {
+    /// Features per row `D`, `1..=MAX_WIDTH`.
     pub width: usize,
+    /// `round(γ_i / s_out · 2^GAMMA_FRAC_BITS)`, one per feature: output LSBs per unit of
+    /// normalized value, Q15.16 (any `i32` is safe, see the module's overflow argument).
     pub gamma: &'a [i32],
+    /// `round(β_i / s_out · 2^BETA_FRAC_BITS)`, one per feature: output LSBs, Q15.16 (the output
+    /// zero point is added separately).
     pub beta: &'a [i32],
-    pub epsilon: u32,
+    /// `ε / s_x²` in input LSB², unsigned fixed point with [`EPSILON_FRAC_BITS`] = 40 fractional
+    /// bits (Q24.40). Any value is safe.
+    pub epsilon: u64,
+    /// Output zero point, `-128..=127`.
     pub output_zero_point: i32,
 }
 
 impl<'a> LayerNorm<'a> {
+    /// Check the width, the lengths of `gamma` and `beta` and the output zero point.
     pub fn validate(&self) -> Result<(), Error> {
+        self.check_width()?;
+        check_len("layer norm gamma", self.width, self.gamma.len())?;
+        check_len("layer norm beta", self.width, self.beta.len())?;
+        if !(-128..=127).contains(&self.output_zero_point) {
+            return Err(Error::BadDimension {
+                what: "layer norm output zero point",
+                value: self.output_zero_point.unsigned_abs() as usize,
+            });
+        }
         Ok(())
     }
+
+    fn check_width(&self) -> Result<(), Error> {
+        if self.width == 0 || self.width > MAX_WIDTH {
+            return Err(Error::BadDimension {
+                what: "layer norm width",
+                value: self.width,
+            });
+        }
+        Ok(())
+    }
+
+    /// Check everything `run` indexes by, and that `len` is a whole number of rows.
+    fn check_shapes(&self, len: usize) -> Result<(), Error> {
+        self.check_width()?;
+        check_len("layer norm gamma", self.width, self.gamma.len())?;
+        check_len("layer norm beta", self.width, self.beta.len())?;
+        if len % self.width != 0 {
+            return Err(Error::ShapeMismatch {
+                what: "layer norm input",
+                expected: len / self.width * self.width,
+                found: len,
+            });
+        }
+        Ok(())
+    }
+
+    /// Normalize every row of `input` (`[rows][width]`, rows = `input.len() / width`) into
+    /// `output` (same length).
+    ///
+    /// Shapes are checked; the zero point's range is not (call [`LayerNorm::validate`] once when
+    /// the parameters are loaded; an out-of-range zero point only shifts the saturated result).
     pub fn run(&self, input: &[i8], output: &mut [i8]) -> Result<(), Error> {
-        let d = self.width as i64;
+        self.check_shapes(input.len())?;
+        check_len("layer norm output", input.len(), output.len())?;
         for (x, y) in input
             .chunks_exact(self.width)
             .zip(output.chunks_exact_mut(self.width))
         {
-            let sum: i64 = x.iter().map(|&v| v as i64).sum();
-            let sq: i64 = x.iter().map(|&v| (v as i64) * (v as i64)).sum();
-            let var = (d * sq - sum * sum) as f64 / (d * d) as f64;
-            let mean = sum as f64 / d as f64;
-            let inv = 1.0 / (var + self.epsilon as f64 / 65536.0).sqrt();
-            for i in 0..self.width {
-                let n = (x[i] as f64 - mean) * inv;
-                let v = n * self.gamma[i] as f64 / 4096.0 + self.beta[i] as f64 / 4096.0;
-                y[i] = (v.round() as i32 + self.output_zero_point).clamp(-128, 127) as i8;
+            let stats = self.row_stats(x);
+            for ((yo, &xi), (&g, &b)) in y.iter_mut().zip(x).zip(self.gamma.iter().zip(self.beta)) {
+                *yo = self.output_one(&stats, xi, g, b);
             }
         }
         Ok(())
     }
+
+    /// [`LayerNorm::run`] in place: each output only depends on its own input and on the row's
+    /// sums, which are taken before the row is overwritten.
+    pub fn run_in_place(&self, data: &mut [i8]) -> Result<(), Error> {
+        self.check_shapes(data.len())?;
+        for row in data.chunks_exact_mut(self.width) {
+            let stats = self.row_stats(row);
+            for (v, (&g, &b)) in row.iter_mut().zip(self.gamma.iter().zip(self.beta)) {
+                *v = self.output_one(&stats, *v, g, b);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sums, the reciprocal square root and the shift for one row.
+    #[inline]
+    fn row_stats(&self, x: &[i8]) -> RowStats {
+        let d = x.len() as i64;
+        let mut sum = 0i32;
+        let mut sumsq = 0i64;
+        for &v in x {
+            let v = v as i32;
+            sum += v;
+            sumsq += (v * v) as i64;
+        }
+        // V = D·Q − S² = Σ_{j<k} (x_j − x_k)² ≥ 0, below 2^42.
+        let var_d2 = d * sumsq - sum as i64 * sum as i64;
+        if var_d2 <= 0 {
+            // Constant row: every c_i is 0, the output is β whatever ε is.
+            return RowStats {
+                sum,
+                recip: 0,
+                shift: 1,
+            };
+        }
+        let t = ((var_d2 as u128) << EPSILON_FRAC_BITS)
+            + (d as u128 * d as u128) * self.epsilon as u128;
+        let (recip, k) = rsqrt_u128(t);
+        // n = c · 2^20 / √T ≈ c · r · 2^(20 − 62 − k); in Q24 the right shift is 18 + k, which
+        // is in 8..=34 because 2^40 ≤ T < 2^93.
+        let shift = 62 + k - (EPSILON_FRAC_BITS / 2) as i32 - NORM_FRAC_BITS as i32;
+        RowStats {
+            sum,
+            recip,
+            shift: shift.clamp(1, 62) as u32,
+        }
+    }
+
+    #[inline(always)]
+    fn output_one(&self, st: &RowStats, x: i8, gamma: i32, beta: i32) -> i8 {
+        const OUT_SHIFT: u32 = NORM_FRAC_BITS + GAMMA_FRAC_BITS;
+        let c = self.width as i32 * x as i32 - st.sum;
+        let n = (c as i64 * st.recip as i64 + (1i64 << (st.shift - 1))) >> st.shift;
+        let acc = n * gamma as i64
+            + ((beta as i64) << (OUT_SHIFT - BETA_FRAC_BITS))
+            + (1i64 << (OUT_SHIFT - 1));
+        let y = (acc >> OUT_SHIFT) + self.output_zero_point as i64;
+        y.clamp(-128, 127) as i8
+    }
 }
 
+/// Per-row quantities shared by every element of the row.
+struct RowStats {
+    sum: i32,
+    recip: u32,
+    shift: u32,
+}
+
+/// Owned LayerNorm parameters built on the host from float γ, β and ε (pack time).
 #[cfg(feature = "std")]
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerNormParams {
+    /// See [`LayerNorm::gamma`].
     pub gamma: std::vec::Vec<i32>,
+    /// See [`LayerNorm::beta`].
     pub beta: std::vec::Vec<i32>,
-    pub epsilon: u32,
+    /// See [`LayerNorm::epsilon`].
+    pub epsilon: u64,
+    /// See [`LayerNorm::output_zero_point`].
     pub output_zero_point: i32,
 }
 
 #[cfg(feature = "std")]
 impl LayerNormParams {
+    /// Fold γ and β with the output scale and express ε in input LSB².
+    ///
+    /// Errors: [`Error::ShapeMismatch`] if `beta` and `gamma` differ in length,
+    /// [`Error::BadDimension`] for a width of 0 or above [`MAX_WIDTH`] or an output zero point
+    /// outside int8, [`Error::BadRequant`] for a non-positive or non-finite scale, a negative or
+    /// non-finite ε, ε / s_x² of `2^24` LSB² or more, or a γ / s_out or β / s_out of `2^15` or
+    /// more in magnitude (outside Q15.16).
     pub fn quantize(
         gamma: &[f32],
         beta: &[f32],
@@ -56,19 +298,41 @@ impl LayerNormParams {
         input: crate::quant::QParams,
         output: crate::quant::QParams,
     ) -> Result<Self, Error> {
-        Ok(LayerNormParams {
+        check_len("layer norm beta", gamma.len(), beta.len())?;
+        let scale_ok = |s: f64| s.is_finite() && s > 0.0;
+        if !scale_ok(input.scale) || !scale_ok(output.scale) || !eps.is_finite() || eps < 0.0 {
+            return Err(Error::BadRequant);
+        }
+        let e = (eps / (input.scale * input.scale) * 2f64.powi(EPSILON_FRAC_BITS as i32)).round();
+        // 2^64 is exactly representable; anything at or above it does not fit.
+        if !e.is_finite() || e >= 18_446_744_073_709_551_616.0 {
+            return Err(Error::BadRequant);
+        }
+        let fold = |v: f32, frac: u32| -> Result<i32, Error> {
+            let q = (v as f64 / output.scale * 2f64.powi(frac as i32)).round();
+            if q.is_finite() && q >= i32::MIN as f64 && q <= i32::MAX as f64 {
+                Ok(q as i32)
+            } else {
+                Err(Error::BadRequant)
+            }
+        };
+        let params = LayerNormParams {
             gamma: gamma
                 .iter()
-                .map(|&g| (g as f64 / output.scale * 4096.0).round() as i32)
-                .collect(),
+                .map(|&g| fold(g, GAMMA_FRAC_BITS))
+                .collect::<Result<_, _>>()?,
             beta: beta
                 .iter()
-                .map(|&g| (g as f64 / output.scale * 4096.0).round() as i32)
-                .collect(),
-            epsilon: (eps / (input.scale * input.scale) * 65536.0).min(4e9) as u32,
+                .map(|&b| fold(b, BETA_FRAC_BITS))
+                .collect::<Result<_, _>>()?,
+            epsilon: e as u64,
             output_zero_point: output.zero_point,
-        })
+        };
+        params.as_layer_norm().validate()?;
+        Ok(params)
     }
+
+    /// Borrow as the run-time [`LayerNorm`].
     pub fn as_layer_norm(&self) -> LayerNorm<'_> {
         LayerNorm {
             width: self.gamma.len(),
@@ -77,5 +341,46 @@ impl LayerNormParams {
             epsilon: self.epsilon,
             output_zero_point: self.output_zero_point,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isqrt_exact_at_boundaries() {
+        for n in [
+            0u64,
+            1,
+            2,
+            3,
+            4,
+            15,
+            16,
+            17,
+            1 << 40,
+            (1 << 62) - 1,
+            u64::MAX,
+        ] {
+            let s = isqrt_u64(n) as u128;
+            assert!(s * s <= n as u128 && (s + 1) * (s + 1) > n as u128, "{n}");
+        }
+    }
+
+    #[test]
+    fn constant_row_gives_beta() {
+        let gamma = [1 << 20, -(1 << 20), 5];
+        let beta = [3 << 16, -(7 << 16), 0];
+        let ln = LayerNorm {
+            width: 3,
+            gamma: &gamma,
+            beta: &beta,
+            epsilon: 0,
+            output_zero_point: 2,
+        };
+        let mut out = [0i8; 3];
+        ln.run(&[-128; 3], &mut out).unwrap();
+        assert_eq!(out, [5, -5, 2]);
     }
 }
