@@ -86,7 +86,7 @@ fn run_encoder(f: &EncoderBlockF, n: usize) -> f64 {
     let d = f.width();
     let mut calib = Calibration::default();
     let in_q = QParams::asymmetric(-4.5, 4.5);
-    for s in 0..4 {
+    for s in 0..128 {
         let (_, x) = quantize_input(&input(100 + s, n, d), in_q);
         f.forward(&x, "", &mut calib);
     }
@@ -150,7 +150,7 @@ fn calibrate_decoder(f: &DecoderBlockF, n: usize, m: usize) -> Dec {
     let in_q = QParams::asymmetric(-4.5, 4.5);
     let enc_q = QParams::asymmetric(-4.5, 4.5);
     let mut calib = Calibration::default();
-    for s in 0..4 {
+    for s in 0..128 {
         let (_, x) = quantize_input(&input(200 + s, n, d), in_q);
         let (_, e) = quantize_input(&input(300 + s, m, d), enc_q);
         f.forward(&x, f.cross.as_ref().map(|_| e.as_slice()), "", &mut calib);
