@@ -327,3 +327,41 @@ fn shape_errors_are_reported() {
         })
     );
 }
+
+/// The overflow bounds in the module docs, exercised at the crate's limits with the largest
+/// magnitudes: a head as wide as `MAX_WIDTH` (scores reach 2^28) and `MAX_SEQ_LEN` keys (the
+/// exponential sum reaches 2^30).
+#[test]
+fn limits_max_width_and_max_sequence() {
+    use core_attn::{MAX_SEQ_LEN, MAX_WIDTH};
+    for (width, nk) in [(MAX_WIDTH, 3), (4, MAX_SEQ_LEN)] {
+        let p = AttentionParams::quantize(1, width, 0.01, 0.01, 0.01, QParams::symmetric(1.28))
+            .unwrap();
+        let q = vec![-128i8; width];
+        let k = vec![-128i8; nk * width];
+        // Values alternate ±127 by key so the average is ~0 only if all weights are equal.
+        let v: Vec<i8> = (0..nk * width)
+            .map(|i| if (i / width) % 2 == 0 { 127 } else { -127 })
+            .collect();
+        let mut out = vec![0i8; width];
+        let mut scratch = vec![0i32; nk];
+        p.as_attention()
+            .run(
+                Rows::contiguous(&q, width).unwrap(),
+                Rows::contiguous(&k, width).unwrap(),
+                Rows::contiguous(&v, width).unwrap(),
+                Mask::None,
+                &mut out,
+                &mut scratch,
+            )
+            .unwrap();
+        // Equal scores: uniform weights; the mean of the values is 127/nk for odd nk, 0 for even.
+        let mean = if nk % 2 == 1 { 127.0 / nk as f64 } else { 0.0 };
+        let expect = (mean * 0.01 * 127.0 / 1.28).round() as i32;
+        assert!(
+            out.iter().all(|&o| (o as i32 - expect).abs() <= 1),
+            "width {width} nk {nk}: {:?}",
+            &out[..4]
+        );
+    }
+}
