@@ -71,6 +71,40 @@ fn take<'b>(buf: &'b mut [i8], len: usize, what: &'static str) -> Result<&'b mut
     })
 }
 
+/// The parts every block has, for shared validation.
+struct Common<'r, 'a> {
+    ln1: &'r LayerNorm<'a>,
+    qkv: &'r Linear<'a>,
+    attention: &'r Attention<'a>,
+    proj: &'r Linear<'a>,
+    add1: &'r ResidualAdd,
+    ln2: &'r LayerNorm<'a>,
+    mlp: &'r Mlp<'a>,
+    add2: &'r ResidualAdd,
+}
+
+/// Check each part of a block and that their shapes chain.
+fn validate_common(b: &Common<'_, '_>) -> Result<(), Error> {
+    let w = b.attention.width();
+    b.attention.validate()?;
+    b.ln1.validate()?;
+    b.ln2.validate()?;
+    crate::error::check_len("ln1 width", w, b.ln1.width)?;
+    crate::error::check_len("ln2 width", w, b.ln2.width)?;
+    b.qkv.validate()?;
+    crate::error::check_len("qkv input", w, b.qkv.in_features)?;
+    crate::error::check_len("qkv output", 3 * w, b.qkv.out_features)?;
+    if b.qkv.output_zero_point != 0 {
+        return Err(Error::BadRequant);
+    }
+    b.proj.validate()?;
+    crate::error::check_len("proj input", w, b.proj.in_features)?;
+    crate::error::check_len("proj output", w, b.proj.out_features)?;
+    b.add1.validate()?;
+    b.add2.validate()?;
+    b.mlp.validate(w)
+}
+
 /// An encoder block (bidirectional self-attention + MLP).
 #[derive(Debug, Clone, Copy)]
 pub struct EncoderBlock<'a> {
@@ -107,24 +141,16 @@ impl<'a> EncoderBlock<'a> {
 
     /// Check every part and that their shapes chain.
     pub fn validate(&self) -> Result<(), Error> {
-        let w = self.width();
-        self.attention.validate()?;
-        self.ln1.validate()?;
-        self.ln2.validate()?;
-        crate::error::check_len("ln1 width", w, self.ln1.width)?;
-        crate::error::check_len("ln2 width", w, self.ln2.width)?;
-        self.qkv.validate()?;
-        crate::error::check_len("qkv input", w, self.qkv.in_features)?;
-        crate::error::check_len("qkv output", 3 * w, self.qkv.out_features)?;
-        if self.qkv.output_zero_point != 0 {
-            return Err(Error::BadRequant);
-        }
-        self.proj.validate()?;
-        crate::error::check_len("proj input", w, self.proj.in_features)?;
-        crate::error::check_len("proj output", w, self.proj.out_features)?;
-        self.add1.validate()?;
-        self.add2.validate()?;
-        self.mlp.validate(w)
+        validate_common(&Common {
+            ln1: &self.ln1,
+            qkv: &self.qkv,
+            attention: &self.attention,
+            proj: &self.proj,
+            add1: &self.add1,
+            ln2: &self.ln2,
+            mlp: &self.mlp,
+            add2: &self.add2,
+        })
     }
 
     /// Run the block on `x` (`[tokens][width]`) in place.
@@ -277,26 +303,20 @@ impl<'a> DecoderBlock<'a> {
 
     /// Check every part and that their shapes chain.
     pub fn validate(&self) -> Result<(), Error> {
-        let w = self.width();
-        self.attention.validate()?;
-        self.ln1.validate()?;
-        self.ln2.validate()?;
-        crate::error::check_len("ln1 width", w, self.ln1.width)?;
-        crate::error::check_len("ln2 width", w, self.ln2.width)?;
-        self.qkv.validate()?;
-        crate::error::check_len("qkv input", w, self.qkv.in_features)?;
-        crate::error::check_len("qkv output", 3 * w, self.qkv.out_features)?;
-        if self.qkv.output_zero_point != 0 {
-            return Err(Error::BadRequant);
+        validate_common(&Common {
+            ln1: &self.ln1,
+            qkv: &self.qkv,
+            attention: &self.attention,
+            proj: &self.proj,
+            add1: &self.add1,
+            ln2: &self.ln2,
+            mlp: &self.mlp,
+            add2: &self.add2,
+        })?;
+        match &self.cross {
+            Some(c) => c.validate(self.width()),
+            None => Ok(()),
         }
-        self.proj.validate()?;
-        crate::error::check_len("proj output", w, self.proj.out_features)?;
-        self.add1.validate()?;
-        self.add2.validate()?;
-        if let Some(c) = &self.cross {
-            c.validate(w)?;
-        }
-        self.mlp.validate(w)
     }
 
     /// Run the block on the new tokens `x` (`[tokens][width]`, in place), which sit at positions

@@ -115,6 +115,59 @@ fn linear_parts(f: &LinearF, input: QParams, parts: &[QParams]) -> Result<Linear
     LinearParams::quantize(&f.w, &f.b, f.in_features, input, &scales, 0)
 }
 
+/// The self-attention sublayer's quantized parts, shared by encoder and decoder blocks.
+struct SelfAttentionParts {
+    qkv: LinearParams,
+    attention: AttentionParams,
+    proj: LinearParams,
+    add1: ResidualAdd,
+    /// Quantization of the residual stream after `add1`.
+    q_add1: QParams,
+}
+
+/// Quantize QKV → attention → projection → residual add, with QKV reading `qkv_in` and the
+/// residual stream entering as `residual`.
+#[allow(clippy::too_many_arguments)]
+fn self_attention_parts(
+    qkv: &LinearF,
+    proj: &LinearF,
+    heads: usize,
+    width: usize,
+    calib: &Calibration,
+    prefix: &str,
+    qkv_in: QParams,
+    residual: QParams,
+) -> Result<SelfAttentionParts, Error> {
+    if heads == 0 || width % heads != 0 {
+        return Err(Error::BadDimension {
+            what: "heads (must divide width)",
+            value: heads,
+        });
+    }
+    let (qq, qk, qv) = (
+        calib.symmetric(&p(prefix, "q"))?,
+        calib.symmetric(&p(prefix, "k"))?,
+        calib.symmetric(&p(prefix, "v"))?,
+    );
+    let q_attn = calib.symmetric(&p(prefix, "attn"))?;
+    let q_proj = calib.asymmetric(&p(prefix, "proj"))?;
+    let q_add1 = calib.asymmetric(&p(prefix, "add1"))?;
+    Ok(SelfAttentionParts {
+        qkv: linear_parts(qkv, qkv_in, &[qq, qk, qv])?,
+        attention: AttentionParams::quantize(
+            heads,
+            width / heads,
+            qq.scale,
+            qk.scale,
+            qv.scale,
+            q_attn,
+        )?,
+        proj: linear(proj, q_attn, q_proj)?,
+        add1: residual_add(residual, q_proj, q_add1)?,
+        q_add1,
+    })
+}
+
 /// Owned int8 MLP.
 #[derive(Debug, Clone)]
 pub struct MlpParams {
@@ -190,31 +243,25 @@ impl EncoderBlockParams {
         prefix: &str,
         input: QParams,
     ) -> Result<(Self, QParams), Error> {
-        let w = f.width();
-        let heads = f.heads;
-        if heads == 0 || w % heads != 0 {
-            return Err(Error::BadDimension {
-                what: "heads (must divide width)",
-                value: heads,
-            });
-        }
         let pre = f.placement == NormPlacement::Pre;
-        let (qq, qk, qv) = (
-            calib.symmetric(&p(prefix, "q"))?,
-            calib.symmetric(&p(prefix, "k"))?,
-            calib.symmetric(&p(prefix, "v"))?,
-        );
         let q_ln1 = calib.asymmetric(&p(prefix, "ln1"))?;
-        let q_attn = calib.symmetric(&p(prefix, "attn"))?;
-        let q_proj = calib.asymmetric(&p(prefix, "proj"))?;
-        let q_add1 = calib.asymmetric(&p(prefix, "add1"))?;
         let q_ln2 = calib.asymmetric(&p(prefix, "ln2"))?;
         let q_add2 = calib.asymmetric(&p(prefix, "add2"))?;
         let qkv_in = if pre { q_ln1 } else { input };
+        let sa = self_attention_parts(
+            &f.qkv,
+            &f.proj,
+            f.heads,
+            f.width(),
+            calib,
+            prefix,
+            qkv_in,
+            input,
+        )?;
         let (ln1, x1) = if pre {
-            (layer_norm(&f.ln1, input, q_ln1)?, q_add1)
+            (layer_norm(&f.ln1, input, q_ln1)?, sa.q_add1)
         } else {
-            (layer_norm(&f.ln1, q_add1, q_ln1)?, q_ln1)
+            (layer_norm(&f.ln1, sa.q_add1, q_ln1)?, q_ln1)
         };
         let (mlp_in, ln2) = if pre {
             (q_ln2, layer_norm(&f.ln2, x1, q_ln2)?)
@@ -227,17 +274,10 @@ impl EncoderBlockParams {
             EncoderBlockParams {
                 placement: f.placement,
                 ln1,
-                qkv: linear_parts(&f.qkv, qkv_in, &[qq, qk, qv])?,
-                attention: AttentionParams::quantize(
-                    heads,
-                    w / heads,
-                    qq.scale,
-                    qk.scale,
-                    qv.scale,
-                    q_attn,
-                )?,
-                proj: linear(&f.proj, q_attn, q_proj)?,
-                add1: residual_add(input, q_proj, q_add1)?,
+                qkv: sa.qkv,
+                attention: sa.attention,
+                proj: sa.proj,
+                add1: sa.add1,
                 ln2,
                 mlp,
                 add2: residual_add(x1, q_fc2, q_add2)?,
@@ -314,21 +354,9 @@ impl DecoderBlockParams {
     ) -> Result<(Self, QParams), Error> {
         let w = f.width();
         let heads = f.heads;
-        if heads == 0 || w % heads != 0 {
-            return Err(Error::BadDimension {
-                what: "heads (must divide width)",
-                value: heads,
-            });
-        }
-        let (qq, qk, qv) = (
-            calib.symmetric(&p(prefix, "q"))?,
-            calib.symmetric(&p(prefix, "k"))?,
-            calib.symmetric(&p(prefix, "v"))?,
-        );
         let q_ln1 = calib.asymmetric(&p(prefix, "ln1"))?;
-        let q_attn = calib.symmetric(&p(prefix, "attn"))?;
-        let q_proj = calib.asymmetric(&p(prefix, "proj"))?;
-        let q_add1 = calib.asymmetric(&p(prefix, "add1"))?;
+        let sa = self_attention_parts(&f.qkv, &f.proj, heads, w, calib, prefix, q_ln1, input)?;
+        let q_add1 = sa.q_add1;
         let mut x = q_add1;
         let cross = match (&f.cross, encoder) {
             (Some(c), Some(qe)) => {
@@ -371,17 +399,10 @@ impl DecoderBlockParams {
         Ok((
             DecoderBlockParams {
                 ln1: layer_norm(&f.ln1, input, q_ln1)?,
-                qkv: linear_parts(&f.qkv, q_ln1, &[qq, qk, qv])?,
-                attention: AttentionParams::quantize(
-                    heads,
-                    w / heads,
-                    qq.scale,
-                    qk.scale,
-                    qv.scale,
-                    q_attn,
-                )?,
-                proj: linear(&f.proj, q_attn, q_proj)?,
-                add1: residual_add(input, q_proj, q_add1)?,
+                qkv: sa.qkv,
+                attention: sa.attention,
+                proj: sa.proj,
+                add1: sa.add1,
                 cross,
                 ln2: layer_norm(&f.ln2, x, q_ln2)?,
                 mlp,
