@@ -1,1 +1,1 @@
-//! End-to-end tests live in `tests/`.
+//! Workspace-level end-to-end tests live in `tests/tests/`.
