@@ -29,7 +29,9 @@ fn main() -> ! {
     } else {
         debug::EXIT_FAILURE
     });
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 fn run(syst: &mut SYST, out: &mut hio::HostStream) -> Result<(), ()> {
@@ -66,5 +68,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
         let _ = writeln!(Line(&mut out), "panic: {info}");
     }
     debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }

@@ -8,7 +8,7 @@
 //! only when `acc · r` lies within `|acc| · 2^(s-62)` of a rounding boundary.
 //!
 //! Everything here is integer arithmetic; the constructors from a real scale live in
-//! [`Requant::from_real`] behind the `std` feature (pack time, never at run time).
+//! `Requant::from_real` behind the `std` feature (pack time, never at run time).
 
 use crate::Error;
 
