@@ -34,7 +34,7 @@
 //!
 //! where `g_i = round(γ_i / s_out · 2^16)` ([`GAMMA_FRAC_BITS`]) and `b_i = round(β_i / s_out ·
 //! 2^16)` ([`BETA_FRAC_BITS`]) are folded with the output scale at pack time
-//! ([`LayerNormParams::quantize`]). Rounding is half up (arithmetic shift of the value plus half).
+//! (`LayerNormParams::quantize`, `std` feature). Rounding is half up (arithmetic shift of the value plus half).
 //!
 //! # Overflow (for `1 ≤ D ≤ MAX_WIDTH = 2^14`, any `i32` γ/β and any `u64` ε)
 //! - `|S| ≤ 128·D ≤ 2^21` (`i32`), `Q ≤ 128²·D = 2^28` (`i64`);
