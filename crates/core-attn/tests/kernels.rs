@@ -426,6 +426,15 @@ fn softmax_named_rows() {
             check_softmax(&x, s);
         }
     }
+    // Regression: differences past the table (exp < 2^-17) must count as 0, not as 1/65535
+    // each; with 999 such keys the dominant one used to lose ~500 Q15 LSBs.
+    let big = Requant::from_real(0.5 / step).unwrap();
+    let mut x = vec![-128i8; 1000];
+    x[3] = 127;
+    let mut p = vec![0u16; 1000];
+    softmax_i8(&x, big, exp, &mut p).unwrap();
+    assert_eq!(p[3], PROB_ONE as u16);
+    assert!(p.iter().enumerate().all(|(j, &v)| j == 3 || v == 0));
     // Errors, not panics.
     assert!(softmax_i8(&[], to_index, exp, &mut []).is_err());
     assert_eq!(
