@@ -96,6 +96,12 @@ impl<'a> Linear<'a> {
 
     /// Number of input rows `input` holds, after checking `input` and `output` agree.
     fn rows(&self, input: &[i8], output: &[i8]) -> Result<usize, Error> {
+        if self.in_features == 0 {
+            return Err(Error::BadDimension {
+                what: "linear in_features",
+                value: 0,
+            });
+        }
         if input.len() % self.in_features != 0 {
             return Err(Error::ShapeMismatch {
                 what: "linear input",
@@ -104,7 +110,11 @@ impl<'a> Linear<'a> {
             });
         }
         let rows = input.len() / self.in_features;
-        check_len("linear output", rows * self.out_features, output.len())?;
+        check_len(
+            "linear output",
+            rows.saturating_mul(self.out_features),
+            output.len(),
+        )?;
         Ok(rows)
     }
 
@@ -122,7 +132,7 @@ impl<'a> Linear<'a> {
         let rows = self.rows(input, output)?;
         check_len(
             "linear weights",
-            self.in_features * self.out_features,
+            self.in_features.saturating_mul(self.out_features),
             self.weights.len(),
         )?;
         check_len("linear bias", self.out_features, self.bias.len())?;

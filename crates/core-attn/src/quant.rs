@@ -45,7 +45,7 @@ impl Requant {
         }
     }
 
-    /// `round(acc · multiplier · 2^(shift-31))`, ties rounded up.
+    /// `round(acc · multiplier · 2^(shift-31))`, ties rounded up, saturated to the `i32` range.
     ///
     /// The pair must have passed [`Requant::validate`] (all constructors and the blob reader
     /// check it); an out-of-range shift is clamped rather than left to overflow.
@@ -53,7 +53,9 @@ impl Requant {
     pub fn apply(self, acc: i32) -> i32 {
         let right = (31 - self.shift as i32).clamp(1, 62) as u32;
         let prod = acc as i64 * self.multiplier as i64;
-        ((prod + (1i64 << (right - 1))) >> right) as i32
+        // Saturate instead of truncating: with a factor above 1 the rounded product can leave
+        // the i32 range, and a wrapped value would make `to_i8` saturate to the wrong end.
+        ((prod + (1i64 << (right - 1))) >> right).clamp(i32::MIN as i64, i32::MAX as i64) as i32
     }
 
     /// [`Requant::apply`] followed by adding `zero_point` and saturating to `i8`.
@@ -71,7 +73,8 @@ impl Requant {
     /// Encode a real factor `r ≥ 0` as multiplier and shift (pack time only).
     ///
     /// Factors too small to represent (total right shift over 62) become [`Requant::ZERO`];
-    /// factors of 2^31 or more, NaN or negative values are an error.
+    /// factors of 2^30 or more (they would need a total right shift of 0), NaN or negative values
+    /// are an error.
     #[cfg(feature = "std")]
     pub fn from_real(r: f64) -> Result<Self, Error> {
         if !r.is_finite() || r < 0.0 {

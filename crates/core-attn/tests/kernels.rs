@@ -1,0 +1,674 @@
+//! Independent tests of the existing kernels: requantization, linear, softmax, residual add and
+//! the lookup tables (GELU). Every expectation is recomputed here in f64 / i64 from the
+//! definitions, not taken from the crate's own reference module.
+
+use core_attn::activation::{build_lut, gelu_erf, gelu_tanh, Lut};
+use core_attn::linear::{Activation, Linear};
+use core_attn::quant::{ChannelRequant, QParams, Requant};
+use core_attn::residual::ResidualAdd;
+use core_attn::softmax::{softmax_i8, ExpTable, PROB_ONE, SOFTMAX_MAX_LSB_ERROR};
+use core_attn::Error;
+use proptest::prelude::*;
+
+/// Log-uniform positive value in `[lo, hi]`.
+fn log_uniform(lo: f64, hi: f64) -> impl Strategy<Value = f64> {
+    (0.0f64..1.0).prop_map(move |u| lo * (hi / lo).powf(u))
+}
+
+fn q(scale: f64, zero_point: i32) -> QParams {
+    QParams { scale, zero_point }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requant
+// ---------------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    /// `apply` is within one LSB of `round(acc · r)` for the real factor it was built from,
+    /// saturated to `i32`.
+    #[test]
+    fn requant_apply_rounds_real_product(
+        r in log_uniform(1e-9, 1e4),
+        acc in -(1i32 << 30)..=(1 << 30),
+    ) {
+        let rq = Requant::from_real(r).unwrap();
+        prop_assert_eq!(rq.validate(), Ok(rq));
+        let exact = acc as f64 * r;
+        // Saturated to i32 when the product does not fit.
+        let want = exact.round().clamp(i32::MIN as f64, i32::MAX as f64);
+        let got = rq.apply(acc) as f64;
+        prop_assert!((got - want).abs() <= 1.0, "r={} acc={} got={} exact={}", r, acc, got, exact);
+        // The stored pair itself is within 2^-30 relative of r (Q31 multiplier in [2^30, 2^31)).
+        if rq != Requant::ZERO {
+            prop_assert!(rq.multiplier >= 1 << 30);
+            prop_assert!(((rq.to_real() - r) / r).abs() <= 2f64.powi(-31));
+        }
+    }
+
+    /// `to_i8` saturates: whatever the accumulator, the output is `clamp(round(acc·r) + zp)`
+    /// within one LSB, including when `acc · r` does not fit an `i32`.
+    #[test]
+    fn requant_to_i8_saturates(
+        r in log_uniform(1e-3, 1e6),
+        acc in any::<i32>(),
+        zp in -128i32..=127,
+    ) {
+        let rq = Requant::from_real(r).unwrap();
+        let want = ((acc as f64 * r).round() + zp as f64).clamp(-128.0, 127.0);
+        let got = rq.to_i8(acc, zp) as f64;
+        prop_assert!((got - want).abs() <= 1.0, "r={} acc={} zp={} got={} want={}", r, acc, zp, got, want);
+    }
+}
+
+#[test]
+fn requant_from_real_edge_cases() {
+    assert_eq!(Requant::from_real(0.0), Ok(Requant::ZERO));
+    assert_eq!(Requant::from_real(-1.0), Err(Error::BadRequant));
+    assert_eq!(Requant::from_real(f64::NAN), Err(Error::BadRequant));
+    assert_eq!(Requant::from_real(f64::INFINITY), Err(Error::BadRequant));
+    // Exact powers of two are exact.
+    for e in -32..30 {
+        let r = 2f64.powi(e);
+        let rq = Requant::from_real(r).unwrap();
+        assert_eq!(rq.to_real(), r, "2^{e}");
+        assert_eq!(rq.multiplier, 1 << 30);
+    }
+    // Far too small to represent: zero. 2^30 and up need a right shift of 0: refused.
+    assert_eq!(Requant::from_real(1e-30), Ok(Requant::ZERO));
+    assert_eq!(Requant::from_real(2f64.powi(30)), Err(Error::BadRequant));
+    // Saturation instead of wrap-around for products outside i32.
+    let big = Requant::from_real(1000.0).unwrap();
+    assert_eq!(big.apply(1 << 30), i32::MAX);
+    assert_eq!(big.apply(-(1 << 30)), i32::MIN);
+    assert_eq!(big.to_i8(212_464_929, 0), 127);
+    // 0.5 · 3 = 1.5 rounds up to 2, −1.5 up to −1.
+    let half = Requant::from_real(0.5).unwrap();
+    assert_eq!(half.apply(3), 2);
+    assert_eq!(half.apply(-3), -1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linear
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct LinearCase {
+    in_f: usize,
+    out_f: usize,
+    rows: usize,
+    input: Vec<i8>,
+    weights: Vec<i8>,
+    bias: Vec<i32>,
+    scales: Vec<f64>,
+    zp: i32,
+}
+
+fn features() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        Just(1usize),
+        Just(3),
+        Just(5),
+        Just(17),
+        Just(64),
+        1usize..100
+    ]
+}
+
+fn linear_case() -> impl Strategy<Value = LinearCase> {
+    (features(), features(), 1usize..=3).prop_flat_map(|(in_f, out_f, rows)| {
+        (
+            prop::collection::vec(any::<i8>(), rows * in_f),
+            prop::collection::vec(any::<i8>(), in_f * out_f),
+            prop::collection::vec(-(1i32 << 20)..(1 << 20), out_f),
+            // s_x · s_w[o] / s_y: from tiny to a factor that saturates most outputs.
+            prop::collection::vec(log_uniform(1e-6, 0.5), out_f),
+            -128i32..=127,
+        )
+            .prop_map(move |(input, weights, bias, scales, zp)| LinearCase {
+                in_f,
+                out_f,
+                rows,
+                input,
+                weights,
+                bias,
+                scales,
+                zp,
+            })
+    })
+}
+
+fn requant_arrays(scales: &[f64]) -> (Vec<i32>, Vec<i8>) {
+    scales
+        .iter()
+        .map(|&s| {
+            let r = Requant::from_real(s).unwrap();
+            (r.multiplier, r.shift)
+        })
+        .unzip()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    #[test]
+    fn linear_within_one_lsb_of_exact_requantization(c in linear_case()) {
+        let (mult, shift) = requant_arrays(&c.scales);
+        let layer = Linear {
+            in_features: c.in_f,
+            out_features: c.out_f,
+            weights: &c.weights,
+            bias: &c.bias,
+            requant: ChannelRequant { multipliers: &mult, shifts: &shift },
+            output_zero_point: c.zp,
+        };
+        prop_assert_eq!(layer.validate(), Ok(()));
+        let mut out = vec![0i8; c.rows * c.out_f];
+        layer.run(&c.input, &mut out, Activation::Identity).unwrap();
+        let mut relu = vec![0i8; c.rows * c.out_f];
+        layer.run(&c.input, &mut relu, Activation::Relu).unwrap();
+        // A table that negates around the zero point, to check the fused table path.
+        let mut neg = [0i8; 256];
+        for (i, e) in neg.iter_mut().enumerate() {
+            *e = (2 * c.zp - (i as i32 - 128)).clamp(-128, 127) as i8;
+        }
+        let mut tab = vec![0i8; c.rows * c.out_f];
+        layer.run(&c.input, &mut tab, Activation::Table(Lut::new(&neg))).unwrap();
+        for t in 0..c.rows {
+            for o in 0..c.out_f {
+                let acc: i64 = c.bias[o] as i64
+                    + (0..c.in_f)
+                        .map(|i| c.input[t * c.in_f + i] as i64 * c.weights[o * c.in_f + i] as i64)
+                        .sum::<i64>();
+                let want = ((acc as f64 * c.scales[o]).round() + c.zp as f64).clamp(-128.0, 127.0);
+                let got = out[t * c.out_f + o];
+                prop_assert!((got as f64 - want).abs() <= 1.0,
+                    "row {} out {}: got {} want {} (acc {})", t, o, got, want, acc);
+                prop_assert_eq!(relu[t * c.out_f + o], got.max(c.zp as i8));
+                prop_assert_eq!(tab[t * c.out_f + o], neg[(got as i32 + 128) as usize]);
+            }
+        }
+    }
+}
+
+fn shape(what: &'static str, expected: usize, found: usize) -> Result<(), Error> {
+    Err(Error::ShapeMismatch {
+        what,
+        expected,
+        found,
+    })
+}
+
+#[test]
+fn linear_validate_names_the_wrong_slice() {
+    let w = [1i8; 6];
+    let b = [0i32; 2];
+    let m = [1 << 30; 2];
+    let s = [0i8; 2];
+    let ok = Linear {
+        in_features: 3,
+        out_features: 2,
+        weights: &w,
+        bias: &b,
+        requant: ChannelRequant {
+            multipliers: &m,
+            shifts: &s,
+        },
+        output_zero_point: 0,
+    };
+    assert_eq!(ok.validate(), Ok(()));
+    let bad = Linear {
+        weights: &w[..5],
+        ..ok
+    };
+    assert_eq!(bad.validate(), shape("linear weights", 6, 5));
+    let mut out = [0i8; 2];
+    assert_eq!(
+        bad.run(&[0; 3], &mut out, Activation::Identity),
+        shape("linear weights", 6, 5)
+    );
+    let bad = Linear {
+        bias: &b[..1],
+        ..ok
+    };
+    assert_eq!(bad.validate(), shape("linear bias", 2, 1));
+    assert_eq!(
+        bad.run(&[0; 3], &mut out, Activation::Identity),
+        shape("linear bias", 2, 1)
+    );
+    let bad = Linear {
+        requant: ChannelRequant {
+            multipliers: &m[..1],
+            shifts: &s[..1],
+        },
+        ..ok
+    };
+    assert_eq!(bad.validate(), shape("linear requant", 2, 1));
+    assert_eq!(
+        bad.run(&[0; 3], &mut out, Activation::Identity),
+        shape("linear requant", 2, 1)
+    );
+    let bad = Linear {
+        requant: ChannelRequant {
+            multipliers: &m,
+            shifts: &s[..1],
+        },
+        ..ok
+    };
+    assert_eq!(bad.validate(), shape("requant shifts", 2, 1));
+    assert!(bad.run(&[0; 3], &mut out, Activation::Identity).is_err());
+    // Input not a whole number of rows; output of the wrong length.
+    assert_eq!(
+        ok.run(&[0; 4], &mut out, Activation::Identity),
+        shape("linear input", 3, 4)
+    );
+    assert_eq!(
+        ok.run(&[0; 6], &mut out, Activation::Identity),
+        shape("linear output", 4, 2)
+    );
+    // Bias and zero point ranges.
+    let big = [1 << 30, -(1 << 30) - 1];
+    assert!(matches!(
+        Linear { bias: &big, ..ok }.validate(),
+        Err(Error::BadDimension { .. })
+    ));
+    assert!(Linear {
+        output_zero_point: -129,
+        ..ok
+    }
+    .validate()
+    .is_err());
+    let bad_shift = [31i8, 0];
+    assert_eq!(
+        Linear {
+            requant: ChannelRequant {
+                multipliers: &m,
+                shifts: &bad_shift
+            },
+            ..ok
+        }
+        .validate(),
+        Err(Error::BadRequant)
+    );
+}
+
+#[test]
+fn linear_zero_features_is_an_error_not_a_panic() {
+    let ok = Linear {
+        in_features: 0,
+        out_features: 2,
+        weights: &[],
+        bias: &[0; 2],
+        requant: ChannelRequant {
+            multipliers: &[1 << 30; 2],
+            shifts: &[0; 2],
+        },
+        output_zero_point: 0,
+    };
+    assert!(matches!(
+        ok.validate(),
+        Err(Error::BadDimension {
+            what: "linear in_features",
+            ..
+        })
+    ));
+    assert!(ok.run(&[], &mut [], Activation::Identity).is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax
+// ---------------------------------------------------------------------------------------------
+
+/// f64 softmax of `x · scale`.
+fn softmax_f64(x: &[i8], scale: f64) -> Vec<f64> {
+    let max = *x.iter().max().unwrap() as f64;
+    let e: Vec<f64> = x
+        .iter()
+        .map(|&v| ((v as f64 - max) * scale).exp())
+        .collect();
+    let s: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / s).collect()
+}
+
+fn softmax_row(len: usize) -> impl Strategy<Value = Vec<i8>> {
+    prop_oneof![
+        3 => prop::collection::vec(any::<i8>(), len),
+        1 => any::<i8>().prop_map(move |c| vec![c; len]),
+        // one dominant value far above the others
+        2 => (0..len, prop::collection::vec(-128i8..-100, len)).prop_map(|(at, mut v)| {
+            v[at] = 127;
+            v
+        }),
+        // narrow spread: many comparable probabilities
+        1 => (-100i8..100, prop::collection::vec(-10i8..=10, len))
+            .prop_map(|(c, d)| d.into_iter().map(|x| c + x).collect()),
+    ]
+}
+
+fn softmax_len() -> impl Strategy<Value = usize> {
+    prop_oneof![Just(1usize), Just(17), Just(65), 1usize..300]
+}
+
+/// Run `softmax_i8` on `x` with input scale `scale` and check it; returns the largest error
+/// against the f64 softmax in Q15 LSBs.
+fn check_softmax(x: &[i8], scale: f64) -> f64 {
+    let step = ExpTable::default_step();
+    let (hi, lo) = ExpTable::build(step);
+    let exp = ExpTable::new(&hi, &lo).unwrap();
+    let to_index = Requant::from_real(scale / step).unwrap();
+    let mut p = vec![0u16; x.len()];
+    softmax_i8(x, to_index, exp, &mut p).unwrap();
+    let want = softmax_f64(x, scale);
+    let mut worst = 0.0f64;
+    let n = x.len() as f64;
+    for (j, (&pj, &wj)) in p.iter().zip(&want).enumerate() {
+        let err = (pj as f64 - wj * PROB_ONE as f64).abs();
+        worst = worst.max(err);
+        // Documented bound (see crate::softmax): a constant part plus the table rounding of the
+        // other N − 1 exponentials, which weighs in proportion to p_j.
+        let bound = SOFTMAX_MAX_LSB_ERROR as f64 + wj * (6.0 + 0.55 * n);
+        assert!(
+            err <= bound,
+            "len {} element {j}: {pj} vs {} (error {err} Q15 LSB), scale {scale}, row {x:?}",
+            x.len(),
+            wj * PROB_ONE as f64
+        );
+    }
+    // The probabilities sum to one within one rounding per element.
+    let total: i64 = p.iter().map(|&v| v as i64).sum();
+    assert!(
+        (total - PROB_ONE as i64).abs() <= x.len() as i64,
+        "sum {total} for len {}",
+        x.len()
+    );
+    worst
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn softmax_matches_f64(
+        x in softmax_len().prop_flat_map(softmax_row),
+        scale in log_uniform(1e-3, 0.5),
+    ) {
+        check_softmax(&x, scale);
+    }
+}
+
+#[test]
+fn softmax_named_rows() {
+    let step = ExpTable::default_step();
+    let (hi, lo) = ExpTable::build(step);
+    let exp = ExpTable::new(&hi, &lo).unwrap();
+    let scale = 0.05;
+    let to_index = Requant::from_real(scale / step).unwrap();
+    // Length 1: probability one.
+    let mut p = [0u16; 1];
+    softmax_i8(&[-77], to_index, exp, &mut p).unwrap();
+    assert_eq!(p, [PROB_ONE as u16]);
+    // All equal: 1/len each (within one rounding).
+    for len in [2usize, 17, 65, 1000] {
+        let x = vec![33i8; len];
+        let mut p = vec![0u16; len];
+        softmax_i8(&x, to_index, exp, &mut p).unwrap();
+        let want = PROB_ONE as f64 / len as f64;
+        assert!(p.iter().all(|&v| (v as f64 - want).abs() <= 1.0), "{len}");
+        check_softmax(&x, scale);
+    }
+    // One dominant value: with a large scale the others underflow; with a small one they
+    // keep a visible share.
+    for len in [2usize, 17, 65, 1000] {
+        let mut x = vec![-128i8; len];
+        x[len / 2] = 127;
+        for s in [0.01, 0.03, 0.1, 0.5] {
+            check_softmax(&x, s);
+        }
+    }
+    // Regression: differences past the table (exp < 2^-17) must count as 0, not as 1/65535
+    // each; with 999 such keys the dominant one used to lose ~500 Q15 LSBs.
+    let big = Requant::from_real(0.5 / step).unwrap();
+    let mut x = vec![-128i8; 1000];
+    x[3] = 127;
+    let mut p = vec![0u16; 1000];
+    softmax_i8(&x, big, exp, &mut p).unwrap();
+    assert_eq!(p[3], PROB_ONE as u16);
+    assert!(p.iter().enumerate().all(|(j, &v)| j == 3 || v == 0));
+    // Errors, not panics.
+    assert!(softmax_i8(&[], to_index, exp, &mut []).is_err());
+    assert_eq!(
+        softmax_i8(&[1, 2], to_index, exp, &mut [0u16; 3]),
+        shape("softmax output", 2, 3)
+    );
+    let mut bad = lo;
+    bad[0] = 0;
+    assert!(ExpTable::new(&hi, &bad).is_err());
+    bad = lo;
+    bad[7] = bad[6] + 1;
+    assert!(ExpTable::new(&hi, &bad).is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Residual add
+// ---------------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn residual_within_one_lsb_of_exact_sum(
+        sa in log_uniform(1e-3, 1.0),
+        sb in log_uniform(1e-3, 1.0),
+        sy in log_uniform(1e-2, 1.0),
+        za in -128i32..=127,
+        zb in -128i32..=127,
+        zy in -128i32..=127,
+        a in prop::collection::vec(any::<i8>(), 1..64),
+        bseed in any::<u64>(),
+    ) {
+        // Ratios below 2^8 as validate requires.
+        prop_assume!(sa / sy < 255.0 && sb / sy < 255.0);
+        let add = ResidualAdd {
+            a_scale: Requant::from_real(sa / sy).unwrap(),
+            a_zero_point: za,
+            b_scale: Requant::from_real(sb / sy).unwrap(),
+            b_zero_point: zb,
+            output_zero_point: zy,
+        };
+        prop_assert_eq!(add.validate(), Ok(()));
+        let b: Vec<i8> = (0..a.len()).map(|i| (bseed.rotate_left(i as u32 * 7) as u8) as i8).collect();
+        let mut out = vec![0i8; a.len()];
+        add.run(&a, &b, &mut out).unwrap();
+        let mut acc = a.clone();
+        add.run_in_place(&mut acc, &b).unwrap();
+        prop_assert_eq!(&acc, &out);
+        for i in 0..a.len() {
+            let real = sa * (a[i] as i32 - za) as f64 + sb * (b[i] as i32 - zb) as f64;
+            let want = ((real / sy).round() + zy as f64).clamp(-128.0, 127.0);
+            prop_assert!((out[i] as f64 - want).abs() <= 1.0,
+                "a={} b={} got {} want {} (real/sy {})", a[i], b[i], out[i], want, real / sy);
+        }
+    }
+}
+
+#[test]
+fn residual_shapes_and_broadcast() {
+    let one = Requant::from_real(1.0).unwrap();
+    let add = ResidualAdd {
+        a_scale: one,
+        a_zero_point: 0,
+        b_scale: one,
+        b_zero_point: 0,
+        output_zero_point: 0,
+    };
+    assert_eq!(add.validate(), Ok(()));
+    let mut out = [0i8; 3];
+    assert_eq!(
+        add.run(&[1, 2], &[1], &mut out[..2]),
+        shape("residual b", 2, 1)
+    );
+    assert_eq!(
+        add.run(&[1, 2], &[1, 2], &mut out),
+        shape("residual output", 2, 3)
+    );
+    let mut acc = [1i8, 2, 3, 4, 5, 6];
+    add.run_broadcast(&mut acc, &[10, 20, 30]).unwrap();
+    assert_eq!(acc, [11, 22, 33, 14, 25, 36]);
+    assert!(add.run_broadcast(&mut acc, &[1; 4]).is_err());
+    assert!(add.run_broadcast(&mut acc, &[]).is_err());
+    // Saturation.
+    add.run(&[100, -100], &[100, -100], &mut out[..2]).unwrap();
+    assert_eq!(out[..2], [127, -128]);
+    // Scale ratios of 2^8 or more are refused.
+    let big = ResidualAdd {
+        a_scale: Requant::from_real(300.0).unwrap(),
+        ..add
+    };
+    assert_eq!(big.validate(), Err(Error::BadRequant));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lookup tables and GELU
+// ---------------------------------------------------------------------------------------------
+
+/// erf by the all-positive series `erf(x) = 2/√π · e^{−x²} · Σ_n 2^n x^{2n+1} / (1·3·…·(2n+1))`
+/// (Abramowitz–Stegun 7.1.6): a different expansion from the crate's alternating Taylor series
+/// and continued fraction, with no cancellation.
+fn erf_indep(x: f64) -> f64 {
+    let ax = x.abs();
+    if ax > 6.0 {
+        return x.signum(); // 1 − erf(6) < 3e-17
+    }
+    let mut term = ax;
+    let mut sum = ax;
+    let mut n = 0.0;
+    loop {
+        n += 1.0;
+        term *= 2.0 * ax * ax / (2.0 * n + 1.0);
+        sum += term;
+        if term <= 1e-18 * sum {
+            break;
+        }
+    }
+    let r = 2.0 / std::f64::consts::PI.sqrt() * (-ax * ax).exp() * sum;
+    r * x.signum()
+}
+
+fn gelu_indep(x: f64) -> f64 {
+    0.5 * x * (1.0 + erf_indep(x / std::f64::consts::SQRT_2))
+}
+
+#[test]
+fn erf_reference_values() {
+    // Independent series against published values (Abramowitz–Stegun table 7.1).
+    for (x, v) in [
+        (0.5, 0.520_499_877_813_046_5),
+        (1.0, 0.842_700_792_949_714_9),
+        (2.0, 0.995_322_265_018_952_7),
+        (3.0, 0.999_977_909_503_001_4),
+    ] {
+        assert!((erf_indep(x) - v).abs() < 1e-15, "erf_indep({x})");
+        assert!((erf_indep(-x) + v).abs() < 1e-15);
+    }
+    assert_eq!(erf_indep(0.0), 0.0);
+}
+
+#[test]
+fn gelu_erf_matches_independent_erf() {
+    assert_eq!(gelu_erf(0.0), 0.0);
+    assert_eq!(core_attn::reference::erf(0.0), 0.0);
+    let mut x = -12.0;
+    while x <= 12.0 {
+        let e = core_attn::reference::erf(x);
+        // Odd symmetry, range, agreement with the independent series.
+        assert_eq!(e, -core_attn::reference::erf(-x), "odd at {x}");
+        assert!(e.abs() <= 1.0);
+        assert!(
+            (e - erf_indep(x)).abs() < 1e-14,
+            "erf({x}) = {e} vs {}",
+            erf_indep(x)
+        );
+        assert!(
+            (gelu_erf(x) - gelu_indep(x)).abs() < 1e-13 * (1.0 + x.abs()),
+            "gelu_erf({x})"
+        );
+        // GELU(x) − GELU(−x) = x for both variants (the CDF-like factor is odd around ½).
+        assert!((gelu_erf(x) - gelu_erf(-x) - x).abs() < 1e-12);
+        assert!((gelu_tanh(x) - gelu_tanh(-x) - x).abs() < 1e-12);
+        // The tanh form approximates the exact one to a few 1e-4.
+        assert!(
+            (gelu_tanh(x) - gelu_erf(x)).abs() < 1e-3,
+            "tanh vs erf at {x}"
+        );
+        x += 0.013;
+    }
+    // Tails: erf → ±1, GELU(x) → x for large x and → 0 for very negative x.
+    assert!((core_attn::reference::erf(8.0) - 1.0).abs() < 1e-16);
+    assert!((gelu_erf(10.0) - 10.0).abs() < 1e-12);
+    assert!(gelu_erf(-10.0).abs() < 1e-12);
+    assert!((gelu_tanh(10.0) - 10.0).abs() < 1e-12);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Every table entry is the f64 GELU of its dequantized input, quantized: within ½ output
+    /// LSB (+1e-9) unless saturated.
+    #[test]
+    fn gelu_tables_are_exact_to_the_grid(
+        sx in log_uniform(1e-3, 0.2),
+        zx in -128i32..=127,
+        sy in log_uniform(1e-3, 0.2),
+        zy in -128i32..=127,
+        tanh_form in any::<bool>(),
+    ) {
+        let (inq, outq) = (q(sx, zx), q(sy, zy));
+        let f: fn(f64) -> f64 = if tanh_form { gelu_tanh } else { gelu_erf };
+        let table = build_lut(inq, outq, f);
+        let lut = Lut::new(&table);
+        for v in -128i32..=127 {
+            let x = sx * (v - zx) as f64;
+            let y = if tanh_form {
+                let c = (2.0 / std::f64::consts::PI).sqrt();
+                0.5 * x * (1.0 + (c * (x + 0.044715 * x.powi(3))).tanh())
+            } else {
+                gelu_indep(x)
+            };
+            let entry = lut.lookup(v as i8) as i32;
+            prop_assert_eq!(entry, table[(v + 128) as usize] as i32);
+            let lsb = y / sy + zy as f64;
+            if lsb >= 127.0 {
+                prop_assert!(entry == 127 || (entry as f64 - lsb).abs() <= 0.5 + 1e-9);
+            } else if lsb <= -128.0 {
+                prop_assert!(entry == -128 || (entry as f64 - lsb).abs() <= 0.5 + 1e-9);
+            } else {
+                prop_assert!((entry as f64 - lsb).abs() <= 0.5 + 1e-9,
+                    "x={} entry {} vs {} LSB", x, entry, lsb);
+            }
+        }
+    }
+}
+
+#[test]
+fn lut_lookup_and_apply() {
+    let mut t = [0i8; 256];
+    for (i, e) in t.iter_mut().enumerate() {
+        *e = (i as i32 - 128).wrapping_mul(3) as i8;
+    }
+    let lut = Lut::new(&t);
+    for v in i8::MIN..=i8::MAX {
+        assert_eq!(lut.lookup(v), (v as i32).wrapping_mul(3) as i8);
+    }
+    let input: Vec<i8> = (i8::MIN..=i8::MAX).collect();
+    let mut out = vec![0i8; 256];
+    lut.apply(&input, &mut out).unwrap();
+    let mut inplace = input.clone();
+    lut.apply_in_place(&mut inplace);
+    assert_eq!(out, inplace);
+    assert_eq!(out, t.to_vec());
+    assert_eq!(
+        lut.apply(&input, &mut out[..3]),
+        shape("lut output", 256, 3)
+    );
+}
