@@ -8,10 +8,12 @@ extern crate std;
 
 pub mod activation;
 pub mod attention;
+pub mod blob;
 pub mod block;
 pub mod embed;
 pub mod error;
 pub mod linear;
+pub mod model;
 pub mod norm;
 pub mod position;
 pub mod quant;
