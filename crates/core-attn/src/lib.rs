@@ -15,6 +15,8 @@ pub mod error;
 pub mod linear;
 pub mod model;
 pub mod norm;
+#[cfg(feature = "std")]
+pub mod pack;
 pub mod position;
 pub mod quant;
 #[cfg(feature = "std")]
