@@ -29,7 +29,9 @@ use core_attn::model::host::OwnedBuffers;
 use core_attn::model::{self as runner};
 use core_attn::pack::{calibrate, quantize_model, CalibrationInput};
 use core_attn::quant::QParams;
-use core_attn::reference::block::{CrossAttentionF, DecoderBlockF, EncoderBlockF, Gelu, LayerNormF, LinearF};
+use core_attn::reference::block::{
+    CrossAttentionF, DecoderBlockF, EncoderBlockF, Gelu, LayerNormF, LinearF,
+};
 use core_attn::reference::model::{DecoderF, ModelF, VitF};
 
 use crate::checkpoint::config::{Activation, NormPlacement, PositionEmbedding};
@@ -122,7 +124,12 @@ fn vit(enc: &VitEncoder, classifier: Option<&Linear>) -> Result<VitF> {
     })
 }
 
-fn decoder(m: &Gpt2Model, start: Option<usize>, eos: &[usize], pad: Option<usize>) -> Result<DecoderF> {
+fn decoder(
+    m: &Gpt2Model,
+    start: Option<usize>,
+    eos: &[usize],
+    pad: Option<usize>,
+) -> Result<DecoderF> {
     let c = &m.config;
     if c.scale_attn_by_inverse_layer_idx || !c.scale_attn_weights {
         return Err(unimpl("attention scaling other than 1/sqrt(head_dim)"));
@@ -179,7 +186,9 @@ pub fn to_reference(model: &Model) -> Result<ModelF> {
         },
         Model::EncoderDecoder(m) => {
             if m.enc_to_dec.is_some() {
-                return Err(unimpl("enc_to_dec_proj (encoder and decoder widths differ)"));
+                return Err(unimpl(
+                    "enc_to_dec_proj (encoder and decoder widths differ)",
+                ));
             }
             let c = &m.config;
             ModelF {
@@ -256,7 +265,9 @@ fn npy_ids(path: &Path, vocab: usize) -> Result<Vec<Vec<usize>>> {
                     usize::try_from(i)
                         .ok()
                         .filter(|&i| i < vocab)
-                        .ok_or_else(|| Error::Input(format!("calibration token id {i} out of range")))
+                        .ok_or_else(|| {
+                            Error::Input(format!("calibration token id {i} out of range"))
+                        })
                 })
                 .collect()
         })
@@ -268,7 +279,11 @@ pub fn calibration_inputs(model: &Model, file: Option<&Path>) -> Result<Vec<Cali
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut synth_images = |n: usize, len: usize| -> Vec<Vec<f32>> {
         (0..n)
-            .map(|_| (0..len).map(|_| (2.0 * rng.uniform() - 1.0) as f32).collect())
+            .map(|_| {
+                (0..len)
+                    .map(|_| (2.0 * rng.uniform() - 1.0) as f32)
+                    .collect()
+            })
             .collect()
     };
     let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
@@ -402,10 +417,18 @@ fn dequantize(blob: &Blob<'_>, q: &[i8]) -> Vec<f32> {
 pub fn classify(blob: &Blob<'_>, image: &[f32]) -> Result<Vec<f32>> {
     let mut owned = OwnedBuffers::new(&blob.buffers());
     let (mut bufs, _, _) = owned.split(blob).map_err(core)?;
-    let q = runner::vit_classify(blob, &quantize_image(blob, image), &mut bufs, &mut |_, _| {})
-        .map_err(core)?;
+    let q = runner::vit_classify(
+        blob,
+        &quantize_image(blob, image),
+        &mut bufs,
+        &mut |_, _| {},
+    )
+    .map_err(core)?;
     Ok(dequantize(blob, q))
 }
+
+/// Generated id sequences (one per row) and their teacher-forced logits `[row][position][vocab]`.
+pub type Generated = (Vec<Vec<usize>>, Vec<Vec<Vec<f32>>>);
 
 /// Greedy generation with HF's batch rule (rows that emitted eos are padded to the longest row
 /// with the pad id), then the dequantized teacher-forced logits over each generated sequence.
@@ -415,7 +438,7 @@ pub fn generate(
     prompts: &[Vec<usize>],
     images: Option<&[Vec<f32>]>,
     max_new: usize,
-) -> Result<(Vec<Vec<usize>>, Vec<Vec<Vec<f32>>>)> {
+) -> Result<Generated> {
     let d = blob.header().decoder;
     let mut owned = OwnedBuffers::new(&blob.buffers());
     let (mut bufs, mut caches, mut cross) = owned.split(blob).map_err(core)?;
@@ -442,8 +465,17 @@ pub fn generate(
             )));
         }
         let mut out = vec![0u32; p.len() + max_new];
-        let n = runner::greedy(blob, &p, max_new, &mut out, &mut caches, cross_ref, &mut bufs, &mut |_, _| {})
-            .map_err(core)?;
+        let n = runner::greedy(
+            blob,
+            &p,
+            max_new,
+            &mut out,
+            &mut caches,
+            cross_ref,
+            &mut bufs,
+            &mut |_, _| {},
+        )
+        .map_err(core)?;
         runs.push(out[..n].to_vec());
     }
     let longest = runs.iter().map(Vec::len).max().unwrap_or(0);
@@ -471,8 +503,9 @@ pub fn generate(
         }
         let mut rows = Vec::new();
         for &t in run.iter().take(d.max_positions) {
-            let l = runner::decoder_step(blob, t, &mut caches, cross_ref, &mut bufs, &mut |_, _| {})
-                .map_err(core)?;
+            let l =
+                runner::decoder_step(blob, t, &mut caches, cross_ref, &mut bufs, &mut |_, _| {})
+                    .map_err(core)?;
             rows.push(dequantize(blob, l));
         }
         seqs.push(run.iter().map(|&t| t as usize).collect());

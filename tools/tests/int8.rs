@@ -75,7 +75,13 @@ fn ids(v: &Value) -> Vec<Vec<i64>> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect())
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_i64().unwrap())
+                .collect()
+        })
         .collect()
 }
 
@@ -198,7 +204,12 @@ fn convert_is_deterministic_and_inspect_reports() {
     let mut blobs = Vec::new();
     for out in ["s1.blob", "s2.blob"] {
         let p = dir.path().join(out);
-        ok(&tools(&["convert", fx.to_str().unwrap(), "-o", p.to_str().unwrap()]));
+        ok(&tools(&[
+            "convert",
+            fx.to_str().unwrap(),
+            "-o",
+            p.to_str().unwrap(),
+        ]));
         blobs.push(std::fs::read(&p).unwrap());
     }
     assert_eq!(blobs[0], blobs[1]);
@@ -250,7 +261,10 @@ fn corrupt_blobs_are_rejected_with_one_exact_line() {
     future[4..6].copy_from_slice(&2u16.to_le_bytes());
     let cases: [(&[u8], &str); 4] = [
         (&flipped, "checksum mismatch (corrupt blob)"),
-        (&good[..good.len() - 1], "blob shorter than its header says (truncated)"),
+        (
+            &good[..good.len() - 1],
+            "blob shorter than its header says (truncated)",
+        ),
         (&magic, "bad magic (not a TATN model blob)"),
         (&future, "format version newer than this reader"),
     ];

@@ -510,7 +510,9 @@ impl<'a> Cursor<'a> {
         let offset = word(self.bytes, e + 4)? as usize;
         let count = word(self.bytes, e + 8)? as usize;
         if (te & 0xffff) as u16 != want_tag {
-            return Err(Error::BadBlob("section tag does not match the model layout"));
+            return Err(Error::BadBlob(
+                "section tag does not match the model layout",
+            ));
         }
         if (te >> 16) as u16 != elem as u16 {
             return Err(Error::BadBlob("section element type does not match"));
@@ -772,7 +774,9 @@ impl<'a> Blob<'a> {
             return Err(Error::BadBlob("total length smaller than the header"));
         }
         if total > bytes.len() {
-            return Err(Error::BadBlob("blob shorter than its header says (truncated)"));
+            return Err(Error::BadBlob(
+                "blob shorter than its header says (truncated)",
+            ));
         }
         let bytes = &bytes[..total];
         if fnv1a32(&bytes[12..]) != checksum {
@@ -793,7 +797,9 @@ impl<'a> Blob<'a> {
         }
         let table = TABLE_COUNT_OFFSET + 4;
         if table + count * ENTRY_BYTES > bytes.len() {
-            return Err(Error::BadBlob("section table extends past the end of the blob"));
+            return Err(Error::BadBlob(
+                "section table extends past the end of the blob",
+            ));
         }
         let mut blob = Blob {
             bytes,
@@ -967,7 +973,10 @@ impl<'a> Blob<'a> {
     /// The ViT front end.
     pub fn vit_embedding(&self) -> Result<VitEmbedding<'a>, Error> {
         self.need(self.header.kind.has_encoder())?;
-        read_vit_embedding(&mut self.cursor(self.layout.vit_embed), &self.header.encoder)
+        read_vit_embedding(
+            &mut self.cursor(self.layout.vit_embed),
+            &self.header.encoder,
+        )
     }
 
     /// Encoder block `i`.
@@ -1056,7 +1065,9 @@ mod writer {
     use crate::attention::AttentionParams;
     use crate::linear::LinearParams;
     use crate::norm::LayerNormParams;
-    use crate::quantize::{CrossAttentionParams, DecoderBlockParams, EncoderBlockParams, MlpParams};
+    use crate::quantize::{
+        CrossAttentionParams, DecoderBlockParams, EncoderBlockParams, MlpParams,
+    };
     use std::vec;
     use std::vec::Vec;
 
@@ -1320,7 +1331,10 @@ mod writer {
             w.i8s(tag::POSITIONS, &e.positions);
             w.residual(&e.position_add);
             for b in &e.blocks {
-                w.i32s(tag::BLOCK, &[(b.placement == NormPlacement::Post) as i32, 0]);
+                w.i32s(
+                    tag::BLOCK,
+                    &[(b.placement == NormPlacement::Post) as i32, 0],
+                );
                 w.layer_norm(&b.ln1);
                 w.linear(&b.qkv);
                 w.attention(&b.attention);
@@ -1384,7 +1398,11 @@ mod writer {
                 let h = &d.head;
                 w.i32s(
                     tag::LIN_SHAPE,
-                    &[h.in_features as i32, h.out_features as i32, h.output_zero_point],
+                    &[
+                        h.in_features as i32,
+                        h.out_features as i32,
+                        h.output_zero_point,
+                    ],
                 );
                 w.alias(tag::LIN_W, emb);
                 w.i32s(tag::LIN_B, &h.bias);

@@ -131,7 +131,8 @@ pub fn vit_encode(
         blob.encoder_block(i)?.run(x, &mut scratch)?;
         observe(i, x);
     }
-    blob.encoder_final_norm()?.run(x, &mut scratch.normed[..n])?;
+    blob.encoder_final_norm()?
+        .run(x, &mut scratch.normed[..n])?;
     observe(FINAL_NORM, &scratch.normed[..n]);
     Ok(n)
 }

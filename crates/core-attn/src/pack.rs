@@ -86,7 +86,11 @@ fn linear(f: &LinearF, input: QParams, output: QParams) -> Result<LinearParams, 
     )
 }
 
-fn vit(f: &VitF, calib: &Calibration, logits: QParams) -> Result<(VitParams, QParams, QParams), Error> {
+fn vit(
+    f: &VitF,
+    calib: &Calibration,
+    logits: QParams,
+) -> Result<(VitParams, QParams, QParams), Error> {
     let q_in = calib.asymmetric("input")?;
     let q_emb = calib.asymmetric("embed")?;
     let q_pos = QParams::symmetric(max_abs(&f.positions));

@@ -118,7 +118,9 @@ fn build(kind: ModelKind, seed: u64) -> (ModelF, Vec<CalibrationInput>, Vec<u8>)
                 encoder: Some(vit(&mut r, Some(10))),
                 decoder: None,
             },
-            (0..8).map(|_| CalibrationInput::Image(image(&mut r))).collect::<Vec<_>>(),
+            (0..8)
+                .map(|_| CalibrationInput::Image(image(&mut r)))
+                .collect::<Vec<_>>(),
         ),
         ModelKind::DecoderLm => (
             ModelF {
@@ -221,9 +223,16 @@ fn decoder_greedy_with_kv_cache_matches_teacher_forced_reference() {
     let (mut bufs, mut caches, _) = owned.split(&blob).unwrap();
     let mut out = vec![0u32; 16];
     let mut step_logits = Vec::new();
-    let n = model::greedy(&blob, prompt, 10, &mut out, &mut caches, None, &mut bufs, &mut |p, l| {
-        step_logits.push((p, dequant(l, &blob)))
-    })
+    let n = model::greedy(
+        &blob,
+        prompt,
+        10,
+        &mut out,
+        &mut caches,
+        None,
+        &mut bufs,
+        &mut |p, l| step_logits.push((p, dequant(l, &blob))),
+    )
     .unwrap();
     assert_eq!(n, 16);
     assert_eq!(&out[..6], prompt);
@@ -250,21 +259,34 @@ fn encoder_decoder_cross_caches_match_reference() {
         unreachable!()
     };
     let (mut bufs, mut caches, mut cross) = owned.split(&blob).unwrap();
-    model::encode_for_decoder(&blob, &quant_image(img, &blob), &mut cross, &mut bufs, &mut |_, _| {})
-        .unwrap();
+    model::encode_for_decoder(
+        &blob,
+        &quant_image(img, &blob),
+        &mut cross,
+        &mut bufs,
+        &mut |_, _| {},
+    )
+    .unwrap();
     let mut out = vec![0u32; 9];
     let mut step_logits = Vec::new();
-    let n = model::greedy(&blob, &[0], 8, &mut out, &mut caches, Some(&cross), &mut bufs, &mut |p, l| {
-        step_logits.push((p, dequant(l, &blob)))
-    })
+    let n = model::greedy(
+        &blob,
+        &[0],
+        8,
+        &mut out,
+        &mut caches,
+        Some(&cross),
+        &mut bufs,
+        &mut |p, l| step_logits.push((p, dequant(l, &blob))),
+    )
     .unwrap();
-    assert!(n >= 2 && n <= 9);
+    assert!((2..=9).contains(&n));
     let m = model.encoder.as_ref().unwrap().encode(img, &mut NoObserver);
-    let want = model
-        .decoder
-        .as_ref()
-        .unwrap()
-        .forward(&out[..step_logits.len()], Some(&m), &mut NoObserver);
+    let want = model.decoder.as_ref().unwrap().forward(
+        &out[..step_logits.len()],
+        Some(&m),
+        &mut NoObserver,
+    );
     for (p, got) in &step_logits {
         let c = cosine(&want[p * 16..(p + 1) * 16], got);
         assert!(c > 0.95, "position {p}: cosine {c}");
@@ -347,7 +369,10 @@ fn specific_rejections() {
         err(&patched(&bytes, 4, &2u16.to_le_bytes())),
         "format version newer than this reader"
     );
-    assert_eq!(err(&patched(&bytes, 6, &9u16.to_le_bytes())), "unknown model kind");
+    assert_eq!(
+        err(&patched(&bytes, 6, &9u16.to_le_bytes())),
+        "unknown model kind"
+    );
     // A wrong dimension with a valid checksum: the buffer sizes no longer agree.
     assert_eq!(
         err(&patched(&bytes, 16 + 4, &24u32.to_le_bytes())),

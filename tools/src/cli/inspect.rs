@@ -62,10 +62,15 @@ fn report(blob: &Blob<'_>) -> Value {
             params += d.vocab * w;
         }
         let t_enc = e.tokens();
-        let per_layer_token = self_linear
-            + 2 * p * w
-            + if cross { 2 * w * w + 2 * t_enc * w } else { 0 };
-        let tok = |x: u32| if x == core_attn::blob::NO_TOKEN { Value::Null } else { json!(x) };
+        let per_layer_token =
+            self_linear + 2 * p * w + if cross { 2 * w * w + 2 * t_enc * w } else { 0 };
+        let tok = |x: u32| {
+            if x == core_attn::blob::NO_TOKEN {
+                Value::Null
+            } else {
+                json!(x)
+            }
+        };
         arch["decoder"] = json!({
             "layers": d.layers, "width": w, "heads": d.heads, "mlp": m, "vocab": d.vocab,
             "max_positions": p, "positions": if d.sinusoidal {"sinusoidal"} else {"learned"},

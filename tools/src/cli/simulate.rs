@@ -30,8 +30,8 @@ use crate::checkpoint::npy::{is_npy, parse_npy, NpyData};
 use crate::error::{Error, Result};
 use crate::float::{encdec, gpt2, ops, vit};
 use crate::int8::{self, AlignedBlob};
-use core_attn::blob::ModelKind;
 use crate::model::{Mat, Model};
+use core_attn::blob::ModelKind;
 
 /// Arguments of `simulate`.
 #[derive(Debug, Clone, Args)]

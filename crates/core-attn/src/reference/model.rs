@@ -138,7 +138,12 @@ impl VitF {
 impl DecoderF {
     /// Teacher-forced logits `[T][V]` of `ids` (causal), attending `encoder` (`[S][D_enc]`)
     /// when the blocks have cross-attention.
-    pub fn forward(&self, ids: &[u32], encoder: Option<&[f64]>, obs: &mut dyn Observer) -> Vec<f64> {
+    pub fn forward(
+        &self,
+        ids: &[u32],
+        encoder: Option<&[f64]>,
+        obs: &mut dyn Observer,
+    ) -> Vec<f64> {
         let d = self.width;
         let mut x = Vec::with_capacity(ids.len() * d);
         for (t, &id) in ids.iter().enumerate() {
