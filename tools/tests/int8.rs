@@ -123,6 +123,7 @@ fn vit_int8_logits_match_hf_float() {
     let got = floats(&v["logits"]);
     let (shape, want) = read_npy_f32(&fx.join("logits.npy")).unwrap();
     let c = cosine(&got, &want);
+    eprintln!("vit: logits cosine {c:.5}");
     assert!(c >= 0.99, "cosine {c}");
     let k = shape[1];
     for (i, (g, w)) in got.chunks(k).zip(want.chunks(k)).enumerate() {
@@ -149,6 +150,7 @@ fn gpt2_int8_greedy_and_logits_match_hf_float() {
         got.extend(floats(&Value::Array(r.as_array().unwrap()[..t].to_vec())));
     }
     let c = cosine(&got, &want);
+    eprintln!("gpt2: prompt logits cosine {c:.5}");
     assert!(c >= 0.99, "prompt logits cosine {c}");
     // Greedy continuation of row 0 vs greedy.npy: every step whose float margin (from
     // greedy_logits.npy) exceeds MARGIN must agree; on these fixtures all 16 do.
@@ -165,6 +167,7 @@ fn gpt2_int8_greedy_and_logits_match_hf_float() {
     assert_eq!(gen, &greedy, "whole greedy sequence");
     let row0 = floats(&Value::Array(rows[0].as_array().unwrap().clone()));
     let c = cosine(&row0, &glogits);
+    eprintln!("gpt2: greedy logits cosine {c:.5}");
     assert!(c >= 0.99, "greedy logits cosine {c}");
 }
 
@@ -183,6 +186,7 @@ fn encoder_decoder_int8_generates_like_hf() {
     let (_, want) = read_npy_f32(&fx.join("greedy_logits.npy")).unwrap();
     let got = floats(&v["logits"]);
     let c = cosine(&got, &want);
+    eprintln!("encoder-decoder: greedy logits cosine {c:.5}");
     assert!(c >= 0.99, "greedy logits cosine {c}");
 }
 

@@ -294,6 +294,7 @@ impl Header {
         Ok(s)
     }
 
+    #[cfg(feature = "std")]
     fn to_words(self) -> [u32; HEADER_WORDS] {
         let e = &self.encoder;
         let d = &self.decoder;
