@@ -573,6 +573,12 @@ impl<'a> Cursor<'a> {
         let gamma = self.i32s(tag::LN_GAMMA)?;
         let beta = self.i32s(tag::LN_BETA)?;
         let [epsilon, output_zero_point] = self.scalars::<2>(tag::LN_SCALARS)?;
+        if beta.len() != gamma.len() {
+            return Err(Error::BadBlob("LayerNorm gamma and beta lengths differ"));
+        }
+        if !(-128..=127).contains(&output_zero_point) {
+            return Err(Error::BadBlob("LayerNorm zero point outside int8"));
+        }
         Ok(LayerNorm {
             width: gamma.len(),
             gamma,
@@ -599,6 +605,14 @@ impl<'a> Cursor<'a> {
 
     fn attention(&mut self) -> Result<Attention<'a>, Error> {
         let [heads, head_dim, sm, ss, om, os, zp] = self.scalars::<7>(tag::ATT_SCALARS)?;
+        let (heads, head_dim) = (Self::usize_of(heads)?, Self::usize_of(head_dim)?);
+        // Bound the width here: `Attention::width()` multiplies without a check.
+        if heads
+            .checked_mul(head_dim)
+            .is_none_or(|w| w == 0 || w > crate::MAX_WIDTH)
+        {
+            return Err(Error::BadBlob("attention width out of range"));
+        }
         let hi: &[u16; 256] = self
             .u16s(tag::EXP_HI)?
             .try_into()
@@ -608,8 +622,8 @@ impl<'a> Cursor<'a> {
             .try_into()
             .map_err(|_| Error::BadBlob("exp table is not 256 entries"))?;
         Ok(Attention {
-            heads: Self::usize_of(heads)?,
-            head_dim: Self::usize_of(head_dim)?,
+            heads,
+            head_dim,
             score_to_index: Self::requant(sm, ss)?,
             exp: ExpTable::new(hi, lo)?,
             output: Self::requant(om, os)?,

@@ -406,3 +406,133 @@ fn buffers_that_are_too_small_are_rejected() {
     let e = model::vit_classify(&blob, &quant_image(img, &blob), &mut bufs, &mut |_, _| {});
     assert!(matches!(e, Err(Error::BufferTooSmall { .. })));
 }
+
+/// Random mutations with the checksum recomputed (so the structural checks are what is tested):
+/// parsing and then running whatever parses must return errors, never panic.
+#[test]
+fn mutated_blobs_with_valid_checksums_never_panic() {
+    let mut r = Rng::new(99);
+    for kind in [
+        ModelKind::VitClassifier,
+        ModelKind::DecoderLm,
+        ModelKind::EncoderDecoder,
+    ] {
+        let (_, inputs, bytes) = build(kind, 10);
+        // Header + section table: where structure lives.
+        let at = 16 + 4 * blob::HEADER_WORDS; // section count, then 12-byte entries
+        let count = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let structure = at + 4 + 12 * count;
+        let mut parsed = 0;
+        for _ in 0..1500 {
+            let mut b = bytes.clone();
+            for _ in 0..1 + r.below(3) {
+                let i = if r.below(4) == 0 {
+                    r.below(b.len())
+                } else {
+                    12 + r.below(structure - 12)
+                };
+                b[i] = match r.below(3) {
+                    0 => r.i8() as u8,
+                    1 => b[i] ^ (1 << r.below(8)),
+                    _ => 0xff,
+                };
+            }
+            let sum = blob::fnv1a32(&b[12..]);
+            b[8..12].copy_from_slice(&sum.to_le_bytes());
+            let w = aligned(&b);
+            let Ok(blob) = Blob::parse(view(&w, b.len())) else {
+                continue;
+            };
+            parsed += 1;
+            let mut owned = OwnedBuffers::new(&blob.buffers());
+            let Ok((mut bufs, mut caches, mut cross)) = owned.split(&blob) else {
+                continue;
+            };
+            match &inputs[0] {
+                CalibrationInput::Image(img) => {
+                    let q = vec![0i8; img.len()];
+                    let _ = model::vit_classify(&blob, &q, &mut bufs, &mut |_, _| {});
+                }
+                CalibrationInput::Tokens(ids) => {
+                    let mut out = vec![0u32; 12];
+                    let _ = model::greedy(
+                        &blob,
+                        &ids[..4],
+                        8,
+                        &mut out,
+                        &mut caches,
+                        None,
+                        &mut bufs,
+                        &mut |_, _| {},
+                    );
+                }
+                CalibrationInput::ImageTokens(img, _) => {
+                    let q = vec![0i8; img.len()];
+                    if model::encode_for_decoder(&blob, &q, &mut cross, &mut bufs, &mut |_, _| {})
+                        .is_ok()
+                    {
+                        let mut out = vec![0u32; 6];
+                        let _ = model::greedy(
+                            &blob,
+                            &[0],
+                            5,
+                            &mut out,
+                            &mut caches,
+                            Some(&cross),
+                            &mut bufs,
+                            &mut |_, _| {},
+                        );
+                    }
+                }
+            }
+        }
+        // Mutations of weights and constants within range still parse; the rest must not.
+        assert!(parsed > 0 && parsed < 1500, "{kind:?}: {parsed} parsed");
+    }
+}
+
+/// The runners' `observe` hook gives per-layer int8 outputs; dequantized with the calibrated
+/// output quantization of each layer they track the f64 reference layer by layer.
+#[test]
+fn per_layer_outputs_track_the_reference() {
+    use core_attn::reference::kernels::sqnr_db;
+    let (model, inputs, bytes) = build(ModelKind::VitClassifier, 11);
+    let calib = calibrate(&model, &inputs).unwrap();
+    let w = aligned(&bytes);
+    let blob = Blob::parse(view(&w, bytes.len())).unwrap();
+    let CalibrationInput::Image(img) = &inputs[1] else {
+        unreachable!()
+    };
+    struct Points(Vec<(String, Vec<f64>)>);
+    impl core_attn::reference::block::Observer for Points {
+        fn observe(&mut self, point: &str, values: &[f64]) {
+            self.0.push((point.to_string(), values.to_vec()));
+        }
+    }
+    let mut reference = Points(Vec::new());
+    model
+        .encoder
+        .as_ref()
+        .unwrap()
+        .classify(img, &mut reference);
+    let mut layers: Vec<(usize, Vec<i8>)> = Vec::new();
+    let mut owned = OwnedBuffers::new(&blob.buffers());
+    let (mut bufs, _, _) = owned.split(&blob).unwrap();
+    model::vit_classify(&blob, &quant_image(img, &blob), &mut bufs, &mut |l, x| {
+        layers.push((l, x.to_vec()))
+    })
+    .unwrap();
+    for (l, x) in &layers {
+        let point = if *l == model::FINAL_NORM {
+            "enc_final".to_string()
+        } else {
+            format!("enc{l}.add2")
+        };
+        let q = calib.asymmetric(&point).unwrap();
+        let got: Vec<f64> = x.iter().map(|&v| q.dequantize(v)).collect();
+        let want = &reference.0.iter().find(|(p, _)| *p == point).unwrap().1;
+        let db = sqnr_db(want, &got);
+        assert!(db > 20.0, "{point}: {db:.1} dB");
+    }
+    assert_eq!(layers.len(), 3);
+}
