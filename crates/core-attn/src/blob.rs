@@ -30,7 +30,7 @@
 //! aligned in memory: keep it in a `#[repr(align(16))]` static on the device, or in a `Vec<u32>`
 //! on the host (the tools do).
 //!
-//! The host-side writer ([`write`], `std` feature) lives at the end of this file, next to the
+//! The host-side writer (`write`, `std` feature) lives at the end of this file, next to the
 //! reader.
 
 use crate::activation::Lut;

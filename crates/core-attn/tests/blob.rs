@@ -536,3 +536,52 @@ fn per_layer_outputs_track_the_reference() {
     }
     assert_eq!(layers.len(), 3);
 }
+
+/// A decoder with sinusoidal positions: the blob carries the fixed-point table (scale 1/127,
+/// the bits `position::fill_sinusoidal` gives on any target) and tracks the f64 reference.
+#[test]
+fn sinusoidal_decoder_round_trip() {
+    let mut r = Rng::new(12);
+    let mut dec = decoder(&mut r, 32, 24, false);
+    dec.sinusoidal = true;
+    dec.positions = core_attn::reference::position::sinusoid_table(24, D)
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    let model = ModelF {
+        encoder: None,
+        decoder: Some(dec),
+    };
+    let inputs: Vec<_> = (0..8)
+        .map(|_| CalibrationInput::Tokens(ids(&mut r, 32, 24)))
+        .collect();
+    let calib = calibrate(&model, &inputs).unwrap();
+    let bytes = blob::write(&quantize_model(&model, &calib).unwrap()).unwrap();
+    let w = aligned(&bytes);
+    let blob = Blob::parse(view(&w, bytes.len())).unwrap();
+    assert!(blob.header().decoder.sinusoidal);
+    let mut table = vec![0i8; 24 * D];
+    core_attn::position::fill_sinusoidal(&mut table, D, 0).unwrap();
+    assert_eq!(blob.token_embedding().unwrap().positions, &table[..]);
+    let CalibrationInput::Tokens(seq) = &inputs[0] else {
+        unreachable!()
+    };
+    let want = run_reference(&model, &inputs[0], &mut NoObserver).unwrap();
+    let mut owned = OwnedBuffers::new(&blob.buffers());
+    let (mut bufs, mut caches, _) = owned.split(&blob).unwrap();
+    for (p, &t) in seq.iter().enumerate() {
+        let l =
+            model::decoder_step(&blob, t, &mut caches, None, &mut bufs, &mut |_, _| {}).unwrap();
+        let c = cosine(&want[p * 32..(p + 1) * 32], &dequant(l, &blob));
+        assert!(c > 0.98, "position {p}: cosine {c}");
+    }
+    // The cache is full now: one more token is an error value, not a panic.
+    assert_eq!(
+        model::decoder_step(&blob, 0, &mut caches, None, &mut bufs, &mut |_, _| {}).unwrap_err(),
+        Error::BufferTooSmall {
+            what: "learned position table",
+            needed: 25,
+            available: 24
+        }
+    );
+}

@@ -21,7 +21,7 @@ pub struct ConvertArgs {
     /// Output blob file.
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
-    /// Calibration inputs: float32 images [N,C,H,W] or int64 prompts [N,T] (.npy).
+    /// Calibration inputs (.npy): float32 images (N, C, H, W) or int64 prompts (N, T).
     #[arg(long)]
     pub calibration: Option<PathBuf>,
 }

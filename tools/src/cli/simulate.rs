@@ -38,7 +38,7 @@ use core_attn::blob::ModelKind;
 pub struct SimulateArgs {
     /// Checkpoint directory (config.json + model.safetensors).
     pub model: PathBuf,
-    /// Input: .npy (float32 images [N,C,H,W] or int64 token ids [N,T]) or a PGM/PNG image.
+    /// Input: .npy (float32 images (N, C, H, W) or int64 token ids (N, T)) or a PGM/PNG image.
     #[arg(long)]
     pub input: PathBuf,
     /// Print one JSON object instead of text.
