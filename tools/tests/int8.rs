@@ -288,3 +288,52 @@ fn corrupt_blobs_are_rejected_with_one_exact_line() {
         );
     }
 }
+
+/// Held-out check: calibrate on the synthesized set (no `--calibration`), evaluate on the
+/// fixture inputs the converter never saw.
+#[test]
+fn synthetic_calibration_generalizes_to_fixture_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, input, want_file, extra) in [
+        ("hf-vit-tiny", "inputs.npy", "logits.npy", &[][..]),
+        (
+            "hf-gpt2-tiny",
+            "input_ids.npy",
+            "greedy_logits.npy",
+            &[][..],
+        ),
+        (
+            "hf-vision-encoder-decoder-tiny",
+            "inputs.npy",
+            "greedy_logits.npy",
+            &["--max-new-tokens", "8"][..],
+        ),
+    ] {
+        let fx = fixture(name);
+        let blob = dir.path().join(format!("{name}.blob"));
+        ok(&tools(&[
+            "convert",
+            fx.to_str().unwrap(),
+            "-o",
+            blob.to_str().unwrap(),
+        ]));
+        let v = simulate(&blob, &fx.join(input), extra);
+        let (_, want) = read_npy_f32(&fx.join(want_file)).unwrap();
+        let got = if name == "hf-gpt2-tiny" {
+            // Row 0's teacher-forced logits over its generated sequence vs greedy_logits.npy
+            // (only comparable when the int8 greedy path equals HF's, which it must here).
+            let (_, greedy) = read_npy_i64(&fx.join("greedy.npy")).unwrap();
+            assert_eq!(ids(&v["generated"])[0], greedy, "{name}");
+            floats(&v["logits"][0])
+        } else if name == "hf-vit-tiny" {
+            floats(&v["logits"])
+        } else {
+            let (_, greedy) = read_npy_i64(&fx.join("greedy.npy")).unwrap();
+            assert_eq!(ids(&v["generated"]).concat(), greedy, "{name}");
+            floats(&v["logits"])
+        };
+        let c = cosine(&got, &want);
+        eprintln!("{name} (synthetic calibration): cosine {c:.5}");
+        assert!(c >= 0.98, "{name}: cosine {c}");
+    }
+}
