@@ -106,16 +106,6 @@ impl ModelKind {
     }
 }
 
-/// How a decoder's position table was made (informational: both are stored as int8 tables).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum PositionKind {
-    /// Learned table from the checkpoint.
-    Learned = 0,
-    /// Sinusoidal table built with [`crate::position::fill_sinusoidal`] (scale 1/127).
-    Sinusoidal = 1,
-}
-
 /// Element sizes a runner's buffers need (bytes for `i8` buffers, entries for `scores`).
 ///
 /// [`Blob::parse`] recomputes these from the dimensions and rejects a header that disagrees;
@@ -1252,7 +1242,11 @@ mod writer {
             self.residual(&c.add);
         }
 
-        fn finish(self, kind: ModelKind, header_words: [u32; HEADER_WORDS]) -> Vec<u8> {
+        fn finish(
+            self,
+            kind: ModelKind,
+            header_words: [u32; HEADER_WORDS],
+        ) -> Result<Vec<u8>, Error> {
             let table = TABLE_COUNT_OFFSET + 4;
             let mut pos = table + self.entries.len() * ENTRY_BYTES;
             let align = |p: usize| p.div_ceil(SECTION_ALIGN) * SECTION_ALIGN;
@@ -1268,6 +1262,7 @@ mod writer {
                 }
             }
             let total = align(pos);
+            fits_u32(total)?;
             let mut out = vec![0u8; total];
             out[..4].copy_from_slice(&MAGIC);
             out[4..6].copy_from_slice(&VERSION.to_le_bytes());
@@ -1290,7 +1285,7 @@ mod writer {
             }
             let sum = fnv1a32(&out[12..]);
             out[8..12].copy_from_slice(&sum.to_le_bytes());
-            out
+            Ok(out)
         }
     }
 
@@ -1452,7 +1447,7 @@ mod writer {
         ] {
             fits_u32(v)?;
         }
-        let bytes = w.finish(kind, header.to_words());
+        let bytes = w.finish(kind, header.to_words())?;
         // Self-check: what we write must parse (the blob is copied to aligned storage first).
         let words: Vec<u32> = bytes
             .chunks(4)
