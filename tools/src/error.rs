@@ -98,6 +98,17 @@ pub enum Error {
     /// Model input (pixels, token ids) does not fit the model.
     #[error("invalid input: {0}")]
     Input(String),
+    /// A model blob failed to parse (corrupt, truncated, wrong magic or version, ...).
+    #[error("{}: {reason}", path.display())]
+    Blob {
+        /// The blob file.
+        path: PathBuf,
+        /// core-attn's one-line reason (`invalid model blob: ...`).
+        reason: String,
+    },
+    /// The int8 path (calibration, quantization, a runner) failed.
+    #[error("int8: {0}")]
+    Int8(String),
     /// A feature that is planned but not implemented yet.
     #[error("not implemented: {0}")]
     Unimplemented(String),

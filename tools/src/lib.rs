@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod error;
 pub mod float;
+pub mod int8;
 pub mod model;
 
 pub use error::{Error, Result};

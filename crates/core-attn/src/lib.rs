@@ -8,11 +8,15 @@ extern crate std;
 
 pub mod activation;
 pub mod attention;
+pub mod blob;
 pub mod block;
 pub mod embed;
 pub mod error;
 pub mod linear;
+pub mod model;
 pub mod norm;
+#[cfg(feature = "std")]
+pub mod pack;
 pub mod position;
 pub mod quant;
 #[cfg(feature = "std")]

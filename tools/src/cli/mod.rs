@@ -4,6 +4,8 @@
 //! `Args` struct (clap derive) and a `run(&Args, &mut dyn Write) -> Result<()>`, then a variant
 //! to [`Command`] and an arm to [`run`].
 
+pub mod convert;
+pub mod inspect;
 pub mod simulate;
 
 use std::io::Write;
@@ -26,11 +28,17 @@ pub struct Cli {
 pub enum Command {
     /// Run a model on an input and print its outputs (float path: a checkpoint directory).
     Simulate(simulate::SimulateArgs),
+    /// Calibrate, quantize and pack a checkpoint into an int8 model blob.
+    Convert(convert::ConvertArgs),
+    /// Describe a model blob: architecture, parameters, MACs, flash and RAM.
+    Inspect(inspect::InspectArgs),
 }
 
 /// Runs a parsed command line, writing results to `out`.
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
     match &cli.command {
         Command::Simulate(args) => simulate::run(args, out),
+        Command::Convert(args) => convert::run(args, out),
+        Command::Inspect(args) => inspect::run(args, out),
     }
 }

@@ -1,8 +1,9 @@
 //! `tools simulate MODEL --input FILE [--json] [--max-new-tokens N]`.
 //!
 //! MODEL is a checkpoint directory (`config.json` + `model.safetensors`): the f32 reference
-//! runs. (A packed int8 blob file will select the bit-exact core-attn simulation once the
-//! packer exists.)
+//! runs; or a packed model blob file (from `tools convert`): the int8 path runs through
+//! core-attn's runners, bit-exact with the device, and prints dequantized logits in the same
+//! JSON shape. A corrupt blob is one `error: BLOB: invalid model blob: REASON` line, exit 1.
 //!
 //! Inputs and outputs per architecture:
 //! - ViT: `.npy` float32 `[N, C, H, W]` (or `[C, H, W]`), used as `pixel_values` unchanged; or a
@@ -28,14 +29,16 @@ use crate::checkpoint::image::{is_image, parse_image};
 use crate::checkpoint::npy::{is_npy, parse_npy, NpyData};
 use crate::error::{Error, Result};
 use crate::float::{encdec, gpt2, ops, vit};
+use crate::int8::{self, AlignedBlob};
 use crate::model::{Mat, Model};
+use core_attn::blob::ModelKind;
 
 /// Arguments of `simulate`.
 #[derive(Debug, Clone, Args)]
 pub struct SimulateArgs {
     /// Checkpoint directory (config.json + model.safetensors).
     pub model: PathBuf,
-    /// Input: .npy (float32 images [N,C,H,W] or int64 token ids [N,T]) or a PGM/PNG image.
+    /// Input: .npy (float32 images (N, C, H, W) or int64 token ids (N, T)) or a PGM/PNG image.
     #[arg(long)]
     pub input: PathBuf,
     /// Print one JSON object instead of text.
@@ -49,10 +52,7 @@ pub struct SimulateArgs {
 /// Runs `simulate`.
 pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<()> {
     if args.model.is_file() {
-        return Err(Error::Unimplemented(format!(
-            "{}: simulating packed int8 blobs; pass a checkpoint directory",
-            args.model.display()
-        )));
+        return run_blob(args, out);
     }
     let model = Model::load(&args.model)?;
     let result = match &model {
@@ -85,6 +85,60 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<()> {
                 .zip(&generated)
                 .map(|(img, s)| Ok(rows(&encdec::logits(m, &encdec::encode(m, img)?, s)?)))
                 .collect::<Result<Vec<_>>>()?;
+            json!({"logits": logits, "generated": generated})
+        }
+    };
+    let text = if args.json {
+        result.to_string()
+    } else {
+        human(&result)
+    };
+    writeln!(out, "{text}").map_err(|e| Error::io("<stdout>", e))
+}
+
+/// The int8 path: the blob runs through core-attn's runners (bit-exact with the device).
+fn run_blob(args: &SimulateArgs, out: &mut dyn Write) -> Result<()> {
+    let aligned = AlignedBlob::read(&args.model)?;
+    let blob = aligned.parse(&args.model)?;
+    let h = *blob.header();
+    let e = h.encoder;
+    let vit_cfg = || VitConfig {
+        hidden_size: e.width,
+        num_layers: e.layers,
+        num_heads: e.heads,
+        intermediate_size: e.mlp,
+        activation: crate::checkpoint::config::Activation::GeluErf,
+        layer_norm_eps: 0.0,
+        image_size: (e.height, e.image_width),
+        patch_size: (e.patch, e.patch),
+        num_channels: e.channels,
+        qkv_bias: true,
+        num_labels: e.classes,
+        norm_placement: crate::checkpoint::config::NormPlacement::Pre,
+    };
+    let result = match h.kind {
+        ModelKind::VitClassifier => {
+            let images = read_images(&args.input, &vit_cfg())?;
+            let mut logits = Vec::new();
+            let mut top1 = Vec::new();
+            for img in &images {
+                let l = int8::classify(&blob, img)?;
+                top1.push(ops::argmax(&l));
+                logits.push(l);
+            }
+            json!({"logits": logits, "top1": top1})
+        }
+        ModelKind::DecoderLm => {
+            let prompts = read_ids(&args.input)?;
+            let (generated, logits) = int8::generate(&blob, &prompts, None, args.max_new_tokens)?;
+            json!({"logits": logits, "generated": generated})
+        }
+        ModelKind::EncoderDecoder => {
+            let images = read_images(&args.input, &vit_cfg())?;
+            let start = h.decoder.start_token as usize;
+            let prompts = vec![vec![start]; images.len()];
+            let (generated, logits) =
+                int8::generate(&blob, &prompts, Some(&images), args.max_new_tokens)?;
             json!({"logits": logits, "generated": generated})
         }
     };

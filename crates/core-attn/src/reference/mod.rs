@@ -53,5 +53,6 @@ fn libm_erf(x: f64) -> f64 {
 
 pub mod block;
 pub mod kernels;
+pub mod model;
 pub mod norm;
 pub mod position;

@@ -1,0 +1,1475 @@
+//! The packed model blob: one versioned, checksummed, little-endian file that holds a whole
+//! int8 model, read zero-copy on the device.
+//!
+//! # Layout (format version [`VERSION`])
+//! ```text
+//! offset  size          field
+//! 0       4             magic b"TATN"
+//! 4       2             format version (u16)
+//! 6       2             model kind (u16, see ModelKind)
+//! 8       4             checksum: FNV-1a 32 of bytes 12 .. total_len
+//! 12      4             total_len (u32): bytes covered by the blob
+//! 16      4·HEADER_WORDS header words (u32): dimensions, special ids, quantization of the
+//!                       input and the logits, and the buffer sizes a runner needs
+//! ..      4             section count n
+//! ..      12·n          section table: (tag u16 | elem u16 << 16, offset u32, count u32)
+//! ..                    section data, each section starting on a 16-byte boundary
+//! ```
+//! Every section is an array of `i8`, `u16` or `i32` values (`count` elements). Sections are
+//! read in a fixed order determined by the model kind; each carries a role tag, so a writer and
+//! reader that disagree fail with a specific [`Error::BadBlob`] rather than misreading. Two table
+//! entries may point at the same bytes (a tied LM head reuses the token-embedding section).
+//!
+//! [`Blob::parse`] checks magic, version, kind, length, checksum, every section's bounds and
+//! alignment (with checked arithmetic: no input makes it panic), then builds every kernel
+//! parameter struct once and calls its `validate()`. The accessors ([`Blob::encoder_block`],
+//! [`Blob::decoder_block`], …) rebuild those borrowed structs from the table on demand (a few
+//! dozen table lookups, no copying), so nothing needs to be allocated.
+//!
+//! The `i32`/`u16` views use `bytemuck::try_cast_slice`, which fails when the blob is not 4-byte
+//! aligned in memory: keep it in a `#[repr(align(16))]` static on the device, or in a `Vec<u32>`
+//! on the host (the tools do).
+//!
+//! The host-side writer (`write`, `std` feature) lives at the end of this file, next to the
+//! reader.
+
+use crate::activation::Lut;
+use crate::attention::Attention;
+use crate::block::{CrossAttention, DecoderBlock, EncoderBlock, Mlp, NormPlacement};
+use crate::embed::PatchEmbedding;
+use crate::linear::Linear;
+use crate::norm::LayerNorm;
+use crate::quant::{ChannelRequant, Requant};
+use crate::residual::ResidualAdd;
+use crate::softmax::ExpTable;
+use crate::Error;
+
+/// The four magic bytes at offset 0.
+pub const MAGIC: [u8; 4] = *b"TATN";
+/// The format version this reader understands.
+pub const VERSION: u16 = 1;
+/// Number of `u32` header words after the fixed 16-byte preamble.
+pub const HEADER_WORDS: usize = 40;
+/// Alignment of every section's data.
+pub const SECTION_ALIGN: usize = 16;
+/// Byte offset of the first header word.
+const PREAMBLE: usize = 16;
+/// Byte offset of the section count.
+const TABLE_COUNT_OFFSET: usize = PREAMBLE + 4 * HEADER_WORDS;
+/// Bytes per section table entry.
+const ENTRY_BYTES: usize = 12;
+/// Largest section count accepted (bounds the table size).
+pub const MAX_SECTIONS: usize = 1 << 16;
+/// Header value meaning "no such token id" (e.g. no eos).
+pub const NO_TOKEN: u32 = u32::MAX;
+
+/// FNV-1a 32-bit hash (the blob checksum).
+pub fn fnv1a32(bytes: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in bytes {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// What a blob holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ModelKind {
+    /// ViT image classifier (encoder + classifier head on the class token).
+    VitClassifier = 1,
+    /// Decoder-only language model (GPT-2 layout).
+    DecoderLm = 2,
+    /// ViT encoder + decoder with cross-attention.
+    EncoderDecoder = 3,
+}
+
+impl ModelKind {
+    fn from_u16(v: u16) -> Result<Self, Error> {
+        match v {
+            1 => Ok(ModelKind::VitClassifier),
+            2 => Ok(ModelKind::DecoderLm),
+            3 => Ok(ModelKind::EncoderDecoder),
+            _ => Err(Error::BadBlob("unknown model kind")),
+        }
+    }
+
+    /// True when the model has a ViT encoder.
+    pub fn has_encoder(self) -> bool {
+        self != ModelKind::DecoderLm
+    }
+
+    /// True when the model has a decoder.
+    pub fn has_decoder(self) -> bool {
+        self != ModelKind::VitClassifier
+    }
+}
+
+/// Element sizes a runner's buffers need (bytes for `i8` buffers, entries for `scores`).
+///
+/// [`Blob::parse`] recomputes these from the dimensions and rejects a header that disagrees;
+/// firmware compares them with its compiled buffers through [`BufferSizes::fits_in`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BufferSizes {
+    /// Residual stream `x` (int8).
+    pub x: usize,
+    /// Block `normed` scratch (int8); also holds the final LayerNorm output.
+    pub normed: usize,
+    /// Block `wide` scratch (int8); also holds the cross-attention K/V projection.
+    pub wide: usize,
+    /// Attention scores (`i32` entries).
+    pub scores: usize,
+    /// One flattened image patch (int8).
+    pub patch: usize,
+    /// Logits (int8).
+    pub logits: usize,
+    /// Self-attention KV caches of all decoder layers (int8, keys and values).
+    pub kv: usize,
+    /// Cross-attention KV caches of all decoder layers (int8, keys and values).
+    pub cross_kv: usize,
+}
+
+impl BufferSizes {
+    /// True when every buffer of `self` is at most the one in `available`.
+    pub fn fits_in(&self, available: &BufferSizes) -> bool {
+        self.x <= available.x
+            && self.normed <= available.normed
+            && self.wide <= available.wide
+            && self.scores <= available.scores
+            && self.patch <= available.patch
+            && self.logits <= available.logits
+            && self.kv <= available.kv
+            && self.cross_kv <= available.cross_kv
+    }
+
+    /// Total RAM in bytes (scores are 4 bytes each).
+    pub fn total_bytes(&self) -> usize {
+        self.x
+            .saturating_add(self.normed)
+            .saturating_add(self.wide)
+            .saturating_add(self.scores.saturating_mul(4))
+            .saturating_add(self.patch)
+            .saturating_add(self.logits)
+            .saturating_add(self.kv)
+            .saturating_add(self.cross_kv)
+    }
+}
+
+/// Encoder (ViT) dimensions; all zero for a decoder-only model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct EncoderDims {
+    /// Layers.
+    pub layers: usize,
+    /// Model width D.
+    pub width: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// MLP hidden width.
+    pub mlp: usize,
+    /// Image channels C.
+    pub channels: usize,
+    /// Image height H.
+    pub height: usize,
+    /// Image width W.
+    pub image_width: usize,
+    /// Patch side P.
+    pub patch: usize,
+    /// Classes (ViT classifier), 0 otherwise.
+    pub classes: usize,
+    /// Pre- or post-norm layers (0 = pre, 1 = post).
+    pub post_norm: bool,
+}
+
+impl EncoderDims {
+    /// Tokens per image: patches + class token (0 when there is no encoder).
+    pub fn tokens(&self) -> usize {
+        if self.patch == 0 {
+            return 0;
+        }
+        (self.height / self.patch)
+            .saturating_mul(self.image_width / self.patch)
+            .saturating_add(1)
+    }
+}
+
+/// Decoder dimensions and special token ids; all zero for a classifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DecoderDims {
+    /// Layers.
+    pub layers: usize,
+    /// Model width D.
+    pub width: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// MLP hidden width.
+    pub mlp: usize,
+    /// Vocabulary size.
+    pub vocab: usize,
+    /// Longest sequence (rows of the position table, capacity of each KV cache).
+    pub max_positions: usize,
+    /// 0 = learned, 1 = sinusoidal position table.
+    pub sinusoidal: bool,
+    /// LM head tied to the token embedding (stored once).
+    pub tied_head: bool,
+    /// Decoder start token (encoder–decoder), [`NO_TOKEN`] if none.
+    pub start_token: u32,
+    /// End-of-sequence token, [`NO_TOKEN`] if none.
+    pub eos_token: u32,
+    /// Padding token used after eos, [`NO_TOKEN`] if none.
+    pub pad_token: u32,
+}
+
+/// Everything in the header words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Header {
+    /// Model kind.
+    pub kind: ModelKind,
+    /// Encoder dimensions.
+    pub encoder: EncoderDims,
+    /// Decoder dimensions.
+    pub decoder: DecoderDims,
+    /// Input image quantization: `f32` bits of the scale (0 without an encoder).
+    pub input_scale_bits: u32,
+    /// Input image zero point.
+    pub input_zero_point: i32,
+    /// Logits quantization: `f32` bits of the scale.
+    pub logits_scale_bits: u32,
+    /// Logits zero point.
+    pub logits_zero_point: i32,
+    /// Buffer sizes a runner needs.
+    pub buffers: BufferSizes,
+}
+
+impl Header {
+    /// Buffer sizes implied by the dimensions (what the header must say).
+    ///
+    /// The encoder runs all `T` tokens at once; the decoder runs one token at a time, so its
+    /// activation buffers are one row wide, its `wide` buffer must also hold the cross K/V
+    /// projection of the encoder output (`T · 2·D`), and its KV caches hold `max_positions`
+    /// rows per layer.
+    pub fn required_buffers(&self) -> Result<BufferSizes, Error> {
+        let e = &self.encoder;
+        let d = &self.decoder;
+        let ov = Error::BadBlob("dimensions overflow");
+        let m = |a: usize, b: usize| a.checked_mul(b).ok_or(ov);
+        let mut s = BufferSizes::default();
+        if self.kind.has_encoder() {
+            let t = e.tokens();
+            s.x = m(t, e.width)?;
+            s.normed = s.x;
+            s.wide = m(t, m(3, e.width)?.max(e.mlp))?;
+            s.scores = t;
+            s.patch = m(e.channels, m(e.patch, e.patch)?)?;
+            s.logits = e.classes;
+        }
+        if self.kind.has_decoder() {
+            s.x = s.x.max(d.width);
+            s.normed = s.normed.max(d.width);
+            s.wide = s.wide.max(m(3, d.width)?.max(d.mlp));
+            s.scores = s.scores.max(d.max_positions);
+            s.logits = s.logits.max(d.vocab);
+            s.kv = m(m(2, d.layers)?, m(d.max_positions, d.width)?)?;
+            if self.kind == ModelKind::EncoderDecoder {
+                let t = e.tokens();
+                s.wide = s.wide.max(m(t, m(2, d.width)?)?);
+                s.scores = s.scores.max(t);
+                s.cross_kv = m(m(2, d.layers)?, m(t, d.width)?)?;
+            }
+        }
+        Ok(s)
+    }
+
+    #[cfg(feature = "std")]
+    fn to_words(self) -> [u32; HEADER_WORDS] {
+        let e = &self.encoder;
+        let d = &self.decoder;
+        let b = &self.buffers;
+        let u = |v: usize| v as u32;
+        let mut w = [0u32; HEADER_WORDS];
+        let vals = [
+            u(e.layers),
+            u(e.width),
+            u(e.heads),
+            u(e.mlp),
+            u(e.channels),
+            u(e.height),
+            u(e.image_width),
+            u(e.patch),
+            u(e.classes),
+            e.post_norm as u32,
+            u(d.layers),
+            u(d.width),
+            u(d.heads),
+            u(d.mlp),
+            u(d.vocab),
+            u(d.max_positions),
+            d.sinusoidal as u32,
+            d.tied_head as u32,
+            d.start_token,
+            d.eos_token,
+            d.pad_token,
+            self.input_scale_bits,
+            self.input_zero_point as u32,
+            self.logits_scale_bits,
+            self.logits_zero_point as u32,
+            u(b.x),
+            u(b.normed),
+            u(b.wide),
+            u(b.scores),
+            u(b.patch),
+            u(b.logits),
+            u(b.kv),
+            u(b.cross_kv),
+        ];
+        w[..vals.len()].copy_from_slice(&vals);
+        w
+    }
+
+    fn from_words(kind: ModelKind, w: &[u32; HEADER_WORDS]) -> Result<Self, Error> {
+        let u = |i: usize| w[i] as usize;
+        let flag = |i: usize| match w[i] {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(Error::BadBlob("header flag not 0 or 1")),
+        };
+        if w[33..].iter().any(|&x| x != 0) {
+            return Err(Error::BadBlob("reserved header words not zero"));
+        }
+        Ok(Header {
+            kind,
+            encoder: EncoderDims {
+                layers: u(0),
+                width: u(1),
+                heads: u(2),
+                mlp: u(3),
+                channels: u(4),
+                height: u(5),
+                image_width: u(6),
+                patch: u(7),
+                classes: u(8),
+                post_norm: flag(9)?,
+            },
+            decoder: DecoderDims {
+                layers: u(10),
+                width: u(11),
+                heads: u(12),
+                mlp: u(13),
+                vocab: u(14),
+                max_positions: u(15),
+                sinusoidal: flag(16)?,
+                tied_head: flag(17)?,
+                start_token: w[18],
+                eos_token: w[19],
+                pad_token: w[20],
+            },
+            input_scale_bits: w[21],
+            input_zero_point: w[22] as i32,
+            logits_scale_bits: w[23],
+            logits_zero_point: w[24] as i32,
+            buffers: BufferSizes {
+                x: u(25),
+                normed: u(26),
+                wide: u(27),
+                scores: u(28),
+                patch: u(29),
+                logits: u(30),
+                kv: u(31),
+                cross_kv: u(32),
+            },
+        })
+    }
+
+    /// Check the dimensions are usable (non-zero where needed, heads divide widths, ids in
+    /// range, zero points int8).
+    fn check(&self) -> Result<(), Error> {
+        let zp = |z: i32| (-128..=127).contains(&z);
+        if !zp(self.input_zero_point) || !zp(self.logits_zero_point) {
+            return Err(Error::BadBlob("header zero point outside int8"));
+        }
+        if self.kind.has_encoder() {
+            let e = &self.encoder;
+            if e.layers == 0 || e.width == 0 || e.heads == 0 || e.mlp == 0 {
+                return Err(Error::BadBlob("encoder dimension is zero"));
+            }
+            if e.width % e.heads != 0 {
+                return Err(Error::BadBlob("encoder heads do not divide the width"));
+            }
+            if e.channels == 0 || e.patch == 0 || e.height == 0 || e.image_width == 0 {
+                return Err(Error::BadBlob("image geometry is zero"));
+            }
+            if e.height % e.patch != 0 || e.image_width % e.patch != 0 {
+                return Err(Error::BadBlob("patch size does not divide the image"));
+            }
+            if (self.kind == ModelKind::VitClassifier) != (e.classes > 0) {
+                return Err(Error::BadBlob("class count does not match the model kind"));
+            }
+        }
+        if self.kind.has_decoder() {
+            let d = &self.decoder;
+            if d.layers == 0 || d.width == 0 || d.heads == 0 || d.mlp == 0 {
+                return Err(Error::BadBlob("decoder dimension is zero"));
+            }
+            if d.width % d.heads != 0 {
+                return Err(Error::BadBlob("decoder heads do not divide the width"));
+            }
+            if d.vocab == 0 || d.max_positions == 0 {
+                return Err(Error::BadBlob("decoder vocabulary or positions is zero"));
+            }
+            for t in [d.start_token, d.eos_token, d.pad_token] {
+                if t != NO_TOKEN && t as usize >= d.vocab {
+                    return Err(Error::BadBlob("special token id outside the vocabulary"));
+                }
+            }
+            if self.kind == ModelKind::EncoderDecoder && d.start_token == NO_TOKEN {
+                return Err(Error::BadBlob("encoder-decoder without a start token"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Element type of a section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Elem {
+    I8 = 1,
+    U16 = 2,
+    I32 = 3,
+}
+
+impl Elem {
+    fn size(self) -> usize {
+        match self {
+            Elem::I8 => 1,
+            Elem::U16 => 2,
+            Elem::I32 => 4,
+        }
+    }
+}
+
+/// Role tags of the sections.
+mod tag {
+    pub const LN_GAMMA: u16 = 0x10;
+    pub const LN_BETA: u16 = 0x11;
+    pub const LN_SCALARS: u16 = 0x12;
+    pub const LIN_SHAPE: u16 = 0x20;
+    pub const LIN_W: u16 = 0x21;
+    pub const LIN_B: u16 = 0x22;
+    pub const LIN_MUL: u16 = 0x23;
+    pub const LIN_SHIFT: u16 = 0x24;
+    pub const ATT_SCALARS: u16 = 0x30;
+    pub const EXP_HI: u16 = 0x31;
+    pub const EXP_LO: u16 = 0x32;
+    pub const RESIDUAL: u16 = 0x40;
+    pub const LUT: u16 = 0x50;
+    pub const TOKEN_EMBED: u16 = 0x60;
+    pub const POSITIONS: u16 = 0x61;
+    pub const CLASS_TOKEN: u16 = 0x62;
+    pub const BLOCK: u16 = 0x70;
+}
+
+fn word(bytes: &[u8], offset: usize) -> Result<u32, Error> {
+    let end = offset
+        .checked_add(4)
+        .ok_or(Error::BadBlob("offset overflow"))?;
+    let b = bytes
+        .get(offset..end)
+        .ok_or(Error::BadBlob("blob truncated"))?;
+    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Reads sections in order from the table.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    table: usize,
+    count: usize,
+    next: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, want_tag: u16, elem: Elem) -> Result<&'a [u8], Error> {
+        if self.next >= self.count {
+            return Err(Error::BadBlob("fewer sections than the model needs"));
+        }
+        let e = self.table + self.next * ENTRY_BYTES;
+        self.next += 1;
+        let te = word(self.bytes, e)?;
+        let offset = word(self.bytes, e + 4)? as usize;
+        let count = word(self.bytes, e + 8)? as usize;
+        if (te & 0xffff) as u16 != want_tag {
+            return Err(Error::BadBlob(
+                "section tag does not match the model layout",
+            ));
+        }
+        if (te >> 16) as u16 != elem as u16 {
+            return Err(Error::BadBlob("section element type does not match"));
+        }
+        if offset % SECTION_ALIGN != 0 {
+            return Err(Error::BadBlob("section not 16-byte aligned"));
+        }
+        let len = count
+            .checked_mul(elem.size())
+            .ok_or(Error::BadBlob("section size overflow"))?;
+        let end = offset
+            .checked_add(len)
+            .ok_or(Error::BadBlob("section size overflow"))?;
+        self.bytes
+            .get(offset..end)
+            .ok_or(Error::BadBlob("section extends past the end of the blob"))
+    }
+
+    fn i8s(&mut self, tag: u16) -> Result<&'a [i8], Error> {
+        let b = self.take(tag, Elem::I8)?;
+        bytemuck::try_cast_slice(b).map_err(|_| Error::BadBlob("int8 section cast failed"))
+    }
+
+    fn i32s(&mut self, tag: u16) -> Result<&'a [i32], Error> {
+        let b = self.take(tag, Elem::I32)?;
+        bytemuck::try_cast_slice(b).map_err(|_| Error::BadBlob("blob not 4-byte aligned in memory"))
+    }
+
+    fn u16s(&mut self, tag: u16) -> Result<&'a [u16], Error> {
+        let b = self.take(tag, Elem::U16)?;
+        bytemuck::try_cast_slice(b).map_err(|_| Error::BadBlob("blob not 2-byte aligned in memory"))
+    }
+
+    fn scalars<const N: usize>(&mut self, tag: u16) -> Result<[i32; N], Error> {
+        let s = self.i32s(tag)?;
+        s.try_into()
+            .map_err(|_| Error::BadBlob("scalar section has the wrong length"))
+    }
+
+    fn usize_of(v: i32) -> Result<usize, Error> {
+        usize::try_from(v).map_err(|_| Error::BadBlob("negative dimension"))
+    }
+
+    fn shift(v: i32) -> Result<i8, Error> {
+        i8::try_from(v).map_err(|_| Error::BadBlob("shift outside int8"))
+    }
+
+    fn requant(m: i32, s: i32) -> Result<Requant, Error> {
+        Ok(Requant {
+            multiplier: m,
+            shift: Self::shift(s)?,
+        })
+    }
+
+    /// The one place a [`LayerNorm`] is read (see [`write_layer_norm`] for the writer).
+    fn layer_norm(&mut self) -> Result<LayerNorm<'a>, Error> {
+        let gamma = self.i32s(tag::LN_GAMMA)?;
+        let beta = self.i32s(tag::LN_BETA)?;
+        let [epsilon, output_zero_point] = self.scalars::<2>(tag::LN_SCALARS)?;
+        if beta.len() != gamma.len() {
+            return Err(Error::BadBlob("LayerNorm gamma and beta lengths differ"));
+        }
+        if !(-128..=127).contains(&output_zero_point) {
+            return Err(Error::BadBlob("LayerNorm zero point outside int8"));
+        }
+        Ok(LayerNorm {
+            width: gamma.len(),
+            gamma,
+            beta,
+            epsilon: epsilon as u32,
+            output_zero_point,
+        })
+    }
+
+    fn linear(&mut self) -> Result<Linear<'a>, Error> {
+        let [in_f, out_f, zp] = self.scalars::<3>(tag::LIN_SHAPE)?;
+        Ok(Linear {
+            in_features: Self::usize_of(in_f)?,
+            out_features: Self::usize_of(out_f)?,
+            weights: self.i8s(tag::LIN_W)?,
+            bias: self.i32s(tag::LIN_B)?,
+            requant: ChannelRequant {
+                multipliers: self.i32s(tag::LIN_MUL)?,
+                shifts: self.i8s(tag::LIN_SHIFT)?,
+            },
+            output_zero_point: zp,
+        })
+    }
+
+    fn attention(&mut self) -> Result<Attention<'a>, Error> {
+        let [heads, head_dim, sm, ss, om, os, zp] = self.scalars::<7>(tag::ATT_SCALARS)?;
+        let (heads, head_dim) = (Self::usize_of(heads)?, Self::usize_of(head_dim)?);
+        // Bound the width here: `Attention::width()` multiplies without a check.
+        if heads
+            .checked_mul(head_dim)
+            .is_none_or(|w| w == 0 || w > crate::MAX_WIDTH)
+        {
+            return Err(Error::BadBlob("attention width out of range"));
+        }
+        let hi: &[u16; 256] = self
+            .u16s(tag::EXP_HI)?
+            .try_into()
+            .map_err(|_| Error::BadBlob("exp table is not 256 entries"))?;
+        let lo: &[u16; 256] = self
+            .u16s(tag::EXP_LO)?
+            .try_into()
+            .map_err(|_| Error::BadBlob("exp table is not 256 entries"))?;
+        Ok(Attention {
+            heads,
+            head_dim,
+            score_to_index: Self::requant(sm, ss)?,
+            exp: ExpTable::new(hi, lo)?,
+            output: Self::requant(om, os)?,
+            output_zero_point: zp,
+        })
+    }
+
+    fn residual(&mut self) -> Result<ResidualAdd, Error> {
+        let [am, ash, az, bm, bsh, bz, oz] = self.scalars::<7>(tag::RESIDUAL)?;
+        Ok(ResidualAdd {
+            a_scale: Self::requant(am, ash)?,
+            a_zero_point: az,
+            b_scale: Self::requant(bm, bsh)?,
+            b_zero_point: bz,
+            output_zero_point: oz,
+        })
+    }
+
+    fn lut(&mut self) -> Result<Lut<'a>, Error> {
+        let t: &[i8; 256] = self
+            .i8s(tag::LUT)?
+            .try_into()
+            .map_err(|_| Error::BadBlob("lookup table is not 256 entries"))?;
+        Ok(Lut::new(t))
+    }
+
+    fn mlp(&mut self) -> Result<Mlp<'a>, Error> {
+        Ok(Mlp {
+            fc1: self.linear()?,
+            activation: self.lut()?,
+            fc2: self.linear()?,
+        })
+    }
+
+    fn encoder_block(&mut self) -> Result<EncoderBlock<'a>, Error> {
+        let [placement, _] = self.scalars::<2>(tag::BLOCK)?;
+        let placement = match placement {
+            0 => NormPlacement::Pre,
+            1 => NormPlacement::Post,
+            _ => return Err(Error::BadBlob("unknown norm placement")),
+        };
+        Ok(EncoderBlock {
+            placement,
+            ln1: self.layer_norm()?,
+            qkv: self.linear()?,
+            attention: self.attention()?,
+            proj: self.linear()?,
+            add1: self.residual()?,
+            ln2: self.layer_norm()?,
+            mlp: self.mlp()?,
+            add2: self.residual()?,
+        })
+    }
+
+    fn decoder_block(&mut self) -> Result<DecoderBlock<'a>, Error> {
+        let [_, has_cross] = self.scalars::<2>(tag::BLOCK)?;
+        let ln1 = self.layer_norm()?;
+        let qkv = self.linear()?;
+        let attention = self.attention()?;
+        let proj = self.linear()?;
+        let add1 = self.residual()?;
+        let cross = match has_cross {
+            0 => None,
+            1 => Some(CrossAttention {
+                ln: self.layer_norm()?,
+                q: self.linear()?,
+                kv: self.linear()?,
+                attention: self.attention()?,
+                proj: self.linear()?,
+                add: self.residual()?,
+            }),
+            _ => return Err(Error::BadBlob("cross-attention flag not 0 or 1")),
+        };
+        Ok(DecoderBlock {
+            ln1,
+            qkv,
+            attention,
+            proj,
+            add1,
+            cross,
+            ln2: self.layer_norm()?,
+            mlp: self.mlp()?,
+            add2: self.residual()?,
+        })
+    }
+}
+
+/// The ViT front end: patch embedding, class token, learned positions.
+#[derive(Debug, Clone, Copy)]
+pub struct VitEmbedding<'a> {
+    /// Patch projection and image geometry.
+    pub patch: PatchEmbedding<'a>,
+    /// Class token, already in the patch embedding's quantization (`D` values).
+    pub class_token: &'a [i8],
+    /// Learned positions `[tokens][D]`.
+    pub positions: &'a [i8],
+    /// `embedding + position`.
+    pub position_add: ResidualAdd,
+}
+
+/// The decoder front end: token embedding and positions.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenEmbedding<'a> {
+    /// `[vocab][D]` int8 table (also the tied LM head's weights).
+    pub table: &'a [i8],
+    /// `[max_positions][D]` position table.
+    pub positions: &'a [i8],
+    /// `embedding + position`.
+    pub position_add: ResidualAdd,
+}
+
+/// Section indices where each part of the model starts.
+#[derive(Debug, Clone, Copy, Default)]
+struct Layout {
+    vit_embed: usize,
+    enc_blocks: usize,
+    enc_block_sections: usize,
+    enc_final_ln: usize,
+    classifier: usize,
+    dec_embed: usize,
+    dec_blocks: usize,
+    dec_block_sections: usize,
+    dec_final_ln: usize,
+    head: usize,
+}
+
+/// A parsed, validated model blob borrowing its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Blob<'a> {
+    bytes: &'a [u8],
+    header: Header,
+    table: usize,
+    count: usize,
+    layout: Layout,
+}
+
+impl<'a> Blob<'a> {
+    /// Validate `bytes` and every parameter struct it describes (see the module docs).
+    ///
+    /// Bytes past the header's `total_len` are ignored (flash padding).
+    pub fn parse(bytes: &'a [u8]) -> Result<Blob<'a>, Error> {
+        if cfg!(target_endian = "big") {
+            return Err(Error::BadBlob("big-endian targets are not supported"));
+        }
+        if bytes.len() < 4 || bytes[..4] != MAGIC {
+            return Err(Error::BadBlob("bad magic (not a TATN model blob)"));
+        }
+        if bytes.len() < TABLE_COUNT_OFFSET + 4 {
+            return Err(Error::BadBlob("blob truncated inside the header"));
+        }
+        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+        if version != VERSION {
+            return Err(if version > VERSION {
+                Error::BadBlob("format version newer than this reader")
+            } else {
+                Error::BadBlob("unsupported old format version")
+            });
+        }
+        let kind = ModelKind::from_u16(u16::from_le_bytes([bytes[6], bytes[7]]))?;
+        let checksum = word(bytes, 8)?;
+        let total = word(bytes, 12)? as usize;
+        if total < TABLE_COUNT_OFFSET + 4 {
+            return Err(Error::BadBlob("total length smaller than the header"));
+        }
+        if total > bytes.len() {
+            return Err(Error::BadBlob(
+                "blob shorter than its header says (truncated)",
+            ));
+        }
+        let bytes = &bytes[..total];
+        if fnv1a32(&bytes[12..]) != checksum {
+            return Err(Error::BadBlob("checksum mismatch (corrupt blob)"));
+        }
+        let mut words = [0u32; HEADER_WORDS];
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = word(bytes, PREAMBLE + 4 * i)?;
+        }
+        let header = Header::from_words(kind, &words)?;
+        header.check()?;
+        if header.required_buffers()? != header.buffers {
+            return Err(Error::BadBlob("buffer sizes disagree with the dimensions"));
+        }
+        let count = word(bytes, TABLE_COUNT_OFFSET)? as usize;
+        if count > MAX_SECTIONS {
+            return Err(Error::BadBlob("too many sections"));
+        }
+        let table = TABLE_COUNT_OFFSET + 4;
+        if table + count * ENTRY_BYTES > bytes.len() {
+            return Err(Error::BadBlob(
+                "section table extends past the end of the blob",
+            ));
+        }
+        let mut blob = Blob {
+            bytes,
+            header,
+            table,
+            count,
+            layout: Layout::default(),
+        };
+        blob.layout = blob.walk()?;
+        Ok(blob)
+    }
+
+    fn cursor(&self, at: usize) -> Cursor<'a> {
+        Cursor {
+            bytes: self.bytes,
+            table: self.table,
+            count: self.count,
+            next: at,
+        }
+    }
+
+    /// Walk every section once, validating each part, and record where the parts start.
+    fn walk(&self) -> Result<Layout, Error> {
+        let h = &self.header;
+        let mut l = Layout::default();
+        let mut c = self.cursor(0);
+        if h.kind.has_encoder() {
+            let e = &h.encoder;
+            l.vit_embed = c.next;
+            let emb = read_vit_embedding(&mut c, e)?;
+            emb.patch.validate()?;
+            check(emb.patch.dim() == e.width, "patch projection width")?;
+            check(emb.class_token.len() == e.width, "class token length")?;
+            check(
+                Some(emb.positions.len()) == e.tokens().checked_mul(e.width),
+                "ViT position table size",
+            )?;
+            emb.position_add.validate()?;
+            l.enc_blocks = c.next;
+            for i in 0..e.layers {
+                let b = c.encoder_block()?;
+                b.validate()?;
+                check(b.width() == e.width, "encoder block width")?;
+                check(b.attention.heads == e.heads, "encoder block heads")?;
+                check(b.mlp.fc1.out_features == e.mlp, "encoder block mlp width")?;
+                check(
+                    (b.placement == NormPlacement::Post) == e.post_norm,
+                    "encoder norm placement",
+                )?;
+                if i == 0 {
+                    l.enc_block_sections = c.next - l.enc_blocks;
+                }
+                check(
+                    c.next - l.enc_blocks == (i + 1) * l.enc_block_sections,
+                    "encoder blocks differ in layout",
+                )?;
+            }
+            l.enc_final_ln = c.next;
+            let ln = c.layer_norm()?;
+            ln.validate()?;
+            check(ln.width == e.width, "encoder final LayerNorm width")?;
+            if h.kind == ModelKind::VitClassifier {
+                l.classifier = c.next;
+                let cl = c.linear()?;
+                cl.validate()?;
+                check(cl.in_features == e.width, "classifier input width")?;
+                check(cl.out_features == e.classes, "classifier classes")?;
+                check(
+                    cl.output_zero_point == h.logits_zero_point,
+                    "classifier zero point",
+                )?;
+            }
+        }
+        if h.kind.has_decoder() {
+            let d = &h.decoder;
+            l.dec_embed = c.next;
+            let emb = read_token_embedding(&mut c)?;
+            check(
+                Some(emb.table.len()) == d.vocab.checked_mul(d.width),
+                "token embedding size",
+            )?;
+            check(
+                Some(emb.positions.len()) == d.max_positions.checked_mul(d.width),
+                "decoder position table size",
+            )?;
+            emb.position_add.validate()?;
+            l.dec_blocks = c.next;
+            for i in 0..d.layers {
+                let b = c.decoder_block()?;
+                b.validate()?;
+                check(b.width() == d.width, "decoder block width")?;
+                check(b.attention.heads == d.heads, "decoder block heads")?;
+                check(b.mlp.fc1.out_features == d.mlp, "decoder block mlp width")?;
+                match &b.cross {
+                    Some(x) => {
+                        check(
+                            h.kind == ModelKind::EncoderDecoder,
+                            "cross-attention in a decoder-only model",
+                        )?;
+                        check(
+                            x.kv.in_features == h.encoder.width,
+                            "cross-attention input width",
+                        )?;
+                    }
+                    None => check(
+                        h.kind == ModelKind::DecoderLm,
+                        "encoder-decoder block without cross-attention",
+                    )?,
+                }
+                if i == 0 {
+                    l.dec_block_sections = c.next - l.dec_blocks;
+                }
+                check(
+                    c.next - l.dec_blocks == (i + 1) * l.dec_block_sections,
+                    "decoder blocks differ in layout",
+                )?;
+            }
+            l.dec_final_ln = c.next;
+            let ln = c.layer_norm()?;
+            ln.validate()?;
+            check(ln.width == d.width, "decoder final LayerNorm width")?;
+            l.head = c.next;
+            let head = c.linear()?;
+            head.validate()?;
+            check(head.in_features == d.width, "LM head input width")?;
+            check(head.out_features == d.vocab, "LM head vocabulary")?;
+            check(
+                head.output_zero_point == h.logits_zero_point,
+                "LM head zero point",
+            )?;
+        }
+        if c.next != self.count {
+            return Err(Error::BadBlob("more sections than the model needs"));
+        }
+        Ok(l)
+    }
+
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The model kind.
+    pub fn kind(&self) -> ModelKind {
+        self.header.kind
+    }
+
+    /// Buffer sizes a runner needs.
+    pub fn buffers(&self) -> BufferSizes {
+        self.header.buffers
+    }
+
+    /// Bytes the blob occupies (flash).
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Never true for a parsed blob (kept for API symmetry with `len`).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn need(&self, ok: bool) -> Result<(), Error> {
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::BadBlob("the model has no such part"))
+        }
+    }
+
+    /// The ViT front end.
+    pub fn vit_embedding(&self) -> Result<VitEmbedding<'a>, Error> {
+        self.need(self.header.kind.has_encoder())?;
+        read_vit_embedding(
+            &mut self.cursor(self.layout.vit_embed),
+            &self.header.encoder,
+        )
+    }
+
+    /// Encoder block `i`.
+    pub fn encoder_block(&self, i: usize) -> Result<EncoderBlock<'a>, Error> {
+        self.need(self.header.kind.has_encoder() && i < self.header.encoder.layers)?;
+        let at = self.layout.enc_blocks + i * self.layout.enc_block_sections;
+        self.cursor(at).encoder_block()
+    }
+
+    /// The encoder's final LayerNorm.
+    pub fn encoder_final_norm(&self) -> Result<LayerNorm<'a>, Error> {
+        self.need(self.header.kind.has_encoder())?;
+        self.cursor(self.layout.enc_final_ln).layer_norm()
+    }
+
+    /// The ViT classifier head.
+    pub fn classifier(&self) -> Result<Linear<'a>, Error> {
+        self.need(self.header.kind == ModelKind::VitClassifier)?;
+        self.cursor(self.layout.classifier).linear()
+    }
+
+    /// The decoder front end.
+    pub fn token_embedding(&self) -> Result<TokenEmbedding<'a>, Error> {
+        self.need(self.header.kind.has_decoder())?;
+        read_token_embedding(&mut self.cursor(self.layout.dec_embed))
+    }
+
+    /// Decoder block `i`.
+    pub fn decoder_block(&self, i: usize) -> Result<DecoderBlock<'a>, Error> {
+        self.need(self.header.kind.has_decoder() && i < self.header.decoder.layers)?;
+        let at = self.layout.dec_blocks + i * self.layout.dec_block_sections;
+        self.cursor(at).decoder_block()
+    }
+
+    /// The decoder's final LayerNorm.
+    pub fn decoder_final_norm(&self) -> Result<LayerNorm<'a>, Error> {
+        self.need(self.header.kind.has_decoder())?;
+        self.cursor(self.layout.dec_final_ln).layer_norm()
+    }
+
+    /// The LM head (`[vocab][D]`; for a tied head its weights are the token-embedding bytes).
+    pub fn lm_head(&self) -> Result<Linear<'a>, Error> {
+        self.need(self.header.kind.has_decoder())?;
+        self.cursor(self.layout.head).linear()
+    }
+}
+
+fn check(ok: bool, what: &'static str) -> Result<(), Error> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadBlob(what))
+    }
+}
+
+fn read_vit_embedding<'a>(c: &mut Cursor<'a>, e: &EncoderDims) -> Result<VitEmbedding<'a>, Error> {
+    Ok(VitEmbedding {
+        patch: PatchEmbedding {
+            channels: e.channels,
+            height: e.height,
+            width: e.image_width,
+            patch: e.patch,
+            projection: c.linear()?,
+        },
+        class_token: c.i8s(tag::CLASS_TOKEN)?,
+        positions: c.i8s(tag::POSITIONS)?,
+        position_add: c.residual()?,
+    })
+}
+
+fn read_token_embedding<'a>(c: &mut Cursor<'a>) -> Result<TokenEmbedding<'a>, Error> {
+    Ok(TokenEmbedding {
+        table: c.i8s(tag::TOKEN_EMBED)?,
+        positions: c.i8s(tag::POSITIONS)?,
+        position_add: c.residual()?,
+    })
+}
+
+#[cfg(feature = "std")]
+pub use writer::*;
+
+/// Host-side writer: owned `*Params` → blob bytes.
+#[cfg(feature = "std")]
+mod writer {
+    use super::*;
+    use crate::attention::AttentionParams;
+    use crate::linear::LinearParams;
+    use crate::norm::LayerNormParams;
+    use crate::quantize::{
+        CrossAttentionParams, DecoderBlockParams, EncoderBlockParams, MlpParams,
+    };
+    use std::vec;
+    use std::vec::Vec;
+
+    /// Owned int8 ViT encoder (with or without classifier).
+    #[derive(Debug, Clone)]
+    pub struct VitParams {
+        /// Image channels.
+        pub channels: usize,
+        /// Image height.
+        pub height: usize,
+        /// Image width.
+        pub width: usize,
+        /// Patch side.
+        pub patch: usize,
+        /// Patch projection `[D][C·P·P]`.
+        pub projection: LinearParams,
+        /// Class token in the projection's output quantization.
+        pub class_token: Vec<i8>,
+        /// Learned positions `[tokens][D]`.
+        pub positions: Vec<i8>,
+        /// `embedding + position`.
+        pub position_add: ResidualAdd,
+        /// Encoder blocks.
+        pub blocks: Vec<EncoderBlockParams>,
+        /// Final LayerNorm.
+        pub final_norm: LayerNormParams,
+        /// Classifier on the class token (ViT classifier only).
+        pub classifier: Option<LinearParams>,
+    }
+
+    /// Owned int8 decoder.
+    #[derive(Debug, Clone)]
+    pub struct DecoderParams {
+        /// `[vocab][D]` token embedding.
+        pub embedding: Vec<i8>,
+        /// `[max_positions][D]` positions.
+        pub positions: Vec<i8>,
+        /// True when `positions` is the sinusoidal table.
+        pub sinusoidal: bool,
+        /// `embedding + position`.
+        pub position_add: ResidualAdd,
+        /// Decoder blocks.
+        pub blocks: Vec<DecoderBlockParams>,
+        /// Final LayerNorm.
+        pub final_norm: LayerNormParams,
+        /// LM head. When `tied`, its weights must equal `embedding` and are stored once.
+        pub head: LinearParams,
+        /// LM head tied to the embedding.
+        pub tied: bool,
+        /// Start token ([`NO_TOKEN`] if none).
+        pub start_token: u32,
+        /// End-of-sequence token ([`NO_TOKEN`] if none).
+        pub eos_token: u32,
+        /// Pad token ([`NO_TOKEN`] if none).
+        pub pad_token: u32,
+    }
+
+    /// A whole owned int8 model plus the quantization of its input and logits.
+    #[derive(Debug, Clone)]
+    pub struct ModelParams {
+        /// Encoder (ViT classifier, encoder–decoder).
+        pub encoder: Option<VitParams>,
+        /// Decoder (decoder LM, encoder–decoder).
+        pub decoder: Option<DecoderParams>,
+        /// Input image quantization (encoder models).
+        pub input: crate::quant::QParams,
+        /// Logits quantization.
+        pub logits: crate::quant::QParams,
+    }
+
+    enum Data {
+        Bytes(Vec<u8>),
+        Alias(usize),
+    }
+
+    /// Collects sections, then lays out and checksums the blob.
+    struct Writer {
+        entries: Vec<(u16, Elem, usize, Data)>,
+    }
+
+    impl Writer {
+        fn push(&mut self, tag: u16, elem: Elem, count: usize, bytes: Vec<u8>) -> usize {
+            self.entries.push((tag, elem, count, Data::Bytes(bytes)));
+            self.entries.len() - 1
+        }
+        fn i8s(&mut self, tag: u16, v: &[i8]) -> usize {
+            self.push(tag, Elem::I8, v.len(), v.iter().map(|&x| x as u8).collect())
+        }
+        fn i32s(&mut self, tag: u16, v: &[i32]) -> usize {
+            let b = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            self.push(tag, Elem::I32, v.len(), b)
+        }
+        fn u16s(&mut self, tag: u16, v: &[u16]) -> usize {
+            let b = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            self.push(tag, Elem::U16, v.len(), b)
+        }
+        fn alias(&mut self, tag: u16, of: usize) {
+            let (_, elem, count, _) = self.entries[of];
+            self.entries.push((tag, elem, count, Data::Alias(of)));
+        }
+
+        fn layer_norm(&mut self, p: &LayerNormParams) {
+            write_layer_norm(self, p)
+        }
+
+        /// Returns the index of the weight section.
+        fn linear(&mut self, p: &LinearParams) -> usize {
+            self.i32s(
+                tag::LIN_SHAPE,
+                &[
+                    p.in_features as i32,
+                    p.out_features as i32,
+                    p.output_zero_point,
+                ],
+            );
+            let w = self.i8s(tag::LIN_W, &p.weights);
+            self.i32s(tag::LIN_B, &p.bias);
+            self.i32s(tag::LIN_MUL, &p.multipliers);
+            self.i8s(tag::LIN_SHIFT, &p.shifts);
+            w
+        }
+
+        fn attention(&mut self, p: &AttentionParams) {
+            self.i32s(
+                tag::ATT_SCALARS,
+                &[
+                    p.heads as i32,
+                    p.head_dim as i32,
+                    p.score_to_index.multiplier,
+                    p.score_to_index.shift as i32,
+                    p.output.multiplier,
+                    p.output.shift as i32,
+                    p.output_zero_point,
+                ],
+            );
+            self.u16s(tag::EXP_HI, &p.exp_hi);
+            self.u16s(tag::EXP_LO, &p.exp_lo);
+        }
+
+        fn residual(&mut self, r: &ResidualAdd) {
+            self.i32s(
+                tag::RESIDUAL,
+                &[
+                    r.a_scale.multiplier,
+                    r.a_scale.shift as i32,
+                    r.a_zero_point,
+                    r.b_scale.multiplier,
+                    r.b_scale.shift as i32,
+                    r.b_zero_point,
+                    r.output_zero_point,
+                ],
+            );
+        }
+
+        fn mlp(&mut self, m: &MlpParams) {
+            self.linear(&m.fc1);
+            self.i8s(tag::LUT, &m.act);
+            self.linear(&m.fc2);
+        }
+
+        fn cross(&mut self, c: &CrossAttentionParams) {
+            self.layer_norm(&c.ln);
+            self.linear(&c.q);
+            self.linear(&c.kv);
+            self.attention(&c.attention);
+            self.linear(&c.proj);
+            self.residual(&c.add);
+        }
+
+        fn finish(
+            self,
+            kind: ModelKind,
+            header_words: [u32; HEADER_WORDS],
+        ) -> Result<Vec<u8>, Error> {
+            let table = TABLE_COUNT_OFFSET + 4;
+            let mut pos = table + self.entries.len() * ENTRY_BYTES;
+            let align = |p: usize| p.div_ceil(SECTION_ALIGN) * SECTION_ALIGN;
+            let mut offsets = Vec::with_capacity(self.entries.len());
+            for (_, _, _, d) in &self.entries {
+                match d {
+                    Data::Bytes(b) => {
+                        pos = align(pos);
+                        offsets.push(pos);
+                        pos += b.len();
+                    }
+                    Data::Alias(i) => offsets.push(offsets[*i]),
+                }
+            }
+            let total = align(pos);
+            fits_u32(total)?;
+            let mut out = vec![0u8; total];
+            out[..4].copy_from_slice(&MAGIC);
+            out[4..6].copy_from_slice(&VERSION.to_le_bytes());
+            out[6..8].copy_from_slice(&(kind as u16).to_le_bytes());
+            out[12..16].copy_from_slice(&(total as u32).to_le_bytes());
+            for (i, w) in header_words.iter().enumerate() {
+                out[PREAMBLE + 4 * i..][..4].copy_from_slice(&w.to_le_bytes());
+            }
+            out[TABLE_COUNT_OFFSET..][..4]
+                .copy_from_slice(&(self.entries.len() as u32).to_le_bytes());
+            for (i, (tag, elem, count, d)) in self.entries.iter().enumerate() {
+                let e = table + i * ENTRY_BYTES;
+                let te = *tag as u32 | ((*elem as u32) << 16);
+                out[e..e + 4].copy_from_slice(&te.to_le_bytes());
+                out[e + 4..e + 8].copy_from_slice(&(offsets[i] as u32).to_le_bytes());
+                out[e + 8..e + 12].copy_from_slice(&(*count as u32).to_le_bytes());
+                if let Data::Bytes(b) = d {
+                    out[offsets[i]..offsets[i] + b.len()].copy_from_slice(b);
+                }
+            }
+            let sum = fnv1a32(&out[12..]);
+            out[8..12].copy_from_slice(&sum.to_le_bytes());
+            Ok(out)
+        }
+    }
+
+    /// The one place a [`LayerNormParams`] is written (the reader is `Cursor::layer_norm`).
+    fn write_layer_norm(w: &mut Writer, p: &LayerNormParams) {
+        w.i32s(tag::LN_GAMMA, &p.gamma);
+        w.i32s(tag::LN_BETA, &p.beta);
+        w.i32s(tag::LN_SCALARS, &[p.epsilon as i32, p.output_zero_point]);
+    }
+
+    fn fits_u32(v: usize) -> Result<(), Error> {
+        if v > u32::MAX as usize {
+            Err(Error::BadBlob("dimension does not fit 32 bits"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Serialize `model` into blob bytes (deterministic: same parameters, same bytes), then
+    /// parse the result as a self-check.
+    pub fn write(model: &ModelParams) -> Result<Vec<u8>, Error> {
+        let kind = match (&model.encoder, &model.decoder) {
+            (Some(e), None) if e.classifier.is_some() => ModelKind::VitClassifier,
+            (None, Some(_)) => ModelKind::DecoderLm,
+            (Some(e), Some(_)) if e.classifier.is_none() => ModelKind::EncoderDecoder,
+            _ => return Err(Error::BadBlob("unsupported combination of model parts")),
+        };
+        let mut enc_dims = EncoderDims::default();
+        let mut dec_dims = DecoderDims::default();
+        let mut w = Writer {
+            entries: Vec::new(),
+        };
+        let mut logits_zp = model.logits.zero_point;
+        if let Some(e) = &model.encoder {
+            let b0 = e
+                .blocks
+                .first()
+                .ok_or(Error::BadBlob("encoder without blocks"))?;
+            enc_dims = EncoderDims {
+                layers: e.blocks.len(),
+                width: e.projection.out_features,
+                heads: b0.attention.heads,
+                mlp: b0.mlp.fc1.out_features,
+                channels: e.channels,
+                height: e.height,
+                image_width: e.width,
+                patch: e.patch,
+                classes: e.classifier.as_ref().map_or(0, |c| c.out_features),
+                post_norm: b0.placement == NormPlacement::Post,
+            };
+            w.linear(&e.projection);
+            w.i8s(tag::CLASS_TOKEN, &e.class_token);
+            w.i8s(tag::POSITIONS, &e.positions);
+            w.residual(&e.position_add);
+            for b in &e.blocks {
+                w.i32s(
+                    tag::BLOCK,
+                    &[(b.placement == NormPlacement::Post) as i32, 0],
+                );
+                w.layer_norm(&b.ln1);
+                w.linear(&b.qkv);
+                w.attention(&b.attention);
+                w.linear(&b.proj);
+                w.residual(&b.add1);
+                w.layer_norm(&b.ln2);
+                w.mlp(&b.mlp);
+                w.residual(&b.add2);
+            }
+            w.layer_norm(&e.final_norm);
+            if let Some(c) = &e.classifier {
+                logits_zp = c.output_zero_point;
+                w.linear(c);
+            }
+        }
+        if let Some(d) = &model.decoder {
+            let b0 = d
+                .blocks
+                .first()
+                .ok_or(Error::BadBlob("decoder without blocks"))?;
+            let width = d.head.in_features;
+            if width == 0 || d.embedding.len() % width != 0 || d.positions.len() % width != 0 {
+                return Err(Error::BadBlob("decoder tables do not match the width"));
+            }
+            dec_dims = DecoderDims {
+                layers: d.blocks.len(),
+                width,
+                heads: b0.attention.heads,
+                mlp: b0.mlp.fc1.out_features,
+                vocab: d.embedding.len() / width,
+                max_positions: d.positions.len() / width,
+                sinusoidal: d.sinusoidal,
+                tied_head: d.tied,
+                start_token: d.start_token,
+                eos_token: d.eos_token,
+                pad_token: d.pad_token,
+            };
+            let emb = w.i8s(tag::TOKEN_EMBED, &d.embedding);
+            w.i8s(tag::POSITIONS, &d.positions);
+            w.residual(&d.position_add);
+            for b in &d.blocks {
+                w.i32s(tag::BLOCK, &[0, b.cross.is_some() as i32]);
+                w.layer_norm(&b.ln1);
+                w.linear(&b.qkv);
+                w.attention(&b.attention);
+                w.linear(&b.proj);
+                w.residual(&b.add1);
+                if let Some(c) = &b.cross {
+                    w.cross(c);
+                }
+                w.layer_norm(&b.ln2);
+                w.mlp(&b.mlp);
+                w.residual(&b.add2);
+            }
+            w.layer_norm(&d.final_norm);
+            logits_zp = d.head.output_zero_point;
+            if d.tied {
+                if d.head.weights != d.embedding {
+                    return Err(Error::BadBlob("tied LM head differs from the embedding"));
+                }
+                let h = &d.head;
+                w.i32s(
+                    tag::LIN_SHAPE,
+                    &[
+                        h.in_features as i32,
+                        h.out_features as i32,
+                        h.output_zero_point,
+                    ],
+                );
+                w.alias(tag::LIN_W, emb);
+                w.i32s(tag::LIN_B, &h.bias);
+                w.i32s(tag::LIN_MUL, &h.multipliers);
+                w.i8s(tag::LIN_SHIFT, &h.shifts);
+            } else {
+                w.linear(&d.head);
+            }
+        }
+        let mut header = Header {
+            kind,
+            encoder: enc_dims,
+            decoder: dec_dims,
+            input_scale_bits: if model.encoder.is_some() {
+                (model.input.scale as f32).to_bits()
+            } else {
+                0
+            },
+            input_zero_point: if model.encoder.is_some() {
+                model.input.zero_point
+            } else {
+                0
+            },
+            logits_scale_bits: (model.logits.scale as f32).to_bits(),
+            logits_zero_point: logits_zp,
+            buffers: BufferSizes::default(),
+        };
+        header.buffers = header.required_buffers()?;
+        let b = &header.buffers;
+        for v in [
+            b.x, b.normed, b.wide, b.scores, b.patch, b.logits, b.kv, b.cross_kv,
+        ] {
+            fits_u32(v)?;
+        }
+        let bytes = w.finish(kind, header.to_words())?;
+        // Self-check: what we write must parse (the blob is copied to aligned storage first).
+        let words: Vec<u32> = bytes
+            .chunks(4)
+            .map(|c| {
+                let mut a = [0u8; 4];
+                a[..c.len()].copy_from_slice(c);
+                u32::from_le_bytes(a)
+            })
+            .collect();
+        Blob::parse(&bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()])?;
+        Ok(bytes)
+    }
+
+    impl Header {
+        /// The input image scale (host only).
+        pub fn input_scale(&self) -> f32 {
+            f32::from_bits(self.input_scale_bits)
+        }
+
+        /// The logits scale (host only).
+        pub fn logits_scale(&self) -> f32 {
+            f32::from_bits(self.logits_scale_bits)
+        }
+    }
+}

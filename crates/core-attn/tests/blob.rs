@@ -1,0 +1,587 @@
+//! Model blob: write → parse → run round trips for the three model kinds against the f64
+//! reference, determinism, and rejection (never a panic) of truncated, corrupted, misaligned,
+//! wrong-magic and future-version blobs.
+
+mod common;
+
+use common::Rng;
+use core_attn::blob::{self, Blob, ModelKind};
+use core_attn::block::NormPlacement;
+use core_attn::model::{self, host::OwnedBuffers};
+use core_attn::pack::{calibrate, quantize_model, run_reference, CalibrationInput};
+use core_attn::quant::QParams;
+use core_attn::reference::block::{
+    CrossAttentionF, DecoderBlockF, EncoderBlockF, Gelu, LayerNormF, LinearF, NoObserver,
+};
+use core_attn::reference::model::{DecoderF, ModelF, VitF};
+use core_attn::Error;
+
+const D: usize = 16;
+const HEADS: usize = 2;
+
+fn lin(r: &mut Rng, inp: usize, out: usize) -> LinearF {
+    let s = 1.0 / (inp as f64).sqrt();
+    LinearF {
+        w: (0..inp * out).map(|_| (s * r.normal()) as f32).collect(),
+        b: (0..out).map(|_| (0.1 * r.normal()) as f32).collect(),
+        in_features: inp,
+    }
+}
+
+fn ln(r: &mut Rng, eps: f64) -> LayerNormF {
+    LayerNormF {
+        gamma: (0..D).map(|_| (1.0 + 0.1 * r.normal()) as f32).collect(),
+        beta: (0..D).map(|_| (0.1 * r.normal()) as f32).collect(),
+        eps,
+    }
+}
+
+fn vec_f32(r: &mut Rng, n: usize, s: f64) -> Vec<f32> {
+    (0..n).map(|_| (s * r.normal()) as f32).collect()
+}
+
+fn vit(r: &mut Rng, classes: Option<usize>) -> VitF {
+    let (c, hw, p) = (1, 8, 4);
+    let t = (hw / p) * (hw / p) + 1;
+    VitF {
+        channels: c,
+        height: hw,
+        width: hw,
+        patch: p,
+        projection: lin(r, c * p * p, D),
+        class_token: vec_f32(r, D, 0.5),
+        positions: vec_f32(r, t * D, 0.5),
+        blocks: (0..2)
+            .map(|_| EncoderBlockF {
+                placement: NormPlacement::Pre,
+                heads: HEADS,
+                ln1: ln(r, 1e-12),
+                qkv: lin(r, D, 3 * D),
+                proj: lin(r, D, D),
+                ln2: ln(r, 1e-12),
+                fc1: lin(r, D, 2 * D),
+                act: Gelu::Erf,
+                fc2: lin(r, 2 * D, D),
+            })
+            .collect(),
+        final_norm: ln(r, 1e-12),
+        classifier: classes.map(|k| lin(r, D, k)),
+    }
+}
+
+fn decoder(r: &mut Rng, vocab: usize, positions: usize, cross: bool) -> DecoderF {
+    DecoderF {
+        width: D,
+        embedding: vec_f32(r, vocab * D, 0.25),
+        positions: vec_f32(r, positions * D, 0.25),
+        sinusoidal: false,
+        blocks: (0..2)
+            .map(|_| DecoderBlockF {
+                heads: HEADS,
+                ln1: ln(r, 1e-5),
+                qkv: lin(r, D, 3 * D),
+                proj: lin(r, D, D),
+                cross: cross.then(|| CrossAttentionF {
+                    ln: ln(r, 1e-5),
+                    q: lin(r, D, D),
+                    kv: lin(r, D, 2 * D),
+                    proj: lin(r, D, D),
+                }),
+                ln2: ln(r, 1e-5),
+                fc1: lin(r, D, 4 * D),
+                act: Gelu::Tanh,
+                fc2: lin(r, 4 * D, D),
+            })
+            .collect(),
+        final_norm: ln(r, 1e-5),
+        head: None,
+        start_token: cross.then_some(0),
+        eos_token: cross.then_some(2),
+        pad_token: cross.then_some(1),
+    }
+}
+
+fn image(r: &mut Rng) -> Vec<f64> {
+    (0..64).map(|_| 2.0 * r.uniform() - 1.0).collect()
+}
+
+fn ids(r: &mut Rng, vocab: usize, n: usize) -> Vec<u32> {
+    (0..n).map(|_| r.below(vocab) as u32).collect()
+}
+
+/// A model, its calibration inputs, and the packed blob.
+fn build(kind: ModelKind, seed: u64) -> (ModelF, Vec<CalibrationInput>, Vec<u8>) {
+    let mut r = Rng::new(seed);
+    let (model, inputs) = match kind {
+        ModelKind::VitClassifier => (
+            ModelF {
+                encoder: Some(vit(&mut r, Some(10))),
+                decoder: None,
+            },
+            (0..8)
+                .map(|_| CalibrationInput::Image(image(&mut r)))
+                .collect::<Vec<_>>(),
+        ),
+        ModelKind::DecoderLm => (
+            ModelF {
+                encoder: None,
+                decoder: Some(decoder(&mut r, 32, 24, false)),
+            },
+            (0..8)
+                .map(|_| CalibrationInput::Tokens(ids(&mut r, 32, 24)))
+                .collect(),
+        ),
+        ModelKind::EncoderDecoder => (
+            ModelF {
+                encoder: Some(vit(&mut r, None)),
+                decoder: Some(decoder(&mut r, 16, 12, true)),
+            },
+            (0..8)
+                .map(|_| CalibrationInput::ImageTokens(image(&mut r), ids(&mut r, 16, 12)))
+                .collect(),
+        ),
+    };
+    let calib = calibrate(&model, &inputs).unwrap();
+    let params = quantize_model(&model, &calib).unwrap();
+    let bytes = blob::write(&params).unwrap();
+    (model, inputs, bytes)
+}
+
+/// Copy into 4-byte aligned storage.
+fn aligned(bytes: &[u8]) -> Vec<u32> {
+    let mut w = vec![0u32; bytes.len().div_ceil(4) + 1];
+    bytemuck::cast_slice_mut::<u32, u8>(&mut w)[..bytes.len()].copy_from_slice(bytes);
+    w
+}
+
+fn view(w: &[u32], len: usize) -> &[u8] {
+    &bytemuck::cast_slice::<u32, u8>(w)[..len]
+}
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+fn dequant(q: &[i8], blob: &Blob<'_>) -> Vec<f64> {
+    let h = blob.header();
+    q.iter()
+        .map(|&v| h.logits_scale() as f64 * (v as i32 - h.logits_zero_point) as f64)
+        .collect()
+}
+
+fn quant_image(img: &[f64], blob: &Blob<'_>) -> Vec<i8> {
+    let h = blob.header();
+    let q = QParams {
+        scale: h.input_scale() as f64,
+        zero_point: h.input_zero_point,
+    };
+    img.iter().map(|&v| q.quantize(v)).collect()
+}
+
+#[test]
+fn vit_classifier_round_trip_matches_reference() {
+    let (model, inputs, bytes) = build(ModelKind::VitClassifier, 1);
+    let w = aligned(&bytes);
+    let blob = Blob::parse(view(&w, bytes.len())).unwrap();
+    assert_eq!(blob.kind(), ModelKind::VitClassifier);
+    assert_eq!(blob.header().encoder.tokens(), 5);
+    let mut owned = OwnedBuffers::new(&blob.buffers());
+    for input in &inputs {
+        let CalibrationInput::Image(img) = input else {
+            unreachable!()
+        };
+        let want = run_reference(&model, input, &mut NoObserver).unwrap();
+        let (mut bufs, _, _) = owned.split(&blob).unwrap();
+        let mut layers = 0;
+        let q = model::vit_classify(&blob, &quant_image(img, &blob), &mut bufs, &mut |l, _| {
+            if l != model::FINAL_NORM {
+                layers += 1
+            }
+        })
+        .unwrap();
+        assert_eq!(layers, 2);
+        let got = dequant(q, &blob);
+        let c = cosine(&want, &got);
+        assert!(c > 0.98, "cosine {c}");
+    }
+}
+
+#[test]
+fn decoder_greedy_with_kv_cache_matches_teacher_forced_reference() {
+    let (model, inputs, bytes) = build(ModelKind::DecoderLm, 2);
+    let w = aligned(&bytes);
+    let blob = Blob::parse(view(&w, bytes.len())).unwrap();
+    assert!(blob.header().decoder.tied_head);
+    let mut owned = OwnedBuffers::new(&blob.buffers());
+    let CalibrationInput::Tokens(prompt) = &inputs[0] else {
+        unreachable!()
+    };
+    let prompt = &prompt[..6];
+    let (mut bufs, mut caches, _) = owned.split(&blob).unwrap();
+    let mut out = vec![0u32; 16];
+    let mut step_logits = Vec::new();
+    let n = model::greedy(
+        &blob,
+        prompt,
+        10,
+        &mut out,
+        &mut caches,
+        None,
+        &mut bufs,
+        &mut |p, l| step_logits.push((p, dequant(l, &blob))),
+    )
+    .unwrap();
+    assert_eq!(n, 16);
+    assert_eq!(&out[..6], prompt);
+    // Every step's int8 logits against a full teacher-forced f64 pass over the same sequence.
+    let want = model
+        .decoder
+        .as_ref()
+        .unwrap()
+        .forward(&out[..15], None, &mut NoObserver);
+    assert_eq!(step_logits.len(), 15);
+    for (p, got) in &step_logits {
+        let c = cosine(&want[p * 32..(p + 1) * 32], got);
+        assert!(c > 0.98, "position {p}: cosine {c}");
+    }
+}
+
+#[test]
+fn encoder_decoder_cross_caches_match_reference() {
+    let (model, inputs, bytes) = build(ModelKind::EncoderDecoder, 3);
+    let w = aligned(&bytes);
+    let blob = Blob::parse(view(&w, bytes.len())).unwrap();
+    let mut owned = OwnedBuffers::new(&blob.buffers());
+    let CalibrationInput::ImageTokens(img, _) = &inputs[0] else {
+        unreachable!()
+    };
+    let (mut bufs, mut caches, mut cross) = owned.split(&blob).unwrap();
+    model::encode_for_decoder(
+        &blob,
+        &quant_image(img, &blob),
+        &mut cross,
+        &mut bufs,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let mut out = vec![0u32; 9];
+    let mut step_logits = Vec::new();
+    let n = model::greedy(
+        &blob,
+        &[0],
+        8,
+        &mut out,
+        &mut caches,
+        Some(&cross),
+        &mut bufs,
+        &mut |p, l| step_logits.push((p, dequant(l, &blob))),
+    )
+    .unwrap();
+    assert!((2..=9).contains(&n));
+    let m = model.encoder.as_ref().unwrap().encode(img, &mut NoObserver);
+    let want = model.decoder.as_ref().unwrap().forward(
+        &out[..step_logits.len()],
+        Some(&m),
+        &mut NoObserver,
+    );
+    for (p, got) in &step_logits {
+        let c = cosine(&want[p * 16..(p + 1) * 16], got);
+        assert!(c > 0.95, "position {p}: cosine {c}");
+    }
+}
+
+#[test]
+fn writing_is_deterministic() {
+    for kind in [
+        ModelKind::VitClassifier,
+        ModelKind::DecoderLm,
+        ModelKind::EncoderDecoder,
+    ] {
+        assert_eq!(build(kind, 7).2, build(kind, 7).2);
+    }
+}
+
+#[test]
+fn tied_head_is_stored_once() {
+    let (_, _, bytes) = build(ModelKind::DecoderLm, 2);
+    let w = aligned(&bytes);
+    let blob = Blob::parse(view(&w, bytes.len())).unwrap();
+    let emb = blob.token_embedding().unwrap().table;
+    let head = blob.lm_head().unwrap().weights;
+    assert_eq!(emb.as_ptr(), head.as_ptr());
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    for kind in [
+        ModelKind::VitClassifier,
+        ModelKind::DecoderLm,
+        ModelKind::EncoderDecoder,
+    ] {
+        let (_, _, bytes) = build(kind, 4);
+        let w = aligned(&bytes);
+        for len in 0..bytes.len() {
+            assert!(
+                matches!(Blob::parse(view(&w, len)), Err(Error::BadBlob(_))),
+                "length {len}"
+            );
+        }
+        assert!(Blob::parse(view(&w, bytes.len())).is_ok());
+    }
+}
+
+#[test]
+fn every_flipped_byte_is_an_error() {
+    let (_, _, bytes) = build(ModelKind::DecoderLm, 5);
+    let mut w = aligned(&bytes);
+    for i in 0..bytes.len() {
+        bytemuck::cast_slice_mut::<u32, u8>(&mut w)[i] ^= 0x40;
+        assert!(Blob::parse(view(&w, bytes.len())).is_err(), "byte {i}");
+        bytemuck::cast_slice_mut::<u32, u8>(&mut w)[i] ^= 0x40;
+    }
+}
+
+/// Set a header field and fix the checksum, so that the check under test is reached.
+fn patched(bytes: &[u8], at: usize, value: &[u8]) -> Vec<u32> {
+    let mut b = bytes.to_vec();
+    b[at..at + value.len()].copy_from_slice(value);
+    let sum = blob::fnv1a32(&b[12..]);
+    b[8..12].copy_from_slice(&sum.to_le_bytes());
+    aligned(&b)
+}
+
+#[test]
+fn specific_rejections() {
+    let (_, _, bytes) = build(ModelKind::VitClassifier, 6);
+    let n = bytes.len();
+    let err = |w: &[u32]| match Blob::parse(view(w, n)) {
+        Err(Error::BadBlob(why)) => why,
+        other => panic!("expected BadBlob, got {other:?}"),
+    };
+    assert_eq!(
+        err(&patched(&bytes, 0, b"TATX")),
+        "bad magic (not a TATN model blob)"
+    );
+    assert_eq!(
+        err(&patched(&bytes, 4, &2u16.to_le_bytes())),
+        "format version newer than this reader"
+    );
+    assert_eq!(
+        err(&patched(&bytes, 6, &9u16.to_le_bytes())),
+        "unknown model kind"
+    );
+    // A wrong dimension with a valid checksum: the buffer sizes no longer agree.
+    assert_eq!(
+        err(&patched(&bytes, 16 + 4, &24u32.to_le_bytes())),
+        "buffer sizes disagree with the dimensions"
+    );
+    let mut flipped = aligned(&bytes);
+    bytemuck::cast_slice_mut::<u32, u8>(&mut flipped)[n - 20] ^= 1;
+    assert_eq!(err(&flipped), "checksum mismatch (corrupt blob)");
+    // Misaligned in memory: the i32 views cannot be formed.
+    let w = aligned(&[&[0u8][..], &bytes].concat());
+    let shifted = &bytemuck::cast_slice::<u32, u8>(&w)[1..n + 1];
+    assert_eq!(
+        Blob::parse(shifted).unwrap_err(),
+        Error::BadBlob("blob not 4-byte aligned in memory")
+    );
+}
+
+#[test]
+fn buffers_that_are_too_small_are_rejected() {
+    let (_, inputs, bytes) = build(ModelKind::VitClassifier, 8);
+    let w = aligned(&bytes);
+    let blob = Blob::parse(view(&w, bytes.len())).unwrap();
+    let mut sizes = blob.buffers();
+    sizes.wide -= 1;
+    assert!(!blob.buffers().fits_in(&sizes));
+    let mut owned = OwnedBuffers::new(&sizes);
+    let (mut bufs, _, _) = owned.split(&blob).unwrap();
+    let CalibrationInput::Image(img) = &inputs[0] else {
+        unreachable!()
+    };
+    let e = model::vit_classify(&blob, &quant_image(img, &blob), &mut bufs, &mut |_, _| {});
+    assert!(matches!(e, Err(Error::BufferTooSmall { .. })));
+}
+
+/// Random mutations with the checksum recomputed (so the structural checks are what is tested):
+/// parsing and then running whatever parses must return errors, never panic.
+#[test]
+fn mutated_blobs_with_valid_checksums_never_panic() {
+    let mut r = Rng::new(99);
+    for kind in [
+        ModelKind::VitClassifier,
+        ModelKind::DecoderLm,
+        ModelKind::EncoderDecoder,
+    ] {
+        let (_, inputs, bytes) = build(kind, 10);
+        // Header + section table: where structure lives.
+        let at = 16 + 4 * blob::HEADER_WORDS; // section count, then 12-byte entries
+        let count = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let structure = at + 4 + 12 * count;
+        let mut parsed = 0;
+        for _ in 0..1500 {
+            let mut b = bytes.clone();
+            for _ in 0..1 + r.below(3) {
+                let i = if r.below(4) == 0 {
+                    r.below(b.len())
+                } else {
+                    12 + r.below(structure - 12)
+                };
+                b[i] = match r.below(3) {
+                    0 => r.i8() as u8,
+                    1 => b[i] ^ (1 << r.below(8)),
+                    _ => 0xff,
+                };
+            }
+            let sum = blob::fnv1a32(&b[12..]);
+            b[8..12].copy_from_slice(&sum.to_le_bytes());
+            let w = aligned(&b);
+            let Ok(blob) = Blob::parse(view(&w, b.len())) else {
+                continue;
+            };
+            parsed += 1;
+            let mut owned = OwnedBuffers::new(&blob.buffers());
+            let Ok((mut bufs, mut caches, mut cross)) = owned.split(&blob) else {
+                continue;
+            };
+            match &inputs[0] {
+                CalibrationInput::Image(img) => {
+                    let q = vec![0i8; img.len()];
+                    let _ = model::vit_classify(&blob, &q, &mut bufs, &mut |_, _| {});
+                }
+                CalibrationInput::Tokens(ids) => {
+                    let mut out = vec![0u32; 12];
+                    let _ = model::greedy(
+                        &blob,
+                        &ids[..4],
+                        8,
+                        &mut out,
+                        &mut caches,
+                        None,
+                        &mut bufs,
+                        &mut |_, _| {},
+                    );
+                }
+                CalibrationInput::ImageTokens(img, _) => {
+                    let q = vec![0i8; img.len()];
+                    if model::encode_for_decoder(&blob, &q, &mut cross, &mut bufs, &mut |_, _| {})
+                        .is_ok()
+                    {
+                        let mut out = vec![0u32; 6];
+                        let _ = model::greedy(
+                            &blob,
+                            &[0],
+                            5,
+                            &mut out,
+                            &mut caches,
+                            Some(&cross),
+                            &mut bufs,
+                            &mut |_, _| {},
+                        );
+                    }
+                }
+            }
+        }
+        // Mutations of weights and constants within range still parse; the rest must not.
+        assert!(parsed > 0 && parsed < 1500, "{kind:?}: {parsed} parsed");
+    }
+}
+
+/// The runners' `observe` hook gives per-layer int8 outputs; dequantized with the calibrated
+/// output quantization of each layer they track the f64 reference layer by layer.
+#[test]
+fn per_layer_outputs_track_the_reference() {
+    use core_attn::reference::kernels::sqnr_db;
+    let (model, inputs, bytes) = build(ModelKind::VitClassifier, 11);
+    let calib = calibrate(&model, &inputs).unwrap();
+    let w = aligned(&bytes);
+    let blob = Blob::parse(view(&w, bytes.len())).unwrap();
+    let CalibrationInput::Image(img) = &inputs[1] else {
+        unreachable!()
+    };
+    struct Points(Vec<(String, Vec<f64>)>);
+    impl core_attn::reference::block::Observer for Points {
+        fn observe(&mut self, point: &str, values: &[f64]) {
+            self.0.push((point.to_string(), values.to_vec()));
+        }
+    }
+    let mut reference = Points(Vec::new());
+    model
+        .encoder
+        .as_ref()
+        .unwrap()
+        .classify(img, &mut reference);
+    let mut layers: Vec<(usize, Vec<i8>)> = Vec::new();
+    let mut owned = OwnedBuffers::new(&blob.buffers());
+    let (mut bufs, _, _) = owned.split(&blob).unwrap();
+    model::vit_classify(&blob, &quant_image(img, &blob), &mut bufs, &mut |l, x| {
+        layers.push((l, x.to_vec()))
+    })
+    .unwrap();
+    for (l, x) in &layers {
+        let point = if *l == model::FINAL_NORM {
+            "enc_final".to_string()
+        } else {
+            format!("enc{l}.add2")
+        };
+        let q = calib.asymmetric(&point).unwrap();
+        let got: Vec<f64> = x.iter().map(|&v| q.dequantize(v)).collect();
+        let want = &reference.0.iter().find(|(p, _)| *p == point).unwrap().1;
+        let db = sqnr_db(want, &got);
+        assert!(db > 20.0, "{point}: {db:.1} dB");
+    }
+    assert_eq!(layers.len(), 3);
+}
+
+/// A decoder with sinusoidal positions: the blob carries the fixed-point table (scale 1/127,
+/// the bits `position::fill_sinusoidal` gives on any target) and tracks the f64 reference.
+#[test]
+fn sinusoidal_decoder_round_trip() {
+    let mut r = Rng::new(12);
+    let mut dec = decoder(&mut r, 32, 24, false);
+    dec.sinusoidal = true;
+    dec.positions = core_attn::reference::position::sinusoid_table(24, D)
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    let model = ModelF {
+        encoder: None,
+        decoder: Some(dec),
+    };
+    let inputs: Vec<_> = (0..8)
+        .map(|_| CalibrationInput::Tokens(ids(&mut r, 32, 24)))
+        .collect();
+    let calib = calibrate(&model, &inputs).unwrap();
+    let bytes = blob::write(&quantize_model(&model, &calib).unwrap()).unwrap();
+    let w = aligned(&bytes);
+    let blob = Blob::parse(view(&w, bytes.len())).unwrap();
+    assert!(blob.header().decoder.sinusoidal);
+    let mut table = vec![0i8; 24 * D];
+    core_attn::position::fill_sinusoidal(&mut table, D, 0).unwrap();
+    assert_eq!(blob.token_embedding().unwrap().positions, &table[..]);
+    let CalibrationInput::Tokens(seq) = &inputs[0] else {
+        unreachable!()
+    };
+    let want = run_reference(&model, &inputs[0], &mut NoObserver).unwrap();
+    let mut owned = OwnedBuffers::new(&blob.buffers());
+    let (mut bufs, mut caches, _) = owned.split(&blob).unwrap();
+    for (p, &t) in seq.iter().enumerate() {
+        let l =
+            model::decoder_step(&blob, t, &mut caches, None, &mut bufs, &mut |_, _| {}).unwrap();
+        let c = cosine(&want[p * 32..(p + 1) * 32], &dequant(l, &blob));
+        assert!(c > 0.98, "position {p}: cosine {c}");
+    }
+    // The cache is full now: one more token is an error value, not a panic.
+    assert_eq!(
+        model::decoder_step(&blob, 0, &mut caches, None, &mut bufs, &mut |_, _| {}).unwrap_err(),
+        Error::BufferTooSmall {
+            what: "learned position table",
+            needed: 25,
+            available: 24
+        }
+    );
+}
