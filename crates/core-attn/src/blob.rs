@@ -562,7 +562,7 @@ impl<'a> Cursor<'a> {
     fn layer_norm(&mut self) -> Result<LayerNorm<'a>, Error> {
         let gamma = self.i32s(tag::LN_GAMMA)?;
         let beta = self.i32s(tag::LN_BETA)?;
-        let [epsilon, output_zero_point] = self.scalars::<2>(tag::LN_SCALARS)?;
+        let [eps_lo, eps_hi, output_zero_point] = self.scalars::<3>(tag::LN_SCALARS)?;
         if beta.len() != gamma.len() {
             return Err(Error::BadBlob("LayerNorm gamma and beta lengths differ"));
         }
@@ -573,7 +573,7 @@ impl<'a> Cursor<'a> {
             width: gamma.len(),
             gamma,
             beta,
-            epsilon: epsilon as u32,
+            epsilon: (eps_lo as u32 as u64) | ((eps_hi as u32 as u64) << 32),
             output_zero_point,
         })
     }
@@ -1293,7 +1293,14 @@ mod writer {
     fn write_layer_norm(w: &mut Writer, p: &LayerNormParams) {
         w.i32s(tag::LN_GAMMA, &p.gamma);
         w.i32s(tag::LN_BETA, &p.beta);
-        w.i32s(tag::LN_SCALARS, &[p.epsilon as i32, p.output_zero_point]);
+        w.i32s(
+            tag::LN_SCALARS,
+            &[
+                p.epsilon as u32 as i32,
+                (p.epsilon >> 32) as u32 as i32,
+                p.output_zero_point,
+            ],
+        );
     }
 
     fn fits_u32(v: usize) -> Result<(), Error> {
