@@ -64,7 +64,7 @@ fn exp_tables(hi: &mut [u16; 256], lo: &mut [u16; 256]) {
     let mut e: u64 = 65535 << 32;
     for v in lo.iter_mut() {
         *v = ((e + (1 << 31)) >> 32) as u16;
-        e = (e >> 16) * R_Q32 >> 16;
+        e = ((e >> 16) * R_Q32) >> 16;
     }
     // R = r^256 by eight squarings.
     let mut big = R_Q32;
@@ -74,7 +74,7 @@ fn exp_tables(hi: &mut [u16; 256], lo: &mut [u16; 256]) {
     let mut e: u64 = 65535 << 32;
     for v in hi.iter_mut() {
         *v = ((e + (1 << 31)) >> 32) as u16;
-        e = (e >> 16) * big >> 16;
+        e = ((e >> 16) * big) >> 16;
     }
 }
 
