@@ -1,0 +1,12 @@
+//! Any bytes: `Blob::parse` returns a value or an error — never a panic or an out-of-bounds read.
+#![no_main]
+
+#[path = "common.rs"]
+mod common;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let words = common::aligned(data);
+    let _ = core_attn::blob::Blob::parse(common::bytes(&words, data.len()));
+});
