@@ -107,7 +107,7 @@ impl Case {
 const MIN_SQNR_DB: f64 = 30.0;
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 2 } else { 200 }))]
 
     #[test]
     fn attention_sqnr_over_random_shapes(

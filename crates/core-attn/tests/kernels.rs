@@ -24,7 +24,7 @@ fn q(scale: f64, zero_point: i32) -> QParams {
 // ---------------------------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 2 } else { 3000 }, ..ProptestConfig::default() })]
 
     /// `apply` is within one LSB of `round(acc · r)` for the real factor it was built from,
     /// saturated to `i32`.
@@ -150,7 +150,7 @@ fn requant_arrays(scales: &[f64]) -> (Vec<i32>, Vec<i8>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 2 } else { 600 }, ..ProptestConfig::default() })]
 
     #[test]
     fn linear_within_one_lsb_of_exact_requantization(c in linear_case()) {
@@ -386,7 +386,7 @@ fn check_softmax(x: &[i8], scale: f64) -> f64 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 2 } else { 1500 }, ..ProptestConfig::default() })]
 
     #[test]
     fn softmax_matches_f64(
@@ -454,7 +454,7 @@ fn softmax_named_rows() {
 // ---------------------------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 2 } else { 2000 }, ..ProptestConfig::default() })]
 
     #[test]
     fn residual_within_one_lsb_of_exact_sum(
@@ -611,7 +611,7 @@ fn gelu_erf_matches_independent_erf() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 2 } else { 300 }, ..ProptestConfig::default() })]
 
     /// Every table entry is the f64 GELU of its dequantized input, quantized: within ½ output
     /// LSB (+1e-9) unless saturated.
