@@ -388,6 +388,13 @@ impl AlignedBlob {
 
     /// Parse; a bad blob becomes `{path}: invalid model blob: {reason}`.
     pub fn parse(&self, path: &Path) -> Result<Blob<'_>> {
+        if self.len == 0 {
+            // core-attn would say "bad magic"; an empty file deserves its own words.
+            return Err(Error::Blob {
+                path: path.to_path_buf(),
+                reason: "invalid model blob: file is empty (0 bytes)".into(),
+            });
+        }
         Blob::parse(self.bytes()).map_err(|e| Error::Blob {
             path: path.to_path_buf(),
             reason: e.to_string(),

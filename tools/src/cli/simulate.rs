@@ -158,7 +158,12 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<()> {
             let generated = gpt2::generate(m, prompts, args.max_new_tokens)?;
             let logits = generated
                 .iter()
-                .map(|s| Ok(rows(&gpt2::logits(m, s)?)))
+                .map(|s| {
+                    Ok(rows(&gpt2::logits(
+                        m,
+                        &s[..s.len().min(m.config.n_positions)],
+                    )?))
+                })
                 .collect::<Result<Vec<_>>>()?;
             json!({"logits": logits, "generated": generated})
         }
@@ -169,7 +174,11 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<()> {
             let logits = images
                 .iter()
                 .zip(&generated)
-                .map(|(img, s)| Ok(rows(&encdec::logits(m, &encdec::encode(m, img)?, s)?)))
+                .map(|(img, s)| {
+                    // The last generated id is never fed: it may sit at position n_positions.
+                    let s = &s[..s.len().min(m.decoder.config.n_positions)];
+                    Ok(rows(&encdec::logits(m, &encdec::encode(m, img)?, s)?))
+                })
                 .collect::<Result<Vec<_>>>()?;
             if let Some(p) = &args.attention_map {
                 attention_map::write(p, &m.encoder, &images[0], args.layer, args.head)?;
