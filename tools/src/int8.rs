@@ -547,6 +547,9 @@ pub fn classify_observed(
     Ok(dequantize(blob, q))
 }
 
+/// `observe(stage, position, layer, activations)` of [`teacher_forced`].
+pub type StepObserver<'a> = dyn FnMut(usize, usize, usize, &[i8]) + 'a;
+
 /// Teacher-forced int8 pass over `ids` (one decoder step per id, KV cached): dequantized logits
 /// `[position][vocab]`. `image` is required for encoder–decoder blobs. `observe(stage,
 /// position, layer, x)`: `stage` 0 = encoder (position 0), 1 = decoder.
@@ -554,7 +557,7 @@ pub fn teacher_forced(
     blob: &Blob<'_>,
     ids: &[usize],
     image: Option<&[f32]>,
-    observe: &mut dyn FnMut(usize, usize, usize, &[i8]),
+    observe: &mut StepObserver<'_>,
 ) -> Result<Vec<Vec<f32>>> {
     let d = blob.header().decoder;
     check_ids(blob, ids)?;

@@ -553,13 +553,10 @@ fn decoder_trace(o: &gpt2::DecoderOutput) -> Vec<&Mat> {
 
 fn find_vocab(s: &Setup, args: &EvalArgs, vocab_size: usize) -> Result<Option<Vocab>> {
     if s.blob_path.is_dir() {
-        if args.vocab.is_some() {
-            return Ok(Some(Vocab::read(
-                args.vocab.as_deref().unwrap(),
-                vocab_size,
-            )?));
-        }
-        return Vocab::for_checkpoint(&s.checkpoint, vocab_size);
+        return match &args.vocab {
+            Some(p) => Ok(Some(Vocab::read(p, vocab_size)?)),
+            None => Vocab::for_checkpoint(&s.checkpoint, vocab_size),
+        };
     }
     match Vocab::for_blob(&s.blob_path, args.vocab.as_deref(), vocab_size)? {
         Some(v) => Ok(Some(v)),
@@ -630,9 +627,10 @@ fn eval_text(
                 sqnr.add(k, trace[l].row(pos), x);
             }
         })?;
-        for t in prev_end.max(b + 1)..e {
-            let r = t - 1 - b;
-            agree += usize::from(f.add(fo.logits.row(r), ids[t]) == q.add(&ql[r], ids[t]));
+        let first = prev_end.max(b + 1);
+        for (t, &target) in ids[first..e].iter().enumerate() {
+            let r = first + t - 1 - b;
+            agree += usize::from(f.add(fo.logits.row(r), target) == q.add(&ql[r], target));
         }
         prev_end = e;
         progress.tick();
