@@ -558,6 +558,28 @@ fn simulate_and_eval_reject_bad_inputs() {
     fails(&with_map(sim(&vit_ck, &s(&small))), Some(&map), want);
     fails(&sim(&s(&b.vit), &s(&small)), None, want);
 
+    // Image files: a PGM header with absurd dimensions, a truncated PNG.
+    let pgm = root.join("huge.pgm");
+    std::fs::write(&pgm, b"P5 99999999999 99999999999 255\n\x00").unwrap();
+    fails(
+        &with_map(sim(&vit_ck, &s(&pgm))),
+        Some(&map),
+        &format!(
+            "{}: invalid image: PGM dimensions 99999999999x99999999999 are too large",
+            pgm.display()
+        ),
+    );
+    let png_file = root.join("cut.png");
+    std::fs::write(&png_file, b"\x89PNG\r\n\x1a\n\x00\x00").unwrap();
+    let r = run(&sim(&s(&b.vit), &s(&png_file)));
+    assert_eq!(r.status.code(), Some(1));
+    let e = String::from_utf8(r.stderr).unwrap();
+    assert!(
+        e.starts_with(&format!("error: {}: invalid image: ", png_file.display()))
+            && e.lines().count() == 1,
+        "{e}"
+    );
+
     // Token ids given to an image model; images given to an LM.
     let want = format!("invalid input: {ids}: images must be float32, found int64");
     fails(&with_map(sim(&vit_ck, &ids)), Some(&map), &want);
