@@ -442,25 +442,29 @@ fn read_class_labels(path: &Path, classes: usize) -> Result<Vec<usize>> {
 pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<()> {
     let s = setup(args)?;
     let blob = s.blob.parse(&s.blob_path)?;
+    let images_and_labels = || -> Result<(&PathBuf, &PathBuf)> {
+        if args.text.is_some() {
+            return Err(Error::Input(format!(
+                "--text is for language models; a {} is evaluated with --data FILE.npy --labels FILE",
+                s.model.kind()
+            )));
+        }
+        match (&args.data, &args.labels) {
+            (Some(d), Some(l)) => Ok((d, l)),
+            _ => Err(Error::Input(format!(
+                "a {} is evaluated with --data FILE.npy --labels FILE",
+                s.model.kind()
+            ))),
+        }
+    };
     let result = match &s.model {
-        Model::Vit(_) | Model::EncoderDecoder(_) => {
-            if args.text.is_some() {
-                return Err(Error::Input(format!(
-                    "--text is for language models; a {} is evaluated with --data FILE.npy --labels FILE",
-                    s.model.kind()
-                )));
-            }
-            let (Some(data), Some(labels)) = (&args.data, &args.labels) else {
-                return Err(Error::Input(format!(
-                    "a {} is evaluated with --data FILE.npy --labels FILE",
-                    s.model.kind()
-                )));
-            };
-            match &s.model {
-                Model::Vit(m) => eval_vit(&s, &blob, m, data, labels)?,
-                Model::EncoderDecoder(m) => eval_encdec(&s, &blob, m, data, labels, args)?,
-                Model::Gpt2(_) => unreachable!("matched above"),
-            }
+        Model::Vit(m) => {
+            let (data, labels) = images_and_labels()?;
+            eval_vit(&s, &blob, m, data, labels)?
+        }
+        Model::EncoderDecoder(m) => {
+            let (data, labels) = images_and_labels()?;
+            eval_encdec(&s, &blob, m, data, labels, args)?
         }
         Model::Gpt2(m) => {
             if args.data.is_some() || args.labels.is_some() {
@@ -602,8 +606,9 @@ fn eval_text(
         )));
     }
     let mut starts = vec![0usize];
-    while starts.last().unwrap() + n < ids.len() {
-        let b = starts.last().unwrap() + stride;
+    let mut b = 0;
+    while b + n < ids.len() {
+        b += stride;
         starts.push(b);
     }
     let mut sqnr = Sqnr::new(s.scales.as_ref());

@@ -1,4 +1,9 @@
-//! `tools simulate MODEL --input FILE [--json] [--max-new-tokens N]`.
+//! `tools simulate MODEL (--input FILE | --prompt TEXT) [--vocab FILE] [--json]
+//! [--max-new-tokens N] [--attention-map OUT.png [--layer L] [--head H|mean]]`.
+//!
+//! `--prompt` encodes a text with the character vocabulary ([`crate::vocab`]); with a known
+//! vocabulary the JSON also carries `"text"` (decoded sequences). `--attention-map` draws the
+//! CLS attention of the first image ([`crate::cli::attention_map`], f32 path only).
 //!
 //! MODEL is a checkpoint directory (`config.json` + `model.safetensors`): the f32 reference
 //! runs; or a packed model blob file (from `tools convert`): the int8 path runs through
