@@ -763,6 +763,22 @@ fn eval_rejects_bad_inputs() {
         None,
         &format!("invalid input: {images}: labels must be int64, found float32"),
     );
+    // Encoder-decoder target ids out of range, wrong label shape.
+    let ed = s(&fixture("hf-vision-encoder-decoder-tiny"));
+    let ed_images = s(&fixture("hf-vision-encoder-decoder-tiny").join("inputs.npy"));
+    let seq = root.join("seq.npy");
+    write_npy_i64(&seq, &[2, 3], &[5, 5, 2, 9, 16, 2]).unwrap();
+    fails(
+        &ev(&ed, &["--data", &ed_images, "--labels", &s(&seq)]),
+        None,
+        "invalid input: label 1 position 1: token id 16 out of range (vocab_size 16)",
+    );
+    write_npy_i64(&seq, &[6], &[5, 5, 2, 9, 9, 2]).unwrap();
+    fails(
+        &ev(&ed, &["--data", &ed_images, "--labels", &s(&seq)]),
+        None,
+        "invalid input: label sequences have shape [6], expected [N, L] with L > 0",
+    );
     let text = root.join("t.txt");
     std::fs::write(&text, "hello world\n").unwrap();
     fails(

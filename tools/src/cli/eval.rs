@@ -76,7 +76,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub text: Option<PathBuf>,
     /// Window stride in characters for --text (default: n_positions, non-overlapping).
-    #[arg(long)]
+    #[arg(long, requires = "text")]
     pub stride: Option<usize>,
     /// Vocabulary (vocab.json) for a blob MODEL.
     #[arg(long)]
