@@ -106,6 +106,14 @@ pub enum Error {
         /// core-attn's one-line reason (`invalid model blob: ...`).
         reason: String,
     },
+    /// A `vocab.json` is malformed or does not fit the model.
+    #[error("{}: invalid vocabulary: {reason}", path.display())]
+    Vocab {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The int8 path (calibration, quantization, a runner) failed.
     #[error("int8: {0}")]
     Int8(String),

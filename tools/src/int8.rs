@@ -388,6 +388,13 @@ impl AlignedBlob {
 
     /// Parse; a bad blob becomes `{path}: invalid model blob: {reason}`.
     pub fn parse(&self, path: &Path) -> Result<Blob<'_>> {
+        if self.len == 0 {
+            // core-attn would say "bad magic"; an empty file deserves its own words.
+            return Err(Error::Blob {
+                path: path.to_path_buf(),
+                reason: "invalid model blob: file is empty (0 bytes)".into(),
+            });
+        }
         Blob::parse(self.bytes()).map_err(|e| Error::Blob {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -512,4 +519,133 @@ pub fn generate(
         all_logits.push(rows);
     }
     Ok((seqs, all_logits))
+}
+
+/// Checks token ids against the blob's vocabulary.
+pub fn check_ids(blob: &Blob<'_>, ids: &[usize]) -> Result<()> {
+    let v = blob.header().decoder.vocab;
+    match ids.iter().find(|&&i| i >= v) {
+        Some(bad) => Err(Error::Input(format!(
+            "token id {bad} out of range (vocab_size {v})"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Dequantized int8 logits of one image (ViT classifier); `observe(layer, x)` sees the residual
+/// stream after each block and the final LayerNorm output (`layer` =
+/// [`core_attn::model::FINAL_NORM`]).
+pub fn classify_observed(
+    blob: &Blob<'_>,
+    image: &[f32],
+    observe: &mut dyn FnMut(usize, &[i8]),
+) -> Result<Vec<f32>> {
+    let mut owned = OwnedBuffers::new(&blob.buffers());
+    let (mut bufs, _, _) = owned.split(blob).map_err(core)?;
+    let q = runner::vit_classify(blob, &quantize_image(blob, image), &mut bufs, observe)
+        .map_err(core)?;
+    Ok(dequantize(blob, q))
+}
+
+/// `observe(stage, position, layer, activations)` of [`teacher_forced`].
+pub type StepObserver<'a> = dyn FnMut(usize, usize, usize, &[i8]) + 'a;
+
+/// Teacher-forced int8 pass over `ids` (one decoder step per id, KV cached): dequantized logits
+/// `[position][vocab]`. `image` is required for encoder–decoder blobs. `observe(stage,
+/// position, layer, x)`: `stage` 0 = encoder (position 0), 1 = decoder.
+pub fn teacher_forced(
+    blob: &Blob<'_>,
+    ids: &[usize],
+    image: Option<&[f32]>,
+    observe: &mut StepObserver<'_>,
+) -> Result<Vec<Vec<f32>>> {
+    let d = blob.header().decoder;
+    check_ids(blob, ids)?;
+    if ids.len() > d.max_positions {
+        return Err(Error::Input(format!(
+            "sequence of {} tokens exceeds the model's {} positions",
+            ids.len(),
+            d.max_positions
+        )));
+    }
+    let mut owned = OwnedBuffers::new(&blob.buffers());
+    let (mut bufs, mut caches, mut cross) = owned.split(blob).map_err(core)?;
+    let cross_ref = match (blob.kind(), image) {
+        (blob::ModelKind::EncoderDecoder, Some(img)) => {
+            let img = quantize_image(blob, img);
+            runner::encode_for_decoder(blob, &img, &mut cross, &mut bufs, &mut |l, x| {
+                observe(0, 0, l, x)
+            })
+            .map_err(core)?;
+            Some(&cross[..])
+        }
+        (blob::ModelKind::EncoderDecoder, None) => {
+            return Err(Error::Input("an encoder-decoder needs an image".into()))
+        }
+        _ => None,
+    };
+    let mut rows = Vec::with_capacity(ids.len());
+    for (p, &t) in ids.iter().enumerate() {
+        let l = runner::decoder_step(
+            blob,
+            t as u32,
+            &mut caches,
+            cross_ref,
+            &mut bufs,
+            &mut |l, x| observe(1, p, l, x),
+        )
+        .map_err(core)?;
+        rows.push(dequantize(blob, l));
+    }
+    Ok(rows)
+}
+
+/// Real-valued quantization of every block output and of the final LayerNorm output, from the
+/// calibration `convert` uses (the blob stores only the integer requantization constants).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerScales {
+    /// Encoder block outputs, then the encoder's final LayerNorm (empty without encoder).
+    pub encoder: Vec<QParams>,
+    /// Decoder block outputs, then the decoder's final LayerNorm (empty without decoder).
+    pub decoder: Vec<QParams>,
+}
+
+/// `convert` in memory: the blob bytes and the activation scales it was quantized with.
+pub fn convert_with_scales(
+    model: &Model,
+    calibration: Option<&Path>,
+) -> Result<(Vec<u8>, LayerScales)> {
+    let reference = to_reference(model)?;
+    let inputs = calibration_inputs(model, calibration)?;
+    let calib = calibrate(&reference, &inputs).map_err(core)?;
+    let params = quantize_model(&reference, &calib).map_err(core)?;
+    let bytes = blob::write(&params).map_err(core)?;
+    let mut scales = LayerScales {
+        encoder: Vec::new(),
+        decoder: Vec::new(),
+    };
+    if let Some(e) = &reference.encoder {
+        for (i, b) in e.blocks.iter().enumerate() {
+            // A pre-norm block ends with the second residual add; a post-norm one with LN2.
+            let point = match b.placement {
+                CoreNorm::Pre => format!("enc{i}.add2"),
+                CoreNorm::Post => format!("enc{i}.ln2"),
+            };
+            scales.encoder.push(calib.asymmetric(&point).map_err(core)?);
+        }
+        scales
+            .encoder
+            .push(calib.asymmetric("enc_final").map_err(core)?);
+    }
+    if let Some(d) = &reference.decoder {
+        for i in 0..d.blocks.len() {
+            scales
+                .decoder
+                .push(calib.asymmetric(&format!("dec{i}.add2")).map_err(core)?);
+        }
+        scales
+            .decoder
+            .push(calib.symmetric("dec_final").map_err(core)?);
+    }
+    Ok((bytes, scales))
 }

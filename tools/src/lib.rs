@@ -6,6 +6,7 @@
 //!   strict checks on every tensor.
 //! - [`float`]: the f32 reference forward passes.
 //! - [`cli`]: the command-line interface (one module per subcommand).
+//! - [`vocab`]: character vocabularies (`vocab.json`) of character-level LMs.
 //! - [`error`]: the crate's error type; every message is one line.
 
 #![warn(missing_docs)]
@@ -16,6 +17,7 @@ pub mod error;
 pub mod float;
 pub mod int8;
 pub mod model;
+pub mod vocab;
 
 pub use error::{Error, Result};
 pub use model::Model;

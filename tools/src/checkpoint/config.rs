@@ -355,6 +355,32 @@ impl<'a> Cfg<'a> {
     }
 }
 
+/// Largest element count a config may imply for any tensor or working buffer (2^32): far
+/// beyond any model for a microcontroller, and small enough that no size computation of the
+/// importer, the f32 reference or the packer can overflow.
+pub const MAX_ELEMENTS: u128 = 1 << 32;
+
+/// Largest layer count accepted.
+pub const MAX_LAYERS: usize = 1 << 12;
+
+fn check_size(c: &Cfg, key: &str, what: &str, dims: &[u128]) -> Result<()> {
+    let p = dims.iter().try_fold(1u128, |a, &d| a.checked_mul(d));
+    match p {
+        Some(p) if p <= MAX_ELEMENTS => Ok(()),
+        _ => Err(c.invalid(key, &format!("too large: {what} exceeds 2^32 elements"))),
+    }
+}
+
+fn check_layers(c: &Cfg, key: &str, n: usize) -> Result<()> {
+    if n > MAX_LAYERS {
+        return Err(c.invalid(
+            key,
+            &format!("{n} exceeds the limit of {MAX_LAYERS} layers"),
+        ));
+    }
+    Ok(())
+}
+
 fn vit(c: &Cfg) -> Result<VitConfig> {
     let hidden_size = c.positive("hidden_size", 768)?;
     let num_heads = c.positive("num_attention_heads", 12)?;
@@ -381,11 +407,47 @@ fn vit(c: &Cfg) -> Result<VitConfig> {
         "post" => NormPlacement::Post,
         _ => return Err(c.unsupported("norm_placement")),
     };
+    let num_layers = c.positive("num_hidden_layers", 12)?;
+    let num_channels = c.positive("num_channels", 3)?;
+    let intermediate_size = c.positive("intermediate_size", 3072)?;
+    check_layers(c, "num_hidden_layers", num_layers)?;
+    let tokens = (image_size.0 / patch_size.0) as u128 * (image_size.1 / patch_size.1) as u128 + 1;
+    let h = hidden_size as u128;
+    check_size(c, "hidden_size", "hidden_size × hidden_size", &[h, h])?;
+    check_size(
+        c,
+        "intermediate_size",
+        "intermediate_size × hidden_size",
+        &[intermediate_size as u128, h],
+    )?;
+    check_size(
+        c,
+        "image_size",
+        "tokens × tokens × hidden_size",
+        &[tokens, tokens, h],
+    )?;
+    check_size(
+        c,
+        "patch_size",
+        "num_channels × patch area × hidden_size",
+        &[
+            num_channels as u128,
+            patch_size.0 as u128,
+            patch_size.1 as u128,
+            h,
+        ],
+    )?;
+    check_size(
+        c,
+        "num_labels",
+        "num_labels × hidden_size",
+        &[num_labels as u128, h],
+    )?;
     Ok(VitConfig {
         hidden_size,
-        num_layers: c.positive("num_hidden_layers", 12)?,
+        num_layers,
         num_heads,
-        intermediate_size: c.positive("intermediate_size", 3072)?,
+        intermediate_size,
         activation: Activation::parse(
             &c.key("hidden_act"),
             &c.string("hidden_act", Some("gelu"))?,
@@ -393,7 +455,7 @@ fn vit(c: &Cfg) -> Result<VitConfig> {
         layer_norm_eps: c.f64("layer_norm_eps", 1e-12)?,
         image_size,
         patch_size,
-        num_channels: c.positive("num_channels", 3)?,
+        num_channels,
         qkv_bias: c.bool("qkv_bias", true)?,
         num_labels,
         norm_placement,
@@ -420,16 +482,35 @@ fn gpt2(c: &Cfg) -> Result<Gpt2Config> {
     if position_embedding == PositionEmbedding::Sinusoidal && n_embd % 2 != 0 {
         return Err(c.invalid("n_embd", "must be even for sinusoidal position embeddings"));
     }
+    let e = n_embd as u128;
+    check_size(c, "n_embd", "n_embd × n_embd × 4", &[e, e, 4])?;
     let n_inner = match c.opt_usize("n_inner")? {
         Some(0) => return Err(c.invalid("n_inner", "must be at least 1")),
         Some(n) => n,
         None => 4 * n_embd,
     };
+    let vocab_size = c.positive("vocab_size", 50257)?;
+    let n_positions = c.positive("n_positions", 1024)?;
+    let n_layer = c.positive("n_layer", 12)?;
+    check_layers(c, "n_layer", n_layer)?;
+    check_size(c, "n_inner", "n_inner × n_embd", &[n_inner as u128, e])?;
+    check_size(
+        c,
+        "vocab_size",
+        "vocab_size × n_embd",
+        &[vocab_size as u128, e],
+    )?;
+    check_size(
+        c,
+        "n_positions",
+        "n_positions × n_positions × n_embd",
+        &[n_positions as u128, n_positions as u128, e],
+    )?;
     Ok(Gpt2Config {
-        vocab_size: c.positive("vocab_size", 50257)?,
-        n_positions: c.positive("n_positions", 1024)?,
+        vocab_size,
+        n_positions,
         n_embd,
-        n_layer: c.positive("n_layer", 12)?,
+        n_layer,
         n_head,
         n_inner,
         activation: Activation::parse(

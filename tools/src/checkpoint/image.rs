@@ -8,6 +8,10 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// Largest pixel count a PGM may declare (2^28): larger headers are rejected before any
+/// size arithmetic or allocation.
+const MAX_PIXELS: usize = 1 << 28;
+
 /// A decoded image, pixels in `[0, 1]`, `[channels, height, width]` order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
@@ -80,7 +84,10 @@ fn parse_pgm(bytes: &[u8]) -> std::result::Result<Image, String> {
             "unsupported PGM dimensions {width}x{height} / maxval {maxval}"
         ));
     }
-    let n = width * height;
+    let n = width
+        .checked_mul(height)
+        .filter(|&n| n <= MAX_PIXELS)
+        .ok_or_else(|| format!("PGM dimensions {width}x{height} are too large"))?;
     let scale = 1.0 / maxval as f32;
     let data: Vec<f32> = if ascii {
         let text = std::str::from_utf8(&bytes[pos..]).map_err(|_| "non-ASCII P2 data")?;

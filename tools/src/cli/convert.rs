@@ -4,6 +4,9 @@
 //! a synthesized seeded set: see [`crate::int8`]), quantizes and packs. The blob is written
 //! atomically: to a temporary file in the output's directory, then renamed over the output, so
 //! no output file appears on any error. Same inputs give the same bytes.
+//!
+//! A language model's `vocab.json` (see [`crate::vocab`]) is checked before anything is
+//! written and copied to `<output>.vocab.json`, where `simulate` and `eval` look for it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +15,7 @@ use clap::Args;
 
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::vocab::Vocab;
 
 /// Arguments of `convert`.
 #[derive(Debug, Clone, Args)]
@@ -55,8 +59,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Runs `convert`.
 pub fn run(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
     let model = Model::load(&args.checkpoint)?;
+    let vocab_size = match &model {
+        Model::Vit(_) => None,
+        Model::Gpt2(m) => Some(m.config.vocab_size),
+        Model::EncoderDecoder(m) => Some(m.decoder.config.vocab_size),
+    };
+    // Checked before anything is written: a bad vocab.json leaves no output.
+    let vocab_src = args.checkpoint.join("vocab.json");
+    let vocab = match vocab_size {
+        Some(v) if vocab_src.is_file() => {
+            Vocab::read(&vocab_src, v)?;
+            Some(std::fs::read(&vocab_src).map_err(|e| Error::io(&vocab_src, e))?)
+        }
+        _ => None,
+    };
     let bytes = crate::int8::convert(&model, args.calibration.as_deref())?;
     write_atomic(&args.output, &bytes)?;
+    if let Some(v) = vocab {
+        write_atomic(&Vocab::blob_sidecar(&args.output), &v)?;
+    }
     writeln!(
         out,
         "wrote {} ({} bytes, {})",

@@ -4,7 +4,9 @@
 //! `Args` struct (clap derive) and a `run(&Args, &mut dyn Write) -> Result<()>`, then a variant
 //! to [`Command`] and an arm to [`run`].
 
+pub mod attention_map;
 pub mod convert;
+pub mod eval;
 pub mod inspect;
 pub mod simulate;
 
@@ -14,7 +16,7 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Result;
 
-/// Host CLI for core-attn: import checkpoints, simulate, (later) quantize, pack, inspect, eval.
+/// Host CLI for core-attn: import checkpoints, quantize and pack, inspect, simulate, eval.
 #[derive(Debug, Parser)]
 #[command(name = "tools", version, about)]
 pub struct Cli {
@@ -32,6 +34,9 @@ pub enum Command {
     Convert(convert::ConvertArgs),
     /// Describe a model blob: architecture, parameters, MACs, flash and RAM.
     Inspect(inspect::InspectArgs),
+    /// Evaluate an int8 model and its f32 reference side by side (accuracy or loss,
+    /// agreement, per-layer SQNR).
+    Eval(eval::EvalArgs),
 }
 
 /// Runs a parsed command line, writing results to `out`.
@@ -40,5 +45,6 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Simulate(args) => simulate::run(args, out),
         Command::Convert(args) => convert::run(args, out),
         Command::Inspect(args) => inspect::run(args, out),
+        Command::Eval(args) => eval::run(args, out),
     }
 }

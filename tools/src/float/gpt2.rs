@@ -13,6 +13,9 @@ pub struct DecoderOutput {
     /// HF `output_hidden_states` order: `[0]` token + position embeddings, `[i+1]` output of
     /// block `i`, except that the last entry is taken **after** `ln_f` (as HF's GPT-2 does).
     pub hidden_states: Vec<Mat>,
+    /// Output of the last block **before** `ln_f` (`[T, D]`): what `hidden_states` replaces by
+    /// the `ln_f` output, kept for per-layer comparisons.
+    pub last_block: Mat,
 }
 
 fn attn_scale(cfg: &Gpt2Config, layer: usize) -> f64 {
@@ -114,10 +117,12 @@ pub fn forward(model: &Gpt2Model, ids: &[usize], memory: Option<&Mat>) -> Result
     }
     let hf = ops::layer_norm(&h, &model.ln_f);
     *hidden_states.last_mut().expect("at least the embeddings") = hf.clone();
+    let last_block = h;
     let logits = ops::matmul_t(&hf, model.lm_head.as_ref().unwrap_or(&model.wte));
     Ok(DecoderOutput {
         logits,
         hidden_states,
+        last_block,
     })
 }
 
