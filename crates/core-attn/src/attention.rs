@@ -107,6 +107,20 @@ impl<'a> Attention<'a> {
         out: &mut [i8],
         scratch: &mut [i32],
     ) -> Result<(), Error> {
+        self.run_generic(q, k, v, mask, out, scratch)
+    }
+
+    /// [`Attention::run`] with the generic reference loops: the variant every optimized kernel
+    /// is tested against, bit for bit.
+    pub fn run_generic(
+        &self,
+        q: Rows<'_>,
+        k: Rows<'_>,
+        v: Rows<'_>,
+        mask: Mask,
+        out: &mut [i8],
+        scratch: &mut [i32],
+    ) -> Result<(), Error> {
         let width = self.width();
         check_len("attention query width", width, q.width())?;
         check_len("attention key width", width, k.width())?;
@@ -165,6 +179,23 @@ impl<'a> Attention<'a> {
         scratch: &mut [i32],
         mask: Mask,
     ) -> Result<(), Error> {
+        let (q, k, v) = self.split_qkv(qkv)?;
+        self.run(q, k, v, mask, out, scratch)
+    }
+
+    /// [`Attention::self_attention`] with [`Attention::run_generic`].
+    pub fn self_attention_generic(
+        &self,
+        qkv: &[i8],
+        out: &mut [i8],
+        scratch: &mut [i32],
+        mask: Mask,
+    ) -> Result<(), Error> {
+        let (q, k, v) = self.split_qkv(qkv)?;
+        self.run_generic(q, k, v, mask, out, scratch)
+    }
+
+    fn split_qkv<'q>(&self, qkv: &'q [i8]) -> Result<(Rows<'q>, Rows<'q>, Rows<'q>), Error> {
         let w = self.width();
         if qkv.len() % (3 * w) != 0 {
             return Err(Error::ShapeMismatch {
@@ -177,7 +208,7 @@ impl<'a> Attention<'a> {
         let q = Rows::strided(qkv, 0, n, w, 3 * w)?;
         let k = Rows::strided(qkv, w, n, w, 3 * w)?;
         let v = Rows::strided(qkv, 2 * w, n, w, 3 * w)?;
-        self.run(q, k, v, mask, out, scratch)
+        Ok((q, k, v))
     }
 }
 

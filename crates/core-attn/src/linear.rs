@@ -129,6 +129,17 @@ impl<'a> Linear<'a> {
         output: &mut [i8],
         activation: Activation<'_>,
     ) -> Result<(), Error> {
+        self.run_generic(input, output, activation)
+    }
+
+    /// [`Linear::run`] with the generic reference kernel (one plain dot product per output):
+    /// the variant every optimized kernel is tested against, bit for bit.
+    pub fn run_generic(
+        &self,
+        input: &[i8],
+        output: &mut [i8],
+        activation: Activation<'_>,
+    ) -> Result<(), Error> {
         let rows = self.rows(input, output)?;
         check_len(
             "linear weights",

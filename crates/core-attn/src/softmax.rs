@@ -123,6 +123,16 @@ pub fn softmax_scores_in_place(
     diff_to_index: Requant,
     exp: ExpTable<'_>,
 ) -> Result<(), Error> {
+    softmax_scores_in_place_generic(buf, diff_to_index, exp)
+}
+
+/// [`softmax_scores_in_place`] with the generic reference loops: the variant every optimized
+/// kernel is tested against, bit for bit.
+pub fn softmax_scores_in_place_generic(
+    buf: &mut [i32],
+    diff_to_index: Requant,
+    exp: ExpTable<'_>,
+) -> Result<(), Error> {
     check_row_len(buf.len())?;
     let max = buf.iter().copied().max().unwrap_or(0);
     let mut sum = 0u32;
@@ -144,6 +154,17 @@ pub fn softmax_scores_in_place(
 /// Softmax of an int8 row into Q15 probabilities (`probs[j] / 32768`); `diff_to_index` maps
 /// one input LSB difference to table indices (`input_scale / step`).
 pub fn softmax_i8(
+    input: &[i8],
+    diff_to_index: Requant,
+    exp: ExpTable<'_>,
+    probs: &mut [u16],
+) -> Result<(), Error> {
+    softmax_i8_generic(input, diff_to_index, exp, probs)
+}
+
+/// [`softmax_i8`] with the generic reference loops: the variant every optimized kernel is
+/// tested against, bit for bit.
+pub fn softmax_i8_generic(
     input: &[i8],
     diff_to_index: Requant,
     exp: ExpTable<'_>,
