@@ -18,6 +18,9 @@
 //! Taken or not is found at run time: a block ending in a branch is "taken" when the next block
 //! executed does not start right after it.
 
+/// The cycle model as a Markdown table (printed into BENCHMARKS.md).
+pub const MODEL_TABLE: &str = "Cortex-M4 cycle model (TRM, simplified):\n\n| class | cycles |\n|---|---|\n| ALU / move / compare / extend (incl. `SXTB16`, `UXTB16`, `SSAT`) / `IT` / hint | 1 |\n| single load or store (`LDR*`, `STR*`, any width) | 2, or 1 when it directly follows another single load/store in straight-line code (address/data phase pipelining; address dependencies ignored) |\n| `LDM` / `STM` / `PUSH` / `POP` / `LDRD` / `STRD` with N registers | 1 + N |\n| `MUL`, `SMULL`/`UMULL`/`SMLAL`/`UMLAL`, `SMMUL(R)`, `SMUL*`/`SMLA*` halfword forms | 1 |\n| `MLA`, `MLS` | 2 |\n| dual 16-bit MACs `SMLAD(X)`, `SMUAD(X)`, `SMLSD`, `SMLALD` (2 MACs/instr) | 1 |\n| `SDIV` / `UDIV` | 12 (the worst case of 2–12: early termination is data dependent) |\n| branch not taken (`B<c>`, `CBZ`, `CBNZ`) | 1 |\n| branch taken, `BL`, `BX`, `POP {…, pc}`, `LDR pc`, `TBB`/`TBH` | base + 2 (pipeline refill; the TRM's P is 1–3) |\n| floating point / coprocessor | 1 (no float in the measured kernels) |\n\nTaken or not is decided at run time: a block ending in a branch is taken when the next block executed does not start right after it.\n";
+
 /// Instruction classes counted separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
