@@ -45,24 +45,62 @@ pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     acc.wrapping_add(p0).wrapping_add(p1)
 }
 
-/// [`Requant::to_i8`] with the common case done in 32 bits.
-///
-/// With `right = 31 − shift ≥ 33` and `hi = ⌊acc·m / 2^32⌋`:
-/// `⌊(acc·m + 2^(right−1)) / 2^right⌋ = ⌊(hi + 2^(right−33)) / 2^(right−32)⌋`, because
-/// `2^(right−1)` is a multiple of `2^32` and `⌊⌊y/a⌋/b⌋ = ⌊y/(ab)⌋`. Then `|hi| ≤ 2^30`, so
-/// neither the add nor the result can overflow and no saturation is needed. Other shifts use
-/// the 64-bit reference.
+/// [`Requant::to_i8`] with the common case done in 32 bits (see [`RowRequant`]).
 #[inline(always)]
 pub fn requant_i8(acc: i32, multiplier: i32, shift: i8, zero_point: i32) -> i8 {
-    let right = 31 - shift as i32;
-    let v = if (33..=62).contains(&right) {
-        let hi = ((acc as i64 * multiplier as i64) >> 32) as i32;
-        let r = (right - 32) as u32;
-        (hi + (1 << (r - 1))) >> r
-    } else {
-        Requant { multiplier, shift }.apply(acc)
-    };
-    v.saturating_add(zero_point).clamp(-128, 127) as i8
+    RowRequant::new(multiplier, shift).to_i8(acc, zero_point)
+}
+
+/// One output channel's requantization, prepared once and applied to several accumulators.
+///
+/// With `right = 31 − shift ≥ 33` and `hi = ⌊acc·m / 2^32⌋` (one `SMMUL`):
+/// `⌊(acc·m + 2^(right−1)) / 2^right⌋ = ⌊(hi + 2^(right−33)) / 2^(right−32)⌋`, because
+/// `2^(right−1)` is a multiple of `2^32` and `⌊⌊y/a⌋/b⌋ = ⌊y/(ab)⌋`. As `|hi| ≤ 2^30`, neither
+/// the add nor the result can overflow, so [`Requant::apply`]'s saturation never triggers.
+/// Other shifts take the 64-bit reference path.
+#[derive(Debug, Clone, Copy)]
+pub struct RowRequant {
+    multiplier: i32,
+    shift: i8,
+    right: u32,
+    round: i32,
+    fast: bool,
+}
+
+impl RowRequant {
+    /// Prepare channel `(multiplier, shift)`.
+    #[inline(always)]
+    pub fn new(multiplier: i32, shift: i8) -> Self {
+        let right = 31 - shift as i32;
+        let fast = (33..=62).contains(&right);
+        let r = if fast { (right - 32) as u32 } else { 1 };
+        RowRequant {
+            multiplier,
+            shift,
+            right: r,
+            round: 1 << (r - 1),
+            fast,
+        }
+    }
+
+    /// Equal to `Requant { multiplier, shift }.to_i8(acc, zero_point)`.
+    #[inline(always)]
+    pub fn to_i8(self, acc: i32, zero_point: i32) -> i8 {
+        if self.fast {
+            let hi = ((acc as i64 * self.multiplier as i64) >> 32) as i32;
+            ((hi + self.round) >> self.right)
+                .saturating_add(zero_point)
+                .clamp(-128, 127) as i8
+        } else {
+            slow_to_i8(acc, self.multiplier, self.shift, zero_point)
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn slow_to_i8(acc: i32, multiplier: i32, shift: i8, zero_point: i32) -> i8 {
+    Requant { multiplier, shift }.to_i8(acc, zero_point)
 }
 
 /// Input widths with an unrolled DSP linear kernel.
@@ -310,6 +348,124 @@ mod arm {
         *acc = [a0, a1, a2, a3];
     }
 
+    /// State of one pass of [`pass_2x2`] over all row pairs of a token pair (read and updated by
+    /// the `asm!` through a pointer kept on the stack: every register is in use).
+    #[repr(C)]
+    struct Pass {
+        xbuf: *const u32,
+        bias: *const i32,
+        mult: *const i32,
+        shift: *const i8,
+        y0: *mut i8,
+        y1: *mut i8,
+        zp: i32,
+        end_w: *const i8,
+    }
+
+    /// Every row pair of tokens `t`, `t + 1`: bias, 2 × 2 dot products (as [`block_2x2`]) and
+    /// the fast requantization ([`RowRequant`]: `SMMLA` + `ASR`, `QADD` of the zero point,
+    /// `SSAT #8`), all in one `asm!` loop so nothing is spilled around each block.
+    ///
+    /// # Safety
+    /// `p.xbuf`: `IN` aligned words; `w .. p.end_w`: whole row pairs of `IN`-byte rows; `p.bias`
+    /// and `p.mult`: 4-byte aligned, one entry per row; `p.shift`: one per row, each in
+    /// `-31..=-2` (right shift 33..=62); `p.y0`, `p.y1`: one byte per row, writable.
+    #[inline(always)]
+    unsafe fn pass_2x2<const IN: usize>(p: &mut Pass, w: *const i8) {
+        // SAFETY: see the function's contract; the state pointer is pushed and popped, the
+        // stack is balanced on exit, and every register written is declared.
+        unsafe {
+            asm!(
+                "push {{r0}}",
+                "2:",
+                "ldr r10, [sp]",
+                "ldr lr, [r10, #0]",
+                "ldr r11, [r10, #4]",
+                "ldrd r0, r2, [r11], #8",
+                "str r11, [r10, #4]",
+                "mov r1, r0",
+                "mov r3, r2",
+                ".rept {n}",
+                "ldm lr!, {{r4, r5, r8, r9}}",
+                "ldr r10, [r12], #4",
+                "sxtb16 r11, r10",
+                "sxtb16 r10, r10, ror #8",
+                "smlad r0, r4, r11, r0",
+                "smlad r0, r5, r10, r0",
+                "smlad r1, r8, r11, r1",
+                "smlad r1, r9, r10, r1",
+                "ldr r10, [r12, #{off}]",
+                "sxtb16 r11, r10",
+                "sxtb16 r10, r10, ror #8",
+                "smlad r2, r4, r11, r2",
+                "smlad r2, r5, r10, r2",
+                "smlad r3, r8, r11, r3",
+                "smlad r3, r9, r10, r3",
+                ".endr",
+                "add r12, r12, #{inf}",
+                "ldr r10, [sp]",
+                "ldr r11, [r10, #8]",
+                "ldrd r4, r5, [r11], #8",
+                "str r11, [r10, #8]",
+                "ldr r11, [r10, #12]",
+                "ldrsb r8, [r11], #1",
+                "ldrsb r9, [r11], #1",
+                "str r11, [r10, #12]",
+                "mvn r8, r8",
+                "mvn r9, r9",
+                "mov lr, #1",
+                "lsl r11, lr, r8",
+                "lsr r11, r11, #1",
+                "smmla r0, r0, r4, r11",
+                "smmla r1, r1, r4, r11",
+                "asr r0, r0, r8",
+                "asr r1, r1, r8",
+                "lsl r11, lr, r9",
+                "lsr r11, r11, #1",
+                "smmla r2, r2, r5, r11",
+                "smmla r3, r3, r5, r11",
+                "asr r2, r2, r9",
+                "asr r3, r3, r9",
+                "ldr lr, [r10, #24]",
+                "qadd r0, r0, lr",
+                "qadd r1, r1, lr",
+                "qadd r2, r2, lr",
+                "qadd r3, r3, lr",
+                "ssat r0, #8, r0",
+                "ssat r1, #8, r1",
+                "ssat r2, #8, r2",
+                "ssat r3, #8, r3",
+                "ldr r11, [r10, #16]",
+                "strb r0, [r11], #1",
+                "strb r2, [r11], #1",
+                "str r11, [r10, #16]",
+                "ldr r11, [r10, #20]",
+                "strb r1, [r11], #1",
+                "strb r3, [r11], #1",
+                "str r11, [r10, #20]",
+                "ldr r11, [r10, #28]",
+                "cmp r12, r11",
+                "bne 2b",
+                "add sp, sp, #4",
+                n = const IN / 4,
+                off = const IN - 4,
+                inf = const IN,
+                inout("r0") p as *mut Pass => _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                inout("r12") w => _,
+                out("lr") _,
+            );
+        }
+    }
+
     /// 4 rows × 1 token, `IN` inputs, fully unrolled, reading token 0 of an interleaved buffer.
     ///
     /// # Safety
@@ -384,6 +540,12 @@ mod arm {
         );
         let mut xbuf = [0u32; IN];
         let w = l.weights.as_ptr();
+        // Every channel on the 32-bit requantization path (right shift 33..=62)?
+        let fast = l.requant.shifts[..outf]
+            .iter()
+            .all(|&s| (-31..=-2).contains(&s))
+            && l.bias.len() >= outf
+            && l.requant.multipliers.len() >= outf;
         let mut t = 0;
         while t < rows {
             let pair = t + 2 <= rows;
@@ -395,15 +557,46 @@ mod arm {
             };
             extend_pair(x0, x1, &mut xbuf);
             if pair {
-                let mut o = 0;
-                while o + 2 <= outf {
-                    let mut a = [l.bias[o], l.bias[o], l.bias[o + 1], l.bias[o + 1]];
-                    // SAFETY: `xbuf` holds IN words; rows o and o+1 lie within `weights`
-                    // (o + 2 ≤ outf, weights.len() ≥ outf·IN, asserted above).
-                    unsafe { block_2x2::<IN>(xbuf.as_ptr(), w.add(o * IN), &mut a) };
-                    store2x2(l, output, t, o, a, zp);
-                    o += 2;
+                let pairs = outf / 2;
+                if pairs > 0 && fast {
+                    let (y0, y1) = output[t * outf..(t + 2) * outf].split_at_mut(outf);
+                    let mut p = Pass {
+                        xbuf: xbuf.as_ptr(),
+                        bias: l.bias.as_ptr(),
+                        mult: l.requant.multipliers.as_ptr(),
+                        shift: l.requant.shifts.as_ptr(),
+                        y0: y0.as_mut_ptr(),
+                        y1: y1.as_mut_ptr(),
+                        zp,
+                        // SAFETY: within `weights` (2·pairs ≤ outf rows of IN bytes).
+                        end_w: unsafe { w.add(2 * pairs * IN) },
+                    };
+                    // SAFETY: `xbuf` holds IN aligned words; rows 0..2·pairs of IN bytes are in
+                    // `weights`; bias/multipliers are i32 slices with ≥ outf entries, shifts
+                    // have ≥ outf entries all in -31..=-2 (`fast`); y0/y1 are rows t, t+1 of
+                    // `output`, outf bytes each.
+                    unsafe { pass_2x2::<IN>(&mut p, w) };
+                } else {
+                    let (y0, y1) = output[t * outf..(t + 2) * outf].split_at_mut(outf);
+                    let blocks = y0
+                        .chunks_exact_mut(2)
+                        .zip(y1.chunks_exact_mut(2))
+                        .zip(l.bias.chunks_exact(2))
+                        .zip(l.requant.multipliers.chunks_exact(2))
+                        .zip(l.requant.shifts.chunks_exact(2));
+                    for (p, ((((y0, y1), b), m), s)) in blocks.enumerate() {
+                        let mut a = [b[0], b[0], b[1], b[1]];
+                        // SAFETY: `xbuf` holds IN words; rows 2p and 2p+1 lie within `weights`
+                        // (2p + 2 ≤ outf, weights.len() ≥ outf·IN, asserted above).
+                        unsafe { block_2x2::<IN>(xbuf.as_ptr(), w.add(2 * p * IN), &mut a) };
+                        let (r0, r1) = (RowRequant::new(m[0], s[0]), RowRequant::new(m[1], s[1]));
+                        y0[0] = r0.to_i8(a[0], zp);
+                        y1[0] = r0.to_i8(a[1], zp);
+                        y0[1] = r1.to_i8(a[2], zp);
+                        y1[1] = r1.to_i8(a[3], zp);
+                    }
                 }
+                let o = outf & !1;
                 if o < outf {
                     tail_row(l, input, output, t, o, zp);
                     tail_row(l, input, output, t + 1, o, zp);
