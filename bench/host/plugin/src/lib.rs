@@ -8,6 +8,8 @@
 //!   are snapshotted; every time it reaches `stop`, one line with the counts since the snapshot
 //!   is appended to `out`:
 //!   `region <n> insns <i> cycles <c> taken <t> <class>=<count>…`
+//! - `profile=<n>` (optional): at exit, also list the blocks that executed the most
+//!   instructions inside region `n` (`hot <address> <instructions>`), to find hot loops.
 //! - `out`: file written at exit (QEMU's own `qemu_plugin_outs` only prints with `-d plugin`).
 //!
 //! Counting is per translation block: at translation each block gets a small record (its
@@ -93,6 +95,9 @@ struct State {
     prev: Option<&'static Block>,
     report: String,
     regions: u64,
+    /// `profile=N`: instructions executed per block start inside region N.
+    profile: Option<u64>,
+    hot: std::collections::HashMap<u64, u64>,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -120,6 +125,7 @@ pub unsafe extern "C" fn qemu_plugin_install(
     let mut start = None;
     let mut stop = None;
     let mut out = None;
+    let mut profile = None;
     for i in 0..argc.max(0) as usize {
         // SAFETY: QEMU passes argc NUL-terminated strings.
         let arg = unsafe { CStr::from_ptr(*argv.add(i)) }.to_string_lossy();
@@ -127,6 +133,7 @@ pub unsafe extern "C" fn qemu_plugin_install(
             Some(("start", v)) => start = parse_addr(v),
             Some(("stop", v)) => stop = parse_addr(v),
             Some(("out", v)) => out = Some(v.to_string()),
+            Some(("profile", v)) => profile = v.parse().ok(),
             _ => {
                 eprintln!("qemu-insn-count: unknown argument {arg}");
                 return -1;
@@ -146,6 +153,8 @@ pub unsafe extern "C" fn qemu_plugin_install(
         prev: None,
         report: String::new(),
         regions: 0,
+        profile,
+        hot: std::collections::HashMap::new(),
     });
     // SAFETY: registering callbacks with the id QEMU gave us.
     unsafe {
@@ -231,6 +240,9 @@ extern "C" fn on_exec(_vcpu: c_uint, udata: *mut c_void) {
             s.regions += 1;
         }
     }
+    if s.snapshot.is_some() && s.profile == Some(s.regions) {
+        *s.hot.entry(block.start).or_default() += block.insns;
+    }
     s.total.insns += block.insns;
     s.total.cycles += block.cycles;
     for k in 0..CLASSES {
@@ -242,7 +254,12 @@ extern "C" fn on_exec(_vcpu: c_uint, udata: *mut c_void) {
 extern "C" fn on_exit(_id: qemu_plugin_id_t, _udata: *mut c_void) {
     let guard = STATE.lock().unwrap();
     if let Some(s) = guard.as_ref() {
-        let text = format!("{}total insns {}\n", s.report, s.total.insns);
+        let mut text = format!("{}total insns {}\n", s.report, s.total.insns);
+        let mut hot: Vec<_> = s.hot.iter().collect();
+        hot.sort_by(|a, b| b.1.cmp(a.1));
+        for (addr, n) in hot.iter().take(25) {
+            let _ = writeln!(text, "hot {addr:#x} {n}");
+        }
         if let Err(e) = std::fs::write(&s.out, text) {
             eprintln!("qemu-insn-count: cannot write {}: {e}", s.out);
         }
