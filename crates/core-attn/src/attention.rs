@@ -109,6 +109,7 @@ impl<'a> Attention<'a> {
     ) -> Result<(), Error> {
         let nk = self.check(q, k, v, out, scratch)?;
         let (width, dh) = (self.width(), self.head_dim);
+        let out_rq = crate::dsp::RowRequant::new(self.output.multiplier, self.output.shift);
         for i in 0..q.rows() {
             let visible = match mask {
                 Mask::None => nk,
@@ -136,7 +137,7 @@ impl<'a> Attention<'a> {
                         }
                     }
                     for (o, &a) in oh[d..d + 8].iter_mut().zip(&acc) {
-                        *o = self.output.to_i8(a, self.output_zero_point);
+                        *o = out_rq.to_i8(a, self.output_zero_point);
                     }
                     d += 8;
                 }

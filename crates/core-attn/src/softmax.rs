@@ -128,12 +128,11 @@ pub fn softmax_scores_in_place(
         return softmax_scores_in_place_generic(buf, diff_to_index, exp);
     };
     let max = buf.iter().copied().max().unwrap_or(0);
-    let mut sum = 0u32;
-    for x in buf.iter_mut() {
-        let e = index.exp(max.wrapping_sub(*x), &exp);
-        *x = e as i32;
-        sum += e;
-    }
+    let sum = if index.right >= 32 {
+        exp_pass::<true>(buf, max, index, &exp)
+    } else {
+        exp_pass::<false>(buf, max, index, &exp)
+    };
     let recip = reciprocal_fast(sum);
     match u32::try_from(recip) {
         Ok(r32) => {
@@ -214,6 +213,31 @@ fn reciprocal_fast(sum: u32) -> u64 {
         r = cur % s;
     }
     q
+}
+
+/// `buf[j] ← exp(max − buf[j])` (as the generic loop), returning the sum; branch-free per
+/// element: a difference `≤ 0` rounds to index 0 by itself (`half >> right = 0`), and an index
+/// at or past [`MAX_INDEX`] selects 0.
+#[inline(always)]
+fn exp_pass<const BIG: bool>(buf: &mut [i32], max: i32, f: FastIndex, exp: &ExpTable<'_>) -> u32 {
+    let mut sum = 0u32;
+    for x in buf.iter_mut() {
+        let diff = max.wrapping_sub(*x).max(0) as u32;
+        let p = diff as u64 * f.multiplier + f.half;
+        let (hi, lo) = ((p >> 32) as u32, p as u32);
+        let (q, over) = if BIG {
+            (hi >> (f.right - 32), false)
+        } else {
+            ((lo >> f.right) | (hi << (32 - f.right)), hi >> f.right != 0)
+        };
+        let e = (exp.hi[((q >> 8) & 255) as usize] as u32 * exp.lo[(q & 255) as usize] as u32
+            + (1 << 15))
+            >> 16;
+        let e = if over || q >= MAX_INDEX as u32 { 0 } else { e };
+        *x = e as i32;
+        sum += e;
+    }
+    sum
 }
 
 /// [`probability`] when the reciprocal fits 32 bits: one `UMULL` and a rounding add.
