@@ -127,19 +127,19 @@ impl<'a> Attention<'a> {
                 crate::softmax::softmax_scores_in_place(scores, self.score_to_index, self.exp)?;
                 let oh = &mut out_row[c0..c0 + dh];
                 let mut d = 0;
-                // Weighted sum of V, 8 columns at a time (accumulators in registers).
-                while d + 8 <= dh {
-                    let mut acc = [0i32; 8];
+                // Weighted sum of V, COLS columns at a time (accumulators in registers).
+                while d + COLS <= dh {
+                    let mut acc = [0i32; COLS];
                     for (j, &p) in scores.iter().enumerate() {
-                        let vr: &[i8; 8] = k_cols(v.row(j), c0 + d);
+                        let vr: &[i8; COLS] = k_cols(v.row(j), c0 + d);
                         for (a, &x) in acc.iter_mut().zip(vr) {
                             *a = a.wrapping_add(p.wrapping_mul(x as i32));
                         }
                     }
-                    for (o, &a) in oh[d..d + 8].iter_mut().zip(&acc) {
+                    for (o, &a) in oh[d..d + COLS].iter_mut().zip(&acc) {
                         *o = out_rq.to_i8(a, self.output_zero_point);
                     }
-                    d += 8;
+                    d += COLS;
                 }
                 for (dd, o) in oh.iter_mut().enumerate().skip(d) {
                     let mut acc = 0i32;
@@ -287,10 +287,13 @@ impl<'a> Attention<'a> {
     }
 }
 
-/// Eight columns of a row starting at `c` (bounds checked once).
+/// Columns of V accumulated together in [`Attention::run`].
+const COLS: usize = 4;
+
+/// `COLS` columns of a row starting at `c` (bounds checked once).
 #[inline(always)]
-fn k_cols(row: &[i8], c: usize) -> &[i8; 8] {
-    row[c..c + 8].try_into().expect("8 columns")
+fn k_cols(row: &[i8], c: usize) -> &[i8; COLS] {
+    row[c..c + COLS].try_into().expect("COLS columns")
 }
 
 /// Keys and values of the tokens seen so far, in caller-provided storage.
