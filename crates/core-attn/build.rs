@@ -1,6 +1,8 @@
 //! Sets `cfg(core_attn_dsp)` when the target has the Armv7E-M / Armv8-M DSP extension (SMLAD,
-//! SXTB16): `thumbv7em-*` (Cortex-M4/M7), or `thumbv8m.main-*` built with `-C target-cpu=` one of
-//! the cores that implement it. `cfg(target_feature = "dsp")` is not usable on stable Rust (Arm
+//! SXTB16): `thumbv7em-*` (Cortex-M4/M7), or `thumbv8m.main-*` built with
+//! `-C target-cpu=cortex-m33` / `cortex-m35p`. Not for the Helium (MVE) cores (Cortex-M55/M85):
+//! there LLVM vectorizes the generic loops (`vmladava`), which measure faster than the SMLAD
+//! kernels (BENCHMARKS.md). `cfg(target_feature = "dsp")` is not usable on stable Rust (Arm
 //! target features are unstable), hence this script. `CORE_ATTN_NO_DSP=1` forces the portable
 //! kernels (for measuring them on a DSP core).
 use std::env;
@@ -10,7 +12,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CORE_ATTN_NO_DSP");
     let target = env::var("TARGET").unwrap_or_default();
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    let cpu_with_dsp = ["cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85"]
+    let cpu_with_dsp = ["cortex-m33", "cortex-m35p"]
         .iter()
         .any(|c| flags.contains(&format!("target-cpu={c}")));
     let dsp =

@@ -141,13 +141,11 @@ fn check_linear(c: &LinearCase) -> Result<(), TestCaseError> {
         prop_assert!(!dsp::DSP_WIDTHS.contains(&c.in_f));
     }
     // Fused activations too.
-    for act in [Activation::Relu] {
-        let mut a = vec![0i8; n];
-        let mut b = vec![0i8; n];
-        l.run_generic(&c.input, &mut a, act).unwrap();
-        l.run(&c.input, &mut b, act).unwrap();
-        prop_assert_eq!(a, b, "relu");
-    }
+    let mut a = vec![0i8; n];
+    let mut b = vec![0i8; n];
+    l.run_generic(&c.input, &mut a, Activation::Relu).unwrap();
+    l.run(&c.input, &mut b, Activation::Relu).unwrap();
+    prop_assert_eq!(a, b, "relu");
     Ok(())
 }
 

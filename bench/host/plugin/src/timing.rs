@@ -223,8 +223,8 @@ fn decode32(h1: u16, h2: u16) -> Insn {
                 let ra = h2 >> 12;
                 return match op {
                     0 if op2 == 0 && ra != 15 => insn(Class::Mul, 2), // MLA
-                    0 if op2 == 1 => insn(Class::Mul, 2),              // MLS
-                    2 | 4 => insn(Class::DualMac, 1),                  // SMLAD(X)/SMUAD(X), SMLSD(X)/SMUSD(X)
+                    0 if op2 == 1 => insn(Class::Mul, 2),             // MLS
+                    2 | 4 => insn(Class::DualMac, 1), // SMLAD(X)/SMUAD(X), SMLSD(X)/SMUSD(X)
                     _ => insn(Class::Mul, 1),
                 };
             }
@@ -234,7 +234,7 @@ fn decode32(h1: u16, h2: u16) -> Insn {
                 if (op == 1 || op == 3) && op2 == 0xf {
                     return insn(Class::Div, 12);
                 }
-                if (op == 4 && (op2 & 0xe) == 0xc) || (op == 5 && (op2 & 0xe) == 0xc) {
+                if (op == 4 || op == 5) && (op2 & 0xe) == 0xc {
                     return insn(Class::DualMac, 1); // SMLALD(X), SMLSLD(X)
                 }
                 return insn(Class::Mul, 1);

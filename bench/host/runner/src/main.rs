@@ -6,7 +6,8 @@
 //! repository root. BENCHMARKS.md is this program's output, unedited.
 //!
 //! Cores: `m4` (mps2-an386), `m7` (mps2-an500), `m33` (mps2-an505), `m55` (mps3-an547),
-//! `m0` (microbit). Default: all of them.
+//! `m0` (microbit). Default: all of them. `--check` (CI): M4 only, print, write nothing, fail
+//! unless every variant matches the generic kernels on the device.
 
 use qemu_insn_count::timing::{CLASSES, CLASS_NAMES};
 use std::collections::BTreeMap;
@@ -107,16 +108,17 @@ fn bench_core(root: &Path, plugin: &Path, core: &'static Core) -> Result<Vec<Row
         flags.push(' ');
         flags.push_str(core.rustflags);
     }
-    eprintln!("bench: building firmware for {} ({})", core.name, core.target);
+    eprintln!(
+        "bench: building firmware for {} ({})",
+        core.name, core.target
+    );
     run(Command::new("cargo")
         .args(["build", "--release", "--target", core.target])
         .current_dir(&fw)
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("RUSTFLAGS", &flags)
         .env("BENCH_MACHINE", core.machine))?;
-    let elf = target_dir
-        .join(core.target)
-        .join("release/bench-firmware");
+    let elf = target_dir.join(core.target).join("release/bench-firmware");
     let nm = run(Command::new("arm-none-eabi-nm").arg(&elf))?;
     let sym = |name: &str| {
         nm.lines()
@@ -151,7 +153,10 @@ fn bench_core(root: &Path, plugin: &Path, core: &'static Core) -> Result<Vec<Row
     let regions = std::fs::read_to_string(&regions_path)
         .map_err(|e| format!("{}: {e}", regions_path.display()))?;
     let benches: Vec<&str> = stdout.lines().filter(|l| l.starts_with("bench ")).collect();
-    let regions: Vec<&str> = regions.lines().filter(|l| l.starts_with("region ")).collect();
+    let regions: Vec<&str> = regions
+        .lines()
+        .filter(|l| l.starts_with("region "))
+        .collect();
     if !stdout.contains("bench done failed=0") {
         return Err(format!("firmware did not finish cleanly:\n{stdout}"));
     }
@@ -289,7 +294,13 @@ fn main() {
         .join("../../..")
         .canonicalize()
         .expect("repository root");
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    // `--check`: M4 only, write nothing, fail if a variant does not match (CI).
+    let check_only = args.iter().any(|a| a == "--check");
+    args.retain(|a| a != "--check");
+    if check_only && args.is_empty() {
+        args.push("m4".into());
+    }
     let selected: Vec<&'static Core> = if args.is_empty() {
         CORES.iter().collect()
     } else {
@@ -331,6 +342,30 @@ fn main() {
         }
     }
 
+    if check_only {
+        let mut ok = true;
+        for cr in &results {
+            if let Some(e) = &cr.error {
+                eprintln!("bench: {}: {e}", cr.core.name);
+                ok = false;
+            }
+            for r in &cr.rows {
+                eprintln!(
+                    "bench: {} {} {} {}: {} instructions{}{}",
+                    cr.core.name,
+                    r.kernel,
+                    r.shape,
+                    r.variant,
+                    r.insns,
+                    ratio(r.insns, r.macs).map_or(String::new(), |v| format!(", {v:.2}/MAC")),
+                    if r.matched { "" } else { "  MISMATCH" }
+                );
+                ok &= r.matched;
+            }
+        }
+        std::process::exit(if ok { 0 } else { 1 });
+    }
+
     // ---- BENCHMARKS.md
     let mut md = String::new();
     md.push_str("# Benchmarks\n\n");
@@ -362,7 +397,11 @@ fn main() {
             cr.core.name.to_uppercase(),
             cr.core.machine,
             cr.core.target,
-            if cr.core.rustflags.is_empty() { "" } else { ", " },
+            if cr.core.rustflags.is_empty() {
+                ""
+            } else {
+                ", "
+            },
             cr.core.rustflags
         )
         .unwrap();
@@ -383,7 +422,11 @@ fn main() {
                 r.shape,
                 r.variant,
                 r.insns,
-                if r.macs > 0 { r.macs.to_string() } else { "–".into() },
+                if r.macs > 0 {
+                    r.macs.to_string()
+                } else {
+                    "–".into()
+                },
                 f2(ratio(r.insns, r.macs)),
                 r.cycles,
                 f2(ratio(r.cycles, r.macs)),
@@ -427,7 +470,9 @@ fn main() {
         writeln!(js, "      \"target\": \"{}\",", cr.core.target).unwrap();
         writeln!(js, "      \"rustflags\": \"{}\",", cr.core.rustflags).unwrap();
         match &cr.error {
-            Some(e) => writeln!(js, "      \"error\": \"{}\",", e.replace(['"', '\\'], "'")).unwrap(),
+            Some(e) => {
+                writeln!(js, "      \"error\": \"{}\",", e.replace(['"', '\\'], "'")).unwrap()
+            }
             None => js.push_str("      \"error\": null,\n"),
         }
         js.push_str("      \"results\": [\n");
@@ -464,7 +509,12 @@ fn main() {
             .unwrap();
         }
         js.push_str("      ]\n");
-        writeln!(js, "    }}{}", if ci + 1 < results.len() { "," } else { "" }).unwrap();
+        writeln!(
+            js,
+            "    }}{}",
+            if ci + 1 < results.len() { "," } else { "" }
+        )
+        .unwrap();
     }
     js.push_str("  ]\n}\n");
     std::fs::write(root.join("bench/results.json"), js).expect("write results.json");
