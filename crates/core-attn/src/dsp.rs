@@ -527,6 +527,142 @@ mod arm {
         }
     }
 
+    /// State of one pass of [`pass_4x1`] (one token, every block of 4 rows).
+    #[repr(C)]
+    struct Pass1 {
+        xbuf: *const u32,
+        bias: *const i32,
+        mult: *const i32,
+        shift: *const i8,
+        y: *mut i8,
+        zp: i32,
+        end_w: *const i8,
+    }
+
+    /// Every block of 4 rows for one token (token 0 of the interleaved buffer): bias, 4 dot
+    /// products (as [`block_4x1`], with the two row loads of each pair back to back so that they
+    /// pipeline) and the fast requantization, in one `asm!` loop.
+    ///
+    /// # Safety
+    /// `p.xbuf`: `IN` aligned words; `w .. p.end_w`: whole blocks of 4 rows of `IN` bytes;
+    /// `p.bias`, `p.mult`: 4-byte aligned, one entry per row; `p.shift`: one per row, each in
+    /// `-31..=-2`, read 4 at a time with a (possibly unaligned) word load; `p.y`: one writable
+    /// byte per row.
+    #[inline(always)]
+    unsafe fn pass_4x1<const IN: usize>(p: &mut Pass1, w: *const i8) {
+        // SAFETY: see the function's contract; the state pointer is pushed and popped (the
+        // stack is balanced on exit) and every register written is declared. Unaligned LDR is
+        // allowed on Armv7E-M / Armv8-M Mainline (CCR.UNALIGN_TRP is clear by default).
+        unsafe {
+            asm!(
+                "push {{r0}}",
+                "2:",
+                "ldr r10, [sp]",
+                "ldr lr, [r10, #0]",
+                "ldr r11, [r10, #4]",
+                "ldm r11!, {{r0, r1, r2, r3}}",
+                "str r11, [r10, #4]",
+                ".rept {n}",
+                "ldrd r4, r5, [lr], #16",
+                "ldr r10, [r12], #4",
+                "ldr r8, [r12, #{o1}]",
+                "sxtb16 r11, r10",
+                "sxtb16 r10, r10, ror #8",
+                "smlad r0, r4, r11, r0",
+                "smlad r0, r5, r10, r0",
+                "sxtb16 r11, r8",
+                "sxtb16 r8, r8, ror #8",
+                "smlad r1, r4, r11, r1",
+                "smlad r1, r5, r8, r1",
+                "ldr r10, [r12, #{o2}]",
+                "ldr r8, [r12, #{o3}]",
+                "sxtb16 r11, r10",
+                "sxtb16 r10, r10, ror #8",
+                "smlad r2, r4, r11, r2",
+                "smlad r2, r5, r10, r2",
+                "sxtb16 r11, r8",
+                "sxtb16 r8, r8, ror #8",
+                "smlad r3, r4, r11, r3",
+                "smlad r3, r5, r8, r3",
+                ".endr",
+                "add r12, r12, #{skip}",
+                "ldr r10, [sp]",
+                "ldr r11, [r10, #8]",
+                "ldm r11!, {{r4, r5, r8, r9}}",
+                "str r11, [r10, #8]",
+                "ldr r11, [r10, #12]",
+                "ldr lr, [r11], #4",
+                "str r11, [r10, #12]",
+                // row k: r = ~s_k, acc = (hi(acc·m) + (1 << r >> 1)) >> r
+                "sxtb r11, lr",
+                "mvn r11, r11",
+                "mov r10, #1",
+                "lsl r10, r10, r11",
+                "lsr r10, r10, #1",
+                "smmla r0, r0, r4, r10",
+                "asr r0, r0, r11",
+                "sxtb r11, lr, ror #8",
+                "mvn r11, r11",
+                "mov r10, #1",
+                "lsl r10, r10, r11",
+                "lsr r10, r10, #1",
+                "smmla r1, r1, r5, r10",
+                "asr r1, r1, r11",
+                "sxtb r11, lr, ror #16",
+                "mvn r11, r11",
+                "mov r10, #1",
+                "lsl r10, r10, r11",
+                "lsr r10, r10, #1",
+                "smmla r2, r2, r8, r10",
+                "asr r2, r2, r11",
+                "sxtb r11, lr, ror #24",
+                "mvn r11, r11",
+                "mov r10, #1",
+                "lsl r10, r10, r11",
+                "lsr r10, r10, #1",
+                "smmla r3, r3, r9, r10",
+                "asr r3, r3, r11",
+                "ldr r10, [sp]",
+                "ldr lr, [r10, #20]",
+                "qadd r0, r0, lr",
+                "qadd r1, r1, lr",
+                "qadd r2, r2, lr",
+                "qadd r3, r3, lr",
+                "ssat r0, #8, r0",
+                "ssat r1, #8, r1",
+                "ssat r2, #8, r2",
+                "ssat r3, #8, r3",
+                "ldr r11, [r10, #16]",
+                "strb r0, [r11], #1",
+                "strb r1, [r11], #1",
+                "strb r2, [r11], #1",
+                "strb r3, [r11], #1",
+                "str r11, [r10, #16]",
+                "ldr r11, [r10, #24]",
+                "cmp r12, r11",
+                "bne 2b",
+                "add sp, sp, #4",
+                n = const IN / 4,
+                o1 = const IN - 4,
+                o2 = const 2 * IN - 4,
+                o3 = const 3 * IN - 4,
+                skip = const 3 * IN,
+                inout("r0") p as *mut Pass1 => _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                inout("r12") w => _,
+                out("lr") _,
+            );
+        }
+    }
+
     /// 4 rows × 1 token, `IN` inputs, fully unrolled, reading token 0 of an interleaved buffer.
     ///
     /// # Safety
@@ -665,6 +801,25 @@ mod arm {
                 t += 2;
             } else {
                 let mut o = 0;
+                let blocks = outf / 4;
+                if blocks > 0 && fast {
+                    let mut p = Pass1 {
+                        xbuf: xbuf.as_ptr(),
+                        bias: l.bias.as_ptr(),
+                        mult: l.requant.multipliers.as_ptr(),
+                        shift: l.requant.shifts.as_ptr(),
+                        y: output[t * outf..(t + 1) * outf].as_mut_ptr(),
+                        zp,
+                        // SAFETY: within `weights` (4·blocks ≤ outf rows of IN bytes).
+                        end_w: unsafe { w.add(4 * blocks * IN) },
+                    };
+                    // SAFETY: `xbuf` holds IN aligned words; rows 0..4·blocks of IN bytes are in
+                    // `weights`; bias/multipliers are i32 slices and shifts an i8 slice, each
+                    // with ≥ outf entries (shifts all in -31..=-2: `fast`); `y` is row t of
+                    // `output` (outf bytes).
+                    unsafe { pass_4x1::<IN>(&mut p, w) };
+                    o = 4 * blocks;
+                }
                 while o + 4 <= outf {
                     let mut a = [l.bias[o], l.bias[o + 1], l.bias[o + 2], l.bias[o + 3]];
                     // SAFETY: rows o..o+4 lie within `weights` (o + 4 ≤ outf).
