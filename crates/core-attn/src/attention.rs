@@ -107,6 +107,95 @@ impl<'a> Attention<'a> {
         out: &mut [i8],
         scratch: &mut [i32],
     ) -> Result<(), Error> {
+        let nk = self.check(q, k, v, out, scratch)?;
+        let (width, dh) = (self.width(), self.head_dim);
+        let out_rq = crate::dsp::RowRequant::new(self.output.multiplier, self.output.shift);
+        for i in 0..q.rows() {
+            let visible = match mask {
+                Mask::None => nk,
+                Mask::Causal { first_position } => (first_position + i + 1).min(nk),
+            };
+            let qi = q.row(i);
+            let out_row = &mut out[i * width..(i + 1) * width];
+            for h in 0..self.heads {
+                let c0 = h * dh;
+                let qh = &qi[c0..c0 + dh];
+                let scores = &mut scratch[..visible];
+                for (j, s) in scores.iter_mut().enumerate() {
+                    *s = crate::dsp::dot_i8(qh, &k.row(j)[c0..c0 + dh]);
+                }
+                crate::softmax::softmax_scores_in_place(scores, self.score_to_index, self.exp)?;
+                let oh = &mut out_row[c0..c0 + dh];
+                let mut d = 0;
+                // Weighted sum of V, COLS columns at a time (accumulators in registers).
+                while d + COLS <= dh {
+                    let mut acc = [0i32; COLS];
+                    for (j, &p) in scores.iter().enumerate() {
+                        let vr: &[i8; COLS] = k_cols(v.row(j), c0 + d);
+                        for (a, &x) in acc.iter_mut().zip(vr) {
+                            *a = a.wrapping_add(p.wrapping_mul(x as i32));
+                        }
+                    }
+                    for (o, &a) in oh[d..d + COLS].iter_mut().zip(&acc) {
+                        *o = out_rq.to_i8(a, self.output_zero_point);
+                    }
+                    d += COLS;
+                }
+                for (dd, o) in oh.iter_mut().enumerate().skip(d) {
+                    let mut acc = 0i32;
+                    for (j, &p) in scores.iter().enumerate() {
+                        acc = acc.wrapping_add(p.wrapping_mul(v.row(j)[c0 + dd] as i32));
+                    }
+                    *o = self.output.to_i8(acc, self.output_zero_point);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Shape checks shared by the variants; returns the number of keys.
+    fn check(
+        &self,
+        q: Rows<'_>,
+        k: Rows<'_>,
+        v: Rows<'_>,
+        out: &[i8],
+        scratch: &[i32],
+    ) -> Result<usize, Error> {
+        let width = self.width();
+        check_len("attention query width", width, q.width())?;
+        check_len("attention key width", width, k.width())?;
+        check_len("attention value width", width, v.width())?;
+        check_len("attention values", k.rows(), v.rows())?;
+        check_len("attention output", q.rows() * width, out.len())?;
+        let nk = k.rows();
+        if nk == 0 || nk > MAX_SEQ_LEN {
+            return Err(Error::BadDimension {
+                what: "attention key count",
+                value: nk,
+            });
+        }
+        if scratch.len() < nk {
+            return Err(Error::BufferTooSmall {
+                what: "attention scratch",
+                needed: nk,
+                available: scratch.len(),
+            });
+        }
+        Ok(nk)
+    }
+
+    /// [`Attention::run`] with the generic reference loops: the variant every optimized kernel
+    /// is tested against, bit for bit.
+    pub fn run_generic(
+        &self,
+        q: Rows<'_>,
+        k: Rows<'_>,
+        v: Rows<'_>,
+        mask: Mask,
+        out: &mut [i8],
+        scratch: &mut [i32],
+    ) -> Result<(), Error> {
         let width = self.width();
         check_len("attention query width", width, q.width())?;
         check_len("attention key width", width, k.width())?;
@@ -165,6 +254,23 @@ impl<'a> Attention<'a> {
         scratch: &mut [i32],
         mask: Mask,
     ) -> Result<(), Error> {
+        let (q, k, v) = self.split_qkv(qkv)?;
+        self.run(q, k, v, mask, out, scratch)
+    }
+
+    /// [`Attention::self_attention`] with [`Attention::run_generic`].
+    pub fn self_attention_generic(
+        &self,
+        qkv: &[i8],
+        out: &mut [i8],
+        scratch: &mut [i32],
+        mask: Mask,
+    ) -> Result<(), Error> {
+        let (q, k, v) = self.split_qkv(qkv)?;
+        self.run_generic(q, k, v, mask, out, scratch)
+    }
+
+    fn split_qkv<'q>(&self, qkv: &'q [i8]) -> Result<(Rows<'q>, Rows<'q>, Rows<'q>), Error> {
         let w = self.width();
         if qkv.len() % (3 * w) != 0 {
             return Err(Error::ShapeMismatch {
@@ -177,8 +283,17 @@ impl<'a> Attention<'a> {
         let q = Rows::strided(qkv, 0, n, w, 3 * w)?;
         let k = Rows::strided(qkv, w, n, w, 3 * w)?;
         let v = Rows::strided(qkv, 2 * w, n, w, 3 * w)?;
-        self.run(q, k, v, mask, out, scratch)
+        Ok((q, k, v))
     }
+}
+
+/// Columns of V accumulated together in [`Attention::run`].
+const COLS: usize = 4;
+
+/// `COLS` columns of a row starting at `c` (bounds checked once).
+#[inline(always)]
+fn k_cols(row: &[i8], c: usize) -> &[i8; COLS] {
+    row[c..c + COLS].try_into().expect("COLS columns")
 }
 
 /// Keys and values of the tokens seen so far, in caller-provided storage.

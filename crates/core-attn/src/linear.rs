@@ -129,6 +129,48 @@ impl<'a> Linear<'a> {
         output: &mut [i8],
         activation: Activation<'_>,
     ) -> Result<(), Error> {
+        let rows = self.check_run(input, output)?;
+        crate::dsp::linear(self, input, output, rows);
+        match activation {
+            Activation::Identity => {}
+            Activation::Relu => {
+                crate::activation::relu_in_place(output, self.output_zero_point as i8)
+            }
+            Activation::Table(lut) => lut.apply_in_place(output),
+        }
+        Ok(())
+    }
+
+    /// Shape checks shared by every variant; returns the number of input rows.
+    fn check_run(&self, input: &[i8], output: &[i8]) -> Result<usize, Error> {
+        let rows = self.rows(input, output)?;
+        check_len(
+            "linear weights",
+            self.in_features.saturating_mul(self.out_features),
+            self.weights.len(),
+        )?;
+        check_len("linear bias", self.out_features, self.bias.len())?;
+        check_len(
+            "linear requant",
+            self.out_features,
+            self.requant.multipliers.len(),
+        )?;
+        check_len(
+            "linear requant",
+            self.out_features,
+            self.requant.shifts.len(),
+        )?;
+        Ok(rows)
+    }
+
+    /// [`Linear::run`] with the generic reference kernel (one plain dot product per output):
+    /// the variant every optimized kernel is tested against, bit for bit.
+    pub fn run_generic(
+        &self,
+        input: &[i8],
+        output: &mut [i8],
+        activation: Activation<'_>,
+    ) -> Result<(), Error> {
         let rows = self.rows(input, output)?;
         check_len(
             "linear weights",

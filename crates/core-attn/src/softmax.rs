@@ -124,6 +124,136 @@ pub fn softmax_scores_in_place(
     exp: ExpTable<'_>,
 ) -> Result<(), Error> {
     check_row_len(buf.len())?;
+    let Some(index) = FastIndex::new(diff_to_index) else {
+        return softmax_scores_in_place_generic(buf, diff_to_index, exp);
+    };
+    let max = buf.iter().copied().max().unwrap_or(0);
+    let sum = if index.right >= 32 {
+        exp_pass::<true>(buf, max, index, &exp)
+    } else {
+        exp_pass::<false>(buf, max, index, &exp)
+    };
+    let recip = reciprocal_fast(sum);
+    match u32::try_from(recip) {
+        Ok(r32) => {
+            for x in buf.iter_mut() {
+                *x = probability32(*x as u32, r32) as i32;
+            }
+        }
+        Err(_) => {
+            for x in buf.iter_mut() {
+                *x = probability(*x as u32, recip) as i32;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Score difference → `exp` value, as `ExpTable::exp(diff_to_index.apply(diff).clamp(0,
+/// MAX_INDEX))` but in unsigned arithmetic with the clamps folded: a difference `≤ 0` gives index
+/// 0 (the rounded product of a non-positive number is non-positive), and an index at or past
+/// [`MAX_INDEX`] gives 0.
+#[derive(Clone, Copy)]
+struct FastIndex {
+    multiplier: u64,
+    half: u64,
+    right: u32,
+}
+
+impl FastIndex {
+    #[inline(always)]
+    fn new(r: Requant) -> Option<Self> {
+        let right = 31 - r.shift as i32;
+        if r.multiplier < 0 || !(1..=62).contains(&right) {
+            return None;
+        }
+        Some(FastIndex {
+            multiplier: r.multiplier as u64,
+            half: 1u64 << (right - 1),
+            right: right as u32,
+        })
+    }
+
+    #[inline(always)]
+    fn exp(self, diff: i32, exp: &ExpTable<'_>) -> u32 {
+        let d = if diff <= 0 {
+            0
+        } else {
+            // ≤ 2^31 · 2^31 + 2^61: no overflow in u64.
+            let q = (diff as u32 as u64 * self.multiplier + self.half) >> self.right;
+            if q >= MAX_INDEX as u64 {
+                return 0;
+            }
+            q as u32
+        };
+        (exp.hi[(d >> 8) as u8 as usize] as u32 * exp.lo[d as u8 as usize] as u32 + (1 << 15)) >> 16
+    }
+}
+
+/// [`reciprocal`] (`round(2^47 / sum)`) by long division in 32-bit digits of `clz(sum)` bits
+/// (each partial remainder `< sum`, so shifting it left by `clz(sum)` bits cannot overflow):
+/// a few hardware `UDIV`s instead of a 64-bit software division.
+#[inline]
+fn reciprocal_fast(sum: u32) -> u64 {
+    let s = sum.max(1);
+    let n: u64 = (1u64 << 47) + (s / 2) as u64; // < 2^48
+    let b = s.leading_zeros().min(16); // digit width, ≥ 1 as s < 2^31 here
+    if b == 0 {
+        return reciprocal(sum);
+    }
+    let mut q: u64 = 0;
+    let mut r: u32 = 0;
+    let mut bits = 48i32;
+    while bits > 0 {
+        let take = (b as i32).min(bits) as u32;
+        bits -= take as i32;
+        let digit = ((n >> bits) as u32) & ((1u32 << take) - 1);
+        let cur = (r << take) | digit;
+        q = (q << take) | (cur / s) as u64;
+        r = cur % s;
+    }
+    q
+}
+
+/// `buf[j] ← exp(max − buf[j])` (as the generic loop), returning the sum; branch-free per
+/// element: a difference `≤ 0` rounds to index 0 by itself (`half >> right = 0`), and an index
+/// at or past [`MAX_INDEX`] selects 0.
+#[inline(always)]
+fn exp_pass<const BIG: bool>(buf: &mut [i32], max: i32, f: FastIndex, exp: &ExpTable<'_>) -> u32 {
+    let mut sum = 0u32;
+    for x in buf.iter_mut() {
+        let diff = max.wrapping_sub(*x).max(0) as u32;
+        let p = diff as u64 * f.multiplier + f.half;
+        let (hi, lo) = ((p >> 32) as u32, p as u32);
+        let (q, over) = if BIG {
+            (hi >> (f.right - 32), false)
+        } else {
+            ((lo >> f.right) | (hi << (32 - f.right)), hi >> f.right != 0)
+        };
+        let e = (exp.hi[((q >> 8) & 255) as usize] as u32 * exp.lo[(q & 255) as usize] as u32
+            + (1 << 15))
+            >> 16;
+        let e = if over || q >= MAX_INDEX as u32 { 0 } else { e };
+        *x = e as i32;
+        sum += e;
+    }
+    sum
+}
+
+/// [`probability`] when the reciprocal fits 32 bits: one `UMULL` and a rounding add.
+#[inline(always)]
+fn probability32(e: u32, recip: u32) -> u32 {
+    ((e as u64 * recip as u64 + (1 << 31)) >> 32) as u32
+}
+
+/// [`softmax_scores_in_place`] with the generic reference loops: the variant every optimized
+/// kernel is tested against, bit for bit.
+pub fn softmax_scores_in_place_generic(
+    buf: &mut [i32],
+    diff_to_index: Requant,
+    exp: ExpTable<'_>,
+) -> Result<(), Error> {
+    check_row_len(buf.len())?;
     let max = buf.iter().copied().max().unwrap_or(0);
     let mut sum = 0u32;
     for x in buf.iter_mut() {
@@ -144,6 +274,44 @@ pub fn softmax_scores_in_place(
 /// Softmax of an int8 row into Q15 probabilities (`probs[j] / 32768`); `diff_to_index` maps
 /// one input LSB difference to table indices (`input_scale / step`).
 pub fn softmax_i8(
+    input: &[i8],
+    diff_to_index: Requant,
+    exp: ExpTable<'_>,
+    probs: &mut [u16],
+) -> Result<(), Error> {
+    check_len("softmax output", input.len(), probs.len())?;
+    check_row_len(input.len())?;
+    let Some(index) = FastIndex::new(diff_to_index) else {
+        return softmax_i8_generic(input, diff_to_index, exp, probs);
+    };
+    let max = input.iter().copied().max().unwrap_or(0) as i32;
+    // Only 256 possible inputs, but a row is usually shorter than a table: compute each
+    // exponential once into `probs` (≤ 65535 fits u16), then scale in place.
+    let mut sum = 0u32;
+    for (p, &x) in probs.iter_mut().zip(input) {
+        let e = index.exp(max - x as i32, &exp);
+        *p = e as u16;
+        sum += e;
+    }
+    let recip = reciprocal_fast(sum);
+    match u32::try_from(recip) {
+        Ok(r32) => {
+            for p in probs.iter_mut() {
+                *p = probability32(*p as u32, r32) as u16;
+            }
+        }
+        Err(_) => {
+            for p in probs.iter_mut() {
+                *p = probability(*p as u32, recip) as u16;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`softmax_i8`] with the generic reference loops: the variant every optimized kernel is
+/// tested against, bit for bit.
+pub fn softmax_i8_generic(
     input: &[i8],
     diff_to_index: Requant,
     exp: ExpTable<'_>,

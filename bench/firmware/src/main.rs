@@ -1,0 +1,317 @@
+//! Kernel benchmarks at the shipped shapes.
+//!
+//! Every measured call sits between `bench_start()` and `bench_stop()`; the QEMU plugin
+//! (`bench/host/plugin`) counts instructions and estimated cycles between the two markers and
+//! writes one `region` line per pair, in order. This firmware prints one `bench` line per region,
+//! in the same order, over semihosting:
+//!
+//! `bench <kernel> <shape> <variant> macs=<n> elems=<n> match=<0|1>`
+//!
+//! `match` says the variant's output equals the generic reference kernel's byte for byte (the
+//! on-device cross-check); the firmware exits with failure if any does not.
+#![no_std]
+#![no_main]
+
+use core::arch::asm;
+use core::fmt::Write;
+use core::hint::black_box;
+use core_attn::activation::Lut;
+use core_attn::attention::{Attention, Mask};
+use core_attn::linear::{Activation, Linear};
+use core_attn::norm::LayerNorm;
+use core_attn::softmax::ExpTable;
+use core_attn::ChannelRequant;
+use cortex_m_rt::entry;
+use cortex_m_semihosting::{debug, hio};
+
+mod params {
+    include!(concat!(env!("OUT_DIR"), "/params.rs"));
+}
+use params::*;
+
+/// Start marker: the plugin snapshots its counters when this function's first instruction runs.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn bench_start() {
+    // SAFETY: a no-op; without `nomem` it is also a compiler memory barrier.
+    unsafe { asm!("nop", options(nostack, preserves_flags)) }
+}
+
+/// Stop marker (a different body, so that it is never merged with `bench_start`).
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn bench_stop() {
+    // SAFETY: as above.
+    unsafe { asm!("nop", "nop", options(nostack, preserves_flags)) }
+}
+
+struct Out(hio::HostStream);
+impl Write for Out {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0.write_all(s.as_bytes()).map_err(|_| core::fmt::Error)
+    }
+}
+
+/// Measure `f` as one region.
+#[inline(always)]
+fn measure(f: impl FnOnce()) {
+    bench_start();
+    f();
+    bench_stop();
+}
+
+struct Bench {
+    out: Out,
+    failed: bool,
+}
+
+impl Bench {
+    /// Print the line of the region just measured with [`measure`].
+    fn line(
+        &mut self,
+        kernel: &str,
+        shape: &str,
+        variant: &str,
+        macs: usize,
+        elems: usize,
+        m: bool,
+    ) {
+        self.failed |= !m;
+        let _ = writeln!(
+            self.out,
+            "bench {kernel} {shape} {variant} macs={macs} elems={elems} match={}",
+            m as u8
+        );
+    }
+}
+
+static mut Y_REF: [i8; 17 * 192] = [0; 17 * 192];
+static mut Y: [i8; 17 * 192] = [0; 17 * 192];
+
+/// The naive scalar baseline: indexed loops, one output at a time.
+#[inline(never)]
+fn naive_linear(l: &Linear<'_>, x: &[i8], y: &mut [i8]) {
+    let rows = x.len() / l.in_features;
+    for t in 0..rows {
+        for o in 0..l.out_features {
+            let mut acc = l.bias[o];
+            for i in 0..l.in_features {
+                acc = acc.wrapping_add(
+                    x[t * l.in_features + i] as i32 * l.weights[o * l.in_features + i] as i32,
+                );
+            }
+            y[t * l.out_features + o] = l.requant.get(o).to_i8(acc, l.output_zero_point);
+        }
+    }
+}
+
+fn linear<'a>(w: &'a [i8], b: &'a [i32], m: &'a [i32], s: &'a [i8]) -> Linear<'a> {
+    let l = Linear {
+        in_features: w.len() / b.len(),
+        out_features: b.len(),
+        weights: w,
+        bias: b,
+        requant: ChannelRequant {
+            multipliers: m,
+            shifts: s,
+        },
+        output_zero_point: 3,
+    };
+    l.validate().unwrap();
+    l
+}
+
+#[allow(static_mut_refs)]
+fn run(b: &mut Bench) {
+    // Calibration: an empty region (marker overhead, subtracted by the runner).
+    measure(|| {});
+    b.line("empty", "-", "-", 0, 0, true);
+
+    let layers = [
+        (
+            "17x64x192",
+            17,
+            linear(&L64X192_W, &L64X192_B, &L64X192_M, &L64X192_S),
+        ),
+        (
+            "17x64x64",
+            17,
+            linear(&L64X64_W, &L64X64_B, &L64X64_M, &L64X64_S),
+        ),
+        (
+            "17x64x128",
+            17,
+            linear(&L64X128_W, &L64X128_B, &L64X128_M, &L64X128_S),
+        ),
+        (
+            "17x128x64",
+            17,
+            linear(&L128X64_W, &L128X64_B, &L128X64_M, &L128X64_S),
+        ),
+        (
+            "1x64x192",
+            1,
+            linear(&L64X192_W, &L64X192_B, &L64X192_M, &L64X192_S),
+        ),
+    ];
+    for (shape, rows, l) in layers.iter() {
+        let x = &X[..rows * l.in_features];
+        let n = rows * l.out_features;
+        let macs = rows * l.macs_per_row();
+        // SAFETY (static mut): single-threaded firmware, nothing else touches these buffers.
+        let (y_ref, y) = unsafe { (&mut Y_REF[..n], &mut Y[..n]) };
+        measure(|| {
+            black_box(l)
+                .run_generic(black_box(x), y_ref, Activation::Identity)
+                .unwrap()
+        });
+        b.line("linear", shape, "generic", macs, n, true);
+        y.fill(0);
+        measure(|| naive_linear(black_box(l), black_box(x), y));
+        b.line("linear", shape, "naive", macs, n, y_ref == y);
+        y.fill(0);
+        measure(|| {
+            black_box(l)
+                .run(black_box(x), y, Activation::Identity)
+                .unwrap()
+        });
+        b.line("linear", shape, "optimized", macs, n, y_ref == y);
+    }
+
+    // One attention layer: 17 tokens, 4 heads of 16.
+    let att = Attention {
+        heads: 4,
+        head_dim: 16,
+        score_to_index: SCORE_TO_INDEX,
+        exp: ExpTable::new(&EXP_HI, &EXP_LO).unwrap(),
+        output: ATT_OUT,
+        output_zero_point: 0,
+    };
+    att.validate().unwrap();
+    {
+        let mut scratch = [0i32; 17];
+        let n = 17 * 64;
+        // QK^T and PV: 2 · 17 · 17 · 64 MACs.
+        let macs = 2 * 17 * 17 * 64;
+        // SAFETY (static mut): as above.
+        let (y_ref, y) = unsafe { (&mut Y_REF[..n], &mut Y[..n]) };
+        measure(|| {
+            black_box(&att)
+                .self_attention_generic(black_box(&QKV), y_ref, &mut scratch, Mask::None)
+                .unwrap()
+        });
+        b.line("attention", "17x4x16", "generic", macs, n, true);
+        y.fill(0);
+        measure(|| {
+            black_box(&att)
+                .self_attention(black_box(&QKV), y, &mut scratch, Mask::None)
+                .unwrap()
+        });
+        b.line("attention", "17x4x16", "optimized", macs, n, y_ref == y);
+    }
+
+    // Softmax over attention scores (i32) and over int8 rows.
+    let exp = att.exp;
+    for (len, shape) in [(17usize, "17"), (65, "65")] {
+        let mut r = [0i32; 65];
+        let mut o = [0i32; 65];
+        r[..len].copy_from_slice(&SCORES[..len]);
+        o[..len].copy_from_slice(&SCORES[..len]);
+        measure(|| {
+            core_attn::softmax::softmax_scores_in_place_generic(
+                black_box(&mut r[..len]),
+                SCORE_TO_INDEX,
+                exp,
+            )
+            .unwrap()
+        });
+        b.line("softmax_scores", shape, "generic", 0, len, true);
+        measure(|| {
+            core_attn::softmax::softmax_scores_in_place(
+                black_box(&mut o[..len]),
+                SCORE_TO_INDEX,
+                exp,
+            )
+            .unwrap()
+        });
+        b.line(
+            "softmax_scores",
+            shape,
+            "optimized",
+            0,
+            len,
+            r[..len] == o[..len],
+        );
+        let x: &[i8] = &X[..len];
+        let mut pr = [0u16; 65];
+        let mut po = [0u16; 65];
+        measure(|| {
+            core_attn::softmax::softmax_i8_generic(black_box(x), SOFTMAX_I8, exp, &mut pr[..len])
+                .unwrap()
+        });
+        b.line("softmax_i8", shape, "generic", 0, len, true);
+        measure(|| {
+            core_attn::softmax::softmax_i8(black_box(x), SOFTMAX_I8, exp, &mut po[..len]).unwrap()
+        });
+        b.line(
+            "softmax_i8",
+            shape,
+            "optimized",
+            0,
+            len,
+            pr[..len] == po[..len],
+        );
+    }
+
+    // LayerNorm over 17 rows of 64.
+    {
+        let ln = LayerNorm {
+            width: 64,
+            gamma: &LN_GAMMA,
+            beta: &LN_BETA,
+            epsilon: LN_EPS,
+            output_zero_point: LN_ZP,
+        };
+        ln.validate().unwrap();
+        let n = 17 * 64;
+        // SAFETY (static mut): as above.
+        let y_ref = unsafe { &mut Y_REF[..n] };
+        measure(|| black_box(&ln).run(black_box(&X[..n]), y_ref).unwrap());
+        b.line("layernorm", "17x64", "generic", 0, n, true);
+    }
+
+    // GELU table over the 17x128 MLP hidden activations.
+    {
+        let lut = Lut::new(&GELU);
+        let n = 17 * 128;
+        // SAFETY (static mut): as above.
+        let y_ref = unsafe { &mut Y_REF[..n] };
+        measure(|| black_box(lut).apply(black_box(&X[..n]), y_ref).unwrap());
+        b.line("gelu", "17x128", "generic", 0, n, true);
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    let out = Out(hio::hstdout().unwrap());
+    let mut b = Bench { out, failed: false };
+    run(&mut b);
+    let _ = writeln!(b.out, "bench done failed={}", b.failed as u8);
+    debug::exit(if b.failed {
+        debug::EXIT_FAILURE
+    } else {
+        debug::EXIT_SUCCESS
+    });
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    if let Ok(out) = hio::hstdout() {
+        let _ = writeln!(Out(out), "panic: {info}");
+    }
+    debug::exit(debug::EXIT_FAILURE);
+    #[allow(clippy::empty_loop)]
+    loop {}
+}

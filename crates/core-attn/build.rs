@@ -1,0 +1,23 @@
+//! Sets `cfg(core_attn_dsp)` when the target has the Armv7E-M / Armv8-M DSP extension (SMLAD,
+//! SXTB16): `thumbv7em-*` (Cortex-M4/M7), or `thumbv8m.main-*` built with
+//! `-C target-cpu=cortex-m33` / `cortex-m35p`. Not for the Helium (MVE) cores (Cortex-M55/M85):
+//! there LLVM vectorizes the generic loops (`vmladava`), which measure faster than the SMLAD
+//! kernels (BENCHMARKS.md). `cfg(target_feature = "dsp")` is not usable on stable Rust (Arm
+//! target features are unstable), hence this script. `CORE_ATTN_NO_DSP=1` forces the portable
+//! kernels (for measuring them on a DSP core).
+use std::env;
+
+fn main() {
+    println!("cargo:rustc-check-cfg=cfg(core_attn_dsp)");
+    println!("cargo:rerun-if-env-changed=CORE_ATTN_NO_DSP");
+    let target = env::var("TARGET").unwrap_or_default();
+    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let cpu_with_dsp = ["cortex-m33", "cortex-m35p"]
+        .iter()
+        .any(|c| flags.contains(&format!("target-cpu={c}")));
+    let dsp =
+        target.starts_with("thumbv7em-") || (target.starts_with("thumbv8m.main-") && cpu_with_dsp);
+    if dsp && env::var_os("CORE_ATTN_NO_DSP").is_none() {
+        println!("cargo:rustc-cfg=core_attn_dsp");
+    }
+}

@@ -1,0 +1,280 @@
+//! One suite, every kernel variant: the optimized paths must give the generic reference
+//! kernels' results bit for bit.
+//!
+//! On the host `Linear::run` & co. run the portable kernels; the DSP algorithm runs here with
+//! its instructions emulated (`dsp::linear_dsp_emulated`, `dsp::sxtb16`, `dsp::smlad`), and the
+//! `asm!` itself is cross-checked against the generic kernels on the device by the bench
+//! firmware (`bench/`, column `match` of BENCHMARKS.md).
+
+use core_attn::attention::{Attention, AttentionParams, Mask};
+use core_attn::dsp;
+use core_attn::linear::{Activation, Linear};
+use core_attn::quant::{ChannelRequant, QParams, Requant};
+use core_attn::softmax::{self, ExpTable};
+use core_attn::tensor::Rows;
+use proptest::prelude::*;
+
+// ---------------------------------------------------------------------------------------------
+// Instruction semantics
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn sxtb16_and_smlad_named_cases() {
+    assert_eq!(dsp::sxtb16(0x807f_ff01), 0x007f_0001);
+    assert_eq!(dsp::sxtb16_ror8(0x807f_ff01), 0xff80_ffff);
+    assert_eq!(dsp::sxtb16(0x0000_0000), 0);
+    assert_eq!(dsp::sxtb16(0xffff_ffff), 0xffff_ffff);
+    // -128·-128 + -128·-128 = 32768
+    assert_eq!(dsp::smlad(0xff80_ff80, 0xff80_ff80, 0), 32768);
+    assert_eq!(dsp::smlad(0x0002_0003, 0x0005_0007, 10), 10 + 21 + 10);
+    assert_eq!(dsp::smlad(0x0001_ffff, 0x0001_0001, 0), 0); // -1·1 + 1·1
+                                                            // Wraps like the instruction (which only sets Q).
+    assert_eq!(
+        dsp::smlad(0x7fff_7fff, 0x7fff_7fff, i32::MAX),
+        i32::MAX.wrapping_add(2 * 32767 * 32767)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn smlad_of_extended_bytes_is_a_4_term_dot(w in any::<u32>(), x in any::<u32>(), acc in any::<i32>()) {
+        let b = |v: u32, k: u32| ((v >> (8 * k)) as u8 as i8) as i32;
+        let want = (0..4).fold(acc, |a, k| a.wrapping_add(b(w, k) * b(x, k)));
+        let got = dsp::smlad(dsp::sxtb16_ror8(x), dsp::sxtb16_ror8(w),
+            dsp::smlad(dsp::sxtb16(x), dsp::sxtb16(w), acc));
+        prop_assert_eq!(got, want);
+    }
+
+    /// The 32-bit requantization equals the 64-bit reference on every channel and accumulator.
+    #[test]
+    fn row_requant_equals_reference(
+        acc in prop_oneof![any::<i32>(), -70000i32..70000, Just(i32::MIN), Just(i32::MAX)],
+        multiplier in prop_oneof![(1i32 << 30)..=i32::MAX, any::<i32>(), Just(0)],
+        shift in -40i8..=40,
+        zp in prop_oneof![-128i32..=127, any::<i32>()],
+    ) {
+        let r = Requant { multiplier, shift };
+        prop_assert_eq!(dsp::requant_i8(acc, multiplier, shift, zp), r.to_i8(acc, zp));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linear
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct LinearCase {
+    in_f: usize,
+    out_f: usize,
+    rows: usize,
+    input: Vec<i8>,
+    weights: Vec<i8>,
+    bias: Vec<i32>,
+    mult: Vec<i32>,
+    shift: Vec<i8>,
+    zp: i32,
+}
+
+fn linear_case() -> impl Strategy<Value = LinearCase> {
+    let in_f = prop_oneof![Just(16usize), Just(32), Just(64), Just(128), 1usize..70];
+    let out_f = prop_oneof![1usize..=9, Just(16), Just(64)];
+    (in_f, out_f, 1usize..=5).prop_flat_map(|(in_f, out_f, rows)| {
+        let byte = prop_oneof![any::<i8>(), Just(-128i8), Just(127i8)];
+        (
+            prop::collection::vec(byte.clone(), rows * in_f),
+            prop::collection::vec(byte, in_f * out_f),
+            prop::collection::vec(prop_oneof![-(1i32 << 20)..(1 << 20), any::<i32>()], out_f),
+            prop::collection::vec((1i32 << 30)..=i32::MAX, out_f),
+            // Mostly the 32-bit path (right shift 33..=62), sometimes the 64-bit one.
+            prop::collection::vec(prop_oneof![4 => -20i8..=-2, 1 => -31i8..=30], out_f),
+            prop_oneof![-128i32..=127, -400i32..400],
+        )
+            .prop_map(move |(input, weights, bias, mult, shift, zp)| LinearCase {
+                in_f,
+                out_f,
+                rows,
+                input,
+                weights,
+                bias,
+                mult,
+                shift,
+                zp,
+            })
+    })
+}
+
+impl LinearCase {
+    fn layer(&self) -> Linear<'_> {
+        Linear {
+            in_features: self.in_f,
+            out_features: self.out_f,
+            weights: &self.weights,
+            bias: &self.bias,
+            requant: ChannelRequant {
+                multipliers: &self.mult,
+                shifts: &self.shift,
+            },
+            output_zero_point: self.zp,
+        }
+    }
+}
+
+/// Every linear variant against `run_generic`.
+fn check_linear(c: &LinearCase) -> Result<(), TestCaseError> {
+    let l = c.layer();
+    let n = c.rows * c.out_f;
+    let mut want = vec![0i8; n];
+    l.run_generic(&c.input, &mut want, Activation::Identity)
+        .unwrap();
+    let mut got = vec![0i8; n];
+    l.run(&c.input, &mut got, Activation::Identity).unwrap();
+    prop_assert_eq!(&got, &want, "Linear::run");
+    let mut got = vec![0i8; n];
+    dsp::linear_portable(&l, &c.input, &mut got, c.rows);
+    prop_assert_eq!(&got, &want, "dsp::linear_portable");
+    let mut got = vec![0i8; n];
+    if dsp::linear_dsp_emulated(&l, &c.input, &mut got, c.rows) {
+        prop_assert_eq!(&got, &want, "dsp::linear_dsp_emulated");
+    } else {
+        prop_assert!(!dsp::DSP_WIDTHS.contains(&c.in_f));
+    }
+    // Fused activations too.
+    let mut a = vec![0i8; n];
+    let mut b = vec![0i8; n];
+    l.run_generic(&c.input, &mut a, Activation::Relu).unwrap();
+    l.run(&c.input, &mut b, Activation::Relu).unwrap();
+    prop_assert_eq!(a, b, "relu");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn linear_variants_are_bit_identical(c in linear_case()) {
+        check_linear(&c)?;
+    }
+}
+
+#[test]
+fn linear_variants_named_shapes() {
+    // The shipped shapes, odd token counts, saturating values, wrapping bias.
+    let mut seed = 0x1234_5678u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for &(rows, in_f, out_f) in &[
+        (17usize, 64usize, 192usize),
+        (17, 64, 64),
+        (17, 64, 128),
+        (17, 128, 64),
+        (1, 64, 192),
+        (2, 16, 3),
+        (3, 32, 5),
+        (1, 12, 7),
+    ] {
+        for fill in [None, Some(-128i8), Some(127i8)] {
+            let byte = |r: u64| fill.unwrap_or(r as i8);
+            let c = LinearCase {
+                in_f,
+                out_f,
+                rows,
+                input: (0..rows * in_f).map(|_| byte(next())).collect(),
+                weights: (0..in_f * out_f)
+                    .map(|_| fill.map_or(next() as i8, |_| -128))
+                    .collect(),
+                bias: (0..out_f)
+                    .map(|o| {
+                        if o == 0 {
+                            i32::MAX
+                        } else {
+                            (next() % 8192) as i32 - 4096
+                        }
+                    })
+                    .collect(),
+                mult: (0..out_f)
+                    .map(|_| (1 << 30) + (next() % (1 << 30)) as i32)
+                    .collect(),
+                shift: (0..out_f)
+                    .map(|o| {
+                        if o == 1 {
+                            3
+                        } else {
+                            -((next() % 12) as i8) - 2
+                        }
+                    })
+                    .collect(),
+                zp: 3,
+            };
+            check_linear(&c).unwrap();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax and attention
+// ---------------------------------------------------------------------------------------------
+
+fn exp_tables() -> ([u16; 256], [u16; 256]) {
+    ExpTable::build(ExpTable::default_step())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn softmax_variants_are_bit_identical(
+        scores in prop::collection::vec(prop_oneof![-(1i32 << 28)..(1 << 28), -6000i32..6000], 1..80),
+        bytes in prop::collection::vec(any::<i8>(), 1..80),
+        scale in prop_oneof![1e-6f64..1e-3, 1e-3f64..10.0],
+    ) {
+        let (hi, lo) = exp_tables();
+        let exp = ExpTable::new(&hi, &lo).unwrap();
+        let r = Requant::from_real(scale).unwrap();
+        let mut a = scores.clone();
+        let mut b = scores.clone();
+        softmax::softmax_scores_in_place_generic(&mut a, r, exp).unwrap();
+        softmax::softmax_scores_in_place(&mut b, r, exp).unwrap();
+        prop_assert_eq!(a, b);
+        let mut pa = vec![0u16; bytes.len()];
+        let mut pb = vec![0u16; bytes.len()];
+        softmax::softmax_i8_generic(&bytes, r, exp, &mut pa).unwrap();
+        softmax::softmax_i8(&bytes, r, exp, &mut pb).unwrap();
+        prop_assert_eq!(pa, pb);
+    }
+
+    #[test]
+    fn attention_variants_are_bit_identical(
+        heads in 1usize..=4,
+        head_dim in prop_oneof![Just(16usize), Just(8), 1usize..=20],
+        n in 1usize..=20,
+        m in 1usize..=20,
+        causal in any::<bool>(),
+        first in 0usize..4,
+        s in 0.01f64..0.2,
+        seed in any::<u64>(),
+    ) {
+        let w = heads * head_dim;
+        let mut x = seed | 1;
+        let mut byte = move || { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x as i8 };
+        let q: Vec<i8> = (0..n * w).map(|_| byte()).collect();
+        let k: Vec<i8> = (0..m * w).map(|_| byte()).collect();
+        let v: Vec<i8> = (0..m * w).map(|_| byte()).collect();
+        let p = AttentionParams::quantize(heads, head_dim, s, s, s,
+            QParams { scale: 0.02, zero_point: 1 }).unwrap();
+        let att: Attention<'_> = p.as_attention();
+        let mask = if causal { Mask::Causal { first_position: first } } else { Mask::None };
+        let mut a = vec![0i8; n * w];
+        let mut b = vec![0i8; n * w];
+        let mut sa = vec![0i32; m];
+        let mut sb = vec![0i32; m];
+        att.run_generic(Rows::contiguous(&q, w).unwrap(), Rows::contiguous(&k, w).unwrap(), Rows::contiguous(&v, w).unwrap(), mask, &mut a, &mut sa).unwrap();
+        att.run(Rows::contiguous(&q, w).unwrap(), Rows::contiguous(&k, w).unwrap(), Rows::contiguous(&v, w).unwrap(), mask, &mut b, &mut sb).unwrap();
+        prop_assert_eq!(a, b);
+    }
+}
