@@ -2,7 +2,7 @@
 Text: prepare_data.py (verse texts, one verse per line); train = first 90% of characters,
 validation = last 10%. Vocabulary = sorted distinct characters of the whole text, stored as
 char-lm/vocab.json ({"id": "char"}); config.json stays a plain HF GPT-2 config (vocab_size only).
-Model: n_positions 128, n_embd 96, 3 layers, 3 heads... (see CFG), learned positions, gelu_new,
+Model: n_positions 128, n_embd 96, 3 layers, 4 heads (CTX, D, LAYERS, HEADS below), learned positions, gelu_new,
 LN eps 1e-5, tied LM head (wte, lm_head not stored).
 Usage: python models/train_char_lm.py [--steps N] [--out DIR]
 """
@@ -32,7 +32,7 @@ def load_text():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
