@@ -28,3 +28,4 @@ fi
 (cd "$CACHE" && bible -l 1000000 "gen1:1-rev22:21" </dev/null > "$CACHE/kjv_raw.txt")
 
 "$PY" "$HERE/prepare_data.py"
+"$PY" "$HERE/make_calibration.py"
