@@ -303,13 +303,14 @@ impl LayerNormParams {
         if !scale_ok(input.scale) || !scale_ok(output.scale) || !eps.is_finite() || eps < 0.0 {
             return Err(Error::BadRequant);
         }
-        let e = (eps / (input.scale * input.scale) * 2f64.powi(EPSILON_FRAC_BITS as i32)).round();
+        let e = (eps / (input.scale * input.scale) * crate::quant::pow2(EPSILON_FRAC_BITS as i32))
+            .round();
         // 2^64 is exactly representable; anything at or above it does not fit.
         if !e.is_finite() || e >= 18_446_744_073_709_551_616.0 {
             return Err(Error::BadRequant);
         }
         let fold = |v: f32, frac: u32| -> Result<i32, Error> {
-            let q = (v as f64 / output.scale * 2f64.powi(frac as i32)).round();
+            let q = (v as f64 / output.scale * crate::quant::pow2(frac as i32)).round();
             if q.is_finite() && q >= i32::MIN as f64 && q <= i32::MAX as f64 {
                 Ok(q as i32)
             } else {

@@ -67,7 +67,7 @@ impl Requant {
     /// The real factor this pair encodes (host-side diagnostics and tests).
     #[cfg(feature = "std")]
     pub fn to_real(self) -> f64 {
-        self.multiplier as f64 * 2f64.powi(self.shift as i32 - 31)
+        self.multiplier as f64 * pow2(self.shift as i32 - 31)
     }
 
     /// Encode a real factor `r ≥ 0` as multiplier and shift (pack time only).
@@ -83,18 +83,17 @@ impl Requant {
         if r == 0.0 {
             return Ok(Requant::ZERO);
         }
-        // r = frac · 2^exp with frac in [0.5, 1).
-        let mut exp = r.log2().floor() as i32 + 1;
-        let mut frac = r / 2f64.powi(exp);
-        while frac >= 1.0 {
-            frac /= 2.0;
-            exp += 1;
+        // r = frac · 2^exp with frac in [0.5, 1), read exactly from the bits (no libm: the
+        // packer must give the same bytes on every host).
+        let bits = r.to_bits();
+        let biased = ((bits >> 52) & 0x7ff) as i32;
+        if biased == 0 {
+            // Subnormal: far below the smallest representable factor 2^-31 · 2^-31.
+            return Ok(Requant::ZERO);
         }
-        while frac < 0.5 {
-            frac *= 2.0;
-            exp -= 1;
-        }
-        let mut m = (frac * 2f64.powi(31)).round() as i64;
+        let mut exp = biased - 1022;
+        let frac = f64::from_bits((bits & ((1u64 << 52) - 1)) | (1022u64 << 52));
+        let mut m = (frac * pow2(31)).round() as i64;
         if m == 1i64 << 31 {
             m /= 2;
             exp += 1;
@@ -112,6 +111,12 @@ impl Requant {
         }
         .validate()
     }
+}
+
+/// `2^k`, exactly, for `-1022 ≤ k ≤ 1023` (built from the bits: `powi` is not guaranteed exact).
+#[cfg(feature = "std")]
+pub fn pow2(k: i32) -> f64 {
+    f64::from_bits(((k.clamp(-1022, 1023) + 1023) as u64) << 52)
 }
 
 /// Per-output-channel requantization, stored as two parallel arrays so that it can be read
