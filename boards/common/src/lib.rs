@@ -120,7 +120,7 @@ impl From<fmt::Error> for Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Model(e) => write!(f, "invalid model blob or run: {e}"),
+            Failure::Model(e) => write!(f, "{e}"),
             Failure::DoesNotFit {
                 buffer,
                 needs,
