@@ -21,6 +21,9 @@ extern crate std;
 
 use core::fmt::{self, Write};
 
+/// Re-exported so that board crates need no second path to core-attn.
+pub use core_attn;
+
 use core_attn::attention::KvCache;
 use core_attn::blob::{Blob, BufferSizes, ModelKind, NO_TOKEN};
 use core_attn::model::{self as runner, ModelBuffers};
