@@ -164,7 +164,7 @@ fn m0_microbit_matches_host_and_refuses_a_corrupt_blob() {
     std::fs::remove_dir_all(&dir).ok();
     assert!(!ok, "corrupt blob must fail:\n{out}");
     assert!(
-        out.contains("error: model bad: invalid model blob or run:")
+        out.contains("error: model bad: invalid model blob")
             && out.contains("refusing to run"),
         "{out}"
     );
