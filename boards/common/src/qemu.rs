@@ -19,7 +19,7 @@ use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use cortex_m::peripheral::{syst::SystClkSource, SYST};
-use cortex_m_rt::exception;
+use cortex_m_rt::{exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hio};
 
 use crate::Clock;
@@ -134,6 +134,48 @@ pub fn calibrate(clock: &SysTickClock) -> (u64, u64) {
     (2 * (LONG - SHORT) as u64, long - short)
 }
 
+/// Stack painting: every word between the end of the statics (`_stack_end`) and just below
+/// the current stack pointer is set to [`PAINT`] at boot; after the run, the lowest word that
+/// changed is the stack high-water mark.
+const PAINT: u32 = 0xa5a5_5a5a;
+
+extern "C" {
+    static mut _stack_end: u32;
+    static _stack_start: u32;
+}
+
+fn stack_bounds() -> (usize, usize) {
+    // Only the addresses of the linker symbols are taken (no read: safe).
+    (
+        core::ptr::addr_of!(_stack_end) as usize,
+        core::ptr::addr_of!(_stack_start) as usize,
+    )
+}
+
+#[inline(never)]
+fn paint_stack() {
+    let (lo, _) = stack_bounds();
+    // Stop 256 bytes below the current stack pointer: this frame and its callees live above.
+    let hi = cortex_m::register::msp::read() as usize - 256;
+    let mut p = lo;
+    while p + 4 <= hi {
+        // SAFETY: [lo, hi) is unused stack (below every live frame) inside RAM.
+        unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
+        p += 4;
+    }
+}
+
+/// (bytes of stack used at most, bytes of stack available) since [`paint_stack`].
+fn stack_high_water() -> (usize, usize) {
+    let (lo, hi) = stack_bounds();
+    let mut p = lo;
+    // SAFETY: reads of RAM words between the statics and the stack top.
+    while p < hi && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+        p += 4;
+    }
+    (hi - p, hi - lo)
+}
+
 /// Exit QEMU with success or failure (semihosting `SYS_EXIT`).
 pub fn exit(ok: bool) -> ! {
     debug::exit(if ok {
@@ -157,6 +199,7 @@ pub fn main(hz: u32, body: impl FnOnce(&mut dyn Write, &mut dyn Clock) -> bool) 
         let _ = writeln!(out, "error: core peripherals already taken");
         exit(false)
     };
+    paint_stack();
     let mut clock = SysTickClock::new(cp.SYST, hz);
     let (n, ticks) = calibrate(&clock);
     let _ = writeln!(
@@ -165,7 +208,20 @@ pub fn main(hz: u32, body: impl FnOnce(&mut dyn Write, &mut dyn Clock) -> bool) 
         clock.instructions(ticks)
     );
     let ok = body(&mut out, &mut clock);
+    let (used, size) = stack_high_water();
+    let _ = writeln!(
+        out,
+        "stack: {used} of {size} bytes used (high-water, painted)"
+    );
     exit(ok)
+}
+
+#[exception]
+unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
+    if let Some(mut out) = Semihosting::stdout() {
+        let _ = writeln!(out, "hard fault at pc {:#010x} (stack overflow?)", ef.pc());
+    }
+    exit(false)
 }
 
 #[panic_handler]
