@@ -164,26 +164,14 @@ fn m0_microbit_matches_host_and_refuses_a_corrupt_blob() {
     std::fs::remove_dir_all(&dir).ok();
     assert!(!ok, "corrupt blob must fail:\n{out}");
     assert!(
-        out.contains("error: model bad: invalid model blob")
-            && out.contains("refusing to run"),
+        out.contains("error: model bad: invalid model blob") && out.contains("refusing to run"),
         "{out}"
     );
     assert!(!out.contains("result "), "{out}");
 }
 
 fn leak_aligned(bytes: &[u8]) -> &'static [u8] {
-    let words: Vec<u32> = bytes
-        .chunks(4)
-        .map(|c| {
-            let mut a = [0u8; 4];
-            a[..c.len()].copy_from_slice(c);
-            u32::from_le_bytes(a)
-        })
-        .collect();
-    let words: &'static [u32] = Box::leak(words.into_boxed_slice());
-    let all: &'static [u8] =
-        unsafe { std::slice::from_raw_parts(words.as_ptr().cast(), words.len() * 4) };
-    &all[..bytes.len()]
+    Box::leak(Box::new(host::Aligned::new(bytes))).bytes()
 }
 
 fn embedded(m: &HostModel) -> Embedded {

@@ -80,28 +80,22 @@ impl Aligned {
     /// Copy `bytes`.
     pub fn new(bytes: &[u8]) -> Self {
         let mut words = vec![0u32; bytes.len().div_ceil(4)];
-        for (i, b) in bytes.iter().enumerate() {
-            words[i / 4] |= (*b as u32) << (8 * (i % 4));
-        }
+        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
         Aligned {
             words,
             len: bytes.len(),
         }
     }
 
+    /// The bytes (4-byte aligned).
+    pub fn bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice::<u32, u8>(&self.words)[..self.len]
+    }
+
     /// Parse the blob.
     pub fn parse(&self) -> Result<Blob<'_>, core_attn::Error> {
-        // SAFETY-free reinterpretation through bytemuck-like manual slicing: u32 -> u8 view.
-        let bytes: &[u8] = core_attn_bytes(&self.words);
-        Blob::parse(&bytes[..self.len])
+        Blob::parse(self.bytes())
     }
-}
-
-fn core_attn_bytes(words: &[u32]) -> &[u8] {
-    // A u32 slice is always a valid, more strictly aligned u8 slice (little-endian host).
-    let len = std::mem::size_of_val(words);
-    // SAFETY: same allocation, u8 has no invalid values and alignment 1.
-    unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<u8>(), len) }
 }
 
 /// The `boards/common/models` directory (shipped blobs and inputs).
