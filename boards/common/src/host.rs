@@ -30,7 +30,8 @@ use core_attn::quant::QParams;
 
 use crate::format;
 
-/// Environment variables that select models and inputs.
+/// Environment variables that select models and inputs. A model is named by its blob's file
+/// stem, or by its directory's name when `TATN_MODEL` names a directory.
 pub const ENV_VARS: [&str; 4] = [
     "TATN_MODEL",
     "TATN_INPUTS",
@@ -150,7 +151,22 @@ pub fn selected(defaults: &[&str]) -> Result<Vec<HostModel>, String> {
     let max_inputs = parse_env("TATN_MAX_INPUTS")?;
     let max_new = parse_env("TATN_MAX_NEW")?.unwrap_or(8);
     list.iter()
-        .map(|e| load(&resolve(e)?, inputs.as_deref(), max_inputs, max_new))
+        .map(|e| {
+            let mut m = load(&resolve(e)?, inputs.as_deref(), max_inputs, max_new)?;
+            // `models/<name>/`: the model is called by its directory's name.
+            if let Some(dir) = Path::new(e)
+                .is_dir()
+                .then(|| Path::new(e).canonicalize().ok())
+                .flatten()
+            {
+                if let Some(n) = dir.file_name().map(|n| n.to_string_lossy().into_owned()) {
+                    if !n.is_empty() && !n.contains(char::is_whitespace) {
+                        m.name = n;
+                    }
+                }
+            }
+            Ok(m)
+        })
         .collect()
 }
 
