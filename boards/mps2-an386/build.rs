@@ -1,9 +1,4 @@
-use std::{env, fs, path::PathBuf};
-
 fn main() {
-    // Put memory.x where the linker finds it.
-    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    fs::copy("memory.x", out.join("memory.x")).unwrap();
-    println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    // memory.x + OUT_DIR/model_consts.rs (TATN_MODEL overrides the default models).
+    board_common::host::build(&["vit-tiny", "gpt2-tiny", "encdec-tiny"]);
 }

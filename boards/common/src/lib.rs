@@ -1,0 +1,522 @@
+//! Board-independent firmware code, written once for every board.
+//!
+//! - [`Embedded`]: one model blob in flash plus its test inputs. A board's `build.rs` calls
+//!   [`host::build`] (feature `host`), which parses the blobs, quantizes the inputs and writes
+//!   `OUT_DIR/model_consts.rs`: the [`Embedded`] table `MODELS` and the type `Arena`, an
+//!   [`Arena`] whose static buffers are exactly as large as the largest embedded model needs.
+//! - [`Arena::run`]: checks every model first (a blob that fails [`Blob::parse`] or does not
+//!   fit the compiled buffers stops the run before anything executes), then runs each model on
+//!   each input and prints one [`format`] result line per inference plus a `perf` line.
+//! - [`Clock`]: the one timing trait; SysTick instruction counts under QEMU ([`qemu`]), DWT
+//!   cycles on real Cortex-M4 boards ([`dwt`]), a µs timer on the RP2040 (in its board crate).
+//!
+//! The host (feature `host`) prints the very same result lines from the same blobs and inputs
+//! through core-attn's owned-buffer runners ([`host::result_lines`]): the QEMU tests compare the
+//! two byte for byte.
+#![no_std]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+#[cfg(feature = "host")]
+extern crate std;
+
+use core::fmt::{self, Write};
+
+/// Re-exported so that board crates need no second path to core-attn.
+pub use core_attn;
+
+use core_attn::attention::KvCache;
+use core_attn::blob::{Blob, BufferSizes, ModelKind, NO_TOKEN};
+use core_attn::model::{self as runner, ModelBuffers};
+
+#[cfg(feature = "dwt")]
+pub mod dwt;
+pub mod format;
+#[cfg(feature = "host")]
+pub mod host;
+#[cfg(feature = "qemu")]
+pub mod qemu;
+#[cfg(feature = "defmt")]
+pub mod rtt;
+
+/// 16-byte aligned storage for a blob in flash (`&Align16(*include_bytes!(..))`): the blob's
+/// `i32`/`u16` sections are read zero-copy and need the alignment.
+#[repr(C, align(16))]
+pub struct Align16<B: ?Sized>(pub B);
+
+/// Test inputs of one embedded model.
+#[derive(Debug, Clone, Copy)]
+pub enum Inputs {
+    /// int8 images `[C][H][W]`, already quantized with the blob's input scale and zero point
+    /// (ViT classifier, encoder–decoder; the latter decodes from its start token).
+    Images(&'static [&'static [i8]]),
+    /// Prompt token ids (decoder-only LM).
+    Prompts(&'static [&'static [u32]]),
+}
+
+/// One model embedded in the firmware.
+#[derive(Debug, Clone, Copy)]
+pub struct Embedded {
+    /// Short name (the blob's file stem); starts every output line about this model.
+    pub name: &'static str,
+    /// The packed blob (16-byte aligned).
+    pub blob: &'static [u8],
+    /// Inputs to run.
+    pub inputs: Inputs,
+    /// New tokens to generate (decoders).
+    pub max_new: usize,
+}
+
+/// A monotonic counter used to time inferences.
+pub trait Clock {
+    /// Current count in [`Clock::unit`]s (monotonic; callers subtract two readings).
+    fn now(&mut self) -> u64;
+    /// What one count is (`instructions`, `cycles`, `us`).
+    fn unit(&self) -> &'static str;
+}
+
+/// Why a model was refused at boot or failed while running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// [`Blob::parse`] rejected the blob, or a runner returned an error.
+    Model(core_attn::Error),
+    /// The blob needs larger buffers than the firmware was compiled with.
+    DoesNotFit {
+        /// The first buffer that is too small.
+        buffer: &'static str,
+        /// Elements the blob needs.
+        needs: usize,
+        /// Elements the compiled buffer holds.
+        have: usize,
+    },
+    /// More decoder layers than compiled KV-cache slots.
+    TooManyLayers {
+        /// Decoder layers of the blob.
+        needs: usize,
+        /// Compiled slots.
+        have: usize,
+    },
+    /// The generated-ids buffer is too short for prompt + new tokens.
+    IdsDoNotFit {
+        /// prompt + new tokens.
+        needs: usize,
+        /// Compiled ids buffer.
+        have: usize,
+    },
+    /// The inputs do not match the model (kind, image size, positions, start token).
+    BadInputs(&'static str),
+    /// Writing the output failed.
+    Output,
+}
+
+impl From<core_attn::Error> for Failure {
+    fn from(e: core_attn::Error) -> Self {
+        Failure::Model(e)
+    }
+}
+
+impl From<fmt::Error> for Failure {
+    fn from(_: fmt::Error) -> Self {
+        Failure::Output
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Model(e) => write!(f, "{e}"),
+            Failure::DoesNotFit {
+                buffer,
+                needs,
+                have,
+            } => write!(
+                f,
+                "does not fit the compiled buffers: {buffer} needs {needs}, firmware has {have} \
+                 (rebuild with this model embedded: TATN_MODEL=path)"
+            ),
+            Failure::TooManyLayers { needs, have } => write!(
+                f,
+                "{needs} decoder layers, firmware has KV-cache slots for {have}"
+            ),
+            Failure::IdsDoNotFit { needs, have } => {
+                write!(
+                    f,
+                    "needs {needs} generated ids, firmware has room for {have}"
+                )
+            }
+            Failure::BadInputs(what) => write!(f, "inputs do not match the model: {what}"),
+            Failure::Output => f.write_str("output failed"),
+        }
+    }
+}
+
+/// Length of the generated-ids sequence for a prompt of `prompt` tokens.
+pub fn ids_needed(prompt: usize, max_new: usize) -> usize {
+    prompt.saturating_add(max_new)
+}
+
+/// Parse `m.blob` and check it fits buffers of sizes `have`, `layers` KV-cache slots and `ids`
+/// generated ids, and that its inputs match it. Nothing runs before every model passed this.
+pub fn check(
+    m: &Embedded,
+    have: &BufferSizes,
+    layers: usize,
+    ids: usize,
+) -> Result<Blob<'static>, Failure> {
+    let blob = Blob::parse(m.blob)?;
+    let needs = blob.buffers();
+    if !needs.fits_in(have) {
+        let pairs = [
+            ("x", needs.x, have.x),
+            ("normed", needs.normed, have.normed),
+            ("wide", needs.wide, have.wide),
+            ("scores", needs.scores, have.scores),
+            ("patch", needs.patch, have.patch),
+            ("logits", needs.logits, have.logits),
+            ("kv", needs.kv, have.kv),
+            ("cross_kv", needs.cross_kv, have.cross_kv),
+        ];
+        let (buffer, needs, have) = pairs
+            .into_iter()
+            .find(|(_, n, h)| n > h)
+            .unwrap_or(("buffers", 0, 0));
+        return Err(Failure::DoesNotFit {
+            buffer,
+            needs,
+            have,
+        });
+    }
+    let h = blob.header();
+    if blob.kind().has_decoder() && h.decoder.layers > layers {
+        return Err(Failure::TooManyLayers {
+            needs: h.decoder.layers,
+            have: layers,
+        });
+    }
+    let e = h.encoder;
+    match (blob.kind(), m.inputs) {
+        (ModelKind::DecoderLm, Inputs::Prompts(ps)) => {
+            for p in ps {
+                if p.is_empty() || p.iter().any(|&t| t as usize >= h.decoder.vocab) {
+                    return Err(Failure::BadInputs(
+                        "prompt empty or id outside the vocabulary",
+                    ));
+                }
+                check_positions(p.len(), m.max_new, h.decoder.max_positions, ids)?;
+            }
+        }
+        (ModelKind::VitClassifier | ModelKind::EncoderDecoder, Inputs::Images(imgs)) => {
+            let len = e.channels * e.height * e.image_width;
+            if imgs.iter().any(|i| i.len() != len) {
+                return Err(Failure::BadInputs("image size differs from the model's"));
+            }
+            if blob.kind() == ModelKind::EncoderDecoder {
+                if h.decoder.start_token == NO_TOKEN {
+                    return Err(Failure::BadInputs("encoder-decoder without a start token"));
+                }
+                check_positions(1, m.max_new, h.decoder.max_positions, ids)?;
+            }
+        }
+        _ => {
+            return Err(Failure::BadInputs(
+                "images for an LM or prompts for an image model",
+            ))
+        }
+    }
+    Ok(blob)
+}
+
+fn check_positions(
+    prompt: usize,
+    max_new: usize,
+    positions: usize,
+    ids: usize,
+) -> Result<(), Failure> {
+    if max_new == 0 {
+        return Err(Failure::BadInputs("zero new tokens"));
+    }
+    // The last generated token is never fed back: prompt + max_new - 1 cache rows.
+    if prompt + max_new - 1 > positions {
+        return Err(Failure::BadInputs(
+            "prompt + new tokens exceed the model's positions",
+        ));
+    }
+    let needs = ids_needed(prompt, max_new);
+    if needs > ids {
+        return Err(Failure::IdsDoNotFit { needs, have: ids });
+    }
+    Ok(())
+}
+
+/// Static working memory for every embedded model: one `Arena` per firmware, its sizes are the
+/// maxima over the embedded blobs (generated by [`host::build`] as the type `Arena`).
+/// Const parameters: residual `X`, `NORMED`, `WIDE`, `SCORES` (i32), `PATCH`, `LOGITS`, `KV`,
+/// `CROSS` (cross KV), `IDS` (u32), `LAYERS` (KV-cache slots).
+pub struct Arena<
+    const X: usize,
+    const NORMED: usize,
+    const WIDE: usize,
+    const SCORES: usize,
+    const PATCH: usize,
+    const LOGITS: usize,
+    const KV: usize,
+    const CROSS: usize,
+    const IDS: usize,
+    const LAYERS: usize,
+> {
+    x: [i8; X],
+    normed: [i8; NORMED],
+    wide: [i8; WIDE],
+    scores: [i32; SCORES],
+    patch: [i8; PATCH],
+    logits: [i8; LOGITS],
+    kv: [i8; KV],
+    cross: [i8; CROSS],
+    ids: [u32; IDS],
+}
+
+impl<
+        const X: usize,
+        const NORMED: usize,
+        const WIDE: usize,
+        const SCORES: usize,
+        const PATCH: usize,
+        const LOGITS: usize,
+        const KV: usize,
+        const CROSS: usize,
+        const IDS: usize,
+        const LAYERS: usize,
+    > Default for Arena<X, NORMED, WIDE, SCORES, PATCH, LOGITS, KV, CROSS, IDS, LAYERS>
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<
+        const X: usize,
+        const NORMED: usize,
+        const WIDE: usize,
+        const SCORES: usize,
+        const PATCH: usize,
+        const LOGITS: usize,
+        const KV: usize,
+        const CROSS: usize,
+        const IDS: usize,
+        const LAYERS: usize,
+    > Arena<X, NORMED, WIDE, SCORES, PATCH, LOGITS, KV, CROSS, IDS, LAYERS>
+{
+    /// All zeros (lands in `.bss`).
+    pub const fn new() -> Self {
+        Arena {
+            x: [0; X],
+            normed: [0; NORMED],
+            wide: [0; WIDE],
+            scores: [0; SCORES],
+            patch: [0; PATCH],
+            logits: [0; LOGITS],
+            kv: [0; KV],
+            cross: [0; CROSS],
+            ids: [0; IDS],
+        }
+    }
+
+    /// The compiled buffer sizes.
+    pub const SIZES: BufferSizes = BufferSizes {
+        x: X,
+        normed: NORMED,
+        wide: WIDE,
+        scores: SCORES,
+        patch: PATCH,
+        logits: LOGITS,
+        kv: KV,
+        cross_kv: CROSS,
+    };
+
+    /// Check every model (print `model ...` lines), then run each on its inputs; prints
+    /// `result ...` and `perf ...` lines and, on any failure, one `error: model NAME: ...` line.
+    /// Returns true only when every model ran.
+    pub fn run(&mut self, models: &[Embedded], out: &mut dyn Write, clock: &mut dyn Clock) -> bool {
+        for m in models {
+            match check(m, &Self::SIZES, LAYERS, IDS) {
+                Ok(b) => {
+                    let _ = format::model_line(out, m.name, &b);
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "error: model {}: {e}; refusing to run", m.name);
+                    return false;
+                }
+            }
+        }
+        for m in models {
+            if let Err(e) = self.run_one(m, out, clock) {
+                let _ = writeln!(out, "error: model {}: {e}", m.name);
+                return false;
+            }
+        }
+        writeln!(out, "done: {} model(s) ok", models.len()).is_ok()
+    }
+
+    fn run_one(
+        &mut self,
+        m: &Embedded,
+        out: &mut dyn Write,
+        clock: &mut dyn Clock,
+    ) -> Result<(), Failure> {
+        let blob = check(m, &Self::SIZES, LAYERS, IDS)?;
+        let unit = clock.unit();
+        let mut bufs = ModelBuffers {
+            x: &mut self.x,
+            normed: &mut self.normed,
+            wide: &mut self.wide,
+            scores: &mut self.scores,
+            patch: &mut self.patch,
+            logits: &mut self.logits,
+        };
+        let h = *blob.header();
+        let d = h.decoder;
+        match (blob.kind(), m.inputs) {
+            (ModelKind::VitClassifier, Inputs::Images(imgs)) => {
+                for (i, img) in imgs.iter().enumerate() {
+                    let t0 = clock.now();
+                    let logits = runner::vit_classify(&blob, img, &mut bufs, &mut |_, _| {})?;
+                    let dt = clock.now().saturating_sub(t0);
+                    let top1 = runner::argmax_i8(logits);
+                    format::vit_line(out, m.name, i, top1, logits)?;
+                    writeln!(out, "perf {} image {i} {unit} {dt}", m.name)?;
+                }
+            }
+            (ModelKind::DecoderLm, Inputs::Prompts(ps)) => {
+                let mut caches =
+                    kv_slots::<LAYERS>(&mut self.kv, d.layers, d.max_positions, d.width)?;
+                for (i, p) in ps.iter().enumerate() {
+                    let ids = &mut self.ids[..ids_needed(p.len(), m.max_new)];
+                    let (n, t) = timed_greedy(
+                        &blob,
+                        p,
+                        m.max_new,
+                        ids,
+                        &mut caches,
+                        None,
+                        &mut bufs,
+                        clock,
+                    )?;
+                    format::ids_line(out, m.name, "prompt", i, &ids[..n])?;
+                    t.print(out, m.name, "prompt", i, 0, unit)?;
+                }
+            }
+            (ModelKind::EncoderDecoder, Inputs::Images(imgs)) => {
+                let e = h.encoder;
+                let mut caches =
+                    kv_slots::<LAYERS>(&mut self.kv, d.layers, d.max_positions, d.width)?;
+                let mut cross = kv_slots::<LAYERS>(&mut self.cross, d.layers, e.tokens(), d.width)?;
+                let prompt = [d.start_token];
+                for (i, img) in imgs.iter().enumerate() {
+                    let t0 = clock.now();
+                    runner::encode_for_decoder(&blob, img, &mut cross, &mut bufs, &mut |_, _| {})?;
+                    let enc = clock.now().saturating_sub(t0);
+                    let ids = &mut self.ids[..ids_needed(1, m.max_new)];
+                    let (n, t) = timed_greedy(
+                        &blob,
+                        &prompt,
+                        m.max_new,
+                        ids,
+                        &mut caches,
+                        Some(&cross),
+                        &mut bufs,
+                        clock,
+                    )?;
+                    format::ids_line(out, m.name, "image", i, &ids[..n])?;
+                    t.print(out, m.name, "image", i, enc, unit)?;
+                }
+            }
+            _ => return Err(Failure::BadInputs("inputs do not match the model kind")),
+        }
+        Ok(())
+    }
+}
+
+type Caches<'a, const L: usize> = heapless::Vec<KvCache<'a>, L>;
+
+fn kv_slots<const L: usize>(
+    arena: &mut [i8],
+    layers: usize,
+    capacity: usize,
+    width: usize,
+) -> Result<Caches<'_, L>, Failure> {
+    let mut v = Caches::<L>::new();
+    for c in runner::kv_caches(arena, layers, capacity, width)? {
+        v.push(c?).map_err(|_| Failure::TooManyLayers {
+            needs: layers,
+            have: L,
+        })?;
+    }
+    Ok(v)
+}
+
+/// Per-token timing of one greedy decode.
+struct TokenTimes {
+    tokens: usize,
+    total: u64,
+    max: u64,
+}
+
+impl TokenTimes {
+    fn print(
+        &self,
+        out: &mut dyn Write,
+        name: &str,
+        what: &str,
+        i: usize,
+        encode: u64,
+        unit: &str,
+    ) -> fmt::Result {
+        let avg = self.total / self.tokens.max(1) as u64;
+        write!(out, "perf {name} {what} {i} ")?;
+        if encode > 0 {
+            write!(out, "encode {unit} {encode} ")?;
+        }
+        writeln!(
+            out,
+            "tokens {} {unit} {} per_token {avg} max_token {}",
+            self.tokens, self.total, self.max
+        )
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn timed_greedy(
+    blob: &Blob<'_>,
+    prompt: &[u32],
+    max_new: usize,
+    ids: &mut [u32],
+    caches: &mut [KvCache<'_>],
+    cross: Option<&[KvCache<'_>]>,
+    bufs: &mut ModelBuffers<'_>,
+    clock: &mut dyn Clock,
+) -> Result<(usize, TokenTimes), Failure> {
+    let mut t = TokenTimes {
+        tokens: 0,
+        total: 0,
+        max: 0,
+    };
+    let start = clock.now();
+    let mut last = start;
+    let n = runner::greedy(
+        blob,
+        prompt,
+        max_new,
+        ids,
+        caches,
+        cross,
+        bufs,
+        &mut |_, _| {
+            let now = clock.now();
+            let dt = now.saturating_sub(last);
+            last = now;
+            t.tokens += 1;
+            t.max = t.max.max(dt);
+        },
+    )?;
+    t.total = last.saturating_sub(start);
+    Ok((n, t))
+}

@@ -1,0 +1,15 @@
+//! core-attn on an emulated cortex-m33 (QEMU `mps2-an505`): every embedded model on its inputs, result
+//! lines and instruction counts over semihosting (all of it in `board_common`).
+#![no_std]
+#![no_main]
+
+include!(concat!(env!("OUT_DIR"), "/model_consts.rs"));
+
+/// Core clock of the machine: SysTick counts it (`10^9 / CORE_HZ` instructions a tick).
+const CORE_HZ: u32 = 20_000_000;
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    static mut ARENA: Arena = Arena::new();
+    board_common::qemu::main(CORE_HZ, |out, clock| ARENA.run(MODELS, out, clock))
+}

@@ -1,0 +1,282 @@
+//! Every embedded model on every emulated core: the firmware's `result` lines must equal the
+//! host's byte for byte (host: the same blob and quantized inputs through core-attn's
+//! owned-buffer runners, `board_common::host::result_lines`).
+//!
+//! One `cargo run --release` per board (the boards share `boards/target`, so dependencies are
+//! built once per target). Needs `qemu-system-arm` and the three thumb targets (`.ci/run`
+//! installs them). `SKIP_QEMU=1` skips the firmware runs (loudly).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use board_common::host::{self, HostModel};
+use board_common::{Embedded, Failure, Inputs};
+use core_attn::blob::BufferSizes;
+
+/// Shipped models every QEMU board embeds by default (their `build.rs` lists).
+const MODELS: [&str; 3] = ["vit-tiny", "gpt2-tiny", "encdec-tiny"];
+
+fn boards_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("boards")
+}
+
+fn host_models() -> &'static Vec<HostModel> {
+    static M: OnceLock<Vec<HostModel>> = OnceLock::new();
+    M.get_or_init(|| {
+        MODELS
+            .iter()
+            .map(|n| {
+                host::load(
+                    &host::shipped_dir().join(format!("{n}.tatn")),
+                    None,
+                    None,
+                    8,
+                )
+                .unwrap()
+            })
+            .collect()
+    })
+}
+
+fn host_lines() -> &'static Vec<String> {
+    static L: OnceLock<Vec<String>> = OnceLock::new();
+    L.get_or_init(|| {
+        host_models()
+            .iter()
+            .flat_map(|m| host::result_lines(m).unwrap())
+            .collect()
+    })
+}
+
+fn skip() -> bool {
+    if std::env::var_os("SKIP_QEMU").is_some() {
+        eprintln!("SKIP_QEMU set: firmware comparison NOT run");
+        return true;
+    }
+    false
+}
+
+/// `cargo run --release` in `boards/<board>` with the given TATN_* settings (others removed).
+fn run_board(board: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["run", "--release", "--quiet"])
+        .current_dir(boards_dir().join(board))
+        .env_remove("CARGO_TARGET_DIR");
+    for v in host::ENV_VARS {
+        cmd.env_remove(v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cargo run in boards/{board}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let all = format!(
+        "{stdout}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), all)
+}
+
+/// The SysTick -> instruction conversion, checked at boot on a loop of known length.
+fn check_clock(stdout: &str) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("clock: "))
+        .unwrap_or_else(|| panic!("no clock line:\n{stdout}"));
+    let w: Vec<&str> = line.split_whitespace().collect();
+    // clock: N instructions = T ticks = M counted (HZ Hz, -icount shift=0)
+    let n: f64 = w[1].parse().unwrap();
+    let m: f64 = w[7].parse().unwrap();
+    let hz: f64 = w[9].trim_start_matches('(').parse().unwrap();
+    let per_tick = 1e9 / hz;
+    assert!((m - n).abs() <= 2.0 * per_tick, "{line}");
+}
+
+fn firmware_matches_host(board: &str) {
+    if skip() {
+        return;
+    }
+    let (ok, out) = run_board(board, &[]);
+    assert!(ok, "boards/{board} failed:\n{out}");
+    check_clock(&out);
+    let device: Vec<&str> = out.lines().filter(|l| l.starts_with("result ")).collect();
+    let host = host_lines();
+    assert_eq!(device.len(), host.len(), "boards/{board} printed:\n{out}");
+    for (d, h) in device.iter().zip(host) {
+        assert_eq!(d, h, "boards/{board}");
+    }
+    for m in MODELS {
+        assert!(out.contains(&format!("model {m} kind")), "{out}");
+        assert!(out.contains(&format!("perf {m} ")), "{out}");
+    }
+    assert!(out.contains("done: 3 model(s) ok"), "{out}");
+}
+
+#[test]
+fn m4_mps2_an386_matches_host() {
+    firmware_matches_host("mps2-an386");
+}
+
+#[test]
+fn m7_mps2_an500_matches_host() {
+    firmware_matches_host("mps2-an500");
+}
+
+#[test]
+fn m33_mps2_an505_matches_host() {
+    firmware_matches_host("mps2-an505");
+}
+
+#[test]
+fn m55_mps3_an547_matches_host() {
+    firmware_matches_host("mps3-an547");
+}
+
+/// The Cortex-M0 (16 KiB RAM) runs all three fixtures too; then, in the same test (no race on
+/// its binary), a corrupt blob must be refused at boot: message, failure exit, nothing run.
+#[test]
+fn m0_microbit_matches_host_and_refuses_a_corrupt_blob() {
+    firmware_matches_host("microbit");
+    if skip() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tatn-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = host::shipped_dir();
+    let mut bytes = std::fs::read(src.join("vit-tiny.tatn")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x5a; // inside the checksummed range
+    let bad = dir.join("bad.tatn");
+    std::fs::write(&bad, &bytes).unwrap();
+    std::fs::copy(src.join("vit-tiny.inputs.npy"), dir.join("bad.inputs.npy")).unwrap();
+    let (ok, out) = run_board("microbit", &[("TATN_MODEL", bad.to_str().unwrap())]);
+    // Rebuild the default firmware so later manual runs see the shipped models.
+    let _ = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet"])
+        .current_dir(boards_dir().join("microbit"))
+        .env_remove("CARGO_TARGET_DIR")
+        .status();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(!ok, "corrupt blob must fail:\n{out}");
+    assert!(
+        out.contains("error: model bad: invalid model blob") && out.contains("refusing to run"),
+        "{out}"
+    );
+    assert!(!out.contains("result "), "{out}");
+}
+
+fn leak_aligned(bytes: &[u8]) -> &'static [u8] {
+    Box::leak(Box::new(host::Aligned::new(bytes))).bytes()
+}
+
+fn embedded(m: &HostModel) -> Embedded {
+    let inputs = match &m.inputs {
+        host::HostInputs::Images(v) => Inputs::Images(Box::leak(
+            v.iter()
+                .map(|i| &*Box::leak(i.clone().into_boxed_slice()))
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        )),
+        host::HostInputs::Prompts(v) => Inputs::Prompts(Box::leak(
+            v.iter()
+                .map(|i| &*Box::leak(i.clone().into_boxed_slice()))
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        )),
+    };
+    Embedded {
+        name: Box::leak(m.name.clone().into_boxed_str()),
+        blob: leak_aligned(&m.bytes),
+        inputs,
+        max_new: m.max_new,
+    }
+}
+
+/// The boot check the firmware runs before anything: exact buffers pass, one element less in
+/// any buffer, one KV-cache slot or one id less is refused; a corrupt blob is refused.
+#[test]
+fn boot_check_refuses_what_does_not_fit() {
+    for m in host_models() {
+        let e = embedded(m);
+        let ids = match &m.inputs {
+            host::HostInputs::Prompts(p) => p.iter().map(|p| p.len()).max().unwrap() + m.max_new,
+            _ => 1 + m.max_new,
+        };
+        let layers = m.layers.max(1);
+        let b = m.buffers;
+        assert!(
+            board_common::check(&e, &b, layers, ids).is_ok(),
+            "{}",
+            m.name
+        );
+        let shrink: [fn(&mut BufferSizes) -> &mut usize; 8] = [
+            |s| &mut s.x,
+            |s| &mut s.normed,
+            |s| &mut s.wide,
+            |s| &mut s.scores,
+            |s| &mut s.patch,
+            |s| &mut s.logits,
+            |s| &mut s.kv,
+            |s| &mut s.cross_kv,
+        ];
+        for f in shrink {
+            let mut small = b;
+            let v = f(&mut small);
+            if *v == 0 {
+                continue;
+            }
+            *v -= 1;
+            let r = board_common::check(&e, &small, layers, ids);
+            assert!(
+                matches!(r, Err(Failure::DoesNotFit { .. })),
+                "{}: {r:?}",
+                m.name
+            );
+            let msg = r.err().unwrap().to_string();
+            assert!(msg.contains("does not fit the compiled buffers"), "{msg}");
+        }
+        if m.layers > 0 {
+            let r = board_common::check(&e, &b, m.layers - 1, ids);
+            assert!(
+                matches!(r, Err(Failure::TooManyLayers { .. })),
+                "{}: {r:?}",
+                m.name
+            );
+            let r = board_common::check(&e, &b, layers, ids - 1);
+            assert!(
+                matches!(r, Err(Failure::IdsDoNotFit { .. })),
+                "{}: {r:?}",
+                m.name
+            );
+        }
+        let mut bytes = m.bytes.clone();
+        bytes[100] ^= 1;
+        let bad = Embedded {
+            blob: leak_aligned(&bytes),
+            ..e
+        };
+        let r = board_common::check(&bad, &b, layers, ids);
+        assert!(matches!(r, Err(Failure::Model(_))), "{}: {r:?}", m.name);
+    }
+}
+
+#[test]
+fn host_lines_cover_every_model_and_input() {
+    let l = host_lines();
+    // 3 ViT images, 1 GPT-2 prompt, 2 encoder-decoder images.
+    assert_eq!(l.len(), 6, "{l:#?}");
+    assert!(l[0].starts_with("result vit-tiny image 0 top1 "), "{l:#?}");
+    assert!(l[3].starts_with("result gpt2-tiny prompt 0 ids "), "{l:#?}");
+    assert!(
+        l[5].starts_with("result encdec-tiny image 1 ids "),
+        "{l:#?}"
+    );
+    assert!(Path::new(&host::shipped_dir())
+        .join("vit-tiny.tatn")
+        .is_file());
+}
