@@ -70,14 +70,17 @@ fn requant_from_real_edge_cases() {
     assert_eq!(Requant::from_real(f64::INFINITY), Err(Error::BadRequant));
     // Exact powers of two are exact.
     for e in -32..30 {
-        let r = 2f64.powi(e);
+        let r = core_attn::quant::pow2(e);
         let rq = Requant::from_real(r).unwrap();
         assert_eq!(rq.to_real(), r, "2^{e}");
         assert_eq!(rq.multiplier, 1 << 30);
     }
     // Far too small to represent: zero. 2^30 and up need a right shift of 0: refused.
     assert_eq!(Requant::from_real(1e-30), Ok(Requant::ZERO));
-    assert_eq!(Requant::from_real(2f64.powi(30)), Err(Error::BadRequant));
+    assert_eq!(
+        Requant::from_real(core_attn::quant::pow2(30)),
+        Err(Error::BadRequant)
+    );
     // Saturation instead of wrap-around for products outside i32.
     let big = Requant::from_real(1000.0).unwrap();
     assert_eq!(big.apply(1 << 30), i32::MAX);
