@@ -19,16 +19,23 @@ const CORE_HZ: u32 = 25_000_000;
 #[cortex_m_rt::entry]
 fn main() -> ! {
     static mut ARENA: Arena = Arena::new();
+    // In a static, not on the stack: the parameters are ~30 KiB.
+    static mut SELFTEST: attn_selftest::Params = attn_selftest::Params::zeroed();
+    let params: &'static mut attn_selftest::Params = SELFTEST;
     board_common::qemu::main(CORE_HZ, |out, clock| {
-        selftest(out, clock) && ARENA.run(MODELS, out, clock)
+        selftest(params, out, clock) && ARENA.run(MODELS, out, clock)
     })
 }
 
-fn selftest(out: &mut dyn Write, clock: &mut dyn Clock) -> bool {
-    let params = attn_selftest::Params::new(attn_selftest::SEED);
+fn selftest(
+    params: &mut attn_selftest::Params,
+    out: &mut dyn Write,
+    clock: &mut dyn Clock,
+) -> bool {
+    params.init(attn_selftest::SEED);
     let mut failed = false;
     let start = clock.now();
-    let result = attn_selftest::run(&params, attn_selftest::SEED, &mut |name, data| {
+    let result = attn_selftest::run(params, attn_selftest::SEED, &mut |name, data| {
         let mut w = &mut *out;
         failed |= attn_selftest::format_line(&mut w, name, data).is_err();
         failed |= out.write_str("\n").is_err();

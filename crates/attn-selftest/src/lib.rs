@@ -87,19 +87,20 @@ struct Lin<const IN: usize, const OUT: usize, const N_W: usize> {
 }
 
 impl<const IN: usize, const OUT: usize, const N_W: usize> Lin<IN, OUT, N_W> {
-    fn new(rng: &mut Rng, shift: i8) -> Self {
-        let mut l = Lin {
-            w: [0; N_W],
-            b: [0; OUT],
-            m: [0; OUT],
-            s: [shift; OUT],
-        };
-        rng.fill_i8(&mut l.w);
-        rng.fill_i32(&mut l.b, 20_000, 10_000);
-        for m in l.m.iter_mut() {
+    const ZERO: Self = Lin {
+        w: [0; N_W],
+        b: [0; OUT],
+        m: [0; OUT],
+        s: [0; OUT],
+    };
+
+    fn fill(&mut self, rng: &mut Rng, shift: i8) {
+        self.s = [shift; OUT];
+        rng.fill_i8(&mut self.w);
+        rng.fill_i32(&mut self.b, 20_000, 10_000);
+        for m in self.m.iter_mut() {
             *m = (1 << 30) + (rng.next() % (1 << 29)) as i32;
         }
-        l
     }
     fn linear(&self, zero_point: i32) -> Linear<'_> {
         Linear {
@@ -122,17 +123,17 @@ struct Norm {
 }
 
 impl Norm {
-    fn new(rng: &mut Rng) -> Self {
-        let mut n = Norm {
-            gamma: [0; D],
-            beta: [0; D],
-        };
+    const ZERO: Self = Norm {
+        gamma: [0; D],
+        beta: [0; D],
+    };
+
+    fn fill(&mut self, rng: &mut Rng) {
         // γ/s_out ≈ 24 ± 4 output LSBs per unit, β within ±8 LSBs (Q16).
-        for g in n.gamma.iter_mut() {
+        for g in self.gamma.iter_mut() {
             *g = (20 << 16) + (rng.next() % (8 << 16)) as i32;
         }
-        rng.fill_i32(&mut n.beta, 16 << 16, 8 << 16);
-        n
+        rng.fill_i32(&mut self.beta, 16 << 16, 8 << 16);
     }
     fn layer_norm(&self) -> LayerNorm<'_> {
         LayerNorm {
@@ -205,41 +206,64 @@ struct Layer {
 }
 
 impl Layer {
-    fn new(rng: &mut Rng) -> Self {
-        Layer {
-            ln1: Norm::new(rng),
-            qkv: Lin::new(rng, -9),
-            proj: Lin::new(rng, -9),
-            ln2: Norm::new(rng),
-            fc1: Lin::new(rng, -9),
-            fc2: Lin::new(rng, -10),
-        }
+    const ZERO: Self = Layer {
+        ln1: Norm::ZERO,
+        qkv: Lin::ZERO,
+        proj: Lin::ZERO,
+        ln2: Norm::ZERO,
+        fc1: Lin::ZERO,
+        fc2: Lin::ZERO,
+    };
+
+    fn fill(&mut self, rng: &mut Rng) {
+        self.ln1.fill(rng);
+        self.qkv.fill(rng, -9);
+        self.proj.fill(rng, -9);
+        self.ln2.fill(rng);
+        self.fc1.fill(rng, -9);
+        self.fc2.fill(rng, -10);
     }
 }
 
 impl Params {
-    /// Parameters from `seed` (non-zero).
-    pub fn new(seed: u32) -> Self {
+    /// All-zero parameters, for a `static` that [`Params::init`] fills in place (the struct is
+    /// ~30 KiB: building it on a Cortex-M stack would cost that much stack).
+    pub const fn zeroed() -> Self {
+        Params {
+            hi: [0; 256],
+            lo: [0; 256],
+            gelu: [0; 256],
+            enc: [Layer::ZERO, Layer::ZERO],
+            cross_ln: Norm::ZERO,
+            cross_q: Lin::ZERO,
+            cross_kv: Lin::ZERO,
+            cross_proj: Lin::ZERO,
+        }
+    }
+
+    /// Fill every parameter from `seed` (non-zero), in place.
+    pub fn init(&mut self, seed: u32) {
         let mut rng = Rng(seed | 1);
-        let mut hi = [0; 256];
-        let mut lo = [0; 256];
-        exp_tables(&mut hi, &mut lo);
-        let mut gelu = [0i8; 256];
-        for (i, g) in gelu.iter_mut().enumerate() {
+        exp_tables(&mut self.hi, &mut self.lo);
+        for (i, g) in self.gelu.iter_mut().enumerate() {
             // A GELU-like shape on integers: negative inputs shrink towards a small dip.
             let x = i as i32 - 128;
             *g = if x >= 0 { x as i8 } else { (x / 8) as i8 };
         }
-        Params {
-            hi,
-            lo,
-            gelu,
-            enc: [Layer::new(&mut rng), Layer::new(&mut rng)],
-            cross_ln: Norm::new(&mut rng),
-            cross_q: Lin::new(&mut rng, -9),
-            cross_kv: Lin::new(&mut rng, -9),
-            cross_proj: Lin::new(&mut rng, -9),
+        for l in self.enc.iter_mut() {
+            l.fill(&mut rng);
         }
+        self.cross_ln.fill(&mut rng);
+        self.cross_q.fill(&mut rng, -9);
+        self.cross_kv.fill(&mut rng, -9);
+        self.cross_proj.fill(&mut rng, -9);
+    }
+
+    /// Parameters from `seed` (non-zero), by value (host).
+    pub fn new(seed: u32) -> Self {
+        let mut p = Self::zeroed();
+        p.init(seed);
+        p
     }
 
     fn mlp<'a>(&'a self, l: &'a Layer) -> Mlp<'a> {
