@@ -120,21 +120,25 @@ fn firmware_matches_host(board: &str) {
 #[test]
 fn m4_mps2_an386_matches_host() {
     firmware_matches_host("mps2-an386");
+    trained_models_match_host("mps2-an386");
 }
 
 #[test]
 fn m7_mps2_an500_matches_host() {
     firmware_matches_host("mps2-an500");
+    trained_models_match_host("mps2-an500");
 }
 
 #[test]
 fn m33_mps2_an505_matches_host() {
     firmware_matches_host("mps2-an505");
+    trained_models_match_host("mps2-an505");
 }
 
 #[test]
 fn m55_mps3_an547_matches_host() {
     firmware_matches_host("mps3-an547");
+    trained_models_match_host("mps3-an547");
 }
 
 /// The Cortex-M0 (16 KiB RAM) runs all three fixtures too; then, in the same test (no race on
@@ -168,6 +172,7 @@ fn m0_microbit_matches_host_and_refuses_a_corrupt_blob() {
         "{out}"
     );
     assert!(!out.contains("result "), "{out}");
+    trained_models_match_host("microbit");
 }
 
 fn leak_aligned(bytes: &[u8]) -> &'static [u8] {
@@ -279,4 +284,51 @@ fn host_lines_cover_every_model_and_input() {
     assert!(Path::new(&host::shipped_dir())
         .join("vit-tiny.tatn")
         .is_file());
+}
+
+/// The three trained models in `models/` (one firmware build per model, as `boards/run-demo.sh`
+/// does), on every QEMU core whose memory they fit: results equal the host's byte for byte.
+/// `char-lm` (385 KB flash, 75 KB RAM) and `digit-reader` (42 KB RAM) exceed the micro:bit's
+/// 16 KiB RAM; `vit-mnist` fits it.
+fn trained_model_matches_host(
+    board: &str,
+    model: &str,
+    inputs: &str,
+    count: usize,
+    max_new: usize,
+) {
+    if skip() {
+        return;
+    }
+    let root = boards_dir().join("..");
+    let blob = root.join(format!("models/{model}.tatn"));
+    let data = root.join(format!("models/data/{inputs}"));
+    let host = host::load(&blob, Some(&data), Some(count), max_new).unwrap();
+    let expected = host::result_lines(&host).unwrap();
+    assert!(!expected.is_empty());
+    let (b, d) = (blob.to_string_lossy(), data.to_string_lossy());
+    let (n, m) = (count.to_string(), max_new.to_string());
+    let (ok, out) = run_board(
+        board,
+        &[
+            ("TATN_MODEL", &b),
+            ("TATN_INPUTS", &d),
+            ("TATN_MAX_INPUTS", &n),
+            ("TATN_MAX_NEW", &m),
+        ],
+    );
+    assert!(ok, "boards/{board} with {model} failed:\n{out}");
+    let device: Vec<&str> = out.lines().filter(|l| l.starts_with("result ")).collect();
+    assert_eq!(device, expected, "boards/{board} with {model}:\n{out}");
+}
+
+/// Every trained model that fits `board` (each firmware build runs one model, as
+/// `boards/run-demo.sh` does). Called from the board's own test, after its fixture run, so that
+/// no two tests rebuild the same board binary at once.
+fn trained_models_match_host(board: &str) {
+    trained_model_matches_host(board, "vit-mnist", "mnist_test_500.npy", 3, 0);
+    if board != "microbit" {
+        trained_model_matches_host(board, "digit-reader", "strips_test_100.npy", 2, 5);
+        trained_model_matches_host(board, "char-lm", "char_lm_prompts.npy", 1, 16);
+    }
 }
