@@ -15,10 +15,12 @@ for t in blob_parse blob_run checkpoint_import npy_image; do
     mkdir -p "corpus/$t"
     echo "== fuzz $t (${limit[*]})"
     start=$SECONDS
-    cargo +nightly fuzz run -O "$t" "corpus/$t" "${SEEDS[$t]}" -- "${limit[@]}" -rss_limit_mb=2048 -print_final_stats=1 2>&1 \
-        | grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY|.*panicked)" || true
-    # cargo fuzz exits non-zero on a crash; PIPESTATUS keeps that.
-    rc=${PIPESTATUS[0]}
+    log=$(mktemp)
+    rc=0
+    cargo +nightly fuzz run -O "$t" "corpus/$t" "${SEEDS[$t]}" -- "${limit[@]}" -rss_limit_mb=2048 \
+        -print_final_stats=1 >"$log" 2>&1 || rc=$?
+    grep -E "^(Done|stat::number_of_executed_units|==[0-9]+==|SUMMARY)|panicked" "$log" || true
+    rm -f "$log"
     if [[ $rc -ne 0 ]]; then
         echo "fuzz target $t FAILED (exit $rc); the crashing input is in fuzz/artifacts/$t/"
         exit 1

@@ -136,6 +136,13 @@ fn parse_png(bytes: &[u8]) -> std::result::Result<Image, String> {
     let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(|e| e.to_string())?;
+    // Check the declared size before allocating: a 40-byte header can claim 2^32 × 2^32 pixels.
+    let (w, h) = (reader.info().width as usize, reader.info().height as usize);
+    if w.checked_mul(h).is_none_or(|n| n > MAX_PIXELS) {
+        return Err(format!(
+            "{w}x{h} pixels exceeds the limit of {MAX_PIXELS} pixels"
+        ));
+    }
     let mut buf = vec![0u8; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).map_err(|e| e.to_string())?;
     let (width, height) = (info.width as usize, info.height as usize);
@@ -178,6 +185,45 @@ pub fn write_pgm(path: &Path, width: usize, height: usize, pixels: &[f32]) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// CRC-32 (IEEE), bit by bit: enough to build a valid PNG chunk in a test.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for &b in bytes {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+
+    /// Regression (fuzz/regressions/npy_image/png-huge-ihdr-*): a PNG header that claims a
+    /// gigantic image must be refused before the decoder's buffer is allocated.
+    #[test]
+    fn png_claiming_a_huge_image_is_refused_before_allocating() {
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&0x0100_0000u32.to_be_bytes()); // width 2^24
+        ihdr.extend_from_slice(&0x0100_0000u32.to_be_bytes()); // height 2^24
+        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit greyscale
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        // An (empty) IDAT chunk: the decoder reads the header up to the first image data.
+        png.extend_from_slice(&0u32.to_be_bytes());
+        png.extend_from_slice(b"IDAT");
+        png.extend_from_slice(&crc32(b"IDAT").to_be_bytes());
+        let err = parse_png(&png).unwrap_err();
+        assert_eq!(
+            err,
+            format!("16777216x16777216 pixels exceeds the limit of {MAX_PIXELS} pixels")
+        );
+    }
 
     #[test]
     fn pgm_binary_and_ascii() {
