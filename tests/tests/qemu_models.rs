@@ -127,6 +127,49 @@ fn m4_mps2_an386_matches_host() {
 fn m7_mps2_an500_matches_host() {
     firmware_matches_host("mps2-an500");
     trained_models_match_host("mps2-an500");
+    // The last build above embeds char-lm alone: check the ELF against what `inspect` reports.
+    elf_matches_inspect("mps2-an500", "thumbv7em-none-eabihf", "char-lm");
+}
+
+/// The linked firmware's symbols agree with the blob header that `tools inspect` reports from:
+/// the embedded blob occupies exactly its flash bytes (rounded to the 16-byte alignment), and the
+/// static arena holds exactly the RAM the header asks for plus the generated-ids buffer.
+fn elf_matches_inspect(board: &str, target: &str, model: &str) {
+    if skip() {
+        return;
+    }
+    let root = boards_dir().join("..");
+    let bytes = std::fs::read(root.join(format!("models/{model}.tatn"))).unwrap();
+    let aligned = host::Aligned::new(&bytes);
+    let blob = core_attn::blob::Blob::parse(aligned.bytes()).unwrap();
+    let ram = blob.buffers().total_bytes();
+    let elf = boards_dir().join(format!("target/{target}/release/board-{board}"));
+    let out = Command::new("arm-none-eabi-nm")
+        .args(["-S", "-C"])
+        .arg(&elf)
+        .output()
+        .expect("arm-none-eabi-nm (binutils-arm-none-eabi)");
+    let syms = String::from_utf8_lossy(&out.stdout);
+    let size_of = |needle: &str| -> usize {
+        let line = syms
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle} in {}", elf.display()));
+        usize::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    assert_eq!(
+        size_of("BLOB_0::"),
+        bytes.len().div_ceil(16) * 16,
+        "flash of {model}"
+    );
+    let arena = size_of("::ARENA");
+    // The arena adds only the generated-ids buffer (one u32 per prompt + new token, at most one
+    // per position) and alignment padding.
+    let ids_max = 4 * blob.header().decoder.max_positions;
+    assert!(
+        arena >= ram && arena <= ram + ids_max + 16,
+        "arena {arena} bytes vs inspect RAM {ram} (+ at most {ids_max} of ids)"
+    );
 }
 
 #[test]
