@@ -197,25 +197,7 @@ impl<'a> Attention<'a> {
         scratch: &mut [i32],
     ) -> Result<(), Error> {
         let width = self.width();
-        check_len("attention query width", width, q.width())?;
-        check_len("attention key width", width, k.width())?;
-        check_len("attention value width", width, v.width())?;
-        check_len("attention values", k.rows(), v.rows())?;
-        check_len("attention output", q.rows() * width, out.len())?;
-        let nk = k.rows();
-        if nk == 0 || nk > MAX_SEQ_LEN {
-            return Err(Error::BadDimension {
-                what: "attention key count",
-                value: nk,
-            });
-        }
-        if scratch.len() < nk {
-            return Err(Error::BufferTooSmall {
-                what: "attention scratch",
-                needed: nk,
-                available: scratch.len(),
-            });
-        }
+        let nk = self.check(q, k, v, out, scratch)?;
         let dh = self.head_dim;
         for i in 0..q.rows() {
             let visible = match mask {

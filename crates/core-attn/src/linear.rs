@@ -33,6 +33,18 @@ pub enum Activation<'a> {
     Table(Lut<'a>),
 }
 
+impl Activation<'_> {
+    /// Apply the activation in place to outputs with zero point `zero_point`.
+    #[inline]
+    pub fn apply_in_place(self, y: &mut [i8], zero_point: i32) {
+        match self {
+            Activation::Identity => {}
+            Activation::Relu => crate::activation::relu_in_place(y, zero_point as i8),
+            Activation::Table(lut) => lut.apply_in_place(y),
+        }
+    }
+}
+
 /// Parameters of one linear layer, borrowed (zero-copy from a model blob or from statics).
 #[derive(Debug, Clone, Copy)]
 pub struct Linear<'a> {
@@ -131,13 +143,7 @@ impl<'a> Linear<'a> {
     ) -> Result<(), Error> {
         let rows = self.check_run(input, output)?;
         crate::dsp::linear(self, input, output, rows);
-        match activation {
-            Activation::Identity => {}
-            Activation::Relu => {
-                crate::activation::relu_in_place(output, self.output_zero_point as i8)
-            }
-            Activation::Table(lut) => lut.apply_in_place(output),
-        }
+        activation.apply_in_place(output, self.output_zero_point);
         Ok(())
     }
 
@@ -171,23 +177,7 @@ impl<'a> Linear<'a> {
         output: &mut [i8],
         activation: Activation<'_>,
     ) -> Result<(), Error> {
-        let rows = self.rows(input, output)?;
-        check_len(
-            "linear weights",
-            self.in_features.saturating_mul(self.out_features),
-            self.weights.len(),
-        )?;
-        check_len("linear bias", self.out_features, self.bias.len())?;
-        check_len(
-            "linear requant",
-            self.out_features,
-            self.requant.multipliers.len(),
-        )?;
-        check_len(
-            "linear requant",
-            self.out_features,
-            self.requant.shifts.len(),
-        )?;
+        let rows = self.check_run(input, output)?;
         for t in 0..rows {
             let x = &input[t * self.in_features..(t + 1) * self.in_features];
             let y = &mut output[t * self.out_features..(t + 1) * self.out_features];
@@ -199,13 +189,7 @@ impl<'a> Linear<'a> {
                 let acc = self.bias[o].wrapping_add(dot_i8(x, w));
                 *yo = self.requant.get(o).to_i8(acc, self.output_zero_point);
             }
-            match activation {
-                Activation::Identity => {}
-                Activation::Relu => {
-                    crate::activation::relu_in_place(y, self.output_zero_point as i8)
-                }
-                Activation::Table(lut) => lut.apply_in_place(y),
-            }
+            activation.apply_in_place(y, self.output_zero_point);
         }
         Ok(())
     }
