@@ -528,10 +528,10 @@ pub fn sinusoidal_table(n: usize, d: usize) -> Mat {
     let mut m = Mat::zeros(n, d);
     for pos in 0..n {
         for k in 0..d / 2 {
-            let w = 1.0 / 10000f64.powf(2.0 * k as f64 / d as f64);
+            let w = 1.0 / libm::pow(10000.0, 2.0 * k as f64 / d as f64);
             let a = pos as f64 * w;
-            m.data[pos * d + 2 * k] = a.sin() as f32;
-            m.data[pos * d + 2 * k + 1] = a.cos() as f32;
+            m.data[pos * d + 2 * k] = libm::sin(a) as f32;
+            m.data[pos * d + 2 * k + 1] = libm::cos(a) as f32;
         }
     }
     m

@@ -85,5 +85,5 @@ pub fn gelu_erf(x: f64) -> f64 {
 #[cfg(feature = "std")]
 pub fn gelu_tanh(x: f64) -> f64 {
     let c = (2.0 / core::f64::consts::PI).sqrt();
-    0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
+    0.5 * x * (1.0 + libm::tanh(c * (x + 0.044715 * x * x * x)))
 }

@@ -77,8 +77,8 @@ impl<'a> ExpTable<'a> {
         let mut hi = [0u16; 256];
         let mut lo = [0u16; 256];
         for i in 0..256 {
-            hi[i] = (65535.0 * (-(256.0 * i as f64) * step).exp()).round() as u16;
-            lo[i] = (65535.0 * (-(i as f64) * step).exp()).round() as u16;
+            hi[i] = (65535.0 * libm::exp(-(256.0 * i as f64) * step)).round() as u16;
+            lo[i] = (65535.0 * libm::exp(-(i as f64) * step)).round() as u16;
         }
         (hi, lo)
     }

@@ -66,7 +66,7 @@ pub fn gelu_erf(x: f32) -> f32 {
 pub fn gelu_tanh(x: f32) -> f32 {
     let x = x as f64;
     let k = (2.0 / std::f64::consts::PI).sqrt();
-    (0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())) as f32
+    (0.5 * x * (1.0 + libm::tanh(k * (x + 0.044715 * x * x * x)))) as f32
 }
 
 /// Applies `act` element-wise.
@@ -86,7 +86,7 @@ pub fn softmax(row: &mut [f32]) {
     let e: Vec<f64> = row
         .iter()
         .map(|&v| {
-            let e = ((v - max) as f64).exp();
+            let e = libm::exp((v - max) as f64);
             sum += e;
             e
         })

@@ -23,7 +23,7 @@ pub fn linear(x: &[f64], w: &[f64], b: &[f64], in_features: usize) -> Vec<f64> {
 /// Numerically stable softmax of one row.
 pub fn softmax(x: &[f64]) -> Vec<f64> {
     let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let e: Vec<f64> = x.iter().map(|&v| (v - m).exp()).collect();
+    let e: Vec<f64> = x.iter().map(|&v| libm::exp(v - m)).collect();
     let s: f64 = e.iter().sum();
     e.into_iter().map(|v| v / s).collect()
 }

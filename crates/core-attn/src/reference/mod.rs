@@ -42,7 +42,7 @@ fn libm_erf(x: f64) -> f64 {
                 break;
             }
         }
-        1.0 - (-ax * ax).exp() / (f * core::f64::consts::PI.sqrt())
+        1.0 - libm::exp(-ax * ax) / (f * core::f64::consts::PI.sqrt())
     };
     if x < 0.0 {
         -r

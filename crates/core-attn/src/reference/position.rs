@@ -9,12 +9,12 @@ use std::vec::Vec;
 /// `ω_k = 1/10000^(2k/width)`.
 pub fn sinusoid(pos: u32, index: u32, width: u32) -> f64 {
     let k = (index / 2) as f64;
-    let omega = 1.0 / 10000f64.powf(2.0 * k / width as f64);
+    let omega = 1.0 / libm::pow(10000.0, 2.0 * k / width as f64);
     let angle = pos as f64 * omega;
     if index % 2 == 0 {
-        angle.sin()
+        libm::sin(angle)
     } else {
-        angle.cos()
+        libm::cos(angle)
     }
 }
 
