@@ -567,7 +567,12 @@ fn thousands(n: u64) -> String {
 
 /// BENCHMARKS.md sections of the whole models, the ViT by part, the CMSIS-NN estimate and the
 /// embedded-nn side-by-side table.
-fn models_markdown(md: &mut String, results: &[CoreResult], infos: &[ModelInfo]) {
+fn models_markdown(
+    md: &mut String,
+    results: &[CoreResult],
+    infos: &[ModelInfo],
+    f32_vit: Option<&F32Row>,
+) {
     md.push_str(WHOLE_MODELS_INTRO);
     md.push_str(
         "| model | core | what | instructions | MACs | instr/MAC | est. cycles | cycles/MAC | \
@@ -607,9 +612,38 @@ fn models_markdown(md: &mut String, results: &[CoreResult], infos: &[ModelInfo])
                 )
                 .unwrap();
             }
+            if let (Some(f), "vit-mnist", "m4") = (f32_vit, info.name.as_str(), cr.core.name) {
+                writeln!(
+                    md,
+                    "| {} | {core} | f32 baseline (`bench/firmware-f32`, micromath, FPU), 1 image | {} | {} | {:.2} | {} | {:.2} | {} | {} | {} | {} |",
+                    info.name,
+                    thousands(f.instructions),
+                    thousands(info.enc_macs),
+                    f.instructions as f64 / info.enc_macs as f64,
+                    thousands(f.est_cycles),
+                    f.est_cycles as f64 / info.enc_macs as f64,
+                    f.flash,
+                    f.ram,
+                    f.stack,
+                    if f.matched {
+                        format!("≈ f32 reference (max abs diff {:.1e})", f.max_abs_diff)
+                    } else {
+                        format!("**NO** (max abs diff {:.1e})", f.max_abs_diff)
+                    }
+                )
+                .unwrap();
+            }
         }
     }
     md.push('\n');
+    if f32_vit.is_some() {
+        md.push_str(
+            "The f32 row: the same ViT in f32 on the M4's FPU (`bench/firmware-f32`, weights as f32 \
+             in flash, `micromath` exp/sqrt/erf), compared with the host's f32 reference on the same \
+             image (not byte-equal: approximations); flash = its whole image, RAM = its statics. \
+             Its est. cycles use the plugin's FPU classes.\n\n",
+        );
+    }
 
     // The ViT by part.
     let cores: Vec<&CoreResult> = results.iter().filter(|c| vit_parts(c).is_some()).collect();
@@ -816,7 +850,7 @@ fn at_most(core: &str, what: String, limit: f64, value: f64) -> Check {
 }
 
 /// Targets from the issue.
-fn checks(results: &[CoreResult]) -> Vec<Check> {
+fn checks(results: &[CoreResult], f32_vit: Option<&F32Row>) -> Vec<Check> {
     let mut v = Vec::new();
     for cr in results {
         let opt = |kernel: &'static str| {
@@ -890,9 +924,63 @@ fn checks(results: &[CoreResult]) -> Vec<Check> {
                     ok: ratio >= 2.0,
                 });
             }
+            let ours = vit_parts(cr).and_then(|r| {
+                r.iter()
+                    .find(|r| r.kernel == "model:vit-mnist" && r.shape == "image")
+            });
+            if let (Some(f), Some(o)) = (f32_vit, ours) {
+                let x = f.est_cycles as f64 / o.cycles as f64;
+                v.push(Check {
+                    core: c.into(),
+                    what: "whole ViT: f32 baseline est. cycles ÷ int8 est. cycles".into(),
+                    op: "≥",
+                    limit: f.target,
+                    value: x,
+                    ok: x >= f.target,
+                });
+            }
         }
     }
     v
+}
+
+/// The f32 (micromath) whole-ViT baseline on the M4, from `bench/firmware-f32` through the f32
+/// helper's `f32::run_f32_vit` (when `src/f32.rs` is present; see build.rs).
+struct F32Row {
+    instructions: u64,
+    est_cycles: u64,
+    flash: u64,
+    ram: u64,
+    stack: u64,
+    matched: bool,
+    max_abs_diff: f64,
+    /// Target: f32 cycles ÷ int8 cycles at least this.
+    target: f64,
+}
+
+#[cfg(bench_f32)]
+fn f32_row(root: &Path, plugin: &Path) -> Option<F32Row> {
+    match f32::run_f32_vit(root, plugin) {
+        Ok(v) => Some(F32Row {
+            instructions: v.instructions,
+            est_cycles: v.est_cycles,
+            flash: v.flash,
+            ram: v.ram_static,
+            stack: v.stack_peak,
+            matched: v.matches_reference(),
+            max_abs_diff: v.max_abs_diff as f64,
+            target: f32::TARGET_SPEEDUP,
+        }),
+        Err(e) => {
+            eprintln!("bench: f32 baseline: {e}");
+            None
+        }
+    }
+}
+
+#[cfg(not(bench_f32))]
+fn f32_row(_root: &Path, _plugin: &Path) -> Option<F32Row> {
+    None
 }
 
 const NOTES: &str = include_str!("notes.md");
@@ -989,6 +1077,13 @@ fn main() {
         }
         results.push(cr);
     }
+
+    // The f32 baseline (M4 only; not under --check).
+    let f32_vit = if !check_only && results.iter().any(|c| c.core.name == "m4") {
+        f32_row(&root, &plugin)
+    } else {
+        None
+    };
 
     if check_only {
         let mut ok = true;
@@ -1114,17 +1209,9 @@ fn main() {
         }
         md.push('\n');
     }
-    models_markdown(&mut md, &results, &infos);
-    // Hook for the f32 baseline (bench/firmware-f32): when `src/f32.rs` exists, its
-    // `f32::markdown(root, plugin, cores)` returns a BENCHMARKS.md section (the f32 whole-ViT
-    // rows), appended here. Without the file this compiles to nothing.
-    #[cfg(bench_f32)]
-    {
-        let names: Vec<&str> = results.iter().map(|c| c.core.name).collect();
-        md.push_str(&f32::markdown(&root, &plugin, &names));
-    }
+    models_markdown(&mut md, &results, &infos, f32_vit.as_ref());
     md.push_str("## Targets (issue 6)\n\n| core | figure | target | measured | met |\n|---|---|---:|---:|---|\n");
-    for c in checks(&results) {
+    for c in checks(&results, f32_vit.as_ref()) {
         writeln!(
             md,
             "| {} | {} | {} {} | {:.2} | {} |",
@@ -1258,7 +1345,7 @@ fn main() {
             "  \"vit_vs_cmsis_nn_m4\": {{\"linear_macs\": {}, \"attention_layers\": {}, \
              \"attention_instructions_each\": {CMSIS_ATTENTION}, \"ours_measured_rest\": {}, \
              \"estimate_2_30\": {:.0}, \"estimate_2_66\": {:.0}, \"ours\": {}, \
-             \"ratio_2_30\": {:.4}, \"ratio_2_66\": {:.4}}}",
+             \"ratio_2_30\": {:.4}, \"ratio_2_66\": {:.4}}},",
             e.linear_macs,
             e.attention_layers,
             e.rest,
@@ -1269,7 +1356,18 @@ fn main() {
             e.est_266 / e.ours as f64
         )
         .unwrap(),
-        None => js.push_str("  \"vit_vs_cmsis_nn_m4\": null\n"),
+        None => js.push_str("  \"vit_vs_cmsis_nn_m4\": null,\n"),
+    }
+    match &f32_vit {
+        Some(f) => writeln!(
+            js,
+            "  \"f32_vit_m4\": {{\"instructions\": {}, \"est_cycles\": {}, \"flash_bytes\": {}, \
+             \"ram_static_bytes\": {}, \"stack_bytes\": {}, \"matches_reference\": {}, \
+             \"max_abs_diff\": {:.6}}}",
+            f.instructions, f.est_cycles, f.flash, f.ram, f.stack, f.matched, f.max_abs_diff
+        )
+        .unwrap(),
+        None => js.push_str("  \"f32_vit_m4\": null\n"),
     }
     js.push_str("}\n");
     std::fs::write(root.join("bench/results.json"), js).expect("write results.json");
