@@ -289,7 +289,7 @@ pub fn run(b: &mut Bench, arena: &'static mut Arena) {
         let stack = stack_high_water();
         let ok = check.matched();
         let _ = writeln!(b.out);
-        for (part, steps, pos) in parts.iter().copied() {
+        for (part, steps, pos) in parts {
             let name = m.name;
             b.failed |= !ok;
             let _ = writeln!(
@@ -394,7 +394,7 @@ fn profile_vit(
     part("classifier", 0, cls.macs_per_row());
     let ok = &l[..] == want;
     b.failed |= !ok;
-    for (p, layer, macs) in parts.iter().copied() {
+    for (p, layer, macs) in parts {
         let _ = writeln!(
             b.out,
             "bench vit-part {p} L{layer} ours macs={macs} elems=0 match={}",
