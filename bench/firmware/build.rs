@@ -1,10 +1,109 @@
 //! Generates the benchmark's parameters at the shipped shapes with core-attn's pack-time helpers
 //! (deterministic pseudo-random weights), and memory.x for the QEMU machine in BENCH_MACHINE.
+//!
+//! `BENCH_SUITE=models` (the whole-model firmware): embeds the shipped blobs named in
+//! `BENCH_MODELS` (`models/<name>.tatn`, comma-separated) with one held-out input each from
+//! `models/data`, quantized and run on the host by `board_common::host` (the same code the
+//! boards' tests compare against), and links with the real chip's memory map of that machine
+//! (`boards/<machine>/memory.x`), so a model that does not fit fails to link.
 use core_attn::attention::AttentionParams;
 use core_attn::norm::LayerNormParams;
 use core_attn::quant::QParams;
 use std::fmt::Write as _;
 use std::{env, fs, path::PathBuf};
+
+mod models {
+    //! Codegen of the whole-model suite (`OUT_DIR/models.rs`).
+    use board_common::host::{load, result_lines, HostInputs};
+    use core_attn::blob::BufferSizes;
+    use std::fmt::Write as _;
+    use std::fs;
+    use std::path::{Path, PathBuf};
+
+    /// `models.rs` of the kernel suite.
+    pub const EMPTY: &str = "pub static MODELS: &[Model] = &[];\n\
+        pub const X: usize = 1; pub const NORMED: usize = 1; pub const WIDE: usize = 1;\n\
+        pub const SCORES: usize = 1; pub const PATCH: usize = 1; pub const LOGITS: usize = 1;\n\
+        pub const KV: usize = 1; pub const CROSS: usize = 1; pub const IDS: usize = 1;\n\
+        pub const LAYERS: usize = 1;\n";
+
+    /// (held-out input file in models/data, new tokens) of each shipped model.
+    fn input_of(name: &str) -> (&'static str, usize) {
+        match name {
+            "vit-mnist" => ("mnist_test_500.npy", 0),
+            // One strip, decoded greedily to its end (eos), at most the model's positions.
+            "digit-reader" => ("strips_test_100.npy", 16),
+            // Prompt 0 (32 characters), then 32 generated characters.
+            "char-lm" => ("char_lm_prompts.npy", 32),
+            n => panic!("BENCH_MODELS: unknown model {n}"),
+        }
+    }
+
+    pub fn generate(out: &Path, machine: &str, list: &str) {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mem = root.join("boards").join(machine).join("memory.x");
+        println!("cargo:rerun-if-changed={}", mem.display());
+        fs::copy(&mem, out.join("memory.x")).expect("boards/<machine>/memory.x");
+        let mut s = String::new();
+        let mut max = BufferSizes::default();
+        let (mut ids, mut layers) = (1usize, 1usize);
+        s.push_str("pub static MODELS: &[Model] = &[\n");
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let (inputs, max_new) = input_of(name);
+            let path = root.join("models").join(format!("{name}.tatn"));
+            let inp = root.join("models/data").join(inputs);
+            println!("cargo:rerun-if-changed={}", path.display());
+            println!("cargo:rerun-if-changed={}", inp.display());
+            let m = load(&path, Some(&inp), Some(1), max_new.max(1)).unwrap();
+            assert!(m.parse_error.is_none(), "{name}: {:?}", m.parse_error);
+            let expected = result_lines(&m).unwrap().join("\n");
+            let b = &m.buffers;
+            max.x = max.x.max(b.x);
+            max.normed = max.normed.max(b.normed);
+            max.wide = max.wide.max(b.wide);
+            max.scores = max.scores.max(b.scores);
+            max.patch = max.patch.max(b.patch);
+            max.logits = max.logits.max(b.logits);
+            max.kv = max.kv.max(b.kv);
+            max.cross_kv = max.cross_kv.max(b.cross_kv);
+            layers = layers.max(m.layers);
+            let (image, prompt) = match &m.inputs {
+                HostInputs::Images(v) => (format!("{:?}", v[0]), "[]".to_string()),
+                HostInputs::Prompts(v) => ("[]".to_string(), format!("{:?}", v[0])),
+            };
+            if let HostInputs::Prompts(v) = &m.inputs {
+                ids = ids.max(v[0].len() + m.max_new);
+            } else {
+                ids = ids.max(1 + m.max_new);
+            }
+            let p = fs::canonicalize(&path).unwrap();
+            writeln!(
+                s,
+                "    Model {{ name: {name:?}, blob: &board_common::Align16(*include_bytes!({:?})), \
+                 image: &{image}, prompt: &{prompt}, max_new: {}, expected: {expected:?} }},",
+                p.display(),
+                m.max_new
+            )
+            .unwrap();
+        }
+        s.push_str("];\n");
+        for (k, v) in [
+            ("X", max.x),
+            ("NORMED", max.normed),
+            ("WIDE", max.wide),
+            ("SCORES", max.scores),
+            ("PATCH", max.patch),
+            ("LOGITS", max.logits),
+            ("KV", max.kv),
+            ("CROSS", max.cross_kv),
+            ("IDS", ids),
+            ("LAYERS", layers),
+        ] {
+            writeln!(s, "pub const {k}: usize = {};", v.max(1)).unwrap();
+        }
+        fs::write(out.join("models.rs"), s).unwrap();
+    }
+}
 
 struct Lcg(u64);
 impl Lcg {
@@ -31,11 +130,43 @@ fn arr<T: std::fmt::Display>(src: &mut String, name: &str, ty: &str, v: &[T]) {
     src.push_str("];\n");
 }
 
+/// `r = m · 2^(s-31)` with `m` in `[2^30, 2^31)` (CMSIS-NN's multiplier and shift).
+fn q31(r: f64) -> (i32, i32) {
+    let mut e = 0i32;
+    let mut f = r;
+    while f >= 1.0 {
+        f /= 2.0;
+        e += 1;
+    }
+    while f < 0.5 {
+        f *= 2.0;
+        e -= 1;
+    }
+    let mut m = (f * 2f64.powi(31)).round() as i64;
+    if m == 1 << 31 {
+        m /= 2;
+        e += 1;
+    }
+    (m as i32, e)
+}
+
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
     let machine = env::var("BENCH_MACHINE").unwrap_or_else(|_| "mps2-an386".into());
     println!("cargo:rerun-if-env-changed=BENCH_MACHINE");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=BENCH_SUITE");
+    println!("cargo:rerun-if-env-changed=BENCH_MODELS");
+    let suite = env::var("BENCH_SUITE").unwrap_or_else(|_| "kernels".into());
+    println!("cargo:rustc-check-cfg=cfg(bench_models)");
+    if suite == "models" {
+        println!("cargo:rustc-cfg=bench_models");
+        let models = env::var("BENCH_MODELS").unwrap_or_else(|_| "vit-mnist".into());
+        models::generate(&out, &machine, &models);
+    } else {
+        // The models module is compiled in both suites; give it an empty table.
+        fs::write(out.join("models.rs"), models::EMPTY).unwrap();
+    }
     let memory = match machine.as_str() {
         // mps2-an386/an500: 4 MiB SSRAM1 at 0 (code), 4 MiB SSRAM2/3 at 0x20000000.
         "mps2-an386" | "mps2-an500" | "mps2-an385" => {
@@ -55,7 +186,9 @@ fn main() {
         }
         m => panic!("unknown BENCH_MACHINE {m}"),
     };
-    fs::write(out.join("memory.x"), memory).unwrap();
+    if suite != "models" {
+        fs::write(out.join("memory.x"), memory).unwrap();
+    }
     println!("cargo:rustc-link-search={}", out.display());
 
     let mut rng = Lcg(0x5eed_1234);
@@ -76,6 +209,9 @@ fn main() {
         arr(&mut src, &format!("{name}_B"), "i32", &b);
         arr(&mut src, &format!("{name}_M"), "i32", &m);
         arr(&mut src, &format!("{name}_S"), "i8", &s);
+        // embedded-nn takes the shifts as i32 (same convention: factor = m · 2^(s-31)).
+        let s32: Vec<i32> = s.iter().map(|&v| v as i32).collect();
+        arr(&mut src, &format!("{name}_S32"), "i32", &s32);
     }
     let x: Vec<i8> = (0..17 * 128).map(|_| rng.i8()).collect();
     arr(&mut src, "X", "i8", &x);
@@ -108,6 +244,22 @@ fn main() {
         a.output.multiplier, a.output.shift
     )
     .unwrap();
+    // embedded-nn's attention (CMSIS-NN conventions) on the same Q/K/V (scales 0.05, zero
+    // points 0) and output scale (0.02): QKᵀ/√16 requantized to int8 logits of scale 1/8, an
+    // int8 softmax (probabilities of scale 1/256, zero point -128), P·V requantized to 0.02.
+    let logit_scale = 0.125f64;
+    let (m, s) = q31(0.05 * 0.05 / 4.0 / logit_scale);
+    writeln!(src, "pub const ENN_LOGITS: (i32, i32) = ({m}, {s});").unwrap();
+    // TFLite PreprocessSoftmaxScaling (beta 1, 5 integer bits) and CalculateInputRadius.
+    let (m, s) = q31(logit_scale * (1u64 << 26) as f64);
+    let diff_min = -((31.0 * (1u64 << 26) as f64 / 2f64.powi(s)).floor() as i32);
+    writeln!(
+        src,
+        "pub const ENN_SOFTMAX: (i32, i32, i32) = ({m}, {s}, {diff_min});"
+    )
+    .unwrap();
+    let (m, s) = q31(0.05 / 256.0 / 0.02);
+    writeln!(src, "pub const ENN_OUT: (i32, i32) = ({m}, {s});").unwrap();
     // int8 softmax input scale: one LSB = 0.1.
     let r =
         core_attn::Requant::from_real(0.1 / core_attn::softmax::ExpTable::default_step()).unwrap();

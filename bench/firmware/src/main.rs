@@ -8,7 +8,13 @@
 //! `bench <kernel> <shape> <variant> macs=<n> elems=<n> match=<0|1>`
 //!
 //! `match` says the variant's output equals the generic reference kernel's byte for byte (the
-//! on-device cross-check); the firmware exits with failure if any does not.
+//! on-device cross-check); the firmware exits with failure if any does not. The `embedded-nn`
+//! variant (the crate's own requantization and softmax) is compared, not required to be equal:
+//! its line carries `maxdiff=<n>` (largest |difference| from the generic output, in LSB) and
+//! `match=1` when that is within the stated tolerance (`tol=<n>`).
+//!
+//! Built with `BENCH_SUITE=models` (cfg `bench_models`) it runs the whole-model suite instead
+//! ([`models`]).
 #![no_std]
 #![no_main]
 
@@ -54,11 +60,14 @@ impl Write for Out {
 
 /// Measure `f` as one region.
 #[inline(always)]
-fn measure(f: impl FnOnce()) {
+fn measure<R>(f: impl FnOnce() -> R) -> R {
     bench_start();
-    f();
+    let r = f();
     bench_stop();
+    r
 }
+
+mod models;
 
 struct Bench {
     out: Out,
@@ -83,7 +92,62 @@ impl Bench {
             m as u8
         );
     }
+
+    /// The line of an `embedded-nn` region: `y` against the reference `r`, within `tol` LSB.
+    #[allow(clippy::too_many_arguments)]
+    fn line_close(
+        &mut self,
+        kernel: &str,
+        shape: &str,
+        macs: usize,
+        elems: usize,
+        r: &[i8],
+        y: &[i8],
+        tol: i32,
+    ) {
+        let d = r
+            .iter()
+            .zip(y)
+            .map(|(&a, &b)| (a as i32 - b as i32).abs())
+            .max()
+            .unwrap_or(0);
+        let m = d <= tol && r.len() == y.len();
+        self.failed |= !m;
+        let _ = writeln!(
+            self.out,
+            "bench {kernel} {shape} embedded-nn macs={macs} elems={elems} match={} maxdiff={d} tol={tol}",
+            m as u8
+        );
+    }
 }
+
+/// `embedded-nn`'s per-channel int8 fully connected layer with our layer's parameters
+/// (input and weight zero points 0, output zero point 3, the same multipliers and shifts).
+fn enn_linear(l: &Linear<'_>, s32: &[i32], x: &[i8], y: &mut [i8]) {
+    use embedded_nn::types::{Activation as Act, Dims, FcParams, PerChannelQuantParams};
+    let rows = x.len() / l.in_features;
+    let fc = FcParams {
+        input_offset: 0,
+        filter_offset: 0,
+        output_offset: l.output_zero_point,
+        activation: Act::new(-128, 127),
+    };
+    embedded_nn::fully_connected::fully_connected_per_channel_s8(
+        &fc,
+        &PerChannelQuantParams::new(l.requant.multipliers, s32),
+        &Dims::new(rows as i32, 1, 1, l.in_features as i32),
+        x,
+        &Dims::new(l.in_features as i32, 1, 1, l.out_features as i32),
+        l.weights,
+        Some(l.bias),
+        &Dims::new(rows as i32, 1, 1, l.out_features as i32),
+        y,
+    )
+    .unwrap();
+}
+
+static mut ENN_QKV: [i8; 17 * 192] = [0; 17 * 192];
+static mut ENN_SCORES: [i8; 2 * 17 * 17] = [0; 2 * 17 * 17];
 
 static mut Y_REF: [i8; 17 * 192] = [0; 17 * 192];
 static mut Y: [i8; 17 * 192] = [0; 17 * 192];
@@ -132,29 +196,34 @@ fn run(b: &mut Bench) {
             "17x64x192",
             17,
             linear(&L64X192_W, &L64X192_B, &L64X192_M, &L64X192_S),
+            &L64X192_S32[..],
         ),
         (
             "17x64x64",
             17,
             linear(&L64X64_W, &L64X64_B, &L64X64_M, &L64X64_S),
+            &L64X64_S32[..],
         ),
         (
             "17x64x128",
             17,
             linear(&L64X128_W, &L64X128_B, &L64X128_M, &L64X128_S),
+            &L64X128_S32[..],
         ),
         (
             "17x128x64",
             17,
             linear(&L128X64_W, &L128X64_B, &L128X64_M, &L128X64_S),
+            &L128X64_S32[..],
         ),
         (
             "1x64x192",
             1,
             linear(&L64X192_W, &L64X192_B, &L64X192_M, &L64X192_S),
+            &L64X192_S32[..],
         ),
     ];
-    for (shape, rows, l) in layers.iter() {
+    for (shape, rows, l, s32) in layers.iter() {
         let x = &X[..rows * l.in_features];
         let n = rows * l.out_features;
         let macs = rows * l.macs_per_row();
@@ -176,6 +245,10 @@ fn run(b: &mut Bench) {
                 .unwrap()
         });
         b.line("linear", shape, "optimized", macs, n, y_ref == y);
+        y.fill(0);
+        measure(|| enn_linear(black_box(l), s32, black_box(x), y));
+        // Double rounding (CMSIS-NN rounds the high product, then the shift): ±1 LSB.
+        b.line_close("linear", shape, macs, n, y_ref, y, 1);
     }
 
     // One attention layer: 17 tokens, 4 heads of 16.
@@ -208,6 +281,51 @@ fn run(b: &mut Bench) {
                 .unwrap()
         });
         b.line("attention", "17x4x16", "optimized", macs, n, y_ref == y);
+
+        // embedded-nn: Q, K, V as separate [17][64] tensors (copied out of the fused rows
+        // before the region), int8 logits, its int8 softmax, P·V.
+        // SAFETY (static mut): as above.
+        let (qkv, sc) = unsafe { (&mut ENN_QKV, &mut ENN_SCORES) };
+        for t in 0..17 {
+            for p in 0..3 {
+                qkv[p * n + t * 64..p * n + t * 64 + 64]
+                    .copy_from_slice(&QKV[t * 192 + p * 64..t * 192 + p * 64 + 64]);
+            }
+        }
+        let (q, kv) = qkv.split_at(n);
+        let (k, v) = kv.split_at(n);
+        let params = embedded_nn::transformer::AttentionParams {
+            batches: 1,
+            seq_len: 17,
+            num_heads: 4,
+            head_dim: 16,
+            q_offset: 0,
+            k_offset: 0,
+            v_offset: 0,
+            score_offset: 128,
+            output_offset: 0,
+            softmax_mult: ENN_SOFTMAX.0,
+            softmax_shift: ENN_SOFTMAX.1,
+            softmax_diff_min: ENN_SOFTMAX.2,
+        };
+        let lq = embedded_nn::types::PerTensorQuantParams::new(ENN_LOGITS.0, ENN_LOGITS.1);
+        let oq = embedded_nn::types::PerTensorQuantParams::new(ENN_OUT.0, ENN_OUT.1);
+        y.fill(0);
+        measure(|| {
+            embedded_nn::transformer::scaled_dot_product_attention_s8(
+                &params,
+                &lq,
+                &oq,
+                black_box(q),
+                black_box(k),
+                black_box(v),
+                sc,
+                y,
+            )
+            .unwrap()
+        });
+        // int8 logits (1/8) and int8 probabilities (1/256) against our 16-bit softmax.
+        b.line_close("attention", "17x4x16", macs, n, y_ref, y, 8);
     }
 
     // Softmax over attention scores (i32) and over int8 rows.
@@ -293,9 +411,17 @@ fn run(b: &mut Bench) {
 
 #[entry]
 fn main() -> ! {
+    static mut ARENA: models::Arena = models::Arena::new();
     let out = Out(hio::hstdout().unwrap());
     let mut b = Bench { out, failed: false };
-    run(&mut b);
+    if cfg!(bench_models) {
+        // Calibration region, as in the kernel suite.
+        measure(|| {});
+        b.line("empty", "-", "-", 0, 0, true);
+        models::run(&mut b, ARENA);
+    } else {
+        run(&mut b);
+    }
     let _ = writeln!(b.out, "bench done failed={}", b.failed as u8);
     debug::exit(if b.failed {
         debug::EXIT_FAILURE
