@@ -270,9 +270,32 @@ fn attention(qkv: &[f32], ctx: &mut [f32]) {
     }
 }
 
+/// With the `stages` feature: close the current region and open the next one (named `name` in
+/// the output, printed after the run). Without it: nothing.
+#[inline(always)]
+fn stage(names: &mut Stages, name: &'static str) {
+    if cfg!(feature = "stages") {
+        bench_stop();
+        names.push(name);
+        bench_start();
+    }
+}
+
+/// Names of the stage regions (the `stages` feature).
+struct Stages {
+    names: [&'static str; 64],
+    n: usize,
+}
+impl Stages {
+    fn push(&mut self, name: &'static str) {
+        self.names[self.n] = name;
+        self.n += 1;
+    }
+}
+
 /// The whole forward pass of one image `[IMG_H, IMG_W]`: the logits.
 #[inline(never)]
-fn forward(ar: &mut Arena, image: &[f32], logits: &mut [f32; LABELS]) {
+fn forward(ar: &mut Arena, image: &[f32], logits: &mut [f32; LABELS], st: &mut Stages) {
     let Arena { x, a, big } = ar;
     let image = &image[..IMG_H * IMG_W];
     // Patch embedding: gather the non-overlapping patches, project them (the stride-p conv as
@@ -287,6 +310,7 @@ fn forward(ar: &mut Arena, image: &[f32], logits: &mut [f32; LABELS]) {
             }
         }
     }
+    stage(st, "embed");
     linear::<false>(
         patches,
         &PATCH_PROJ_W,
@@ -300,19 +324,28 @@ fn forward(ar: &mut Arena, image: &[f32], logits: &mut [f32; LABELS]) {
     }
     for l in LAYER.iter() {
         // h += attn_out(attention(qkv(ln1(h))))
+        stage(st, "layernorm");
         layer_norm(x, l.ln1_g, l.ln1_b, a);
+        stage(st, "linear_qkv");
         let qkv = &mut big[..T * 3 * D];
         linear::<false>(a, l.qkv_w, l.qkv_b, qkv, D);
+        stage(st, "attention");
         attention(qkv, a);
+        stage(st, "linear_out");
         linear::<true>(a, l.out_w, l.out_b, x, D);
         // h += fc2(gelu(fc1(ln2(h))))
+        stage(st, "layernorm");
         layer_norm(x, l.ln2_g, l.ln2_b, a);
+        stage(st, "linear_fc1");
         let hid = &mut big[..T * MLP];
         linear::<false>(a, l.fc1_w, l.fc1_b, hid, D);
+        stage(st, "gelu");
         gelu(hid);
+        stage(st, "linear_fc2");
         linear::<true>(hid, l.fc2_w, l.fc2_b, x, MLP);
     }
     // Final LayerNorm and classifier, on the CLS token only (the only row the head reads).
+    stage(st, "head");
     let cls = &mut a[..D];
     layer_norm(&x[..D], &FINAL_LN_G, &FINAL_LN_B, cls);
     linear::<false>(cls, &CLASSIFIER_W, &CLASSIFIER_B, logits, D);
@@ -370,13 +403,24 @@ fn main() -> ! {
     let _ = writeln!(out, "f32vit empty");
 
     let (lo, hi) = paint_stack();
+    let mut st = Stages {
+        names: [""; 64],
+        n: 0,
+    };
+    st.push("patches");
     bench_start();
     forward(
         core::hint::black_box(ar),
         core::hint::black_box(&IMAGE),
         &mut logits,
+        &mut st,
     );
     bench_stop();
+    if cfg!(feature = "stages") {
+        for name in &st.names[..st.n] {
+            let _ = writeln!(out, "f32vit stage {name}");
+        }
+    }
     let low = stack_low_water(lo, hi);
     let logits = core::hint::black_box(logits);
 

@@ -27,8 +27,10 @@ pub const TARGET: &str = "thumbv7em-none-eabihf";
 pub const RUSTFLAGS: &str = "-C target-cpu=cortex-m4";
 /// Issue 6 target: int8 needs at least this many times fewer estimated cycles than f32.
 pub const TARGET_SPEEDUP: f64 = 4.0;
-/// Accuracy check: largest allowed |device − reference| over the logits.
-pub const MAX_ABS_DIFF: f32 = 0.05;
+/// Accuracy check: largest allowed |device − reference| over the logits. Measured on the first
+/// 16 test images (`BENCH_F32_IMAGE=0..15`): at most 1.35e-3 (image 14), argmax always equal;
+/// the error is dominated by micromath's `exp` (relative error up to ~1e-3) in softmax and GELU.
+pub const MAX_ABS_DIFF: f32 = 0.01;
 
 /// Figures of one f32 ViT inference on the M4 (marker overhead subtracted).
 #[derive(Debug, Clone)]
