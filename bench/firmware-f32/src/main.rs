@@ -138,7 +138,7 @@ fn linear<const ACC: bool>(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], inf: 
             let (x2, x3) = r.split_at(inf);
             let mut acc = [bias; 4];
             let xs = x0.iter().zip(x1).zip(x2).zip(x3);
-            for (wi, (((&a, &b), &c), &d)) in wb.iter().zip(xs) {
+            for (&wi, (((&a, &b), &c), &d)) in wb.iter().zip(xs) {
                 let xv = [a, b, c, d];
                 for r in 0..4 {
                     for k in 0..4 {
