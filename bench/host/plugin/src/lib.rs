@@ -24,7 +24,7 @@ pub mod timing;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::fmt::Write as _;
 use std::sync::Mutex;
-use timing::{Class, CLASSES, CLASS_NAMES, TAKEN_BRANCH_PENALTY};
+use timing::{CLASSES, CLASS_NAMES, TAKEN_BRANCH_PENALTY};
 
 #[allow(non_camel_case_types)]
 type qemu_plugin_id_t = u64;
@@ -186,7 +186,7 @@ extern "C" fn on_translate(_id: qemu_plugin_id_t, tb: *mut QemuPluginTb) {
             (std::slice::from_raw_parts(data, size), size)
         };
         let d = timing::decode(bytes);
-        let single_mem = matches!(d.class, Class::Load | Class::Store);
+        let single_mem = d.single_mem;
         let mut c = d.cycles as u64;
         if single_mem && prev_single_mem {
             c = 1; // pipelined with the previous load/store
