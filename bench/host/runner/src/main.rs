@@ -15,6 +15,8 @@
 //! `tools inspect --json` (built and run with `cargo run -p tools`). `--check` runs only the
 //! ViT on the M4.
 
+mod f32;
+
 use qemu_insn_count::timing::{CLASSES, CLASS_NAMES};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -958,7 +960,8 @@ struct F32Row {
     target: f64,
 }
 
-#[cfg(bench_f32)]
+/// The f32 baseline's figures; a failure (build, run, or logits far from the host's f32
+/// reference) stops the benchmark rather than leaving the row out.
 fn f32_row(root: &Path, plugin: &Path) -> Option<F32Row> {
     match f32::run_f32_vit(root, plugin) {
         Ok(v) => Some(F32Row {
@@ -972,23 +975,13 @@ fn f32_row(root: &Path, plugin: &Path) -> Option<F32Row> {
             target: f32::TARGET_SPEEDUP,
         }),
         Err(e) => {
-            eprintln!("bench: f32 baseline: {e}");
-            None
+            eprintln!("bench: f32 baseline failed: {e}");
+            std::process::exit(1);
         }
     }
 }
 
-#[cfg(not(bench_f32))]
-fn f32_row(_root: &Path, _plugin: &Path) -> Option<F32Row> {
-    None
-}
-
 const NOTES: &str = include_str!("notes.md");
-
-// The f32 baseline's runner part: `mod f32;` (src/f32.rs) when that file exists, declared
-// through build.rs so that this crate builds and `cargo fmt` runs without it. Once the file is
-// merged, a plain `mod f32;` can replace this line.
-include!(concat!(env!("OUT_DIR"), "/f32_hook.rs"));
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -1078,8 +1071,8 @@ fn main() {
         results.push(cr);
     }
 
-    // The f32 baseline (M4 only; not under --check).
-    let f32_vit = if !check_only && results.iter().any(|c| c.core.name == "m4") {
+    // The f32 baseline (M4 only; also under --check, so that CI runs it and checks its logits).
+    let f32_vit = if results.iter().any(|c| c.core.name == "m4") {
         f32_row(&root, &plugin)
     } else {
         None
@@ -1124,6 +1117,19 @@ fn main() {
                 }
                 ok &= m.rows.iter().all(|r| r.matched);
             }
+        }
+        if let Some(f) = &f32_vit {
+            eprintln!(
+                "bench: m4 vit-mnist f32 baseline: {} instructions, {} est. cycles{}",
+                f.instructions,
+                f.est_cycles,
+                if f.matched {
+                    ""
+                } else {
+                    "  MISMATCH (f32 reference)"
+                }
+            );
+            ok &= f.matched;
         }
         std::process::exit(if ok { 0 } else { 1 });
     }
