@@ -194,9 +194,8 @@ impl<'a> LayerNorm<'a> {
             .zip(output.chunks_exact_mut(self.width))
         {
             let stats = self.row_stats(x);
-            for ((yo, &xi), (&g, &b)) in y.iter_mut().zip(x).zip(self.gamma.iter().zip(self.beta)) {
-                *yo = self.output_one(&stats, xi, g, b);
-            }
+            y.copy_from_slice(x);
+            self.normalize_row(&stats, y);
         }
         Ok(())
     }
@@ -207,11 +206,64 @@ impl<'a> LayerNorm<'a> {
         self.check_shapes(data.len())?;
         for row in data.chunks_exact_mut(self.width) {
             let stats = self.row_stats(row);
+            self.normalize_row(&stats, row);
+        }
+        Ok(())
+    }
+
+    /// [`LayerNorm::run_in_place`] with the reference per-element formula (64-bit products and
+    /// a variable 64-bit shift per element): the variant the fast path is tested against.
+    pub fn run_in_place_generic(&self, data: &mut [i8]) -> Result<(), Error> {
+        self.check_shapes(data.len())?;
+        for row in data.chunks_exact_mut(self.width) {
+            let stats = self.row_stats(row);
             for (v, (&g, &b)) in row.iter_mut().zip(self.gamma.iter().zip(self.beta)) {
                 *v = self.output_one(&stats, *v, g, b);
             }
         }
         Ok(())
+    }
+
+    /// The per-element step of one row, equal to [`Self::output_one`] bit for bit but with
+    /// the row's shift `s` resolved once: `⌊(c·r + 2^(s−1)) / 2^s⌋` is a 32-bit funnel shift
+    /// of the 64-bit sum for `s < 32` and a shift of its high word for `s ≥ 32` (the value
+    /// fits `i32`, see the module's overflow argument, so the low 32 bits of the shifted sum are
+    /// the value). The γ/β step is one `SMULL` and a 64-bit add whose `>> 40` only needs the
+    /// high word.
+    #[inline]
+    fn normalize_row(&self, st: &RowStats, row: &mut [i8]) {
+        let d = self.width as i32;
+        let zp = self.output_zero_point as i64;
+        let round = 1i64 << (st.shift - 1);
+        let params = self.gamma.iter().zip(self.beta);
+        if st.shift < 32 {
+            let s = st.shift;
+            for (v, (&g, &b)) in row.iter_mut().zip(params) {
+                let c = d * *v as i32 - st.sum;
+                let q = c as i64 * st.recip as i64 + round;
+                let n = ((q as u32) >> s) | (((q >> 32) as u32) << (32 - s));
+                *v = Self::scale_shift(n as i32, g, b, zp);
+            }
+        } else {
+            let s = st.shift - 32;
+            for (v, (&g, &b)) in row.iter_mut().zip(params) {
+                let c = d * *v as i32 - st.sum;
+                let q = c as i64 * st.recip as i64 + round;
+                let n = ((q >> 32) as i32) >> s;
+                *v = Self::scale_shift(n, g, b, zp);
+            }
+        }
+    }
+
+    /// `y = round((ñ·g + b·2^24) · 2^−40) + z_out`, saturated (the second half of
+    /// [`Self::output_one`]).
+    #[inline(always)]
+    fn scale_shift(n: i32, gamma: i32, beta: i32, zp: i64) -> i8 {
+        const OUT_SHIFT: u32 = NORM_FRAC_BITS + GAMMA_FRAC_BITS;
+        let acc = n as i64 * gamma as i64
+            + ((beta as i64) << (OUT_SHIFT - BETA_FRAC_BITS))
+            + (1i64 << (OUT_SHIFT - 1));
+        ((acc >> OUT_SHIFT) + zp).clamp(-128, 127) as i8
     }
 
     /// Sums, the reciprocal square root and the shift for one row.

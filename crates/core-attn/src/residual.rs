@@ -10,6 +10,22 @@
 //! # Overflow
 //! `(a − z_a)` is at most 255 in magnitude; shifted left by `PRE_SHIFT = 12` that is below 2^20,
 //! and the scale ratios are validated to be below 2^8, so each term stays below 2^28.
+//!
+//! # Fast path (32-bit, bit-identical)
+//! [`ResidualAdd::add_one`] is the reference: two [`Requant::apply`]s, each a 64-bit product and
+//! a variable 64-bit shift. [`ResidualAdd::run`] and [`ResidualAdd::run_in_place`] compute the
+//! same bits in 32-bit arithmetic ([`Term`]). With `x = v − z ∈ [−255, 255]`, the multiplier
+//! split as `m = m_h·2^8 + m_l` (`m_l < 2^8`) and `R = (31 − shift) − PRE_SHIFT`:
+//!
+//! `⌊(x·2^12·m + 2^(R+11)) / 2^(R+12)⌋ = ⌊(x·m + 2^(R−1)) / 2^R⌋ = ⌊(A + ⌊x·m_l / 2^8⌋) / 2^(R−8)⌋`,
+//! `A = x·m_h + 2^(R−9)`,
+//!
+//! by `⌊(2^8·A + B)/2^R⌋ = ⌊⌊(2^8·A + B)/2^8⌋/2^(R−8)⌋`. It needs `9 ≤ R ≤ 31`: then
+//! `|x·m_h| ≤ 255·(2^23 − 1)` and `2^(R−9) ≤ 2^22` keep `A` (and `A + 255`) inside `i32`. The
+//! validated `shift ≤ 8` gives `R ≥ 11`; `R > 31` (a ratio below `2^−12`) takes the reference path
+//! for the whole call. Per element this is one `MLA`, one `MUL`, an add with a shifted operand and
+//! a shift per term instead of two 64-bit requantizations (`tests/variants.rs` checks every
+//! `(a, b)` pair against [`ResidualAdd::add_one`]).
 
 use crate::error::check_len;
 use crate::quant::Requant;
@@ -65,12 +81,30 @@ impl ResidualAdd {
         (sum + self.output_zero_point).clamp(-128, 127) as i8
     }
 
+    /// The two terms in their 32-bit form, if both ratios are in its range (module docs).
+    #[inline]
+    fn fast_terms(&self) -> Option<(Term, Term)> {
+        Some((
+            Term::new(self.a_scale, self.a_zero_point)?,
+            Term::new(self.b_scale, self.b_zero_point)?,
+        ))
+    }
+
     /// `out[i] = a[i] ⊕ b[i]`.
     pub fn run(&self, a: &[i8], b: &[i8], out: &mut [i8]) -> Result<(), Error> {
         check_len("residual b", a.len(), b.len())?;
         check_len("residual output", a.len(), out.len())?;
-        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-            *o = self.add_one(x, y);
+        match self.fast_terms() {
+            Some((ta, tb)) => {
+                for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                    *o = self.combine(ta.apply(x), tb.apply(y));
+                }
+            }
+            None => {
+                for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                    *o = self.add_one(x, y);
+                }
+            }
         }
         Ok(())
     }
@@ -78,10 +112,32 @@ impl ResidualAdd {
     /// `acc[i] = acc[i] ⊕ b[i]` in place (the residual stream is `a`).
     pub fn run_in_place(&self, acc: &mut [i8], b: &[i8]) -> Result<(), Error> {
         check_len("residual b", acc.len(), b.len())?;
+        match self.fast_terms() {
+            Some((ta, tb)) => {
+                for (x, &y) in acc.iter_mut().zip(b) {
+                    *x = self.combine(ta.apply(*x), tb.apply(y));
+                }
+            }
+            None => self.run_in_place_generic(acc, b)?,
+        }
+        Ok(())
+    }
+
+    /// [`Self::run_in_place`] with the reference [`Self::add_one`] per element (the variant the
+    /// fast path is tested against).
+    pub fn run_in_place_generic(&self, acc: &mut [i8], b: &[i8]) -> Result<(), Error> {
+        check_len("residual b", acc.len(), b.len())?;
         for (x, &y) in acc.iter_mut().zip(b) {
             *x = self.add_one(*x, y);
         }
         Ok(())
+    }
+
+    /// Sum two terms (each `< 2^28`), round away the [`PRE_SHIFT`] bits, add the zero point.
+    #[inline(always)]
+    fn combine(&self, ta: i32, tb: i32) -> i8 {
+        let sum = (ta + tb + (1 << (PRE_SHIFT - 1))) >> PRE_SHIFT;
+        (sum + self.output_zero_point).clamp(-128, 127) as i8
     }
 
     /// Broadcast add: `acc[t][i] = acc[t][i] ⊕ b[i]` for every row `t` of width `b.len()`
@@ -99,5 +155,40 @@ impl ResidualAdd {
             self.run_in_place(row, b)?;
         }
         Ok(())
+    }
+}
+
+/// One input's term `Requant::apply((v − z) << PRE_SHIFT)` in 32-bit arithmetic (module docs).
+#[derive(Debug, Clone, Copy)]
+struct Term {
+    zero_point: i32,
+    m_hi: i32,
+    m_lo: i32,
+    round: i32,
+    shift: u32,
+}
+
+impl Term {
+    /// `None` outside `9 ≤ R ≤ 31` (or for an invalid pair), where the reference path is used.
+    #[inline]
+    fn new(r: Requant, zero_point: i32) -> Option<Self> {
+        let right = 31 - r.shift as i32;
+        let big_r = right - PRE_SHIFT as i32;
+        if r.multiplier < 0 || !(9..=31).contains(&big_r) || !(-128..=127).contains(&zero_point) {
+            return None;
+        }
+        Some(Term {
+            zero_point,
+            m_hi: r.multiplier >> 8,
+            m_lo: r.multiplier & 0xff,
+            round: 1 << (big_r - 9),
+            shift: (big_r - 8) as u32,
+        })
+    }
+
+    #[inline(always)]
+    fn apply(self, v: i8) -> i32 {
+        let x = v as i32 - self.zero_point;
+        (x * self.m_hi + self.round + ((x * self.m_lo) >> 8)) >> self.shift
     }
 }

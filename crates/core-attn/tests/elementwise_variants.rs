@@ -1,0 +1,199 @@
+//! The fast residual add and LayerNorm paths against their reference forms, bit for bit (the
+//! elementwise part of the variants suite; `variants.rs` holds the linear/attention/softmax one).
+
+use core_attn::norm::LayerNorm;
+use core_attn::quant::Requant;
+use core_attn::residual::ResidualAdd;
+use proptest::prelude::*;
+
+/// Every `(a, b)` pair: `run_in_place` and `run` against `add_one`, element by element.
+fn check_all_pairs(add: &ResidualAdd) -> Result<(), TestCaseError> {
+    let step = if cfg!(miri) { 37 } else { 1 };
+    let values: Vec<i8> = (-128..=127i32).step_by(step).map(|v| v as i8).collect();
+    for &b in &values {
+        let mut acc = values.clone();
+        let bs = vec![b; values.len()];
+        let mut generic = acc.clone();
+        add.run_in_place(&mut acc, &bs).unwrap();
+        add.run_in_place_generic(&mut generic, &bs).unwrap();
+        let mut out = vec![0i8; values.len()];
+        add.run(&values, &bs, &mut out).unwrap();
+        for (i, &a) in values.iter().enumerate() {
+            let want = add.add_one(a, b);
+            prop_assert_eq!(acc[i], want, "run_in_place a={} b={} {:?}", a, b, add);
+            prop_assert_eq!(generic[i], want, "run_in_place_generic a={} b={}", a, b);
+            prop_assert_eq!(out[i], want, "run a={} b={} {:?}", a, b, add);
+        }
+    }
+    Ok(())
+}
+
+fn requant() -> impl Strategy<Value = Requant> {
+    prop_oneof![
+        (1i32 << 30..=i32::MAX, -31i8..=8)
+            .prop_map(|(multiplier, shift)| Requant { multiplier, shift }),
+        (0i32..=i32::MAX, -31i8..=8).prop_map(|(multiplier, shift)| Requant { multiplier, shift }),
+        Just(Requant::ZERO),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 2 } else { 300 }, ..ProptestConfig::default() })]
+
+    #[test]
+    fn residual_fast_path_equals_add_one(
+        a_scale in requant(),
+        b_scale in requant(),
+        a_zero_point in -128i32..=127,
+        b_zero_point in -128i32..=127,
+        output_zero_point in -128i32..=127,
+    ) {
+        let add = ResidualAdd { a_scale, a_zero_point, b_scale, b_zero_point, output_zero_point };
+        prop_assume!(add.validate().is_ok());
+        check_all_pairs(&add)?;
+    }
+}
+
+/// The edges of the 32-bit form: the largest ratio (shift 8), `R = 31` (the last fast shift,
+/// shift −12) and `R = 32` (the first reference one), the largest multiplier, extreme zero points.
+#[test]
+fn residual_named_edges() {
+    let edges = [
+        (i32::MAX, 8),
+        (1 << 30, 8),
+        (i32::MAX, -12),
+        (i32::MAX, -13),
+        ((1 << 30) + 12345, 0),
+        (0, 0),
+        (1, -31),
+    ];
+    for &(ma, sa) in &edges {
+        for &(mb, sb) in &edges {
+            for (za, zb, zo) in [(-128, 127, 0), (127, -128, -128), (0, 0, 127)] {
+                let add = ResidualAdd {
+                    a_scale: Requant {
+                        multiplier: ma,
+                        shift: sa,
+                    },
+                    a_zero_point: za,
+                    b_scale: Requant {
+                        multiplier: mb,
+                        shift: sb,
+                    },
+                    b_zero_point: zb,
+                    output_zero_point: zo,
+                };
+                add.validate().unwrap();
+                check_all_pairs(&add).unwrap();
+            }
+        }
+    }
+}
+
+/// One LayerNorm case: `rows` rows of `width` int8 values with their parameters.
+#[derive(Debug, Clone)]
+struct NormCase {
+    width: usize,
+    data: Vec<i8>,
+    gamma: Vec<i32>,
+    beta: Vec<i32>,
+    epsilon: u64,
+    output_zero_point: i32,
+}
+
+fn norm_case() -> impl Strategy<Value = NormCase> {
+    (1usize..=80, 1usize..=4).prop_flat_map(|(width, rows)| {
+        (
+            // Full-range rows, narrow rows (small variance: small shifts) and near-constant ones.
+            prop_oneof![
+                proptest::collection::vec(any::<i8>(), width * rows),
+                proptest::collection::vec(-2i8..=2, width * rows),
+                proptest::collection::vec(40i8..=41, width * rows),
+            ],
+            proptest::collection::vec(any::<i32>(), width),
+            proptest::collection::vec(any::<i32>(), width),
+            // ε from 0 to the full u64 range (large ε: shifts of 32 and more).
+            prop_oneof![Just(0u64), 0u64..1 << 40, any::<u64>()],
+            -128i32..=127,
+        )
+            .prop_map(
+                move |(data, gamma, beta, epsilon, output_zero_point)| NormCase {
+                    width,
+                    data,
+                    gamma,
+                    beta,
+                    epsilon,
+                    output_zero_point,
+                },
+            )
+    })
+}
+
+fn check_norm(c: &NormCase) -> Result<(), TestCaseError> {
+    let ln = LayerNorm {
+        width: c.width,
+        gamma: &c.gamma,
+        beta: &c.beta,
+        epsilon: c.epsilon,
+        output_zero_point: c.output_zero_point,
+    };
+    let mut generic = c.data.clone();
+    ln.run_in_place_generic(&mut generic).unwrap();
+    let mut fast = c.data.clone();
+    ln.run_in_place(&mut fast).unwrap();
+    prop_assert_eq!(&fast, &generic, "run_in_place {:?}", c);
+    let mut out = vec![0i8; c.data.len()];
+    ln.run(&c.data, &mut out).unwrap();
+    prop_assert_eq!(&out, &generic, "run {:?}", c);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 4 } else { 3000 }, ..ProptestConfig::default() })]
+
+    #[test]
+    fn layer_norm_fast_path_equals_reference(c in norm_case()) {
+        check_norm(&c)?;
+    }
+}
+
+/// Rows that reach the ends of the shift range `8..=34`: the smallest variance with no ε
+/// (shift 8) and, at widths of 4096 and more, `D²·ε` large enough for shifts of 32 and above
+/// (the high-word branch, which the width-64 shapes of the shipped models never take).
+#[test]
+fn layer_norm_named_shift_extremes() {
+    for width in [2usize, 64, 4096, 16384] {
+        norm_extremes(width);
+    }
+}
+
+fn norm_extremes(width: usize) {
+    let rows: [Vec<i8>; 4] = [
+        (0..width).map(|i| if i == 0 { 1 } else { 0 }).collect(),
+        (0..width)
+            .map(|i| if i % 2 == 0 { -128 } else { 127 })
+            .collect(),
+        vec![-128; width],
+        (0..width).map(|i| (i as i32 * 4 - 128) as i8).collect(),
+    ];
+    for eps in [0u64, 1, 1 << 40, u64::MAX] {
+        for row in &rows {
+            for (g, b) in [
+                (i32::MAX, i32::MIN),
+                (i32::MIN, i32::MAX),
+                (1 << 16, 0),
+                (-3, 5),
+            ] {
+                check_norm(&NormCase {
+                    width,
+                    data: row.clone(),
+                    gamma: vec![g; width],
+                    beta: vec![b; width],
+                    epsilon: eps,
+                    output_zero_point: 0,
+                })
+                .unwrap();
+            }
+        }
+    }
+}
