@@ -135,8 +135,9 @@ pub const DSP_WIDTHS: [usize; 4] = [16, 32, 64, 128];
 const MAX_DSP_WIDTH: usize = 128;
 
 /// Linear layer without activation, `rows` tokens: `output[t][o] = requant(bias + x·w)`.
-/// Shapes are checked by the caller. Uses the DSP kernel where the target has it and the width
-/// is one of [`DSP_WIDTHS`], else [`linear_portable`].
+/// Shapes are checked by the caller. Uses the DSP kernel where the target has it and the layer
+/// qualifies ([`DSP_WIDTHS`], [`asm_requant_ok`], 4-byte aligned weights), else
+/// [`linear_portable`].
 pub fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
     #[cfg(core_attn_dsp)]
     {
@@ -196,16 +197,52 @@ pub fn linear_portable(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: us
     }
 }
 
-/// The DSP linear algorithm with the instructions emulated ([`sxtb16`], [`smlad`]): same
-/// buffer layout, blocking and requantization as the `asm!` kernel, runnable on any host so
-/// that the suite in `tests/variants.rs` checks the algorithm where the `asm!` cannot run.
-/// Returns `false` (doing nothing) for widths the DSP kernel does not handle.
+/// Whether every output channel of `l` can use the `asm!` kernels' requantization
+/// ([`requant_asm_form`]): right shift `31 − shift` in `33..=62` and an output zero point in
+/// `-128..=127` (both always true for layers the packer writes; others take the portable path).
+pub fn asm_requant_ok(l: &Linear<'_>) -> bool {
+    let outf = l.out_features;
+    l.requant.shifts.len() >= outf
+        && l.requant.multipliers.len() >= outf
+        && l.bias.len() >= outf
+        && l.requant.shifts[..outf]
+            .iter()
+            .all(|&s| (-31..=-2).contains(&s))
+        && (-128..=127).contains(&l.output_zero_point)
+}
+
+/// The requantization exactly as the `asm!` kernels compute it, four single-cycle instructions
+/// per output: `SMMUL` (`hi = ⌊acc·m / 2^32⌋`), `ASR` by `s₁ = −2 − shift` (a register shift:
+/// `RSB s₁, shift, #254` gives it in the low byte, which is all `ASR` reads), `ADD` of
+/// `c = 2·zp + 1`, `SSAT #8, …, ASR #1`.
+///
+/// Equal to [`Requant::to_i8`] when `shift ∈ -31..=-2` and `zero_point ∈ -128..=127`
+/// ([`asm_requant_ok`]): with `r = −1 − shift ∈ 1..=30`, [`RowRequant`] computes
+/// `⌊(hi + 2^(r−1)) / 2^r⌋ + zp`, and `⌊(hi + 2^(r−1)) / 2^r⌋ = ⌊(⌊hi / 2^(r−1)⌋ + 1) / 2⌋`
+/// (`⌊⌊y⌋/2⌋ = ⌊y/2⌋`), so adding `zp` inside gives `⌊(⌊hi / 2^s₁⌋ + 2·zp + 1) / 2⌋`; `|hi| ≤ 2^30`,
+/// so nothing overflows and the final clamp is the `SSAT`.
+#[inline(always)]
+pub fn requant_asm_form(acc: i32, multiplier: i32, shift: i8, zero_point: i32) -> i8 {
+    let hi = ((acc as i64 * multiplier as i64) >> 32) as i32;
+    let s1 = (254i32 - shift as i32) as u8 as u32; // low byte of `RSB s1, shift, #254`
+    let v = (if s1 >= 32 { hi >> 31 } else { hi >> s1 }).wrapping_add(2 * zero_point + 1);
+    (v >> 1).clamp(-128, 127) as i8
+}
+
+/// The DSP linear algorithm with the instructions emulated ([`sxtb16`], [`smlad`],
+/// [`requant_asm_form`]): same buffer layouts, blocking and requantization as the `asm!`
+/// kernels, runnable on any host so that the suite in `tests/variants.rs` checks the algorithm
+/// where the `asm!` cannot run. Returns `false` (doing nothing) for layers the DSP kernels do not
+/// handle (width not in [`DSP_WIDTHS`], or not [`asm_requant_ok`]).
 pub fn linear_dsp_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
     let (inf, outf) = (l.in_features, l.out_features);
-    if !DSP_WIDTHS.contains(&inf) {
+    if !DSP_WIDTHS.contains(&inf) || !asm_requant_ok(l) {
         return false;
     }
     let zp = l.output_zero_point;
+    let rq = |o: usize, acc: i32| {
+        requant_asm_form(acc, l.requant.multipliers[o], l.requant.shifts[o], zp)
+    };
     let mut xbuf = [0u32; MAX_DSP_WIDTH];
     let word = |s: &[i8], c: usize| {
         u32::from_le_bytes([
@@ -216,68 +253,61 @@ pub fn linear_dsp_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows
         ])
     };
     let mut t = 0;
-    while t < rows {
-        let pair = t + 2 <= rows;
+    while t + 2 <= rows {
         let x0 = &input[t * inf..(t + 1) * inf];
-        let x1 = if pair {
-            &input[(t + 1) * inf..(t + 2) * inf]
-        } else {
-            x0
-        };
+        let x1 = &input[(t + 1) * inf..(t + 2) * inf];
         extend_pair(x0, x1, &mut xbuf[..inf]);
-        if pair {
-            let mut o = 0;
-            while o + 2 <= outf {
-                let mut a = [l.bias[o], l.bias[o], l.bias[o + 1], l.bias[o + 1]];
-                for c in 0..inf / 4 {
-                    let x = &xbuf[4 * c..4 * c + 4];
-                    for (r, pair_acc) in [(0usize, 0usize), (1, 2)] {
-                        let w = word(&l.weights[(o + r) * inf..], c);
-                        let (we, wo) = (sxtb16(w), sxtb16_ror8(w));
-                        a[pair_acc] = smlad(x[1], wo, smlad(x[0], we, a[pair_acc]));
-                        a[pair_acc + 1] = smlad(x[3], wo, smlad(x[2], we, a[pair_acc + 1]));
-                    }
+        let mut o = 0;
+        while o + 2 <= outf {
+            let mut a = [l.bias[o], l.bias[o], l.bias[o + 1], l.bias[o + 1]];
+            for c in 0..inf / 4 {
+                let x = &xbuf[4 * c..4 * c + 4];
+                for (r, pair_acc) in [(0usize, 0usize), (1, 2)] {
+                    let w = word(&l.weights[(o + r) * inf..], c);
+                    let (we, wo) = (sxtb16(w), sxtb16_ror8(w));
+                    a[pair_acc] = smlad(x[1], wo, smlad(x[0], we, a[pair_acc]));
+                    a[pair_acc + 1] = smlad(x[3], wo, smlad(x[2], we, a[pair_acc + 1]));
                 }
-                store2x2(l, output, t, o, a, zp);
-                o += 2;
             }
-            if o < outf {
-                tail_row(l, input, output, t, o, zp);
-                tail_row(l, input, output, t + 1, o, zp);
-            }
-            t += 2;
-        } else {
-            let mut o = 0;
-            while o + 4 <= outf {
-                let mut a = [l.bias[o], l.bias[o + 1], l.bias[o + 2], l.bias[o + 3]];
-                for c in 0..inf / 4 {
-                    let x = &xbuf[4 * c..4 * c + 4];
-                    for (r, acc) in a.iter_mut().enumerate() {
-                        let w = word(&l.weights[(o + r) * inf..], c);
-                        *acc = smlad(x[1], sxtb16_ror8(w), smlad(x[0], sxtb16(w), *acc));
-                    }
+            output[t * outf + o] = rq(o, a[0]);
+            output[(t + 1) * outf + o] = rq(o, a[1]);
+            output[t * outf + o + 1] = rq(o + 1, a[2]);
+            output[(t + 1) * outf + o + 1] = rq(o + 1, a[3]);
+            o += 2;
+        }
+        if o < outf {
+            tail_row(l, input, output, t, o, zp);
+            tail_row(l, input, output, t + 1, o, zp);
+        }
+        t += 2;
+    }
+    if t < rows {
+        extend_one(&input[t * inf..(t + 1) * inf], &mut xbuf[..inf / 2]);
+        let mut o = 0;
+        while o + 4 <= outf {
+            let mut a = [l.bias[o], l.bias[o + 1], l.bias[o + 2], l.bias[o + 3]];
+            for c in 0..inf / 4 {
+                let (xe, xo) = (xbuf[2 * c], xbuf[2 * c + 1]);
+                for (r, acc) in a.iter_mut().enumerate() {
+                    let w = word(&l.weights[(o + r) * inf..], c);
+                    *acc = smlad(xo, sxtb16_ror8(w), smlad(xe, sxtb16(w), *acc));
                 }
-                for (r, &acc) in a.iter().enumerate() {
-                    output[t * outf + o + r] = requant_i8(
-                        acc,
-                        l.requant.multipliers[o + r],
-                        l.requant.shifts[o + r],
-                        zp,
-                    );
-                }
-                o += 4;
             }
-            while o < outf {
-                tail_row(l, input, output, t, o, zp);
-                o += 1;
+            for (r, &acc) in a.iter().enumerate() {
+                output[t * outf + o + r] = rq(o + r, acc);
             }
-            t += 1;
+            o += 4;
+        }
+        while o < outf {
+            tail_row(l, input, output, t, o, zp);
+            o += 1;
         }
     }
     true
 }
 
-/// Sign-extend two tokens' inputs into the interleaved 16-bit pair layout.
+/// Sign-extend two tokens' inputs into the interleaved 16-bit pair layout
+/// `[x0|x2, x1|x3 of token t, x0|x2, x1|x3 of token t+1]` per 4-input chunk.
 #[inline(always)]
 fn extend_pair(x0: &[i8], x1: &[i8], buf: &mut [u32]) {
     for ((dst, a), b) in buf
@@ -294,15 +324,14 @@ fn extend_pair(x0: &[i8], x1: &[i8], buf: &mut [u32]) {
     }
 }
 
+/// Sign-extend one token's inputs: `[x0|x2, x1|x3]` per 4-input chunk.
 #[inline(always)]
-fn store2x2(l: &Linear<'_>, output: &mut [i8], t: usize, o: usize, a: [i32; 4], zp: i32) {
-    let outf = l.out_features;
-    let (m0, s0) = (l.requant.multipliers[o], l.requant.shifts[o]);
-    let (m1, s1) = (l.requant.multipliers[o + 1], l.requant.shifts[o + 1]);
-    output[t * outf + o] = requant_i8(a[0], m0, s0, zp);
-    output[(t + 1) * outf + o] = requant_i8(a[1], m0, s0, zp);
-    output[t * outf + o + 1] = requant_i8(a[2], m1, s1, zp);
-    output[(t + 1) * outf + o + 1] = requant_i8(a[3], m1, s1, zp);
+fn extend_one(x: &[i8], buf: &mut [u32]) {
+    for (dst, a) in buf.chunks_exact_mut(2).zip(x.chunks_exact(4)) {
+        let wa = u32::from_le_bytes([a[0] as u8, a[1] as u8, a[2] as u8, a[3] as u8]);
+        dst[0] = sxtb16(wa);
+        dst[1] = sxtb16_ror8(wa);
+    }
 }
 
 #[inline(never)]
@@ -358,296 +387,121 @@ mod arm {
         r
     }
 
-    /// 2 rows × 2 tokens, `IN` inputs, fully unrolled. `xbuf`: `IN` words (see the module docs);
-    /// `w`: row `o` of `IN` bytes followed by row `o + 1`.
-    ///
-    /// # Safety
-    /// `xbuf` must be valid for reading `IN` aligned words and `w` for reading `2·IN` bytes.
-    #[inline(always)]
-    unsafe fn block_2x2<const IN: usize>(xbuf: *const u32, w: *const i8, acc: &mut [i32; 4]) {
-        let [mut a0, mut a1, mut a2, mut a3] = *acc;
-        // SAFETY: the caller guarantees `xbuf` (IN words, 4 per chunk, read with LDM) and `w`
-        // (2·IN bytes: row 0 read with post-increment, row 1 at offset IN−4 after it) are
-        // readable; unaligned LDR is allowed on these cores. Only the listed registers are
-        // written; no stack use.
-        unsafe {
-            asm!(
-                ".rept {n}",
-                "ldm {x}!, {{r4, r5, r8, r9}}",
-                "ldr {t0}, [{w}], #4",
-                "sxtb16 {t1}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {a0}, r4, {t1}, {a0}",
-                "smlad {a0}, r5, {t0}, {a0}",
-                "smlad {a1}, r8, {t1}, {a1}",
-                "smlad {a1}, r9, {t0}, {a1}",
-                "ldr {t0}, [{w}, #{off}]",
-                "sxtb16 {t1}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {a2}, r4, {t1}, {a2}",
-                "smlad {a2}, r5, {t0}, {a2}",
-                "smlad {a3}, r8, {t1}, {a3}",
-                "smlad {a3}, r9, {t0}, {a3}",
-                ".endr",
-                n = const IN / 4,
-                off = const IN - 4,
-                x = inout(reg) xbuf => _,
-                w = inout(reg) w => _,
-                t0 = out(reg) _,
-                t1 = out(reg) _,
-                a0 = inout(reg) a0,
-                a1 = inout(reg) a1,
-                a2 = inout(reg) a2,
-                a3 = inout(reg) a3,
-                out("r4") _,
-                out("r5") _,
-                out("r8") _,
-                out("r9") _,
-                options(nostack, readonly, preserves_flags),
-            );
-        }
-        *acc = [a0, a1, a2, a3];
-    }
-
-    /// State of one pass of [`pass_2x2`] over all row pairs of a token pair (read and updated by
-    /// the `asm!` through a pointer kept on the stack: every register is in use).
+    /// Loop state of [`pass_2x2`], copied onto the stack by the `asm!` (read with one `LDM`,
+    /// the three moving pointers written back with one `STM`).
     #[repr(C)]
-    struct Pass {
-        xbuf: *const u32,
-        bias: *const i32,
-        mult: *const i32,
-        shift: *const i8,
-        y0: *mut i8,
-        y1: *mut i8,
-        zp: i32,
-        end_w: *const i8,
-    }
-
-    /// Every row pair of tokens `t`, `t + 1`: bias, 2 × 2 dot products (as [`block_2x2`]) and
-    /// the fast requantization ([`RowRequant`]: `SMMLA` + `ASR`, `QADD` of the zero point,
-    /// `SSAT #8`), all in one `asm!` loop so nothing is spilled around each block.
-    ///
-    /// # Safety
-    /// `p.xbuf`: `IN` aligned words; `w .. p.end_w`: whole row pairs of `IN`-byte rows; `p.bias`
-    /// and `p.mult`: 4-byte aligned, one entry per row; `p.shift`: one per row, each in
-    /// `-31..=-2` (right shift 33..=62); `p.y0`, `p.y1`: one byte per row, writable.
-    #[inline(always)]
-    unsafe fn pass_2x2<const IN: usize>(p: &mut Pass, w: *const i8) {
-        // SAFETY: see the function's contract; the state pointer is pushed and popped, the
-        // stack is balanced on exit, and every register written is declared.
-        unsafe {
-            asm!(
-                "push {{r0}}",
-                "2:",
-                "ldr r10, [sp]",
-                "ldr lr, [r10, #0]",
-                "ldr r11, [r10, #4]",
-                "ldrd r0, r2, [r11], #8",
-                "str r11, [r10, #4]",
-                "mov r1, r0",
-                "mov r3, r2",
-                ".rept {n}",
-                "ldm lr!, {{r4, r5, r8, r9}}",
-                "ldr r10, [r12], #4",
-                "sxtb16 r11, r10",
-                "sxtb16 r10, r10, ror #8",
-                "smlad r0, r4, r11, r0",
-                "smlad r0, r5, r10, r0",
-                "smlad r1, r8, r11, r1",
-                "smlad r1, r9, r10, r1",
-                "ldr r10, [r12, #{off}]",
-                "sxtb16 r11, r10",
-                "sxtb16 r10, r10, ror #8",
-                "smlad r2, r4, r11, r2",
-                "smlad r2, r5, r10, r2",
-                "smlad r3, r8, r11, r3",
-                "smlad r3, r9, r10, r3",
-                ".endr",
-                "add r12, r12, #{inf}",
-                "ldr r10, [sp]",
-                "ldr r11, [r10, #8]",
-                "ldrd r4, r5, [r11], #8",
-                "str r11, [r10, #8]",
-                "ldr r11, [r10, #12]",
-                "ldrsb r8, [r11], #1",
-                "ldrsb r9, [r11], #1",
-                "str r11, [r10, #12]",
-                "mvn r8, r8",
-                "mvn r9, r9",
-                "mov lr, #1",
-                "lsl r11, lr, r8",
-                "lsr r11, r11, #1",
-                "smmla r0, r0, r4, r11",
-                "smmla r1, r1, r4, r11",
-                "asr r0, r0, r8",
-                "asr r1, r1, r8",
-                "lsl r11, lr, r9",
-                "lsr r11, r11, #1",
-                "smmla r2, r2, r5, r11",
-                "smmla r3, r3, r5, r11",
-                "asr r2, r2, r9",
-                "asr r3, r3, r9",
-                "ldr lr, [r10, #24]",
-                "qadd r0, r0, lr",
-                "qadd r1, r1, lr",
-                "qadd r2, r2, lr",
-                "qadd r3, r3, lr",
-                "ssat r0, #8, r0",
-                "ssat r1, #8, r1",
-                "ssat r2, #8, r2",
-                "ssat r3, #8, r3",
-                "ldr r11, [r10, #16]",
-                "strb r0, [r11], #1",
-                "strb r2, [r11], #1",
-                "str r11, [r10, #16]",
-                "ldr r11, [r10, #20]",
-                "strb r1, [r11], #1",
-                "strb r3, [r11], #1",
-                "str r11, [r10, #20]",
-                "ldr r11, [r10, #28]",
-                "cmp r12, r11",
-                "bne 2b",
-                "add sp, sp, #4",
-                n = const IN / 4,
-                off = const IN - 4,
-                inf = const IN,
-                inout("r0") p as *mut Pass => _,
-                out("r1") _,
-                out("r2") _,
-                out("r3") _,
-                out("r4") _,
-                out("r5") _,
-                out("r8") _,
-                out("r9") _,
-                out("r10") _,
-                out("r11") _,
-                inout("r12") w => _,
-                out("lr") _,
-            );
-        }
-    }
-
-    /// State of one pass of [`pass_4x1`] (one token, every block of 4 rows).
-    #[repr(C)]
-    struct Pass1 {
-        xbuf: *const u32,
-        bias: *const i32,
+    struct Frame2 {
         mult: *const i32,
         shift: *const i8,
         y: *mut i8,
-        zp: i32,
+        outf: usize,
+        c: i32,
         end_w: *const i8,
     }
 
-    /// Every block of 4 rows for one token (token 0 of the interleaved buffer): bias, 4 dot
-    /// products (as [`block_4x1`], with the two row loads of each pair back to back so that they
-    /// pipeline) and the fast requantization, in one `asm!` loop.
+    /// Every row pair for tokens `t`, `t + 1` (interleaved buffer, see the module docs): bias,
+    /// 2 × 2 dot products and the requantization ([`requant_asm_form`]), in one `asm!` loop.
+    ///
+    /// Registers: `r0..r3` accumulators, `r4..r7` the LDM'd inputs, `r8`/`r9` one weight word of
+    /// each row (loaded back to back), `r10` the extended half, `r11` input pointer, `r12`
+    /// weights, `lr` bias. `r6`/`r7` (which `asm!` operands may not name) are saved and restored
+    /// inside the block.
     ///
     /// # Safety
-    /// `p.xbuf`: `IN` aligned words; `w .. p.end_w`: whole blocks of 4 rows of `IN` bytes;
-    /// `p.bias`, `p.mult`: 4-byte aligned, one entry per row; `p.shift`: one per row, each in
-    /// `-31..=-2`, read 4 at a time with a (possibly unaligned) word load; `p.y`: one writable
-    /// byte per row.
+    /// `xbuf`: `IN` aligned words; `w .. f.end_w`: whole row pairs of `IN`-byte rows (at least
+    /// one); `bias`, `f.mult`: 4-byte aligned, one entry per row; `f.shift`: one per row, each
+    /// in `-31..=-2`; `f.y`: row `t` of the output, `f.outf` bytes per token, two tokens,
+    /// writable; `f.c = 2·zp + 1` with `zp ∈ -128..=127`.
     #[inline(always)]
-    unsafe fn pass_4x1<const IN: usize>(p: &mut Pass1, w: *const i8) {
-        // SAFETY: see the function's contract; the state pointer is pushed and popped (the
-        // stack is balanced on exit) and every register written is declared. Unaligned LDR is
-        // allowed on Armv7E-M / Armv8-M Mainline (CCR.UNALIGN_TRP is clear by default).
+    unsafe fn pass_2x2<const IN: usize>(
+        f: &Frame2,
+        xbuf: *const u32,
+        w: *const i8,
+        bias: *const i32,
+    ) {
+        // SAFETY: see the function's contract. The frame is copied below the two saved
+        // registers and popped on exit (the stack is balanced); every other register written is
+        // declared. Unaligned single LDR is allowed on Armv7E-M / Armv8-M Mainline.
         unsafe {
             asm!(
-                "push {{r0}}",
+                "push {{r6, r7}}",
+                "ldm r0, {{r4, r5, r6, r7, r8, r9}}",
+                "push {{r4, r5, r6, r7, r8, r9}}",
                 "2:",
-                "ldr r10, [sp]",
-                "ldr lr, [r10, #0]",
-                "ldr r11, [r10, #4]",
-                "ldm r11!, {{r0, r1, r2, r3}}",
-                "str r11, [r10, #4]",
-                ".rept {n}",
-                "ldrd r4, r5, [lr], #16",
-                "ldr r10, [r12], #4",
-                "ldr r8, [r12, #{o1}]",
-                "sxtb16 r11, r10",
-                "sxtb16 r10, r10, ror #8",
-                "smlad r0, r4, r11, r0",
-                "smlad r0, r5, r10, r0",
-                "sxtb16 r11, r8",
+                "ldrd r0, r2, [lr], #8",
+                // First chunk: the token-1 accumulators start from the token-0 bias.
+                "ldm r11!, {{r4, r5, r6, r7}}",
+                "ldr r8, [r12], #4",
+                "ldr r9, [r12, #{off}]",
+                "sxtb16 r10, r8",
+                "smlad r1, r6, r10, r0",
+                "smlad r0, r4, r10, r0",
                 "sxtb16 r8, r8, ror #8",
-                "smlad r1, r4, r11, r1",
-                "smlad r1, r5, r8, r1",
-                "ldr r10, [r12, #{o2}]",
-                "ldr r8, [r12, #{o3}]",
-                "sxtb16 r11, r10",
-                "sxtb16 r10, r10, ror #8",
-                "smlad r2, r4, r11, r2",
-                "smlad r2, r5, r10, r2",
-                "sxtb16 r11, r8",
+                "smlad r0, r5, r8, r0",
+                "smlad r1, r7, r8, r1",
+                "sxtb16 r10, r9",
+                "smlad r3, r6, r10, r2",
+                "smlad r2, r4, r10, r2",
+                "sxtb16 r9, r9, ror #8",
+                "smlad r2, r5, r9, r2",
+                "smlad r3, r7, r9, r3",
+                ".rept {n1}",
+                "ldm r11!, {{r4, r5, r6, r7}}",
+                "ldr r8, [r12], #4",
+                "ldr r9, [r12, #{off}]",
+                "sxtb16 r10, r8",
+                "smlad r0, r4, r10, r0",
+                "smlad r1, r6, r10, r1",
                 "sxtb16 r8, r8, ror #8",
-                "smlad r3, r4, r11, r3",
-                "smlad r3, r5, r8, r3",
+                "smlad r0, r5, r8, r0",
+                "smlad r1, r7, r8, r1",
+                "sxtb16 r10, r9",
+                "smlad r2, r4, r10, r2",
+                "smlad r3, r6, r10, r3",
+                "sxtb16 r9, r9, ror #8",
+                "smlad r2, r5, r9, r2",
+                "smlad r3, r7, r9, r3",
                 ".endr",
-                "add r12, r12, #{skip}",
-                "ldr r10, [sp]",
-                "ldr r11, [r10, #8]",
-                "ldm r11!, {{r4, r5, r8, r9}}",
-                "str r11, [r10, #8]",
-                "ldr r11, [r10, #12]",
-                "ldr lr, [r11], #4",
-                "str r11, [r10, #12]",
-                // row k: r = ~s_k, acc = (hi(acc·m) + (1 << r >> 1)) >> r
-                "sxtb r11, lr",
-                "mvn r11, r11",
-                "mov r10, #1",
-                "lsl r10, r10, r11",
-                "lsr r10, r10, #1",
-                "smmla r0, r0, r4, r10",
-                "asr r0, r0, r11",
-                "sxtb r11, lr, ror #8",
-                "mvn r11, r11",
-                "mov r10, #1",
-                "lsl r10, r10, r11",
-                "lsr r10, r10, #1",
-                "smmla r1, r1, r5, r10",
-                "asr r1, r1, r11",
-                "sxtb r11, lr, ror #16",
-                "mvn r11, r11",
-                "mov r10, #1",
-                "lsl r10, r10, r11",
-                "lsr r10, r10, #1",
-                "smmla r2, r2, r8, r10",
-                "asr r2, r2, r11",
-                "sxtb r11, lr, ror #24",
-                "mvn r11, r11",
-                "mov r10, #1",
-                "lsl r10, r10, r11",
-                "lsr r10, r10, #1",
-                "smmla r3, r3, r9, r10",
-                "asr r3, r3, r11",
-                "ldr r10, [sp]",
-                "ldr lr, [r10, #20]",
-                "qadd r0, r0, lr",
-                "qadd r1, r1, lr",
-                "qadd r2, r2, lr",
-                "qadd r3, r3, lr",
-                "ssat r0, #8, r0",
-                "ssat r1, #8, r1",
-                "ssat r2, #8, r2",
-                "ssat r3, #8, r3",
-                "ldr r11, [r10, #16]",
-                "strb r0, [r11], #1",
-                "strb r1, [r11], #1",
-                "strb r2, [r11], #1",
-                "strb r3, [r11], #1",
-                "str r11, [r10, #16]",
-                "ldr r11, [r10, #24]",
-                "cmp r12, r11",
+                "add r12, r12, #{inf}",
+                "sub r11, r11, #{xb}",
+                // Requantize: r4 mult, r5 shift, r6 y, r7 outf, r8 c, r9 end.
+                "ldm sp, {{r4, r5, r6, r7, r8, r9}}",
+                "cmp r12, r9",
+                "ldrsb r9, [r5], #1",
+                "ldr r10, [r4], #4",
+                "smmul r0, r0, r10",
+                "smmul r1, r1, r10",
+                "rsb r9, r9, #254",
+                "asr r0, r0, r9",
+                "asr r1, r1, r9",
+                "add r0, r0, r8",
+                "add r1, r1, r8",
+                "ssat r0, #8, r0, asr #1",
+                "ssat r1, #8, r1, asr #1",
+                "ldrsb r9, [r5], #1",
+                "ldr r10, [r4], #4",
+                "strb r1, [r6, r7]",
+                "strb r0, [r6], #1",
+                "smmul r2, r2, r10",
+                "smmul r3, r3, r10",
+                "rsb r9, r9, #254",
+                "asr r2, r2, r9",
+                "asr r3, r3, r9",
+                "add r2, r2, r8",
+                "add r3, r3, r8",
+                "ssat r2, #8, r2, asr #1",
+                "ssat r3, #8, r3, asr #1",
+                "strb r3, [r6, r7]",
+                "strb r2, [r6], #1",
+                "stm sp, {{r4, r5, r6}}",
                 "bne 2b",
-                "add sp, sp, #4",
-                n = const IN / 4,
-                o1 = const IN - 4,
-                o2 = const 2 * IN - 4,
-                o3 = const 3 * IN - 4,
-                skip = const 3 * IN,
-                inout("r0") p as *mut Pass1 => _,
+                "add sp, sp, #24",
+                "pop {{r6, r7}}",
+                n1 = const IN / 4 - 1,
+                off = const IN - 4,
+                inf = const IN,
+                xb = const 4 * IN,
+                inout("r0") f as *const Frame2 => _,
                 out("r1") _,
                 out("r2") _,
                 out("r3") _,
@@ -656,68 +510,156 @@ mod arm {
                 out("r8") _,
                 out("r9") _,
                 out("r10") _,
-                out("r11") _,
+                inout("r11") xbuf => _,
                 inout("r12") w => _,
-                out("lr") _,
+                inout("lr") bias => _,
             );
         }
     }
 
-    /// 4 rows × 1 token, `IN` inputs, fully unrolled, reading token 0 of an interleaved buffer.
+    /// Loop state of [`pass_4x1`] (as [`Frame2`]; `pad` keeps the stack 8-byte aligned).
+    #[repr(C)]
+    struct Frame1 {
+        mult: *const i32,
+        shift: *const i8,
+        y: *mut i8,
+        c: i32,
+        end_w: *const i8,
+        pad: u32,
+    }
+
+    /// Every block of 4 rows for one token (one-token buffer `[x0|x2, x1|x3]` per 4 inputs):
+    /// bias (`LDM`), 4 dot products 8 inputs at a time (`LDM` of 4 input words, then per row one
+    /// `LDRD` of 8 weight bytes, 4 `SXTB16`, 4 `SMLAD`) and the requantization, in one `asm!`
+    /// loop.
     ///
     /// # Safety
-    /// `xbuf` valid for `IN` aligned words, `w` for `4·IN` bytes.
+    /// `xbuf`: `IN / 2` aligned words; `w .. f.end_w`: whole blocks of 4 rows of `IN` bytes (at
+    /// least one), `w` 4-byte aligned (`LDRD`); `bias`, `f.mult`: 4-byte aligned, one entry per
+    /// row; `f.shift`: one per row, each in `-31..=-2`; `f.y`: one writable byte per row;
+    /// `f.c = 2·zp + 1` with `zp ∈ -128..=127`.
     #[inline(always)]
-    unsafe fn block_4x1<const IN: usize>(xbuf: *const u32, w: *const i8, acc: &mut [i32; 4]) {
-        let [mut a0, mut a1, mut a2, mut a3] = *acc;
-        // SAFETY: as for `block_2x2`; rows 1..3 are read at offsets k·IN − 4 after the
-        // post-incremented row-0 load, all within the 4·IN bytes the caller guarantees.
+    unsafe fn pass_4x1<const IN: usize>(
+        f: &Frame1,
+        xbuf: *const u32,
+        w: *const i8,
+        bias: *const i32,
+    ) {
+        // SAFETY: see the function's contract and `pass_2x2`.
         unsafe {
             asm!(
+                "push {{r6, r7}}",
+                "ldm r0, {{r4, r5, r6, r7, r8, r9}}",
+                "push {{r4, r5, r6, r7, r8, r9}}",
+                "2:",
+                "ldm lr!, {{r0, r1, r2, r3}}",
                 ".rept {n}",
-                "ldrd {xe}, {xo}, [{x}], #16",
-                "ldr {t0}, [{w}], #4",
-                "sxtb16 {t1}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {a0}, {xe}, {t1}, {a0}",
-                "smlad {a0}, {xo}, {t0}, {a0}",
-                "ldr {t0}, [{w}, #{o1}]",
-                "sxtb16 {t1}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {a1}, {xe}, {t1}, {a1}",
-                "smlad {a1}, {xo}, {t0}, {a1}",
-                "ldr {t0}, [{w}, #{o2}]",
-                "sxtb16 {t1}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {a2}, {xe}, {t1}, {a2}",
-                "smlad {a2}, {xo}, {t0}, {a2}",
-                "ldr {t0}, [{w}, #{o3}]",
-                "sxtb16 {t1}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {a3}, {xe}, {t1}, {a3}",
-                "smlad {a3}, {xo}, {t0}, {a3}",
+                "ldm r11!, {{r4, r5, r6, r7}}",
+                "ldrd r8, r9, [r12], #8",
+                "sxtb16 r10, r8",
+                "smlad r0, r4, r10, r0",
+                "sxtb16 r8, r8, ror #8",
+                "smlad r0, r5, r8, r0",
+                "sxtb16 r10, r9",
+                "smlad r0, r6, r10, r0",
+                "sxtb16 r9, r9, ror #8",
+                "smlad r0, r7, r9, r0",
+                "ldrd r8, r9, [r12, #{o1}]",
+                "sxtb16 r10, r8",
+                "smlad r1, r4, r10, r1",
+                "sxtb16 r8, r8, ror #8",
+                "smlad r1, r5, r8, r1",
+                "sxtb16 r10, r9",
+                "smlad r1, r6, r10, r1",
+                "sxtb16 r9, r9, ror #8",
+                "smlad r1, r7, r9, r1",
+                "ldrd r8, r9, [r12, #{o2}]",
+                "sxtb16 r10, r8",
+                "smlad r2, r4, r10, r2",
+                "sxtb16 r8, r8, ror #8",
+                "smlad r2, r5, r8, r2",
+                "sxtb16 r10, r9",
+                "smlad r2, r6, r10, r2",
+                "sxtb16 r9, r9, ror #8",
+                "smlad r2, r7, r9, r2",
+                "ldrd r8, r9, [r12, #{o3}]",
+                "sxtb16 r10, r8",
+                "smlad r3, r4, r10, r3",
+                "sxtb16 r8, r8, ror #8",
+                "smlad r3, r5, r8, r3",
+                "sxtb16 r10, r9",
+                "smlad r3, r6, r10, r3",
+                "sxtb16 r9, r9, ror #8",
+                "smlad r3, r7, r9, r3",
                 ".endr",
-                n = const IN / 4,
-                o1 = const IN - 4,
-                o2 = const 2 * IN - 4,
-                o3 = const 3 * IN - 4,
-                x = inout(reg) xbuf => _,
-                w = inout(reg) w => _,
-                xe = out(reg) _,
-                xo = out(reg) _,
-                t0 = out(reg) _,
-                t1 = out(reg) _,
-                a0 = inout(reg) a0,
-                a1 = inout(reg) a1,
-                a2 = inout(reg) a2,
-                a3 = inout(reg) a3,
-                options(nostack, readonly, preserves_flags),
+                "add r12, r12, #{skip}",
+                "sub r11, r11, #{xb}",
+                // Requantize: r4 mult, r5 shift, r6 y, r7 c, r8 end.
+                "ldm sp, {{r4, r5, r6, r7, r8}}",
+                "cmp r12, r8",
+                "ldrsb r8, [r5], #1",
+                "ldr r9, [r4], #4",
+                "ldrsb r10, [r5], #1",
+                "smmul r0, r0, r9",
+                "rsb r8, r8, #254",
+                "asr r0, r0, r8",
+                "add r0, r0, r7",
+                "ssat r0, #8, r0, asr #1",
+                "ldr r9, [r4], #4",
+                "ldrsb r8, [r5], #1",
+                "strb r0, [r6], #1",
+                "smmul r1, r1, r9",
+                "rsb r10, r10, #254",
+                "asr r1, r1, r10",
+                "add r1, r1, r7",
+                "ssat r1, #8, r1, asr #1",
+                "ldr r9, [r4], #4",
+                "ldrsb r10, [r5], #1",
+                "strb r1, [r6], #1",
+                "smmul r2, r2, r9",
+                "rsb r8, r8, #254",
+                "asr r2, r2, r8",
+                "add r2, r2, r7",
+                "ssat r2, #8, r2, asr #1",
+                "ldr r9, [r4], #4",
+                "strb r2, [r6], #1",
+                "smmul r3, r3, r9",
+                "rsb r10, r10, #254",
+                "asr r3, r3, r10",
+                "add r3, r3, r7",
+                "ssat r3, #8, r3, asr #1",
+                "strb r3, [r6], #1",
+                "stm sp, {{r4, r5, r6}}",
+                "bne 2b",
+                "add sp, sp, #24",
+                "pop {{r6, r7}}",
+                n = const IN / 8,
+                o1 = const IN - 8,
+                o2 = const 2 * IN - 8,
+                o3 = const 3 * IN - 8,
+                skip = const 3 * IN,
+                xb = const 2 * IN,
+                inout("r0") f as *const Frame1 => _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                inout("r11") xbuf => _,
+                inout("r12") w => _,
+                inout("lr") bias => _,
             );
         }
-        *acc = [a0, a1, a2, a3];
     }
 
     pub(super) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+        // LDRD (decode pass) needs aligned weights; blob sections are 16-byte aligned.
+        if l.weights.as_ptr() as usize % 4 != 0 || !asm_requant_ok(l) {
+            return false;
+        }
         match l.in_features {
             16 => run::<16>(l, input, output, rows),
             32 => run::<32>(l, input, output, rows),
@@ -731,114 +673,63 @@ mod arm {
     fn run<const IN: usize>(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
         let outf = l.out_features;
         let zp = l.output_zero_point;
-        // The kernels read whole rows: check once here what the asm relies on.
+        // What the asm relies on (with `asm_requant_ok`, checked by the caller).
         assert!(
             l.weights.len() >= outf * IN && input.len() >= rows * IN && output.len() >= rows * outf
         );
+        let c = 2 * zp + 1;
         let mut xbuf = [0u32; IN];
         let w = l.weights.as_ptr();
-        // Every channel on the 32-bit requantization path (right shift 33..=62)?
-        let fast = l.requant.shifts[..outf]
-            .iter()
-            .all(|&s| (-31..=-2).contains(&s))
-            && l.bias.len() >= outf
-            && l.requant.multipliers.len() >= outf;
         let mut t = 0;
-        while t < rows {
-            let pair = t + 2 <= rows;
-            let x0 = &input[t * IN..(t + 1) * IN];
-            let x1 = if pair {
-                &input[(t + 1) * IN..(t + 2) * IN]
-            } else {
-                x0
-            };
-            extend_pair(x0, x1, &mut xbuf);
-            if pair {
-                let pairs = outf / 2;
-                if pairs > 0 && fast {
-                    let (y0, y1) = output[t * outf..(t + 2) * outf].split_at_mut(outf);
-                    let mut p = Pass {
-                        xbuf: xbuf.as_ptr(),
-                        bias: l.bias.as_ptr(),
-                        mult: l.requant.multipliers.as_ptr(),
-                        shift: l.requant.shifts.as_ptr(),
-                        y0: y0.as_mut_ptr(),
-                        y1: y1.as_mut_ptr(),
-                        zp,
-                        // SAFETY: within `weights` (2·pairs ≤ outf rows of IN bytes).
-                        end_w: unsafe { w.add(2 * pairs * IN) },
-                    };
-                    // SAFETY: `xbuf` holds IN aligned words; rows 0..2·pairs of IN bytes are in
-                    // `weights`; bias/multipliers are i32 slices with ≥ outf entries, shifts
-                    // have ≥ outf entries all in -31..=-2 (`fast`); y0/y1 are rows t, t+1 of
-                    // `output`, outf bytes each.
-                    unsafe { pass_2x2::<IN>(&mut p, w) };
-                } else {
-                    let (y0, y1) = output[t * outf..(t + 2) * outf].split_at_mut(outf);
-                    let blocks = y0
-                        .chunks_exact_mut(2)
-                        .zip(y1.chunks_exact_mut(2))
-                        .zip(l.bias.chunks_exact(2))
-                        .zip(l.requant.multipliers.chunks_exact(2))
-                        .zip(l.requant.shifts.chunks_exact(2));
-                    for (p, ((((y0, y1), b), m), s)) in blocks.enumerate() {
-                        let mut a = [b[0], b[0], b[1], b[1]];
-                        // SAFETY: `xbuf` holds IN words; rows 2p and 2p+1 lie within `weights`
-                        // (2p + 2 ≤ outf, weights.len() ≥ outf·IN, asserted above).
-                        unsafe { block_2x2::<IN>(xbuf.as_ptr(), w.add(2 * p * IN), &mut a) };
-                        let (r0, r1) = (RowRequant::new(m[0], s[0]), RowRequant::new(m[1], s[1]));
-                        y0[0] = r0.to_i8(a[0], zp);
-                        y1[0] = r0.to_i8(a[1], zp);
-                        y0[1] = r1.to_i8(a[2], zp);
-                        y1[1] = r1.to_i8(a[3], zp);
-                    }
-                }
-                let o = outf & !1;
-                if o < outf {
-                    tail_row(l, input, output, t, o, zp);
-                    tail_row(l, input, output, t + 1, o, zp);
-                }
-                t += 2;
-            } else {
-                let mut o = 0;
-                let blocks = outf / 4;
-                if blocks > 0 && fast {
-                    let mut p = Pass1 {
-                        xbuf: xbuf.as_ptr(),
-                        bias: l.bias.as_ptr(),
-                        mult: l.requant.multipliers.as_ptr(),
-                        shift: l.requant.shifts.as_ptr(),
-                        y: output[t * outf..(t + 1) * outf].as_mut_ptr(),
-                        zp,
-                        // SAFETY: within `weights` (4·blocks ≤ outf rows of IN bytes).
-                        end_w: unsafe { w.add(4 * blocks * IN) },
-                    };
-                    // SAFETY: `xbuf` holds IN aligned words; rows 0..4·blocks of IN bytes are in
-                    // `weights`; bias/multipliers are i32 slices and shifts an i8 slice, each
-                    // with ≥ outf entries (shifts all in -31..=-2: `fast`); `y` is row t of
-                    // `output` (outf bytes).
-                    unsafe { pass_4x1::<IN>(&mut p, w) };
-                    o = 4 * blocks;
-                }
-                while o + 4 <= outf {
-                    let mut a = [l.bias[o], l.bias[o + 1], l.bias[o + 2], l.bias[o + 3]];
-                    // SAFETY: rows o..o+4 lie within `weights` (o + 4 ≤ outf).
-                    unsafe { block_4x1::<IN>(xbuf.as_ptr(), w.add(o * IN), &mut a) };
-                    for (r, &acc) in a.iter().enumerate() {
-                        output[t * outf + o + r] = requant_i8(
-                            acc,
-                            l.requant.multipliers[o + r],
-                            l.requant.shifts[o + r],
-                            zp,
-                        );
-                    }
-                    o += 4;
-                }
-                while o < outf {
-                    tail_row(l, input, output, t, o, zp);
-                    o += 1;
-                }
-                t += 1;
+        while t + 2 <= rows {
+            extend_pair(
+                &input[t * IN..(t + 1) * IN],
+                &input[(t + 1) * IN..(t + 2) * IN],
+                &mut xbuf,
+            );
+            let pairs = outf / 2;
+            if pairs > 0 {
+                let f = Frame2 {
+                    mult: l.requant.multipliers.as_ptr(),
+                    shift: l.requant.shifts.as_ptr(),
+                    y: output[t * outf..(t + 2) * outf].as_mut_ptr(),
+                    outf,
+                    c,
+                    // SAFETY: within `weights` (2·pairs ≤ outf rows of IN bytes).
+                    end_w: unsafe { w.add(2 * pairs * IN) },
+                };
+                // SAFETY: `xbuf` holds IN aligned words; rows 0..2·pairs of IN bytes are in
+                // `weights`; bias/multipliers are i32 slices and shifts an i8 slice with ≥ outf
+                // entries, shifts in -31..=-2 and zp in -128..=127 (`asm_requant_ok`); `y` is
+                // rows t, t+1 of `output` (2·outf bytes).
+                unsafe { pass_2x2::<IN>(&f, xbuf.as_ptr(), w, l.bias.as_ptr()) };
+            }
+            if outf % 2 == 1 {
+                tail_row(l, input, output, t, outf - 1, zp);
+                tail_row(l, input, output, t + 1, outf - 1, zp);
+            }
+            t += 2;
+        }
+        if t < rows {
+            extend_one(&input[t * IN..(t + 1) * IN], &mut xbuf[..IN / 2]);
+            let blocks = outf / 4;
+            if blocks > 0 {
+                let f = Frame1 {
+                    mult: l.requant.multipliers.as_ptr(),
+                    shift: l.requant.shifts.as_ptr(),
+                    y: output[t * outf..(t + 1) * outf].as_mut_ptr(),
+                    c,
+                    // SAFETY: within `weights` (4·blocks ≤ outf rows of IN bytes).
+                    end_w: unsafe { w.add(4 * blocks * IN) },
+                    pad: 0,
+                };
+                // SAFETY: `xbuf` holds IN/2 aligned words; rows 0..4·blocks of IN bytes are in
+                // `weights`, which is 4-byte aligned (checked by the caller); bias, multipliers
+                // and shifts as for `pass_2x2`; `y` is row t of `output` (outf bytes).
+                unsafe { pass_4x1::<IN>(&f, xbuf.as_ptr(), w, l.bias.as_ptr()) };
+            }
+            for o in 4 * blocks..outf {
+                tail_row(l, input, output, t, o, zp);
             }
         }
     }
