@@ -9,6 +9,7 @@ use std::env;
 
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(core_attn_dsp)");
+    println!("cargo:rustc-check-cfg=cfg(core_attn_mve)");
     println!("cargo:rerun-if-env-changed=CORE_ATTN_NO_DSP");
     let target = env::var("TARGET").unwrap_or_default();
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
@@ -17,7 +18,16 @@ fn main() {
         .any(|c| flags.contains(&format!("target-cpu={c}")));
     let dsp =
         target.starts_with("thumbv7em-") || (target.starts_with("thumbv8m.main-") && cpu_with_dsp);
-    if dsp && env::var_os("CORE_ATTN_NO_DSP").is_none() {
-        println!("cargo:rustc-cfg=core_attn_dsp");
+    let mve = target.starts_with("thumbv8m.main-")
+        && ["cortex-m55", "cortex-m85"]
+            .iter()
+            .any(|c| flags.contains(&format!("target-cpu={c}")));
+    if env::var_os("CORE_ATTN_NO_DSP").is_none() {
+        if dsp {
+            println!("cargo:rustc-cfg=core_attn_dsp");
+        }
+        if mve {
+            println!("cargo:rustc-cfg=core_attn_mve");
+        }
     }
 }

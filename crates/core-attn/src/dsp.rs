@@ -145,6 +145,12 @@ pub fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
             return;
         }
     }
+    #[cfg(core_attn_mve)]
+    {
+        if mve::linear(l, input, output, rows) {
+            return;
+        }
+    }
     linear_portable(l, input, output, rows)
 }
 
@@ -202,13 +208,24 @@ pub fn linear_portable(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: us
 /// `-128..=127` (both always true for layers the packer writes; others take the portable path).
 pub fn asm_requant_ok(l: &Linear<'_>) -> bool {
     let outf = l.out_features;
-    l.requant.shifts.len() >= outf
-        && l.requant.multipliers.len() >= outf
-        && l.bias.len() >= outf
-        && l.requant.shifts[..outf]
-            .iter()
-            .all(|&s| (-31..=-2).contains(&s))
-        && (-128..=127).contains(&l.output_zero_point)
+    if l.requant.shifts.len() < outf
+        || l.requant.multipliers.len() < outf
+        || l.bias.len() < outf
+        || !(-128..=127).contains(&l.output_zero_point)
+    {
+        return false;
+    }
+    // Four shifts per step (SWAR): byte `u = s as u8` is in range iff `(u + 31) mod 256 ≤ 29`.
+    let chunks = l.requant.shifts[..outf].chunks_exact(4);
+    let rest = chunks.remainder();
+    let mut bad = 0u32;
+    for c in chunks {
+        let w = u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
+        // Per-byte `u + 31` without carries between bytes, then per-byte `y ≥ 30` in bit 7.
+        let y = ((w & 0x7f7f_7f7f) + 0x1f1f_1f1f) ^ (w & 0x8080_8080);
+        bad |= y | ((y & 0x7f7f_7f7f) + 0x6262_6262);
+    }
+    bad & 0x8080_8080 == 0 && rest.iter().all(|&s| (-31..=-2).contains(&s))
 }
 
 /// The requantization exactly as the `asm!` kernels compute it, four single-cycle instructions
@@ -731,6 +748,258 @@ mod arm {
             for o in 4 * blocks..outf {
                 tail_row(l, input, output, t, o, zp);
             }
+        }
+    }
+}
+
+/// Helium (MVE) `asm!` kernels (Cortex-M55/M85, `cfg(core_attn_mve)`): `VMLADAVA.S8` sums 16
+/// int8 products into a scalar accumulator per instruction; the requantization runs on 4
+/// outputs at once (`VMULH.S32`, `VSHL.S32` by the per-lane shift, `VADD`, `VQSHRNB #1`,
+/// `VQMOVNB`, `VSTRB.32`).
+#[cfg(core_attn_mve)]
+mod mve {
+    use super::*;
+    use core::arch::asm;
+
+    /// Loop state of the MVE passes, copied onto the stack by the `asm!` (`two` is the
+    /// constant 2 added to the shifts: `VSHL` by `shift + 2 = −s₁` is the arithmetic right
+    /// shift of [`requant_asm_form`]).
+    #[repr(C)]
+    struct Frame {
+        mult: *const i32,
+        shift: *const i8,
+        y0: *mut i8,
+        y1: *mut i8,
+        c: i32,
+        two: i32,
+        end_w: *const i8,
+        pad: u32,
+    }
+
+    /// 4 rows × 2 tokens per step: per 16 inputs 2 input loads, 4 weight loads, 8 `VMLADAVA`
+    /// (14 instructions per 128 MACs); accumulators in the 8 even registers (`VMLADAVA`'s only
+    /// choice), token 1's inputs at `IN` after token 0's.
+    ///
+    /// # Safety
+    /// `x`: 2·`IN` readable bytes; `w .. f.end_w`: whole blocks of 4 rows of `IN` bytes (at
+    /// least one), `w` 4-byte aligned (`VLDRW`); `bias`, `f.mult`: 4-byte aligned, one entry per
+    /// row; `f.shift` one per row in `-31..=-2`; `f.y0`, `f.y1`: one writable byte per row;
+    /// `f.c = 2·zp + 1`, `zp ∈ -128..=127`; `f.two = 2`.
+    #[inline(always)]
+    unsafe fn pass_4x2<const IN: usize>(f: &Frame, x: *const i8, w: *const i8, bias: *const i32) {
+        // SAFETY: see the function's contract. r6/r7 are saved and restored inside, the frame
+        // is popped on exit; every other register written is declared (q0..q7 = s0..s31).
+        unsafe {
+            asm!(
+                "push {{r6, r7}}",
+                "ldm r0, {{r0, r2, r4, r6, r7, r8, r9, r10}}",
+                "push {{r0, r2, r4, r6, r7, r8, r9, r10}}",
+                "2:",
+                "ldm r5, {{r8, r10, r12, lr}}",
+                "ldm r5!, {{r0, r2, r4, r6}}",
+                ".rept {n}",
+                "vldrb.u8 q0, [r1], #16",
+                "vldrb.u8 q1, [r1, #{o1}]",
+                "vldrw.u32 q2, [r3], #16",
+                "vldrw.u32 q3, [r3, #{o1}]",
+                "vmladava.s8 r0, q0, q2",
+                "vmladava.s8 r8, q1, q2",
+                "vldrw.u32 q2, [r3, #{o2}]",
+                "vmladava.s8 r2, q0, q3",
+                "vmladava.s8 r10, q1, q3",
+                "vldrw.u32 q3, [r3, #{o3}]",
+                "vmladava.s8 r4, q0, q2",
+                "vmladava.s8 r12, q1, q2",
+                "vmladava.s8 r6, q0, q3",
+                "vmladava.s8 lr, q1, q3",
+                ".endr",
+                "add r3, r3, #{skip}",
+                "sub r1, r1, #{inf}",
+                "vmov q4[2], q4[0], r0, r4",
+                "vmov q4[3], q4[1], r2, r6",
+                "vmov q5[2], q5[0], r8, r12",
+                "vmov q5[3], q5[1], r10, lr",
+                // r0 mult, r2 shift, r4 y0, r6 y1, r7 c, r8 two, r9 end.
+                "ldm sp, {{r0, r2, r4, r6, r7, r8, r9}}",
+                "vldrw.u32 q6, [r0], #16",
+                "vldrb.s32 q7, [r2], #4",
+                "vadd.i32 q7, q7, r8",
+                "vmulh.s32 q4, q4, q6",
+                "vmulh.s32 q5, q5, q6",
+                "vshl.s32 q4, q4, q7",
+                "vshl.s32 q5, q5, q7",
+                "vadd.i32 q4, q4, r7",
+                "vadd.i32 q5, q5, r7",
+                "vqshrnb.s32 q6, q4, #1",
+                "vqshrnb.s32 q7, q5, #1",
+                "vqmovnb.s16 q4, q6",
+                "vqmovnb.s16 q5, q7",
+                "vstrb.32 q4, [r4], #4",
+                "vstrb.32 q5, [r6], #4",
+                "stm sp, {{r0, r2, r4, r6}}",
+                "cmp r3, r9",
+                "bne 2b",
+                "add sp, sp, #32",
+                "pop {{r6, r7}}",
+                n = const IN / 16,
+                o1 = const IN - 16,
+                o2 = const 2 * IN - 16,
+                o3 = const 3 * IN - 16,
+                skip = const 3 * IN,
+                inf = const IN,
+                inout("r0") f as *const Frame => _,
+                inout("r1") x => _,
+                out("r2") _,
+                inout("r3") w => _,
+                out("r4") _,
+                inout("r5") bias => _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r12") _,
+                out("lr") _,
+                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            );
+        }
+    }
+
+    /// 4 rows × 1 token per step (9 instructions per 64 MACs), as [`pass_4x2`].
+    ///
+    /// # Safety
+    /// As [`pass_4x2`], with `IN` readable bytes at `x` and only `f.y0` written.
+    #[inline(always)]
+    unsafe fn pass_4x1<const IN: usize>(f: &Frame, x: *const i8, w: *const i8, bias: *const i32) {
+        // SAFETY: as `pass_4x2`.
+        unsafe {
+            asm!(
+                "push {{r6, r7}}",
+                "ldm r0, {{r0, r2, r4, r6, r7, r8, r9, r10}}",
+                "push {{r0, r2, r4, r6, r7, r8, r9, r10}}",
+                "2:",
+                "ldm r5!, {{r0, r2, r4, r6}}",
+                ".rept {n}",
+                "vldrb.u8 q0, [r1], #16",
+                "vldrw.u32 q2, [r3], #16",
+                "vldrw.u32 q3, [r3, #{o1}]",
+                "vmladava.s8 r0, q0, q2",
+                "vldrw.u32 q2, [r3, #{o2}]",
+                "vmladava.s8 r2, q0, q3",
+                "vldrw.u32 q3, [r3, #{o3}]",
+                "vmladava.s8 r4, q0, q2",
+                "vmladava.s8 r6, q0, q3",
+                ".endr",
+                "add r3, r3, #{skip}",
+                "sub r1, r1, #{inf}",
+                "vmov q4[2], q4[0], r0, r4",
+                "vmov q4[3], q4[1], r2, r6",
+                "ldm sp, {{r0, r2, r4, r6, r7, r8, r9}}",
+                "vldrw.u32 q6, [r0], #16",
+                "vldrb.s32 q7, [r2], #4",
+                "vadd.i32 q7, q7, r8",
+                "vmulh.s32 q4, q4, q6",
+                "vshl.s32 q4, q4, q7",
+                "vadd.i32 q4, q4, r7",
+                "vqshrnb.s32 q6, q4, #1",
+                "vqmovnb.s16 q4, q6",
+                "vstrb.32 q4, [r4], #4",
+                "stm sp, {{r0, r2, r4}}",
+                "cmp r3, r9",
+                "bne 2b",
+                "add sp, sp, #32",
+                "pop {{r6, r7}}",
+                n = const IN / 16,
+                o1 = const IN - 16,
+                o2 = const 2 * IN - 16,
+                o3 = const 3 * IN - 16,
+                skip = const 3 * IN,
+                inf = const IN,
+                inout("r0") f as *const Frame => _,
+                inout("r1") x => _,
+                out("r2") _,
+                inout("r3") w => _,
+                out("r4") _,
+                inout("r5") bias => _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            );
+        }
+    }
+
+    pub(super) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+        // VLDRW needs 4-byte aligned weights; blob sections are 16-byte aligned.
+        if l.weights.as_ptr() as usize % 4 != 0 || !asm_requant_ok(l) {
+            return false;
+        }
+        match l.in_features {
+            16 => run::<16>(l, input, output, rows),
+            32 => run::<32>(l, input, output, rows),
+            64 => run::<64>(l, input, output, rows),
+            128 => run::<128>(l, input, output, rows),
+            _ => return false,
+        }
+        true
+    }
+
+    fn run<const IN: usize>(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
+        let outf = l.out_features;
+        let zp = l.output_zero_point;
+        assert!(
+            l.weights.len() >= outf * IN && input.len() >= rows * IN && output.len() >= rows * outf
+        );
+        let blocks = outf / 4;
+        let w = l.weights.as_ptr();
+        let mut t = 0;
+        while t < rows {
+            let two = t + 2 <= rows;
+            if blocks > 0 {
+                let y0 = output[t * outf..].as_mut_ptr();
+                let f = Frame {
+                    mult: l.requant.multipliers.as_ptr(),
+                    shift: l.requant.shifts.as_ptr(),
+                    y0,
+                    // SAFETY: row t + 1 of `output` when `two` (unused otherwise).
+                    y1: if two { unsafe { y0.add(outf) } } else { y0 },
+                    c: 2 * zp + 1,
+                    two: 2,
+                    // SAFETY: within `weights` (4·blocks ≤ outf rows of IN bytes).
+                    end_w: unsafe { w.add(4 * blocks * IN) },
+                    pad: 0,
+                };
+                let x = input[t * IN..].as_ptr();
+                // SAFETY: `x` has IN (2·IN when `two`) bytes; rows 0..4·blocks are in the
+                // 4-byte aligned `weights` (checked by the caller); bias/multipliers/shifts have
+                // ≥ outf entries, shifts in -31..=-2 and zp in -128..=127 (`asm_requant_ok`);
+                // y0 (and y1) are rows of `output` with outf bytes each.
+                unsafe {
+                    if two {
+                        pass_4x2::<IN>(&f, x, w, l.bias.as_ptr());
+                    } else {
+                        pass_4x1::<IN>(&f, x, w, l.bias.as_ptr());
+                    }
+                }
+            }
+            for tt in t..t + if two { 2 } else { 1 } {
+                for o in 4 * blocks..outf {
+                    tail_row(l, input, output, tt, o, zp);
+                }
+            }
+            t += if two { 2 } else { 1 };
         }
     }
 }

@@ -60,6 +60,74 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+    /// The `asm!` kernels' 4-instruction requantization equals the reference on its domain.
+    #[test]
+    fn asm_requant_form_equals_reference(
+        acc in prop_oneof![any::<i32>(), -70000i32..70000, Just(i32::MIN), Just(i32::MAX)],
+        multiplier in prop_oneof![(1i32 << 30)..=i32::MAX, any::<i32>(), Just(i32::MIN), Just(0)],
+        shift in -31i8..=-2,
+        zp in -128i32..=127,
+    ) {
+        let r = Requant { multiplier, shift };
+        prop_assert_eq!(dsp::requant_asm_form(acc, multiplier, shift, zp), r.to_i8(acc, zp));
+    }
+
+    /// The SWAR range check of the shifts equals the plain one, for every length and position.
+    #[test]
+    fn asm_requant_ok_equals_plain_check(
+        shifts in prop::collection::vec(prop_oneof![4 => -31i8..=-2, 1 => any::<i8>()], 1..40),
+        zp in prop_oneof![-128i32..=127, any::<i32>()],
+    ) {
+        let n = shifts.len();
+        let (w, b, m) = (vec![0i8; n], vec![0i32; n], vec![1i32 << 30; n]);
+        let l = Linear {
+            in_features: 1,
+            out_features: n,
+            weights: &w,
+            bias: &b,
+            requant: ChannelRequant { multipliers: &m, shifts: &shifts },
+            output_zero_point: zp,
+        };
+        let want = shifts.iter().all(|&s| (-31..=-2).contains(&s)) && (-128..=127).contains(&zp);
+        prop_assert_eq!(dsp::asm_requant_ok(&l), want);
+    }
+}
+
+#[test]
+fn asm_requant_named_cases() {
+    // Every shift byte value at every position of a 4-byte word and in the tail.
+    for len in [4usize, 5, 7, 8] {
+        for pos in 0..len {
+            for v in i8::MIN..=i8::MAX {
+                let mut shifts = vec![-10i8; len];
+                shifts[pos] = v;
+                let (w, b, m) = (vec![0i8; len], vec![0i32; len], vec![1i32 << 30; len]);
+                let l = Linear {
+                    in_features: 1,
+                    out_features: len,
+                    weights: &w,
+                    bias: &b,
+                    requant: ChannelRequant { multipliers: &m, shifts: &shifts },
+                    output_zero_point: 0,
+                };
+                assert_eq!(dsp::asm_requant_ok(&l), (-31..=-2).contains(&v), "{len} {pos} {v}");
+            }
+        }
+    }
+    // Extremes of the requantization: largest |hi|, rounding ties, saturation both ways.
+    for &(acc, m) in &[(i32::MIN, i32::MIN), (i32::MAX, i32::MAX), (i32::MIN, i32::MAX), (1, 1)] {
+        for shift in -31i8..=-2 {
+            for zp in [-128, -1, 0, 127] {
+                let r = Requant { multiplier: m, shift };
+                assert_eq!(dsp::requant_asm_form(acc, m, shift, zp), r.to_i8(acc, zp));
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Linear
 // ---------------------------------------------------------------------------------------------
