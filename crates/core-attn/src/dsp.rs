@@ -273,7 +273,7 @@ pub fn linear_dsp_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows
     while t + 2 <= rows {
         let x0 = &input[t * inf..(t + 1) * inf];
         let x1 = &input[(t + 1) * inf..(t + 2) * inf];
-        extend_pair(x0, x1, &mut xbuf[..inf]);
+        extend_pair(x0, x1, |i, v| xbuf[i] = v);
         let mut o = 0;
         while o + 2 <= outf {
             let mut a = [l.bias[o], l.bias[o], l.bias[o + 1], l.bias[o + 1]];
@@ -299,7 +299,7 @@ pub fn linear_dsp_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows
         t += 2;
     }
     if t < rows {
-        extend_one(&input[t * inf..(t + 1) * inf], &mut xbuf[..inf / 2]);
+        extend_one(&input[t * inf..(t + 1) * inf], |i, v| xbuf[i] = v);
         let mut o = 0;
         while o + 4 <= outf {
             let mut a = [l.bias[o], l.bias[o + 1], l.bias[o + 2], l.bias[o + 3]];
@@ -323,31 +323,46 @@ pub fn linear_dsp_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows
     true
 }
 
-/// Sign-extend two tokens' inputs into the interleaved 16-bit pair layout
-/// `[x0|x2, x1|x3 of token t, x0|x2, x1|x3 of token t+1]` per 4-input chunk.
+/// `SXTB16` of `w` and of `w` rotated by 8: the instructions where the target has them.
 #[inline(always)]
-fn extend_pair(x0: &[i8], x1: &[i8], buf: &mut [u32]) {
-    for ((dst, a), b) in buf
-        .chunks_exact_mut(4)
-        .zip(x0.chunks_exact(4))
-        .zip(x1.chunks_exact(4))
+fn extend_word(w: u32) -> (u32, u32) {
+    #[cfg(core_attn_dsp)]
     {
-        let wa = u32::from_le_bytes([a[0] as u8, a[1] as u8, a[2] as u8, a[3] as u8]);
-        let wb = u32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8]);
-        dst[0] = sxtb16(wa);
-        dst[1] = sxtb16_ror8(wa);
-        dst[2] = sxtb16(wb);
-        dst[3] = sxtb16_ror8(wb);
+        (arm::sxtb16(w), arm::sxtb16_ror8(w))
+    }
+    #[cfg(not(core_attn_dsp))]
+    {
+        (sxtb16(w), sxtb16_ror8(w))
     }
 }
 
-/// Sign-extend one token's inputs: `[x0|x2, x1|x3]` per 4-input chunk.
+/// Sign-extend two tokens' inputs into the interleaved 16-bit pair layout
+/// `[x0|x2, x1|x3 of token t, x0|x2, x1|x3 of token t+1]` per 4-input chunk: `put(i, word)`.
 #[inline(always)]
-fn extend_one(x: &[i8], buf: &mut [u32]) {
-    for (dst, a) in buf.chunks_exact_mut(2).zip(x.chunks_exact(4)) {
-        let wa = u32::from_le_bytes([a[0] as u8, a[1] as u8, a[2] as u8, a[3] as u8]);
-        dst[0] = sxtb16(wa);
-        dst[1] = sxtb16_ror8(wa);
+fn extend_pair(x0: &[i8], x1: &[i8], mut put: impl FnMut(usize, u32)) {
+    for (c, (a, b)) in x0.chunks_exact(4).zip(x1.chunks_exact(4)).enumerate() {
+        let (ae, ao) = extend_word(u32::from_le_bytes([
+            a[0] as u8, a[1] as u8, a[2] as u8, a[3] as u8,
+        ]));
+        let (be, bo) = extend_word(u32::from_le_bytes([
+            b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8,
+        ]));
+        put(4 * c, ae);
+        put(4 * c + 1, ao);
+        put(4 * c + 2, be);
+        put(4 * c + 3, bo);
+    }
+}
+
+/// Sign-extend one token's inputs: `[x0|x2, x1|x3]` per 4-input chunk: `put(i, word)`.
+#[inline(always)]
+fn extend_one(x: &[i8], mut put: impl FnMut(usize, u32)) {
+    for (c, a) in x.chunks_exact(4).enumerate() {
+        let (e, o) = extend_word(u32::from_le_bytes([
+            a[0] as u8, a[1] as u8, a[2] as u8, a[3] as u8,
+        ]));
+        put(2 * c, e);
+        put(2 * c + 1, o);
     }
 }
 
@@ -367,6 +382,7 @@ fn tail_row(l: &Linear<'_>, input: &[i8], output: &mut [i8], t: usize, o: usize,
 mod arm {
     use super::*;
     use core::arch::asm;
+    use core::mem::MaybeUninit;
 
     /// One `SMLAD` instruction.
     #[inline(always)]
@@ -534,40 +550,44 @@ mod arm {
         }
     }
 
-    /// Loop state of [`pass_4x1`] (as [`Frame2`]; `pad` keeps the stack 8-byte aligned).
+    /// Loop state of [`pass_4x1`], copied onto the stack by the `asm!`. The multipliers and
+    /// outputs are reached from the bias and shift pointers (`dm`, `dy`: byte distances), so
+    /// only the shift pointer moves; `k = 0xFEFE_FEFE` turns 4 shifts into 4 right shifts
+    /// `−2 − shift` with one `USUB8`.
     #[repr(C)]
     struct Frame1 {
-        mult: *const i32,
+        dm: u32,
         shift: *const i8,
-        y: *mut i8,
+        dy: u32,
         c: i32,
+        k: u32,
         end_w: *const i8,
+        xbase: *const u32,
         pad: u32,
     }
 
     /// Every block of 4 rows for one token (one-token buffer `[x0|x2, x1|x3]` per 4 inputs):
     /// bias (`LDM`), 4 dot products 8 inputs at a time (`LDM` of 4 input words, then per row one
-    /// `LDRD` of 8 weight bytes, 4 `SXTB16`, 4 `SMLAD`) and the requantization, in one `asm!`
-    /// loop.
+    /// `LDRD` of 8 weight bytes, 4 `SXTB16`, 4 `SMLAD`) and the requantization (`LDM` of the 4
+    /// multipliers, one word of 4 shifts, then `SMMUL`, `ASR`, `ADD`, `SSAT` per row), in one
+    /// `asm!` loop.
     ///
     /// # Safety
-    /// `xbuf`: `IN / 2` aligned words; `w .. f.end_w`: whole blocks of 4 rows of `IN` bytes (at
-    /// least one), `w` 4-byte aligned (`LDRD`); `bias`, `f.mult`: 4-byte aligned, one entry per
-    /// row; `f.shift`: one per row, each in `-31..=-2`; `f.y`: one writable byte per row;
-    /// `f.c = 2·zp + 1` with `zp ∈ -128..=127`.
+    /// `f.xbase`: `IN / 2` aligned words; `w .. f.end_w`: whole blocks of 4 rows of `IN` bytes
+    /// (at least one), `w` 4-byte aligned (`LDRD`); `bias` and `bias + f.dm`: 4-byte aligned
+    /// multiplier-sized entries, one per row; `f.shift`: one per row, each in `-31..=-2`
+    /// (read 4 at a time, unaligned); `f.shift + f.dy`: one writable byte per row;
+    /// `f.c = 2·zp + 1` with `zp ∈ -128..=127`; `f.k = 0xFEFE_FEFE`.
     #[inline(always)]
-    unsafe fn pass_4x1<const IN: usize>(
-        f: &Frame1,
-        xbuf: *const u32,
-        w: *const i8,
-        bias: *const i32,
-    ) {
-        // SAFETY: see the function's contract and `pass_2x2`.
+    unsafe fn pass_4x1<const IN: usize>(f: &Frame1, w: *const i8, bias: *const i32) {
+        // SAFETY: see the function's contract and `pass_2x2`. `USUB8` only sets the GE flags,
+        // so the `CMP` result reaches the `BNE`.
         unsafe {
             asm!(
                 "push {{r6, r7}}",
-                "ldm r0, {{r4, r5, r6, r7, r8, r9}}",
-                "push {{r4, r5, r6, r7, r8, r9}}",
+                "ldm r0, {{r1, r2, r3, r4, r5, r8, r9, r10}}",
+                "push {{r1, r2, r3, r4, r5, r8, r9, r10}}",
+                "mov r11, r9",
                 "2:",
                 "ldm lr!, {{r0, r1, r2, r3}}",
                 ".rept {n}",
@@ -610,52 +630,47 @@ mod arm {
                 "smlad r3, r7, r9, r3",
                 ".endr",
                 "add r12, r12, #{skip}",
-                "sub r11, r11, #{xb}",
-                // Requantize: r4 mult, r5 shift, r6 y, r7 c, r8 end.
-                "ldm sp, {{r4, r5, r6, r7, r8}}",
-                "cmp r12, r8",
-                "ldrsb r8, [r5], #1",
-                "ldr r9, [r4], #4",
-                "ldrsb r10, [r5], #1",
-                "smmul r0, r0, r9",
-                "rsb r8, r8, #254",
-                "asr r0, r0, r8",
+                // r4 dm, r5 shift, r6 dy, r7 c, r8 k, r9 end.
+                "ldm sp, {{r4, r5, r6, r7, r8, r9}}",
+                "cmp r12, r9",
+                "ldr r9, [r5], #4",
+                "usub8 r9, r8, r9",
+                "add r4, lr, r4",
+                "ldm r4, {{r4, r8, r10, r11}}",
+                "add r6, r5, r6",
+                "smmul r0, r0, r4",
+                "asr r0, r0, r9",
                 "add r0, r0, r7",
                 "ssat r0, #8, r0, asr #1",
-                "ldr r9, [r4], #4",
-                "ldrsb r8, [r5], #1",
-                "strb r0, [r6], #1",
-                "smmul r1, r1, r9",
-                "rsb r10, r10, #254",
-                "asr r1, r1, r10",
+                "lsr r9, r9, #8",
+                "smmul r1, r1, r8",
+                "asr r1, r1, r9",
                 "add r1, r1, r7",
                 "ssat r1, #8, r1, asr #1",
-                "ldr r9, [r4], #4",
-                "ldrsb r10, [r5], #1",
-                "strb r1, [r6], #1",
-                "smmul r2, r2, r9",
-                "rsb r8, r8, #254",
-                "asr r2, r2, r8",
+                "lsr r9, r9, #8",
+                "smmul r2, r2, r10",
+                "asr r2, r2, r9",
                 "add r2, r2, r7",
                 "ssat r2, #8, r2, asr #1",
-                "ldr r9, [r4], #4",
-                "strb r2, [r6], #1",
-                "smmul r3, r3, r9",
-                "rsb r10, r10, #254",
-                "asr r3, r3, r10",
+                "lsr r9, r9, #8",
+                "smmul r3, r3, r11",
+                "asr r3, r3, r9",
                 "add r3, r3, r7",
                 "ssat r3, #8, r3, asr #1",
-                "strb r3, [r6], #1",
-                "stm sp, {{r4, r5, r6}}",
+                "strb r0, [r6]",
+                "strb r1, [r6, #1]",
+                "strb r2, [r6, #2]",
+                "strb r3, [r6, #3]",
+                "str r5, [sp, #4]",
+                "ldr r11, [sp, #24]",
                 "bne 2b",
-                "add sp, sp, #24",
+                "add sp, sp, #32",
                 "pop {{r6, r7}}",
                 n = const IN / 8,
                 o1 = const IN - 8,
                 o2 = const 2 * IN - 8,
                 o3 = const 3 * IN - 8,
                 skip = const 3 * IN,
-                xb = const 2 * IN,
                 inout("r0") f as *const Frame1 => _,
                 out("r1") _,
                 out("r2") _,
@@ -665,7 +680,7 @@ mod arm {
                 out("r8") _,
                 out("r9") _,
                 out("r10") _,
-                inout("r11") xbuf => _,
+                out("r11") _,
                 inout("r12") w => _,
                 inout("lr") bias => _,
             );
@@ -695,14 +710,17 @@ mod arm {
             l.weights.len() >= outf * IN && input.len() >= rows * IN && output.len() >= rows * outf
         );
         let c = 2 * zp + 1;
-        let mut xbuf = [0u32; IN];
+        // Fully written by `extend_pair` / `extend_one` before the asm reads it.
+        let mut xbuf = [MaybeUninit::<u32>::uninit(); IN];
         let w = l.weights.as_ptr();
         let mut t = 0;
         while t + 2 <= rows {
             extend_pair(
                 &input[t * IN..(t + 1) * IN],
                 &input[(t + 1) * IN..(t + 2) * IN],
-                &mut xbuf,
+                |i, v| {
+                    xbuf[i].write(v);
+                },
             );
             let pairs = outf / 2;
             if pairs > 0 {
@@ -719,7 +737,7 @@ mod arm {
                 // `weights`; bias/multipliers are i32 slices and shifts an i8 slice with ≥ outf
                 // entries, shifts in -31..=-2 and zp in -128..=127 (`asm_requant_ok`); `y` is
                 // rows t, t+1 of `output` (2·outf bytes).
-                unsafe { pass_2x2::<IN>(&f, xbuf.as_ptr(), w, l.bias.as_ptr()) };
+                unsafe { pass_2x2::<IN>(&f, xbuf.as_ptr().cast(), w, l.bias.as_ptr()) };
             }
             if outf % 2 == 1 {
                 tail_row(l, input, output, t, outf - 1, zp);
@@ -728,22 +746,37 @@ mod arm {
             t += 2;
         }
         if t < rows {
-            extend_one(&input[t * IN..(t + 1) * IN], &mut xbuf[..IN / 2]);
+            extend_one(&input[t * IN..(t + 1) * IN], |i, v| {
+                xbuf[i].write(v);
+            });
             let blocks = outf / 4;
             if blocks > 0 {
+                let shift = l.requant.shifts.as_ptr();
+                let y = output[t * outf..(t + 1) * outf].as_mut_ptr();
+                let dist = |a: usize, b: usize| a.wrapping_sub(b) as u32;
                 let f = Frame1 {
-                    mult: l.requant.multipliers.as_ptr(),
-                    shift: l.requant.shifts.as_ptr(),
-                    y: output[t * outf..(t + 1) * outf].as_mut_ptr(),
+                    // Multipliers of block k at bias + 16·(k + 1) + dm (after the bias LDM).
+                    dm: dist(
+                        l.requant.multipliers.as_ptr() as usize,
+                        l.bias.as_ptr() as usize,
+                    )
+                    .wrapping_sub(16),
+                    shift,
+                    // Outputs of block k at shift + 4·(k + 1) + dy (after the shift load).
+                    dy: dist(y as usize, shift as usize).wrapping_sub(4),
                     c,
+                    k: 0xfefe_fefe,
                     // SAFETY: within `weights` (4·blocks ≤ outf rows of IN bytes).
                     end_w: unsafe { w.add(4 * blocks * IN) },
+                    xbase: xbuf.as_ptr().cast(),
                     pad: 0,
                 };
-                // SAFETY: `xbuf` holds IN/2 aligned words; rows 0..4·blocks of IN bytes are in
-                // `weights`, which is 4-byte aligned (checked by the caller); bias, multipliers
-                // and shifts as for `pass_2x2`; `y` is row t of `output` (outf bytes).
-                unsafe { pass_4x1::<IN>(&f, xbuf.as_ptr(), w, l.bias.as_ptr()) };
+                // SAFETY: `xbuf` holds IN/2 initialized aligned words; rows 0..4·blocks of IN
+                // bytes are in `weights`, which is 4-byte aligned (checked by the caller);
+                // bias/multipliers are i32 slices and shifts an i8 slice with ≥ outf entries,
+                // shifts in -31..=-2 and zp in -128..=127 (`asm_requant_ok`); `y` is row t of
+                // `output` (outf bytes).
+                unsafe { pass_4x1::<IN>(&f, w, l.bias.as_ptr()) };
             }
             for o in 4 * blocks..outf {
                 tail_row(l, input, output, t, o, zp);

@@ -110,18 +110,33 @@ fn asm_requant_named_cases() {
                     out_features: len,
                     weights: &w,
                     bias: &b,
-                    requant: ChannelRequant { multipliers: &m, shifts: &shifts },
+                    requant: ChannelRequant {
+                        multipliers: &m,
+                        shifts: &shifts,
+                    },
                     output_zero_point: 0,
                 };
-                assert_eq!(dsp::asm_requant_ok(&l), (-31..=-2).contains(&v), "{len} {pos} {v}");
+                assert_eq!(
+                    dsp::asm_requant_ok(&l),
+                    (-31..=-2).contains(&v),
+                    "{len} {pos} {v}"
+                );
             }
         }
     }
     // Extremes of the requantization: largest |hi|, rounding ties, saturation both ways.
-    for &(acc, m) in &[(i32::MIN, i32::MIN), (i32::MAX, i32::MAX), (i32::MIN, i32::MAX), (1, 1)] {
+    for &(acc, m) in &[
+        (i32::MIN, i32::MIN),
+        (i32::MAX, i32::MAX),
+        (i32::MIN, i32::MAX),
+        (1, 1),
+    ] {
         for shift in -31i8..=-2 {
             for zp in [-128, -1, 0, 127] {
-                let r = Requant { multiplier: m, shift };
+                let r = Requant {
+                    multiplier: m,
+                    shift,
+                };
                 assert_eq!(dsp::requant_asm_form(acc, m, shift, zp), r.to_i8(acc, zp));
             }
         }
