@@ -7,19 +7,52 @@
 //! requantization below is proved equal to [`Requant::apply`] on its domain (and falls back to
 //! it elsewhere). `tests/variants.rs` runs one suite against every variant.
 //!
-//! # Linear layer on the DSP extension (`cfg(core_attn_dsp)`: Cortex-M4/M7/M33/M55)
-//! Two output rows × two tokens at a time. Both tokens' inputs are sign-extended once per token
-//! pair into a buffer of 16-bit pairs, interleaved per 4-input chunk
-//! `[x0|x2, x1|x3 of token t, x0|x2, x1|x3 of token t+1]`, so one `LDM` fetches all four words.
-//! Each weight word (4 int8 of one row, row-major as stored in the blob: rows `r` and `r+1`
-//! are addressed with an immediate offset of `in_features`) is sign-extended with two
-//! `SXTB16` and used by four `SMLAD`s (two per token). Per 16 MACs: 1 `LDM` + 2 `LDR` +
-//! 4 `SXTB16` + 8 `SMLAD` = 15 instructions, fully unrolled for the supported widths (no loop
-//! counter: the 12 registers `asm!` may use are all taken). An odd last token uses a
-//! 4-rows × 1-token kernel (21 instructions per 16 MACs). Widths other than
-//! [`DSP_WIDTHS`] use the portable kernel.
+//! # Linear layer on the DSP extension (`cfg(core_attn_dsp)`: Cortex-M4/M7/M33)
+//! Weights stay row-major as stored in the blob (no pack-time reordering, blob format
+//! unchanged); the kernels are `asm!` loops over whole layers, fully unrolled over the inputs
+//! for the supported widths ([`DSP_WIDTHS`]; others, layers outside [`asm_requant_ok`] and
+//! unaligned weights use [`linear_portable`]). Besides the 12 registers `asm!` operands may
+//! name, `r6` and `r7` are saved and restored inside each block, which gives 14: enough to keep
+//! every pointer of the dot product in registers and to load two weight words back to back.
+//! The loop state (requantization pointers, constants) lives in a small frame the block copies
+//! onto the stack and reads with one `LDM`.
 //!
-//! Weights therefore need no pack-time reordering and the blob format is unchanged.
+//! **Token pairs (prefill): 2 rows × 2 tokens.** Both tokens' inputs are sign-extended once
+//! per token pair into 16-bit pairs, interleaved per 4-input chunk
+//! `[x0|x2, x1|x3 of token t, x0|x2, x1|x3 of token t+1]`. Per 16 MACs:
+//!
+//! | instruction | count | cycles (model of BENCHMARKS.md) |
+//! |---|---:|---:|
+//! | `LDM` of the 4 input words | 1 | 5 |
+//! | `LDR` row `r`, `LDR` row `r+1` (back to back) | 2 | 2 + 1 |
+//! | `SXTB16` (each weight word → 2 pairs, shared by both tokens) | 4 | 4 |
+//! | `SMLAD` | 8 | 8 |
+//! | total | 15 (0.94/MAC) | 20 (1.25/MAC) |
+//!
+//! Per row pair (4 outputs): bias `LDRD` (the first `SMLAD`s of token 1 read token 0's
+//! accumulators, so no copies), frame `LDM`/`STM`, and per row `LDRSB` shift + `LDR`
+//! multiplier, then per output the 4-instruction requantization of [`requant_asm_form`] and a
+//! `STRB`: 33 instructions, ~49 cycles, i.e. +0.13 instr/MAC and +0.19 cycles/MAC at 64 inputs.
+//!
+//! **One token (decode, and the 17th token of a prefill): 4 rows × 1 token, 8 inputs per
+//! step.** One-token buffer `[x0|x2, x1|x3]` per 4 inputs. Per 32 MACs: 1 `LDM` (4 input
+//! words, 5 cycles) + 4 `LDRD` (8 weight bytes of each row, 3 cycles each) + 16 `SXTB16` +
+//! 16 `SMLAD` = 37 instructions (1.16/MAC), 49 cycles (1.53/MAC). Per 4 rows: bias `LDM`,
+//! multipliers `LDM`, one word of 4 shifts turned into 4 right shifts by one `USUB8`, per
+//! output `SMMUL`/`ASR`/`ADD`/`SSAT`/`STRB` (+ `LSR` to the next shift byte): 35 instructions.
+//! The weights are used once each, so their `SXTB16` (0.5/MAC) is not shared: with the
+//! `SMLAD`s that is 1.0 instruction and cycle per MAC before any load, and this shape cannot
+//! reach the prefill figures.
+//!
+//! # Linear layer on Helium (`cfg(core_attn_mve)`: Cortex-M55/M85)
+//! `VMLADAVA.S8` adds 16 int8 products to a scalar accumulator. 4 rows × 2 tokens per step,
+//! the accumulators in the 8 even registers (the only ones `VMLADAVA` takes): per 128 MACs
+//! 2 `VLDRB` (inputs, straight from the int8 tokens) + 4 `VLDRW` (weights, row-major) +
+//! 8 `VMLADAVA` = 14 instructions (0.11/MAC); one token: 9 per 64 MACs. The requantization
+//! runs on 4 outputs per token at once: `VMOV` ×2 of the accumulators into a vector, `VLDRW`
+//! multipliers, `VLDRB.S32` shifts (+2: `VSHL` by a negative amount is the floor right shift),
+//! `VMULH.S32`, `VSHL.S32`, `VADD` of `2·zp + 1`, `VQSHRNB #1` + `VQMOVNB` (the saturation),
+//! `VSTRB.32`.
 
 use crate::linear::Linear;
 use crate::quant::Requant;

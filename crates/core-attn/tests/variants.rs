@@ -299,6 +299,78 @@ fn linear_variants_named_shapes() {
     }
 }
 
+/// The `asm!` paths' shapes with every channel on the fast requantization (so that
+/// `linear_dsp_emulated` runs, asserted): token pairs and an odd last token, 4-row decode blocks
+/// and the 1–3 rows after them, an odd output count after the row pairs, every supported width;
+/// extreme zero points, biases and multipliers. Then the fallbacks: zero point out of range,
+/// one slow shift.
+#[test]
+fn linear_asm_paths_named_shapes() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let shapes = [
+        (1usize, 16usize, 4usize), // one decode block, nothing after it
+        (1, 16, 5),                // + 1 tail row
+        (1, 32, 7),                // + 3 tail rows
+        (1, 64, 3),                // no 4-row block at all
+        (1, 128, 12),              // widest input, 3 blocks
+        (2, 128, 1),               // a token pair, a single (odd) output row
+        (3, 64, 9),                // pair + odd token, odd output count
+        (4, 32, 2),                // two pairs
+        (5, 16, 6),                // two pairs + odd token with a 2-row tail
+        (17, 64, 20),              // the prefill token count
+    ];
+    for &(rows, in_f, out_f) in &shapes {
+        for (zp, fill) in [(3, None), (-128, Some(-128i8)), (127, Some(127i8)), (0, None)] {
+            let byte = |r: u64| fill.unwrap_or(r as i8);
+            let c = LinearCase {
+                in_f,
+                out_f,
+                rows,
+                input: (0..rows * in_f).map(|_| byte(next())).collect(),
+                weights: (0..in_f * out_f).map(|_| byte(next())).collect(),
+                bias: (0..out_f)
+                    .map(|o| match o % 3 {
+                        0 => 1 << 30,
+                        1 => -(1 << 30),
+                        _ => (next() % 8192) as i32 - 4096,
+                    })
+                    .collect(),
+                mult: (0..out_f)
+                    .map(|o| {
+                        if o % 2 == 0 {
+                            i32::MAX
+                        } else {
+                            (1 << 30) + (next() % (1 << 30)) as i32
+                        }
+                    })
+                    .collect(),
+                shift: (0..out_f).map(|o| -2 - (o % 30) as i8).collect(),
+                zp,
+            };
+            let l = c.layer();
+            assert!(dsp::asm_requant_ok(&l), "{rows}x{in_f}x{out_f}");
+            let mut got = vec![0i8; rows * out_f];
+            assert!(dsp::linear_dsp_emulated(&l, &c.input, &mut got, rows));
+            check_linear(&c).unwrap();
+            // Fallbacks: an output zero point outside int8, one shift off the fast path.
+            let mut slow = c.clone();
+            slow.zp = 200;
+            assert!(!dsp::asm_requant_ok(&slow.layer()));
+            check_linear(&slow).unwrap();
+            let mut slow = c.clone();
+            slow.shift[out_f / 2] = 0;
+            assert!(!dsp::asm_requant_ok(&slow.layer()));
+            check_linear(&slow).unwrap();
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Softmax and attention
 // ---------------------------------------------------------------------------------------------
