@@ -248,17 +248,69 @@ pub fn asm_requant_ok(l: &Linear<'_>) -> bool {
     {
         return false;
     }
-    // Four shifts per step (SWAR): byte `u = s as u8` is in range iff `(u + 31) mod 256 ≤ 29`.
-    let chunks = l.requant.shifts[..outf].chunks_exact(4);
-    let rest = chunks.remainder();
+    // Four shifts per word (SWAR), four words per step (LLVM does not unroll around `asm!`).
+    let word = |c: &[i8]| u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
+    let blocks = l.requant.shifts[..outf].chunks_exact(16);
+    let tail = blocks.remainder();
     let mut bad = 0u32;
+    for c in blocks {
+        bad |= shifts_out_of_range(word(&c[..4]))
+            | shifts_out_of_range(word(&c[4..8]))
+            | shifts_out_of_range(word(&c[8..12]))
+            | shifts_out_of_range(word(&c[12..]));
+    }
+    let chunks = tail.chunks_exact(4);
+    let rest = chunks.remainder();
     for c in chunks {
-        let w = u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
+        bad |= shifts_out_of_range(word(c));
+    }
+    bad == 0 && rest.iter().all(|&s| (-31..=-2).contains(&s))
+}
+
+/// Nonzero iff some byte of `w` (4 shifts) is outside `-31..=-2`: per byte `(u + 31) mod 256`
+/// must be at most 29 (`UADD8`, `UQSUB8` where the target has them, else carry-free SWAR).
+#[inline(always)]
+fn shifts_out_of_range(w: u32) -> u32 {
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
+    {
+        simd8::uqsub8(simd8::uadd8(w, 0x1f1f_1f1f), 0x1d1d_1d1d)
+    }
+    #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
+    {
         // Per-byte `u + 31` without carries between bytes, then per-byte `y ≥ 30` in bit 7.
         let y = ((w & 0x7f7f_7f7f) + 0x1f1f_1f1f) ^ (w & 0x8080_8080);
-        bad |= y | ((y & 0x7f7f_7f7f) + 0x6262_6262);
+        (y | ((y & 0x7f7f_7f7f) + 0x6262_6262)) & 0x8080_8080
     }
-    bad & 0x8080_8080 == 0 && rest.iter().all(|&s| (-31..=-2).contains(&s))
+}
+
+/// The byte-parallel DSP instructions used by [`asm_requant_ok`].
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+mod simd8 {
+    use core::arch::asm;
+
+    /// `UADD8`: per-byte wrapping add (sets the GE flags, nothing else).
+    #[inline(always)]
+    pub(super) fn uadd8(a: u32, b: u32) -> u32 {
+        let r: u32;
+        // SAFETY: a register operation.
+        unsafe {
+            asm!("uadd8 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+                 options(pure, nomem, nostack));
+        }
+        r
+    }
+
+    /// `UQSUB8`: per-byte unsigned saturating subtract.
+    #[inline(always)]
+    pub(super) fn uqsub8(a: u32, b: u32) -> u32 {
+        let r: u32;
+        // SAFETY: a pure register operation.
+        unsafe {
+            asm!("uqsub8 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+                 options(pure, nomem, nostack, preserves_flags));
+        }
+        r
+    }
 }
 
 /// The requantization exactly as the `asm!` kernels compute it, four single-cycle instructions

@@ -326,7 +326,12 @@ fn linear_asm_paths_named_shapes() {
         (17, 64, 20),              // the prefill token count
     ];
     for &(rows, in_f, out_f) in &shapes {
-        for (zp, fill) in [(3, None), (-128, Some(-128i8)), (127, Some(127i8)), (0, None)] {
+        for (zp, fill) in [
+            (3, None),
+            (-128, Some(-128i8)),
+            (127, Some(127i8)),
+            (0, None),
+        ] {
             let byte = |r: u64| fill.unwrap_or(r as i8);
             let c = LinearCase {
                 in_f,
