@@ -7,19 +7,52 @@
 //! requantization below is proved equal to [`Requant::apply`] on its domain (and falls back to
 //! it elsewhere). `tests/variants.rs` runs one suite against every variant.
 //!
-//! # Linear layer on the DSP extension (`cfg(core_attn_dsp)`: Cortex-M4/M7/M33/M55)
-//! Two output rows × two tokens at a time. Both tokens' inputs are sign-extended once per token
-//! pair into a buffer of 16-bit pairs, interleaved per 4-input chunk
-//! `[x0|x2, x1|x3 of token t, x0|x2, x1|x3 of token t+1]`, so one `LDM` fetches all four words.
-//! Each weight word (4 int8 of one row, row-major as stored in the blob: rows `r` and `r+1`
-//! are addressed with an immediate offset of `in_features`) is sign-extended with two
-//! `SXTB16` and used by four `SMLAD`s (two per token). Per 16 MACs: 1 `LDM` + 2 `LDR` +
-//! 4 `SXTB16` + 8 `SMLAD` = 15 instructions, fully unrolled for the supported widths (no loop
-//! counter: the 12 registers `asm!` may use are all taken). An odd last token uses a
-//! 4-rows × 1-token kernel (21 instructions per 16 MACs). Widths other than
-//! [`DSP_WIDTHS`] use the portable kernel.
+//! # Linear layer on the DSP extension (`cfg(core_attn_dsp)`: Cortex-M4/M7/M33)
+//! Weights stay row-major as stored in the blob (no pack-time reordering, blob format
+//! unchanged); the kernels are `asm!` loops over whole layers, fully unrolled over the inputs
+//! for the supported widths ([`DSP_WIDTHS`]; others, layers outside [`asm_requant_ok`] and
+//! unaligned weights use [`linear_portable`]). Besides the 12 registers `asm!` operands may
+//! name, `r6` and `r7` are saved and restored inside each block, which gives 14: enough to keep
+//! every pointer of the dot product in registers and to load two weight words back to back.
+//! The loop state (requantization pointers, constants) lives in a small frame the block copies
+//! onto the stack and reads with one `LDM`.
 //!
-//! Weights therefore need no pack-time reordering and the blob format is unchanged.
+//! **Token pairs (prefill): 2 rows × 2 tokens.** Both tokens' inputs are sign-extended once
+//! per token pair into 16-bit pairs, interleaved per 4-input chunk
+//! `[x0|x2, x1|x3 of token t, x0|x2, x1|x3 of token t+1]`. Per 16 MACs:
+//!
+//! | instruction | count | cycles (model of BENCHMARKS.md) |
+//! |---|---:|---:|
+//! | `LDM` of the 4 input words | 1 | 5 |
+//! | `LDR` row `r`, `LDR` row `r+1` (back to back) | 2 | 2 + 1 |
+//! | `SXTB16` (each weight word → 2 pairs, shared by both tokens) | 4 | 4 |
+//! | `SMLAD` | 8 | 8 |
+//! | total | 15 (0.94/MAC) | 20 (1.25/MAC) |
+//!
+//! Per row pair (4 outputs): bias `LDRD` (the first `SMLAD`s of token 1 read token 0's
+//! accumulators, so no copies), frame `LDM`/`STM`, and per row `LDRSB` shift + `LDR`
+//! multiplier, then per output the 4-instruction requantization of [`requant_asm_form`] and a
+//! `STRB`: 33 instructions, ~49 cycles, i.e. +0.13 instr/MAC and +0.19 cycles/MAC at 64 inputs.
+//!
+//! **One token (decode, and the 17th token of a prefill): 4 rows × 1 token, 8 inputs per
+//! step.** One-token buffer `[x0|x2, x1|x3]` per 4 inputs. Per 32 MACs: 1 `LDM` (4 input
+//! words, 5 cycles) + 4 `LDRD` (8 weight bytes of each row, 3 cycles each) + 16 `SXTB16` +
+//! 16 `SMLAD` = 37 instructions (1.16/MAC), 49 cycles (1.53/MAC). Per 4 rows: bias `LDM`,
+//! multipliers `LDM`, one word of 4 shifts turned into 4 right shifts by one `USUB8`, per
+//! output `SMMUL`/`ASR`/`ADD`/`SSAT`/`STRB` (+ `LSR` to the next shift byte): 35 instructions.
+//! The weights are used once each, so their `SXTB16` (0.5/MAC) is not shared: with the
+//! `SMLAD`s that is 1.0 instruction and cycle per MAC before any load, and this shape cannot
+//! reach the prefill figures.
+//!
+//! # Linear layer on Helium (`cfg(core_attn_mve)`: Cortex-M55/M85)
+//! `VMLADAVA.S8` adds 16 int8 products to a scalar accumulator. 4 rows × 2 tokens per step,
+//! the accumulators in the 8 even registers (the only ones `VMLADAVA` takes): per 128 MACs
+//! 2 `VLDRB` (inputs, straight from the int8 tokens) + 4 `VLDRW` (weights, row-major) +
+//! 8 `VMLADAVA` = 14 instructions (0.11/MAC); one token: 9 per 64 MACs. The requantization
+//! runs on 4 outputs per token at once: `VMOV` ×2 of the accumulators into a vector, `VLDRW`
+//! multipliers, `VLDRB.S32` shifts (+2: `VSHL` by a negative amount is the floor right shift),
+//! `VMULH.S32`, `VSHL.S32`, `VADD` of `2·zp + 1`, `VQSHRNB #1` + `VQMOVNB` (the saturation),
+//! `VSTRB.32`.
 
 use crate::linear::Linear;
 use crate::quant::Requant;
@@ -135,12 +168,19 @@ pub const DSP_WIDTHS: [usize; 4] = [16, 32, 64, 128];
 const MAX_DSP_WIDTH: usize = 128;
 
 /// Linear layer without activation, `rows` tokens: `output[t][o] = requant(bias + x·w)`.
-/// Shapes are checked by the caller. Uses the DSP kernel where the target has it and the width
-/// is one of [`DSP_WIDTHS`], else [`linear_portable`].
+/// Shapes are checked by the caller. Uses the DSP kernel where the target has it and the layer
+/// qualifies ([`DSP_WIDTHS`], [`asm_requant_ok`], 4-byte aligned weights), else
+/// [`linear_portable`].
 pub fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
     #[cfg(core_attn_dsp)]
     {
         if arm::linear(l, input, output, rows) {
+            return;
+        }
+    }
+    #[cfg(core_attn_mve)]
+    {
+        if mve::linear(l, input, output, rows) {
             return;
         }
     }
@@ -196,16 +236,115 @@ pub fn linear_portable(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: us
     }
 }
 
-/// The DSP linear algorithm with the instructions emulated ([`sxtb16`], [`smlad`]): same
-/// buffer layout, blocking and requantization as the `asm!` kernel, runnable on any host so
-/// that the suite in `tests/variants.rs` checks the algorithm where the `asm!` cannot run.
-/// Returns `false` (doing nothing) for widths the DSP kernel does not handle.
+/// Whether every output channel of `l` can use the `asm!` kernels' requantization
+/// ([`requant_asm_form`]): right shift `31 − shift` in `33..=62` and an output zero point in
+/// `-128..=127` (both always true for layers the packer writes; others take the portable path).
+pub fn asm_requant_ok(l: &Linear<'_>) -> bool {
+    let outf = l.out_features;
+    if l.requant.shifts.len() < outf
+        || l.requant.multipliers.len() < outf
+        || l.bias.len() < outf
+        || !(-128..=127).contains(&l.output_zero_point)
+    {
+        return false;
+    }
+    // Four shifts per word (SWAR), four words per step (LLVM does not unroll around `asm!`).
+    let word = |c: &[i8]| u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
+    let blocks = l.requant.shifts[..outf].chunks_exact(16);
+    let tail = blocks.remainder();
+    let mut bad = 0u32;
+    for c in blocks {
+        bad |= shifts_out_of_range(word(&c[..4]))
+            | shifts_out_of_range(word(&c[4..8]))
+            | shifts_out_of_range(word(&c[8..12]))
+            | shifts_out_of_range(word(&c[12..]));
+    }
+    let chunks = tail.chunks_exact(4);
+    let rest = chunks.remainder();
+    for c in chunks {
+        bad |= shifts_out_of_range(word(c));
+    }
+    bad == 0 && rest.iter().all(|&s| (-31..=-2).contains(&s))
+}
+
+/// Nonzero iff some byte of `w` (4 shifts) is outside `-31..=-2`: per byte `(u + 31) mod 256`
+/// must be at most 29 (`UADD8`, `UQSUB8` where the target has them, else carry-free SWAR).
+#[inline(always)]
+fn shifts_out_of_range(w: u32) -> u32 {
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
+    {
+        simd8::uqsub8(simd8::uadd8(w, 0x1f1f_1f1f), 0x1d1d_1d1d)
+    }
+    #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
+    {
+        // Per-byte `u + 31` without carries between bytes, then per-byte `y ≥ 30` in bit 7.
+        let y = ((w & 0x7f7f_7f7f) + 0x1f1f_1f1f) ^ (w & 0x8080_8080);
+        (y | ((y & 0x7f7f_7f7f) + 0x6262_6262)) & 0x8080_8080
+    }
+}
+
+/// The byte-parallel DSP instructions used by [`asm_requant_ok`].
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+mod simd8 {
+    use core::arch::asm;
+
+    /// `UADD8`: per-byte wrapping add (sets the GE flags, nothing else).
+    #[inline(always)]
+    pub(super) fn uadd8(a: u32, b: u32) -> u32 {
+        let r: u32;
+        // SAFETY: a register operation.
+        unsafe {
+            asm!("uadd8 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+                 options(pure, nomem, nostack));
+        }
+        r
+    }
+
+    /// `UQSUB8`: per-byte unsigned saturating subtract.
+    #[inline(always)]
+    pub(super) fn uqsub8(a: u32, b: u32) -> u32 {
+        let r: u32;
+        // SAFETY: a pure register operation.
+        unsafe {
+            asm!("uqsub8 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+                 options(pure, nomem, nostack, preserves_flags));
+        }
+        r
+    }
+}
+
+/// The requantization exactly as the `asm!` kernels compute it, four single-cycle instructions
+/// per output: `SMMUL` (`hi = ⌊acc·m / 2^32⌋`), `ASR` by `s₁ = −2 − shift` (a register shift:
+/// `RSB s₁, shift, #254` gives it in the low byte, which is all `ASR` reads), `ADD` of
+/// `c = 2·zp + 1`, `SSAT #8, …, ASR #1`.
+///
+/// Equal to [`Requant::to_i8`] when `shift ∈ -31..=-2` and `zero_point ∈ -128..=127`
+/// ([`asm_requant_ok`]): with `r = −1 − shift ∈ 1..=30`, [`RowRequant`] computes
+/// `⌊(hi + 2^(r−1)) / 2^r⌋ + zp`, and `⌊(hi + 2^(r−1)) / 2^r⌋ = ⌊(⌊hi / 2^(r−1)⌋ + 1) / 2⌋`
+/// (`⌊⌊y⌋/2⌋ = ⌊y/2⌋`), so adding `zp` inside gives `⌊(⌊hi / 2^s₁⌋ + 2·zp + 1) / 2⌋`; `|hi| ≤ 2^30`,
+/// so nothing overflows and the final clamp is the `SSAT`.
+#[inline(always)]
+pub fn requant_asm_form(acc: i32, multiplier: i32, shift: i8, zero_point: i32) -> i8 {
+    let hi = ((acc as i64 * multiplier as i64) >> 32) as i32;
+    let s1 = (254i32 - shift as i32) as u8 as u32; // low byte of `RSB s1, shift, #254`
+    let v = (if s1 >= 32 { hi >> 31 } else { hi >> s1 }).wrapping_add(2 * zero_point + 1);
+    (v >> 1).clamp(-128, 127) as i8
+}
+
+/// The DSP linear algorithm with the instructions emulated ([`sxtb16`], [`smlad`],
+/// [`requant_asm_form`]): same buffer layouts, blocking and requantization as the `asm!`
+/// kernels, runnable on any host so that the suite in `tests/variants.rs` checks the algorithm
+/// where the `asm!` cannot run. Returns `false` (doing nothing) for layers the DSP kernels do not
+/// handle (width not in [`DSP_WIDTHS`], or not [`asm_requant_ok`]).
 pub fn linear_dsp_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
     let (inf, outf) = (l.in_features, l.out_features);
-    if !DSP_WIDTHS.contains(&inf) {
+    if !DSP_WIDTHS.contains(&inf) || !asm_requant_ok(l) {
         return false;
     }
     let zp = l.output_zero_point;
+    let rq = |o: usize, acc: i32| {
+        requant_asm_form(acc, l.requant.multipliers[o], l.requant.shifts[o], zp)
+    };
     let mut xbuf = [0u32; MAX_DSP_WIDTH];
     let word = |s: &[i8], c: usize| {
         u32::from_le_bytes([
@@ -216,93 +355,100 @@ pub fn linear_dsp_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows
         ])
     };
     let mut t = 0;
-    while t < rows {
-        let pair = t + 2 <= rows;
+    while t + 2 <= rows {
         let x0 = &input[t * inf..(t + 1) * inf];
-        let x1 = if pair {
-            &input[(t + 1) * inf..(t + 2) * inf]
-        } else {
-            x0
-        };
-        extend_pair(x0, x1, &mut xbuf[..inf]);
-        if pair {
-            let mut o = 0;
-            while o + 2 <= outf {
-                let mut a = [l.bias[o], l.bias[o], l.bias[o + 1], l.bias[o + 1]];
-                for c in 0..inf / 4 {
-                    let x = &xbuf[4 * c..4 * c + 4];
-                    for (r, pair_acc) in [(0usize, 0usize), (1, 2)] {
-                        let w = word(&l.weights[(o + r) * inf..], c);
-                        let (we, wo) = (sxtb16(w), sxtb16_ror8(w));
-                        a[pair_acc] = smlad(x[1], wo, smlad(x[0], we, a[pair_acc]));
-                        a[pair_acc + 1] = smlad(x[3], wo, smlad(x[2], we, a[pair_acc + 1]));
-                    }
+        let x1 = &input[(t + 1) * inf..(t + 2) * inf];
+        extend_pair(x0, x1, |i, v| xbuf[i] = v);
+        let mut o = 0;
+        while o + 2 <= outf {
+            let mut a = [l.bias[o], l.bias[o], l.bias[o + 1], l.bias[o + 1]];
+            for c in 0..inf / 4 {
+                let x = &xbuf[4 * c..4 * c + 4];
+                for (r, pair_acc) in [(0usize, 0usize), (1, 2)] {
+                    let w = word(&l.weights[(o + r) * inf..], c);
+                    let (we, wo) = (sxtb16(w), sxtb16_ror8(w));
+                    a[pair_acc] = smlad(x[1], wo, smlad(x[0], we, a[pair_acc]));
+                    a[pair_acc + 1] = smlad(x[3], wo, smlad(x[2], we, a[pair_acc + 1]));
                 }
-                store2x2(l, output, t, o, a, zp);
-                o += 2;
             }
-            if o < outf {
-                tail_row(l, input, output, t, o, zp);
-                tail_row(l, input, output, t + 1, o, zp);
-            }
-            t += 2;
-        } else {
-            let mut o = 0;
-            while o + 4 <= outf {
-                let mut a = [l.bias[o], l.bias[o + 1], l.bias[o + 2], l.bias[o + 3]];
-                for c in 0..inf / 4 {
-                    let x = &xbuf[4 * c..4 * c + 4];
-                    for (r, acc) in a.iter_mut().enumerate() {
-                        let w = word(&l.weights[(o + r) * inf..], c);
-                        *acc = smlad(x[1], sxtb16_ror8(w), smlad(x[0], sxtb16(w), *acc));
-                    }
+            output[t * outf + o] = rq(o, a[0]);
+            output[(t + 1) * outf + o] = rq(o, a[1]);
+            output[t * outf + o + 1] = rq(o + 1, a[2]);
+            output[(t + 1) * outf + o + 1] = rq(o + 1, a[3]);
+            o += 2;
+        }
+        if o < outf {
+            tail_row(l, input, output, t, o, zp);
+            tail_row(l, input, output, t + 1, o, zp);
+        }
+        t += 2;
+    }
+    if t < rows {
+        extend_one(&input[t * inf..(t + 1) * inf], |i, v| xbuf[i] = v);
+        let mut o = 0;
+        while o + 4 <= outf {
+            let mut a = [l.bias[o], l.bias[o + 1], l.bias[o + 2], l.bias[o + 3]];
+            for c in 0..inf / 4 {
+                let (xe, xo) = (xbuf[2 * c], xbuf[2 * c + 1]);
+                for (r, acc) in a.iter_mut().enumerate() {
+                    let w = word(&l.weights[(o + r) * inf..], c);
+                    *acc = smlad(xo, sxtb16_ror8(w), smlad(xe, sxtb16(w), *acc));
                 }
-                for (r, &acc) in a.iter().enumerate() {
-                    output[t * outf + o + r] = requant_i8(
-                        acc,
-                        l.requant.multipliers[o + r],
-                        l.requant.shifts[o + r],
-                        zp,
-                    );
-                }
-                o += 4;
             }
-            while o < outf {
-                tail_row(l, input, output, t, o, zp);
-                o += 1;
+            for (r, &acc) in a.iter().enumerate() {
+                output[t * outf + o + r] = rq(o + r, acc);
             }
-            t += 1;
+            o += 4;
+        }
+        while o < outf {
+            tail_row(l, input, output, t, o, zp);
+            o += 1;
         }
     }
     true
 }
 
-/// Sign-extend two tokens' inputs into the interleaved 16-bit pair layout.
+/// `SXTB16` of `w` and of `w` rotated by 8: the instructions where the target has them.
 #[inline(always)]
-fn extend_pair(x0: &[i8], x1: &[i8], buf: &mut [u32]) {
-    for ((dst, a), b) in buf
-        .chunks_exact_mut(4)
-        .zip(x0.chunks_exact(4))
-        .zip(x1.chunks_exact(4))
+fn extend_word(w: u32) -> (u32, u32) {
+    #[cfg(core_attn_dsp)]
     {
-        let wa = u32::from_le_bytes([a[0] as u8, a[1] as u8, a[2] as u8, a[3] as u8]);
-        let wb = u32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8]);
-        dst[0] = sxtb16(wa);
-        dst[1] = sxtb16_ror8(wa);
-        dst[2] = sxtb16(wb);
-        dst[3] = sxtb16_ror8(wb);
+        (arm::sxtb16(w), arm::sxtb16_ror8(w))
+    }
+    #[cfg(not(core_attn_dsp))]
+    {
+        (sxtb16(w), sxtb16_ror8(w))
     }
 }
 
+/// Sign-extend two tokens' inputs into the interleaved 16-bit pair layout
+/// `[x0|x2, x1|x3 of token t, x0|x2, x1|x3 of token t+1]` per 4-input chunk: `put(i, word)`.
 #[inline(always)]
-fn store2x2(l: &Linear<'_>, output: &mut [i8], t: usize, o: usize, a: [i32; 4], zp: i32) {
-    let outf = l.out_features;
-    let (m0, s0) = (l.requant.multipliers[o], l.requant.shifts[o]);
-    let (m1, s1) = (l.requant.multipliers[o + 1], l.requant.shifts[o + 1]);
-    output[t * outf + o] = requant_i8(a[0], m0, s0, zp);
-    output[(t + 1) * outf + o] = requant_i8(a[1], m0, s0, zp);
-    output[t * outf + o + 1] = requant_i8(a[2], m1, s1, zp);
-    output[(t + 1) * outf + o + 1] = requant_i8(a[3], m1, s1, zp);
+fn extend_pair(x0: &[i8], x1: &[i8], mut put: impl FnMut(usize, u32)) {
+    for (c, (a, b)) in x0.chunks_exact(4).zip(x1.chunks_exact(4)).enumerate() {
+        let (ae, ao) = extend_word(u32::from_le_bytes([
+            a[0] as u8, a[1] as u8, a[2] as u8, a[3] as u8,
+        ]));
+        let (be, bo) = extend_word(u32::from_le_bytes([
+            b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8,
+        ]));
+        put(4 * c, ae);
+        put(4 * c + 1, ao);
+        put(4 * c + 2, be);
+        put(4 * c + 3, bo);
+    }
+}
+
+/// Sign-extend one token's inputs: `[x0|x2, x1|x3]` per 4-input chunk: `put(i, word)`.
+#[inline(always)]
+fn extend_one(x: &[i8], mut put: impl FnMut(usize, u32)) {
+    for (c, a) in x.chunks_exact(4).enumerate() {
+        let (e, o) = extend_word(u32::from_le_bytes([
+            a[0] as u8, a[1] as u8, a[2] as u8, a[3] as u8,
+        ]));
+        put(2 * c, e);
+        put(2 * c + 1, o);
+    }
 }
 
 #[inline(never)]
@@ -321,6 +467,7 @@ fn tail_row(l: &Linear<'_>, input: &[i8], output: &mut [i8], t: usize, o: usize,
 mod arm {
     use super::*;
     use core::arch::asm;
+    use core::mem::MaybeUninit;
 
     /// One `SMLAD` instruction.
     #[inline(always)]
@@ -358,296 +505,258 @@ mod arm {
         r
     }
 
-    /// 2 rows × 2 tokens, `IN` inputs, fully unrolled. `xbuf`: `IN` words (see the module docs);
-    /// `w`: row `o` of `IN` bytes followed by row `o + 1`.
-    ///
-    /// # Safety
-    /// `xbuf` must be valid for reading `IN` aligned words and `w` for reading `2·IN` bytes.
-    #[inline(always)]
-    unsafe fn block_2x2<const IN: usize>(xbuf: *const u32, w: *const i8, acc: &mut [i32; 4]) {
-        let [mut a0, mut a1, mut a2, mut a3] = *acc;
-        // SAFETY: the caller guarantees `xbuf` (IN words, 4 per chunk, read with LDM) and `w`
-        // (2·IN bytes: row 0 read with post-increment, row 1 at offset IN−4 after it) are
-        // readable; unaligned LDR is allowed on these cores. Only the listed registers are
-        // written; no stack use.
-        unsafe {
-            asm!(
-                ".rept {n}",
-                "ldm {x}!, {{r4, r5, r8, r9}}",
-                "ldr {t0}, [{w}], #4",
-                "sxtb16 {t1}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {a0}, r4, {t1}, {a0}",
-                "smlad {a0}, r5, {t0}, {a0}",
-                "smlad {a1}, r8, {t1}, {a1}",
-                "smlad {a1}, r9, {t0}, {a1}",
-                "ldr {t0}, [{w}, #{off}]",
-                "sxtb16 {t1}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {a2}, r4, {t1}, {a2}",
-                "smlad {a2}, r5, {t0}, {a2}",
-                "smlad {a3}, r8, {t1}, {a3}",
-                "smlad {a3}, r9, {t0}, {a3}",
-                ".endr",
-                n = const IN / 4,
-                off = const IN - 4,
-                x = inout(reg) xbuf => _,
-                w = inout(reg) w => _,
-                t0 = out(reg) _,
-                t1 = out(reg) _,
-                a0 = inout(reg) a0,
-                a1 = inout(reg) a1,
-                a2 = inout(reg) a2,
-                a3 = inout(reg) a3,
-                out("r4") _,
-                out("r5") _,
-                out("r8") _,
-                out("r9") _,
-                options(nostack, readonly, preserves_flags),
-            );
-        }
-        *acc = [a0, a1, a2, a3];
-    }
-
-    /// State of one pass of [`pass_2x2`] over all row pairs of a token pair (read and updated by
-    /// the `asm!` through a pointer kept on the stack: every register is in use).
+    /// Loop state of [`pass_2x2`], copied onto the stack by the `asm!` (read with one `LDM`,
+    /// the three moving pointers written back with one `STM`).
     #[repr(C)]
-    struct Pass {
-        xbuf: *const u32,
-        bias: *const i32,
-        mult: *const i32,
-        shift: *const i8,
-        y0: *mut i8,
-        y1: *mut i8,
-        zp: i32,
-        end_w: *const i8,
-    }
-
-    /// Every row pair of tokens `t`, `t + 1`: bias, 2 × 2 dot products (as [`block_2x2`]) and
-    /// the fast requantization ([`RowRequant`]: `SMMLA` + `ASR`, `QADD` of the zero point,
-    /// `SSAT #8`), all in one `asm!` loop so nothing is spilled around each block.
-    ///
-    /// # Safety
-    /// `p.xbuf`: `IN` aligned words; `w .. p.end_w`: whole row pairs of `IN`-byte rows; `p.bias`
-    /// and `p.mult`: 4-byte aligned, one entry per row; `p.shift`: one per row, each in
-    /// `-31..=-2` (right shift 33..=62); `p.y0`, `p.y1`: one byte per row, writable.
-    #[inline(always)]
-    unsafe fn pass_2x2<const IN: usize>(p: &mut Pass, w: *const i8) {
-        // SAFETY: see the function's contract; the state pointer is pushed and popped, the
-        // stack is balanced on exit, and every register written is declared.
-        unsafe {
-            asm!(
-                "push {{r0}}",
-                "2:",
-                "ldr r10, [sp]",
-                "ldr lr, [r10, #0]",
-                "ldr r11, [r10, #4]",
-                "ldrd r0, r2, [r11], #8",
-                "str r11, [r10, #4]",
-                "mov r1, r0",
-                "mov r3, r2",
-                ".rept {n}",
-                "ldm lr!, {{r4, r5, r8, r9}}",
-                "ldr r10, [r12], #4",
-                "sxtb16 r11, r10",
-                "sxtb16 r10, r10, ror #8",
-                "smlad r0, r4, r11, r0",
-                "smlad r0, r5, r10, r0",
-                "smlad r1, r8, r11, r1",
-                "smlad r1, r9, r10, r1",
-                "ldr r10, [r12, #{off}]",
-                "sxtb16 r11, r10",
-                "sxtb16 r10, r10, ror #8",
-                "smlad r2, r4, r11, r2",
-                "smlad r2, r5, r10, r2",
-                "smlad r3, r8, r11, r3",
-                "smlad r3, r9, r10, r3",
-                ".endr",
-                "add r12, r12, #{inf}",
-                "ldr r10, [sp]",
-                "ldr r11, [r10, #8]",
-                "ldrd r4, r5, [r11], #8",
-                "str r11, [r10, #8]",
-                "ldr r11, [r10, #12]",
-                "ldrsb r8, [r11], #1",
-                "ldrsb r9, [r11], #1",
-                "str r11, [r10, #12]",
-                "mvn r8, r8",
-                "mvn r9, r9",
-                "mov lr, #1",
-                "lsl r11, lr, r8",
-                "lsr r11, r11, #1",
-                "smmla r0, r0, r4, r11",
-                "smmla r1, r1, r4, r11",
-                "asr r0, r0, r8",
-                "asr r1, r1, r8",
-                "lsl r11, lr, r9",
-                "lsr r11, r11, #1",
-                "smmla r2, r2, r5, r11",
-                "smmla r3, r3, r5, r11",
-                "asr r2, r2, r9",
-                "asr r3, r3, r9",
-                "ldr lr, [r10, #24]",
-                "qadd r0, r0, lr",
-                "qadd r1, r1, lr",
-                "qadd r2, r2, lr",
-                "qadd r3, r3, lr",
-                "ssat r0, #8, r0",
-                "ssat r1, #8, r1",
-                "ssat r2, #8, r2",
-                "ssat r3, #8, r3",
-                "ldr r11, [r10, #16]",
-                "strb r0, [r11], #1",
-                "strb r2, [r11], #1",
-                "str r11, [r10, #16]",
-                "ldr r11, [r10, #20]",
-                "strb r1, [r11], #1",
-                "strb r3, [r11], #1",
-                "str r11, [r10, #20]",
-                "ldr r11, [r10, #28]",
-                "cmp r12, r11",
-                "bne 2b",
-                "add sp, sp, #4",
-                n = const IN / 4,
-                off = const IN - 4,
-                inf = const IN,
-                inout("r0") p as *mut Pass => _,
-                out("r1") _,
-                out("r2") _,
-                out("r3") _,
-                out("r4") _,
-                out("r5") _,
-                out("r8") _,
-                out("r9") _,
-                out("r10") _,
-                out("r11") _,
-                inout("r12") w => _,
-                out("lr") _,
-            );
-        }
-    }
-
-    /// State of one pass of [`pass_4x1`] (one token, every block of 4 rows).
-    #[repr(C)]
-    struct Pass1 {
-        xbuf: *const u32,
-        bias: *const i32,
+    struct Frame2 {
         mult: *const i32,
         shift: *const i8,
         y: *mut i8,
-        zp: i32,
+        outf: usize,
+        c: i32,
         end_w: *const i8,
     }
 
-    /// Every block of 4 rows for one token (token 0 of the interleaved buffer): bias, 4 dot
-    /// products (as [`block_4x1`], with the two row loads of each pair back to back so that they
-    /// pipeline) and the fast requantization, in one `asm!` loop.
+    /// Every row pair for tokens `t`, `t + 1` (interleaved buffer, see the module docs): bias,
+    /// 2 × 2 dot products and the requantization ([`requant_asm_form`]), in one `asm!` loop.
+    ///
+    /// Registers: `r0..r3` accumulators, `r4..r7` the LDM'd inputs, `r8`/`r9` one weight word of
+    /// each row (loaded back to back), `r10` the extended half, `r11` input pointer, `r12`
+    /// weights, `lr` bias. `r6`/`r7` (which `asm!` operands may not name) are saved and restored
+    /// inside the block.
     ///
     /// # Safety
-    /// `p.xbuf`: `IN` aligned words; `w .. p.end_w`: whole blocks of 4 rows of `IN` bytes;
-    /// `p.bias`, `p.mult`: 4-byte aligned, one entry per row; `p.shift`: one per row, each in
-    /// `-31..=-2`, read 4 at a time with a (possibly unaligned) word load; `p.y`: one writable
-    /// byte per row.
+    /// `xbuf`: `IN` aligned words; `w .. f.end_w`: whole row pairs of `IN`-byte rows (at least
+    /// one); `bias`, `f.mult`: 4-byte aligned, one entry per row; `f.shift`: one per row, each
+    /// in `-31..=-2`; `f.y`: row `t` of the output, `f.outf` bytes per token, two tokens,
+    /// writable; `f.c = 2·zp + 1` with `zp ∈ -128..=127`.
     #[inline(always)]
-    unsafe fn pass_4x1<const IN: usize>(p: &mut Pass1, w: *const i8) {
-        // SAFETY: see the function's contract; the state pointer is pushed and popped (the
-        // stack is balanced on exit) and every register written is declared. Unaligned LDR is
-        // allowed on Armv7E-M / Armv8-M Mainline (CCR.UNALIGN_TRP is clear by default).
+    unsafe fn pass_2x2<const IN: usize>(
+        f: &Frame2,
+        xbuf: *const u32,
+        w: *const i8,
+        bias: *const i32,
+    ) {
+        // SAFETY: see the function's contract. The frame is copied below the two saved
+        // registers and popped on exit (the stack is balanced); every other register written is
+        // declared. Unaligned single LDR is allowed on Armv7E-M / Armv8-M Mainline.
         unsafe {
             asm!(
-                "push {{r0}}",
+                "push {{r6, r7}}",
+                "ldm r0, {{r4, r5, r6, r7, r8, r9}}",
+                "push {{r4, r5, r6, r7, r8, r9}}",
                 "2:",
-                "ldr r10, [sp]",
-                "ldr lr, [r10, #0]",
-                "ldr r11, [r10, #4]",
-                "ldm r11!, {{r0, r1, r2, r3}}",
-                "str r11, [r10, #4]",
+                "ldrd r0, r2, [lr], #8",
+                // First chunk: the token-1 accumulators start from the token-0 bias.
+                "ldm r11!, {{r4, r5, r6, r7}}",
+                "ldr r8, [r12], #4",
+                "ldr r9, [r12, #{off}]",
+                "sxtb16 r10, r8",
+                "smlad r1, r6, r10, r0",
+                "smlad r0, r4, r10, r0",
+                "sxtb16 r8, r8, ror #8",
+                "smlad r0, r5, r8, r0",
+                "smlad r1, r7, r8, r1",
+                "sxtb16 r10, r9",
+                "smlad r3, r6, r10, r2",
+                "smlad r2, r4, r10, r2",
+                "sxtb16 r9, r9, ror #8",
+                "smlad r2, r5, r9, r2",
+                "smlad r3, r7, r9, r3",
+                ".rept {n1}",
+                "ldm r11!, {{r4, r5, r6, r7}}",
+                "ldr r8, [r12], #4",
+                "ldr r9, [r12, #{off}]",
+                "sxtb16 r10, r8",
+                "smlad r0, r4, r10, r0",
+                "smlad r1, r6, r10, r1",
+                "sxtb16 r8, r8, ror #8",
+                "smlad r0, r5, r8, r0",
+                "smlad r1, r7, r8, r1",
+                "sxtb16 r10, r9",
+                "smlad r2, r4, r10, r2",
+                "smlad r3, r6, r10, r3",
+                "sxtb16 r9, r9, ror #8",
+                "smlad r2, r5, r9, r2",
+                "smlad r3, r7, r9, r3",
+                ".endr",
+                "add r12, r12, #{inf}",
+                "sub r11, r11, #{xb}",
+                // Requantize: r4 mult, r5 shift, r6 y, r7 outf, r8 c, r9 end.
+                "ldm sp, {{r4, r5, r6, r7, r8, r9}}",
+                "cmp r12, r9",
+                "ldrsb r9, [r5], #1",
+                "ldr r10, [r4], #4",
+                "smmul r0, r0, r10",
+                "smmul r1, r1, r10",
+                "rsb r9, r9, #254",
+                "asr r0, r0, r9",
+                "asr r1, r1, r9",
+                "add r0, r0, r8",
+                "add r1, r1, r8",
+                "ssat r0, #8, r0, asr #1",
+                "ssat r1, #8, r1, asr #1",
+                "ldrsb r9, [r5], #1",
+                "ldr r10, [r4], #4",
+                "strb r1, [r6, r7]",
+                "strb r0, [r6], #1",
+                "smmul r2, r2, r10",
+                "smmul r3, r3, r10",
+                "rsb r9, r9, #254",
+                "asr r2, r2, r9",
+                "asr r3, r3, r9",
+                "add r2, r2, r8",
+                "add r3, r3, r8",
+                "ssat r2, #8, r2, asr #1",
+                "ssat r3, #8, r3, asr #1",
+                "strb r3, [r6, r7]",
+                "strb r2, [r6], #1",
+                "stm sp, {{r4, r5, r6}}",
+                "bne 2b",
+                "add sp, sp, #24",
+                "pop {{r6, r7}}",
+                n1 = const IN / 4 - 1,
+                off = const IN - 4,
+                inf = const IN,
+                xb = const 4 * IN,
+                inout("r0") f as *const Frame2 => _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                inout("r11") xbuf => _,
+                inout("r12") w => _,
+                inout("lr") bias => _,
+            );
+        }
+    }
+
+    /// Loop state of [`pass_4x1`], copied onto the stack by the `asm!`. The multipliers and
+    /// outputs are reached from the bias and shift pointers (`dm`, `dy`: byte distances), so
+    /// only the shift pointer moves; `k = 0xFEFE_FEFE` turns 4 shifts into 4 right shifts
+    /// `−2 − shift` with one `USUB8`.
+    #[repr(C)]
+    struct Frame1 {
+        dm: u32,
+        shift: *const i8,
+        dy: u32,
+        c: i32,
+        k: u32,
+        end_w: *const i8,
+        xbase: *const u32,
+        pad: u32,
+    }
+
+    /// Every block of 4 rows for one token (one-token buffer `[x0|x2, x1|x3]` per 4 inputs):
+    /// bias (`LDM`), 4 dot products 8 inputs at a time (`LDM` of 4 input words, then per row one
+    /// `LDRD` of 8 weight bytes, 4 `SXTB16`, 4 `SMLAD`) and the requantization (`LDM` of the 4
+    /// multipliers, one word of 4 shifts, then `SMMUL`, `ASR`, `ADD`, `SSAT` per row), in one
+    /// `asm!` loop.
+    ///
+    /// # Safety
+    /// `f.xbase`: `IN / 2` aligned words; `w .. f.end_w`: whole blocks of 4 rows of `IN` bytes
+    /// (at least one), `w` 4-byte aligned (`LDRD`); `bias` and `bias + f.dm`: 4-byte aligned
+    /// multiplier-sized entries, one per row; `f.shift`: one per row, each in `-31..=-2`
+    /// (read 4 at a time, unaligned); `f.shift + f.dy`: one writable byte per row;
+    /// `f.c = 2·zp + 1` with `zp ∈ -128..=127`; `f.k = 0xFEFE_FEFE`.
+    #[inline(always)]
+    unsafe fn pass_4x1<const IN: usize>(f: &Frame1, w: *const i8, bias: *const i32) {
+        // SAFETY: see the function's contract and `pass_2x2`. `USUB8` only sets the GE flags,
+        // so the `CMP` result reaches the `BNE`.
+        unsafe {
+            asm!(
+                "push {{r6, r7}}",
+                "ldm r0, {{r1, r2, r3, r4, r5, r8, r9, r10}}",
+                "push {{r1, r2, r3, r4, r5, r8, r9, r10}}",
+                "mov r11, r9",
+                "2:",
+                "ldm lr!, {{r0, r1, r2, r3}}",
                 ".rept {n}",
-                "ldrd r4, r5, [lr], #16",
-                "ldr r10, [r12], #4",
-                "ldr r8, [r12, #{o1}]",
-                "sxtb16 r11, r10",
-                "sxtb16 r10, r10, ror #8",
-                "smlad r0, r4, r11, r0",
-                "smlad r0, r5, r10, r0",
-                "sxtb16 r11, r8",
+                "ldm r11!, {{r4, r5, r6, r7}}",
+                "ldrd r8, r9, [r12], #8",
+                "sxtb16 r10, r8",
+                "smlad r0, r4, r10, r0",
                 "sxtb16 r8, r8, ror #8",
-                "smlad r1, r4, r11, r1",
+                "smlad r0, r5, r8, r0",
+                "sxtb16 r10, r9",
+                "smlad r0, r6, r10, r0",
+                "sxtb16 r9, r9, ror #8",
+                "smlad r0, r7, r9, r0",
+                "ldrd r8, r9, [r12, #{o1}]",
+                "sxtb16 r10, r8",
+                "smlad r1, r4, r10, r1",
+                "sxtb16 r8, r8, ror #8",
                 "smlad r1, r5, r8, r1",
-                "ldr r10, [r12, #{o2}]",
-                "ldr r8, [r12, #{o3}]",
-                "sxtb16 r11, r10",
-                "sxtb16 r10, r10, ror #8",
-                "smlad r2, r4, r11, r2",
-                "smlad r2, r5, r10, r2",
-                "sxtb16 r11, r8",
+                "sxtb16 r10, r9",
+                "smlad r1, r6, r10, r1",
+                "sxtb16 r9, r9, ror #8",
+                "smlad r1, r7, r9, r1",
+                "ldrd r8, r9, [r12, #{o2}]",
+                "sxtb16 r10, r8",
+                "smlad r2, r4, r10, r2",
                 "sxtb16 r8, r8, ror #8",
-                "smlad r3, r4, r11, r3",
+                "smlad r2, r5, r8, r2",
+                "sxtb16 r10, r9",
+                "smlad r2, r6, r10, r2",
+                "sxtb16 r9, r9, ror #8",
+                "smlad r2, r7, r9, r2",
+                "ldrd r8, r9, [r12, #{o3}]",
+                "sxtb16 r10, r8",
+                "smlad r3, r4, r10, r3",
+                "sxtb16 r8, r8, ror #8",
                 "smlad r3, r5, r8, r3",
+                "sxtb16 r10, r9",
+                "smlad r3, r6, r10, r3",
+                "sxtb16 r9, r9, ror #8",
+                "smlad r3, r7, r9, r3",
                 ".endr",
                 "add r12, r12, #{skip}",
-                "ldr r10, [sp]",
-                "ldr r11, [r10, #8]",
-                "ldm r11!, {{r4, r5, r8, r9}}",
-                "str r11, [r10, #8]",
-                "ldr r11, [r10, #12]",
-                "ldr lr, [r11], #4",
-                "str r11, [r10, #12]",
-                // row k: r = ~s_k, acc = (hi(acc·m) + (1 << r >> 1)) >> r
-                "sxtb r11, lr",
-                "mvn r11, r11",
-                "mov r10, #1",
-                "lsl r10, r10, r11",
-                "lsr r10, r10, #1",
-                "smmla r0, r0, r4, r10",
-                "asr r0, r0, r11",
-                "sxtb r11, lr, ror #8",
-                "mvn r11, r11",
-                "mov r10, #1",
-                "lsl r10, r10, r11",
-                "lsr r10, r10, #1",
-                "smmla r1, r1, r5, r10",
-                "asr r1, r1, r11",
-                "sxtb r11, lr, ror #16",
-                "mvn r11, r11",
-                "mov r10, #1",
-                "lsl r10, r10, r11",
-                "lsr r10, r10, #1",
-                "smmla r2, r2, r8, r10",
-                "asr r2, r2, r11",
-                "sxtb r11, lr, ror #24",
-                "mvn r11, r11",
-                "mov r10, #1",
-                "lsl r10, r10, r11",
-                "lsr r10, r10, #1",
-                "smmla r3, r3, r9, r10",
-                "asr r3, r3, r11",
-                "ldr r10, [sp]",
-                "ldr lr, [r10, #20]",
-                "qadd r0, r0, lr",
-                "qadd r1, r1, lr",
-                "qadd r2, r2, lr",
-                "qadd r3, r3, lr",
-                "ssat r0, #8, r0",
-                "ssat r1, #8, r1",
-                "ssat r2, #8, r2",
-                "ssat r3, #8, r3",
-                "ldr r11, [r10, #16]",
-                "strb r0, [r11], #1",
-                "strb r1, [r11], #1",
-                "strb r2, [r11], #1",
-                "strb r3, [r11], #1",
-                "str r11, [r10, #16]",
-                "ldr r11, [r10, #24]",
-                "cmp r12, r11",
+                // r4 dm, r5 shift, r6 dy, r7 c, r8 k, r9 end.
+                "ldm sp, {{r4, r5, r6, r7, r8, r9}}",
+                "cmp r12, r9",
+                "ldr r9, [r5], #4",
+                "usub8 r9, r8, r9",
+                "add r4, lr, r4",
+                "ldm r4, {{r4, r8, r10, r11}}",
+                "add r6, r5, r6",
+                "smmul r0, r0, r4",
+                "asr r0, r0, r9",
+                "add r0, r0, r7",
+                "ssat r0, #8, r0, asr #1",
+                "lsr r9, r9, #8",
+                "smmul r1, r1, r8",
+                "asr r1, r1, r9",
+                "add r1, r1, r7",
+                "ssat r1, #8, r1, asr #1",
+                "lsr r9, r9, #8",
+                "smmul r2, r2, r10",
+                "asr r2, r2, r9",
+                "add r2, r2, r7",
+                "ssat r2, #8, r2, asr #1",
+                "lsr r9, r9, #8",
+                "smmul r3, r3, r11",
+                "asr r3, r3, r9",
+                "add r3, r3, r7",
+                "ssat r3, #8, r3, asr #1",
+                "strb r0, [r6]",
+                "strb r1, [r6, #1]",
+                "strb r2, [r6, #2]",
+                "strb r3, [r6, #3]",
+                "str r5, [sp, #4]",
+                "ldr r11, [sp, #24]",
                 "bne 2b",
-                "add sp, sp, #4",
-                n = const IN / 4,
-                o1 = const IN - 4,
-                o2 = const 2 * IN - 4,
-                o3 = const 3 * IN - 4,
+                "add sp, sp, #32",
+                "pop {{r6, r7}}",
+                n = const IN / 8,
+                o1 = const IN - 8,
+                o2 = const 2 * IN - 8,
+                o3 = const 3 * IN - 8,
                 skip = const 3 * IN,
-                inout("r0") p as *mut Pass1 => _,
+                inout("r0") f as *const Frame1 => _,
                 out("r1") _,
                 out("r2") _,
                 out("r3") _,
@@ -658,66 +767,16 @@ mod arm {
                 out("r10") _,
                 out("r11") _,
                 inout("r12") w => _,
-                out("lr") _,
+                inout("lr") bias => _,
             );
         }
-    }
-
-    /// 4 rows × 1 token, `IN` inputs, fully unrolled, reading token 0 of an interleaved buffer.
-    ///
-    /// # Safety
-    /// `xbuf` valid for `IN` aligned words, `w` for `4·IN` bytes.
-    #[inline(always)]
-    unsafe fn block_4x1<const IN: usize>(xbuf: *const u32, w: *const i8, acc: &mut [i32; 4]) {
-        let [mut a0, mut a1, mut a2, mut a3] = *acc;
-        // SAFETY: as for `block_2x2`; rows 1..3 are read at offsets k·IN − 4 after the
-        // post-incremented row-0 load, all within the 4·IN bytes the caller guarantees.
-        unsafe {
-            asm!(
-                ".rept {n}",
-                "ldrd {xe}, {xo}, [{x}], #16",
-                "ldr {t0}, [{w}], #4",
-                "sxtb16 {t1}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {a0}, {xe}, {t1}, {a0}",
-                "smlad {a0}, {xo}, {t0}, {a0}",
-                "ldr {t0}, [{w}, #{o1}]",
-                "sxtb16 {t1}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {a1}, {xe}, {t1}, {a1}",
-                "smlad {a1}, {xo}, {t0}, {a1}",
-                "ldr {t0}, [{w}, #{o2}]",
-                "sxtb16 {t1}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {a2}, {xe}, {t1}, {a2}",
-                "smlad {a2}, {xo}, {t0}, {a2}",
-                "ldr {t0}, [{w}, #{o3}]",
-                "sxtb16 {t1}, {t0}",
-                "sxtb16 {t0}, {t0}, ror #8",
-                "smlad {a3}, {xe}, {t1}, {a3}",
-                "smlad {a3}, {xo}, {t0}, {a3}",
-                ".endr",
-                n = const IN / 4,
-                o1 = const IN - 4,
-                o2 = const 2 * IN - 4,
-                o3 = const 3 * IN - 4,
-                x = inout(reg) xbuf => _,
-                w = inout(reg) w => _,
-                xe = out(reg) _,
-                xo = out(reg) _,
-                t0 = out(reg) _,
-                t1 = out(reg) _,
-                a0 = inout(reg) a0,
-                a1 = inout(reg) a1,
-                a2 = inout(reg) a2,
-                a3 = inout(reg) a3,
-                options(nostack, readonly, preserves_flags),
-            );
-        }
-        *acc = [a0, a1, a2, a3];
     }
 
     pub(super) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+        // LDRD (decode pass) needs aligned weights; blob sections are 16-byte aligned.
+        if l.weights.as_ptr() as usize % 4 != 0 || !asm_requant_ok(l) {
+            return false;
+        }
         match l.in_features {
             16 => run::<16>(l, input, output, rows),
             32 => run::<32>(l, input, output, rows),
@@ -731,115 +790,334 @@ mod arm {
     fn run<const IN: usize>(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
         let outf = l.out_features;
         let zp = l.output_zero_point;
-        // The kernels read whole rows: check once here what the asm relies on.
+        // What the asm relies on (with `asm_requant_ok`, checked by the caller).
         assert!(
             l.weights.len() >= outf * IN && input.len() >= rows * IN && output.len() >= rows * outf
         );
-        let mut xbuf = [0u32; IN];
+        let c = 2 * zp + 1;
+        // Fully written by `extend_pair` / `extend_one` before the asm reads it.
+        let mut xbuf = [MaybeUninit::<u32>::uninit(); IN];
         let w = l.weights.as_ptr();
-        // Every channel on the 32-bit requantization path (right shift 33..=62)?
-        let fast = l.requant.shifts[..outf]
-            .iter()
-            .all(|&s| (-31..=-2).contains(&s))
-            && l.bias.len() >= outf
-            && l.requant.multipliers.len() >= outf;
+        let mut t = 0;
+        while t + 2 <= rows {
+            extend_pair(
+                &input[t * IN..(t + 1) * IN],
+                &input[(t + 1) * IN..(t + 2) * IN],
+                |i, v| {
+                    xbuf[i].write(v);
+                },
+            );
+            let pairs = outf / 2;
+            if pairs > 0 {
+                let f = Frame2 {
+                    mult: l.requant.multipliers.as_ptr(),
+                    shift: l.requant.shifts.as_ptr(),
+                    y: output[t * outf..(t + 2) * outf].as_mut_ptr(),
+                    outf,
+                    c,
+                    // SAFETY: within `weights` (2·pairs ≤ outf rows of IN bytes).
+                    end_w: unsafe { w.add(2 * pairs * IN) },
+                };
+                // SAFETY: `xbuf` holds IN aligned words; rows 0..2·pairs of IN bytes are in
+                // `weights`; bias/multipliers are i32 slices and shifts an i8 slice with ≥ outf
+                // entries, shifts in -31..=-2 and zp in -128..=127 (`asm_requant_ok`); `y` is
+                // rows t, t+1 of `output` (2·outf bytes).
+                unsafe { pass_2x2::<IN>(&f, xbuf.as_ptr().cast(), w, l.bias.as_ptr()) };
+            }
+            if outf % 2 == 1 {
+                tail_row(l, input, output, t, outf - 1, zp);
+                tail_row(l, input, output, t + 1, outf - 1, zp);
+            }
+            t += 2;
+        }
+        if t < rows {
+            extend_one(&input[t * IN..(t + 1) * IN], |i, v| {
+                xbuf[i].write(v);
+            });
+            let blocks = outf / 4;
+            if blocks > 0 {
+                let shift = l.requant.shifts.as_ptr();
+                let y = output[t * outf..(t + 1) * outf].as_mut_ptr();
+                let dist = |a: usize, b: usize| a.wrapping_sub(b) as u32;
+                let f = Frame1 {
+                    // Multipliers of block k at bias + 16·(k + 1) + dm (after the bias LDM).
+                    dm: dist(
+                        l.requant.multipliers.as_ptr() as usize,
+                        l.bias.as_ptr() as usize,
+                    )
+                    .wrapping_sub(16),
+                    shift,
+                    // Outputs of block k at shift + 4·(k + 1) + dy (after the shift load).
+                    dy: dist(y as usize, shift as usize).wrapping_sub(4),
+                    c,
+                    k: 0xfefe_fefe,
+                    // SAFETY: within `weights` (4·blocks ≤ outf rows of IN bytes).
+                    end_w: unsafe { w.add(4 * blocks * IN) },
+                    xbase: xbuf.as_ptr().cast(),
+                    pad: 0,
+                };
+                // SAFETY: `xbuf` holds IN/2 initialized aligned words; rows 0..4·blocks of IN
+                // bytes are in `weights`, which is 4-byte aligned (checked by the caller);
+                // bias/multipliers are i32 slices and shifts an i8 slice with ≥ outf entries,
+                // shifts in -31..=-2 and zp in -128..=127 (`asm_requant_ok`); `y` is row t of
+                // `output` (outf bytes).
+                unsafe { pass_4x1::<IN>(&f, w, l.bias.as_ptr()) };
+            }
+            for o in 4 * blocks..outf {
+                tail_row(l, input, output, t, o, zp);
+            }
+        }
+    }
+}
+
+/// Helium (MVE) `asm!` kernels (Cortex-M55/M85, `cfg(core_attn_mve)`): `VMLADAVA.S8` sums 16
+/// int8 products into a scalar accumulator per instruction; the requantization runs on 4
+/// outputs at once (`VMULH.S32`, `VSHL.S32` by the per-lane shift, `VADD`, `VQSHRNB #1`,
+/// `VQMOVNB`, `VSTRB.32`).
+#[cfg(core_attn_mve)]
+mod mve {
+    use super::*;
+    use core::arch::asm;
+
+    /// Loop state of the MVE passes, copied onto the stack by the `asm!` (`two` is the
+    /// constant 2 added to the shifts: `VSHL` by `shift + 2 = −s₁` is the arithmetic right
+    /// shift of [`requant_asm_form`]).
+    #[repr(C)]
+    struct Frame {
+        mult: *const i32,
+        shift: *const i8,
+        y0: *mut i8,
+        y1: *mut i8,
+        c: i32,
+        two: i32,
+        end_w: *const i8,
+        pad: u32,
+    }
+
+    /// 4 rows × 2 tokens per step: per 16 inputs 2 input loads, 4 weight loads, 8 `VMLADAVA`
+    /// (14 instructions per 128 MACs); accumulators in the 8 even registers (`VMLADAVA`'s only
+    /// choice), token 1's inputs at `IN` after token 0's.
+    ///
+    /// # Safety
+    /// `x`: 2·`IN` readable bytes; `w .. f.end_w`: whole blocks of 4 rows of `IN` bytes (at
+    /// least one), `w` 4-byte aligned (`VLDRW`); `bias`, `f.mult`: 4-byte aligned, one entry per
+    /// row; `f.shift` one per row in `-31..=-2`; `f.y0`, `f.y1`: one writable byte per row;
+    /// `f.c = 2·zp + 1`, `zp ∈ -128..=127`; `f.two = 2`.
+    #[inline(always)]
+    unsafe fn pass_4x2<const IN: usize>(f: &Frame, x: *const i8, w: *const i8, bias: *const i32) {
+        // SAFETY: see the function's contract. r6/r7 are saved and restored inside, the frame
+        // is popped on exit; every other register written is declared (q0..q7 = s0..s31).
+        unsafe {
+            asm!(
+                "push {{r6, r7}}",
+                "ldm r0, {{r0, r2, r4, r6, r7, r8, r9, r10}}",
+                "push {{r0, r2, r4, r6, r7, r8, r9, r10}}",
+                "2:",
+                "ldm r5, {{r8, r10, r12, lr}}",
+                "ldm r5!, {{r0, r2, r4, r6}}",
+                ".rept {n}",
+                "vldrb.u8 q0, [r1], #16",
+                "vldrb.u8 q1, [r1, #{o1}]",
+                "vldrw.u32 q2, [r3], #16",
+                "vldrw.u32 q3, [r3, #{o1}]",
+                "vmladava.s8 r0, q0, q2",
+                "vmladava.s8 r8, q1, q2",
+                "vldrw.u32 q2, [r3, #{o2}]",
+                "vmladava.s8 r2, q0, q3",
+                "vmladava.s8 r10, q1, q3",
+                "vldrw.u32 q3, [r3, #{o3}]",
+                "vmladava.s8 r4, q0, q2",
+                "vmladava.s8 r12, q1, q2",
+                "vmladava.s8 r6, q0, q3",
+                "vmladava.s8 lr, q1, q3",
+                ".endr",
+                "add r3, r3, #{skip}",
+                "sub r1, r1, #{inf}",
+                "vmov q4[2], q4[0], r0, r4",
+                "vmov q4[3], q4[1], r2, r6",
+                "vmov q5[2], q5[0], r8, r12",
+                "vmov q5[3], q5[1], r10, lr",
+                // r0 mult, r2 shift, r4 y0, r6 y1, r7 c, r8 two, r9 end.
+                "ldm sp, {{r0, r2, r4, r6, r7, r8, r9}}",
+                "vldrw.u32 q6, [r0], #16",
+                "vldrb.s32 q7, [r2], #4",
+                "vadd.i32 q7, q7, r8",
+                "vmulh.s32 q4, q4, q6",
+                "vmulh.s32 q5, q5, q6",
+                "vshl.s32 q4, q4, q7",
+                "vshl.s32 q5, q5, q7",
+                "vadd.i32 q4, q4, r7",
+                "vadd.i32 q5, q5, r7",
+                "vqshrnb.s32 q6, q4, #1",
+                "vqshrnb.s32 q7, q5, #1",
+                "vqmovnb.s16 q4, q6",
+                "vqmovnb.s16 q5, q7",
+                "vstrb.32 q4, [r4], #4",
+                "vstrb.32 q5, [r6], #4",
+                "stm sp, {{r0, r2, r4, r6}}",
+                "cmp r3, r9",
+                "bne 2b",
+                "add sp, sp, #32",
+                "pop {{r6, r7}}",
+                n = const IN / 16,
+                o1 = const IN - 16,
+                o2 = const 2 * IN - 16,
+                o3 = const 3 * IN - 16,
+                skip = const 3 * IN,
+                inf = const IN,
+                inout("r0") f as *const Frame => _,
+                inout("r1") x => _,
+                out("r2") _,
+                inout("r3") w => _,
+                out("r4") _,
+                inout("r5") bias => _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r12") _,
+                out("lr") _,
+                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            );
+        }
+    }
+
+    /// 4 rows × 1 token per step (9 instructions per 64 MACs), as [`pass_4x2`].
+    ///
+    /// # Safety
+    /// As [`pass_4x2`], with `IN` readable bytes at `x` and only `f.y0` written.
+    #[inline(always)]
+    unsafe fn pass_4x1<const IN: usize>(f: &Frame, x: *const i8, w: *const i8, bias: *const i32) {
+        // SAFETY: as `pass_4x2`.
+        unsafe {
+            asm!(
+                "push {{r6, r7}}",
+                "ldm r0, {{r0, r2, r4, r6, r7, r8, r9, r10}}",
+                "push {{r0, r2, r4, r6, r7, r8, r9, r10}}",
+                "2:",
+                "ldm r5!, {{r0, r2, r4, r6}}",
+                ".rept {n}",
+                "vldrb.u8 q0, [r1], #16",
+                "vldrw.u32 q2, [r3], #16",
+                "vldrw.u32 q3, [r3, #{o1}]",
+                "vmladava.s8 r0, q0, q2",
+                "vldrw.u32 q2, [r3, #{o2}]",
+                "vmladava.s8 r2, q0, q3",
+                "vldrw.u32 q3, [r3, #{o3}]",
+                "vmladava.s8 r4, q0, q2",
+                "vmladava.s8 r6, q0, q3",
+                ".endr",
+                "add r3, r3, #{skip}",
+                "sub r1, r1, #{inf}",
+                "vmov q4[2], q4[0], r0, r4",
+                "vmov q4[3], q4[1], r2, r6",
+                "ldm sp, {{r0, r2, r4, r6, r7, r8, r9}}",
+                "vldrw.u32 q6, [r0], #16",
+                "vldrb.s32 q7, [r2], #4",
+                "vadd.i32 q7, q7, r8",
+                "vmulh.s32 q4, q4, q6",
+                "vshl.s32 q4, q4, q7",
+                "vadd.i32 q4, q4, r7",
+                "vqshrnb.s32 q6, q4, #1",
+                "vqmovnb.s16 q4, q6",
+                "vstrb.32 q4, [r4], #4",
+                "stm sp, {{r0, r2, r4}}",
+                "cmp r3, r9",
+                "bne 2b",
+                "add sp, sp, #32",
+                "pop {{r6, r7}}",
+                n = const IN / 16,
+                o1 = const IN - 16,
+                o2 = const 2 * IN - 16,
+                o3 = const 3 * IN - 16,
+                skip = const 3 * IN,
+                inf = const IN,
+                inout("r0") f as *const Frame => _,
+                inout("r1") x => _,
+                out("r2") _,
+                inout("r3") w => _,
+                out("r4") _,
+                inout("r5") bias => _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            );
+        }
+    }
+
+    pub(super) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+        // VLDRW needs 4-byte aligned weights; blob sections are 16-byte aligned.
+        if l.weights.as_ptr() as usize % 4 != 0 || !asm_requant_ok(l) {
+            return false;
+        }
+        match l.in_features {
+            16 => run::<16>(l, input, output, rows),
+            32 => run::<32>(l, input, output, rows),
+            64 => run::<64>(l, input, output, rows),
+            128 => run::<128>(l, input, output, rows),
+            _ => return false,
+        }
+        true
+    }
+
+    fn run<const IN: usize>(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
+        let outf = l.out_features;
+        let zp = l.output_zero_point;
+        assert!(
+            l.weights.len() >= outf * IN && input.len() >= rows * IN && output.len() >= rows * outf
+        );
+        let blocks = outf / 4;
+        let w = l.weights.as_ptr();
         let mut t = 0;
         while t < rows {
-            let pair = t + 2 <= rows;
-            let x0 = &input[t * IN..(t + 1) * IN];
-            let x1 = if pair {
-                &input[(t + 1) * IN..(t + 2) * IN]
-            } else {
-                x0
-            };
-            extend_pair(x0, x1, &mut xbuf);
-            if pair {
-                let pairs = outf / 2;
-                if pairs > 0 && fast {
-                    let (y0, y1) = output[t * outf..(t + 2) * outf].split_at_mut(outf);
-                    let mut p = Pass {
-                        xbuf: xbuf.as_ptr(),
-                        bias: l.bias.as_ptr(),
-                        mult: l.requant.multipliers.as_ptr(),
-                        shift: l.requant.shifts.as_ptr(),
-                        y0: y0.as_mut_ptr(),
-                        y1: y1.as_mut_ptr(),
-                        zp,
-                        // SAFETY: within `weights` (2·pairs ≤ outf rows of IN bytes).
-                        end_w: unsafe { w.add(2 * pairs * IN) },
-                    };
-                    // SAFETY: `xbuf` holds IN aligned words; rows 0..2·pairs of IN bytes are in
-                    // `weights`; bias/multipliers are i32 slices with ≥ outf entries, shifts
-                    // have ≥ outf entries all in -31..=-2 (`fast`); y0/y1 are rows t, t+1 of
-                    // `output`, outf bytes each.
-                    unsafe { pass_2x2::<IN>(&mut p, w) };
-                } else {
-                    let (y0, y1) = output[t * outf..(t + 2) * outf].split_at_mut(outf);
-                    let blocks = y0
-                        .chunks_exact_mut(2)
-                        .zip(y1.chunks_exact_mut(2))
-                        .zip(l.bias.chunks_exact(2))
-                        .zip(l.requant.multipliers.chunks_exact(2))
-                        .zip(l.requant.shifts.chunks_exact(2));
-                    for (p, ((((y0, y1), b), m), s)) in blocks.enumerate() {
-                        let mut a = [b[0], b[0], b[1], b[1]];
-                        // SAFETY: `xbuf` holds IN words; rows 2p and 2p+1 lie within `weights`
-                        // (2p + 2 ≤ outf, weights.len() ≥ outf·IN, asserted above).
-                        unsafe { block_2x2::<IN>(xbuf.as_ptr(), w.add(2 * p * IN), &mut a) };
-                        let (r0, r1) = (RowRequant::new(m[0], s[0]), RowRequant::new(m[1], s[1]));
-                        y0[0] = r0.to_i8(a[0], zp);
-                        y1[0] = r0.to_i8(a[1], zp);
-                        y0[1] = r1.to_i8(a[2], zp);
-                        y1[1] = r1.to_i8(a[3], zp);
+            let two = t + 2 <= rows;
+            if blocks > 0 {
+                let y0 = output[t * outf..].as_mut_ptr();
+                let f = Frame {
+                    mult: l.requant.multipliers.as_ptr(),
+                    shift: l.requant.shifts.as_ptr(),
+                    y0,
+                    // SAFETY: row t + 1 of `output` when `two` (unused otherwise).
+                    y1: if two { unsafe { y0.add(outf) } } else { y0 },
+                    c: 2 * zp + 1,
+                    two: 2,
+                    // SAFETY: within `weights` (4·blocks ≤ outf rows of IN bytes).
+                    end_w: unsafe { w.add(4 * blocks * IN) },
+                    pad: 0,
+                };
+                let x = input[t * IN..].as_ptr();
+                // SAFETY: `x` has IN (2·IN when `two`) bytes; rows 0..4·blocks are in the
+                // 4-byte aligned `weights` (checked by the caller); bias/multipliers/shifts have
+                // ≥ outf entries, shifts in -31..=-2 and zp in -128..=127 (`asm_requant_ok`);
+                // y0 (and y1) are rows of `output` with outf bytes each.
+                unsafe {
+                    if two {
+                        pass_4x2::<IN>(&f, x, w, l.bias.as_ptr());
+                    } else {
+                        pass_4x1::<IN>(&f, x, w, l.bias.as_ptr());
                     }
                 }
-                let o = outf & !1;
-                if o < outf {
-                    tail_row(l, input, output, t, o, zp);
-                    tail_row(l, input, output, t + 1, o, zp);
-                }
-                t += 2;
-            } else {
-                let mut o = 0;
-                let blocks = outf / 4;
-                if blocks > 0 && fast {
-                    let mut p = Pass1 {
-                        xbuf: xbuf.as_ptr(),
-                        bias: l.bias.as_ptr(),
-                        mult: l.requant.multipliers.as_ptr(),
-                        shift: l.requant.shifts.as_ptr(),
-                        y: output[t * outf..(t + 1) * outf].as_mut_ptr(),
-                        zp,
-                        // SAFETY: within `weights` (4·blocks ≤ outf rows of IN bytes).
-                        end_w: unsafe { w.add(4 * blocks * IN) },
-                    };
-                    // SAFETY: `xbuf` holds IN aligned words; rows 0..4·blocks of IN bytes are in
-                    // `weights`; bias/multipliers are i32 slices and shifts an i8 slice, each
-                    // with ≥ outf entries (shifts all in -31..=-2: `fast`); `y` is row t of
-                    // `output` (outf bytes).
-                    unsafe { pass_4x1::<IN>(&mut p, w) };
-                    o = 4 * blocks;
-                }
-                while o + 4 <= outf {
-                    let mut a = [l.bias[o], l.bias[o + 1], l.bias[o + 2], l.bias[o + 3]];
-                    // SAFETY: rows o..o+4 lie within `weights` (o + 4 ≤ outf).
-                    unsafe { block_4x1::<IN>(xbuf.as_ptr(), w.add(o * IN), &mut a) };
-                    for (r, &acc) in a.iter().enumerate() {
-                        output[t * outf + o + r] = requant_i8(
-                            acc,
-                            l.requant.multipliers[o + r],
-                            l.requant.shifts[o + r],
-                            zp,
-                        );
-                    }
-                    o += 4;
-                }
-                while o < outf {
-                    tail_row(l, input, output, t, o, zp);
-                    o += 1;
-                }
-                t += 1;
             }
+            for tt in t..t + if two { 2 } else { 1 } {
+                for o in 4 * blocks..outf {
+                    tail_row(l, input, output, tt, o, zp);
+                }
+            }
+            t += if two { 2 } else { 1 };
         }
     }
 }

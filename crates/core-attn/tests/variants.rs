@@ -60,6 +60,89 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+    /// The `asm!` kernels' 4-instruction requantization equals the reference on its domain.
+    #[test]
+    fn asm_requant_form_equals_reference(
+        acc in prop_oneof![any::<i32>(), -70000i32..70000, Just(i32::MIN), Just(i32::MAX)],
+        multiplier in prop_oneof![(1i32 << 30)..=i32::MAX, any::<i32>(), Just(i32::MIN), Just(0)],
+        shift in -31i8..=-2,
+        zp in -128i32..=127,
+    ) {
+        let r = Requant { multiplier, shift };
+        prop_assert_eq!(dsp::requant_asm_form(acc, multiplier, shift, zp), r.to_i8(acc, zp));
+    }
+
+    /// The SWAR range check of the shifts equals the plain one, for every length and position.
+    #[test]
+    fn asm_requant_ok_equals_plain_check(
+        shifts in prop::collection::vec(prop_oneof![4 => -31i8..=-2, 1 => any::<i8>()], 1..40),
+        zp in prop_oneof![-128i32..=127, any::<i32>()],
+    ) {
+        let n = shifts.len();
+        let (w, b, m) = (vec![0i8; n], vec![0i32; n], vec![1i32 << 30; n]);
+        let l = Linear {
+            in_features: 1,
+            out_features: n,
+            weights: &w,
+            bias: &b,
+            requant: ChannelRequant { multipliers: &m, shifts: &shifts },
+            output_zero_point: zp,
+        };
+        let want = shifts.iter().all(|&s| (-31..=-2).contains(&s)) && (-128..=127).contains(&zp);
+        prop_assert_eq!(dsp::asm_requant_ok(&l), want);
+    }
+}
+
+#[test]
+fn asm_requant_named_cases() {
+    // Every shift byte value at every position of a 4-byte word and in the tail.
+    for len in [4usize, 5, 7, 8] {
+        for pos in 0..len {
+            for v in i8::MIN..=i8::MAX {
+                let mut shifts = vec![-10i8; len];
+                shifts[pos] = v;
+                let (w, b, m) = (vec![0i8; len], vec![0i32; len], vec![1i32 << 30; len]);
+                let l = Linear {
+                    in_features: 1,
+                    out_features: len,
+                    weights: &w,
+                    bias: &b,
+                    requant: ChannelRequant {
+                        multipliers: &m,
+                        shifts: &shifts,
+                    },
+                    output_zero_point: 0,
+                };
+                assert_eq!(
+                    dsp::asm_requant_ok(&l),
+                    (-31..=-2).contains(&v),
+                    "{len} {pos} {v}"
+                );
+            }
+        }
+    }
+    // Extremes of the requantization: largest |hi|, rounding ties, saturation both ways.
+    for &(acc, m) in &[
+        (i32::MIN, i32::MIN),
+        (i32::MAX, i32::MAX),
+        (i32::MIN, i32::MAX),
+        (1, 1),
+    ] {
+        for shift in -31i8..=-2 {
+            for zp in [-128, -1, 0, 127] {
+                let r = Requant {
+                    multiplier: m,
+                    shift,
+                };
+                assert_eq!(dsp::requant_asm_form(acc, m, shift, zp), r.to_i8(acc, zp));
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Linear
 // ---------------------------------------------------------------------------------------------
@@ -138,7 +221,7 @@ fn check_linear(c: &LinearCase) -> Result<(), TestCaseError> {
     if dsp::linear_dsp_emulated(&l, &c.input, &mut got, c.rows) {
         prop_assert_eq!(&got, &want, "dsp::linear_dsp_emulated");
     } else {
-        prop_assert!(!dsp::DSP_WIDTHS.contains(&c.in_f));
+        prop_assert!(!dsp::DSP_WIDTHS.contains(&c.in_f) || !dsp::asm_requant_ok(&l));
     }
     // Fused activations too.
     let mut a = vec![0i8; n];
@@ -212,6 +295,83 @@ fn linear_variants_named_shapes() {
                 zp: 3,
             };
             check_linear(&c).unwrap();
+        }
+    }
+}
+
+/// The `asm!` paths' shapes with every channel on the fast requantization (so that
+/// `linear_dsp_emulated` runs, asserted): token pairs and an odd last token, 4-row decode blocks
+/// and the 1–3 rows after them, an odd output count after the row pairs, every supported width;
+/// extreme zero points, biases and multipliers. Then the fallbacks: zero point out of range,
+/// one slow shift.
+#[test]
+fn linear_asm_paths_named_shapes() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let shapes = [
+        (1usize, 16usize, 4usize), // one decode block, nothing after it
+        (1, 16, 5),                // + 1 tail row
+        (1, 32, 7),                // + 3 tail rows
+        (1, 64, 3),                // no 4-row block at all
+        (1, 128, 12),              // widest input, 3 blocks
+        (2, 128, 1),               // a token pair, a single (odd) output row
+        (3, 64, 9),                // pair + odd token, odd output count
+        (4, 32, 2),                // two pairs
+        (5, 16, 6),                // two pairs + odd token with a 2-row tail
+        (17, 64, 20),              // the prefill token count
+    ];
+    for &(rows, in_f, out_f) in &shapes {
+        for (zp, fill) in [
+            (3, None),
+            (-128, Some(-128i8)),
+            (127, Some(127i8)),
+            (0, None),
+        ] {
+            let byte = |r: u64| fill.unwrap_or(r as i8);
+            let c = LinearCase {
+                in_f,
+                out_f,
+                rows,
+                input: (0..rows * in_f).map(|_| byte(next())).collect(),
+                weights: (0..in_f * out_f).map(|_| byte(next())).collect(),
+                bias: (0..out_f)
+                    .map(|o| match o % 3 {
+                        0 => 1 << 30,
+                        1 => -(1 << 30),
+                        _ => (next() % 8192) as i32 - 4096,
+                    })
+                    .collect(),
+                mult: (0..out_f)
+                    .map(|o| {
+                        if o % 2 == 0 {
+                            i32::MAX
+                        } else {
+                            (1 << 30) + (next() % (1 << 30)) as i32
+                        }
+                    })
+                    .collect(),
+                shift: (0..out_f).map(|o| -2 - (o % 30) as i8).collect(),
+                zp,
+            };
+            let l = c.layer();
+            assert!(dsp::asm_requant_ok(&l), "{rows}x{in_f}x{out_f}");
+            let mut got = vec![0i8; rows * out_f];
+            assert!(dsp::linear_dsp_emulated(&l, &c.input, &mut got, rows));
+            check_linear(&c).unwrap();
+            // Fallbacks: an output zero point outside int8, one shift off the fast path.
+            let mut slow = c.clone();
+            slow.zp = 200;
+            assert!(!dsp::asm_requant_ok(&slow.layer()));
+            check_linear(&slow).unwrap();
+            let mut slow = c.clone();
+            slow.shift[out_f / 2] = 0;
+            assert!(!dsp::asm_requant_ok(&slow.layer()));
+            check_linear(&slow).unwrap();
         }
     }
 }
