@@ -5,10 +5,14 @@
 //! kernels (BENCHMARKS.md). `cfg(target_feature = "dsp")` is not usable on stable Rust (Arm
 //! target features are unstable), hence this script. `CORE_ATTN_NO_DSP=1` forces the portable
 //! kernels (for measuring them on a DSP core).
+//!
+//! Sets `cfg(core_attn_v6m)` on `thumbv6m-*` (Cortex-M0/M0+): the Armv6-M `asm!` linear kernel
+//! (`dsp/m0.rs`); `CORE_ATTN_NO_DSP=1` turns it off too.
 use std::env;
 
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(core_attn_dsp)");
+    println!("cargo:rustc-check-cfg=cfg(core_attn_v6m)");
     println!("cargo:rerun-if-env-changed=CORE_ATTN_NO_DSP");
     let target = env::var("TARGET").unwrap_or_default();
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
@@ -19,5 +23,8 @@ fn main() {
         target.starts_with("thumbv7em-") || (target.starts_with("thumbv8m.main-") && cpu_with_dsp);
     if dsp && env::var_os("CORE_ATTN_NO_DSP").is_none() {
         println!("cargo:rustc-cfg=core_attn_dsp");
+    }
+    if target.starts_with("thumbv6m-") && env::var_os("CORE_ATTN_NO_DSP").is_none() {
+        println!("cargo:rustc-cfg=core_attn_v6m");
     }
 }

@@ -24,6 +24,9 @@
 use crate::linear::Linear;
 use crate::quant::Requant;
 
+mod m0;
+pub use m0::{linear_m0_emulated, mulhi};
+
 /// `SXTB16`: sign-extend bytes 0 and 2 of `x` into the two halfwords of the result.
 #[inline(always)]
 pub fn sxtb16(x: u32) -> u32 {
@@ -141,6 +144,12 @@ pub fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
     #[cfg(core_attn_dsp)]
     {
         if arm::linear(l, input, output, rows) {
+            return;
+        }
+    }
+    #[cfg(all(target_arch = "arm", core_attn_v6m))]
+    {
+        if m0::linear(l, input, output, rows) {
             return;
         }
     }
