@@ -139,7 +139,8 @@ const MAX_DSP_WIDTH: usize = 128;
 
 /// Linear layer without activation, `rows` tokens: `output[t][o] = requant(bias + x·w)`.
 /// Shapes are checked by the caller. Uses the DSP kernel where the target has it and the width
-/// is one of [`DSP_WIDTHS`], else [`linear_portable`].
+/// is one of [`DSP_WIDTHS`], the Armv6-M kernel on Cortex-M0/M0+ (`dsp/m0.rs`, twin
+/// [`linear_m0_emulated`]), else [`linear_portable`].
 pub fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
     #[cfg(core_attn_dsp)]
     {

@@ -102,7 +102,7 @@ type Pass = fn(x: &[i8], w: &[i8], acc: &mut [i32]);
 
 /// The blocked linear layer with a given chunk kernel. `false` (nothing written) if the
 /// output zero point is outside `−128..=127`.
-#[inline(always)]
+#[inline(never)]
 fn run(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize, pass: Pass, rq: Rq) -> bool {
     let (inf, outf) = (l.in_features, l.out_features);
     let zp = l.output_zero_point;
