@@ -35,7 +35,10 @@ use crate::quant::Requant;
 const ROWS: usize = 4;
 
 /// Rows per chunk of the accumulator scratch (a multiple of [`ROWS`]).
-const CHUNK: usize = 64;
+const CHUNK: usize = 32;
+
+/// Largest input width of the 2-token kernel (size of the packed-input scratch).
+const MAX_PACK: usize = 128;
 
 /// Inputs per iteration of the `asm!` loop; other widths take the portable blocks.
 #[cfg(all(target_arch = "arm", core_attn_v6m))]
@@ -100,10 +103,35 @@ type Rq = fn(&[i32], &[i32], &[i8], &mut [i8], i32, i32);
 /// bytes, row-major; `acc.len()` a multiple of [`ROWS`]).
 type Pass = fn(x: &[i8], w: &[i8], acc: &mut [i32]);
 
-/// The blocked linear layer with a given chunk kernel. `false` (nothing written) if the
-/// output zero point is outside `−128..=127`.
+/// Two tokens `x0`, `x1` given packed (`xp[i] = −(x0[i] + 2^16·x1[i])`, see [`pack`]): for the
+/// `k` rows of `w` (`k` even), `acc[r]` holds the bias on entry and bias + x0·w_r on exit, and
+/// `acc[CHUNK + r]` receives bias + x1·w_r.
+type Pass2 = fn(xp: &[i32], w: &[i8], acc: &mut [i32; 2 * CHUNK], k: usize);
+
+/// One variant's chunk kernels.
+struct Kernels {
+    pass: Pass,
+    pass2: Pass2,
+    rq: Rq,
+}
+
+/// Does the 2-token kernel take widths of `inf` inputs? (Whole 8-input steps, and a packed
+/// input that fits the scratch.)
+fn pairs_ok(inf: usize) -> bool {
+    inf % 8 == 0 && inf <= MAX_PACK
+}
+
+/// Pack two tokens' inputs for [`Pass2`]: `−(x0 + 2^16·x1)`, wrapping.
+fn pack(x0: &[i8], x1: &[i8], xp: &mut [i32]) {
+    for ((p, &a), &b) in xp.iter_mut().zip(x0).zip(x1) {
+        *p = (a as i32).wrapping_add((b as i32) << 16).wrapping_neg();
+    }
+}
+
+/// The blocked linear layer with the given kernels. `false` (nothing written) if the output
+/// zero point is outside `−128..=127`.
 #[inline(never)]
-fn run(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize, pass: Pass, rq: Rq) -> bool {
+fn run(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize, k: &Kernels) -> bool {
     let (inf, outf) = (l.in_features, l.out_features);
     let zp = l.output_zero_point;
     if !(-128..=127).contains(&zp) || inf == 0 {
@@ -112,35 +140,98 @@ fn run(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize, pass: Pass,
     let c = 1 + 2 * zp;
     let (mult, shift) = (l.requant.multipliers, l.requant.shifts);
     let full = outf / ROWS * ROWS;
-    let mut acc = [0i32; CHUNK];
-    for (x, y) in input
-        .chunks_exact(inf)
-        .zip(output.chunks_exact_mut(outf))
-        .take(rows)
-    {
-        let mut o = 0;
-        while o < full {
-            let k = CHUNK.min(full - o);
-            let acc = &mut acc[..k];
-            acc.copy_from_slice(&l.bias[o..o + k]);
-            pass(x, &l.weights[o * inf..(o + k) * inf], acc);
-            rq(
-                acc,
-                &mult[o..o + k],
-                &shift[o..o + k],
-                &mut y[o..o + k],
-                c,
-                zp,
-            );
-            o += k;
-        }
-        for o in full..outf {
-            let acc = l.bias[o]
-                .wrapping_add(crate::linear::dot_i8(x, &l.weights[o * inf..(o + 1) * inf]));
-            y[o] = requant(acc, mult[o], shift[o], c, zp);
+    let mut acc = [0i32; 2 * CHUNK];
+    let mut xp = [0i32; MAX_PACK];
+    let pairs = pairs_ok(inf);
+    let mut t = 0;
+    while t < rows {
+        let x0 = &input[t * inf..(t + 1) * inf];
+        if pairs && t + 2 <= rows {
+            let x1 = &input[(t + 1) * inf..(t + 2) * inf];
+            let (y0, y1) = output[t * outf..(t + 2) * outf].split_at_mut(outf);
+            pack(x0, x1, &mut xp[..inf]);
+            let mut o = 0;
+            while o < full {
+                let n = CHUNK.min(full - o);
+                acc[..n].copy_from_slice(&l.bias[o..o + n]);
+                (k.pass2)(&xp[..inf], &l.weights[o * inf..(o + n) * inf], &mut acc, n);
+                let (m, s) = (&mult[o..o + n], &shift[o..o + n]);
+                (k.rq)(&acc[..n], m, s, &mut y0[o..o + n], c, zp);
+                (k.rq)(&acc[CHUNK..CHUNK + n], m, s, &mut y1[o..o + n], c, zp);
+                o += n;
+            }
+            for (x, y) in [(x0, y0), (x1, y1)] {
+                tail_rows(l, x, y, full, c);
+            }
+            t += 2;
+        } else {
+            let y = &mut output[t * outf..(t + 1) * outf];
+            let mut o = 0;
+            while o < full {
+                let n = CHUNK.min(full - o);
+                let acc = &mut acc[..n];
+                acc.copy_from_slice(&l.bias[o..o + n]);
+                (k.pass)(x0, &l.weights[o * inf..(o + n) * inf], acc);
+                (k.rq)(
+                    acc,
+                    &mult[o..o + n],
+                    &shift[o..o + n],
+                    &mut y[o..o + n],
+                    c,
+                    zp,
+                );
+                o += n;
+            }
+            tail_rows(l, x0, y, full, c);
+            t += 1;
         }
     }
     true
+}
+
+/// Rows `from..` of one token, one plain dot product each.
+fn tail_rows(l: &Linear<'_>, x: &[i8], y: &mut [i8], from: usize, c: i32) {
+    let inf = l.in_features;
+    for o in from..l.out_features {
+        let acc =
+            l.bias[o].wrapping_add(crate::linear::dot_i8(x, &l.weights[o * inf..(o + 1) * inf]));
+        y[o] = requant(
+            acc,
+            l.requant.multipliers[o],
+            l.requant.shifts[o],
+            c,
+            l.output_zero_point,
+        );
+    }
+}
+
+/// The portable 2-token kernel: the `asm!` one's arithmetic step for step. Per row and input
+/// pair, `s = w_i·xp_i + w_(i+1)·xp_(i+1)` (wrapping) is `−a0 − 2^16·a1` for the two tokens'
+/// partial sums `a0, a1 ∈ [−32512, 32768]`; `−a0` fits an `i16`, so `lo = s as i16` is `−a0`
+/// exactly and `(s − lo) >> 16` is `−a1` (`−a1·2^16 ≥ −2^31` does not wrap). The accumulators
+/// hold negated sums from `−bias`.
+fn pass2_portable(xp: &[i32], w: &[i8], acc: &mut [i32; 2 * CHUNK], k: usize) {
+    let n = xp.len();
+    for r in (0..k).step_by(2) {
+        let (w0, w1) = (&w[r * n..(r + 1) * n], &w[(r + 1) * n..(r + 2) * n]);
+        let (b0, b1) = (acc[r].wrapping_neg(), acc[r + 1].wrapping_neg());
+        let mut a = [b0, b0, b1, b1];
+        for i in (0..n).step_by(2) {
+            for (j, wr) in [w0, w1].into_iter().enumerate() {
+                let s = (wr[i] as i32)
+                    .wrapping_mul(xp[i])
+                    .wrapping_add((wr[i + 1] as i32).wrapping_mul(xp[i + 1]));
+                let lo = s as i16 as i32;
+                let hi = s.wrapping_sub(lo) >> 16;
+                a[2 * j] = a[2 * j].wrapping_add(lo);
+                a[2 * j + 1] = a[2 * j + 1].wrapping_add(hi);
+            }
+        }
+        acc[r] = a[0].wrapping_neg();
+        acc[CHUNK + r] = a[1].wrapping_neg();
+        acc[r + 1] = a[2].wrapping_neg();
+        acc[CHUNK + r + 1] = a[3].wrapping_neg();
+    }
 }
 
 /// The portable chunk kernel: 4 rows at a time, each input byte loaded once for the 4 rows.
@@ -165,18 +256,32 @@ fn pass_portable(x: &[i8], w: &[i8], acc: &mut [i32]) {
 /// blocking and the requantization of the `asm!` path. Returns `false` (doing nothing) when
 /// the output zero point is outside `−128..=127`.
 pub fn linear_m0_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
-    run(l, input, output, rows, pass_portable, requant_chunk)
+    let k = Kernels {
+        pass: pass_portable,
+        pass2: pass2_portable,
+        rq: requant_chunk,
+    };
+    run(l, input, output, rows, &k)
 }
 
 /// The Armv6-M linear kernel (shapes checked by the caller); `false` if it does not handle
 /// the layer (output zero point outside `−128..=127`).
 #[cfg(all(target_arch = "arm", core_attn_v6m))]
 pub(super) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
-    if l.in_features % UNROLL == 0 {
-        run(l, input, output, rows, pass_asm, requant_asm)
+    let k = if l.in_features % UNROLL == 0 {
+        Kernels {
+            pass: pass_asm,
+            pass2: pass2_asm,
+            rq: requant_asm,
+        }
     } else {
-        run(l, input, output, rows, pass_portable, requant_chunk)
-    }
+        Kernels {
+            pass: pass_portable,
+            pass2: pass2_portable,
+            rq: requant_asm,
+        }
+    };
+    run(l, input, output, rows, &k)
 }
 
 /// The chunk kernel in `asm!` (see the module docs); `x.len()` a nonzero multiple of
@@ -363,5 +468,120 @@ fn requant_asm(acc: &[i32], m: &[i32], s: &[i8], y: &mut [i8], c: i32, zero_poin
     }
     if slow != 0 {
         requant_chunk(acc, m, s, y, c, zero_point);
+    }
+}
+
+/// The 2-token kernel in `asm!` (see [`Pass2`], [`pass2_portable`] and the module docs);
+/// `xp.len()` a nonzero multiple of [`UNROLL`].
+#[cfg(all(target_arch = "arm", core_attn_v6m))]
+fn pass2_asm(xp: &[i32], w: &[i8], acc: &mut [i32; 2 * CHUNK], k: usize) {
+    use core::arch::asm;
+    let inf = xp.len();
+    // What the asm relies on: whole blocks of 2 rows within the chunk, all their weights,
+    // whole 8-input steps.
+    assert!(
+        k > 0 && k % 2 == 0 && k <= CHUNK && inf > 0 && inf % UNROLL == 0 && w.len() >= k * inf
+    );
+    let a = acc.as_mut_ptr();
+    // Two inputs (a packed word each) for 2 rows: 4 products in 4 `MULS`, unpacked to 8 MACs.
+    macro_rules! pair {
+        () => {
+            "ldm r0!, {{r1, r2}}
+            ldrsb r6, [r4, r3]
+            muls r6, r1, r6
+            ldrsb r7, [r5, r3]
+            muls r7, r1, r7
+            adds r3, #1
+            ldrsb r1, [r4, r3]
+            muls r1, r2, r1
+            adds r6, r6, r1
+            ldrsb r1, [r5, r3]
+            muls r1, r2, r1
+            adds r7, r7, r1
+            sxth r1, r6
+            subs r6, r6, r1
+            asrs r6, r6, #16
+            add r8, r1
+            add r9, r6
+            sxth r1, r7
+            subs r7, r7, r1
+            asrs r7, r7, #16
+            add r10, r1
+            add r11, r7
+            adds r3, #1"
+        };
+    }
+    // SAFETY: for the block of rows 2b, 2b+1 (2b < k) the row bases are `w + (2b + 1)·inf` and
+    // `w + (2b + 2)·inf` and the index runs over −inf..=−1, so the asm reads exactly rows
+    // 2b..2b+2 of `w` (k·inf ≤ w.len(), asserted) and, with `ldm`, the inf aligned words of
+    // `xp` (the pointer is moved back by 4·inf after each block); `inf` is a nonzero multiple
+    // of 8, so the index reaches exactly 0 at the end of an iteration. It reads acc[2b],
+    // acc[2b+1] and writes them and acc[CHUNK + 2b], acc[CHUNK + 2b + 1] (2b + 1 < k ≤ CHUNK:
+    // within the array, an exclusive borrow), stopping when the block pointer reaches
+    // `acc + k`. `r6`/`r7` (not available as operands) are pushed and popped, so the stack is
+    // balanced on exit; every other register written is declared.
+    unsafe {
+        asm!(
+            "push {{r6, r7}}",
+            "mov r12, r2",
+            "mov lr, r1",
+            "mov r6, r2",
+            "2:",
+            // Block start (r6 = acc of this block): −bias of both rows, for both tokens.
+            "ldr r1, [r6]",
+            "rsbs r1, r1, #0",
+            "mov r8, r1",
+            "mov r9, r1",
+            "ldr r1, [r6, #4]",
+            "rsbs r1, r1, #0",
+            "mov r10, r1",
+            "mov r11, r1",
+            "3:",
+            pair!(),
+            pair!(),
+            pair!(),
+            pair!(),
+            "bne 3b",
+            // inf = base 1 − base 0: rewind the packed input, move to the next 2 rows.
+            "subs r1, r5, r4",
+            "lsls r2, r1, #2",
+            "subs r0, r0, r2",
+            "adds r4, r5, r1",
+            "adds r5, r4, r1",
+            "rsbs r3, r1, #0",
+            // Store the negated negated sums: token 0 at acc[o..], token 1 at acc[CHUNK + o..].
+            "mov r6, r12",
+            "mov r1, r8",
+            "rsbs r1, r1, #0",
+            "mov r2, r10",
+            "rsbs r2, r2, #0",
+            "stm r6!, {{r1, r2}}",
+            "mov r12, r6",
+            "movs r7, #{bofs}",
+            "adds r7, r7, r6",
+            "mov r1, r9",
+            "rsbs r1, r1, #0",
+            "mov r2, r11",
+            "rsbs r2, r2, #0",
+            "stm r7!, {{r1, r2}}",
+            "cmp r6, lr",
+            "beq 4f",
+            "b 2b",
+            "4:",
+            "pop {{r6, r7}}",
+            bofs = const 4 * CHUNK - 8,
+            inout("r0") xp.as_ptr() => _,
+            inout("r1") a.wrapping_add(k) => _,
+            inout("r2") a => _,
+            inout("r3") (inf as isize).wrapping_neg() => _,
+            inout("r4") w.as_ptr().wrapping_add(inf) => _,
+            inout("r5") w.as_ptr().wrapping_add(2 * inf) => _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            out("lr") _,
+        );
     }
 }
