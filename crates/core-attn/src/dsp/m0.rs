@@ -1,19 +1,36 @@
 //! Linear layer for Armv6-M (Cortex-M0/M0+): no DSP extension, no `SMULL`, only 8 low
 //! registers for most instructions, and `LDRSB` with register-offset addressing only.
 //!
-//! # Kernel
-//! One token × 4 output rows at a time. Each input byte is loaded once (`LDRSB`) and used by
-//! the 4 rows; per row `LDRSB` (weight), `MULS`, `ADD` into an accumulator kept in a high
-//! register (`r8`–`r11`: `ADD` is the one arithmetic instruction that reaches them). All five
-//! streams (input and 4 weight rows, row-major as stored in the blob) are addressed as
-//! `[base, i]` with one shared index `i` that runs from `−in` up to 0, so its `ADDS` also sets
-//! the flag that ends the loop: per input 1 + 4·3 + 1 = 14 instructions for 4 MACs, 8 inputs
-//! per loop iteration (one `BNE`). That needs `r0`–`r7`: `r6` and `r7` (base and frame
-//! pointer, not available to `asm!` operands) are pushed and popped. One `asm!` block runs
-//! every 4-row block of a chunk of up to [`CHUNK`] rows, reading the biases from and writing the
-//! accumulators to an `i32` scratch (Thumb-1 `asm!` takes high registers only as clobbers, so
-//! they cannot be operands); the next block's row bases are derived from the current ones, so
-//! the only state kept across blocks is the scratch pointer (`r12`) and its end (`lr`).
+//! # Kernels
+//! `MULS` (32 × 32 → low 32 bits) and `ADDS` only take low registers, the multiply overwrites
+//! its operand, and there is no multiply-accumulate: a MAC costs at least a weight load, a
+//! `MULS` and an add. Reusing a loaded weight for a second token costs a `MOVS` (as much as a
+//! reload), so the saving has to come from elsewhere:
+//!
+//! - **One token × 4 rows** (decode, and an odd last token). Each input byte is loaded once
+//!   (`LDRSB`) and used by the 4 rows; per row `LDRSB` (weight), `MULS`, `ADD` into an
+//!   accumulator kept in a high register (`r8`–`r11`: `ADD` is the one arithmetic instruction
+//!   that reaches them). All five streams (input and 4 weight rows, row-major as stored in the
+//!   blob) are addressed as `[base, i]` with one shared index `i` that runs from `−in` up to 0,
+//!   so its `ADDS` also sets the flag that ends the loop: per input 1 + 4·3 + 1 = 14
+//!   instructions for 4 MACs, 8 inputs per loop iteration (one `BNE`).
+//! - **Two tokens × 2 rows** (token pairs). The two tokens' inputs are packed once per pair
+//!   into one word per input, `p = −(x0 + 2^16·x1)`, so that one `MULS` by a weight gives
+//!   both tokens' products, `−(w·x0) − 2^16·(w·x1)` (mod 2^32). The sum of two such products
+//!   (inputs `i`, `i+1`) is `−a0 − 2^16·a1` with `a0, a1 ∈ [−32512, 32768]`: `−a0` fits an
+//!   `i16`, so `SXTH` gives it exactly, and `(s − lo) >> 16` gives `−a1` (the negation is what
+//!   makes the one out-of-range sum, 2·(−128)·(−128) = 32768, representable). Per 2 inputs × 2
+//!   rows × 2 tokens = 8 MACs: `LDM` (2 packed inputs), 4 × `LDRSB`, 4 × `MULS`, 2 × `ADDS`, 2 ×
+//!   (`SXTH`, `SUBS`, `ASRS`, 2 × `ADD`), 2 × index `ADDS` = 23 instructions. The accumulators
+//!   start from `−bias` and are negated back when stored. [`pass2_portable`] is the same
+//!   arithmetic in Rust.
+//!
+//! Both need `r0`–`r7`: `r6` and `r7` (base and frame pointer, not available to `asm!`
+//! operands) are pushed and popped. One `asm!` block runs every block of a chunk of up to
+//! [`CHUNK`] rows, reading the biases from and writing the sums to an `i32` scratch (Thumb-1
+//! `asm!` takes high registers only as clobbers, so they cannot be operands); the next block's
+//! row bases are derived from the current ones, so the only state kept across blocks is the
+//! scratch pointer (`r12`) and its end (`lr`).
 //!
 //! # Requantization
 //! The 32-bit form of [`Requant::apply`] used by [`super::RowRequant`] (right shift 33..=62) with
@@ -22,7 +39,9 @@
 //! zero point folded into one add: for `k = right − 33 ≥ 0`,
 //! `⌊(hi + 2^k) / 2^(k+1)⌋ + z = ⌊(⌊hi / 2^k⌋ + 1 + 2z) / 2⌋`. Other shifts use
 //! [`Requant::to_i8`]; an output zero point outside `−128..=127` (never in a validated layer)
-//! sends the whole layer to [`super::linear_portable`].
+//! sends the whole layer to [`super::linear_portable`]. On the device this is a second `asm!`
+//! loop over a chunk's sums (35 instructions per output; LLVM's code for the same Rust spilled
+//! to ~57); a chunk with any other shift is redone by the Rust loop.
 //!
 //! [`linear_m0_emulated`] is the same blocking and requantization with the dot products in
 //! plain Rust: the host runs it in `tests/variants.rs`; the `asm!` itself is checked against the
@@ -40,8 +59,7 @@ const CHUNK: usize = 32;
 /// Largest input width of the 2-token kernel (size of the packed-input scratch).
 const MAX_PACK: usize = 128;
 
-/// Inputs per iteration of the `asm!` loop; other widths take the portable blocks.
-#[cfg(all(target_arch = "arm", core_attn_v6m))]
+/// Inputs per iteration of the `asm!` loops; other widths take the portable 1-token blocks.
 const UNROLL: usize = 8;
 
 /// High word of the signed 64-bit product `a · b` (`(a as i64 * b as i64) >> 32`) from four
@@ -118,7 +136,7 @@ struct Kernels {
 /// Does the 2-token kernel take widths of `inf` inputs? (Whole 8-input steps, and a packed
 /// input that fits the scratch.)
 fn pairs_ok(inf: usize) -> bool {
-    inf % 8 == 0 && inf <= MAX_PACK
+    inf % UNROLL == 0 && inf <= MAX_PACK
 }
 
 /// Pack two tokens' inputs for [`Pass2`]: `−(x0 + 2^16·x1)`, wrapping.
@@ -192,16 +210,11 @@ fn run(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize, k: &Kernels
 /// Rows `from..` of one token, one plain dot product each.
 fn tail_rows(l: &Linear<'_>, x: &[i8], y: &mut [i8], from: usize, c: i32) {
     let inf = l.in_features;
-    for o in from..l.out_features {
+    let rq = l.requant;
+    for (o, y) in y.iter_mut().enumerate().skip(from) {
         let acc =
             l.bias[o].wrapping_add(crate::linear::dot_i8(x, &l.weights[o * inf..(o + 1) * inf]));
-        y[o] = requant(
-            acc,
-            l.requant.multipliers[o],
-            l.requant.shifts[o],
-            c,
-            l.output_zero_point,
-        );
+        *y = requant(acc, rq.multipliers[o], rq.shifts[o], c, l.output_zero_point);
     }
 }
 
@@ -251,9 +264,10 @@ fn pass_portable(x: &[i8], w: &[i8], acc: &mut [i32]) {
     }
 }
 
-/// The Armv6-M linear algorithm (4 rows × 1 token, requantization as on the device) with the
-/// dot products in plain Rust: runnable on any host, so that `tests/variants.rs` checks the
-/// blocking and the requantization of the `asm!` path. Returns `false` (doing nothing) when
+/// The Armv6-M linear algorithm (token pairs packed as on the device, 4 rows × 1 token
+/// otherwise, the same requantization) with the dot products in plain Rust: runnable on any
+/// host, so that `tests/variants.rs` checks the blocking, the packed arithmetic and the
+/// requantization of the `asm!` path. Returns `false` (doing nothing) when
 /// the output zero point is outside `−128..=127`.
 pub fn linear_m0_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
     let k = Kernels {
@@ -549,7 +563,7 @@ fn pass2_asm(xp: &[i32], w: &[i8], acc: &mut [i32; 2 * CHUNK], k: usize) {
             "adds r4, r5, r1",
             "adds r5, r4, r1",
             "rsbs r3, r1, #0",
-            // Store the negated negated sums: token 0 at acc[o..], token 1 at acc[CHUNK + o..].
+            // Store the sums (negated back): token 0 at acc[o..], token 1 at acc[CHUNK + o..].
             "mov r6, r12",
             "mov r1, r8",
             "rsbs r1, r1, #0",
