@@ -30,7 +30,8 @@
 //! [`CHUNK`] rows, reading the biases from and writing the sums to an `i32` scratch (Thumb-1
 //! `asm!` takes high registers only as clobbers, so they cannot be operands); the next block's
 //! row bases are derived from the current ones, so the only state kept across blocks is the
-//! scratch pointer (`r12`) and its end (`lr`).
+//! scratch pointer (`r12`) and its end (`lr`). Layers whose input width is not a multiple of 8
+//! use [`super::linear_portable`].
 //!
 //! # Requantization
 //! The 32-bit form of [`Requant::apply`] used by [`super::RowRequant`] (right shift 33..=62) with
@@ -59,7 +60,8 @@ const CHUNK: usize = 32;
 /// Largest input width of the 2-token kernel (size of the packed-input scratch).
 const MAX_PACK: usize = 128;
 
-/// Inputs per iteration of the `asm!` loops; other widths take the portable 1-token blocks.
+/// Inputs per iteration of the `asm!` loops; layers of other widths use
+/// [`super::linear_portable`].
 const UNROLL: usize = 8;
 
 /// High word of the signed 64-bit product `a · b` (`(a as i64 * b as i64) >> 32`) from four
@@ -133,10 +135,10 @@ struct Kernels {
     rq: Rq,
 }
 
-/// Does the 2-token kernel take widths of `inf` inputs? (Whole 8-input steps, and a packed
-/// input that fits the scratch.)
+/// Does the 2-token kernel take widths of `inf` inputs (a packed input that fits the
+/// scratch)?
 fn pairs_ok(inf: usize) -> bool {
-    inf % UNROLL == 0 && inf <= MAX_PACK
+    inf <= MAX_PACK
 }
 
 /// Pack two tokens' inputs for [`Pass2`]: `−(x0 + 2^16·x1)`, wrapping.
@@ -267,35 +269,28 @@ fn pass_portable(x: &[i8], w: &[i8], acc: &mut [i32]) {
 /// The Armv6-M linear algorithm (token pairs packed as on the device, 4 rows × 1 token
 /// otherwise, the same requantization) with the dot products in plain Rust: runnable on any
 /// host, so that `tests/variants.rs` checks the blocking, the packed arithmetic and the
-/// requantization of the `asm!` path. Returns `false` (doing nothing) when
-/// the output zero point is outside `−128..=127`.
+/// requantization of the `asm!` path. Returns `false` (doing nothing) for the layers the device
+/// kernel leaves to [`super::linear_portable`]: input widths that are not a multiple of 8, or an
+/// output zero point outside `−128..=127`.
 pub fn linear_m0_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
     let k = Kernels {
         pass: pass_portable,
         pass2: pass2_portable,
         rq: requant_chunk,
     };
-    run(l, input, output, rows, &k)
+    l.in_features % UNROLL == 0 && run(l, input, output, rows, &k)
 }
 
 /// The Armv6-M linear kernel (shapes checked by the caller); `false` if it does not handle
-/// the layer (output zero point outside `−128..=127`).
+/// the layer (input width not a multiple of 8, output zero point outside `−128..=127`).
 #[cfg(all(target_arch = "arm", core_attn_v6m))]
 pub(super) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
-    let k = if l.in_features % UNROLL == 0 {
-        Kernels {
-            pass: pass_asm,
-            pass2: pass2_asm,
-            rq: requant_asm,
-        }
-    } else {
-        Kernels {
-            pass: pass_portable,
-            pass2: pass2_portable,
-            rq: requant_asm,
-        }
+    let k = Kernels {
+        pass: pass_asm,
+        pass2: pass2_asm,
+        rq: requant_asm,
     };
-    run(l, input, output, rows, &k)
+    l.in_features % UNROLL == 0 && run(l, input, output, rows, &k)
 }
 
 /// The chunk kernel in `asm!` (see the module docs); `x.len()` a nonzero multiple of
