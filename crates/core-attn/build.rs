@@ -6,11 +6,15 @@
 //! vectorizes the generic loops with `vmladava`). `cfg(target_feature = "dsp")` / `"mve"` are
 //! not usable on stable Rust (Arm target features are unstable), hence this script.
 //! `CORE_ATTN_NO_DSP=1` forces the portable kernels (for measuring them on a DSP core).
+//!
+//! Sets `cfg(core_attn_v6m)` on `thumbv6m-*` (Cortex-M0/M0+): the Armv6-M `asm!` linear kernel
+//! (`dsp/m0.rs`); `CORE_ATTN_NO_DSP=1` turns it off too.
 use std::env;
 
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(core_attn_dsp)");
     println!("cargo:rustc-check-cfg=cfg(core_attn_mve)");
+    println!("cargo:rustc-check-cfg=cfg(core_attn_v6m)");
     println!("cargo:rerun-if-env-changed=CORE_ATTN_NO_DSP");
     let target = env::var("TARGET").unwrap_or_default();
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
@@ -30,5 +34,8 @@ fn main() {
         if mve {
             println!("cargo:rustc-cfg=core_attn_mve");
         }
+    }
+    if target.starts_with("thumbv6m-") && env::var_os("CORE_ATTN_NO_DSP").is_none() {
+        println!("cargo:rustc-cfg=core_attn_v6m");
     }
 }

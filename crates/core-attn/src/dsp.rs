@@ -57,6 +57,9 @@
 use crate::linear::Linear;
 use crate::quant::Requant;
 
+mod m0;
+pub use m0::{linear_m0_emulated, mulhi};
+
 /// `SXTB16`: sign-extend bytes 0 and 2 of `x` into the two halfwords of the result.
 #[inline(always)]
 pub fn sxtb16(x: u32) -> u32 {
@@ -169,8 +172,8 @@ const MAX_DSP_WIDTH: usize = 128;
 
 /// Linear layer without activation, `rows` tokens: `output[t][o] = requant(bias + x·w)`.
 /// Shapes are checked by the caller. Uses the DSP kernel where the target has it and the layer
-/// qualifies ([`DSP_WIDTHS`], [`asm_requant_ok`], 4-byte aligned weights), else
-/// [`linear_portable`].
+/// qualifies ([`DSP_WIDTHS`], [`asm_requant_ok`], 4-byte aligned weights), the Armv6-M kernel on
+/// Cortex-M0/M0+ (`dsp/m0.rs`, twin [`linear_m0_emulated`]), else [`linear_portable`].
 pub fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
     #[cfg(core_attn_dsp)]
     {
@@ -181,6 +184,12 @@ pub fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
     #[cfg(core_attn_mve)]
     {
         if mve::linear(l, input, output, rows) {
+            return;
+        }
+    }
+    #[cfg(all(target_arch = "arm", core_attn_v6m))]
+    {
+        if m0::linear(l, input, output, rows) {
             return;
         }
     }

@@ -2,7 +2,8 @@
 //! kernels' results bit for bit.
 //!
 //! On the host `Linear::run` & co. run the portable kernels; the DSP algorithm runs here with
-//! its instructions emulated (`dsp::linear_dsp_emulated`, `dsp::sxtb16`, `dsp::smlad`), and the
+//! its instructions emulated (`dsp::linear_dsp_emulated`, `dsp::sxtb16`, `dsp::smlad`), the
+//! Armv6-M one with its dot products in Rust (`dsp::linear_m0_emulated`, `dsp::mulhi`), and the
 //! `asm!` itself is cross-checked against the generic kernels on the device by the bench
 //! firmware (`bench/`, column `match` of BENCHMARKS.md).
 
@@ -29,6 +30,17 @@ fn sxtb16_and_smlad_named_cases() {
     assert_eq!(dsp::smlad(0x0002_0003, 0x0005_0007, 10), 10 + 21 + 10);
     assert_eq!(dsp::smlad(0x0001_ffff, 0x0001_0001, 0), 0); // -1·1 + 1·1
                                                             // Wraps like the instruction (which only sets Q).
+    for (a, b) in [
+        (i32::MIN, i32::MIN),
+        (i32::MIN, i32::MAX),
+        (i32::MAX, i32::MAX),
+        (i32::MIN, 1),
+        (-1, -1),
+        (0x7fff_ffff, -0x8000_0000),
+        (0x0001_0000, -0x0001_0000),
+    ] {
+        assert_eq!(dsp::mulhi(a, b), ((a as i64 * b as i64) >> 32) as i32);
+    }
     assert_eq!(
         dsp::smlad(0x7fff_7fff, 0x7fff_7fff, i32::MAX),
         i32::MAX.wrapping_add(2 * 32767 * 32767)
@@ -45,6 +57,15 @@ proptest! {
         let got = dsp::smlad(dsp::sxtb16_ror8(x), dsp::sxtb16_ror8(w),
             dsp::smlad(dsp::sxtb16(x), dsp::sxtb16(w), acc));
         prop_assert_eq!(got, want);
+    }
+
+    /// The Armv6-M high word (four 16 × 16 products) equals the 64-bit product's.
+    #[test]
+    fn mulhi_equals_i64_product(
+        a in prop_oneof![any::<i32>(), Just(i32::MIN), Just(i32::MAX), Just(-1), Just(0x8000), Just(-0x8000)],
+        b in prop_oneof![any::<i32>(), Just(i32::MIN), Just(i32::MAX), Just(-1), Just(0xffff), Just(-0x10000)],
+    ) {
+        prop_assert_eq!(dsp::mulhi(a, b), ((a as i64 * b as i64) >> 32) as i32);
     }
 
     /// The 32-bit requantization equals the 64-bit reference on every channel and accumulator.
@@ -223,6 +244,12 @@ fn check_linear(c: &LinearCase) -> Result<(), TestCaseError> {
     } else {
         prop_assert!(!dsp::DSP_WIDTHS.contains(&c.in_f) || !dsp::asm_requant_ok(&l));
     }
+    let mut got = vec![0i8; n];
+    if dsp::linear_m0_emulated(&l, &c.input, &mut got, c.rows) {
+        prop_assert_eq!(&got, &want, "dsp::linear_m0_emulated");
+    } else {
+        prop_assert!(c.in_f % 8 != 0 || !(-128..=127).contains(&c.zp));
+    }
     // Fused activations too.
     let mut a = vec![0i8; n];
     let mut b = vec![0i8; n];
@@ -260,6 +287,8 @@ fn linear_variants_named_shapes() {
         (2, 16, 3),
         (3, 32, 5),
         (1, 12, 7),
+        (3, 24, 70),
+        (2, 8, 133),
     ] {
         for fill in [None, Some(-128i8), Some(127i8)] {
             let byte = |r: u64| fill.unwrap_or(r as i8);
