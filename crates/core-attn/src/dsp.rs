@@ -24,6 +24,8 @@
 use crate::linear::Linear;
 use crate::quant::Requant;
 
+pub(crate) mod softmax;
+
 /// `SXTB16`: sign-extend bytes 0 and 2 of `x` into the two halfwords of the result.
 #[inline(always)]
 pub fn sxtb16(x: u32) -> u32 {

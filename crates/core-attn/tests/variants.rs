@@ -275,6 +275,9 @@ proptest! {
         let mut sb = vec![0i32; m];
         att.run_generic(Rows::contiguous(&q, w).unwrap(), Rows::contiguous(&k, w).unwrap(), Rows::contiguous(&v, w).unwrap(), mask, &mut a, &mut sa).unwrap();
         att.run(Rows::contiguous(&q, w).unwrap(), Rows::contiguous(&k, w).unwrap(), Rows::contiguous(&v, w).unwrap(), mask, &mut b, &mut sb).unwrap();
-        prop_assert_eq!(a, b);
+        prop_assert_eq!(&a, &b);
+        let mut c = vec![0i8; n * w];
+        att.run_packed(Rows::contiguous(&q, w).unwrap(), Rows::contiguous(&k, w).unwrap(), Rows::contiguous(&v, w).unwrap(), mask, &mut c, &mut sb).unwrap();
+        prop_assert_eq!(&a, &c, "run_packed");
     }
 }
