@@ -108,7 +108,7 @@ impl<'a> Attention<'a> {
         scratch: &mut [i32],
     ) -> Result<(), Error> {
         let nk = self.check(q, k, v, out, scratch)?;
-        let ix = ExpIndex::new(self.score_to_index);
+        let ix = ExpIndex::new(self.score_to_index).map(ExpIndex::refined);
         if cfg!(core_attn_dsp) && q.rows() >= 2 {
             if let Some(ix) = ix {
                 if self.packed_fits(nk) {
@@ -199,7 +199,7 @@ impl<'a> Attention<'a> {
         scratch: &mut [i32],
     ) -> Result<(), Error> {
         let nk = self.check(q, k, v, out, scratch)?;
-        match ExpIndex::new(self.score_to_index) {
+        match ExpIndex::new(self.score_to_index).map(ExpIndex::refined) {
             Some(ix) if self.packed_fits(nk) => {
                 self.run_packed_inner(q, k, v, mask, out, scratch, nk, ix);
                 Ok(())

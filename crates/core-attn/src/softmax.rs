@@ -214,50 +214,54 @@ impl ExpIndex {
         };
         // Fast path: d·2^(32−r) < 2^31 (r ≤ 32), d < 2^31 (r ≥ 33).
         let guard: u32 = if right <= 32 { 1 << (right - 1) } else { 1 << 31 };
-        let (mut t_lo, mut t_hi) = if m == 0 {
+        let (t_lo, t_hi) = if m == 0 {
             (guard, u32::MAX)
         } else {
-            // X = 131069·2^(r−1); m ∈ [mt·2^k, (mt+1)·2^k) with mt < 2^15.
-            let k = (32 - m.leading_zeros()).saturating_sub(15);
+            // X = 131069·2^(r−1); m ∈ [mt·2^k, (mt+1)·2^k) with mt < 2^16.
+            let k = (32 - m.leading_zeros()).saturating_sub(16);
             let mt = m >> k;
             let a = right as i32 - 1 - k as i32;
-            let (n_lo, n_hi) = if a >= 0 {
-                if a > 46 {
-                    (u64::MAX, u64::MAX)
+            if a <= 14 {
+                // ⌊X/2^k⌋ and ⌈X/2^k⌉ fit 32 bits: one division each.
+                let (n_lo, n_hi) = if a >= 0 {
+                    (131069u32 << a, 131069u32 << a)
                 } else {
-                    (131069u64 << a, 131069u64 << a)
-                }
+                    let a = (-a) as u32;
+                    (131069u32 >> a, (131069u32 + (1 << a) - 1) >> a)
+                };
+                let lo = n_lo / (mt + 1);
+                let hi = n_hi / mt + (n_hi % mt != 0) as u32;
+                (lo.min(guard), hi)
             } else {
-                let a = (-a) as u32;
-                (131069u64 >> a, (131069u64 + (1 << a) - 1) >> a)
-            };
-            let lo = div_small(n_lo, mt + 1);
-            let hi = if mt == 0 {
-                u64::MAX
-            } else {
-                let q = div_small(n_hi, mt);
-                q + (q * mt as u64 != n_hi) as u64
-            };
-            (lo.min(guard as u64) as u32, hi.min(u32::MAX as u64) as u32)
+                bounds_wide(a as u32, mt, guard)
+            }
         };
-        let mut ix = ExpIndex {
+        Some(ExpIndex {
             m: m as i32,
             sh,
             c,
             right,
             t_lo,
             t_hi,
+        })
+    }
+
+    /// Move `t_lo` up to the exact threshold when the bounds are close (a few steps of the
+    /// 64-bit index): then every difference is either on the fast path or gives 0.
+    #[inline]
+    pub(crate) fn refined(mut self) -> Self {
+        let guard: u32 = if self.right <= 32 {
+            1 << (self.right - 1)
+        } else {
+            1 << 31
         };
-        // Usually the bounds are a step or two apart: find the exact threshold.
-        if t_hi <= guard && t_hi - t_lo <= 8 {
-            while t_lo < t_hi && ix.exact_index(t_lo) < MAX_INDEX as u32 {
-                t_lo += 1;
+        if self.t_hi <= guard && self.t_hi - self.t_lo <= 8 {
+            while self.t_lo < self.t_hi && self.exact_index(self.t_lo) < MAX_INDEX as u32 {
+                self.t_lo += 1;
             }
-            t_hi = t_lo;
-            ix.t_lo = t_lo;
-            ix.t_hi = t_hi;
+            self.t_hi = self.t_lo;
         }
-        Some(ix)
+        self
     }
 
     /// The generic index `min(q(d), 65535)` in 64-bit arithmetic.
@@ -359,6 +363,24 @@ fn lookup(exp: &ExpTable<'_>, q: u32) -> u32 {
     (exp.hi[((q >> 8) & 255) as usize] as u32 * exp.lo[(q & 255) as usize] as u32 + (1 << 15)) >> 16
 }
 
+/// [`ExpIndex`] bounds when `X / 2^k = 131069·2^a` does not fit 32 bits (`a > 14`: scales
+/// under ~2^-16 index per score unit), in 64-bit arithmetic with 16-bit division digits.
+#[cold]
+#[inline(never)]
+fn bounds_wide(a: u32, mt: u32, guard: u32) -> (u32, u32) {
+    if a > 46 {
+        return (guard, u32::MAX);
+    }
+    let n = 131069u64 << a;
+    // `div_small` needs a divisor ≤ 2^15: with mt ≥ 2^15, use mt/2 on the exactly halved
+    // numerator (`n` is even; m ∈ [⌊mt/2⌋·2^(k+1), (⌊mt/2⌋+1)·2^(k+1))).
+    let (n, mt) = if mt >= 1 << 15 { (n >> 1, mt >> 1) } else { (n, mt) };
+    let lo = div_small(n, mt + 1);
+    let q = div_small(n, mt);
+    let hi = q + (q * mt as u64 != n) as u64;
+    (lo.min(guard as u64) as u32, hi.min(u32::MAX as u64) as u32)
+}
+
 /// `n / d` for `1 ≤ d ≤ 2^15`, in 16-bit digits (every partial remainder `< 2^15`, so each step
 /// is one 32-bit division).
 #[inline]
@@ -373,16 +395,35 @@ fn div_small(n: u64, d: u32) -> u64 {
     q
 }
 
-/// [`reciprocal`] (`round(2^47 / sum)`) by long division in 32-bit digits of `clz(sum)` bits
-/// (each partial remainder `< sum`, so shifting it left by `clz(sum)` bits cannot overflow):
-/// a few hardware `UDIV`s instead of a 64-bit software division.
+/// [`reciprocal`] (`round(2^47 / sum)`) with hardware 32-bit divisions: for `2^16 ≤ sum <
+/// 2^24` (every row of up to 256 keys whose maximum has the table's top value) the top 32 bits
+/// of `2^47 + ⌊sum/2⌋` first, then two 8-bit digits (each partial remainder is `< sum < 2^24`,
+/// so shifting it by 8 cannot overflow); other sums take long division in `clz(sum)`-bit digits.
 #[inline]
 fn reciprocal_fast(sum: u32) -> u64 {
     let s = sum.max(1);
+    if (1 << 16..1 << 24).contains(&s) {
+        let n_lo = (s / 2) & 0xffff; // low 16 bits of 2^47 + ⌊s/2⌋ (⌊s/2⌋ < 2^23)
+        let n_hi = (1u32 << 31) + ((s / 2) >> 16);
+        let q1 = n_hi / s;
+        let r1 = n_hi - q1 * s;
+        let c2 = (r1 << 8) | (n_lo >> 8);
+        let q2 = c2 / s;
+        let r2 = c2 - q2 * s;
+        let c3 = (r2 << 8) | (n_lo & 0xff);
+        let q3 = c3 / s;
+        return ((q1 << 16) | (q2 << 8) | q3) as u64;
+    }
+    reciprocal_digits(s)
+}
+
+#[cold]
+#[inline(never)]
+fn reciprocal_digits(s: u32) -> u64 {
     let n: u64 = (1u64 << 47) + (s / 2) as u64; // < 2^48
-    let b = s.leading_zeros().min(16); // digit width, ≥ 1 as s < 2^31 here
+    let b = s.leading_zeros().min(16); // digit width
     if b == 0 {
-        return reciprocal(sum);
+        return reciprocal(s);
     }
     let mut q: u64 = 0;
     let mut r: u32 = 0;
