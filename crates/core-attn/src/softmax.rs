@@ -153,13 +153,13 @@ pub(crate) fn scale_in_place(buf: &mut [i32], sum: u32) {
     let recip = reciprocal_fast(sum);
     match u32::try_from(recip) {
         Ok(r32) => {
-            let mut chunks = buf.chunks_exact_mut(4);
-            for c in &mut chunks {
-                for x in c.iter_mut() {
-                    *x = probability32(*x as u32, r32) as i32;
-                }
-            }
-            for x in chunks.into_remainder() {
+            #[cfg(core_attn_dsp)]
+            crate::dsp::softmax::scale_i32_x4(buf, r32);
+            #[cfg(core_attn_dsp)]
+            let tail = buf.len() & !3;
+            #[cfg(not(core_attn_dsp))]
+            let tail = 0;
+            for x in &mut buf[tail..] {
                 *x = probability32(*x as u32, r32) as i32;
             }
         }
@@ -316,6 +316,35 @@ impl ExpIndex {
         exp: &ExpTable<'_>,
     ) -> u32 {
         if self.right <= 32 {
+            #[cfg(core_attn_dsp)]
+            {
+                let p = crate::dsp::softmax::ExpLoop {
+                    max,
+                    t_lo: self.t_lo,
+                    t_hi: self.t_hi,
+                    sh: self.sh,
+                    m: self.m,
+                    hi: exp.hi,
+                    lo: exp.lo,
+                };
+                let sum = if NONNEG {
+                    crate::dsp::softmax::exp_pass_i32::<false>(buf, &p)
+                } else {
+                    crate::dsp::softmax::exp_pass_i32::<true>(buf, &p)
+                };
+                if sum & (1 << 31) == 0 {
+                    return sum;
+                }
+                // Differences between the two bounds, left as `d | 2^31`.
+                let mut sum = sum & !(1 << 31);
+                for x in buf.iter_mut().filter(|x| **x < 0) {
+                    let e = self.slow((*x as u32) & !(1 << 31), exp);
+                    *x = e as i32;
+                    sum += e;
+                }
+                return sum;
+            }
+            #[allow(unreachable_code)]
             self.exp_pass_mode::<false, NONNEG>(buf, max, exp)
         } else {
             self.exp_pass_mode::<true, NONNEG>(buf, max, exp)

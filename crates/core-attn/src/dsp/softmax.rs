@@ -2,6 +2,9 @@
 //! instruction where the target has it (`cfg(core_attn_dsp)`) and as the portable emulation
 //! elsewhere (so that the same algorithm runs, and is tested, on the host).
 
+#[cfg(core_attn_dsp)]
+use core::arch::asm;
+
 /// `SMLAD` (instruction or [`super::smlad`]).
 #[inline(always)]
 pub(crate) fn smlad(a: u32, b: u32, acc: i32) -> i32 {
@@ -38,5 +41,145 @@ pub(crate) fn sxtb16_ror8(x: u32) -> u32 {
     #[cfg(not(core_attn_dsp))]
     {
         super::sxtb16_ror8(x)
+    }
+}
+
+/// Parameters of the `asm!` exponential pass (the fast range of
+/// [`crate::softmax::ExpIndex`] with right shift `≤ 32`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ExpLoop<'t> {
+    /// Row maximum.
+    pub max: i32,
+    /// Differences `d < t_lo` take the fast path.
+    pub t_lo: u32,
+    /// Differences `d ≥ t_hi` give 0; `t_lo ≤ d < t_hi` are marked for the caller.
+    pub t_hi: u32,
+    /// Left shift `32 − r`.
+    pub sh: u32,
+    /// Multiplier (`≥ 0`).
+    pub m: i32,
+    /// `exp` table, high part.
+    pub hi: &'t [u16; 256],
+    /// `exp` table, low part.
+    pub lo: &'t [u16; 256],
+}
+
+/// `buf[j] ← exp(max − buf[j])` for the fast range, returning the sum of the exponentials
+/// written. An element with `t_lo ≤ d < t_hi` is left as `d | 2^31` (negative: exponentials are
+/// `≤ 65534`) and bit 31 of the returned value is set; the caller computes those exactly.
+/// `WRAP`: differences may wrap (`max − x ≥ 2^31`), which count as 0 (index 0), as the generic
+/// loop.
+///
+/// Per element: `ldr`, `sub`, (`bic`), `cmp`/`bhs`, `lsl`, `smmulr`, `lsr`, `uxtb`, two `ldrh`,
+/// `mla` (rounding constant in `lr`), `lsr`, `str`, `add`, loop.
+#[cfg(core_attn_dsp)]
+#[inline(always)]
+pub(crate) fn exp_pass_i32<const WRAP: bool>(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
+    let range = buf.as_mut_ptr_range();
+    let sum: u32;
+    macro_rules! exp_loop {
+        ($($bic:literal)?) => {
+            // SAFETY: reads and writes the words of `buf` (`r0` runs from its start to its end,
+            // `buf` is non-empty: checked by the caller's `check_row_len`) and the two 256-entry
+            // tables at indices `(q >> 8) < 256` and `q & 255` (`q < 65535` on the fast path
+            // because `d < t_lo`). The pushed word is popped before the end; every written
+            // register is declared.
+            unsafe {
+                asm!(
+                    "push {{r11}}",
+                    "mov lr, #32768",
+                    "2:",
+                    "ldr r12, [r0], #4",
+                    "sub r12, r2, r12",
+                    $($bic,)?
+                    "cmp r12, r3",
+                    "bhs 5f",
+                    "lsl r12, r12, r4",
+                    "smmulr r12, r12, r5",
+                    "lsr r11, r12, #8",
+                    "uxtb r12, r12",
+                    "ldrh r11, [r8, r11, lsl #1]",
+                    "ldrh r12, [r9, r12, lsl #1]",
+                    "mla r11, r11, r12, lr",
+                    "lsr r11, r11, #16",
+                    "3:",
+                    "str r11, [r0, #-4]",
+                    "add r10, r10, r11",
+                    "4:",
+                    "cmp r0, r1",
+                    "bne 2b",
+                    "b 9f",
+                    "5:",
+                    "ldr r11, [sp]",
+                    "cmp r12, r11",
+                    "movw r11, #0",
+                    "bhs 3b",
+                    "orr r12, r12, #0x80000000",
+                    "str r12, [r0, #-4]",
+                    "orr r10, r10, #0x80000000",
+                    "b 4b",
+                    "9:",
+                    "add sp, sp, #4",
+                    inout("r0") range.start => _,
+                    in("r1") range.end,
+                    in("r2") p.max,
+                    in("r3") p.t_lo,
+                    in("r4") p.sh,
+                    in("r5") p.m,
+                    in("r8") p.hi.as_ptr(),
+                    in("r9") p.lo.as_ptr(),
+                    inout("r10") 0u32 => sum,
+                    inout("r11") p.t_hi => _,
+                    out("r12") _,
+                    out("lr") _,
+                );
+            }
+        };
+    }
+    if WRAP {
+        exp_loop!("bic r12, r12, r12, asr #31");
+    } else {
+        exp_loop!();
+    }
+    sum
+}
+
+/// `buf[j] ← (buf[j] · recip + 2^31) >> 32` (`UMULL` and the rounding carry as
+/// `add hi, hi, lo, lsr #31`), four words per `LDM`/`STM`; the remainder is done by the caller.
+#[cfg(core_attn_dsp)]
+#[inline(always)]
+pub(crate) fn scale_i32_x4(buf: &mut [i32], recip: u32) {
+    let n = buf.len() & !3;
+    if n == 0 {
+        return;
+    }
+    let range = buf[..n].as_mut_ptr_range();
+    // SAFETY: `r0` walks `buf[..n]` (a non-empty multiple of 4 words) with LDM/STM; every
+    // written register is declared.
+    unsafe {
+        asm!(
+            "2:",
+            "ldm r0, {{r3, r4, r5, r8}}",
+            "umull r9, r3, r3, r2",
+            "add r3, r3, r9, lsr #31",
+            "umull r9, r4, r4, r2",
+            "add r4, r4, r9, lsr #31",
+            "umull r9, r5, r5, r2",
+            "add r5, r5, r9, lsr #31",
+            "umull r9, r8, r8, r2",
+            "add r8, r8, r9, lsr #31",
+            "stm r0!, {{r3, r4, r5, r8}}",
+            "cmp r0, r1",
+            "bne 2b",
+            inout("r0") range.start => _,
+            in("r1") range.end,
+            in("r2") recip,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            options(nostack),
+        );
     }
 }
