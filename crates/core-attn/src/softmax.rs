@@ -136,6 +136,9 @@ pub fn softmax_scores_in_place(
 /// Largest element of a non-empty row (4 at a time: fewer loop branches).
 #[inline(always)]
 pub(crate) fn row_max(buf: &[i32]) -> i32 {
+    #[cfg(core_attn_dsp)]
+    return crate::dsp::softmax::row_max_i32(buf);
+    #[allow(unreachable_code)]
     let mut chunks = buf.chunks_exact(4);
     let mut m = buf[0];
     for c in &mut chunks {
@@ -548,13 +551,41 @@ pub fn softmax_i8(
 ) -> Result<(), Error> {
     check_len("softmax output", input.len(), probs.len())?;
     check_row_len(input.len())?;
-    let Some(ix) = ExpIndex::new(diff_to_index) else {
+    // Int8 differences are dense in 0..=255: make the threshold exact (a step or two) rather
+    // than fix up elements between the bounds.
+    let Some(ix) = ExpIndex::new(diff_to_index).map(ExpIndex::refined) else {
         return softmax_i8_generic(input, diff_to_index, exp, probs);
     };
     let max = input.iter().copied().max().unwrap_or(0) as i32;
     // Only 256 possible inputs, but a row is usually shorter than a table: compute each
     // exponential once into `probs` (≤ 65535 fits u16), then scale in place.
     let sum = if ix.right <= 32 {
+        #[cfg(core_attn_dsp)]
+        {
+            let p = crate::dsp::softmax::ExpLoop {
+                max,
+                t_lo: ix.t_lo,
+                t_hi: ix.t_hi,
+                sh: ix.sh,
+                m: ix.m,
+                hi: exp.hi,
+                lo: exp.lo,
+            };
+            let sum = crate::dsp::softmax::exp_pass_i8(input, probs, &p);
+            if sum & (1 << 31) == 0 {
+                sum
+            } else {
+                // Differences between the two bounds, left as 0xffff.
+                let mut sum = sum & !(1 << 31);
+                for (e, &x) in probs.iter_mut().zip(input).filter(|(e, _)| **e == 0xffff) {
+                    let v = ix.slow((max - x as i32) as u32, &exp);
+                    *e = v as u16;
+                    sum += v;
+                }
+                sum
+            }
+        }
+        #[cfg(not(core_attn_dsp))]
         i8_exp_pass::<false>(&ix, input, max, &exp, probs)
     } else {
         i8_exp_pass::<true>(&ix, input, max, &exp, probs)

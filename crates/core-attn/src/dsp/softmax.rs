@@ -71,7 +71,7 @@ pub(crate) struct ExpLoop<'t> {
 /// loop.
 ///
 /// Per element: `ldr`, `sub`, (`bic`), `cmp`/`bhs`, `lsl`, `smmulr`, `lsr`, `uxtb`, two `ldrh`,
-/// `mla` (rounding constant in `lr`), `lsr`, `str`, `add`, loop.
+/// `mla` (rounding constant in `lr`), `lsr`, `str`, `add`; the loop is unrolled twice.
 #[cfg(core_attn_dsp)]
 #[inline(always)]
 pub(crate) fn exp_pass_i32<const WRAP: bool>(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
@@ -88,6 +88,10 @@ pub(crate) fn exp_pass_i32<const WRAP: bool>(buf: &mut [i32], p: &ExpLoop<'_>) -
                 asm!(
                     "push {{r11}}",
                     "mov lr, #32768",
+                    // Two elements per iteration; an odd count enters at the second.
+                    "sub r12, r1, r0",
+                    "tst r12, #4",
+                    "bne 6f",
                     "2:",
                     "ldr r12, [r0], #4",
                     "sub r12, r2, r12",
@@ -105,15 +109,42 @@ pub(crate) fn exp_pass_i32<const WRAP: bool>(buf: &mut [i32], p: &ExpLoop<'_>) -
                     "3:",
                     "str r11, [r0, #-4]",
                     "add r10, r10, r11",
+                    "6:",
+                    "ldr r12, [r0], #4",
+                    "sub r12, r2, r12",
+                    $($bic,)?
+                    "cmp r12, r3",
+                    "bhs 7f",
+                    "lsl r12, r12, r4",
+                    "smmulr r12, r12, r5",
+                    "lsr r11, r12, #8",
+                    "uxtb r12, r12",
+                    "ldrh r11, [r8, r11, lsl #1]",
+                    "ldrh r12, [r9, r12, lsl #1]",
+                    "mla r11, r11, r12, lr",
+                    "lsr r11, r11, #16",
+                    "8:",
+                    "str r11, [r0, #-4]",
+                    "add r10, r10, r11",
                     "4:",
                     "cmp r0, r1",
                     "bne 2b",
                     "b 9f",
+                    // Slow paths: d ≥ t_hi gives 0, t_lo ≤ d < t_hi is marked.
                     "5:",
                     "ldr r11, [sp]",
                     "cmp r12, r11",
                     "movw r11, #0",
                     "bhs 3b",
+                    "orr r12, r12, #0x80000000",
+                    "str r12, [r0, #-4]",
+                    "orr r10, r10, #0x80000000",
+                    "b 6b",
+                    "7:",
+                    "ldr r11, [sp]",
+                    "cmp r12, r11",
+                    "movw r11, #0",
+                    "bhs 8b",
                     "orr r12, r12, #0x80000000",
                     "str r12, [r0, #-4]",
                     "orr r10, r10, #0x80000000",
@@ -182,4 +213,115 @@ pub(crate) fn scale_i32_x4(buf: &mut [i32], recip: u32) {
             options(nostack),
         );
     }
+}
+
+/// Largest element of a non-empty row: the first element, then `LDM` of four and
+/// `cmp`/`it gt`/`movgt` per element; the last `len % 4 − 1` elements in Rust.
+#[cfg(core_attn_dsp)]
+#[inline(always)]
+pub(crate) fn row_max_i32(buf: &[i32]) -> i32 {
+    let n4 = (buf.len() - 1) & !3;
+    let mut m = buf[0];
+    if n4 > 0 {
+        let range = buf[1..1 + n4].as_ptr_range();
+        // SAFETY: reads `buf[1..1 + n4]` (a non-empty multiple of 4 words) with LDM; every
+        // written register is declared.
+        unsafe {
+            asm!(
+                "2:",
+                "ldm r0!, {{r3, r4, r5, r8}}",
+                "cmp r3, r2",
+                "it gt",
+                "movgt r2, r3",
+                "cmp r4, r2",
+                "it gt",
+                "movgt r2, r4",
+                "cmp r5, r2",
+                "it gt",
+                "movgt r2, r5",
+                "cmp r8, r2",
+                "it gt",
+                "movgt r2, r8",
+                "cmp r0, r1",
+                "bne 2b",
+                inout("r0") range.start => _,
+                in("r1") range.end,
+                inout("r2") m,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                options(nostack, readonly),
+            );
+        }
+    }
+    for &x in &buf[1 + n4..] {
+        m = m.max(x);
+    }
+    m
+}
+
+/// [`exp_pass_i32`] for an int8 row (`d = max − x ≤ 255` never wraps) into `u16` exponentials:
+/// `ldrsb` in, `strh` out (the output pointer takes `lr`, so the rounding constant is an
+/// immediate `add`). An element with `t_lo ≤ d < t_hi` is left as `0xffff` (exponentials are
+/// `≤ 65534`) and bit 31 of the returned sum is set.
+#[cfg(core_attn_dsp)]
+#[inline(always)]
+pub(crate) fn exp_pass_i8(input: &[i8], out: &mut [u16], p: &ExpLoop<'_>) -> u32 {
+    assert_eq!(input.len(), out.len());
+    let range = input.as_ptr_range();
+    let sum: u32;
+    // SAFETY: reads the bytes of `input` (`r0` from its start to its end; non-empty: checked by
+    // the caller) and writes as many halfwords to `out` (same length, asserted); table reads
+    // as in `exp_pass_i32`. The pushed word is popped before the end.
+    unsafe {
+        asm!(
+            "push {{r11}}",
+            "2:",
+            "ldrsb r12, [r0], #1",
+            "sub r12, r2, r12",
+            "cmp r12, r3",
+            "bhs 5f",
+            "lsl r12, r12, r4",
+            "smmulr r12, r12, r5",
+            "lsr r11, r12, #8",
+            "uxtb r12, r12",
+            "ldrh r11, [r8, r11, lsl #1]",
+            "ldrh r12, [r9, r12, lsl #1]",
+            "mul r11, r11, r12",
+            "add r11, r11, #32768",
+            "lsr r11, r11, #16",
+            "3:",
+            "strh r11, [lr], #2",
+            "add r10, r10, r11",
+            "4:",
+            "cmp r0, r1",
+            "bne 2b",
+            "b 9f",
+            "5:",
+            "ldr r11, [sp]",
+            "cmp r12, r11",
+            "movw r11, #0",
+            "bhs 3b",
+            "movw r11, #0xffff",
+            "strh r11, [lr], #2",
+            "orr r10, r10, #0x80000000",
+            "b 4b",
+            "9:",
+            "add sp, sp, #4",
+            inout("r0") range.start => _,
+            in("r1") range.end,
+            in("r2") p.max,
+            in("r3") p.t_lo,
+            in("r4") p.sh,
+            in("r5") p.m,
+            in("r8") p.hi.as_ptr(),
+            in("r9") p.lo.as_ptr(),
+            inout("r10") 0u32 => sum,
+            inout("r11") p.t_hi => _,
+            out("r12") _,
+            inout("lr") out.as_mut_ptr() => _,
+        );
+    }
+    sum
 }
