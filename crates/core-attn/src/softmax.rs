@@ -233,7 +233,13 @@ impl ExpIndex {
                     (131069u32 >> a, (131069u32 + (1 << a) - 1) >> a)
                 };
                 let lo = n_lo / (mt + 1);
-                let hi = n_hi / mt + (n_hi % mt != 0) as u32;
+                let hi = if k > 0 {
+                    // mt ≥ 2^15: ⌈X/m⌉ ≤ ⌈n_hi/mt⌉ ≤ lo + 2 + (lo + 2)/mt (n_lo < (lo+1)(mt+1),
+                    // n_hi ≤ n_lo + 1) ≤ lo + 4 + ⌊lo/2^14⌋, without a second division.
+                    lo.saturating_add(4 + (lo >> 14))
+                } else {
+                    n_hi / mt + (n_hi % mt != 0) as u32
+                };
                 (lo.min(guard), hi)
             } else {
                 bounds_wide(a as u32, mt, guard)
@@ -330,11 +336,7 @@ impl ExpIndex {
                     hi: exp.hi,
                     lo: exp.lo,
                 };
-                let sum = if NONNEG {
-                    crate::dsp::softmax::exp_pass_i32::<false>(buf, &p)
-                } else {
-                    crate::dsp::softmax::exp_pass_i32::<true>(buf, &p)
-                };
+                let sum = crate::dsp::softmax::exp_pass_i32(buf, &p);
                 if sum & (1 << 31) == 0 {
                     return sum;
                 }
@@ -513,7 +515,9 @@ pub(crate) fn probs_to_pairs(buf: &mut [i32], n: usize, sum: u32) -> (usize, boo
 /// [`probability`] when the reciprocal fits 32 bits: one `UMULL` and a rounding add.
 #[inline(always)]
 fn probability32(e: u32, recip: u32) -> u32 {
-    ((e as u64 * recip as u64 + (1 << 31)) >> 32) as u32
+    // (x + 2^31) >> 32 = hi(x) + bit 31 of lo(x): `umull` and one `add …, lsr #31`.
+    let x = e as u64 * recip as u64;
+    ((x >> 32) as u32).wrapping_add(x as u32 >> 31)
 }
 
 /// [`softmax_scores_in_place`] with the generic reference loops: the variant every optimized
@@ -556,7 +560,7 @@ pub fn softmax_i8(
     let Some(ix) = ExpIndex::new(diff_to_index).map(ExpIndex::refined) else {
         return softmax_i8_generic(input, diff_to_index, exp, probs);
     };
-    let max = input.iter().copied().max().unwrap_or(0) as i32;
+    let max = max_i8(input) as i32;
     // Only 256 possible inputs, but a row is usually shorter than a table: compute each
     // exponential once into `probs` (≤ 65535 fits u16), then scale in place.
     let sum = if ix.right <= 32 {
@@ -604,6 +608,15 @@ pub fn softmax_i8(
         }
     }
     Ok(())
+}
+
+/// Largest element of a non-empty int8 row.
+#[inline(always)]
+fn max_i8(input: &[i8]) -> i8 {
+    #[cfg(core_attn_dsp)]
+    return crate::dsp::softmax::max_i8(input);
+    #[allow(unreachable_code)]
+    input.iter().copied().max().unwrap_or(0)
 }
 
 #[inline(always)]

@@ -67,18 +67,18 @@ pub(crate) struct ExpLoop<'t> {
 /// `buf[j] ← exp(max − buf[j])` for the fast range, returning the sum of the exponentials
 /// written. An element with `t_lo ≤ d < t_hi` is left as `d | 2^31` (negative: exponentials are
 /// `≤ 65534`) and bit 31 of the returned value is set; the caller computes those exactly.
-/// `WRAP`: differences may wrap (`max − x ≥ 2^31`), which count as 0 (index 0), as the generic
-/// loop.
+/// A difference that wraps (`max − x ≥ 2^31`, negative as `i32`) is index 0, as in the generic
+/// loop; it fails the unsigned `d < t_lo` test, so the check costs nothing on the fast path.
 ///
-/// Per element: `ldr`, `sub`, (`bic`), `cmp`/`bhs`, `lsl`, `smmulr`, `lsr`, `uxtb`, two `ldrh`,
+/// Per element: `ldr`, `sub`, `cmp`/`bhs`, `lsl`, `smmulr`, `lsr`, `uxtb`, two `ldrh`,
 /// `mla` (rounding constant in `lr`), `lsr`, `str`, `add`; the loop is unrolled twice.
 #[cfg(core_attn_dsp)]
 #[inline(always)]
-pub(crate) fn exp_pass_i32<const WRAP: bool>(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
+pub(crate) fn exp_pass_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
     let range = buf.as_mut_ptr_range();
     let sum: u32;
     macro_rules! exp_loop {
-        ($($bic:literal)?) => {
+        () => {
             // SAFETY: reads and writes the words of `buf` (`r0` runs from its start to its end,
             // `buf` is non-empty: checked by the caller's `check_row_len`) and the two 256-entry
             // tables at indices `(q >> 8) < 256` and `q & 255` (`q < 65535` on the fast path
@@ -95,7 +95,6 @@ pub(crate) fn exp_pass_i32<const WRAP: bool>(buf: &mut [i32], p: &ExpLoop<'_>) -
                     "2:",
                     "ldr r12, [r0], #4",
                     "sub r12, r2, r12",
-                    $($bic,)?
                     "cmp r12, r3",
                     "bhs 5f",
                     "lsl r12, r12, r4",
@@ -112,7 +111,6 @@ pub(crate) fn exp_pass_i32<const WRAP: bool>(buf: &mut [i32], p: &ExpLoop<'_>) -
                     "6:",
                     "ldr r12, [r0], #4",
                     "sub r12, r2, r12",
-                    $($bic,)?
                     "cmp r12, r3",
                     "bhs 7f",
                     "lsl r12, r12, r4",
@@ -132,6 +130,8 @@ pub(crate) fn exp_pass_i32<const WRAP: bool>(buf: &mut [i32], p: &ExpLoop<'_>) -
                     "b 9f",
                     // Slow paths: d ≥ t_hi gives 0, t_lo ≤ d < t_hi is marked.
                     "5:",
+                    "cmp r12, #0",
+                    "blt 10f",
                     "ldr r11, [sp]",
                     "cmp r12, r11",
                     "movw r11, #0",
@@ -141,6 +141,8 @@ pub(crate) fn exp_pass_i32<const WRAP: bool>(buf: &mut [i32], p: &ExpLoop<'_>) -
                     "orr r10, r10, #0x80000000",
                     "b 6b",
                     "7:",
+                    "cmp r12, #0",
+                    "blt 11f",
                     "ldr r11, [sp]",
                     "cmp r12, r11",
                     "movw r11, #0",
@@ -149,6 +151,19 @@ pub(crate) fn exp_pass_i32<const WRAP: bool>(buf: &mut [i32], p: &ExpLoop<'_>) -
                     "str r12, [r0, #-4]",
                     "orr r10, r10, #0x80000000",
                     "b 4b",
+                    // A wrapped difference (`max − x ≥ 2^31`, negative as i32) is index 0.
+                    "10:",
+                    "ldrh r11, [r8]",
+                    "ldrh r12, [r9]",
+                    "mla r11, r11, r12, lr",
+                    "lsr r11, r11, #16",
+                    "b 3b",
+                    "11:",
+                    "ldrh r11, [r8]",
+                    "ldrh r12, [r9]",
+                    "mla r11, r11, r12, lr",
+                    "lsr r11, r11, #16",
+                    "b 8b",
                     "9:",
                     "add sp, sp, #4",
                     inout("r0") range.start => _,
@@ -167,11 +182,7 @@ pub(crate) fn exp_pass_i32<const WRAP: bool>(buf: &mut [i32], p: &ExpLoop<'_>) -
             }
         };
     }
-    if WRAP {
-        exp_loop!("bic r12, r12, r12, asr #31");
-    } else {
-        exp_loop!();
-    }
+    exp_loop!();
     sum
 }
 
@@ -324,4 +335,43 @@ pub(crate) fn exp_pass_i8(input: &[i8], out: &mut [u16], p: &ExpLoop<'_>) -> u32
         );
     }
     sum
+}
+
+/// Largest element of a non-empty int8 row, four lanes at a time: `SSUB8` sets the GE flag of
+/// every byte lane where the new word is at least the running maximum and `SEL` takes those
+/// lanes (a lane-wise signed maximum), then the four lanes are reduced.
+#[cfg(core_attn_dsp)]
+#[inline(always)]
+pub(crate) fn max_i8(input: &[i8]) -> i8 {
+    let mut chunks = input.chunks_exact(4);
+    let mut m = input[0];
+    if input.len() >= 4 {
+        let w = |c: &[i8]| u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
+        let mut lanes = w(&input[..4]);
+        for c in &mut chunks {
+            let x = w(c);
+            // SAFETY: register-only operations (`SSUB8` writes the GE flags `SEL` reads; the
+            // flags are declared clobbered by not passing `preserves_flags`).
+            unsafe {
+                asm!(
+                    "ssub8 {t}, {x}, {m}",
+                    "sel {m}, {x}, {m}",
+                    t = out(reg) _,
+                    x = in(reg) x,
+                    m = inout(reg) lanes,
+                    options(pure, nomem, nostack),
+                );
+            }
+        }
+        m = lanes
+            .to_le_bytes()
+            .iter()
+            .map(|&b| b as i8)
+            .max()
+            .unwrap_or(m);
+    }
+    for &x in chunks.remainder() {
+        m = m.max(x);
+    }
+    m
 }
