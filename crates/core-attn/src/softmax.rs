@@ -157,9 +157,7 @@ pub(crate) fn scale_in_place(buf: &mut [i32], sum: u32) {
     match u32::try_from(recip) {
         Ok(r32) => {
             #[cfg(core_attn_dsp)]
-            crate::dsp::softmax::scale_i32_x4(buf, r32);
-            #[cfg(core_attn_dsp)]
-            let tail = buf.len() & !3;
+            let tail = crate::dsp::softmax::scale_i32(buf, r32);
             #[cfg(not(core_attn_dsp))]
             let tail = 0;
             for x in &mut buf[tail..] {

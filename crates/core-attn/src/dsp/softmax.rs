@@ -187,43 +187,84 @@ pub(crate) fn exp_pass_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
 }
 
 /// `buf[j] ← (buf[j] · recip + 2^31) >> 32` (`UMULL` and the rounding carry as
-/// `add hi, hi, lo, lsr #31`), four words per `LDM`/`STM`; the remainder is done by the caller.
+/// `add hi, hi, lo, lsr #31`), eight words per `LDM`/`STM`, then four; the last `len % 4` are
+/// done by the caller. Returns how many were done.
 #[cfg(core_attn_dsp)]
 #[inline(always)]
-pub(crate) fn scale_i32_x4(buf: &mut [i32], recip: u32) {
-    let n = buf.len() & !3;
-    if n == 0 {
-        return;
+pub(crate) fn scale_i32(buf: &mut [i32], recip: u32) -> usize {
+    let n8 = buf.len() & !7;
+    if n8 > 0 {
+        let range = buf[..n8].as_mut_ptr_range();
+        // SAFETY: `r0` walks `buf[..n8]` (a non-empty multiple of 8 words) with LDM/STM; every
+        // written register is declared.
+        unsafe {
+            asm!(
+                "2:",
+                "ldm r0, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
+                "umull lr, r3, r3, r2",
+                "add r3, r3, lr, lsr #31",
+                "umull lr, r4, r4, r2",
+                "add r4, r4, lr, lsr #31",
+                "umull lr, r5, r5, r2",
+                "add r5, r5, lr, lsr #31",
+                "umull lr, r8, r8, r2",
+                "add r8, r8, lr, lsr #31",
+                "umull lr, r9, r9, r2",
+                "add r9, r9, lr, lsr #31",
+                "umull lr, r10, r10, r2",
+                "add r10, r10, lr, lsr #31",
+                "umull lr, r11, r11, r2",
+                "add r11, r11, lr, lsr #31",
+                "umull lr, r12, r12, r2",
+                "add r12, r12, lr, lsr #31",
+                "stm r0!, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
+                "cmp r0, r1",
+                "bne 2b",
+                inout("r0") range.start => _,
+                in("r1") range.end,
+                in("r2") recip,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                out("lr") _,
+                options(nostack),
+            );
+        }
     }
-    let range = buf[..n].as_mut_ptr_range();
-    // SAFETY: `r0` walks `buf[..n]` (a non-empty multiple of 4 words) with LDM/STM; every
-    // written register is declared.
-    unsafe {
-        asm!(
-            "2:",
-            "ldm r0, {{r3, r4, r5, r8}}",
-            "umull r9, r3, r3, r2",
-            "add r3, r3, r9, lsr #31",
-            "umull r9, r4, r4, r2",
-            "add r4, r4, r9, lsr #31",
-            "umull r9, r5, r5, r2",
-            "add r5, r5, r9, lsr #31",
-            "umull r9, r8, r8, r2",
-            "add r8, r8, r9, lsr #31",
-            "stm r0!, {{r3, r4, r5, r8}}",
-            "cmp r0, r1",
-            "bne 2b",
-            inout("r0") range.start => _,
-            in("r1") range.end,
-            in("r2") recip,
-            out("r3") _,
-            out("r4") _,
-            out("r5") _,
-            out("r8") _,
-            out("r9") _,
-            options(nostack),
-        );
+    let mut done = n8;
+    if buf.len() - n8 >= 4 {
+        let p = buf[n8..n8 + 4].as_mut_ptr();
+        // SAFETY: four words of `buf` at `p`; every written register is declared.
+        unsafe {
+            asm!(
+                "ldm r0, {{r3, r4, r5, r8}}",
+                "umull r9, r3, r3, r2",
+                "add r3, r3, r9, lsr #31",
+                "umull r9, r4, r4, r2",
+                "add r4, r4, r9, lsr #31",
+                "umull r9, r5, r5, r2",
+                "add r5, r5, r9, lsr #31",
+                "umull r9, r8, r8, r2",
+                "add r8, r8, r9, lsr #31",
+                "stm r0, {{r3, r4, r5, r8}}",
+                in("r0") p,
+                in("r2") recip,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                options(nostack),
+            );
+        }
+        done += 4;
     }
+    done
 }
 
 /// Largest element of a non-empty row: the first element, then `LDM` of four and
