@@ -214,7 +214,11 @@ impl ExpIndex {
             (right - 32, 1i32 << (right - 33))
         };
         // Fast path: d·2^(32−r) < 2^31 (r ≤ 32), d < 2^31 (r ≥ 33).
-        let guard: u32 = if right <= 32 { 1 << (right - 1) } else { 1 << 31 };
+        let guard: u32 = if right <= 32 {
+            1 << (right - 1)
+        } else {
+            1 << 31
+        };
         let (t_lo, t_hi) = if m == 0 {
             (guard, u32::MAX)
         } else {
@@ -406,7 +410,11 @@ fn bounds_wide(a: u32, mt: u32, guard: u32) -> (u32, u32) {
     let n = 131069u64 << a;
     // `div_small` needs a divisor ≤ 2^15: with mt ≥ 2^15, use mt/2 on the exactly halved
     // numerator (`n` is even; m ∈ [⌊mt/2⌋·2^(k+1), (⌊mt/2⌋+1)·2^(k+1))).
-    let (n, mt) = if mt >= 1 << 15 { (n >> 1, mt >> 1) } else { (n, mt) };
+    let (n, mt) = if mt >= 1 << 15 {
+        (n >> 1, mt >> 1)
+    } else {
+        (n, mt)
+    };
     let lo = div_small(n, mt + 1);
     let q = div_small(n, mt);
     let hi = q + (q * mt as u64 != n) as u64;

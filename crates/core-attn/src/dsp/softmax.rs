@@ -46,6 +46,7 @@ pub(crate) fn sxtb16_ror8(x: u32) -> u32 {
 
 /// Parameters of the `asm!` exponential pass (the fast range of
 /// [`crate::softmax::ExpIndex`] with right shift `≤ 32`).
+#[cfg(core_attn_dsp)]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ExpLoop<'t> {
     /// Row maximum.
