@@ -261,18 +261,26 @@ impl<'a> Attention<'a> {
                 }
                 let qe = &qe[..dh / 2];
                 let scores = &mut scratch[..visible];
-                let mut max = i32::MIN;
-                for (j, s) in scores.iter_mut().enumerate() {
-                    let kr = &k.row(j)[c0..c0 + dh];
-                    let mut acc = 0i32;
-                    for (e, c) in qe.chunks_exact(2).zip(kr.chunks_exact(4)) {
-                        let x = word(c);
-                        acc = smlad(e[0], sxtb16(x), acc);
-                        acc = smlad(e[1], sxtb16_ror8(x), acc);
+                let max = match dh {
+                    8 => scores_fixed::<8, 4>(scores, k, c0, qe),
+                    16 => scores_fixed::<16, 8>(scores, k, c0, qe),
+                    32 => scores_fixed::<32, 16>(scores, k, c0, qe),
+                    _ => {
+                        let mut max = i32::MIN;
+                        for (j, s) in scores.iter_mut().enumerate() {
+                            let kr = &k.row(j)[c0..c0 + dh];
+                            let mut acc = 0i32;
+                            for (e, c) in qe.chunks_exact(2).zip(kr.chunks_exact(4)) {
+                                let x = word(c);
+                                acc = smlad(e[0], sxtb16(x), acc);
+                                acc = smlad(e[1], sxtb16_ror8(x), acc);
+                            }
+                            *s = acc;
+                            max = max.max(acc);
+                        }
+                        max
                     }
-                    *s = acc;
-                    max = max.max(acc);
-                }
+                };
                 // |s| ≤ 2^28: `max − s` never wraps.
                 let sum = ix.exp_pass::<true>(scores, max, &self.exp);
                 let (pairs, big) = crate::softmax::probs_to_pairs(scores, visible, sum);
@@ -439,6 +447,33 @@ const ZEROS: [i8; PACK_MAX_HEAD_DIM] = [0; PACK_MAX_HEAD_DIM];
 #[inline(always)]
 fn word(c: &[i8]) -> u32 {
     u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8])
+}
+
+/// Scores of one query row's head against every visible key, for a head width `DH` known at
+/// compile time (`W = DH / 2` sign-extended query words, kept in registers): per key one
+/// bounds check, then `DH / 4` × (`LDR`, 2 `SXTB16`, 2 `SMLAD`). Returns the row maximum.
+#[inline(always)]
+fn scores_fixed<const DH: usize, const W: usize>(
+    scores: &mut [i32],
+    k: Rows<'_>,
+    c0: usize,
+    qe: &[u32],
+) -> i32 {
+    use crate::dsp::softmax::{smlad, sxtb16, sxtb16_ror8};
+    let qe: [u32; W] = qe[..W].try_into().expect("W words");
+    let mut max = i32::MIN;
+    for (j, s) in scores.iter_mut().enumerate() {
+        let kr: &[i8; DH] = k.row(j)[c0..c0 + DH].try_into().expect("DH columns");
+        let mut acc = 0i32;
+        for c in 0..DH / 4 {
+            let x = word(&kr[4 * c..4 * c + 4]);
+            acc = smlad(qe[2 * c], sxtb16(x), acc);
+            acc = smlad(qe[2 * c + 1], sxtb16_ror8(x), acc);
+        }
+        *s = acc;
+        max = max.max(acc);
+    }
+    max
 }
 
 /// Columns of V accumulated together in [`Attention::run`].

@@ -251,7 +251,7 @@ proptest! {
     #[test]
     fn attention_variants_are_bit_identical(
         heads in 1usize..=4,
-        head_dim in prop_oneof![Just(16usize), Just(8), 1usize..=20],
+        head_dim in prop_oneof![Just(16usize), Just(8), Just(32), 1usize..=20],
         n in 1usize..=20,
         m in 1usize..=20,
         causal in any::<bool>(),
