@@ -261,12 +261,18 @@ impl ExpIndex {
     /// 64-bit index): then every difference is either on the fast path or gives 0.
     #[inline]
     pub(crate) fn refined(mut self) -> Self {
-        let guard: u32 = if self.right <= 32 {
-            1 << (self.right - 1)
-        } else {
-            1 << 31
-        };
-        if self.t_hi <= guard && self.t_hi - self.t_lo <= 8 {
+        if self.right <= 32 {
+            // Below the guard the single-word index is exact: two instructions per step.
+            let guard: u32 = 1 << (self.right - 1);
+            if self.t_hi <= guard && self.t_hi - self.t_lo <= 8 {
+                while self.t_lo < self.t_hi
+                    && self.fast_index::<false>(self.t_lo) < MAX_INDEX as u32
+                {
+                    self.t_lo += 1;
+                }
+                self.t_hi = self.t_lo;
+            }
+        } else if self.t_hi <= 1 << 31 && self.t_hi - self.t_lo <= 8 {
             while self.t_lo < self.t_hi && self.exact_index(self.t_lo) < MAX_INDEX as u32 {
                 self.t_lo += 1;
             }
