@@ -72,118 +72,122 @@ pub(crate) struct ExpLoop<'t> {
 /// loop; it fails the unsigned `d < t_lo` test, so the check costs nothing on the fast path.
 ///
 /// Per element: `ldr`, `sub`, `cmp`/`bhs`, `lsl`, `smmulr`, `lsr`, `uxtb`, two `ldrh`,
-/// `mla` (rounding constant in `lr`), `lsr`, `str`, `add`; the loop is unrolled twice.
+/// `mla` (rounding constant in `lr`), `lsr`, `str`, `add`; the loop is unrolled four times.
 #[cfg(core_attn_dsp)]
 #[inline(always)]
 pub(crate) fn exp_pass_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
     let range = buf.as_mut_ptr_range();
     let sum: u32;
-    macro_rules! exp_loop {
-        () => {
-            // SAFETY: reads and writes the words of `buf` (`r0` runs from its start to its end,
-            // `buf` is non-empty: checked by the caller's `check_row_len`) and the two 256-entry
-            // tables at indices `(q >> 8) < 256` and `q & 255` (`q < 65535` on the fast path
-            // because `d < t_lo`). The pushed word is popped before the end; every written
-            // register is declared.
-            unsafe {
-                asm!(
-                    "push {{r11}}",
-                    "mov lr, #32768",
-                    // Two elements per iteration; an odd count enters at the second.
-                    "sub r12, r1, r0",
-                    "tst r12, #4",
-                    "bne 6f",
-                    "2:",
-                    "ldr r12, [r0], #4",
-                    "sub r12, r2, r12",
-                    "cmp r12, r3",
-                    "bhs 5f",
-                    "lsl r12, r12, r4",
-                    "smmulr r12, r12, r5",
-                    "lsr r11, r12, #8",
-                    "uxtb r12, r12",
-                    "ldrh r11, [r8, r11, lsl #1]",
-                    "ldrh r12, [r9, r12, lsl #1]",
-                    "mla r11, r11, r12, lr",
-                    "lsr r11, r11, #16",
-                    "3:",
-                    "str r11, [r0, #-4]",
-                    "add r10, r10, r11",
-                    "6:",
-                    "ldr r12, [r0], #4",
-                    "sub r12, r2, r12",
-                    "cmp r12, r3",
-                    "bhs 7f",
-                    "lsl r12, r12, r4",
-                    "smmulr r12, r12, r5",
-                    "lsr r11, r12, #8",
-                    "uxtb r12, r12",
-                    "ldrh r11, [r8, r11, lsl #1]",
-                    "ldrh r12, [r9, r12, lsl #1]",
-                    "mla r11, r11, r12, lr",
-                    "lsr r11, r11, #16",
-                    "8:",
-                    "str r11, [r0, #-4]",
-                    "add r10, r10, r11",
-                    "4:",
-                    "cmp r0, r1",
-                    "bne 2b",
-                    "b 9f",
-                    // Slow paths: d ≥ t_hi gives 0, t_lo ≤ d < t_hi is marked.
-                    "5:",
-                    "cmp r12, #0",
-                    "blt 10f",
-                    "ldr r11, [sp]",
-                    "cmp r12, r11",
-                    "movw r11, #0",
-                    "bhs 3b",
-                    "orr r12, r12, #0x80000000",
-                    "str r12, [r0, #-4]",
-                    "orr r10, r10, #0x80000000",
-                    "b 6b",
-                    "7:",
-                    "cmp r12, #0",
-                    "blt 11f",
-                    "ldr r11, [sp]",
-                    "cmp r12, r11",
-                    "movw r11, #0",
-                    "bhs 8b",
-                    "orr r12, r12, #0x80000000",
-                    "str r12, [r0, #-4]",
-                    "orr r10, r10, #0x80000000",
-                    "b 4b",
-                    // A wrapped difference (`max − x ≥ 2^31`, negative as i32) is index 0.
-                    "10:",
-                    "ldrh r11, [r8]",
-                    "ldrh r12, [r9]",
-                    "mla r11, r11, r12, lr",
-                    "lsr r11, r11, #16",
-                    "b 3b",
-                    "11:",
-                    "ldrh r11, [r8]",
-                    "ldrh r12, [r9]",
-                    "mla r11, r11, r12, lr",
-                    "lsr r11, r11, #16",
-                    "b 8b",
-                    "9:",
-                    "add sp, sp, #4",
-                    inout("r0") range.start => _,
-                    in("r1") range.end,
-                    in("r2") p.max,
-                    in("r3") p.t_lo,
-                    in("r4") p.sh,
-                    in("r5") p.m,
-                    in("r8") p.hi.as_ptr(),
-                    in("r9") p.lo.as_ptr(),
-                    inout("r10") 0u32 => sum,
-                    inout("r11") p.t_hi => _,
-                    out("r12") _,
-                    out("lr") _,
-                );
-            }
+    /// One element: fast path inline, `$slow` out of line, continuing at `$cont`.
+    macro_rules! body {
+        ($slow:literal, $cont:literal) => {
+            concat!(
+                "ldr r12, [r0], #4\n",
+                "sub r12, r2, r12\n",
+                "cmp r12, r3\n",
+                "bhs ",
+                $slow,
+                "f\n",
+                "lsl r12, r12, r4\n",
+                "smmulr r12, r12, r5\n",
+                "lsr r11, r12, #8\n",
+                "uxtb r12, r12\n",
+                "ldrh r11, [r8, r11, lsl #1]\n",
+                "ldrh r12, [r9, r12, lsl #1]\n",
+                "mla r11, r11, r12, lr\n",
+                "lsr r11, r11, #16\n",
+                $cont,
+                ":\n",
+                "str r11, [r0, #-4]\n",
+                "add r10, r10, r11\n",
+            )
         };
     }
-    exp_loop!();
+    /// The slow path of one element: wrapped difference → index 0; `d ≥ t_hi` → 0; between
+    /// the bounds → marked, resuming at `$next` (the next element) without adding to the sum.
+    macro_rules! slow {
+        ($slow:literal, $cont:literal, $next:literal, $wrap:literal) => {
+            concat!(
+                $slow,
+                ":\n",
+                "cmp r12, #0\n",
+                "blt ",
+                $wrap,
+                "f\n",
+                "ldr r11, [sp]\n",
+                "cmp r12, r11\n",
+                "movw r11, #0\n",
+                "bhs ",
+                $cont,
+                "b\n",
+                "orr r12, r12, #0x80000000\n",
+                "str r12, [r0, #-4]\n",
+                "orr r10, r10, #0x80000000\n",
+                "b ",
+                $next,
+                "b\n",
+                $wrap,
+                ":\n",
+                "ldrh r11, [r8]\n",
+                "ldrh r12, [r9]\n",
+                "mla r11, r11, r12, lr\n",
+                "lsr r11, r11, #16\n",
+                "b ",
+                $cont,
+                "b\n",
+            )
+        };
+    }
+    // SAFETY: reads and writes the words of `buf` (`r0` runs from its start to its end, `buf` is
+    // non-empty: checked by the caller's `check_row_len`; the entry point is chosen by
+    // `len % 4` so that the loop ends exactly at the end) and the two 256-entry tables at
+    // indices `(q >> 8) < 256` and `q & 255` (`q < 65535` on the fast path because
+    // `d < t_lo`). The pushed word is popped before the end; every written register is declared.
+    unsafe {
+        asm!(
+            "push {{r11}}",
+            "mov lr, #32768",
+            // Four elements per iteration; `len % 4 = 3, 2, 1` enter at the second, third,
+            // fourth.
+            "sub r12, r1, r0",
+            "and r12, r12, #12",
+            "cmp r12, #8",
+            "beq 22f",
+            "bhi 21f",
+            "cmp r12, #4",
+            "beq 23f",
+            "20:",
+            body!("40", "30"),
+            "21:",
+            body!("41", "31"),
+            "22:",
+            body!("42", "32"),
+            "23:",
+            body!("43", "33"),
+            "24:",
+            "cmp r0, r1",
+            "bne 20b",
+            "b 9f",
+            slow!("40", "30", "21", "50"),
+            slow!("41", "31", "22", "51"),
+            slow!("42", "32", "23", "52"),
+            slow!("43", "33", "24", "53"),
+            "9:",
+            "add sp, sp, #4",
+            inout("r0") range.start => _,
+            in("r1") range.end,
+            in("r2") p.max,
+            in("r3") p.t_lo,
+            in("r4") p.sh,
+            in("r5") p.m,
+            in("r8") p.hi.as_ptr(),
+            in("r9") p.lo.as_ptr(),
+            inout("r10") 0u32 => sum,
+            inout("r11") p.t_hi => _,
+            out("r12") _,
+            out("lr") _,
+        );
+    }
     sum
 }
 
@@ -268,21 +272,21 @@ pub(crate) fn scale_i32(buf: &mut [i32], recip: u32) -> usize {
     done
 }
 
-/// Largest element of a non-empty row: the first element, then `LDM` of four and
-/// `cmp`/`it gt`/`movgt` per element; the last `len % 4 − 1` elements in Rust.
+/// Largest element of a non-empty row: the first element, then `LDM` of eight and
+/// `cmp`/`it gt`/`movgt` per element; the last `(len − 1) % 8` elements in Rust.
 #[cfg(core_attn_dsp)]
 #[inline(always)]
 pub(crate) fn row_max_i32(buf: &[i32]) -> i32 {
-    let n4 = (buf.len() - 1) & !3;
+    let n8 = (buf.len() - 1) & !7;
     let mut m = buf[0];
-    if n4 > 0 {
-        let range = buf[1..1 + n4].as_ptr_range();
-        // SAFETY: reads `buf[1..1 + n4]` (a non-empty multiple of 4 words) with LDM; every
+    if n8 > 0 {
+        let range = buf[1..1 + n8].as_ptr_range();
+        // SAFETY: reads `buf[1..1 + n8]` (a non-empty multiple of 8 words) with LDM; every
         // written register is declared.
         unsafe {
             asm!(
                 "2:",
-                "ldm r0!, {{r3, r4, r5, r8}}",
+                "ldm r0!, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
                 "cmp r3, r2",
                 "it gt",
                 "movgt r2, r3",
@@ -295,6 +299,18 @@ pub(crate) fn row_max_i32(buf: &[i32]) -> i32 {
                 "cmp r8, r2",
                 "it gt",
                 "movgt r2, r8",
+                "cmp r9, r2",
+                "it gt",
+                "movgt r2, r9",
+                "cmp r10, r2",
+                "it gt",
+                "movgt r2, r10",
+                "cmp r11, r2",
+                "it gt",
+                "movgt r2, r11",
+                "cmp r12, r2",
+                "it gt",
+                "movgt r2, r12",
                 "cmp r0, r1",
                 "bne 2b",
                 inout("r0") range.start => _,
@@ -304,11 +320,15 @@ pub(crate) fn row_max_i32(buf: &[i32]) -> i32 {
                 out("r4") _,
                 out("r5") _,
                 out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
                 options(nostack, readonly),
             );
         }
     }
-    for &x in &buf[1 + n4..] {
+    for &x in &buf[1 + n8..] {
         m = m.max(x);
     }
     m
