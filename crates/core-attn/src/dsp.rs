@@ -20,6 +20,12 @@
 //! [`DSP_WIDTHS`] use the portable kernel.
 //!
 //! Weights therefore need no pack-time reordering and the blob format is unchanged.
+//!
+//! # Softmax and attention (`dsp/softmax.rs`)
+//! The exponential pass of the softmax (index by `SMMULR`, two table reads, `MLA` rounding),
+//! the row maximum and the probability pass (`UMULL`) in `asm!`, and the instruction helpers
+//! the packed attention kernel (`Attention::run_packed`: `SMLAD` on probability pairs × packed
+//! V) uses, with portable fallbacks so that the same algorithm runs on the host.
 
 use crate::linear::Linear;
 use crate::quant::Requant;
