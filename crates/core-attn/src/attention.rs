@@ -29,7 +29,7 @@
 
 use crate::error::check_len;
 use crate::quant::Requant;
-use crate::softmax::{softmax_scores_in_place, ExpTable};
+use crate::softmax::{softmax_scores_in_place, ExpIndex, ExpTable};
 use crate::tensor::Rows;
 use crate::{Error, MAX_SEQ_LEN, MAX_WIDTH};
 
@@ -108,6 +108,15 @@ impl<'a> Attention<'a> {
         scratch: &mut [i32],
     ) -> Result<(), Error> {
         let nk = self.check(q, k, v, out, scratch)?;
+        let ix = ExpIndex::new(self.score_to_index).map(ExpIndex::refined);
+        if cfg!(core_attn_dsp) && q.rows() >= 2 {
+            if let Some(ix) = ix {
+                if self.packed_fits(nk) {
+                    self.run_packed_inner(q, k, v, mask, out, scratch, nk, ix);
+                    return Ok(());
+                }
+            }
+        }
         let (width, dh) = (self.width(), self.head_dim);
         let out_rq = crate::dsp::RowRequant::new(self.output.multiplier, self.output.shift);
         for i in 0..q.rows() {
@@ -124,7 +133,14 @@ impl<'a> Attention<'a> {
                 for (j, s) in scores.iter_mut().enumerate() {
                     *s = crate::dsp::dot_i8(qh, &k.row(j)[c0..c0 + dh]);
                 }
-                crate::softmax::softmax_scores_in_place(scores, self.score_to_index, self.exp)?;
+                match ix {
+                    Some(ix) => {
+                        let max = crate::softmax::row_max(scores);
+                        let sum = ix.exp_pass::<true>(scores, max, &self.exp);
+                        crate::softmax::scale_in_place(scores, sum);
+                    }
+                    None => softmax_scores_in_place(scores, self.score_to_index, self.exp)?,
+                }
                 let oh = &mut out_row[c0..c0 + dh];
                 let mut d = 0;
                 // Weighted sum of V, COLS columns at a time (accumulators in registers).
@@ -151,6 +167,155 @@ impl<'a> Attention<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Whether [`Attention::run_packed`] handles this layer with `nk` keys: head width a
+    /// multiple of 4 up to [`PACK_MAX_HEAD_DIM`], and the head's packed V within
+    /// [`PACK_WORDS`].
+    fn packed_fits(&self, nk: usize) -> bool {
+        let dh = self.head_dim;
+        dh % 4 == 0 && dh <= PACK_MAX_HEAD_DIM && nk.div_ceil(2) * dh <= PACK_WORDS
+    }
+
+    /// [`Attention::run`]'s kernel on cores with the DSP extension (and for two or more query
+    /// rows), public so that the shared suite can run the same algorithm on the host (with the
+    /// instructions emulated). Same results as [`Attention::run_generic`], bit for bit; layers
+    /// it does not handle (head width not a multiple of 4 or over [`PACK_MAX_HEAD_DIM`], more
+    /// than [`PACK_WORDS`] packed words per head, a score requantization outside the fast
+    /// range) go to [`Attention::run`].
+    ///
+    /// Heads outer, query rows inner: each head's V is packed once into key pairs of
+    /// sign-extended 16-bit values (`[column group][key pair][4 columns]` words, `PACK_WORDS`
+    /// on the stack), the probabilities of a row are packed in pairs (Q15, `p_2k | p_2k+1 <<
+    /// 16`), and the weighted sum is one `SMLAD` per two MACs. The query row's head is
+    /// sign-extended once (`SXTB16`) for its scores.
+    pub fn run_packed(
+        &self,
+        q: Rows<'_>,
+        k: Rows<'_>,
+        v: Rows<'_>,
+        mask: Mask,
+        out: &mut [i8],
+        scratch: &mut [i32],
+    ) -> Result<(), Error> {
+        let nk = self.check(q, k, v, out, scratch)?;
+        match ExpIndex::new(self.score_to_index).map(ExpIndex::refined) {
+            Some(ix) if self.packed_fits(nk) => {
+                self.run_packed_inner(q, k, v, mask, out, scratch, nk, ix);
+                Ok(())
+            }
+            _ => self.run(q, k, v, mask, out, scratch),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_packed_inner(
+        &self,
+        q: Rows<'_>,
+        k: Rows<'_>,
+        v: Rows<'_>,
+        mask: Mask,
+        out: &mut [i8],
+        scratch: &mut [i32],
+        nk: usize,
+        ix: ExpIndex,
+    ) {
+        use crate::dsp::softmax::{smlad, sxtb16, sxtb16_ror8};
+        let (width, dh) = (self.width(), self.head_dim);
+        let npk = nk.div_ceil(2);
+        let out_rq = crate::dsp::RowRequant::new(self.output.multiplier, self.output.shift);
+        let zp = self.output_zero_point;
+        let mut vp = [0u32; PACK_WORDS];
+        let mut qe = [0u32; PACK_MAX_HEAD_DIM / 2];
+        for h in 0..self.heads {
+            let c0 = h * dh;
+            // V of this head as key pairs: word (g, kp, c) = v[2kp][4g+c] | v[2kp+1][4g+c] << 16.
+            for kp in 0..npk {
+                let r0 = &v.row(2 * kp)[c0..c0 + dh];
+                let r1 = if 2 * kp + 1 < nk {
+                    &v.row(2 * kp + 1)[c0..c0 + dh]
+                } else {
+                    &ZEROS[..dh]
+                };
+                for (g, (a, b)) in r0.chunks_exact(4).zip(r1.chunks_exact(4)).enumerate() {
+                    let (a, b) = (word(a), word(b));
+                    let (ae, ao) = (sxtb16(a), sxtb16_ror8(a));
+                    let (be, bo) = (sxtb16(b), sxtb16_ror8(b));
+                    let w = &mut vp[(g * npk + kp) * 4..(g * npk + kp) * 4 + 4];
+                    w[0] = (ae & 0xffff) | (be << 16);
+                    w[1] = (ao & 0xffff) | (bo << 16);
+                    w[2] = (ae >> 16) | (be & 0xffff_0000);
+                    w[3] = (ao >> 16) | (bo & 0xffff_0000);
+                }
+            }
+            for i in 0..q.rows() {
+                let visible = match mask {
+                    Mask::None => nk,
+                    Mask::Causal { first_position } => (first_position + i + 1).min(nk),
+                };
+                let qh = &q.row(i)[c0..c0 + dh];
+                for (e, c) in qe.chunks_exact_mut(2).zip(qh.chunks_exact(4)) {
+                    let x = word(c);
+                    e[0] = sxtb16(x);
+                    e[1] = sxtb16_ror8(x);
+                }
+                let qe = &qe[..dh / 2];
+                let scores = &mut scratch[..visible];
+                let max = match dh {
+                    8 => scores_fixed::<8, 4>(scores, k, c0, qe),
+                    16 => scores_fixed::<16, 8>(scores, k, c0, qe),
+                    32 => scores_fixed::<32, 16>(scores, k, c0, qe),
+                    _ => {
+                        let mut max = i32::MIN;
+                        for (j, s) in scores.iter_mut().enumerate() {
+                            let kr = &k.row(j)[c0..c0 + dh];
+                            let mut acc = 0i32;
+                            for (e, c) in qe.chunks_exact(2).zip(kr.chunks_exact(4)) {
+                                let x = word(c);
+                                acc = smlad(e[0], sxtb16(x), acc);
+                                acc = smlad(e[1], sxtb16_ror8(x), acc);
+                            }
+                            *s = acc;
+                            max = max.max(acc);
+                        }
+                        max
+                    }
+                };
+                // |s| ≤ 2^28: `max − s` never wraps.
+                let sum = ix.exp_pass::<true>(scores, max, &self.exp);
+                let (pairs, big) = crate::softmax::probs_to_pairs(scores, visible, sum);
+                let pp = &scratch[..pairs];
+                let oh = &mut out[i * width + c0..i * width + c0 + dh];
+                for (g, o) in oh.chunks_exact_mut(4).enumerate() {
+                    let vg = &vp[g * npk * 4..(g * npk + pairs) * 4];
+                    let mut acc = [0i32; 4];
+                    for (&p, w) in pp.iter().zip(vg.chunks_exact(4)) {
+                        let p = p as u32;
+                        acc[0] = smlad(p, w[0], acc[0]);
+                        acc[1] = smlad(p, w[1], acc[1]);
+                        acc[2] = smlad(p, w[2], acc[2]);
+                        acc[3] = smlad(p, w[3], acc[3]);
+                    }
+                    if big {
+                        // A probability of exactly 1.0 (0x8000) was multiplied as −32768.
+                        for (&p, w) in pp.iter().zip(vg.chunks_exact(4)) {
+                            let p = p as u32;
+                            for (a, &w) in acc.iter_mut().zip(w) {
+                                if p & 0xffff == 0x8000 {
+                                    *a = a.wrapping_add((w as u16 as i16 as i32) << 16);
+                                }
+                                if p >> 16 == 0x8000 {
+                                    *a = a.wrapping_add(((w >> 16) as u16 as i16 as i32) << 16);
+                                }
+                            }
+                        }
+                    }
+                    for (o, &a) in o.iter_mut().zip(&acc) {
+                        *o = out_rq.to_i8(a, zp);
+                    }
+                }
+            }
+        }
     }
 
     /// Shape checks shared by the variants; returns the number of keys.
@@ -267,6 +432,48 @@ impl<'a> Attention<'a> {
         let v = Rows::strided(qkv, 2 * w, n, w, 3 * w)?;
         Ok((q, k, v))
     }
+}
+
+/// Words of the packed-V buffer of [`Attention::run_packed`] (on the stack): one head's
+/// `⌈keys/2⌉ · head_dim` must fit (65 keys × 16 columns: 528).
+pub const PACK_WORDS: usize = 544;
+
+/// Largest head width [`Attention::run_packed`] handles.
+pub const PACK_MAX_HEAD_DIM: usize = 64;
+
+const ZEROS: [i8; PACK_MAX_HEAD_DIM] = [0; PACK_MAX_HEAD_DIM];
+
+/// Four bytes as a little-endian word (one unaligned `LDR`).
+#[inline(always)]
+fn word(c: &[i8]) -> u32 {
+    u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8])
+}
+
+/// Scores of one query row's head against every visible key, for a head width `DH` known at
+/// compile time (`W = DH / 2` sign-extended query words, kept in registers): per key one
+/// bounds check, then `DH / 4` × (`LDR`, 2 `SXTB16`, 2 `SMLAD`). Returns the row maximum.
+#[inline(always)]
+fn scores_fixed<const DH: usize, const W: usize>(
+    scores: &mut [i32],
+    k: Rows<'_>,
+    c0: usize,
+    qe: &[u32],
+) -> i32 {
+    use crate::dsp::softmax::{smlad, sxtb16, sxtb16_ror8};
+    let qe: [u32; W] = qe[..W].try_into().expect("W words");
+    let mut max = i32::MIN;
+    for (j, s) in scores.iter_mut().enumerate() {
+        let kr: &[i8; DH] = k.row(j)[c0..c0 + DH].try_into().expect("DH columns");
+        let mut acc = 0i32;
+        for c in 0..DH / 4 {
+            let x = word(&kr[4 * c..4 * c + 4]);
+            acc = smlad(qe[2 * c], sxtb16(x), acc);
+            acc = smlad(qe[2 * c + 1], sxtb16_ror8(x), acc);
+        }
+        *s = acc;
+        max = max.max(acc);
+    }
+    max
 }
 
 /// Columns of V accumulated together in [`Attention::run`].

@@ -53,12 +53,19 @@
 //! multipliers, `VLDRB.S32` shifts (+2: `VSHL` by a negative amount is the floor right shift),
 //! `VMULH.S32`, `VSHL.S32`, `VADD` of `2·zp + 1`, `VQSHRNB #1` + `VQMOVNB` (the saturation),
 //! `VSTRB.32`.
+//!
+//! # Softmax and attention (`dsp/softmax.rs`)
+//! The exponential pass of the softmax (index by `SMMULR`, two table reads, `MLA` rounding),
+//! the row maximum and the probability pass (`UMULL`) in `asm!`, and the instruction helpers
+//! the packed attention kernel (`Attention::run_packed`: `SMLAD` on probability pairs × packed
+//! V) uses, with portable fallbacks so that the same algorithm runs on the host.
 
 use crate::linear::Linear;
 use crate::quant::Requant;
 
 mod m0;
 pub use m0::{linear_m0_emulated, mulhi};
+pub(crate) mod softmax;
 
 /// `SXTB16`: sign-extend bytes 0 and 2 of `x` into the two halfwords of the result.
 #[inline(always)]

@@ -124,19 +124,43 @@ pub fn softmax_scores_in_place(
     exp: ExpTable<'_>,
 ) -> Result<(), Error> {
     check_row_len(buf.len())?;
-    let Some(index) = FastIndex::new(diff_to_index) else {
+    let Some(ix) = ExpIndex::new(diff_to_index) else {
         return softmax_scores_in_place_generic(buf, diff_to_index, exp);
     };
-    let max = buf.iter().copied().max().unwrap_or(0);
-    let sum = if index.right >= 32 {
-        exp_pass::<true>(buf, max, index, &exp)
-    } else {
-        exp_pass::<false>(buf, max, index, &exp)
-    };
+    let max = row_max(buf);
+    let sum = ix.exp_pass::<false>(buf, max, &exp);
+    scale_in_place(buf, sum);
+    Ok(())
+}
+
+/// Largest element of a non-empty row (4 at a time: fewer loop branches).
+#[inline(always)]
+pub(crate) fn row_max(buf: &[i32]) -> i32 {
+    #[cfg(core_attn_dsp)]
+    return crate::dsp::softmax::row_max_i32(buf);
+    #[allow(unreachable_code)]
+    let mut chunks = buf.chunks_exact(4);
+    let mut m = buf[0];
+    for c in &mut chunks {
+        m = m.max(c[0]).max(c[1]).max(c[2]).max(c[3]);
+    }
+    for &x in chunks.remainder() {
+        m = m.max(x);
+    }
+    m
+}
+
+/// `buf[j] ← probability(buf[j], round(2^47 / sum))`, the exponentials replaced in place.
+#[inline(always)]
+pub(crate) fn scale_in_place(buf: &mut [i32], sum: u32) {
     let recip = reciprocal_fast(sum);
     match u32::try_from(recip) {
         Ok(r32) => {
-            for x in buf.iter_mut() {
+            #[cfg(core_attn_dsp)]
+            let tail = crate::dsp::softmax::scale_i32(buf, r32);
+            #[cfg(not(core_attn_dsp))]
+            let tail = 0;
+            for x in &mut buf[tail..] {
                 *x = probability32(*x as u32, r32) as i32;
             }
         }
@@ -146,60 +170,306 @@ pub fn softmax_scores_in_place(
             }
         }
     }
-    Ok(())
 }
 
-/// Score difference → `exp` value, as `ExpTable::exp(diff_to_index.apply(diff).clamp(0,
-/// MAX_INDEX))` but in unsigned arithmetic with the clamps folded: a difference `≤ 0` gives index
-/// 0 (the rounded product of a non-positive number is non-positive), and an index at or past
-/// [`MAX_INDEX`] gives 0.
-#[derive(Clone, Copy)]
-struct FastIndex {
-    multiplier: u64,
-    half: u64,
+/// The score-difference → exponential conversion of one [`Requant`], prepared once (per call,
+/// or once per attention layer) so that the per-element work is a compare, two single-word
+/// multiply/shift instructions and the two table reads.
+///
+/// With `r = 31 − shift` the generic index is `q(d) = ⌊(d·m + 2^(r−1)) / 2^r⌋` (then clamped to
+/// `0..=65535`, and `exp` is 0 at 65535). For `d < t_lo`:
+/// - `r ≤ 32`: `q(d) = ⌊((d·2^(32−r))·m + 2^31) / 2^32⌋` (numerator and denominator times
+///   `2^(32−r)`), one `SMMULR` of `d << (32 − r)` (`< 2^31` as `t_lo ≤ 2^(r−1)`) by `m`;
+/// - `r ≥ 33`: `q(d) = ⌊(⌊d·m / 2^32⌋ + 2^(r−33)) / 2^(r−32)⌋` (as [`crate::dsp::RowRequant`]:
+///   `2^(r−1)` is a multiple of `2^32`), `SMMLA` and a shift (`d < 2^31`).
+///
+/// `q(d) < 65535 ⟺ d·m < X = 131069·2^(r−1)`: `t_lo ≤ ⌈X/m⌉ ≤ t_hi` are bounds from a 15-bit
+/// divisor (`t_lo` is exact after a short refinement when the bounds are close, as they are for
+/// usual scales), `d ≥ t_hi` gives 0 and `t_lo ≤ d < t_hi` takes the exact 64-bit path.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ExpIndex {
+    m: i32,
+    /// `r ≤ 32`: left shift `32 − r`; `r ≥ 33`: right shift `r − 32`.
+    sh: u32,
+    /// `r ≥ 33`: rounding constant `2^(r−33)`.
+    c: i32,
     right: u32,
+    t_lo: u32,
+    t_hi: u32,
 }
 
-impl FastIndex {
-    #[inline(always)]
-    fn new(r: Requant) -> Option<Self> {
+impl ExpIndex {
+    /// `None` for a negative multiplier or a right shift outside `1..=62` (generic path).
+    #[inline]
+    pub(crate) fn new(r: Requant) -> Option<Self> {
         let right = 31 - r.shift as i32;
         if r.multiplier < 0 || !(1..=62).contains(&right) {
             return None;
         }
-        Some(FastIndex {
-            multiplier: r.multiplier as u64,
-            half: 1u64 << (right - 1),
-            right: right as u32,
+        let right = right as u32;
+        let m = r.multiplier as u32;
+        let (sh, c) = if right <= 32 {
+            (32 - right, 0)
+        } else {
+            (right - 32, 1i32 << (right - 33))
+        };
+        // Fast path: d·2^(32−r) < 2^31 (r ≤ 32), d < 2^31 (r ≥ 33).
+        let guard: u32 = if right <= 32 {
+            1 << (right - 1)
+        } else {
+            1 << 31
+        };
+        let (t_lo, t_hi) = if m == 0 {
+            (guard, u32::MAX)
+        } else {
+            // X = 131069·2^(r−1); m ∈ [mt·2^k, (mt+1)·2^k) with mt < 2^16.
+            let k = (32 - m.leading_zeros()).saturating_sub(16);
+            let mt = m >> k;
+            let a = right as i32 - 1 - k as i32;
+            if a <= 14 {
+                // ⌊X/2^k⌋ and ⌈X/2^k⌉ fit 32 bits: one division each.
+                let (n_lo, n_hi) = if a >= 0 {
+                    (131069u32 << a, 131069u32 << a)
+                } else {
+                    let a = (-a) as u32;
+                    (131069u32 >> a, (131069u32 + (1 << a) - 1) >> a)
+                };
+                let lo = n_lo / (mt + 1);
+                let hi = if k > 0 {
+                    // mt ≥ 2^15: ⌈X/m⌉ ≤ ⌈n_hi/mt⌉ ≤ lo + 2 + (lo + 2)/mt (n_lo < (lo+1)(mt+1),
+                    // n_hi ≤ n_lo + 1) ≤ lo + 4 + ⌊lo/2^14⌋, without a second division.
+                    lo.saturating_add(4 + (lo >> 14))
+                } else {
+                    n_hi / mt + (n_hi % mt != 0) as u32
+                };
+                (lo.min(guard), hi)
+            } else {
+                bounds_wide(a as u32, mt, guard)
+            }
+        };
+        Some(ExpIndex {
+            m: m as i32,
+            sh,
+            c,
+            right,
+            t_lo,
+            t_hi,
         })
     }
 
+    /// Move `t_lo` up to the exact threshold when the bounds are close (a few steps of the
+    /// 64-bit index): then every difference is either on the fast path or gives 0.
+    #[inline]
+    pub(crate) fn refined(mut self) -> Self {
+        if self.right <= 32 {
+            // Below the guard the single-word index is exact: two instructions per step.
+            let guard: u32 = 1 << (self.right - 1);
+            if self.t_hi <= guard && self.t_hi - self.t_lo <= 8 {
+                while self.t_lo < self.t_hi
+                    && self.fast_index::<false>(self.t_lo) < MAX_INDEX as u32
+                {
+                    self.t_lo += 1;
+                }
+                self.t_hi = self.t_lo;
+            }
+        } else if self.t_hi <= 1 << 31 && self.t_hi - self.t_lo <= 8 {
+            while self.t_lo < self.t_hi && self.exact_index(self.t_lo) < MAX_INDEX as u32 {
+                self.t_lo += 1;
+            }
+            self.t_hi = self.t_lo;
+        }
+        self
+    }
+
+    /// The generic index `min(q(d), 65535)` in 64-bit arithmetic.
     #[inline(always)]
-    fn exp(self, diff: i32, exp: &ExpTable<'_>) -> u32 {
-        let d = if diff <= 0 {
+    fn exact_index(&self, d: u32) -> u32 {
+        let q = (d as u64 * self.m as u32 as u64 + (1u64 << (self.right - 1))) >> self.right;
+        q.min(MAX_INDEX as u64) as u32
+    }
+
+    /// `q(d)` for `d < t_lo` (see the type's docs).
+    #[inline(always)]
+    fn fast_index<const BIG: bool>(&self, d: u32) -> u32 {
+        if BIG {
+            let hi = ((d as i32 as i64 * self.m as i64) >> 32) as i32;
+            (hi.wrapping_add(self.c) >> self.sh) as u32
+        } else {
+            let x = (d << self.sh) as i32;
+            ((x as i64 * self.m as i64 + (1 << 31)) >> 32) as u32
+        }
+    }
+
+    /// `exp` of a difference `d ≥ 0` past the fast range.
+    #[cold]
+    #[inline(never)]
+    fn slow(&self, d: u32, exp: &ExpTable<'_>) -> u32 {
+        exp.exp(self.exact_index(d))
+    }
+
+    /// `ExpTable::exp(clamp(diff_to_index.apply(diff), 0, 65535))` for `diff = max − x`
+    /// (wrapping, as the generic loop), for one element.
+    #[inline(always)]
+    pub(crate) fn exp<const BIG: bool>(&self, diff: i32, exp: &ExpTable<'_>) -> u32 {
+        // A negative (wrapped) difference rounds to index ≤ 0, i.e. 0.
+        let d = diff.max(0) as u32;
+        if d < self.t_lo {
+            let q = self.fast_index::<BIG>(d);
+            lookup(exp, q)
+        } else if d >= self.t_hi {
             0
         } else {
-            // ≤ 2^31 · 2^31 + 2^61: no overflow in u64.
-            let q = (diff as u32 as u64 * self.multiplier + self.half) >> self.right;
-            if q >= MAX_INDEX as u64 {
-                return 0;
+            self.slow(d, exp)
+        }
+    }
+
+    /// `buf[j] ← exp(max − buf[j])`, returning the sum. `NONNEG`: the caller guarantees
+    /// `max − buf[j]` does not wrap.
+    #[inline(always)]
+    pub(crate) fn exp_pass<const NONNEG: bool>(
+        &self,
+        buf: &mut [i32],
+        max: i32,
+        exp: &ExpTable<'_>,
+    ) -> u32 {
+        if self.right <= 32 {
+            #[cfg(core_attn_dsp)]
+            {
+                let p = crate::dsp::softmax::ExpLoop {
+                    max,
+                    t_lo: self.t_lo,
+                    t_hi: self.t_hi,
+                    sh: self.sh,
+                    m: self.m,
+                    hi: exp.hi,
+                    lo: exp.lo,
+                };
+                let sum = crate::dsp::softmax::exp_pass_i32(buf, &p);
+                if sum & (1 << 31) == 0 {
+                    return sum;
+                }
+                // Differences between the two bounds, left as `d | 2^31`.
+                let mut sum = sum & !(1 << 31);
+                for x in buf.iter_mut().filter(|x| **x < 0) {
+                    let e = self.slow((*x as u32) & !(1 << 31), exp);
+                    *x = e as i32;
+                    sum += e;
+                }
+                return sum;
             }
-            q as u32
-        };
-        (exp.hi[(d >> 8) as u8 as usize] as u32 * exp.lo[d as u8 as usize] as u32 + (1 << 15)) >> 16
+            #[allow(unreachable_code)]
+            self.exp_pass_mode::<false, NONNEG>(buf, max, exp)
+        } else {
+            self.exp_pass_mode::<true, NONNEG>(buf, max, exp)
+        }
+    }
+
+    #[inline(always)]
+    fn exp_pass_mode<const BIG: bool, const NONNEG: bool>(
+        &self,
+        buf: &mut [i32],
+        max: i32,
+        exp: &ExpTable<'_>,
+    ) -> u32 {
+        let mut sum = 0u32;
+        for x in buf.iter_mut() {
+            let diff = max.wrapping_sub(*x);
+            let e = if NONNEG {
+                self.exp_nonneg::<BIG>(diff as u32, exp)
+            } else {
+                self.exp::<BIG>(diff, exp)
+            };
+            *x = e as i32;
+            sum = sum.wrapping_add(e);
+        }
+        sum
+    }
+
+    /// [`ExpIndex::exp`] of a difference known to be non-negative.
+    #[inline(always)]
+    fn exp_nonneg<const BIG: bool>(&self, d: u32, exp: &ExpTable<'_>) -> u32 {
+        if d < self.t_lo {
+            lookup(exp, self.fast_index::<BIG>(d))
+        } else if d >= self.t_hi {
+            0
+        } else {
+            self.slow(d, exp)
+        }
     }
 }
 
-/// [`reciprocal`] (`round(2^47 / sum)`) by long division in 32-bit digits of `clz(sum)` bits
-/// (each partial remainder `< sum`, so shifting it left by `clz(sum)` bits cannot overflow):
-/// a few hardware `UDIV`s instead of a 64-bit software division.
+/// `hi[q >> 8] · lo[q & 255]`, rounded, for an index `q < 65535` (the masks only keep the
+/// compiler's bounds checks away).
+#[inline(always)]
+fn lookup(exp: &ExpTable<'_>, q: u32) -> u32 {
+    (exp.hi[((q >> 8) & 255) as usize] as u32 * exp.lo[(q & 255) as usize] as u32 + (1 << 15)) >> 16
+}
+
+/// [`ExpIndex`] bounds when `X / 2^k = 131069·2^a` does not fit 32 bits (`a > 14`: scales
+/// under ~2^-16 index per score unit), in 64-bit arithmetic with 16-bit division digits.
+#[cold]
+#[inline(never)]
+fn bounds_wide(a: u32, mt: u32, guard: u32) -> (u32, u32) {
+    if a > 46 {
+        return (guard, u32::MAX);
+    }
+    let n = 131069u64 << a;
+    // `div_small` needs a divisor ≤ 2^15: with mt ≥ 2^15, use mt/2 on the exactly halved
+    // numerator (`n` is even; m ∈ [⌊mt/2⌋·2^(k+1), (⌊mt/2⌋+1)·2^(k+1))).
+    let (n, mt) = if mt >= 1 << 15 {
+        (n >> 1, mt >> 1)
+    } else {
+        (n, mt)
+    };
+    let lo = div_small(n, mt + 1);
+    let q = div_small(n, mt);
+    let hi = q + (q * mt as u64 != n) as u64;
+    (lo.min(guard as u64) as u32, hi.min(u32::MAX as u64) as u32)
+}
+
+/// `n / d` for `1 ≤ d ≤ 2^15`, in 16-bit digits (every partial remainder `< 2^15`, so each step
+/// is one 32-bit division).
+#[inline]
+fn div_small(n: u64, d: u32) -> u64 {
+    let mut q = 0u64;
+    let mut r = 0u32;
+    for k in (0..4).rev() {
+        let cur = (r << 16) | ((n >> (16 * k)) as u32 & 0xffff);
+        q = (q << 16) | (cur / d) as u64;
+        r = cur % d;
+    }
+    q
+}
+
+/// [`reciprocal`] (`round(2^47 / sum)`) with hardware 32-bit divisions: for `2^16 ≤ sum <
+/// 2^24` (every row of up to 256 keys whose maximum has the table's top value) the top 32 bits
+/// of `2^47 + ⌊sum/2⌋` first, then two 8-bit digits (each partial remainder is `< sum < 2^24`,
+/// so shifting it by 8 cannot overflow); other sums take long division in `clz(sum)`-bit digits.
 #[inline]
 fn reciprocal_fast(sum: u32) -> u64 {
     let s = sum.max(1);
+    if (1 << 16..1 << 24).contains(&s) {
+        let n_lo = (s / 2) & 0xffff; // low 16 bits of 2^47 + ⌊s/2⌋ (⌊s/2⌋ < 2^23)
+        let n_hi = (1u32 << 31) + ((s / 2) >> 16);
+        let q1 = n_hi / s;
+        let r1 = n_hi - q1 * s;
+        let c2 = (r1 << 8) | (n_lo >> 8);
+        let q2 = c2 / s;
+        let r2 = c2 - q2 * s;
+        let c3 = (r2 << 8) | (n_lo & 0xff);
+        let q3 = c3 / s;
+        return ((q1 << 16) | (q2 << 8) | q3) as u64;
+    }
+    reciprocal_digits(s)
+}
+
+#[cold]
+#[inline(never)]
+fn reciprocal_digits(s: u32) -> u64 {
     let n: u64 = (1u64 << 47) + (s / 2) as u64; // < 2^48
-    let b = s.leading_zeros().min(16); // digit width, ≥ 1 as s < 2^31 here
+    let b = s.leading_zeros().min(16); // digit width
     if b == 0 {
-        return reciprocal(sum);
+        return reciprocal(s);
     }
     let mut q: u64 = 0;
     let mut r: u32 = 0;
@@ -215,35 +485,51 @@ fn reciprocal_fast(sum: u32) -> u64 {
     q
 }
 
-/// `buf[j] ← exp(max − buf[j])` (as the generic loop), returning the sum; branch-free per
-/// element: a difference `≤ 0` rounds to index 0 by itself (`half >> right = 0`), and an index
-/// at or past [`MAX_INDEX`] selects 0.
+/// Turn the `n` exponentials at the start of `buf` (summing to `sum`) into Q15 probabilities
+/// packed in 16-bit pairs, in place: `buf[k] = p_2k | p_2k+1 << 16` for `k < ⌈n/2⌉` (a missing
+/// last partner is 0). Returns the number of pairs and whether any probability has bit 15 set
+/// (only `p = 32768` can: a signed 16-bit multiply would read it as −32768).
 #[inline(always)]
-fn exp_pass<const BIG: bool>(buf: &mut [i32], max: i32, f: FastIndex, exp: &ExpTable<'_>) -> u32 {
-    let mut sum = 0u32;
-    for x in buf.iter_mut() {
-        let diff = max.wrapping_sub(*x).max(0) as u32;
-        let p = diff as u64 * f.multiplier + f.half;
-        let (hi, lo) = ((p >> 32) as u32, p as u32);
-        let (q, over) = if BIG {
-            (hi >> (f.right - 32), false)
-        } else {
-            ((lo >> f.right) | (hi << (32 - f.right)), hi >> f.right != 0)
-        };
-        let e = (exp.hi[((q >> 8) & 255) as usize] as u32 * exp.lo[(q & 255) as usize] as u32
-            + (1 << 15))
-            >> 16;
-        let e = if over || q >= MAX_INDEX as u32 { 0 } else { e };
-        *x = e as i32;
-        sum += e;
+pub(crate) fn probs_to_pairs(buf: &mut [i32], n: usize, sum: u32) -> (usize, bool) {
+    let recip = reciprocal_fast(sum);
+    let pairs = n.div_ceil(2);
+    let mut or = 0u32;
+    match u32::try_from(recip) {
+        Ok(r) => {
+            for k in 0..n / 2 {
+                let p0 = probability32(buf[2 * k] as u32, r);
+                let p1 = probability32(buf[2 * k + 1] as u32, r);
+                or |= p0 | p1;
+                buf[k] = (p0 | (p1 << 16)) as i32;
+            }
+            if n % 2 == 1 {
+                let p = probability32(buf[n - 1] as u32, r);
+                or |= p;
+                buf[n / 2] = p as i32;
+            }
+        }
+        Err(_) => {
+            for k in 0..pairs {
+                let p0 = probability(buf[2 * k] as u32, recip);
+                let p1 = if 2 * k + 1 < n {
+                    probability(buf[2 * k + 1] as u32, recip)
+                } else {
+                    0
+                };
+                or |= p0 | p1;
+                buf[k] = (p0 | (p1 << 16)) as i32;
+            }
+        }
     }
-    sum
+    (pairs, or & 0x8000 != 0)
 }
 
 /// [`probability`] when the reciprocal fits 32 bits: one `UMULL` and a rounding add.
 #[inline(always)]
 fn probability32(e: u32, recip: u32) -> u32 {
-    ((e as u64 * recip as u64 + (1 << 31)) >> 32) as u32
+    // (x + 2^31) >> 32 = hi(x) + bit 31 of lo(x): `umull` and one `add …, lsr #31`.
+    let x = e as u64 * recip as u64;
+    ((x >> 32) as u32).wrapping_add(x as u32 >> 31)
 }
 
 /// [`softmax_scores_in_place`] with the generic reference loops: the variant every optimized
@@ -281,18 +567,45 @@ pub fn softmax_i8(
 ) -> Result<(), Error> {
     check_len("softmax output", input.len(), probs.len())?;
     check_row_len(input.len())?;
-    let Some(index) = FastIndex::new(diff_to_index) else {
+    // Int8 differences are dense in 0..=255: make the threshold exact (a step or two) rather
+    // than fix up elements between the bounds.
+    let Some(ix) = ExpIndex::new(diff_to_index).map(ExpIndex::refined) else {
         return softmax_i8_generic(input, diff_to_index, exp, probs);
     };
-    let max = input.iter().copied().max().unwrap_or(0) as i32;
+    let max = max_i8(input) as i32;
     // Only 256 possible inputs, but a row is usually shorter than a table: compute each
     // exponential once into `probs` (≤ 65535 fits u16), then scale in place.
-    let mut sum = 0u32;
-    for (p, &x) in probs.iter_mut().zip(input) {
-        let e = index.exp(max - x as i32, &exp);
-        *p = e as u16;
-        sum += e;
-    }
+    let sum = if ix.right <= 32 {
+        #[cfg(core_attn_dsp)]
+        {
+            let p = crate::dsp::softmax::ExpLoop {
+                max,
+                t_lo: ix.t_lo,
+                t_hi: ix.t_hi,
+                sh: ix.sh,
+                m: ix.m,
+                hi: exp.hi,
+                lo: exp.lo,
+            };
+            let sum = crate::dsp::softmax::exp_pass_i8(input, probs, &p);
+            if sum & (1 << 31) == 0 {
+                sum
+            } else {
+                // Differences between the two bounds, left as 0xffff.
+                let mut sum = sum & !(1 << 31);
+                for (e, &x) in probs.iter_mut().zip(input).filter(|(e, _)| **e == 0xffff) {
+                    let v = ix.slow((max - x as i32) as u32, &exp);
+                    *e = v as u16;
+                    sum += v;
+                }
+                sum
+            }
+        }
+        #[cfg(not(core_attn_dsp))]
+        i8_exp_pass::<false>(&ix, input, max, &exp, probs)
+    } else {
+        i8_exp_pass::<true>(&ix, input, max, &exp, probs)
+    };
     let recip = reciprocal_fast(sum);
     match u32::try_from(recip) {
         Ok(r32) => {
@@ -307,6 +620,32 @@ pub fn softmax_i8(
         }
     }
     Ok(())
+}
+
+/// Largest element of a non-empty int8 row.
+#[inline(always)]
+fn max_i8(input: &[i8]) -> i8 {
+    #[cfg(core_attn_dsp)]
+    return crate::dsp::softmax::max_i8(input);
+    #[allow(unreachable_code)]
+    input.iter().copied().max().unwrap_or(0)
+}
+
+#[inline(always)]
+fn i8_exp_pass<const BIG: bool>(
+    ix: &ExpIndex,
+    input: &[i8],
+    max: i32,
+    exp: &ExpTable<'_>,
+    probs: &mut [u16],
+) -> u32 {
+    let mut sum = 0u32;
+    for (p, &x) in probs.iter_mut().zip(input) {
+        let e = ix.exp_nonneg::<BIG>((max - x as i32) as u32, exp);
+        *p = e as u16;
+        sum += e;
+    }
+    sum
 }
 
 /// [`softmax_i8`] with the generic reference loops: the variant every optimized kernel is

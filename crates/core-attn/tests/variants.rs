@@ -440,7 +440,7 @@ proptest! {
     #[test]
     fn attention_variants_are_bit_identical(
         heads in 1usize..=4,
-        head_dim in prop_oneof![Just(16usize), Just(8), 1usize..=20],
+        head_dim in prop_oneof![Just(16usize), Just(8), Just(32), 1usize..=20],
         n in 1usize..=20,
         m in 1usize..=20,
         causal in any::<bool>(),
@@ -464,6 +464,73 @@ proptest! {
         let mut sb = vec![0i32; m];
         att.run_generic(Rows::contiguous(&q, w).unwrap(), Rows::contiguous(&k, w).unwrap(), Rows::contiguous(&v, w).unwrap(), mask, &mut a, &mut sa).unwrap();
         att.run(Rows::contiguous(&q, w).unwrap(), Rows::contiguous(&k, w).unwrap(), Rows::contiguous(&v, w).unwrap(), mask, &mut b, &mut sb).unwrap();
-        prop_assert_eq!(a, b);
+        prop_assert_eq!(&a, &b);
+        let mut c = vec![0i8; n * w];
+        att.run_packed(Rows::contiguous(&q, w).unwrap(), Rows::contiguous(&k, w).unwrap(), Rows::contiguous(&v, w).unwrap(), mask, &mut c, &mut sb).unwrap();
+        prop_assert_eq!(&a, &c, "run_packed");
+    }
+}
+
+/// Any multiplier and shift the fast softmax accepts, any scores (also differences that wrap),
+/// and rows built around the exact index-saturation threshold `T` (the first difference whose
+/// index reaches 65535), where the fast path's bounds must hand over to 0.
+fn check_softmax_requant(r: Requant, scores: &[i32], bytes: &[i8]) -> Result<(), TestCaseError> {
+    let (hi, lo) = exp_tables();
+    let exp = ExpTable::new(&hi, &lo).unwrap();
+    let mut a = scores.to_vec();
+    let mut b = scores.to_vec();
+    softmax::softmax_scores_in_place_generic(&mut a, r, exp).unwrap();
+    softmax::softmax_scores_in_place(&mut b, r, exp).unwrap();
+    prop_assert_eq!(a, b, "scores {:?} {:?}", r, scores);
+    let mut pa = vec![0u16; bytes.len()];
+    let mut pb = vec![0u16; bytes.len()];
+    softmax::softmax_i8_generic(bytes, r, exp, &mut pa).unwrap();
+    softmax::softmax_i8(bytes, r, exp, &mut pb).unwrap();
+    prop_assert_eq!(pa, pb, "bytes {:?}", r);
+    Ok(())
+}
+
+/// Smallest difference whose generic index is 65535 (`None` past `i32::MAX`).
+fn threshold(r: Requant) -> Option<i64> {
+    let (mut lo, mut hi) = (0i64, i32::MAX as i64 + 1);
+    let idx = |d: i64| r.apply(d as i32) >= softmax::MAX_INDEX;
+    if !idx(i32::MAX as i64) {
+        return None;
+    }
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if idx(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some(lo)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn softmax_any_requant_is_bit_identical(
+        multiplier in prop_oneof![(1i32 << 30)..=i32::MAX, 0i32..70000, Just(0), any::<i32>()],
+        shift in -31i8..=30,
+        scores in prop::collection::vec(prop_oneof![any::<i32>(), -(1i32 << 20)..(1 << 20), -300i32..300], 1..70),
+        bytes in prop::collection::vec(any::<i8>(), 1..70),
+        near in prop::collection::vec(-3i64..=3, 1..20),
+    ) {
+        let r = Requant { multiplier, shift };
+        check_softmax_requant(r, &scores, &bytes)?;
+        if multiplier > 0 {
+            if let Some(t) = threshold(r) {
+                let row: Vec<i32> = core::iter::once(0)
+                    .chain(near.iter().map(|&o| (-(t + o)).clamp(i32::MIN as i64, 0) as i32))
+                    .collect();
+                check_softmax_requant(r, &row, &bytes)?;
+                // The same differences shifted up (the row maximum is not 0).
+                let up: Vec<i32> = row.iter().map(|&x| x.saturating_add(1 << 20)).collect();
+                check_softmax_requant(r, &up, &bytes)?;
+            }
+        }
     }
 }

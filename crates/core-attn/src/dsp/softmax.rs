@@ -1,0 +1,439 @@
+//! Attention and softmax helpers: the DSP instructions the attention kernel uses, as the
+//! instruction where the target has it (`cfg(core_attn_dsp)`) and as the portable emulation
+//! elsewhere (so that the same algorithm runs, and is tested, on the host).
+
+#[cfg(core_attn_dsp)]
+use core::arch::asm;
+
+/// `SMLAD` (instruction or [`super::smlad`]).
+#[inline(always)]
+pub(crate) fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+    #[cfg(core_attn_dsp)]
+    {
+        super::arm::smlad(a, b, acc)
+    }
+    #[cfg(not(core_attn_dsp))]
+    {
+        super::smlad(a, b, acc)
+    }
+}
+
+/// `SXTB16` (instruction or [`super::sxtb16`]).
+#[inline(always)]
+pub(crate) fn sxtb16(x: u32) -> u32 {
+    #[cfg(core_attn_dsp)]
+    {
+        super::arm::sxtb16(x)
+    }
+    #[cfg(not(core_attn_dsp))]
+    {
+        super::sxtb16(x)
+    }
+}
+
+/// `SXTB16 …, ROR #8` (instruction or [`super::sxtb16_ror8`]).
+#[inline(always)]
+pub(crate) fn sxtb16_ror8(x: u32) -> u32 {
+    #[cfg(core_attn_dsp)]
+    {
+        super::arm::sxtb16_ror8(x)
+    }
+    #[cfg(not(core_attn_dsp))]
+    {
+        super::sxtb16_ror8(x)
+    }
+}
+
+/// Parameters of the `asm!` exponential pass (the fast range of
+/// [`crate::softmax::ExpIndex`] with right shift `≤ 32`).
+#[cfg(core_attn_dsp)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ExpLoop<'t> {
+    /// Row maximum.
+    pub max: i32,
+    /// Differences `d < t_lo` take the fast path.
+    pub t_lo: u32,
+    /// Differences `d ≥ t_hi` give 0; `t_lo ≤ d < t_hi` are marked for the caller.
+    pub t_hi: u32,
+    /// Left shift `32 − r`.
+    pub sh: u32,
+    /// Multiplier (`≥ 0`).
+    pub m: i32,
+    /// `exp` table, high part.
+    pub hi: &'t [u16; 256],
+    /// `exp` table, low part.
+    pub lo: &'t [u16; 256],
+}
+
+/// `buf[j] ← exp(max − buf[j])` for the fast range, returning the sum of the exponentials
+/// written. An element with `t_lo ≤ d < t_hi` is left as `d | 2^31` (negative: exponentials are
+/// `≤ 65534`) and bit 31 of the returned value is set; the caller computes those exactly.
+/// A difference that wraps (`max − x ≥ 2^31`, negative as `i32`) is index 0, as in the generic
+/// loop; it fails the unsigned `d < t_lo` test, so the check costs nothing on the fast path.
+///
+/// Per element: `ldr`, `sub`, `cmp`/`bhs`, `lsl`, `smmulr`, `lsr`, `uxtb`, two `ldrh`,
+/// `mla` (rounding constant in `lr`), `lsr`, `str`, `add`; the loop is unrolled four times.
+#[cfg(core_attn_dsp)]
+#[inline(always)]
+pub(crate) fn exp_pass_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
+    let range = buf.as_mut_ptr_range();
+    let sum: u32;
+    /// One element: fast path inline, `$slow` out of line, continuing at `$cont`.
+    macro_rules! body {
+        ($slow:literal, $cont:literal) => {
+            concat!(
+                "ldr r12, [r0], #4\n",
+                "sub r12, r2, r12\n",
+                "cmp r12, r3\n",
+                "bhs ",
+                $slow,
+                "f\n",
+                "lsl r12, r12, r4\n",
+                "smmulr r12, r12, r5\n",
+                "lsr r11, r12, #8\n",
+                "uxtb r12, r12\n",
+                "ldrh r11, [r8, r11, lsl #1]\n",
+                "ldrh r12, [r9, r12, lsl #1]\n",
+                "mla r11, r11, r12, lr\n",
+                "lsr r11, r11, #16\n",
+                $cont,
+                ":\n",
+                "str r11, [r0, #-4]\n",
+                "add r10, r10, r11\n",
+            )
+        };
+    }
+    /// The slow path of one element: wrapped difference → index 0; `d ≥ t_hi` → 0; between
+    /// the bounds → marked, resuming at `$next` (the next element) without adding to the sum.
+    macro_rules! slow {
+        ($slow:literal, $cont:literal, $next:literal, $wrap:literal) => {
+            concat!(
+                $slow,
+                ":\n",
+                "cmp r12, #0\n",
+                "blt ",
+                $wrap,
+                "f\n",
+                "ldr r11, [sp]\n",
+                "cmp r12, r11\n",
+                "movw r11, #0\n",
+                "bhs ",
+                $cont,
+                "b\n",
+                "orr r12, r12, #0x80000000\n",
+                "str r12, [r0, #-4]\n",
+                "orr r10, r10, #0x80000000\n",
+                "b ",
+                $next,
+                "b\n",
+                $wrap,
+                ":\n",
+                "ldrh r11, [r8]\n",
+                "ldrh r12, [r9]\n",
+                "mla r11, r11, r12, lr\n",
+                "lsr r11, r11, #16\n",
+                "b ",
+                $cont,
+                "b\n",
+            )
+        };
+    }
+    // SAFETY: reads and writes the words of `buf` (`r0` runs from its start to its end, `buf` is
+    // non-empty: checked by the caller's `check_row_len`; the entry point is chosen by
+    // `len % 4` so that the loop ends exactly at the end) and the two 256-entry tables at
+    // indices `(q >> 8) < 256` and `q & 255` (`q < 65535` on the fast path because
+    // `d < t_lo`). The pushed word is popped before the end; every written register is declared.
+    unsafe {
+        asm!(
+            "push {{r11}}",
+            "mov lr, #32768",
+            // Four elements per iteration; `len % 4 = 3, 2, 1` enter at the second, third,
+            // fourth.
+            "sub r12, r1, r0",
+            "and r12, r12, #12",
+            "cmp r12, #8",
+            "beq 22f",
+            "bhi 21f",
+            "cmp r12, #4",
+            "beq 23f",
+            "20:",
+            body!("40", "30"),
+            "21:",
+            body!("41", "31"),
+            "22:",
+            body!("42", "32"),
+            "23:",
+            body!("43", "33"),
+            "24:",
+            "cmp r0, r1",
+            "bne 20b",
+            "b 9f",
+            slow!("40", "30", "21", "50"),
+            slow!("41", "31", "22", "51"),
+            slow!("42", "32", "23", "52"),
+            slow!("43", "33", "24", "53"),
+            "9:",
+            "add sp, sp, #4",
+            inout("r0") range.start => _,
+            in("r1") range.end,
+            in("r2") p.max,
+            in("r3") p.t_lo,
+            in("r4") p.sh,
+            in("r5") p.m,
+            in("r8") p.hi.as_ptr(),
+            in("r9") p.lo.as_ptr(),
+            inout("r10") 0u32 => sum,
+            inout("r11") p.t_hi => _,
+            out("r12") _,
+            out("lr") _,
+        );
+    }
+    sum
+}
+
+/// `buf[j] ← (buf[j] · recip + 2^31) >> 32` (`UMULL` and the rounding carry as
+/// `add hi, hi, lo, lsr #31`), eight words per `LDM`/`STM`, then four; the last `len % 4` are
+/// done by the caller. Returns how many were done.
+#[cfg(core_attn_dsp)]
+#[inline(always)]
+pub(crate) fn scale_i32(buf: &mut [i32], recip: u32) -> usize {
+    let n8 = buf.len() & !7;
+    if n8 > 0 {
+        let range = buf[..n8].as_mut_ptr_range();
+        // SAFETY: `r0` walks `buf[..n8]` (a non-empty multiple of 8 words) with LDM/STM; every
+        // written register is declared.
+        unsafe {
+            asm!(
+                "2:",
+                "ldm r0, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
+                "umull lr, r3, r3, r2",
+                "add r3, r3, lr, lsr #31",
+                "umull lr, r4, r4, r2",
+                "add r4, r4, lr, lsr #31",
+                "umull lr, r5, r5, r2",
+                "add r5, r5, lr, lsr #31",
+                "umull lr, r8, r8, r2",
+                "add r8, r8, lr, lsr #31",
+                "umull lr, r9, r9, r2",
+                "add r9, r9, lr, lsr #31",
+                "umull lr, r10, r10, r2",
+                "add r10, r10, lr, lsr #31",
+                "umull lr, r11, r11, r2",
+                "add r11, r11, lr, lsr #31",
+                "umull lr, r12, r12, r2",
+                "add r12, r12, lr, lsr #31",
+                "stm r0!, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
+                "cmp r0, r1",
+                "bne 2b",
+                inout("r0") range.start => _,
+                in("r1") range.end,
+                in("r2") recip,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                out("lr") _,
+                options(nostack),
+            );
+        }
+    }
+    let mut done = n8;
+    if buf.len() - n8 >= 4 {
+        let p = buf[n8..n8 + 4].as_mut_ptr();
+        // SAFETY: four words of `buf` at `p`; every written register is declared.
+        unsafe {
+            asm!(
+                "ldm r0, {{r3, r4, r5, r8}}",
+                "umull r9, r3, r3, r2",
+                "add r3, r3, r9, lsr #31",
+                "umull r9, r4, r4, r2",
+                "add r4, r4, r9, lsr #31",
+                "umull r9, r5, r5, r2",
+                "add r5, r5, r9, lsr #31",
+                "umull r9, r8, r8, r2",
+                "add r8, r8, r9, lsr #31",
+                "stm r0, {{r3, r4, r5, r8}}",
+                in("r0") p,
+                in("r2") recip,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                options(nostack),
+            );
+        }
+        done += 4;
+    }
+    done
+}
+
+/// Largest element of a non-empty row: the first element, then `LDM` of eight and
+/// `cmp`/`it gt`/`movgt` per element; the last `(len − 1) % 8` elements in Rust.
+#[cfg(core_attn_dsp)]
+#[inline(always)]
+pub(crate) fn row_max_i32(buf: &[i32]) -> i32 {
+    let n8 = (buf.len() - 1) & !7;
+    let mut m = buf[0];
+    if n8 > 0 {
+        let range = buf[1..1 + n8].as_ptr_range();
+        // SAFETY: reads `buf[1..1 + n8]` (a non-empty multiple of 8 words) with LDM; every
+        // written register is declared.
+        unsafe {
+            asm!(
+                "2:",
+                "ldm r0!, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
+                "cmp r3, r2",
+                "it gt",
+                "movgt r2, r3",
+                "cmp r4, r2",
+                "it gt",
+                "movgt r2, r4",
+                "cmp r5, r2",
+                "it gt",
+                "movgt r2, r5",
+                "cmp r8, r2",
+                "it gt",
+                "movgt r2, r8",
+                "cmp r9, r2",
+                "it gt",
+                "movgt r2, r9",
+                "cmp r10, r2",
+                "it gt",
+                "movgt r2, r10",
+                "cmp r11, r2",
+                "it gt",
+                "movgt r2, r11",
+                "cmp r12, r2",
+                "it gt",
+                "movgt r2, r12",
+                "cmp r0, r1",
+                "bne 2b",
+                inout("r0") range.start => _,
+                in("r1") range.end,
+                inout("r2") m,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                options(nostack, readonly),
+            );
+        }
+    }
+    for &x in &buf[1 + n8..] {
+        m = m.max(x);
+    }
+    m
+}
+
+/// [`exp_pass_i32`] for an int8 row (`d = max − x ≤ 255` never wraps) into `u16` exponentials:
+/// `ldrsb` in, `strh` out (the output pointer takes `lr`, so the rounding constant is an
+/// immediate `add`). An element with `t_lo ≤ d < t_hi` is left as `0xffff` (exponentials are
+/// `≤ 65534`) and bit 31 of the returned sum is set.
+#[cfg(core_attn_dsp)]
+#[inline(always)]
+pub(crate) fn exp_pass_i8(input: &[i8], out: &mut [u16], p: &ExpLoop<'_>) -> u32 {
+    assert_eq!(input.len(), out.len());
+    let range = input.as_ptr_range();
+    let sum: u32;
+    // SAFETY: reads the bytes of `input` (`r0` from its start to its end; non-empty: checked by
+    // the caller) and writes as many halfwords to `out` (same length, asserted); table reads
+    // as in `exp_pass_i32`. The pushed word is popped before the end.
+    unsafe {
+        asm!(
+            "push {{r11}}",
+            "2:",
+            "ldrsb r12, [r0], #1",
+            "sub r12, r2, r12",
+            "cmp r12, r3",
+            "bhs 5f",
+            "lsl r12, r12, r4",
+            "smmulr r12, r12, r5",
+            "lsr r11, r12, #8",
+            "uxtb r12, r12",
+            "ldrh r11, [r8, r11, lsl #1]",
+            "ldrh r12, [r9, r12, lsl #1]",
+            "mul r11, r11, r12",
+            "add r11, r11, #32768",
+            "lsr r11, r11, #16",
+            "3:",
+            "strh r11, [lr], #2",
+            "add r10, r10, r11",
+            "4:",
+            "cmp r0, r1",
+            "bne 2b",
+            "b 9f",
+            "5:",
+            "ldr r11, [sp]",
+            "cmp r12, r11",
+            "movw r11, #0",
+            "bhs 3b",
+            "movw r11, #0xffff",
+            "strh r11, [lr], #2",
+            "orr r10, r10, #0x80000000",
+            "b 4b",
+            "9:",
+            "add sp, sp, #4",
+            inout("r0") range.start => _,
+            in("r1") range.end,
+            in("r2") p.max,
+            in("r3") p.t_lo,
+            in("r4") p.sh,
+            in("r5") p.m,
+            in("r8") p.hi.as_ptr(),
+            in("r9") p.lo.as_ptr(),
+            inout("r10") 0u32 => sum,
+            inout("r11") p.t_hi => _,
+            out("r12") _,
+            inout("lr") out.as_mut_ptr() => _,
+        );
+    }
+    sum
+}
+
+/// Largest element of a non-empty int8 row, four lanes at a time: `SSUB8` sets the GE flag of
+/// every byte lane where the new word is at least the running maximum and `SEL` takes those
+/// lanes (a lane-wise signed maximum), then the four lanes are reduced.
+#[cfg(core_attn_dsp)]
+#[inline(always)]
+pub(crate) fn max_i8(input: &[i8]) -> i8 {
+    let mut chunks = input.chunks_exact(4);
+    let mut m = input[0];
+    if input.len() >= 4 {
+        let w = |c: &[i8]| u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
+        let mut lanes = w(&input[..4]);
+        for c in &mut chunks {
+            let x = w(c);
+            // SAFETY: register-only operations (`SSUB8` writes the GE flags `SEL` reads; the
+            // flags are declared clobbered by not passing `preserves_flags`).
+            unsafe {
+                asm!(
+                    "ssub8 {t}, {x}, {m}",
+                    "sel {m}, {x}, {m}",
+                    t = out(reg) _,
+                    x = in(reg) x,
+                    m = inout(reg) lanes,
+                    options(pure, nomem, nostack),
+                );
+            }
+        }
+        m = lanes
+            .to_le_bytes()
+            .iter()
+            .map(|&b| b as i8)
+            .max()
+            .unwrap_or(m);
+    }
+    for &x in chunks.remainder() {
+        m = m.max(x);
+    }
+    m
+}
