@@ -37,6 +37,8 @@ pub mod host;
 pub mod qemu;
 #[cfg(feature = "defmt")]
 pub mod rtt;
+#[cfg(feature = "selftest")]
+pub mod selftest;
 
 /// 16-byte aligned storage for a blob in flash (`&Align16(*include_bytes!(..))`): the blob's
 /// `i32`/`u16` sections are read zero-copy and need the alignment.

@@ -7,10 +7,6 @@
 #![no_std]
 #![no_main]
 
-use core::fmt::Write;
-
-use board_common::Clock;
-
 include!(concat!(env!("OUT_DIR"), "/model_consts.rs"));
 
 /// Core clock of the machine (SysTick counts it; 40 instructions per tick).
@@ -23,39 +19,6 @@ fn main() -> ! {
     static mut SELFTEST: attn_selftest::Params = attn_selftest::Params::zeroed();
     let params: &'static mut attn_selftest::Params = SELFTEST;
     board_common::qemu::main(CORE_HZ, |out, clock| {
-        selftest(params, out, clock) && ARENA.run(MODELS, out, clock)
+        board_common::selftest::run(params, CORE_HZ, out, clock) && ARENA.run(MODELS, out, clock)
     })
-}
-
-fn selftest(
-    params: &mut attn_selftest::Params,
-    out: &mut dyn Write,
-    clock: &mut dyn Clock,
-) -> bool {
-    params.init(attn_selftest::SEED);
-    let mut failed = false;
-    let start = clock.now();
-    let result = attn_selftest::run(params, attn_selftest::SEED, &mut |name, data| {
-        let mut w = &mut *out;
-        failed |= attn_selftest::format_line(&mut w, name, data).is_err();
-        failed |= out.write_str("\n").is_err();
-    });
-    let spent = clock.now().saturating_sub(start);
-    match result {
-        Ok(()) if !failed => {
-            // `systick=` is what tests/tests/qemu_selftest.rs looks for (40 instructions a tick).
-            let ticks = spent * u64::from(CORE_HZ) / 1_000_000_000;
-            writeln!(
-                out,
-                "selftest done systick={ticks} {}={spent}",
-                clock.unit()
-            )
-            .is_ok()
-        }
-        Ok(()) => false,
-        Err(e) => {
-            let _ = writeln!(out, "selftest error: {e}");
-            false
-        }
-    }
 }

@@ -1,4 +1,5 @@
-//! core-attn on an emulated cortex-m33 (QEMU `mps2-an505`): every embedded model on its inputs, result
+//! core-attn on an emulated cortex-m33 (QEMU `mps2-an505`): the integer self-check of every kernel
+//! (`board_common::selftest`), then every embedded model on its inputs, result
 //! lines and instruction counts over semihosting (all of it in `board_common`).
 #![no_std]
 #![no_main]
@@ -11,5 +12,10 @@ const CORE_HZ: u32 = 20_000_000;
 #[cortex_m_rt::entry]
 fn main() -> ! {
     static mut ARENA: Arena = Arena::new();
-    board_common::qemu::main(CORE_HZ, |out, clock| ARENA.run(MODELS, out, clock))
+    // In a static, not on the stack: the self-check's parameters are tens of KiB.
+    static mut SELFTEST: attn_selftest::Params = attn_selftest::Params::zeroed();
+    let params: &'static mut attn_selftest::Params = SELFTEST;
+    board_common::qemu::main(CORE_HZ, |out, clock| {
+        board_common::selftest::run(params, CORE_HZ, out, clock) && ARENA.run(MODELS, out, clock)
+    })
 }
