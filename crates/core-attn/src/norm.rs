@@ -338,42 +338,56 @@ impl<'a> LayerNorm<'a> {
     /// the row's shift `s` resolved once: `⌊(c·r + 2^(s−1)) / 2^s⌋` is a 32-bit funnel shift
     /// of the 64-bit sum for `s < 32` and a shift of its high word for `s ≥ 32` (the value
     /// fits `i32`, see the module's overflow argument, so the low 32 bits of the shifted sum are
-    /// the value). The γ/β step is one `SMULL` and a 64-bit add whose `>> 40` only needs the
-    /// high word.
+    /// the value). The γ/β step is one multiply–accumulate into `b·2^24 + 2^39 + z_out·2^40`
+    /// whose `>> 40` is the high word shifted by 8 and already includes the zero point
+    /// (adding `z_out·2^40` before the floor shift adds exactly `z_out` after it; the sum stays
+    /// below `2^63`), then a 32-bit saturation.
     #[inline]
     fn normalize_row(&self, st: &RowStats, row: &mut [i8]) {
+        if !(-128..=127).contains(&self.output_zero_point) {
+            // Not a valid layer (see `validate`), but still the reference's bits.
+            for (v, (&g, &b)) in row.iter_mut().zip(self.gamma.iter().zip(self.beta)) {
+                *v = self.output_one(st, *v, g, b);
+            }
+            return;
+        }
         let d = self.width as i32;
-        let zp = self.output_zero_point as i64;
+        let neg_sum = -st.sum; // |S| ≤ 2^21
         let round = 1i64 << (st.shift - 1);
+        // 2^39 + z_out·2^40, |z_out| ≤ 128.
+        let bias = (1i64 << (NORM_FRAC_BITS + GAMMA_FRAC_BITS - 1))
+            + ((self.output_zero_point as i64) << (NORM_FRAC_BITS + GAMMA_FRAC_BITS));
         let params = self.gamma.iter().zip(self.beta);
         if st.shift < 32 {
             let s = st.shift;
             for (v, (&g, &b)) in row.iter_mut().zip(params) {
-                let c = d * *v as i32 - st.sum;
+                let c = d * *v as i32 + neg_sum;
                 let q = c as i64 * st.recip as i64 + round;
                 let n = ((q as u32) >> s) | (((q >> 32) as u32) << (32 - s));
-                *v = Self::scale_shift(n as i32, g, b, zp);
+                *v = Self::scale_shift(n as i32, g, b, bias);
             }
         } else {
             let s = st.shift - 32;
             for (v, (&g, &b)) in row.iter_mut().zip(params) {
-                let c = d * *v as i32 - st.sum;
+                let c = d * *v as i32 + neg_sum;
                 let q = c as i64 * st.recip as i64 + round;
                 let n = ((q >> 32) as i32) >> s;
-                *v = Self::scale_shift(n, g, b, zp);
+                *v = Self::scale_shift(n, g, b, bias);
             }
         }
     }
 
-    /// `y = round((ñ·g + b·2^24) · 2^−40) + z_out`, saturated (the second half of
-    /// [`Self::output_one`]).
+    /// `y = ⌊(ñ·g + b·2^24 + bias) · 2^−40⌋`, saturated, with `bias = 2^39 + z_out·2^40`: the
+    /// second half of [`Self::output_one`] with the zero point folded in.
     #[inline(always)]
-    fn scale_shift(n: i32, gamma: i32, beta: i32, zp: i64) -> i8 {
+    fn scale_shift(n: i32, gamma: i32, beta: i32, bias: i64) -> i8 {
         const OUT_SHIFT: u32 = NORM_FRAC_BITS + GAMMA_FRAC_BITS;
-        let acc = n as i64 * gamma as i64
-            + ((beta as i64) << (OUT_SHIFT - BETA_FRAC_BITS))
-            + (1i64 << (OUT_SHIFT - 1));
-        ((acc >> OUT_SHIFT) + zp).clamp(-128, 127) as i8
+        // b·2^24 + bias as words: the high word `(b >> 8) + bias_hi` is one `ADD` with a shifted
+        // operand (no carry: the low word of `bias` is 0).
+        let lo = (beta as u32) << (OUT_SHIFT - BETA_FRAC_BITS);
+        let hi = (beta >> (32 - (OUT_SHIFT - BETA_FRAC_BITS))) + (bias >> 32) as i32;
+        let acc = n as i64 * gamma as i64 + (((hi as i64) << 32) | lo as i64);
+        ((acc >> OUT_SHIFT) as i32).clamp(-128, 127) as i8
     }
 
     /// Sums, the reciprocal square root and the shift for one row: equal to

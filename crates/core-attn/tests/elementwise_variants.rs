@@ -308,3 +308,24 @@ proptest! {
         prop_assert_eq!(rsqrt_u128(t as u128), rsqrt_u128_reference(t as u128), "t = {}", t);
     }
 }
+
+/// Output zero points outside int8 (rejected by `validate`, still run): the fast path falls
+/// back to the reference per-element formula, so the bits still agree.
+#[test]
+fn layer_norm_out_of_range_zero_point() {
+    let width = 64;
+    let data: Vec<i8> = (0..3 * width).map(|i| (i * 37 % 251) as i8).collect();
+    for zp in [i32::MIN, -(1 << 23), -129, 128, 1 << 23, i32::MAX] {
+        for (g, b) in [(i32::MAX, i32::MIN), (1 << 16, 0), (-3, 5)] {
+            check_norm(&NormCase {
+                width,
+                data: data.clone(),
+                gamma: vec![g; width],
+                beta: vec![b; width],
+                epsilon: 1 << 20,
+                output_zero_point: zp,
+            })
+            .unwrap();
+        }
+    }
+}
