@@ -25,9 +25,12 @@
 //! constant row (`σ² = 0`) gives `c_i = 0`, hence exactly `β` for every `ε`, including 0.
 //!
 //! The denominator `T = V·2^40 + D²·e_q` (a `u128`) is normalized by an even shift `2k` into
-//! `[2^60, 2^62)`, its floor square root `s ∈ [2^30, 2^31)` is taken with an exact bitwise integer
-//! square root ([`isqrt_u64`]), and one `u64` division per row gives `r = round(2^62 / s)`, so
-//! `1/√T ≈ r · 2^(−62−k)` to a relative `2^-29`. Then, per element,
+//! `[2^60, 2^62)`, with the exact floor square root `s ∈ [2^30, 2^31)` of the normalized value
+//! and `r = round(2^62 / s)`, so `1/√T ≈ r · 2^(−62−k)` to a relative `2^-29`. The reference
+//! form ([`rsqrt_u128_reference`]) takes `s` with the bitwise square root ([`isqrt_u64`]) and
+//! `r` with one `u64` division; the kernel ([`rsqrt_u128`]) gets the same `(r, k)` from a
+//! table-seeded 32-bit Newton estimate of `1/√` made exact by `±1` corrections checked with
+//! 64-bit products (a few dozen instructions per row instead of thousands). Then, per element,
 //!
 //! - `n_i` in Q24: `ñ_i = round(c_i · r · 2^−(18+k))`;
 //! - `y_i = round((ñ_i · g_i + b_i · 2^24) · 2^−40) + z_out`, saturated to int8,
