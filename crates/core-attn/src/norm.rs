@@ -74,9 +74,6 @@ pub const GAMMA_FRAC_BITS: u32 = 16;
 /// Fractional bits of [`LayerNorm::beta`] (β in output LSBs, Q15.16).
 pub const BETA_FRAC_BITS: u32 = 16;
 
-/// Elements per pass of the per-element step (its stack buffer of `ñ`: 128 bytes).
-const NORM_CHUNK: usize = 32;
-
 /// Fractional bits of the normalized value `(x − μ)/√(σ² + ε)` inside the kernel.
 const NORM_FRAC_BITS: u32 = 24;
 
@@ -347,8 +344,7 @@ impl<'a> LayerNorm<'a> {
     /// the value). The γ/β step is one multiply–accumulate into `b·2^24 + 2^39 + z_out·2^40`
     /// whose `>> 40` is the high word shifted by 8 and already includes the zero point
     /// (adding `z_out·2^40` before the floor shift adds exactly `z_out` after it; the sum stays
-    /// below `2^63`), then a 32-bit saturation. The row goes in chunks of [`NORM_CHUNK`]
-    /// elements, `ñ` first, then the γ/β step (two short loops instead of one that spills).
+    /// below `2^63`), then a 32-bit saturation.
     #[inline]
     fn normalize_row(&self, st: &RowStats, row: &mut [i8]) {
         if !(-128..=127).contains(&self.output_zero_point) {
@@ -359,36 +355,26 @@ impl<'a> LayerNorm<'a> {
             return;
         }
         let d = self.width as i32;
+        let neg_sum = -st.sum; // |S| ≤ 2^21
         let round = 1i64 << (st.shift - 1);
         // 2^39 + z_out·2^40, |z_out| ≤ 128.
         let bias = (1i64 << (NORM_FRAC_BITS + GAMMA_FRAC_BITS - 1))
             + ((self.output_zero_point as i64) << (NORM_FRAC_BITS + GAMMA_FRAC_BITS));
-        // Two passes per chunk (ñ into a small stack buffer, then γ/β): each loop keeps its
-        // invariants in registers, where one fused loop would spill them.
-        let mut norm = [0i32; NORM_CHUNK];
-        let chunks = row.chunks_mut(NORM_CHUNK).zip(
-            self.gamma
-                .chunks(NORM_CHUNK)
-                .zip(self.beta.chunks(NORM_CHUNK)),
-        );
-        for (xs, (gs, bs)) in chunks {
-            let ns = &mut norm[..xs.len()];
-            if st.shift < 32 {
-                let s = st.shift;
-                for (n, &v) in ns.iter_mut().zip(xs.iter()) {
-                    let c = d * v as i32 - st.sum;
-                    let q = c as i64 * st.recip as i64 + round;
-                    *n = (((q as u32) >> s) | (((q >> 32) as u32) << (32 - s))) as i32;
-                }
-            } else {
-                let s = st.shift - 32;
-                for (n, &v) in ns.iter_mut().zip(xs.iter()) {
-                    let c = d * v as i32 - st.sum;
-                    let q = c as i64 * st.recip as i64 + round;
-                    *n = ((q >> 32) as i32) >> s;
-                }
+        let params = self.gamma.iter().zip(self.beta);
+        if st.shift < 32 {
+            let s = st.shift;
+            for (v, (&g, &b)) in row.iter_mut().zip(params) {
+                let c = d * *v as i32 + neg_sum;
+                let q = c as i64 * st.recip as i64 + round;
+                let n = ((q as u32) >> s) | (((q >> 32) as u32) << (32 - s));
+                *v = Self::scale_shift(n as i32, g, b, bias);
             }
-            for (v, (&n, (&g, &b))) in xs.iter_mut().zip(ns.iter().zip(gs.iter().zip(bs))) {
+        } else {
+            let s = st.shift - 32;
+            for (v, (&g, &b)) in row.iter_mut().zip(params) {
+                let c = d * *v as i32 + neg_sum;
+                let q = c as i64 * st.recip as i64 + round;
+                let n = ((q >> 32) as i32) >> s;
                 *v = Self::scale_shift(n, g, b, bias);
             }
         }
