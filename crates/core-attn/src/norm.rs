@@ -341,7 +341,8 @@ impl<'a> LayerNorm<'a> {
     /// the row's shift `s` resolved once: `⌊(c·r + 2^(s−1)) / 2^s⌋` is a 32-bit funnel shift
     /// of the 64-bit sum for `s < 32` and a shift of its high word for `s ≥ 32` (the value
     /// fits `i32`, see the module's overflow argument, so the low 32 bits of the shifted sum are
-    /// the value). The γ/β step is one multiply–accumulate into `b·2^24 + 2^39 + z_out·2^40`
+    /// the value); `c·r + 2^(s−1)` is formed from the unsigned `c + 2^22` (one `MLA` and one
+    /// `UMLAL`, see the comment in the body). The γ/β step is one multiply–accumulate into `b·2^24 + 2^39 + z_out·2^40`
     /// whose `>> 40` is the high word shifted by 8 and already includes the zero point
     /// (adding `z_out·2^40` before the floor shift adds exactly `z_out` after it; the sum stays
     /// below `2^63`), then a 32-bit saturation.
@@ -355,8 +356,12 @@ impl<'a> LayerNorm<'a> {
             return;
         }
         let d = self.width as i32;
-        let neg_sum = -st.sum; // |S| ≤ 2^21
-        let round = 1i64 << (st.shift - 1);
+        // c + 2^22 = D·x + (2^22 − S) ∈ [0, 2^23) (|c| ≤ 255·D < 2^22): an unsigned `c'` with
+        // c·r + 2^(s−1) = c'·r + k, k = 2^(s−1) − 2^22·r, so one `MLA`, one `UMULL` and a 64-bit
+        // add (wrapping; the true sum is below 2^55 in magnitude).
+        let offset = (1i32 << 22) - st.sum;
+        let k = ((1i64 << (st.shift - 1)) - ((st.recip as i64) << 22)) as u64;
+        let r = st.recip as u64;
         // 2^39 + z_out·2^40, |z_out| ≤ 128.
         let bias = (1i64 << (NORM_FRAC_BITS + GAMMA_FRAC_BITS - 1))
             + ((self.output_zero_point as i64) << (NORM_FRAC_BITS + GAMMA_FRAC_BITS));
@@ -364,16 +369,16 @@ impl<'a> LayerNorm<'a> {
         if st.shift < 32 {
             let s = st.shift;
             for (v, (&g, &b)) in row.iter_mut().zip(params) {
-                let c = d * *v as i32 + neg_sum;
-                let q = c as i64 * st.recip as i64 + round;
+                let c = (d * *v as i32 + offset) as u32;
+                let q = (c as u64 * r).wrapping_add(k);
                 let n = ((q as u32) >> s) | (((q >> 32) as u32) << (32 - s));
                 *v = Self::scale_shift(n as i32, g, b, bias);
             }
         } else {
             let s = st.shift - 32;
             for (v, (&g, &b)) in row.iter_mut().zip(params) {
-                let c = d * *v as i32 + neg_sum;
-                let q = c as i64 * st.recip as i64 + round;
+                let c = (d * *v as i32 + offset) as u32;
+                let q = (c as u64 * r).wrapping_add(k);
                 let n = ((q >> 32) as i32) >> s;
                 *v = Self::scale_shift(n, g, b, bias);
             }
