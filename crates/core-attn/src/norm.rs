@@ -187,8 +187,8 @@ fn normalize_even(hi: u64, lo: u64) -> (u64, i32) {
 /// `s = ⌊√tn⌋`, `r = min(⌊(2^62 + ⌊s/2⌋) / s⌋, 2^32 − 1)`), without the bitwise square root
 /// and the 64-bit division. Returns `(0, 0)` for `t = 0`.
 ///
-/// With `x = ⌊tn / 2^30⌋ ∈ [2^30, 2^32)`: a seed of `Y ≈ 2^46/√x` from [`RSQRT_SEED`] (8
-/// bits) and two Newton steps ([`rsqrt_newton`], 32-bit products) give `Y` to about
+/// With `x = ⌊tn / 2^30⌋ ∈ [2^30, 2^32)`: a seed of `Y ≈ 2^46/√x` from a 256-entry table
+/// indexed by the top 8 bits of `x` and two Newton steps (32-bit products) give `Y` to about
 /// `2^-29`; then `s₀ = ⌊x·Y / 2^31⌋ ≈ √tn` and `r₀ = 2Y ≈ 2^62/s`. Each is corrected by one
 /// Newton step on its exact residual (`tn − s₀²`, resp. `2^62 + ⌊s/2⌋ − r₀·s`, times `Y`) and
 /// then made exact by the `±1` loops `s² ≤ tn < (s+1)²` and `r·s ≤ N < (r+1)·s` (64-bit
@@ -342,10 +342,11 @@ impl<'a> LayerNorm<'a> {
     /// of the 64-bit sum for `s < 32` and a shift of its high word for `s ≥ 32` (the value
     /// fits `i32`, see the module's overflow argument, so the low 32 bits of the shifted sum are
     /// the value); `c·r + 2^(s−1)` is formed from the unsigned `c + 2^22` (one `MLA` and one
-    /// `UMLAL`, see the comment in the body). The γ/β step is one multiply–accumulate into `b·2^24 + 2^39 + z_out·2^40`
-    /// whose `>> 40` is the high word shifted by 8 and already includes the zero point
-    /// (adding `z_out·2^40` before the floor shift adds exactly `z_out` after it; the sum stays
-    /// below `2^63`), then a 32-bit saturation.
+    /// `UMLAL`, see the comment in the body). The γ/β step is one multiply–accumulate into
+    /// `b·2^24 + 2^39 + z_out·2^40` whose `>> 40` is the high word shifted by 8 and already
+    /// includes the zero point (adding `z_out·2^40` before the floor shift adds exactly `z_out`
+    /// after it; the sum stays below `2^63`), then a 32-bit saturation. Output zero points
+    /// outside int8 (not a valid layer) take the reference formula.
     #[inline]
     fn normalize_row(&self, st: &RowStats, row: &mut [i8]) {
         if !(-128..=127).contains(&self.output_zero_point) {
@@ -357,8 +358,8 @@ impl<'a> LayerNorm<'a> {
         }
         let d = self.width as i32;
         // c + 2^22 = D·x + (2^22 − S) ∈ [0, 2^23) (|c| ≤ 255·D < 2^22): an unsigned `c'` with
-        // c·r + 2^(s−1) = c'·r + k, k = 2^(s−1) − 2^22·r, so one `MLA`, one `UMULL` and a 64-bit
-        // add (wrapping; the true sum is below 2^55 in magnitude).
+        // c·r + 2^(s−1) = c'·r + k, k = 2^(s−1) − 2^22·r, so one `MLA` and one `UMLAL` (the
+        // 64-bit add wraps; the true sum is below 2^55 in magnitude).
         let offset = (1i32 << 22) - st.sum;
         let k = ((1i64 << (st.shift - 1)) - ((st.recip as i64) << 22)) as u64;
         let r = st.recip as u64;
