@@ -339,9 +339,15 @@ fn profile_vit(
     let x = &mut x[..n];
     let normed = &mut normed[..n];
     measure(|| {
+        // As `vit_encode`: batched in the (still unused) block scratch when it holds every patch.
+        let scratch: &mut [i8] = if wide.len() >= emb.patch.batched_scratch_len() {
+            &mut wide[..]
+        } else {
+            &mut patch[..pl]
+        };
         or_die(
             emb.patch
-                .run_with_class_token(image, emb.class_token, &mut patch[..pl], x),
+                .run_with_class_token(image, emb.class_token, scratch, x),
             "patch",
         );
         or_die(

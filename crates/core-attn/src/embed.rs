@@ -3,8 +3,9 @@
 //! # Patch embedding
 //! An int8 image `[C][H][W]` is cut into non-overlapping `P × P` patches in row-major patch
 //! order (`patch = py·(W/P) + px`); each patch is flattened in `(channel, row, col)` order into a
-//! caller-provided scratch of `C·P·P` bytes and multiplied through a [`Linear`] with weights
-//! `[D][C·P·P]`. This is exactly a `Conv2d(C, D, kernel = P, stride = P)` followed by
+//! caller-provided scratch and multiplied through a [`Linear`] with weights `[D][C·P·P]`: all
+//! `N` patches at once (im2col `[N][C·P·P]`, one batched projection) when the scratch holds
+//! them, else one patch (`C·P·P` bytes) at a time. This is exactly a `Conv2d(C, D, kernel = P, stride = P)` followed by
 //! `flatten(2).transpose(1, 2)` (HF `ViTPatchEmbeddings`): the conv kernel `[D][C][P][P]`
 //! reshaped to `[D][C·P·P]` *is* the linear weight matrix. The image zero point is folded into
 //! the bias at pack time, as for every [`Linear`].
@@ -149,15 +150,38 @@ impl<'a> PatchEmbedding<'a> {
         }
     }
 
-    /// Embed every patch: `output` is `[N][D]`, `scratch` holds `C·P·P` bytes.
+    /// Bytes of scratch that let [`Self::run`] embed all patches with one batched projection:
+    /// `N·C·P·P` (the im2col matrix; saturates on overflow).
+    pub fn batched_scratch_len(&self) -> usize {
+        self.patches().saturating_mul(self.patch_len())
+    }
+
+    /// Embed every patch: `output` is `[N][D]`; `scratch` holds at least `C·P·P` bytes.
+    ///
+    /// With at least [`Self::batched_scratch_len`] bytes of scratch, every patch is copied out
+    /// first (im2col, `[N][C·P·P]`) and projected by one [`Linear::run`] over `N` rows, which
+    /// lets the linear kernel reuse each weight across token pairs; otherwise each patch is
+    /// copied and projected on its own. Both give the same bytes (each output row depends on
+    /// its own patch only).
     pub fn run(&self, image: &[i8], scratch: &mut [i8], output: &mut [i8]) -> Result<(), Error> {
         self.check(image, scratch)?;
         let d = self.dim();
+        let n = self.patches();
         check_len(
             "patch embedding output",
-            mul("patch embedding output", self.patches(), d)?,
+            mul("patch embedding output", n, d)?,
             output.len(),
         )?;
+        let pl = self.patch_len();
+        let all = n * pl; // ≤ image length, no overflow
+        if scratch.len() >= all {
+            let matrix = &mut scratch[..all];
+            for (index, dst) in matrix.chunks_exact_mut(pl).enumerate() {
+                self.copy_patch(image, index, dst);
+            }
+            return self.projection.run(matrix, output, Activation::Identity);
+        }
+        let scratch = &mut scratch[..pl];
         for (index, row) in output.chunks_exact_mut(d).enumerate() {
             self.copy_patch(image, index, scratch);
             self.projection.run(scratch, row, Activation::Identity)?;
@@ -166,7 +190,8 @@ impl<'a> PatchEmbedding<'a> {
     }
 
     /// ViT layout `[cls; patches]`: `output` is `[N + 1][D]`; row 0 is `class_token` (already in
-    /// the output's quantization), rows `1..=N` the embedded patches.
+    /// the output's quantization), rows `1..=N` the embedded patches (`scratch` as for
+    /// [`Self::run`]).
     pub fn run_with_class_token(
         &self,
         image: &[i8],
@@ -196,7 +221,14 @@ impl<'a> PatchEmbedding<'a> {
             self.width,
         )?;
         check_len("image", image_len, image.len())?;
-        check_len("patch scratch", self.patch_len(), scratch.len())
+        if scratch.len() < self.patch_len() {
+            return Err(Error::ShapeMismatch {
+                what: "patch scratch",
+                expected: self.patch_len(),
+                found: scratch.len(),
+            });
+        }
+        Ok(())
     }
 
     /// Multiply–accumulates per image.

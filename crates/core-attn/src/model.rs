@@ -118,9 +118,16 @@ pub fn vit_encode(
     let n = e.tokens() * e.width;
     let emb = blob.vit_embedding()?;
     let x = &mut buffers.x[..n];
-    let patch_len = emb.patch.patch_len();
+    // The block scratch is free until the first block: when it holds every patch, the patch
+    // embedding runs batched (im2col in `wide`, one projection over all patches); else one
+    // patch at a time in the one-patch buffer. No extra memory either way.
+    let scratch: &mut [i8] = if buffers.wide.len() >= emb.patch.batched_scratch_len() {
+        buffers.wide
+    } else {
+        &mut buffers.patch[..emb.patch.patch_len()]
+    };
     emb.patch
-        .run_with_class_token(image, emb.class_token, &mut buffers.patch[..patch_len], x)?;
+        .run_with_class_token(image, emb.class_token, scratch, x)?;
     add_learned(x, e.width, 0, emb.positions, &emb.position_add)?;
     let mut scratch = BlockScratch {
         normed: buffers.normed,

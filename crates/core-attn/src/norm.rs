@@ -25,9 +25,12 @@
 //! constant row (`σ² = 0`) gives `c_i = 0`, hence exactly `β` for every `ε`, including 0.
 //!
 //! The denominator `T = V·2^40 + D²·e_q` (a `u128`) is normalized by an even shift `2k` into
-//! `[2^60, 2^62)`, its floor square root `s ∈ [2^30, 2^31)` is taken with an exact bitwise integer
-//! square root ([`isqrt_u64`]), and one `u64` division per row gives `r = round(2^62 / s)`, so
-//! `1/√T ≈ r · 2^(−62−k)` to a relative `2^-29`. Then, per element,
+//! `[2^60, 2^62)`, with the exact floor square root `s ∈ [2^30, 2^31)` of the normalized value
+//! and `r = round(2^62 / s)`, so `1/√T ≈ r · 2^(−62−k)` to a relative `2^-29`. The reference
+//! form ([`rsqrt_u128_reference`]) takes `s` with the bitwise square root ([`isqrt_u64`]) and
+//! `r` with one `u64` division; the kernel ([`rsqrt_u128`]) gets the same `(r, k)` from a
+//! table-seeded 32-bit Newton estimate of `1/√` made exact by `±1` corrections checked with
+//! 64-bit products (a few dozen instructions per row instead of thousands). Then, per element,
 //!
 //! - `n_i` in Q24: `ñ_i = round(c_i · r · 2^−(18+k))`;
 //! - `y_i = round((ñ_i · g_i + b_i · 2^24) · 2^−40) + z_out`, saturated to int8,
@@ -79,7 +82,8 @@ const NORM_FRAC_BITS: u32 = 24;
 pub const LAYER_NORM_MAX_LSB_ERROR: u32 = 1;
 
 /// `⌊√n⌋`, exact, by the bitwise (digit-by-digit) method: 32 iterations of shifts, compares and
-/// subtractions, no division and no float.
+/// subtractions, no division and no float. (The reference square root; [`rsqrt_u128`] uses a
+/// Newton estimate with an exact correction instead.)
 pub const fn isqrt_u64(n: u64) -> u64 {
     let mut rem = n;
     let mut root = 0u64;
@@ -99,13 +103,11 @@ pub const fn isqrt_u64(n: u64) -> u64 {
     root
 }
 
-/// Integer reciprocal square root of `t ≥ 1`: returns `(r, k)` with
-/// `1/√t ≈ r · 2^(−62−k)`, `r ∈ [2^31, 2^32)`, to a relative error below `2^-29`.
-///
-/// `t` is shifted by an even amount `2k` into `[2^60, 2^62)`, its floor square root `s` (in
-/// `[2^30, 2^31)`) is taken with [`isqrt_u64`] and `r = round(2^62 / s)` (one division).
-/// Returns `(0, 0)` for `t = 0`.
-pub fn rsqrt_u128(t: u128) -> (u32, i32) {
+/// The reference form of [`rsqrt_u128`], kept as the specification it is tested against:
+/// `t` is shifted by an even amount `2k` into `[2^60, 2^62)` (`tn = ⌊t / 4^k⌋`), its floor
+/// square root `s` (in `[2^30, 2^31)`) is taken with [`isqrt_u64`] and
+/// `r = min(⌊(2^62 + ⌊s/2⌋) / s⌋, 2^32 − 1)` (one `u64` division). Returns `(0, 0)` for `t = 0`.
+pub fn rsqrt_u128_reference(t: u128) -> (u32, i32) {
     if t == 0 {
         return (0, 0);
     }
@@ -119,6 +121,117 @@ pub fn rsqrt_u128(t: u128) -> (u32, i32) {
     } as u64;
     let s = isqrt_u64(tn); // in [2^30, 2^31)
     let r = ((1u64 << 62) + s / 2) / s; // in [2^31, 2^32]
+    (r.min(u32::MAX as u64) as u32, k)
+}
+
+/// Index bits dropped from `x ∈ [2^30, 2^32)` to address [`RSQRT_SEED`] (its top 8 bits).
+const SEED_SHIFT: u32 = 24;
+
+/// `⌊2^46 / √x_mid⌉ >> 16` at the midpoint `x_mid` of each interval of `2^24` values of
+/// `x ∈ [2^30, 2^32)`, indexed by `x >> 24` (entries `0..64` are never read and repeat entry
+/// 64, so that the index needs no bounds check): a seed within a relative `2^-8` of
+/// `2^46/√x` (computed at compile time with [`isqrt_u64`]).
+static RSQRT_SEED: [u16; 256] = {
+    let mut table = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let index = if i < 64 { 64 } else { i as u64 };
+        let mid = (2 * index + 1) << (SEED_SHIFT - 1);
+        // √mid · 2^15, then 2^46 / √mid = 2^61 / (√mid · 2^15).
+        let y = (1u64 << 61) / isqrt_u64(mid << 30);
+        table[i] = ((y + (1 << 15)) >> 16) as u16;
+        i += 1;
+    }
+    table
+};
+
+/// One Newton step of `Y ≈ 2^46/√x` (`x ∈ [2^30, 2^32)`, `Y ∈ (2^30, 2^31]`):
+/// `Y' = Y · (3 − x·Y²/2^92) / 2`, three `UMULL`s, each product truncated to 32 bits.
+#[inline(always)]
+fn rsqrt_newton(x: u32, y: u32) -> u32 {
+    let y2 = ((y as u64 * y as u64) >> 32) as u32; // ≈ Y²/2^32 ≤ 2^30
+    let e = ((x as u64 * y2 as u64) >> 30) as u32; // ≈ (x·Y²/2^92) · 2^30 ≈ 2^30
+    ((y as u64 * ((3u32 << 30) - e) as u64) >> 31) as u32
+}
+
+/// `t = hi·2^64 + lo` shifted by the even amount `2k` that brings it into `[2^60, 2^62)`:
+/// returns `(⌊t / 4^k⌋, k)` (for `k < 0` the shift is to the left and exact). `t ≠ 0`.
+#[inline]
+fn normalize_even(hi: u64, lo: u64) -> (u64, i32) {
+    if hi == 0 {
+        let bits = (64 - lo.leading_zeros()) as i32;
+        let k = (bits - 61).div_euclid(2);
+        let tn = if k >= 0 {
+            lo >> (2 * k) as u32
+        } else {
+            lo << (-2 * k) as u32
+        };
+        (tn, k)
+    } else {
+        // bits ≥ 65, so the shift 2k is in 4..=67.
+        let bits = (128 - hi.leading_zeros()) as i32;
+        let k = (bits - 61) / 2;
+        let sh = (2 * k) as u32;
+        let tn = if sh < 64 {
+            (lo >> sh) | (hi << (64 - sh))
+        } else {
+            hi >> (sh - 64)
+        };
+        (tn, k)
+    }
+}
+
+/// Integer reciprocal square root of `t ≥ 1`: returns `(r, k)` with
+/// `1/√t ≈ r · 2^(−62−k)`, `r ∈ [2^31, 2^32)`, to a relative error below `2^-29`: exactly
+/// [`rsqrt_u128_reference`] for every `t` (`tn = ⌊t / 4^k⌋ ∈ [2^60, 2^62)`,
+/// `s = ⌊√tn⌋`, `r = min(⌊(2^62 + ⌊s/2⌋) / s⌋, 2^32 − 1)`), without the bitwise square root
+/// and the 64-bit division. Returns `(0, 0)` for `t = 0`.
+///
+/// With `x = ⌊tn / 2^30⌋ ∈ [2^30, 2^32)`: a seed of `Y ≈ 2^46/√x` from a 256-entry table
+/// indexed by the top 8 bits of `x` and two Newton steps (32-bit products) give `Y` to about
+/// `2^-29`; then `s₀ = ⌊x·Y / 2^31⌋ ≈ √tn` and `r₀ = 2Y ≈ 2^62/s`. Each is corrected by one
+/// Newton step on its exact residual (`tn − s₀²`, resp. `2^62 + ⌊s/2⌋ − r₀·s`, times `Y`) and
+/// then made exact by the `±1` loops `s² ≤ tn < (s+1)²` and `r·s ≤ N < (r+1)·s` (64-bit
+/// products). The loops make the result exact whatever the estimates; the estimates only
+/// bound their trip count (at most one step each over the tested domain). All products fit
+/// `u64`/`i64`: `s, s₀ < 2^31 + 2^4`, `r, r₀ < 2^32 + 2^4`, residuals below `2^36`.
+pub fn rsqrt_u128(t: u128) -> (u32, i32) {
+    if t == 0 {
+        return (0, 0);
+    }
+    let (tn, k) = normalize_even((t >> 64) as u64, t as u64);
+    rsqrt_normalized(tn, k)
+}
+
+/// [`rsqrt_u128`] after the normalization: `tn ∈ [2^60, 2^62)`.
+#[inline]
+fn rsqrt_normalized(tn: u64, k: i32) -> (u32, i32) {
+    let x = (tn >> 30) as u32;
+    let mut y = (RSQRT_SEED[(x >> SEED_SHIFT) as usize] as u32) << 16;
+    y = rsqrt_newton(x, y);
+    y = rsqrt_newton(x, y);
+    // s ≈ √x · 2^15; then s += (tn − s²)/(2s), with 1/(2√tn) = Y / 2^62.
+    let s0 = ((x as u64 * y as u64) >> 31) as u32;
+    let res = tn as i64 - (s0 as u64 * s0 as u64) as i64;
+    let mut s = (s0 as i64 + ((res * (y >> 8) as i64) >> 54)) as u32;
+    while s as u64 * s as u64 > tn {
+        s -= 1;
+    }
+    while (s + 1) as u64 * (s + 1) as u64 <= tn {
+        s += 1;
+    }
+    let s = s as u64;
+    // r ≈ 2^62/s ≈ 2Y; then r += (N − r·s)/s, with 1/s ≈ 2Y / 2^62.
+    let num = (1u64 << 62) + s / 2;
+    let r0 = 2 * y as u64;
+    let res = num as i64 - (r0 * s) as i64;
+    let mut r = (r0 as i64 + ((res * (y >> 8) as i64) >> 53)) as u64;
+    while r * s > num {
+        r -= 1;
+    }
+    while (r + 1) * s <= num {
+        r += 1;
+    }
     (r.min(u32::MAX as u64) as u32, k)
 }
 
@@ -216,7 +329,7 @@ impl<'a> LayerNorm<'a> {
     pub fn run_in_place_generic(&self, data: &mut [i8]) -> Result<(), Error> {
         self.check_shapes(data.len())?;
         for row in data.chunks_exact_mut(self.width) {
-            let stats = self.row_stats(row);
+            let stats = self.row_stats_reference(row);
             for (v, (&g, &b)) in row.iter_mut().zip(self.gamma.iter().zip(self.beta)) {
                 *v = self.output_one(&stats, *v, g, b);
             }
@@ -228,57 +341,81 @@ impl<'a> LayerNorm<'a> {
     /// the row's shift `s` resolved once: `⌊(c·r + 2^(s−1)) / 2^s⌋` is a 32-bit funnel shift
     /// of the 64-bit sum for `s < 32` and a shift of its high word for `s ≥ 32` (the value
     /// fits `i32`, see the module's overflow argument, so the low 32 bits of the shifted sum are
-    /// the value). The γ/β step is one `SMULL` and a 64-bit add whose `>> 40` only needs the
-    /// high word.
+    /// the value); `c·r + 2^(s−1)` is formed from the unsigned `c + 2^22` (one `MLA` and one
+    /// `UMLAL`, see the comment in the body). The γ/β step is one multiply–accumulate into
+    /// `b·2^24 + 2^39 + z_out·2^40` whose `>> 40` is the high word shifted by 8 and already
+    /// includes the zero point (adding `z_out·2^40` before the floor shift adds exactly `z_out`
+    /// after it; the sum stays below `2^63`), then a 32-bit saturation. Output zero points
+    /// outside int8 (not a valid layer) take the reference formula.
     #[inline]
     fn normalize_row(&self, st: &RowStats, row: &mut [i8]) {
+        if !(-128..=127).contains(&self.output_zero_point) {
+            // Not a valid layer (see `validate`), but still the reference's bits.
+            for (v, (&g, &b)) in row.iter_mut().zip(self.gamma.iter().zip(self.beta)) {
+                *v = self.output_one(st, *v, g, b);
+            }
+            return;
+        }
         let d = self.width as i32;
-        let zp = self.output_zero_point as i64;
-        let round = 1i64 << (st.shift - 1);
+        // c + 2^22 = D·x + (2^22 − S) ∈ [0, 2^23) (|c| ≤ 255·D < 2^22): an unsigned `c'` with
+        // c·r + 2^(s−1) = c'·r + k, k = 2^(s−1) − 2^22·r, so one `MLA` and one `UMLAL` (the
+        // 64-bit add wraps; the true sum is below 2^55 in magnitude).
+        let offset = (1i32 << 22) - st.sum;
+        let k = ((1i64 << (st.shift - 1)) - ((st.recip as i64) << 22)) as u64;
+        let r = st.recip as u64;
+        // 2^39 + z_out·2^40, |z_out| ≤ 128.
+        let bias = (1i64 << (NORM_FRAC_BITS + GAMMA_FRAC_BITS - 1))
+            + ((self.output_zero_point as i64) << (NORM_FRAC_BITS + GAMMA_FRAC_BITS));
         let params = self.gamma.iter().zip(self.beta);
         if st.shift < 32 {
             let s = st.shift;
             for (v, (&g, &b)) in row.iter_mut().zip(params) {
-                let c = d * *v as i32 - st.sum;
-                let q = c as i64 * st.recip as i64 + round;
+                let c = (d * *v as i32 + offset) as u32;
+                let q = (c as u64 * r).wrapping_add(k);
                 let n = ((q as u32) >> s) | (((q >> 32) as u32) << (32 - s));
-                *v = Self::scale_shift(n as i32, g, b, zp);
+                *v = Self::scale_shift(n as i32, g, b, bias);
             }
         } else {
             let s = st.shift - 32;
             for (v, (&g, &b)) in row.iter_mut().zip(params) {
-                let c = d * *v as i32 - st.sum;
-                let q = c as i64 * st.recip as i64 + round;
+                let c = (d * *v as i32 + offset) as u32;
+                let q = (c as u64 * r).wrapping_add(k);
                 let n = ((q >> 32) as i32) >> s;
-                *v = Self::scale_shift(n, g, b, zp);
+                *v = Self::scale_shift(n, g, b, bias);
             }
         }
     }
 
-    /// `y = round((ñ·g + b·2^24) · 2^−40) + z_out`, saturated (the second half of
-    /// [`Self::output_one`]).
+    /// `y = ⌊(ñ·g + b·2^24 + bias) · 2^−40⌋`, saturated, with `bias = 2^39 + z_out·2^40`: the
+    /// second half of [`Self::output_one`] with the zero point folded in.
     #[inline(always)]
-    fn scale_shift(n: i32, gamma: i32, beta: i32, zp: i64) -> i8 {
+    fn scale_shift(n: i32, gamma: i32, beta: i32, bias: i64) -> i8 {
         const OUT_SHIFT: u32 = NORM_FRAC_BITS + GAMMA_FRAC_BITS;
-        let acc = n as i64 * gamma as i64
-            + ((beta as i64) << (OUT_SHIFT - BETA_FRAC_BITS))
-            + (1i64 << (OUT_SHIFT - 1));
-        ((acc >> OUT_SHIFT) + zp).clamp(-128, 127) as i8
+        // b·2^24 + bias as words: the high word `(b >> 8) + bias_hi` is one `ADD` with a shifted
+        // operand (no carry: the low word of `bias` is 0).
+        let lo = (beta as u32) << (OUT_SHIFT - BETA_FRAC_BITS);
+        let hi = (beta >> (32 - (OUT_SHIFT - BETA_FRAC_BITS))) + (bias >> 32) as i32;
+        let acc = n as i64 * gamma as i64 + (((hi as i64) << 32) | lo as i64);
+        ((acc >> OUT_SHIFT) as i32).clamp(-128, 127) as i8
     }
 
-    /// Sums, the reciprocal square root and the shift for one row.
+    /// Sums, the reciprocal square root and the shift for one row: equal to
+    /// [`Self::row_stats_reference`] field for field. The sum of squares fits `i32`
+    /// (`Q ≤ 128²·D ≤ 2^28`), `D²·e` is two 32×32→64-bit products (`D² ≤ 2^28`, `e` split into
+    /// words) instead of a 128-bit multiplication, and [`rsqrt_u128`] replaces the bitwise
+    /// square root and the division.
     #[inline]
     fn row_stats(&self, x: &[i8]) -> RowStats {
-        let d = x.len() as i64;
+        let d = x.len() as u32;
         let mut sum = 0i32;
-        let mut sumsq = 0i64;
+        let mut sumsq = 0i32;
         for &v in x {
             let v = v as i32;
             sum += v;
-            sumsq += (v * v) as i64;
+            sumsq += v * v;
         }
         // V = D·Q − S² = Σ_{j<k} (x_j − x_k)² ≥ 0, below 2^42.
-        let var_d2 = d * sumsq - sum as i64 * sum as i64;
+        let var_d2 = (d as u64 * sumsq as u32 as u64) as i64 - sum as i64 * sum as i64;
         if var_d2 <= 0 {
             // Constant row: every c_i is 0, the output is β whatever ε is.
             return RowStats {
@@ -287,9 +424,41 @@ impl<'a> LayerNorm<'a> {
                 shift: 1,
             };
         }
+        let d2 = (d * d) as u64;
+        let e = self.epsilon;
+        let t = ((var_d2 as u128) << EPSILON_FRAC_BITS)
+            + (d2 * (e as u32) as u64) as u128
+            + (((d2 * (e >> 32)) as u128) << 32);
+        Self::stats_from(sum, rsqrt_u128(t))
+    }
+
+    /// The row statistics as first written (64-bit sum of squares, a 128-bit `D²·e` and
+    /// [`rsqrt_u128_reference`]): what [`Self::run_in_place_generic`] uses.
+    fn row_stats_reference(&self, x: &[i8]) -> RowStats {
+        let d = x.len() as i64;
+        let mut sum = 0i32;
+        let mut sumsq = 0i64;
+        for &v in x {
+            let v = v as i32;
+            sum += v;
+            sumsq += (v * v) as i64;
+        }
+        let var_d2 = d * sumsq - sum as i64 * sum as i64;
+        if var_d2 <= 0 {
+            return RowStats {
+                sum,
+                recip: 0,
+                shift: 1,
+            };
+        }
         let t = ((var_d2 as u128) << EPSILON_FRAC_BITS)
             + (d as u128 * d as u128) * self.epsilon as u128;
-        let (recip, k) = rsqrt_u128(t);
+        Self::stats_from(sum, rsqrt_u128_reference(t))
+    }
+
+    /// The per-row shift from the reciprocal square root `(r, k)` of `T`.
+    #[inline(always)]
+    fn stats_from(sum: i32, (recip, k): (u32, i32)) -> RowStats {
         // n = c · 2^20 / √T ≈ c · r · 2^(20 − 62 − k); in Q24 the right shift is 18 + k, which
         // is in 8..=34 because 2^40 ≤ T < 2^93.
         let shift = 62 + k - (EPSILON_FRAC_BITS / 2) as i32 - NORM_FRAC_BITS as i32;

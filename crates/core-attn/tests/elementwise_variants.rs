@@ -1,7 +1,7 @@
 //! The fast residual add and LayerNorm paths against their reference forms, bit for bit (the
 //! elementwise part of the variants suite; `variants.rs` holds the linear/attention/softmax one).
 
-use core_attn::norm::LayerNorm;
+use core_attn::norm::{rsqrt_u128, rsqrt_u128_reference, LayerNorm};
 use core_attn::quant::Requant;
 use core_attn::residual::ResidualAdd;
 use proptest::prelude::*;
@@ -194,6 +194,138 @@ fn norm_extremes(width: usize) {
                 })
                 .unwrap();
             }
+        }
+    }
+}
+
+// ---- Integer reciprocal square root: the Newton form against the reference, every `(r, k)`.
+
+fn check_rsqrt(t: u128) {
+    assert_eq!(rsqrt_u128(t), rsqrt_u128_reference(t), "t = {t}");
+}
+
+/// `t` from 0 to `2^16` (or a sample under Miri): every `k` below the normalized range, where
+/// `t` is shifted left.
+#[test]
+fn rsqrt_small_t_exhaustive() {
+    let step = if cfg!(miri) { 4099 } else { 1 };
+    for t in (0u128..=1 << 16).step_by(step) {
+        check_rsqrt(t);
+    }
+}
+
+/// Every power of two and of four up to the largest `T < 2^93` (and `u128::MAX`'s neighbourhood
+/// of the normalization: 64-bit word edges), each ±3; `2^60 ± 1`, `2^62 ± 1`.
+#[test]
+fn rsqrt_powers_and_word_edges() {
+    for e in 0..128u32 {
+        for d in -3i128..=3 {
+            if let Some(t) = (1u128 << e).checked_add_signed(d) {
+                check_rsqrt(t);
+            }
+        }
+    }
+    for t in [
+        (1u128 << 60) - 1,
+        1 << 60,
+        (1 << 60) + 1,
+        (1 << 62) - 1,
+        1 << 62,
+        (1 << 62) + 1,
+        (1 << 93) - 1,
+        u64::MAX as u128,
+        u128::MAX >> 35,
+    ] {
+        check_rsqrt(t);
+    }
+}
+
+/// Perfect squares ±1 (where `⌊√tn⌋` steps) for a stride of roots over `[2^30, 2^31)` (the
+/// normalized roots), the first and last 4096 roots (`r` clamped at `s = 2^30`), each also
+/// scaled by `4^j` so that the normalization shifts them back (and truncates `+1` away).
+#[test]
+fn rsqrt_around_perfect_squares() {
+    let stride = if cfg!(miri) { 1 << 26 } else { 257 };
+    let first = (1u64 << 30)..(1 << 30) + 4096;
+    let last = (1u64 << 31) - 4096..1 << 31;
+    let strided = ((1u64 << 30)..1 << 31).step_by(stride);
+    let roots: Vec<u64> = if cfg!(miri) {
+        strided.chain([1 << 30, (1 << 31) - 1]).collect()
+    } else {
+        first.chain(last).chain(strided).collect()
+    };
+    for s in roots {
+        let sq = (s * s) as u128;
+        for t in [sq - 1, sq, sq + 1, sq + 2 * s as u128] {
+            check_rsqrt(t);
+        }
+        for j in [1u32, 15] {
+            check_rsqrt(sq << (2 * j));
+            check_rsqrt((sq << (2 * j)) - 1);
+            check_rsqrt((sq << (2 * j)) + 1);
+        }
+        // A small root: the square and its neighbours before normalization.
+        let small = (s >> 16) as u128;
+        check_rsqrt(small * small);
+        check_rsqrt(small * small - 1);
+    }
+}
+
+/// Each seed interval of the Newton form (`2^24` values of `x = ⌊tn/2^30⌋`) at its ends and
+/// middle.
+#[test]
+fn rsqrt_seed_interval_edges() {
+    for i in 64u64..256 {
+        for x in [i << 24, (i << 24) + (1 << 23), ((i + 1) << 24) - 1] {
+            let tn = (x as u128) << 30;
+            for t in [tn, tn + (1 << 30) - 1] {
+                check_rsqrt(t);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 8 } else { 100_000 }, ..ProptestConfig::default() })]
+
+    #[test]
+    fn rsqrt_equals_reference(
+        t in prop_oneof![
+            1u128..1 << 20,
+            1u128..1 << 64,
+            (1u128 << 60)..1 << 62,
+            1u128..1 << 93,
+            any::<u128>(),
+        ],
+    ) {
+        prop_assert_eq!(rsqrt_u128(t), rsqrt_u128_reference(t), "t = {}", t);
+    }
+
+    #[test]
+    fn rsqrt_equals_reference_near_squares(s in 1u64..1 << 46, d in -2i64..=2) {
+        let t = (s as u128 * s as u128) as i128 + d as i128;
+        prop_assume!(t >= 0);
+        prop_assert_eq!(rsqrt_u128(t as u128), rsqrt_u128_reference(t as u128), "t = {}", t);
+    }
+}
+
+/// Output zero points outside int8 (rejected by `validate`, still run): the fast path falls
+/// back to the reference per-element formula, so the bits still agree.
+#[test]
+fn layer_norm_out_of_range_zero_point() {
+    let width = 64;
+    let data: Vec<i8> = (0..3 * width).map(|i| (i * 37 % 251) as i8).collect();
+    for zp in [i32::MIN, -(1 << 23), -129, 128, 1 << 23, i32::MAX] {
+        for (g, b) in [(i32::MAX, i32::MIN), (1 << 16, 0), (-3, 5)] {
+            check_norm(&NormCase {
+                width,
+                data: data.clone(),
+                gamma: vec![g; width],
+                beta: vec![b; width],
+                epsilon: 1 << 20,
+                output_zero_point: zp,
+            })
+            .unwrap();
         }
     }
 }

@@ -1,7 +1,7 @@
 //! ViT patch embedding (against a direct f64 stride-P convolution), class token, token lookup.
 
 use core_attn::embed::{embed_tokens, PatchEmbedding};
-use core_attn::linear::Linear;
+use core_attn::linear::{Activation, Linear};
 use core_attn::quant::{ChannelRequant, QParams, Requant};
 use core_attn::reference::position::patch_conv;
 use core_attn::Error;
@@ -190,6 +190,53 @@ fn extract_patch_order_is_channel_row_col() {
         pe.extract_patch(&image, 9, &mut scratch),
         Err(Error::BadDimension { .. })
     ));
+}
+
+/// The batched path (im2col of every patch, one projection over all rows) gives the same bytes
+/// as one patch at a time, for the generic kernel too, with scratch of exactly one patch, between
+/// one patch and all of them, exactly all, and more; also with the class token.
+#[test]
+fn batched_patches_equal_one_at_a_time() {
+    let shapes = [
+        (1, 28, 28, 7, 64),
+        (1, 28, 21, 7, 16),
+        (3, 14, 35, 7, 24),
+        (3, 12, 8, 4, 10),
+        (1, 5, 3, 1, 6),
+        (1, 7, 7, 7, 5),
+    ];
+    for (n, &(c, h, w, p, d)) in shapes.iter().enumerate() {
+        let case = Case::new(c, h, w, p, d, 0x5151 ^ n as u64);
+        let pe = case.embedding();
+        let (np, pl) = (pe.patches(), pe.patch_len());
+        assert_eq!(pe.batched_scratch_len(), np * pl);
+        // Reference: the generic kernel on each extracted patch.
+        let mut want = vec![0i8; np * d];
+        let mut one = vec![0i8; pl];
+        for (i, row) in want.chunks_exact_mut(d).enumerate() {
+            pe.extract_patch(&case.image, i, &mut one).unwrap();
+            pe.projection
+                .run_generic(&one, row, Activation::Identity)
+                .unwrap();
+        }
+        for len in [
+            pl,
+            (np * pl).saturating_sub(1).max(pl),
+            np * pl,
+            np * pl + 13,
+        ] {
+            let mut scratch = vec![0x55i8; len];
+            let mut out = vec![0i8; np * d];
+            pe.run(&case.image, &mut scratch, &mut out).unwrap();
+            assert_eq!(out, want, "shape {:?} scratch {len}", (c, h, w, p, d));
+            let cls: Vec<i8> = (0..d).map(|i| i as i8).collect();
+            let mut with_cls = vec![0i8; (np + 1) * d];
+            pe.run_with_class_token(&case.image, &cls, &mut scratch, &mut with_cls)
+                .unwrap();
+            assert_eq!(&with_cls[..d], cls.as_slice());
+            assert_eq!(&with_cls[d..], want.as_slice());
+        }
+    }
 }
 
 #[test]
