@@ -14,7 +14,7 @@
 //! # Fast path (32-bit, bit-identical)
 //! [`ResidualAdd::add_one`] is the reference: two [`Requant::apply`]s, each a 64-bit product and
 //! a variable 64-bit shift. [`ResidualAdd::run`] and [`ResidualAdd::run_in_place`] compute the
-//! same bits in 32-bit arithmetic ([`Term`]). With `x = v − z ∈ [−255, 255]`, the multiplier
+//! same bits in 32-bit arithmetic (a private `Term` per input). With `x = v − z ∈ [−255, 255]`, the multiplier
 //! split as `m = m_h·2^8 + m_l` (`m_l < 2^8`) and `R = (31 − shift) − PRE_SHIFT`:
 //!
 //! `⌊(x·2^12·m + 2^(R+11)) / 2^(R+12)⌋ = ⌊(x·m + 2^(R−1)) / 2^R⌋ = ⌊(A + ⌊x·m_l / 2^8⌋) / 2^(R−8)⌋`,
