@@ -100,6 +100,8 @@ struct Row {
     /// `embedded-nn` rows: largest |difference| from the generic output and the tolerance.
     maxdiff: Option<u64>,
     tol: Option<u64>,
+    /// A `check` line of the firmware (an on-device cross-check, not a measured region).
+    untimed: bool,
 }
 
 struct CoreResult {
@@ -266,6 +268,7 @@ fn bench_core(
             stack: bt.iter().find_map(|t| field(t, "stack")),
             maxdiff: bt.iter().find_map(|t| field(t, "maxdiff")),
             tol: bt.iter().find_map(|t| field(t, "tol")),
+            untimed: false,
         });
     }
     // Subtract the marker overhead measured by the empty region.
@@ -281,6 +284,28 @@ fn bench_core(
         for k in 0..CLASSES {
             r.classes[k] = r.classes[k].saturating_sub(e.classes[k]);
         }
+    }
+    // `check <name> layers=<n> macs=<n> … match=<0|1>`: on-device cross-checks (not measured).
+    for c in stdout.lines().filter(|l| l.starts_with("check ")) {
+        let ct: Vec<&str> = c.split_whitespace().collect();
+        let num = |key| ct.iter().find_map(|t| field(t, key));
+        rows.push(Row {
+            kernel: ct.get(1).copied().unwrap_or("?").into(),
+            shape: format!("{} random layers", num("layers").unwrap_or(0)),
+            variant: "check (not timed)".into(),
+            macs: num("macs").unwrap_or(0),
+            elems: 0,
+            matched: num("match") == Some(1),
+            insns: 0,
+            cycles: 0,
+            taken: 0,
+            classes: [0; CLASSES],
+            pos: 0,
+            stack: None,
+            maxdiff: None,
+            tol: None,
+            untimed: true,
+        });
     }
     Ok(rows)
 }
@@ -1183,6 +1208,19 @@ fn main() {
              |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         );
         for r in &cr.rows {
+            if r.untimed {
+                writeln!(
+                    md,
+                    "| {} | {} | {} | – | {} | – | – | – | – | – | – | – | – | – | {} |",
+                    r.kernel,
+                    r.shape,
+                    r.variant,
+                    r.macs,
+                    if r.matched { "yes" } else { "**NO**" }
+                )
+                .unwrap();
+                continue;
+            }
             writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
