@@ -456,7 +456,7 @@ fn run(b: &mut Bench) {
 const RANDOM_LAYERS: usize = 256;
 
 /// The randomized variant check (not a measured region): [`RANDOM_LAYERS`] seeded random
-/// layers (1..=200 inputs, skewed small, 1..=70 outputs, 1..=5 tokens; weights at any byte
+/// layers (1..=200 inputs and 1..=70 outputs, both skewed small, 1..=5 tokens; weights at any byte
 /// alignment; multipliers, shifts, zero points and biases mostly in the fast requantization's
 /// range, sometimes anywhere, so that the fallbacks run too; identity or ReLU), `Linear::run`
 /// against `Linear::run_generic` byte for byte. One line:
@@ -476,7 +476,7 @@ fn random_linear_check(b: &mut Bench) {
     let (mut macs, mut bad) = (0usize, 0usize);
     for _ in 0..RANDOM_LAYERS {
         let inf = 1 + (next() % 200).min(next() % 200).min(next() % 200) as usize;
-        let outf = 1 + (next() % 70).min(next() % 70) as usize;
+        let outf = 1 + (next() % 70).min(next() % 70).min(next() % 70) as usize;
         let rows = 1 + (next() % 5) as usize;
         let odd = next() % 8 == 0;
         for o in 0..outf {
