@@ -1621,16 +1621,286 @@ mod mve {
         }
     }
 
+    /// Loop state of [`pass_any`], copied onto the stack by the `asm!` (the requantization
+    /// reads the first seven words with one `LDM`).
+    #[repr(C)]
+    struct FrameAny {
+        /// `[sp]` multipliers (moves).
+        mult: *const i32,
+        /// `[sp, #4]` shifts (moves).
+        shift: *const i8,
+        /// `[sp, #8]` outputs of token `t` (moves).
+        y0: *mut i8,
+        /// `[sp, #12]` outputs of token `t + 1` (moves; unused for one token).
+        y1: *mut i8,
+        /// `[sp, #16]` `2·zp + 1`.
+        c: i32,
+        /// `[sp, #20]` 2 (see [`Frame`]).
+        two: i32,
+        /// `[sp, #24]` row 0 of the first block not computed.
+        end_w: *const i8,
+        /// `[sp, #28]` biases (moves).
+        bias: *const i32,
+        /// `[sp, #32]` input width.
+        inf: usize,
+        /// `[sp, #36]` `4·inf − 16·full`: from row 0's pointer after the loop to the next block.
+        adv: usize,
+        /// `[sp, #40]` whole 16-input chunks.
+        full: usize,
+        /// `[sp, #44]` `inf mod 16`: lanes of the predicated last chunk.
+        tail: usize,
+        /// `[sp, #48]` the zero-padded input buffer.
+        xbase: *const i8,
+        pad: u32,
+    }
+
+    /// 4 rows × 2 tokens (`TWO`) or × 1 token per step, any input width (runtime): the four
+    /// rows through their own pointers (`VLDRB`, any alignment), a counted loop over the whole
+    /// 16-input chunks, then the last `inf mod 16` inputs with the weight loads predicated by
+    /// `VCTP.8` (no byte past a row is read; the inputs come from a zero-padded buffer, so the
+    /// lanes a predicated load leaves alone add nothing), then the requantization of
+    /// [`pass_4x2`].
+    ///
+    /// # Safety
+    /// `f.xbase`: per 16-input chunk 16 bytes of token `t` (then 16 of token `t + 1` when
+    /// `TWO`), `⌈inf/16⌉` chunks, zero past `inf`; `f.full = ⌊inf/16⌋`, `f.tail = inf mod 16`,
+    /// `f.adv = 4·inf − 16·f.full`; `w .. f.end_w`: whole blocks of 4 rows of `inf` bytes (at
+    /// least one); `f.bias`, `f.mult`: 4-byte aligned, one entry per row; `f.shift` one per row
+    /// in `-31..=-2`; `f.y0` (and `f.y1` when `TWO`): one writable byte per row;
+    /// `f.c = 2·zp + 1`, `zp ∈ -128..=127`; `f.two = 2`.
+    #[inline(never)]
+    unsafe fn pass_any<const TWO: bool>(f: &FrameAny, w: *const i8) {
+        // SAFETY: see the function's contract. r6/r7 are saved and restored inside, the frame
+        // is popped on exit; every other register written is declared (q0..q7 = s0..s31).
+        unsafe {
+            asm!(
+                "push {{r6, r7}}",
+                "add r0, r0, #28",
+                "ldm r0, {{r1, r2, r4, r5, r6, r7, r8}}",
+                "push {{r1, r2, r4, r5, r6, r7, r8}}",
+                "sub r0, r0, #28",
+                "ldm r0, {{r1, r2, r4, r5, r6, r7, r8}}",
+                "push {{r1, r2, r4, r5, r6, r7, r8}}",
+                "2:",
+                "ldr r5, [sp, #28]",
+                ".if {two}",
+                "ldm r5, {{r8, r10, r12, lr}}",
+                ".endif",
+                "ldm r5!, {{r0, r2, r4, r6}}",
+                "str r5, [sp, #28]",
+                "ldr r11, [sp, #32]",
+                "add r5, r3, r11",
+                "add r7, r5, r11",
+                "add r9, r7, r11",
+                "ldr r1, [sp, #48]",
+                "ldr r11, [sp, #40]",
+                "cmp r11, #0",
+                "beq 4f",
+                "3:",
+                "vldrb.u8 q0, [r1], #{xs}",
+                ".if {two}",
+                "vldrb.u8 q1, [r1, #-16]",
+                ".endif",
+                "vldrb.u8 q2, [r3], #16",
+                "vldrb.u8 q3, [r5], #16",
+                "vmladava.s8 r0, q0, q2",
+                ".if {two}",
+                "vmladava.s8 r8, q1, q2",
+                ".endif",
+                "vldrb.u8 q2, [r7], #16",
+                "vmladava.s8 r2, q0, q3",
+                ".if {two}",
+                "vmladava.s8 r10, q1, q3",
+                ".endif",
+                "vldrb.u8 q3, [r9], #16",
+                "vmladava.s8 r4, q0, q2",
+                ".if {two}",
+                "vmladava.s8 r12, q1, q2",
+                ".endif",
+                "vmladava.s8 r6, q0, q3",
+                ".if {two}",
+                "vmladava.s8 lr, q1, q3",
+                ".endif",
+                "subs r11, r11, #1",
+                "bne 3b",
+                "4:",
+                "ldr r11, [sp, #44]",
+                "cmp r11, #0",
+                "beq 5f",
+                "vctp.8 r11",
+                "vldrb.u8 q0, [r1]",
+                ".if {two}",
+                "vldrb.u8 q1, [r1, #16]",
+                ".endif",
+                "vpstt",
+                "vldrbt.u8 q2, [r3]",
+                "vldrbt.u8 q3, [r5]",
+                "vmladava.s8 r0, q0, q2",
+                "vmladava.s8 r2, q0, q3",
+                ".if {two}",
+                "vmladava.s8 r8, q1, q2",
+                "vmladava.s8 r10, q1, q3",
+                ".endif",
+                "vpstt",
+                "vldrbt.u8 q2, [r7]",
+                "vldrbt.u8 q3, [r9]",
+                "vmladava.s8 r4, q0, q2",
+                "vmladava.s8 r6, q0, q3",
+                ".if {two}",
+                "vmladava.s8 r12, q1, q2",
+                "vmladava.s8 lr, q1, q3",
+                ".endif",
+                "5:",
+                "ldr r11, [sp, #36]",
+                "add r3, r3, r11",
+                "vmov q4[2], q4[0], r0, r4",
+                "vmov q4[3], q4[1], r2, r6",
+                ".if {two}",
+                "vmov q5[2], q5[0], r8, r12",
+                "vmov q5[3], q5[1], r10, lr",
+                ".endif",
+                // r0 mult, r2 shift, r4 y0, r6 y1, r8 c, r10 two, r12 end.
+                "ldm sp, {{r0, r2, r4, r6, r8, r10, r12}}",
+                "vldrw.u32 q6, [r0], #16",
+                "vldrb.s32 q7, [r2], #4",
+                "vadd.i32 q7, q7, r10",
+                "vmulh.s32 q4, q4, q6",
+                ".if {two}",
+                "vmulh.s32 q5, q5, q6",
+                ".endif",
+                "vshl.s32 q4, q4, q7",
+                ".if {two}",
+                "vshl.s32 q5, q5, q7",
+                ".endif",
+                "vadd.i32 q4, q4, r8",
+                "vqshrnb.s32 q6, q4, #1",
+                "vqmovnb.s16 q4, q6",
+                "vstrb.32 q4, [r4], #4",
+                ".if {two}",
+                "vadd.i32 q5, q5, r8",
+                "vqshrnb.s32 q7, q5, #1",
+                "vqmovnb.s16 q5, q7",
+                "vstrb.32 q5, [r6], #4",
+                ".endif",
+                "stm sp, {{r0, r2, r4, r6}}",
+                "cmp r3, r12",
+                "bne 2b",
+                "add sp, sp, #56",
+                "pop {{r6, r7}}",
+                two = const TWO as u32,
+                xs = const if TWO { 32 } else { 16 },
+                inout("r0") f as *const FrameAny => _,
+                out("r1") _,
+                out("r2") _,
+                inout("r3") w => _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                out("lr") _,
+                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            );
+        }
+    }
+
+    /// Any width `1..=`[`MAX_ANY_WIDTH`] with [`pass_any`].
+    #[inline(never)]
+    fn run_any(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
+        let (inf, outf) = (l.in_features, l.out_features);
+        let zp = l.output_zero_point;
+        assert!(
+            (1..=MAX_ANY_WIDTH).contains(&inf)
+                && l.weights.len() >= outf * inf
+                && input.len() >= rows * inf
+                && output.len() >= rows * outf
+        );
+        let blocks = outf / 4;
+        let (full, tail) = (inf / 16, inf % 16);
+        let chunks = inf.div_ceil(16);
+        let mut xb = [0i8; 2 * MAX_ANY_WIDTH];
+        let w = l.weights.as_ptr();
+        let mut t = 0;
+        while t < rows {
+            let two = t + 2 <= rows;
+            if blocks > 0 {
+                let x0 = &input[t * inf..(t + 1) * inf];
+                if two {
+                    let x1 = &input[(t + 1) * inf..(t + 2) * inf];
+                    for c in 0..chunks {
+                        let n = 16.min(inf - 16 * c);
+                        let d = &mut xb[32 * c..32 * c + 32];
+                        d[..n].copy_from_slice(&x0[16 * c..16 * c + n]);
+                        d[n..16].fill(0);
+                        d[16..16 + n].copy_from_slice(&x1[16 * c..16 * c + n]);
+                        d[16 + n..].fill(0);
+                    }
+                } else {
+                    xb[..inf].copy_from_slice(x0);
+                    xb[inf..16 * chunks].fill(0);
+                }
+                let y0 = output[t * outf..].as_mut_ptr();
+                let f = FrameAny {
+                    mult: l.requant.multipliers.as_ptr(),
+                    shift: l.requant.shifts.as_ptr(),
+                    y0,
+                    // SAFETY: row t + 1 of `output` when `two` (unused otherwise).
+                    y1: if two { unsafe { y0.add(outf) } } else { y0 },
+                    c: 2 * zp + 1,
+                    two: 2,
+                    // SAFETY: within `weights` (4·blocks ≤ outf rows of inf bytes).
+                    end_w: unsafe { w.add(4 * blocks * inf) },
+                    bias: l.bias.as_ptr(),
+                    inf,
+                    adv: 4 * inf - 16 * full,
+                    full,
+                    tail,
+                    xbase: xb.as_ptr(),
+                    pad: 0,
+                };
+                // SAFETY: `xb` holds the chunks (zero-padded) written above; rows 0..4·blocks
+                // are in `weights`; bias/multipliers/shifts have ≥ outf entries, shifts in
+                // -31..=-2 and zp in -128..=127 (`asm_requant_ok`); y0 (and y1) are rows of
+                // `output` with outf bytes each.
+                unsafe {
+                    if two {
+                        pass_any::<true>(&f, w);
+                    } else {
+                        pass_any::<false>(&f, w);
+                    }
+                }
+            }
+            for tt in t..t + if two { 2 } else { 1 } {
+                for o in 4 * blocks..outf {
+                    tail_row(l, input, output, tt, o, zp);
+                }
+            }
+            t += if two { 2 } else { 1 };
+        }
+    }
+
     pub(super) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
-        // VLDRW needs 4-byte aligned weights; blob sections are 16-byte aligned.
-        if l.weights.as_ptr() as usize % 4 != 0 || !asm_requant_ok(l) {
+        if !asm_requant_ok(l) {
             return false;
         }
+        // VLDRW (unrolled passes) needs 4-byte aligned weights; blob sections are 16-byte
+        // aligned. Other widths and alignments take `pass_any`.
+        let aligned = l.weights.as_ptr() as usize % 4 == 0;
         match l.in_features {
-            16 => run::<16>(l, input, output, rows),
-            32 => run::<32>(l, input, output, rows),
-            64 => run::<64>(l, input, output, rows),
-            128 => run::<128>(l, input, output, rows),
+            16 if aligned => run::<16>(l, input, output, rows),
+            32 if aligned => run::<32>(l, input, output, rows),
+            64 if aligned => run::<64>(l, input, output, rows),
+            128 if aligned => run::<128>(l, input, output, rows),
+            1..=MAX_ANY_WIDTH => run_any(l, input, output, rows),
             _ => return false,
         }
         true
