@@ -10,8 +10,9 @@
 //! # Linear layer on the DSP extension (`cfg(core_attn_dsp)`: Cortex-M4/M7/M33)
 //! Weights stay row-major as stored in the blob (no pack-time reordering, blob format
 //! unchanged); the kernels are `asm!` loops over whole layers, fully unrolled over the inputs
-//! for the supported widths ([`DSP_WIDTHS`]; others, layers outside [`asm_requant_ok`] and
-//! unaligned weights use [`linear_portable`]). Besides the 12 registers `asm!` operands may
+//! for the widths of [`DSP_WIDTHS`] with 4-byte aligned weights, looped for any other width
+//! up to [`MAX_ANY_WIDTH`] and any alignment (see *Any width* below); layers outside
+//! [`asm_requant_ok`] use [`linear_portable`]. Besides the 12 registers `asm!` operands may
 //! name, `r6` and `r7` are saved and restored inside each block, which gives 14: enough to keep
 //! every pointer of the dot product in registers and to load two weight words back to back.
 //! The loop state (requantization pointers, constants) lives in a small frame the block copies
@@ -44,6 +45,21 @@
 //! `SMLAD`s that is 1.0 instruction and cycle per MAC before any load, and this shape cannot
 //! reach the prefill figures.
 //!
+//! **Any width** (`arm::pass_2x2_any`, `arm::pass_4x1_any`; widths `4..=`[`MAX_ANY_WIDTH`],
+//! the input width a runtime value). Token pairs: the same 15-instruction chunk per 4 inputs
+//! (row 1 through the register offset `lr = IN − 4`, which the bias pointer gives up: it moves
+//! to the frame), in a loop of 8 chunks (32 inputs; `LDR`, `CMP`, `BNE` per iteration) that
+//! each row pair enters part-way with a computed `ADD PC` (Duff's device: every chunk is 60
+//! bytes of 32-bit encodings), so that `IN/4 mod 8` chunks run first; then the last `IN mod 4`
+//! inputs one at a time (`LDR` of a word holding both tokens' sign-extended input, `LDRSB` of
+//! each row, `SMLABB`/`SMLATB`). No byte past a row is read. One token: 4 rows per block,
+//! 8 inputs per step (`LDM` of 4 input words, then per row two single `LDR`s — `LDRD` takes no
+//! register offset — rows 1 and 3 reached as `[row 0/2, lr]` with `lr = IN`), 41 instructions
+//! per 32 MACs (the unrolled pass: 37), in a loop of 4 steps entered part-way (164-byte
+//! steps), then `IN mod 8` single inputs (`LDRSB`, `SMLABB` per row). The sign-extended
+//! input buffer is on the stack (4 bytes per input: 544 bytes up to 128 inputs, 2 KiB up to
+//! [`MAX_ANY_WIDTH`]).
+//!
 //! # Linear layer on Helium (`cfg(core_attn_mve)`: Cortex-M55/M85)
 //! `VMLADAVA.S8` adds 16 int8 products to a scalar accumulator. 4 rows × 2 tokens per step,
 //! the accumulators in the 8 even registers (the only ones `VMLADAVA` takes): per 128 MACs
@@ -53,6 +69,13 @@
 //! multipliers, `VLDRB.S32` shifts (+2: `VSHL` by a negative amount is the floor right shift),
 //! `VMULH.S32`, `VSHL.S32`, `VADD` of `2·zp + 1`, `VQSHRNB #1` + `VQMOVNB` (the saturation),
 //! `VSTRB.32`.
+//!
+//! Other widths (`1..=`[`MAX_ANY_WIDTH`]) and alignments (`mve::pass_any`): the same 4 rows ×
+//! 2 tokens (or 1), each row through its own pointer (`VLDRB.U8`, any alignment), a counted
+//! loop over the whole 16-input chunks (16 instructions per 128 MACs), then one last chunk
+//! whose weight loads are predicated by `VCTP.8` (`inf mod 16` lanes: no byte past a row is
+//! read); the inputs are copied into a zero-padded stack buffer (token pairs interleaved per
+//! 16 bytes), so the lanes a predicated load leaves alone multiply zeros.
 //!
 //! # Softmax and attention (`dsp/softmax.rs`)
 //! The exponential pass of the softmax (index by `SMMULR`, two table reads, `MLA` rounding),
@@ -171,7 +194,8 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     }
 }
 
-/// Input widths with an unrolled DSP linear kernel.
+/// Input widths with a fully unrolled `asm!` linear kernel (DSP and Helium); other widths up to
+/// [`MAX_ANY_WIDTH`] use the looped kernels.
 pub const DSP_WIDTHS: [usize; 4] = [16, 32, 64, 128];
 
 /// Largest input width of the DSP kernels (size of the sign-extended input buffer).
@@ -184,7 +208,7 @@ pub const MAX_ANY_WIDTH: usize = 512;
 
 /// Linear layer without activation, `rows` tokens: `output[t][o] = requant(bias + x·w)`.
 /// Shapes are checked by the caller. Uses the DSP kernel where the target has it and the layer
-/// qualifies ([`DSP_WIDTHS`], [`asm_requant_ok`], 4-byte aligned weights), the Armv6-M kernel on
+/// qualifies ([`asm_requant_ok`], at most [`MAX_ANY_WIDTH`] inputs), the Armv6-M kernel on
 /// Cortex-M0/M0+ (`dsp/m0.rs`, twin [`linear_m0_emulated`]), else [`linear_portable`].
 pub fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
     #[cfg(core_attn_dsp)]
@@ -355,8 +379,10 @@ pub fn requant_asm_form(acc: i32, multiplier: i32, shift: i8, zero_point: i32) -
 /// The DSP linear algorithm with the instructions emulated ([`sxtb16`], [`smlad`],
 /// [`requant_asm_form`]): same buffer layouts, blocking and requantization as the `asm!`
 /// kernels, runnable on any host so that the suite in `tests/variants.rs` checks the algorithm
-/// where the `asm!` cannot run. Returns `false` (doing nothing) for layers the DSP kernels do not
-/// handle (width not in [`DSP_WIDTHS`], or not [`asm_requant_ok`]).
+/// where the `asm!` cannot run: the unrolled kernels for [`DSP_WIDTHS`], the looped ones
+/// (`linear_dsp_any_emulated`) for the other widths. Returns `false` (doing nothing) for
+/// layers the DSP kernels do not handle (width outside `4..=`[`MAX_ANY_WIDTH`], or not
+/// [`asm_requant_ok`]).
 pub fn linear_dsp_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
     let (inf, outf) = (l.in_features, l.out_features);
     if !asm_requant_ok(l) || !(4..=MAX_ANY_WIDTH).contains(&inf) {
@@ -445,7 +471,12 @@ fn linear_dsp_any_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows
     let (c4, s8) = (inf / 4, inf / 8);
     let mut xbuf = [0u32; MAX_ANY_WIDTH + 8];
     let word = |s: &[i8], at: usize| {
-        u32::from_le_bytes([s[at] as u8, s[at + 1] as u8, s[at + 2] as u8, s[at + 3] as u8])
+        u32::from_le_bytes([
+            s[at] as u8,
+            s[at + 1] as u8,
+            s[at + 2] as u8,
+            s[at + 3] as u8,
+        ])
     };
     // `SMLABB` / `SMLATB`: bottom or top signed half of `x` times the low half of `w`.
     let bot = |x: u32| x as u16 as i16 as i32;
@@ -470,8 +501,7 @@ fn linear_dsp_any_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows
                     a[pair_acc + 1] = smlad(x[3], wo, smlad(x[2], we, a[pair_acc + 1]));
                 }
             }
-            for j in 4 * c4..inf {
-                let x = xbuf[j];
+            for (j, &x) in xbuf.iter().enumerate().take(inf).skip(4 * c4) {
                 for (r, pair_acc) in [(0usize, 0usize), (1, 2)] {
                     let w = l.weights[(o + r) * inf + j] as i32;
                     a[pair_acc] = a[pair_acc].wrapping_add(bot(x) * w);

@@ -151,8 +151,9 @@ fn pack(x0: &[i8], x1: &[i8], xp: &mut [i32]) {
 }
 
 /// The blocked linear layer with the given kernels. `false` (nothing written) if the output
-/// zero point is outside `−128..=127`.
-#[inline(never)]
+/// zero point is outside `−128..=127`. Inlined into each caller, so that its kernels (a
+/// constant there) are called directly.
+#[inline(always)]
 fn run(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize, k: &Kernels) -> bool {
     let (inf, outf) = (l.in_features, l.out_features);
     let zp = l.output_zero_point;
@@ -280,6 +281,7 @@ fn pass_portable(x: &[i8], w: &[i8], acc: &mut [i32]) {
 /// host, so that `tests/variants.rs` checks the blocking, the packed arithmetic and the
 /// requantization of the `asm!` path. Returns `false` (doing nothing) for the layers the device
 /// kernel leaves to [`super::linear_portable`]: an output zero point outside `−128..=127`.
+#[inline(never)]
 pub fn linear_m0_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
     let k = Kernels {
         pass: pass_portable,
@@ -294,18 +296,21 @@ pub fn linear_m0_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows:
 #[cfg(all(target_arch = "arm", core_attn_v6m))]
 pub(super) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
     // Multiples of 8 inputs: the loops as they are; other widths enter them part-way.
-    let k = if l.in_features % UNROLL == 0 {
-        Kernels {
-            pass: pass_asm::<false>,
-            pass2: pass2_asm::<false>,
-            rq: requant_asm,
-        }
+    if l.in_features % UNROLL == 0 {
+        run_asm::<false>(l, input, output, rows)
     } else {
-        Kernels {
-            pass: pass_asm::<true>,
-            pass2: pass2_asm::<true>,
-            rq: requant_asm,
-        }
+        run_asm::<true>(l, input, output, rows)
+    }
+}
+
+/// [`run`] with the `asm!` kernels.
+#[cfg(all(target_arch = "arm", core_attn_v6m))]
+#[inline(never)]
+fn run_asm<const DUFF: bool>(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+    let k = Kernels {
+        pass: pass_asm::<DUFF>,
+        pass2: pass2_asm::<DUFF>,
+        rq: requant_asm,
     };
     run(l, input, output, rows, &k)
 }
@@ -533,7 +538,11 @@ fn pass2_asm<const DUFF: bool>(xp: &[i32], w: &[i8], acc: &mut [i32; 2 * CHUNK],
         k > 0
             && k % 2 == 0
             && k <= CHUNK
-            && (if DUFF { inf >= 2 } else { inf > 0 && inf % UNROLL == 0 })
+            && (if DUFF {
+                inf >= 2
+            } else {
+                inf > 0 && inf % UNROLL == 0
+            })
             && w.len() >= k * inf
     );
     let a = acc.as_mut_ptr();
