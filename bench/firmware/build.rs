@@ -315,7 +315,12 @@ fn main() {
     let m: Vec<i32> = (0..384).map(|_| rng.range(1 << 30, i32::MAX)).collect();
     let s: Vec<i8> = (0..384).map(|_| rng.range(-11, -8) as i8).collect();
     src.push_str("#[repr(C, align(4))]\npub struct Align4<T>(pub T);\n");
-    write!(src, "pub static ANY_W: Align4<[i8; {}]> = Align4([", w.len()).unwrap();
+    write!(
+        src,
+        "pub static ANY_W: Align4<[i8; {}]> = Align4([",
+        w.len()
+    )
+    .unwrap();
     for v in &w {
         write!(src, "{v},").unwrap();
     }

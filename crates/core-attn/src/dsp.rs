@@ -1361,17 +1361,31 @@ mod arm {
     }
 
     pub(super) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+        // LDRD (unrolled decode pass) needs aligned weights; blob sections are 16-byte
+        // aligned. Other widths and alignments take the looped passes.
+        if l.weights.as_ptr() as usize % 4 != 0 {
+            return linear_any(l, input, output, rows);
+        }
         if !asm_requant_ok(l) {
             return false;
         }
-        // LDRD (unrolled decode pass) needs aligned weights; blob sections are 16-byte
-        // aligned. Other widths and alignments take the looped passes.
-        let aligned = l.weights.as_ptr() as usize % 4 == 0;
         match l.in_features {
-            16 if aligned => run::<16>(l, input, output, rows),
-            32 if aligned => run::<32>(l, input, output, rows),
-            64 if aligned => run::<64>(l, input, output, rows),
-            128 if aligned => run::<128>(l, input, output, rows),
+            16 => run::<16>(l, input, output, rows),
+            32 => run::<32>(l, input, output, rows),
+            64 => run::<64>(l, input, output, rows),
+            128 => run::<128>(l, input, output, rows),
+            _ => return linear_any(l, input, output, rows),
+        }
+        true
+    }
+
+    /// The looped passes, if the layer qualifies.
+    #[inline(never)]
+    fn linear_any(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+        if !asm_requant_ok(l) {
+            return false;
+        }
+        match l.in_features {
             4..=128 => run_any::<{ 128 + 8 }>(l, input, output, rows),
             129..=MAX_ANY_WIDTH => run_any::<{ MAX_ANY_WIDTH + 8 }>(l, input, output, rows),
             _ => return false,
@@ -1919,20 +1933,31 @@ mod mve {
     }
 
     pub(super) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+        // VLDRW (unrolled passes) needs 4-byte aligned weights; blob sections are 16-byte
+        // aligned. Other widths and alignments take `pass_any`.
+        if l.weights.as_ptr() as usize % 4 != 0 {
+            return linear_any(l, input, output, rows);
+        }
         if !asm_requant_ok(l) {
             return false;
         }
-        // VLDRW (unrolled passes) needs 4-byte aligned weights; blob sections are 16-byte
-        // aligned. Other widths and alignments take `pass_any`.
-        let aligned = l.weights.as_ptr() as usize % 4 == 0;
         match l.in_features {
-            16 if aligned => run::<16>(l, input, output, rows),
-            32 if aligned => run::<32>(l, input, output, rows),
-            64 if aligned => run::<64>(l, input, output, rows),
-            128 if aligned => run::<128>(l, input, output, rows),
-            1..=MAX_ANY_WIDTH => run_any(l, input, output, rows),
-            _ => return false,
+            16 => run::<16>(l, input, output, rows),
+            32 => run::<32>(l, input, output, rows),
+            64 => run::<64>(l, input, output, rows),
+            128 => run::<128>(l, input, output, rows),
+            _ => return linear_any(l, input, output, rows),
         }
+        true
+    }
+
+    /// [`run_any`], if the layer qualifies.
+    #[inline(never)]
+    fn linear_any(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+        if !asm_requant_ok(l) || !(1..=MAX_ANY_WIDTH).contains(&l.in_features) {
+            return false;
+        }
+        run_any(l, input, output, rows);
         true
     }
 
