@@ -1374,17 +1374,19 @@ mod arm {
             32 => run::<32>(l, input, output, rows),
             64 => run::<64>(l, input, output, rows),
             128 => run::<128>(l, input, output, rows),
-            _ => return linear_any(l, input, output, rows),
+            _ => return any_width(l, input, output, rows),
         }
         true
     }
 
     /// The looped passes, if the layer qualifies.
-    #[inline(never)]
     fn linear_any(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
-        if !asm_requant_ok(l) {
-            return false;
-        }
+        asm_requant_ok(l) && any_width(l, input, output, rows)
+    }
+
+    /// The looped passes for a layer that is [`asm_requant_ok`], if its width qualifies.
+    #[inline(never)]
+    fn any_width(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
         match l.in_features {
             4..=128 => run_any::<{ 128 + 8 }>(l, input, output, rows),
             129..=MAX_ANY_WIDTH => run_any::<{ MAX_ANY_WIDTH + 8 }>(l, input, output, rows),
@@ -1946,15 +1948,20 @@ mod mve {
             32 => run::<32>(l, input, output, rows),
             64 => run::<64>(l, input, output, rows),
             128 => run::<128>(l, input, output, rows),
-            _ => return linear_any(l, input, output, rows),
+            _ => return any_width(l, input, output, rows),
         }
         true
     }
 
     /// [`run_any`], if the layer qualifies.
-    #[inline(never)]
     fn linear_any(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
-        if !asm_requant_ok(l) || !(1..=MAX_ANY_WIDTH).contains(&l.in_features) {
+        asm_requant_ok(l) && any_width(l, input, output, rows)
+    }
+
+    /// [`run_any`] for a layer that is [`asm_requant_ok`], if its width qualifies.
+    #[inline(never)]
+    fn any_width(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+        if !(1..=MAX_ANY_WIDTH).contains(&l.in_features) {
             return false;
         }
         run_any(l, input, output, rows);
