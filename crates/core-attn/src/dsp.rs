@@ -210,6 +210,7 @@ pub const MAX_ANY_WIDTH: usize = 512;
 /// Shapes are checked by the caller. Uses the DSP kernel where the target has it and the layer
 /// qualifies ([`asm_requant_ok`], at most [`MAX_ANY_WIDTH`] inputs), the Armv6-M kernel on
 /// Cortex-M0/M0+ (`dsp/m0.rs`, twin [`linear_m0_emulated`]), else [`linear_portable`].
+#[inline(always)]
 pub fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
     #[cfg(core_attn_dsp)]
     {
