@@ -604,10 +604,12 @@ fn extend_one(x: &[i8], mut put: impl FnMut(usize, u32)) {
     }
 }
 
+/// One output of one token, outside the blocked passes (odd rows): [`dot_i8`] (`SMLAD` where
+/// the target has it) and [`requant_i8`].
 #[inline(never)]
 fn tail_row(l: &Linear<'_>, input: &[i8], output: &mut [i8], t: usize, o: usize, zp: i32) {
     let inf = l.in_features;
-    let acc = l.bias[o].wrapping_add(crate::linear::dot_i8(
+    let acc = l.bias[o].wrapping_add(dot_i8(
         &input[t * inf..(t + 1) * inf],
         &l.weights[o * inf..(o + 1) * inf],
     ));
