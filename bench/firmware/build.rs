@@ -305,5 +305,28 @@ fn main() {
         core_attn::activation::gelu_erf,
     );
     arr(&mut src, "GELU", "i8", &gelu);
+
+    // Any-width layers (char-lm's per-token shapes, the ViT's 49-input patch embedding) and
+    // the randomized variant check: one weight array shared as prefixes (96×384 and 384×96 are
+    // the same bytes), with its own generator so that the data above does not change.
+    let mut rng = Lcg(0x0a11_3d7b);
+    let w: Vec<i8> = (0..384 * 96).map(|_| rng.i8()).collect();
+    let b: Vec<i32> = (0..384).map(|_| rng.range(-4096, 4096)).collect();
+    let m: Vec<i32> = (0..384).map(|_| rng.range(1 << 30, i32::MAX)).collect();
+    let s: Vec<i8> = (0..384).map(|_| rng.range(-11, -8) as i8).collect();
+    src.push_str("#[repr(C, align(4))]\npub struct Align4<T>(pub T);\n");
+    write!(
+        src,
+        "pub static ANY_W: Align4<[i8; {}]> = Align4([",
+        w.len()
+    )
+    .unwrap();
+    for v in &w {
+        write!(src, "{v},").unwrap();
+    }
+    src.push_str("]);\n");
+    arr(&mut src, "ANY_B", "i32", &b);
+    arr(&mut src, "ANY_M", "i32", &m);
+    arr(&mut src, "ANY_S", "i8", &s);
     fs::write(out.join("params.rs"), src).unwrap();
 }

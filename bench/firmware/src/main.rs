@@ -251,6 +251,49 @@ fn run(b: &mut Bench) {
         b.line_close("linear", shape, macs, n, y_ref, y, 1);
     }
 
+    // Any input width (the looped `asm!` passes): char-lm's per-token layers (width 96, MLP
+    // 384, tied 63-row head) and the ViT's batched patch embedding (16 patches × 49 inputs).
+    for (shape, rows, inf, outf) in [
+        ("1x96x288", 1usize, 96usize, 288usize),
+        ("1x96x96", 1, 96, 96),
+        ("1x96x384", 1, 96, 384),
+        ("1x384x96", 1, 384, 96),
+        ("1x96x63", 1, 96, 63),
+        ("16x49x64", 16, 49, 64),
+    ] {
+        let l = Linear {
+            in_features: inf,
+            out_features: outf,
+            weights: &ANY_W.0[..inf * outf],
+            bias: &ANY_B[..outf],
+            requant: ChannelRequant {
+                multipliers: &ANY_M[..outf],
+                shifts: &ANY_S[..outf],
+            },
+            output_zero_point: 3,
+        };
+        l.validate().unwrap();
+        let x = &X[..rows * inf];
+        let n = rows * outf;
+        let macs = rows * l.macs_per_row();
+        // SAFETY (static mut): as above.
+        let (y_ref, y) = unsafe { (&mut Y_REF[..n], &mut Y[..n]) };
+        measure(|| {
+            black_box(&l)
+                .run_generic(black_box(x), y_ref, Activation::Identity)
+                .unwrap()
+        });
+        b.line("linear", shape, "generic", macs, n, true);
+        y.fill(0);
+        measure(|| {
+            black_box(&l)
+                .run(black_box(x), y, Activation::Identity)
+                .unwrap()
+        });
+        b.line("linear", shape, "optimized", macs, n, y_ref == y);
+    }
+    random_linear_check(b);
+
     // One attention layer: 17 tokens, 4 heads of 16.
     let att = Attention {
         heads: 4,
@@ -407,6 +450,91 @@ fn run(b: &mut Bench) {
         measure(|| black_box(lut).apply(black_box(&X[..n]), y_ref).unwrap());
         b.line("gelu", "17x128", "generic", 0, n, true);
     }
+}
+
+/// Layers of the randomized on-device variant check.
+const RANDOM_LAYERS: usize = 256;
+
+/// The randomized variant check (not a measured region): [`RANDOM_LAYERS`] seeded random
+/// layers (1..=200 inputs and 1..=70 outputs, both skewed small, 1..=5 tokens; weights at any byte
+/// alignment; multipliers, shifts, zero points and biases mostly in the fast requantization's
+/// range, sometimes anywhere, so that the fallbacks run too; identity or ReLU), `Linear::run`
+/// against `Linear::run_generic` byte for byte. One line:
+/// `check linear-random layers=<n> macs=<n> mismatches=<n> match=<0|1>`.
+#[allow(static_mut_refs)]
+fn random_linear_check(b: &mut Bench) {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 16) as u32
+    };
+    let mut bias = [0i32; 70];
+    let mut mult = [0i32; 70];
+    let mut shift = [0i8; 70];
+    let (mut macs, mut bad) = (0usize, 0usize);
+    for _ in 0..RANDOM_LAYERS {
+        let inf = 1 + (next() % 200).min(next() % 200).min(next() % 200) as usize;
+        let outf = 1 + (next() % 70).min(next() % 70).min(next() % 70) as usize;
+        let rows = 1 + (next() % 5) as usize;
+        let odd = next() % 8 == 0;
+        for o in 0..outf {
+            bias[o] = match next() % 8 {
+                0 => next() as i32,
+                1 => [1 << 30, -(1 << 30)][(next() % 2) as usize],
+                _ => (next() % (1 << 21)) as i32 - (1 << 20),
+            };
+            mult[o] = if odd && next() % 4 == 0 {
+                next() as i32
+            } else {
+                (1 << 30) + (next() % (1 << 30)) as i32
+            };
+            shift[o] = if odd && next() % 4 == 0 {
+                (next() % 62) as i8 - 31
+            } else {
+                -2 - (next() % 30).min(next() % 30).min(next() % 30) as i8
+            };
+        }
+        let zp = if odd && next() % 2 == 0 {
+            (next() % 800) as i32 - 400
+        } else {
+            (next() % 256) as i32 - 128
+        };
+        let w0 = (next() as usize) % (ANY_W.0.len() - inf * outf + 1);
+        let x0 = (next() as usize) % (X.len() - inf * rows + 1);
+        let l = Linear {
+            in_features: inf,
+            out_features: outf,
+            weights: &ANY_W.0[w0..w0 + inf * outf],
+            bias: &bias[..outf],
+            requant: ChannelRequant {
+                multipliers: &mult[..outf],
+                shifts: &shift[..outf],
+            },
+            output_zero_point: zp,
+        };
+        let act = if next() % 4 == 0 {
+            Activation::Relu
+        } else {
+            Activation::Identity
+        };
+        let x = &X[x0..x0 + inf * rows];
+        let n = rows * outf;
+        // SAFETY (static mut): as above.
+        let (y_ref, y) = unsafe { (&mut Y_REF[..n], &mut Y[..n]) };
+        y.fill(0x55);
+        l.run_generic(x, y_ref, act).unwrap();
+        l.run(black_box(x), y, act).unwrap();
+        bad += (y_ref != y) as usize;
+        macs += rows * inf * outf;
+    }
+    b.failed |= bad != 0;
+    let _ = writeln!(
+        b.out,
+        "check linear-random layers={RANDOM_LAYERS} macs={macs} mismatches={bad} match={}",
+        (bad == 0) as u8
+    );
 }
 
 #[entry]

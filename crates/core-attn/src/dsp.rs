@@ -10,8 +10,9 @@
 //! # Linear layer on the DSP extension (`cfg(core_attn_dsp)`: Cortex-M4/M7/M33)
 //! Weights stay row-major as stored in the blob (no pack-time reordering, blob format
 //! unchanged); the kernels are `asm!` loops over whole layers, fully unrolled over the inputs
-//! for the supported widths ([`DSP_WIDTHS`]; others, layers outside [`asm_requant_ok`] and
-//! unaligned weights use [`linear_portable`]). Besides the 12 registers `asm!` operands may
+//! for the widths of [`DSP_WIDTHS`] with 4-byte aligned weights, looped for any other width
+//! up to [`MAX_ANY_WIDTH`] and any alignment (see *Any width* below); layers outside
+//! [`asm_requant_ok`] use [`linear_portable`]. Besides the 12 registers `asm!` operands may
 //! name, `r6` and `r7` are saved and restored inside each block, which gives 14: enough to keep
 //! every pointer of the dot product in registers and to load two weight words back to back.
 //! The loop state (requantization pointers, constants) lives in a small frame the block copies
@@ -44,6 +45,21 @@
 //! `SMLAD`s that is 1.0 instruction and cycle per MAC before any load, and this shape cannot
 //! reach the prefill figures.
 //!
+//! **Any width** (`arm::pass_2x2_any`, `arm::pass_4x1_any`; widths `4..=`[`MAX_ANY_WIDTH`],
+//! the input width a runtime value). Token pairs: the same 15-instruction chunk per 4 inputs
+//! (row 1 through the register offset `lr = IN − 4`, which the bias pointer gives up: it moves
+//! to the frame), in a loop of 8 chunks (32 inputs; `LDR`, `CMP`, `BNE` per iteration) that
+//! each row pair enters part-way with a computed `ADD PC` (Duff's device: every chunk is 60
+//! bytes of 32-bit encodings), so that `IN/4 mod 8` chunks run first; then the last `IN mod 4`
+//! inputs one at a time (`LDR` of a word holding both tokens' sign-extended input, `LDRSB` of
+//! each row, `SMLABB`/`SMLATB`). No byte past a row is read. One token: 4 rows per block,
+//! 8 inputs per step (`LDM` of 4 input words, then per row two single `LDR`s — `LDRD` takes no
+//! register offset — rows 1 and 3 reached as `[row 0/2, lr]` with `lr = IN`), 41 instructions
+//! per 32 MACs (the unrolled pass: 37), in a loop of 4 steps entered part-way (164-byte
+//! steps), then `IN mod 8` single inputs (`LDRSB`, `SMLABB` per row). The sign-extended
+//! input buffer is on the stack (4 bytes per input: 544 bytes up to 128 inputs, 2 KiB up to
+//! [`MAX_ANY_WIDTH`]).
+//!
 //! # Linear layer on Helium (`cfg(core_attn_mve)`: Cortex-M55/M85)
 //! `VMLADAVA.S8` adds 16 int8 products to a scalar accumulator. 4 rows × 2 tokens per step,
 //! the accumulators in the 8 even registers (the only ones `VMLADAVA` takes): per 128 MACs
@@ -53,6 +69,13 @@
 //! multipliers, `VLDRB.S32` shifts (+2: `VSHL` by a negative amount is the floor right shift),
 //! `VMULH.S32`, `VSHL.S32`, `VADD` of `2·zp + 1`, `VQSHRNB #1` + `VQMOVNB` (the saturation),
 //! `VSTRB.32`.
+//!
+//! Other widths (`1..=`[`MAX_ANY_WIDTH`]) and alignments (`mve::pass_any`): the same 4 rows ×
+//! 2 tokens (or 1), each row through its own pointer (`VLDRB.U8`, any alignment), a counted
+//! loop over the whole 16-input chunks (16 instructions per 128 MACs), then one last chunk
+//! whose weight loads are predicated by `VCTP.8` (`inf mod 16` lanes: no byte past a row is
+//! read); the inputs are copied into a zero-padded stack buffer (token pairs interleaved per
+//! 16 bytes), so the lanes a predicated load leaves alone multiply zeros.
 //!
 //! # Softmax and attention (`dsp/softmax.rs`)
 //! The exponential pass of the softmax (index by `SMMULR`, two table reads, `MLA` rounding),
@@ -171,16 +194,23 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     }
 }
 
-/// Input widths with an unrolled DSP linear kernel.
+/// Input widths with a fully unrolled `asm!` linear kernel (DSP and Helium); other widths up to
+/// [`MAX_ANY_WIDTH`] use the looped kernels.
 pub const DSP_WIDTHS: [usize; 4] = [16, 32, 64, 128];
 
 /// Largest input width of the DSP kernels (size of the sign-extended input buffer).
 const MAX_DSP_WIDTH: usize = 128;
 
+/// Widest input of the looped `asm!` linear kernels (any width from 4 up to this one; the
+/// sign-extended input buffer is on the stack: 4 bytes per input). Wider layers use
+/// [`linear_portable`].
+pub const MAX_ANY_WIDTH: usize = 512;
+
 /// Linear layer without activation, `rows` tokens: `output[t][o] = requant(bias + x·w)`.
 /// Shapes are checked by the caller. Uses the DSP kernel where the target has it and the layer
-/// qualifies ([`DSP_WIDTHS`], [`asm_requant_ok`], 4-byte aligned weights), the Armv6-M kernel on
+/// qualifies ([`asm_requant_ok`], at most [`MAX_ANY_WIDTH`] inputs), the Armv6-M kernel on
 /// Cortex-M0/M0+ (`dsp/m0.rs`, twin [`linear_m0_emulated`]), else [`linear_portable`].
+#[inline(always)]
 pub fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
     #[cfg(core_attn_dsp)]
     {
@@ -350,12 +380,18 @@ pub fn requant_asm_form(acc: i32, multiplier: i32, shift: i8, zero_point: i32) -
 /// The DSP linear algorithm with the instructions emulated ([`sxtb16`], [`smlad`],
 /// [`requant_asm_form`]): same buffer layouts, blocking and requantization as the `asm!`
 /// kernels, runnable on any host so that the suite in `tests/variants.rs` checks the algorithm
-/// where the `asm!` cannot run. Returns `false` (doing nothing) for layers the DSP kernels do not
-/// handle (width not in [`DSP_WIDTHS`], or not [`asm_requant_ok`]).
+/// where the `asm!` cannot run: the unrolled kernels for [`DSP_WIDTHS`], the looped ones
+/// (`linear_dsp_any_emulated`) for the other widths. Returns `false` (doing nothing) for
+/// layers the DSP kernels do not handle (width outside `4..=`[`MAX_ANY_WIDTH`], or not
+/// [`asm_requant_ok`]).
 pub fn linear_dsp_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
     let (inf, outf) = (l.in_features, l.out_features);
-    if !DSP_WIDTHS.contains(&inf) || !asm_requant_ok(l) {
+    if !asm_requant_ok(l) || !(4..=MAX_ANY_WIDTH).contains(&inf) {
         return false;
+    }
+    if !DSP_WIDTHS.contains(&inf) {
+        linear_dsp_any_emulated(l, input, output, rows);
+        return true;
     }
     let zp = l.output_zero_point;
     let rq = |o: usize, acc: i32| {
@@ -424,6 +460,107 @@ pub fn linear_dsp_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows
     true
 }
 
+/// The looped DSP passes (any width, `arm::run_any`) emulated: 4-input chunks then
+/// `SMLABB`/`SMLATB` byte tails for token pairs, 8-input steps then `SMLABB` byte tails for
+/// one token, the same buffers and requantization.
+fn linear_dsp_any_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
+    let (inf, outf) = (l.in_features, l.out_features);
+    let zp = l.output_zero_point;
+    let rq = |o: usize, acc: i32| {
+        requant_asm_form(acc, l.requant.multipliers[o], l.requant.shifts[o], zp)
+    };
+    let (c4, s8) = (inf / 4, inf / 8);
+    let mut xbuf = [0u32; MAX_ANY_WIDTH + 8];
+    let word = |s: &[i8], at: usize| {
+        u32::from_le_bytes([
+            s[at] as u8,
+            s[at + 1] as u8,
+            s[at + 2] as u8,
+            s[at + 3] as u8,
+        ])
+    };
+    // `SMLABB` / `SMLATB`: bottom or top signed half of `x` times the low half of `w`.
+    let bot = |x: u32| x as u16 as i16 as i32;
+    let top = |x: u32| (x >> 16) as u16 as i16 as i32;
+    let mut t = 0;
+    while t + 2 <= rows {
+        let x0 = &input[t * inf..(t + 1) * inf];
+        let x1 = &input[(t + 1) * inf..(t + 2) * inf];
+        extend_pair(&x0[..4 * c4], &x1[..4 * c4], |i, v| xbuf[i] = v);
+        for j in 4 * c4..inf {
+            xbuf[j] = tail_pair(x0[j], x1[j]);
+        }
+        let mut o = 0;
+        while o + 2 <= outf {
+            let mut a = [l.bias[o], l.bias[o], l.bias[o + 1], l.bias[o + 1]];
+            for c in 0..c4 {
+                let x = &xbuf[4 * c..4 * c + 4];
+                for (r, pair_acc) in [(0usize, 0usize), (1, 2)] {
+                    let w = word(&l.weights[(o + r) * inf..], 4 * c);
+                    let (we, wo) = (sxtb16(w), sxtb16_ror8(w));
+                    a[pair_acc] = smlad(x[1], wo, smlad(x[0], we, a[pair_acc]));
+                    a[pair_acc + 1] = smlad(x[3], wo, smlad(x[2], we, a[pair_acc + 1]));
+                }
+            }
+            for (j, &x) in xbuf.iter().enumerate().take(inf).skip(4 * c4) {
+                for (r, pair_acc) in [(0usize, 0usize), (1, 2)] {
+                    let w = l.weights[(o + r) * inf + j] as i32;
+                    a[pair_acc] = a[pair_acc].wrapping_add(bot(x) * w);
+                    a[pair_acc + 1] = a[pair_acc + 1].wrapping_add(top(x) * w);
+                }
+            }
+            output[t * outf + o] = rq(o, a[0]);
+            output[(t + 1) * outf + o] = rq(o, a[1]);
+            output[t * outf + o + 1] = rq(o + 1, a[2]);
+            output[(t + 1) * outf + o + 1] = rq(o + 1, a[3]);
+            o += 2;
+        }
+        if o < outf {
+            tail_row(l, input, output, t, o, zp);
+            tail_row(l, input, output, t + 1, o, zp);
+        }
+        t += 2;
+    }
+    if t < rows {
+        let x = &input[t * inf..(t + 1) * inf];
+        extend_one(&x[..8 * s8], |i, v| xbuf[i] = v);
+        for j in 8 * s8..inf {
+            xbuf[4 * s8 + j - 8 * s8] = x[j] as i32 as u32;
+        }
+        let mut o = 0;
+        while s8 > 0 && o + 4 <= outf {
+            let mut a = [l.bias[o], l.bias[o + 1], l.bias[o + 2], l.bias[o + 3]];
+            for (r, acc) in a.iter_mut().enumerate() {
+                let row = &l.weights[(o + r) * inf..(o + r + 1) * inf];
+                for s in 0..s8 {
+                    let xs = &xbuf[4 * s..4 * s + 4];
+                    let (w0, w1) = (word(row, 8 * s), word(row, 8 * s + 4));
+                    *acc = smlad(xs[1], sxtb16_ror8(w0), smlad(xs[0], sxtb16(w0), *acc));
+                    *acc = smlad(xs[3], sxtb16_ror8(w1), smlad(xs[2], sxtb16(w1), *acc));
+                }
+                for j in 8 * s8..inf {
+                    *acc = acc.wrapping_add(bot(xbuf[4 * s8 + j - 8 * s8]) * row[j] as i32);
+                }
+            }
+            for (r, &acc) in a.iter().enumerate() {
+                output[t * outf + o + r] = rq(o + r, acc);
+            }
+            o += 4;
+        }
+        while o < outf {
+            tail_row(l, input, output, t, o, zp);
+            o += 1;
+        }
+    }
+}
+
+/// One tail input of a token pair as the looped pass reads it: token `t` sign-extended in the
+/// low half, token `t + 1` in the high half.
+#[inline(always)]
+fn tail_pair(a: i8, b: i8) -> u32 {
+    (a as i16 as u16 as u32) | ((b as i16 as u16 as u32) << 16)
+}
+
 /// `SXTB16` of `w` and of `w` rotated by 8: the instructions where the target has them.
 #[inline(always)]
 fn extend_word(w: u32) -> (u32, u32) {
@@ -467,10 +604,12 @@ fn extend_one(x: &[i8], mut put: impl FnMut(usize, u32)) {
     }
 }
 
+/// One output of one token, outside the blocked passes (odd rows): [`dot_i8`] (`SMLAD` where
+/// the target has it) and [`requant_i8`].
 #[inline(never)]
 fn tail_row(l: &Linear<'_>, input: &[i8], output: &mut [i8], t: usize, o: usize, zp: i32) {
     let inf = l.in_features;
-    let acc = l.bias[o].wrapping_add(crate::linear::dot_i8(
+    let acc = l.bias[o].wrapping_add(dot_i8(
         &input[t * inf..(t + 1) * inf],
         &l.weights[o * inf..(o + 1) * inf],
     ));
@@ -788,9 +927,449 @@ mod arm {
         }
     }
 
+    /// Loop state of [`pass_2x2_any`], copied onto the stack by the `asm!` (offsets in the
+    /// comments; the requantization reads the first six with one `LDM`).
+    #[repr(C)]
+    struct FrameA2 {
+        /// `[sp]` multipliers (moves).
+        mult: *const i32,
+        /// `[sp, #4]` shifts (moves).
+        shift: *const i8,
+        /// `[sp, #8]` outputs of token `t` (moves; token `t + 1` at `+ outf`).
+        y: *mut i8,
+        /// `[sp, #12]`.
+        outf: usize,
+        /// `[sp, #16]` `2·zp + 1`.
+        c: i32,
+        /// `[sp, #20]` row 0 of the first row pair not computed.
+        end_w: *const i8,
+        /// `[sp, #24]` biases (moves).
+        bias: *const i32,
+        /// `[sp, #28]` start of the input buffer.
+        xbase: *const u32,
+        /// `[sp, #32]` end of the buffer's 4-input chunks.
+        xend: *const u32,
+        /// `[sp, #36]` end of its byte tail.
+        xtail: *const u32,
+        /// `[sp, #40]` byte offset of the first chunk run in the 8-chunk loop body.
+        entry: u32,
+        pad: u32,
+    }
+
+    /// Every row pair for tokens `t`, `t + 1`, any input width `IN ≥ 4` (runtime): the
+    /// 15-instruction chunk of [`pass_2x2`] (row 1 through a register offset, `lr = IN − 4`)
+    /// in a loop of 8 chunks entered part-way for `IN/4 mod 8` (each chunk is 60 bytes of 32-bit
+    /// encodings), then the last `IN mod 4` inputs one at a time (`LDRSB` of both rows,
+    /// `SMLABB`/`SMLATB` with the tokens' inputs as the halves of one word), then the
+    /// requantization of [`pass_2x2`].
+    ///
+    /// # Safety
+    /// `f.xbase`: `4·(IN/4)` words of the interleaved layout, then `IN mod 4` tail words
+    /// (token `t` in the low half, `t + 1` in the high half, each sign-extended), ending at
+    /// `f.xtail`, `f.xend` after the chunks; `IN ≥ 4`; `f.entry = 60·((8 − (IN/4) mod 8) mod 8)`;
+    /// `w .. f.end_w`: whole row pairs of `IN`-byte rows (at least one), any alignment;
+    /// `f.bias`, `f.mult`: 4-byte aligned, one entry per row; `f.shift`: one per row, each in
+    /// `-31..=-2`; `f.y`: row `t` of the output, `f.outf` bytes per token, two tokens, writable;
+    /// `f.c = 2·zp + 1` with `zp ∈ -128..=127`.
+    #[inline(never)]
+    unsafe fn pass_2x2_any(f: &FrameA2, w: *const i8, inf: usize) {
+        // SAFETY: see the function's contract and `pass_2x2`; the computed branch lands on a
+        // chunk boundary of the loop body (every instruction there has a 32-bit encoding).
+        unsafe {
+            asm!(
+                "push {{r6, r7}}",
+                "ldm r0!, {{r4, r5, r6, r7, r8, r9}}",
+                "ldm r0, {{r0, r1, r2, r3, r10, r11}}",
+                "push {{r0, r1, r2, r3, r10, r11}}",
+                "push {{r4, r5, r6, r7, r8, r9}}",
+                "sub lr, lr, #4",
+                "2:",
+                "ldr r10, [sp, #24]",
+                "ldrd r0, r2, [r10], #8",
+                "str r10, [sp, #24]",
+                "ldr r11, [sp, #28]",
+                "mov r1, r0",
+                "mov r3, r2",
+                "ldr r10, [sp, #40]",
+                "add pc, r10",
+                "nop",
+                "3:",
+                ".rept 8",
+                "ldm.w r11!, {{r4, r5, r6, r7}}",
+                "ldr.w r8, [r12], #4",
+                "ldr.w r9, [r12, lr]",
+                "sxtb16 r10, r8",
+                "smlad r0, r4, r10, r0",
+                "smlad r1, r6, r10, r1",
+                "sxtb16 r8, r8, ror #8",
+                "smlad r0, r5, r8, r0",
+                "smlad r1, r7, r8, r1",
+                "sxtb16 r10, r9",
+                "smlad r2, r4, r10, r2",
+                "smlad r3, r6, r10, r3",
+                "sxtb16 r9, r9, ror #8",
+                "smlad r2, r5, r9, r2",
+                "smlad r3, r7, r9, r3",
+                ".endr",
+                "ldr r10, [sp, #32]",
+                "cmp r11, r10",
+                "bne 3b",
+                // Byte tail: r5 its end, r10 row 1.
+                "ldr r5, [sp, #36]",
+                "cmp r11, r5",
+                "beq 5f",
+                "add r10, r12, lr",
+                "add r10, r10, #4",
+                "4:",
+                "ldr r4, [r11], #4",
+                "ldrsb r8, [r12], #1",
+                "ldrsb r9, [r10], #1",
+                "smlabb r0, r4, r8, r0",
+                "smlatb r1, r4, r8, r1",
+                "smlabb r2, r4, r9, r2",
+                "smlatb r3, r4, r9, r3",
+                "cmp r11, r5",
+                "bne 4b",
+                "5:",
+                // r12 = row 1: skip it.
+                "add r12, r12, lr",
+                "add r12, r12, #4",
+                // Requantize: r4 mult, r5 shift, r6 y, r7 outf, r8 c, r9 end.
+                "ldm sp, {{r4, r5, r6, r7, r8, r9}}",
+                "cmp r12, r9",
+                "ldrsb r9, [r5], #1",
+                "ldr r10, [r4], #4",
+                "smmul r0, r0, r10",
+                "smmul r1, r1, r10",
+                "rsb r9, r9, #254",
+                "asr r0, r0, r9",
+                "asr r1, r1, r9",
+                "add r0, r0, r8",
+                "add r1, r1, r8",
+                "ssat r0, #8, r0, asr #1",
+                "ssat r1, #8, r1, asr #1",
+                "ldrsb r9, [r5], #1",
+                "ldr r10, [r4], #4",
+                "strb r1, [r6, r7]",
+                "strb r0, [r6], #1",
+                "smmul r2, r2, r10",
+                "smmul r3, r3, r10",
+                "rsb r9, r9, #254",
+                "asr r2, r2, r9",
+                "asr r3, r3, r9",
+                "add r2, r2, r8",
+                "add r3, r3, r8",
+                "ssat r2, #8, r2, asr #1",
+                "ssat r3, #8, r3, asr #1",
+                "strb r3, [r6, r7]",
+                "strb r2, [r6], #1",
+                "stm sp, {{r4, r5, r6}}",
+                "bne 2b",
+                "add sp, sp, #48",
+                "pop {{r6, r7}}",
+                inout("r0") f as *const FrameA2 => _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                inout("r12") w => _,
+                inout("lr") inf => _,
+            );
+        }
+    }
+
+    /// Loop state of [`pass_4x1_any`], copied onto the stack by the `asm!`.
+    #[repr(C)]
+    struct FrameA1 {
+        /// `[sp]` multipliers (moves).
+        mult: *const i32,
+        /// `[sp, #4]` shifts (moves).
+        shift: *const i8,
+        /// `[sp, #8]` outputs (moves).
+        y: *mut i8,
+        /// `[sp, #12]` `2·zp + 1`.
+        c: i32,
+        /// `[sp, #16]` `0xFEFE_FEFE` (see [`pass_4x1`]).
+        k: u32,
+        /// `[sp, #20]` row 0 of the first block not computed.
+        end_w: *const i8,
+        /// `[sp, #24]` start of the input buffer.
+        xbase: *const u32,
+        /// `[sp, #28]` biases (moves).
+        bias: *const i32,
+        /// `[sp, #32]` end of the buffer's 8-input steps.
+        xend: *const u32,
+        /// `[sp, #36]` end of its byte tail.
+        xtail: *const u32,
+        /// `[sp, #40]` byte offset of the first step run in the 4-step loop body.
+        entry: u32,
+        pad: u32,
+    }
+
+    /// Every block of 4 rows for one token, any input width `IN ≥ 8` (runtime): 8 inputs per
+    /// step (`LDM` of 4 input words, then per row two `LDR` of 4 weight bytes, rows 1 and 3
+    /// through the register offset `lr = IN` from rows 0 and 2), in a loop of 4 steps entered
+    /// part-way for `IN/8 mod 4` (each step is 164 bytes of 32-bit encodings), then the last
+    /// `IN mod 8` inputs one at a time (`LDRSB` of each row, `SMLABB`), then the requantization
+    /// of [`pass_4x1`].
+    ///
+    /// # Safety
+    /// `f.xbase`: `4·(IN/8)` words of the one-token layout, ending at `f.xend`, then `IN mod 8`
+    /// words of the remaining inputs (sign-extended), ending at `f.xtail`; `IN ≥ 8`;
+    /// `f.entry = 164·((4 − (IN/8) mod 4) mod 4)`; `w .. f.end_w`: whole blocks of 4 rows of
+    /// `IN` bytes (at least one), any alignment; `f.bias`, `f.mult`: 4-byte aligned, one entry
+    /// per row; `f.shift`: one per row, each in `-31..=-2` (read 4 at a time, unaligned);
+    /// `f.y`: one writable byte per row; `f.c = 2·zp + 1`, `zp ∈ -128..=127`;
+    /// `f.k = 0xFEFE_FEFE`.
+    #[inline(never)]
+    unsafe fn pass_4x1_any(f: &FrameA1, w: *const i8, inf: usize) {
+        // SAFETY: as `pass_2x2_any`.
+        unsafe {
+            asm!(
+                "push {{r6, r7}}",
+                "ldm r0!, {{r4, r5, r6, r7, r8, r9}}",
+                "ldm r0, {{r0, r1, r2, r3, r10, r11}}",
+                "push {{r0, r1, r2, r3, r10, r11}}",
+                "push {{r4, r5, r6, r7, r8, r9}}",
+                "2:",
+                "ldr r10, [sp, #28]",
+                "ldm r10!, {{r0, r1, r2, r3}}",
+                "str r10, [sp, #28]",
+                "ldr r11, [sp, #24]",
+                "add r9, r12, lr, lsl #1",
+                "ldr r10, [sp, #40]",
+                "add pc, r10",
+                "nop",
+                "3:",
+                ".rept 4",
+                "ldm.w r11!, {{r4, r5, r6, r7}}",
+                "ldr.w r8, [r12, lr]",
+                "sxtb16 r10, r8",
+                "smlad r1, r4, r10, r1",
+                "sxtb16 r8, r8, ror #8",
+                "smlad r1, r5, r8, r1",
+                "ldr.w r8, [r9, lr]",
+                "sxtb16 r10, r8",
+                "smlad r3, r4, r10, r3",
+                "sxtb16 r8, r8, ror #8",
+                "smlad r3, r5, r8, r3",
+                "ldr.w r8, [r12], #4",
+                "sxtb16 r10, r8",
+                "smlad r0, r4, r10, r0",
+                "sxtb16 r8, r8, ror #8",
+                "smlad r0, r5, r8, r0",
+                "ldr.w r8, [r9], #4",
+                "sxtb16 r10, r8",
+                "smlad r2, r4, r10, r2",
+                "sxtb16 r8, r8, ror #8",
+                "smlad r2, r5, r8, r2",
+                "ldr.w r8, [r12, lr]",
+                "sxtb16 r10, r8",
+                "smlad r1, r6, r10, r1",
+                "sxtb16 r8, r8, ror #8",
+                "smlad r1, r7, r8, r1",
+                "ldr.w r8, [r9, lr]",
+                "sxtb16 r10, r8",
+                "smlad r3, r6, r10, r3",
+                "sxtb16 r8, r8, ror #8",
+                "smlad r3, r7, r8, r3",
+                "ldr.w r8, [r12], #4",
+                "sxtb16 r10, r8",
+                "smlad r0, r6, r10, r0",
+                "sxtb16 r8, r8, ror #8",
+                "smlad r0, r7, r8, r0",
+                "ldr.w r8, [r9], #4",
+                "sxtb16 r10, r8",
+                "smlad r2, r6, r10, r2",
+                "sxtb16 r8, r8, ror #8",
+                "smlad r2, r7, r8, r2",
+                ".endr",
+                "ldr r10, [sp, #32]",
+                "cmp r11, r10",
+                "bne 3b",
+                // Byte tail: r6 its end, r10 row 1, r5 row 3.
+                "ldr r6, [sp, #36]",
+                "cmp r11, r6",
+                "beq 5f",
+                "add r10, r12, lr",
+                "add r5, r9, lr",
+                "4:",
+                "ldr r4, [r11], #4",
+                "ldrsb r8, [r12], #1",
+                "smlabb r0, r4, r8, r0",
+                "ldrsb r8, [r10], #1",
+                "smlabb r1, r4, r8, r1",
+                "ldrsb r8, [r9], #1",
+                "smlabb r2, r4, r8, r2",
+                "ldrsb r8, [r5], #1",
+                "smlabb r3, r4, r8, r3",
+                "cmp r11, r6",
+                "bne 4b",
+                "5:",
+                // r12 = row 1: skip rows 1..3.
+                "add r12, r12, lr, lsl #1",
+                "add r12, r12, lr",
+                // r4 mult, r5 shift, r6 y, r7 c, r8 k, r9 end.
+                "ldm sp, {{r4, r5, r6, r7, r8, r9}}",
+                "cmp r12, r9",
+                "ldr r9, [r5], #4",
+                "usub8 r9, r8, r9",
+                "ldm r4!, {{r8, r10, r11}}",
+                "smmul r0, r0, r8",
+                "asr r0, r0, r9",
+                "add r0, r0, r7",
+                "ssat r0, #8, r0, asr #1",
+                "lsr r9, r9, #8",
+                "smmul r1, r1, r10",
+                "asr r1, r1, r9",
+                "add r1, r1, r7",
+                "ssat r1, #8, r1, asr #1",
+                "lsr r9, r9, #8",
+                "smmul r2, r2, r11",
+                "asr r2, r2, r9",
+                "add r2, r2, r7",
+                "ssat r2, #8, r2, asr #1",
+                "ldr r8, [r4], #4",
+                "lsr r9, r9, #8",
+                "smmul r3, r3, r8",
+                "asr r3, r3, r9",
+                "add r3, r3, r7",
+                "ssat r3, #8, r3, asr #1",
+                "strb r0, [r6], #1",
+                "strb r1, [r6], #1",
+                "strb r2, [r6], #1",
+                "strb r3, [r6], #1",
+                "stm sp, {{r4, r5, r6}}",
+                "bne 2b",
+                "add sp, sp, #48",
+                "pop {{r6, r7}}",
+                inout("r0") f as *const FrameA1 => _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                inout("r12") w => _,
+                inout("lr") inf => _,
+            );
+        }
+    }
+
+    /// Any width `4..=`[`MAX_ANY_WIDTH`] (runtime) with the looped passes; `CAP` words of
+    /// input buffer (at least `IN + 8`).
+    #[inline(never)]
+    fn run_any<const CAP: usize>(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
+        let (inf, outf) = (l.in_features, l.out_features);
+        let zp = l.output_zero_point;
+        // What the asm relies on (with `asm_requant_ok`, checked by the caller).
+        assert!(
+            (4..=CAP - 8).contains(&inf)
+                && l.weights.len() >= outf * inf
+                && input.len() >= rows * inf
+                && output.len() >= rows * outf
+        );
+        let c = 2 * zp + 1;
+        let (c4, s8) = (inf / 4, inf / 8);
+        // The words the passes read are written below before each pass.
+        let mut xbuf = [MaybeUninit::<u32>::uninit(); CAP];
+        let w = l.weights.as_ptr();
+        let base = xbuf.as_mut_ptr().cast::<u32>();
+        let mut t = 0;
+        while t + 2 <= rows {
+            let x0 = &input[t * inf..(t + 1) * inf];
+            let x1 = &input[(t + 1) * inf..(t + 2) * inf];
+            extend_pair(&x0[..4 * c4], &x1[..4 * c4], |i, v| {
+                xbuf[i].write(v);
+            });
+            for j in 4 * c4..inf {
+                xbuf[j].write(tail_pair(x0[j], x1[j]));
+            }
+            let pairs = outf / 2;
+            if pairs > 0 {
+                let f = FrameA2 {
+                    mult: l.requant.multipliers.as_ptr(),
+                    shift: l.requant.shifts.as_ptr(),
+                    y: output[t * outf..(t + 2) * outf].as_mut_ptr(),
+                    outf,
+                    c,
+                    // SAFETY: within `weights` (2·pairs ≤ outf rows of inf bytes).
+                    end_w: unsafe { w.add(2 * pairs * inf) },
+                    bias: l.bias.as_ptr(),
+                    xbase: base,
+                    // SAFETY: within `xbuf` (inf ≤ CAP words).
+                    xend: unsafe { base.add(4 * c4) },
+                    // SAFETY: as above.
+                    xtail: unsafe { base.add(inf) },
+                    entry: 60 * ((8 - c4 % 8) % 8) as u32,
+                    pad: 0,
+                };
+                // SAFETY: `xbuf` holds the 4·c4 chunk words and inf − 4·c4 tail words written
+                // above; rows 0..2·pairs of inf bytes are in `weights`; bias/multipliers are
+                // i32 slices and shifts an i8 slice with ≥ outf entries, shifts in -31..=-2 and
+                // zp in -128..=127 (`asm_requant_ok`); `y` is rows t, t+1 of `output`.
+                unsafe { pass_2x2_any(&f, w, inf) };
+            }
+            if outf % 2 == 1 {
+                tail_row(l, input, output, t, outf - 1, zp);
+                tail_row(l, input, output, t + 1, outf - 1, zp);
+            }
+            t += 2;
+        }
+        if t < rows {
+            let blocks = if s8 > 0 { outf / 4 } else { 0 };
+            if blocks > 0 {
+                let x = &input[t * inf..(t + 1) * inf];
+                extend_one(&x[..8 * s8], |i, v| {
+                    xbuf[i].write(v);
+                });
+                for j in 8 * s8..inf {
+                    xbuf[4 * s8 + j - 8 * s8].write(x[j] as i32 as u32);
+                }
+                let f = FrameA1 {
+                    mult: l.requant.multipliers.as_ptr(),
+                    shift: l.requant.shifts.as_ptr(),
+                    y: output[t * outf..(t + 1) * outf].as_mut_ptr(),
+                    c,
+                    k: 0xfefe_fefe,
+                    // SAFETY: within `weights` (4·blocks ≤ outf rows of inf bytes).
+                    end_w: unsafe { w.add(4 * blocks * inf) },
+                    xbase: base,
+                    bias: l.bias.as_ptr(),
+                    // SAFETY: within `xbuf` (4·s8 + inf mod 8 ≤ inf words).
+                    xend: unsafe { base.add(4 * s8) },
+                    // SAFETY: as above.
+                    xtail: unsafe { base.add(4 * s8 + inf % 8) },
+                    entry: 164 * ((4 - s8 % 4) % 4) as u32,
+                    pad: 0,
+                };
+                // SAFETY: `xbuf` holds the 4·s8 step words and inf mod 8 tail words written
+                // above; rows 0..4·blocks of inf bytes are in `weights`; bias/multipliers are
+                // i32 slices and shifts an i8 slice with ≥ outf entries, shifts in -31..=-2 and
+                // zp in -128..=127 (`asm_requant_ok`); `y` is row t of `output`.
+                unsafe { pass_4x1_any(&f, w, inf) };
+            }
+            for o in 4 * blocks..outf {
+                tail_row(l, input, output, t, o, zp);
+            }
+        }
+    }
+
     pub(super) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
-        // LDRD (decode pass) needs aligned weights; blob sections are 16-byte aligned.
-        if l.weights.as_ptr() as usize % 4 != 0 || !asm_requant_ok(l) {
+        // LDRD (unrolled decode pass) needs aligned weights; blob sections are 16-byte
+        // aligned. Other widths and alignments take the looped passes.
+        if l.weights.as_ptr() as usize % 4 != 0 {
+            return linear_any(l, input, output, rows);
+        }
+        if !asm_requant_ok(l) {
             return false;
         }
         match l.in_features {
@@ -798,6 +1377,22 @@ mod arm {
             32 => run::<32>(l, input, output, rows),
             64 => run::<64>(l, input, output, rows),
             128 => run::<128>(l, input, output, rows),
+            _ => return any_width(l, input, output, rows),
+        }
+        true
+    }
+
+    /// The looped passes, if the layer qualifies.
+    fn linear_any(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+        asm_requant_ok(l) && any_width(l, input, output, rows)
+    }
+
+    /// The looped passes for a layer that is [`asm_requant_ok`], if its width qualifies.
+    #[inline(never)]
+    fn any_width(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+        match l.in_features {
+            4..=128 => run_any::<{ 128 + 8 }>(l, input, output, rows),
+            129..=MAX_ANY_WIDTH => run_any::<{ MAX_ANY_WIDTH + 8 }>(l, input, output, rows),
             _ => return false,
         }
         true
@@ -1075,9 +1670,280 @@ mod mve {
         }
     }
 
+    /// Loop state of [`pass_any`], copied onto the stack by the `asm!` (the requantization
+    /// reads the first seven words with one `LDM`).
+    #[repr(C)]
+    struct FrameAny {
+        /// `[sp]` multipliers (moves).
+        mult: *const i32,
+        /// `[sp, #4]` shifts (moves).
+        shift: *const i8,
+        /// `[sp, #8]` outputs of token `t` (moves).
+        y0: *mut i8,
+        /// `[sp, #12]` outputs of token `t + 1` (moves; unused for one token).
+        y1: *mut i8,
+        /// `[sp, #16]` `2·zp + 1`.
+        c: i32,
+        /// `[sp, #20]` 2 (see [`Frame`]).
+        two: i32,
+        /// `[sp, #24]` row 0 of the first block not computed.
+        end_w: *const i8,
+        /// `[sp, #28]` biases (moves).
+        bias: *const i32,
+        /// `[sp, #32]` input width.
+        inf: usize,
+        /// `[sp, #36]` `4·inf − 16·full`: from row 0's pointer after the loop to the next block.
+        adv: usize,
+        /// `[sp, #40]` whole 16-input chunks.
+        full: usize,
+        /// `[sp, #44]` `inf mod 16`: lanes of the predicated last chunk.
+        tail: usize,
+        /// `[sp, #48]` the zero-padded input buffer.
+        xbase: *const i8,
+        pad: u32,
+    }
+
+    /// 4 rows × 2 tokens (`TWO`) or × 1 token per step, any input width (runtime): the four
+    /// rows through their own pointers (`VLDRB`, any alignment), a counted loop over the whole
+    /// 16-input chunks, then the last `inf mod 16` inputs with the weight loads predicated by
+    /// `VCTP.8` (no byte past a row is read; the inputs come from a zero-padded buffer, so the
+    /// lanes a predicated load leaves alone add nothing), then the requantization of
+    /// [`pass_4x2`].
+    ///
+    /// # Safety
+    /// `f.xbase`: per 16-input chunk 16 bytes of token `t` (then 16 of token `t + 1` when
+    /// `TWO`), `⌈inf/16⌉` chunks, zero past `inf`; `f.full = ⌊inf/16⌋`, `f.tail = inf mod 16`,
+    /// `f.adv = 4·inf − 16·f.full`; `w .. f.end_w`: whole blocks of 4 rows of `inf` bytes (at
+    /// least one); `f.bias`, `f.mult`: 4-byte aligned, one entry per row; `f.shift` one per row
+    /// in `-31..=-2`; `f.y0` (and `f.y1` when `TWO`): one writable byte per row;
+    /// `f.c = 2·zp + 1`, `zp ∈ -128..=127`; `f.two = 2`.
+    #[inline(never)]
+    unsafe fn pass_any<const TWO: bool>(f: &FrameAny, w: *const i8) {
+        // SAFETY: see the function's contract. r6/r7 are saved and restored inside, the frame
+        // is popped on exit; every other register written is declared (q0..q7 = s0..s31).
+        unsafe {
+            asm!(
+                "push {{r6, r7}}",
+                "add r0, r0, #28",
+                "ldm r0, {{r1, r2, r4, r5, r6, r7, r8}}",
+                "push {{r1, r2, r4, r5, r6, r7, r8}}",
+                "sub r0, r0, #28",
+                "ldm r0, {{r1, r2, r4, r5, r6, r7, r8}}",
+                "push {{r1, r2, r4, r5, r6, r7, r8}}",
+                "2:",
+                "ldr r5, [sp, #28]",
+                ".if {two}",
+                "ldm r5, {{r8, r10, r12, lr}}",
+                ".endif",
+                "ldm r5!, {{r0, r2, r4, r6}}",
+                "str r5, [sp, #28]",
+                "ldr r11, [sp, #32]",
+                "add r5, r3, r11",
+                "add r7, r5, r11",
+                "add r9, r7, r11",
+                "ldr r1, [sp, #48]",
+                "ldr r11, [sp, #40]",
+                "cmp r11, #0",
+                "beq 4f",
+                "3:",
+                "vldrb.u8 q0, [r1], #{xs}",
+                ".if {two}",
+                "vldrb.u8 q1, [r1, #-16]",
+                ".endif",
+                "vldrb.u8 q2, [r3], #16",
+                "vldrb.u8 q3, [r5], #16",
+                "vmladava.s8 r0, q0, q2",
+                ".if {two}",
+                "vmladava.s8 r8, q1, q2",
+                ".endif",
+                "vldrb.u8 q2, [r7], #16",
+                "vmladava.s8 r2, q0, q3",
+                ".if {two}",
+                "vmladava.s8 r10, q1, q3",
+                ".endif",
+                "vldrb.u8 q3, [r9], #16",
+                "vmladava.s8 r4, q0, q2",
+                ".if {two}",
+                "vmladava.s8 r12, q1, q2",
+                ".endif",
+                "vmladava.s8 r6, q0, q3",
+                ".if {two}",
+                "vmladava.s8 lr, q1, q3",
+                ".endif",
+                "subs r11, r11, #1",
+                "bne 3b",
+                "4:",
+                "ldr r11, [sp, #44]",
+                "cmp r11, #0",
+                "beq 5f",
+                "vctp.8 r11",
+                "vldrb.u8 q0, [r1]",
+                ".if {two}",
+                "vldrb.u8 q1, [r1, #16]",
+                ".endif",
+                "vpstt",
+                "vldrbt.u8 q2, [r3]",
+                "vldrbt.u8 q3, [r5]",
+                "vmladava.s8 r0, q0, q2",
+                "vmladava.s8 r2, q0, q3",
+                ".if {two}",
+                "vmladava.s8 r8, q1, q2",
+                "vmladava.s8 r10, q1, q3",
+                ".endif",
+                "vpstt",
+                "vldrbt.u8 q2, [r7]",
+                "vldrbt.u8 q3, [r9]",
+                "vmladava.s8 r4, q0, q2",
+                "vmladava.s8 r6, q0, q3",
+                ".if {two}",
+                "vmladava.s8 r12, q1, q2",
+                "vmladava.s8 lr, q1, q3",
+                ".endif",
+                "5:",
+                "ldr r11, [sp, #36]",
+                "add r3, r3, r11",
+                "vmov q4[2], q4[0], r0, r4",
+                "vmov q4[3], q4[1], r2, r6",
+                ".if {two}",
+                "vmov q5[2], q5[0], r8, r12",
+                "vmov q5[3], q5[1], r10, lr",
+                ".endif",
+                // r0 mult, r2 shift, r4 y0, r6 y1, r8 c, r10 two, r12 end.
+                "ldm sp, {{r0, r2, r4, r6, r8, r10, r12}}",
+                "vldrw.u32 q6, [r0], #16",
+                "vldrb.s32 q7, [r2], #4",
+                "vadd.i32 q7, q7, r10",
+                "vmulh.s32 q4, q4, q6",
+                ".if {two}",
+                "vmulh.s32 q5, q5, q6",
+                ".endif",
+                "vshl.s32 q4, q4, q7",
+                ".if {two}",
+                "vshl.s32 q5, q5, q7",
+                ".endif",
+                "vadd.i32 q4, q4, r8",
+                "vqshrnb.s32 q6, q4, #1",
+                "vqmovnb.s16 q4, q6",
+                "vstrb.32 q4, [r4], #4",
+                ".if {two}",
+                "vadd.i32 q5, q5, r8",
+                "vqshrnb.s32 q7, q5, #1",
+                "vqmovnb.s16 q5, q7",
+                "vstrb.32 q5, [r6], #4",
+                ".endif",
+                "stm sp, {{r0, r2, r4, r6}}",
+                "cmp r3, r12",
+                "bne 2b",
+                "add sp, sp, #56",
+                "pop {{r6, r7}}",
+                two = const TWO as u32,
+                xs = const if TWO { 32 } else { 16 },
+                inout("r0") f as *const FrameAny => _,
+                out("r1") _,
+                out("r2") _,
+                inout("r3") w => _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                out("lr") _,
+                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            );
+        }
+    }
+
+    /// Any width `1..=`[`MAX_ANY_WIDTH`] with [`pass_any`].
+    #[inline(never)]
+    fn run_any(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
+        let (inf, outf) = (l.in_features, l.out_features);
+        let zp = l.output_zero_point;
+        assert!(
+            (1..=MAX_ANY_WIDTH).contains(&inf)
+                && l.weights.len() >= outf * inf
+                && input.len() >= rows * inf
+                && output.len() >= rows * outf
+        );
+        let blocks = outf / 4;
+        let (full, tail) = (inf / 16, inf % 16);
+        let chunks = inf.div_ceil(16);
+        let mut xb = [0i8; 2 * MAX_ANY_WIDTH];
+        let w = l.weights.as_ptr();
+        let mut t = 0;
+        while t < rows {
+            let two = t + 2 <= rows;
+            if blocks > 0 {
+                let x0 = &input[t * inf..(t + 1) * inf];
+                if two {
+                    let x1 = &input[(t + 1) * inf..(t + 2) * inf];
+                    for c in 0..chunks {
+                        let n = 16.min(inf - 16 * c);
+                        let d = &mut xb[32 * c..32 * c + 32];
+                        d[..n].copy_from_slice(&x0[16 * c..16 * c + n]);
+                        d[n..16].fill(0);
+                        d[16..16 + n].copy_from_slice(&x1[16 * c..16 * c + n]);
+                        d[16 + n..].fill(0);
+                    }
+                } else {
+                    xb[..inf].copy_from_slice(x0);
+                    xb[inf..16 * chunks].fill(0);
+                }
+                let y0 = output[t * outf..].as_mut_ptr();
+                let f = FrameAny {
+                    mult: l.requant.multipliers.as_ptr(),
+                    shift: l.requant.shifts.as_ptr(),
+                    y0,
+                    // SAFETY: row t + 1 of `output` when `two` (unused otherwise).
+                    y1: if two { unsafe { y0.add(outf) } } else { y0 },
+                    c: 2 * zp + 1,
+                    two: 2,
+                    // SAFETY: within `weights` (4·blocks ≤ outf rows of inf bytes).
+                    end_w: unsafe { w.add(4 * blocks * inf) },
+                    bias: l.bias.as_ptr(),
+                    inf,
+                    adv: 4 * inf - 16 * full,
+                    full,
+                    tail,
+                    xbase: xb.as_ptr(),
+                    pad: 0,
+                };
+                // SAFETY: `xb` holds the chunks (zero-padded) written above; rows 0..4·blocks
+                // are in `weights`; bias/multipliers/shifts have ≥ outf entries, shifts in
+                // -31..=-2 and zp in -128..=127 (`asm_requant_ok`); y0 (and y1) are rows of
+                // `output` with outf bytes each.
+                unsafe {
+                    if two {
+                        pass_any::<true>(&f, w);
+                    } else {
+                        pass_any::<false>(&f, w);
+                    }
+                }
+            }
+            for tt in t..t + if two { 2 } else { 1 } {
+                for o in 4 * blocks..outf {
+                    tail_row(l, input, output, tt, o, zp);
+                }
+            }
+            t += if two { 2 } else { 1 };
+        }
+    }
+
     pub(super) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
-        // VLDRW needs 4-byte aligned weights; blob sections are 16-byte aligned.
-        if l.weights.as_ptr() as usize % 4 != 0 || !asm_requant_ok(l) {
+        // VLDRW (unrolled passes) needs 4-byte aligned weights; blob sections are 16-byte
+        // aligned. Other widths and alignments take `pass_any`.
+        if l.weights.as_ptr() as usize % 4 != 0 {
+            return linear_any(l, input, output, rows);
+        }
+        if !asm_requant_ok(l) {
             return false;
         }
         match l.in_features {
@@ -1085,8 +1951,23 @@ mod mve {
             32 => run::<32>(l, input, output, rows),
             64 => run::<64>(l, input, output, rows),
             128 => run::<128>(l, input, output, rows),
-            _ => return false,
+            _ => return any_width(l, input, output, rows),
         }
+        true
+    }
+
+    /// [`run_any`], if the layer qualifies.
+    fn linear_any(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+        asm_requant_ok(l) && any_width(l, input, output, rows)
+    }
+
+    /// [`run_any`] for a layer that is [`asm_requant_ok`], if its width qualifies.
+    #[inline(never)]
+    fn any_width(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+        if !(1..=MAX_ANY_WIDTH).contains(&l.in_features) {
+            return false;
+        }
+        run_any(l, input, output, rows);
         true
     }
 

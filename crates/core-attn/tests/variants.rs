@@ -182,7 +182,17 @@ struct LinearCase {
 }
 
 fn linear_case() -> impl Strategy<Value = LinearCase> {
-    let in_f = prop_oneof![Just(16usize), Just(32), Just(64), Just(128), 1usize..70];
+    let in_f = prop_oneof![
+        Just(16usize),
+        Just(32),
+        Just(64),
+        Just(128),
+        Just(96),
+        Just(384),
+        Just(49),
+        1usize..70,
+        1usize..=400,
+    ];
     let out_f = prop_oneof![1usize..=9, Just(16), Just(64)];
     (in_f, out_f, 1usize..=5).prop_flat_map(|(in_f, out_f, rows)| {
         let byte = prop_oneof![any::<i8>(), Just(-128i8), Just(127i8)];
@@ -242,13 +252,13 @@ fn check_linear(c: &LinearCase) -> Result<(), TestCaseError> {
     if dsp::linear_dsp_emulated(&l, &c.input, &mut got, c.rows) {
         prop_assert_eq!(&got, &want, "dsp::linear_dsp_emulated");
     } else {
-        prop_assert!(!dsp::DSP_WIDTHS.contains(&c.in_f) || !dsp::asm_requant_ok(&l));
+        prop_assert!(!(4..=dsp::MAX_ANY_WIDTH).contains(&c.in_f) || !dsp::asm_requant_ok(&l));
     }
     let mut got = vec![0i8; n];
     if dsp::linear_m0_emulated(&l, &c.input, &mut got, c.rows) {
         prop_assert_eq!(&got, &want, "dsp::linear_m0_emulated");
     } else {
-        prop_assert!(c.in_f % 8 != 0 || !(-128..=127).contains(&c.zp));
+        prop_assert!(!(-128..=127).contains(&c.zp));
     }
     // Fused activations too.
     let mut a = vec![0i8; n];
@@ -284,6 +294,17 @@ fn linear_variants_named_shapes() {
         (17, 64, 128),
         (17, 128, 64),
         (1, 64, 192),
+        // char-lm's per-token shapes (width 96, MLP 384, tied 63-row head), its prefill, and
+        // the ViT's batched patch embedding (49 inputs).
+        (1, 96, 288),
+        (1, 96, 96),
+        (1, 96, 384),
+        (1, 384, 96),
+        (1, 96, 63),
+        (31, 96, 288),
+        (3, 384, 96),
+        (16, 49, 64),
+        (1, 49, 64),
         (2, 16, 3),
         (3, 32, 5),
         (1, 12, 7),
@@ -353,6 +374,23 @@ fn linear_asm_paths_named_shapes() {
         (4, 32, 2),                // two pairs
         (5, 16, 6),                // two pairs + odd token with a 2-row tail
         (17, 64, 20),              // the prefill token count
+        // The looped passes (any width): 4-input chunks with 0..=3 byte tails for pairs,
+        // 8-input steps with 0..=7 for one token, loop entered part-way or not.
+        (3, 96, 9),
+        (3, 384, 6),
+        (17, 49, 10),
+        (1, 49, 8),
+        (3, 4, 5),
+        (3, 7, 6),
+        (3, 8, 7),
+        (5, 12, 9),
+        (3, 33, 13),
+        (3, 63, 4),
+        (3, 100, 5),
+        (2, 255, 6),
+        (3, 260, 4),
+        (1, 511, 4),
+        (3, 512, 4),
     ];
     for &(rows, in_f, out_f) in &shapes {
         for (zp, fill) in [

@@ -100,6 +100,8 @@ struct Row {
     /// `embedded-nn` rows: largest |difference| from the generic output and the tolerance.
     maxdiff: Option<u64>,
     tol: Option<u64>,
+    /// A `check` line of the firmware (an on-device cross-check, not a measured region).
+    untimed: bool,
 }
 
 struct CoreResult {
@@ -266,6 +268,7 @@ fn bench_core(
             stack: bt.iter().find_map(|t| field(t, "stack")),
             maxdiff: bt.iter().find_map(|t| field(t, "maxdiff")),
             tol: bt.iter().find_map(|t| field(t, "tol")),
+            untimed: false,
         });
     }
     // Subtract the marker overhead measured by the empty region.
@@ -281,6 +284,28 @@ fn bench_core(
         for k in 0..CLASSES {
             r.classes[k] = r.classes[k].saturating_sub(e.classes[k]);
         }
+    }
+    // `check <name> layers=<n> macs=<n> … match=<0|1>`: on-device cross-checks (not measured).
+    for c in stdout.lines().filter(|l| l.starts_with("check ")) {
+        let ct: Vec<&str> = c.split_whitespace().collect();
+        let num = |key| ct.iter().find_map(|t| field(t, key));
+        rows.push(Row {
+            kernel: ct.get(1).copied().unwrap_or("?").into(),
+            shape: format!("{} random layers", num("layers").unwrap_or(0)),
+            variant: "check (not timed)".into(),
+            macs: num("macs").unwrap_or(0),
+            elems: 0,
+            matched: num("match") == Some(1),
+            insns: 0,
+            cycles: 0,
+            taken: 0,
+            classes: [0; CLASSES],
+            pos: 0,
+            stack: None,
+            maxdiff: None,
+            tol: None,
+            untimed: true,
+        });
     }
     Ok(rows)
 }
@@ -1086,6 +1111,19 @@ fn main() {
                 ok = false;
             }
             for r in &cr.rows {
+                if r.untimed {
+                    eprintln!(
+                        "bench: {} {} {} {}: {} MACs checked{}",
+                        cr.core.name,
+                        r.kernel,
+                        r.shape,
+                        r.variant,
+                        r.macs,
+                        if r.matched { "" } else { "  MISMATCH" }
+                    );
+                    ok &= r.matched;
+                    continue;
+                }
                 eprintln!(
                     "bench: {} {} {} {}: {} instructions{}{}",
                     cr.core.name,
@@ -1154,7 +1192,12 @@ fn main() {
          variant (`*_generic`); `optimized` is the default entry point (`Linear::run`, …), which \
          uses `core_attn::dsp` where the target has it. Instruction counts are exact and \
          repeatable; cycles are an estimate from a static timing model (the same Cortex-M4 \
-         model for every core: for the other cores read them as \"M4-equivalent cycles\").\n\n",
+         model for every core: for the other cores read them as \"M4-equivalent cycles\"). \
+         `check (not timed)` rows are the firmware's randomized on-device variant check (a \
+         `check` line, no region): seeded random linear layers (any width up to 200, up to 70 \
+         outputs and 5 tokens, weights at any byte alignment, requantization and zero points \
+         also outside the fast paths' ranges), `Linear::run` against `Linear::run_generic` \
+         byte for byte; MACs = their total.\n\n",
     );
     md.push_str(qemu_insn_count::timing::MODEL_TABLE);
     md.push('\n');
@@ -1183,6 +1226,19 @@ fn main() {
              |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         );
         for r in &cr.rows {
+            if r.untimed {
+                writeln!(
+                    md,
+                    "| {} | {} | {} | – | {} | – | – | – | – | – | – | – | – | – | {} |",
+                    r.kernel,
+                    r.shape,
+                    r.variant,
+                    r.macs,
+                    if r.matched { "yes" } else { "**NO**" }
+                )
+                .unwrap();
+                continue;
+            }
             writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",

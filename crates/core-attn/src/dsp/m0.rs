@@ -30,8 +30,10 @@
 //! [`CHUNK`] rows, reading the biases from and writing the sums to an `i32` scratch (Thumb-1
 //! `asm!` takes high registers only as clobbers, so they cannot be operands); the next block's
 //! row bases are derived from the current ones, so the only state kept across blocks is the
-//! scratch pointer (`r12`) and its end (`lr`). Layers whose input width is not a multiple of 8
-//! use [`super::linear_portable`].
+//! scratch pointer (`r12`) and its end (`lr`). Widths that are not a multiple of 8 enter the
+//! loops part-way (Duff's device: a computed `ADD PC` per block, `pass_asm`'s steps being
+//! 28 bytes and `pass2_asm`'s pair steps 46), an odd width running its first input alone in
+//! the 2-token kernel; a 2-token pass needs at least 2 inputs.
 //!
 //! # Requantization
 //! The 32-bit form of [`Requant::apply`] used by [`super::RowRequant`] (right shift 33..=62) with
@@ -60,8 +62,8 @@ const CHUNK: usize = 32;
 /// Largest input width of the 2-token kernel (size of the packed-input scratch).
 const MAX_PACK: usize = 128;
 
-/// Inputs per iteration of the `asm!` loops; layers of other widths use
-/// [`super::linear_portable`].
+/// Inputs per iteration of the `asm!` loops (other widths enter them part-way).
+#[cfg_attr(not(all(target_arch = "arm", core_attn_v6m)), allow(dead_code))]
 const UNROLL: usize = 8;
 
 /// High word of the signed 64-bit product `a · b` (`(a as i64 * b as i64) >> 32`) from four
@@ -136,9 +138,9 @@ struct Kernels {
 }
 
 /// Does the 2-token kernel take widths of `inf` inputs (a packed input that fits the
-/// scratch)?
+/// scratch, and at least one input pair)?
 fn pairs_ok(inf: usize) -> bool {
-    inf <= MAX_PACK
+    (2..=MAX_PACK).contains(&inf)
 }
 
 /// Pack two tokens' inputs for [`Pass2`]: `−(x0 + 2^16·x1)`, wrapping.
@@ -149,8 +151,9 @@ fn pack(x0: &[i8], x1: &[i8], xp: &mut [i32]) {
 }
 
 /// The blocked linear layer with the given kernels. `false` (nothing written) if the output
-/// zero point is outside `−128..=127`.
-#[inline(never)]
+/// zero point is outside `−128..=127`. Inlined into each caller, so that its kernels (a
+/// constant there) are called directly.
+#[inline(always)]
 fn run(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize, k: &Kernels) -> bool {
     let (inf, outf) = (l.in_features, l.out_features);
     let zp = l.output_zero_point;
@@ -227,15 +230,22 @@ fn tail_rows(l: &Linear<'_>, x: &[i8], y: &mut [i8], from: usize, c: i32) {
 /// hold negated sums from `−bias`.
 fn pass2_portable(xp: &[i32], w: &[i8], acc: &mut [i32; 2 * CHUNK], k: usize) {
     let n = xp.len();
+    // An odd width starts with one input alone (partial sums in [−16384, 16384]).
+    let odd = n % 2;
     for r in (0..k).step_by(2) {
         let (w0, w1) = (&w[r * n..(r + 1) * n], &w[(r + 1) * n..(r + 2) * n]);
         let (b0, b1) = (acc[r].wrapping_neg(), acc[r + 1].wrapping_neg());
         let mut a = [b0, b0, b1, b1];
         for i in (0..n).step_by(2) {
             for (j, wr) in [w0, w1].into_iter().enumerate() {
-                let s = (wr[i] as i32)
-                    .wrapping_mul(xp[i])
-                    .wrapping_add((wr[i + 1] as i32).wrapping_mul(xp[i + 1]));
+                let s = if odd == 1 && i == 0 {
+                    (wr[0] as i32).wrapping_mul(xp[0])
+                } else {
+                    let i = i - odd;
+                    (wr[i] as i32)
+                        .wrapping_mul(xp[i])
+                        .wrapping_add((wr[i + 1] as i32).wrapping_mul(xp[i + 1]))
+                };
                 let lo = s as i16 as i32;
                 let hi = s.wrapping_sub(lo) >> 16;
                 a[2 * j] = a[2 * j].wrapping_add(lo);
@@ -270,41 +280,56 @@ fn pass_portable(x: &[i8], w: &[i8], acc: &mut [i32]) {
 /// otherwise, the same requantization) with the dot products in plain Rust: runnable on any
 /// host, so that `tests/variants.rs` checks the blocking, the packed arithmetic and the
 /// requantization of the `asm!` path. Returns `false` (doing nothing) for the layers the device
-/// kernel leaves to [`super::linear_portable`]: input widths that are not a multiple of 8, or an
-/// output zero point outside `−128..=127`.
+/// kernel leaves to [`super::linear_portable`]: an output zero point outside `−128..=127`.
+#[inline(never)]
 pub fn linear_m0_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
     let k = Kernels {
         pass: pass_portable,
         pass2: pass2_portable,
         rq: requant_chunk,
     };
-    l.in_features % UNROLL == 0 && run(l, input, output, rows, &k)
+    run(l, input, output, rows, &k)
 }
 
 /// The Armv6-M linear kernel (shapes checked by the caller); `false` if it does not handle
-/// the layer (input width not a multiple of 8, output zero point outside `−128..=127`).
+/// the layer (output zero point outside `−128..=127`).
 #[cfg(all(target_arch = "arm", core_attn_v6m))]
 pub(super) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+    // Multiples of 8 inputs: the loops as they are; other widths enter them part-way.
+    if l.in_features % UNROLL == 0 {
+        run_asm::<false>(l, input, output, rows)
+    } else {
+        run_asm::<true>(l, input, output, rows)
+    }
+}
+
+/// [`run`] with the `asm!` kernels.
+#[cfg(all(target_arch = "arm", core_attn_v6m))]
+#[inline(never)]
+fn run_asm<const DUFF: bool>(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
     let k = Kernels {
-        pass: pass_asm,
-        pass2: pass2_asm,
+        pass: pass_asm::<DUFF>,
+        pass2: pass2_asm::<DUFF>,
         rq: requant_asm,
     };
-    l.in_features % UNROLL == 0 && run(l, input, output, rows, &k)
+    run(l, input, output, rows, &k)
 }
 
 /// The chunk kernel in `asm!` (see the module docs); `x.len()` a nonzero multiple of
-/// [`UNROLL`].
+/// [`UNROLL`], or with `DUFF` any nonzero width: each block then enters the 8-input loop at
+/// step `(8 − inf mod 8) mod 8` (a computed `ADD PC`; every step is 14 16-bit instructions),
+/// so that the first iteration runs the `inf mod 8` odd inputs.
 #[cfg(all(target_arch = "arm", core_attn_v6m))]
-fn pass_asm(x: &[i8], w: &[i8], acc: &mut [i32]) {
+fn pass_asm<const DUFF: bool>(x: &[i8], w: &[i8], acc: &mut [i32]) {
     use core::arch::asm;
     let inf = x.len();
-    // What the asm relies on: whole blocks of 4 rows, all their weights, whole 8-input steps.
+    // What the asm relies on: whole blocks of 4 rows, all their weights, whole 8-input steps
+    // (any number of inputs with DUFF).
     assert!(
         !acc.is_empty()
             && acc.len() % ROWS == 0
             && w.len() >= acc.len() * inf
-            && inf % UNROLL == 0
+            && (DUFF || inf % UNROLL == 0)
             && inf > 0
     );
     let range = acc.as_mut_ptr_range();
@@ -341,6 +366,15 @@ fn pass_asm(x: &[i8], w: &[i8], acc: &mut [i32]) {
             "push {{r6, r7}}",
             "mov r12, r0",
             "mov lr, r1",
+            // DUFF: [sp] = byte offset of the first step run, 28·((−inf) mod 8).
+            ".if {duff}",
+            "rsbs r2, r5, #0",
+            "movs r6, #7",
+            "ands r2, r6",
+            "movs r6, #28",
+            "muls r2, r6, r2",
+            "push {{r2}}",
+            ".endif",
             "2:",
             // Block start: r0 = acc of this block, r4 = row 0 base, r5 = inf.
             "ldm r0!, {{r1, r2, r6, r7}}",
@@ -354,6 +388,11 @@ fn pass_asm(x: &[i8], w: &[i8], acc: &mut [i32]) {
             "adds r6, r4, r6",
             "adds r7, r4, r7",
             "adds r5, r4, r5",
+            ".if {duff}",
+            "ldr r0, [sp]",
+            "add pc, r0",
+            "nop",
+            ".endif",
             "3:",
             // Written out rather than `.rept`: LLVM sizes inline asm by its lines when it
             // relaxes branches around it.
@@ -380,7 +419,11 @@ fn pass_asm(x: &[i8], w: &[i8], acc: &mut [i32]) {
             "beq 4f",
             "b 2b",
             "4:",
+            ".if {duff}",
+            "add sp, #4",
+            ".endif",
             "pop {{r6, r7}}",
+            duff = const DUFF as u32,
             inout("r0") range.start => _,
             inout("r1") range.end => _,
             out("r2") _,
@@ -481,15 +524,26 @@ fn requant_asm(acc: &[i32], m: &[i32], s: &[i8], y: &mut [i8], c: i32, zero_poin
 }
 
 /// The 2-token kernel in `asm!` (see [`Pass2`], [`pass2_portable`] and the module docs);
-/// `xp.len()` a nonzero multiple of [`UNROLL`].
+/// `xp.len()` a nonzero multiple of [`UNROLL`], or with `DUFF` any width ≥ 2: each block then
+/// runs one input alone first when the width is odd (skipped by a computed `ADD PC`
+/// otherwise), and enters the loop of 4 input pairs at pair `(4 − ⌊inf/2⌋ mod 4) mod 4` (every
+/// pair step is 23 16-bit instructions).
 #[cfg(all(target_arch = "arm", core_attn_v6m))]
-fn pass2_asm(xp: &[i32], w: &[i8], acc: &mut [i32; 2 * CHUNK], k: usize) {
+fn pass2_asm<const DUFF: bool>(xp: &[i32], w: &[i8], acc: &mut [i32; 2 * CHUNK], k: usize) {
     use core::arch::asm;
     let inf = xp.len();
     // What the asm relies on: whole blocks of 2 rows within the chunk, all their weights,
-    // whole 8-input steps.
+    // whole 8-input steps (with DUFF, at least one input pair).
     assert!(
-        k > 0 && k % 2 == 0 && k <= CHUNK && inf > 0 && inf % UNROLL == 0 && w.len() >= k * inf
+        k > 0
+            && k % 2 == 0
+            && k <= CHUNK
+            && (if DUFF {
+                inf >= 2
+            } else {
+                inf > 0 && inf % UNROLL == 0
+            })
+            && w.len() >= k * inf
     );
     let a = acc.as_mut_ptr();
     // Two inputs (a packed word each) for 2 rows: 4 products in 4 `MULS`, unpacked to 8 MACs.
@@ -535,6 +589,22 @@ fn pass2_asm(xp: &[i32], w: &[i8], acc: &mut [i32; 2 * CHUNK], k: usize) {
             "mov r12, r2",
             "mov lr, r1",
             "mov r6, r2",
+            // DUFF: [sp] = 0 for an odd width (run the lone input), else 32 (its size);
+            // [sp, #4] = byte offset of the first pair step run, 46·((−⌊inf/2⌋) mod 4).
+            ".if {duff}",
+            "rsbs r1, r3, #0",
+            "lsrs r2, r1, #1",
+            "rsbs r2, r2, #0",
+            "movs r7, #3",
+            "ands r2, r7",
+            "movs r7, #46",
+            "muls r2, r7, r2",
+            "movs r7, #1",
+            "ands r1, r7",
+            "eors r1, r7",
+            "lsls r1, r1, #5",
+            "push {{r1, r2}}",
+            ".endif",
             "2:",
             // Block start (r6 = acc of this block): −bias of both rows, for both tokens.
             "ldr r1, [r6]",
@@ -545,6 +615,31 @@ fn pass2_asm(xp: &[i32], w: &[i8], acc: &mut [i32; 2 * CHUNK], k: usize) {
             "rsbs r1, r1, #0",
             "mov r10, r1",
             "mov r11, r1",
+            ".if {duff}",
+            "ldr r1, [sp]",
+            "add pc, r1",
+            "nop",
+            // The lone first input of an odd width: one packed word, 2 products.
+            "ldm r0!, {{r1}}",
+            "ldrsb r6, [r4, r3]",
+            "muls r6, r1, r6",
+            "ldrsb r7, [r5, r3]",
+            "muls r7, r1, r7",
+            "adds r3, #1",
+            "sxth r1, r6",
+            "subs r6, r6, r1",
+            "asrs r6, r6, #16",
+            "add r8, r1",
+            "add r9, r6",
+            "sxth r1, r7",
+            "subs r7, r7, r1",
+            "asrs r7, r7, #16",
+            "add r10, r1",
+            "add r11, r7",
+            "ldr r1, [sp, #4]",
+            "add pc, r1",
+            "nop",
+            ".endif",
             "3:",
             pair!(),
             pair!(),
@@ -577,7 +672,11 @@ fn pass2_asm(xp: &[i32], w: &[i8], acc: &mut [i32; 2 * CHUNK], k: usize) {
             "beq 4f",
             "b 2b",
             "4:",
+            ".if {duff}",
+            "add sp, #8",
+            ".endif",
             "pop {{r6, r7}}",
+            duff = const DUFF as u32,
             bofs = const 4 * CHUNK - 8,
             inout("r0") xp.as_ptr() => _,
             inout("r1") a.wrapping_add(k) => _,
