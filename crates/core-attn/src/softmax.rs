@@ -124,6 +124,18 @@ pub fn softmax_scores_in_place(
     exp: ExpTable<'_>,
 ) -> Result<(), Error> {
     check_row_len(buf.len())?;
+    #[cfg(core_attn_dsp)]
+    if let Some(p) = quick_exp_loop(diff_to_index, &exp) {
+        // Maximum and exponentials in one `asm!` block.
+        let sum = crate::dsp::softmax::softmax_exp_i32(buf, &p);
+        let sum = if sum & (1 << 31) == 0 {
+            sum
+        } else {
+            fix_marked_requant(buf, sum, diff_to_index, &exp)
+        };
+        scale_in_place(buf, sum);
+        return Ok(());
+    }
     let Some(ix) = ExpIndex::new(diff_to_index) else {
         return softmax_scores_in_place_generic(buf, diff_to_index, exp);
     };
@@ -131,6 +143,51 @@ pub fn softmax_scores_in_place(
     let sum = ix.exp_pass::<false>(buf, max, &exp);
     scale_in_place(buf, sum);
     Ok(())
+}
+
+/// The `asm!` exponential pass's parameters straight from a [`Requant`] in the usual range
+/// (about 20 instructions instead of [`ExpIndex::new`]'s general case): multiplier `≥ 2^17`,
+/// right shift `r ≤ 32` and `a = r − 1 − k ∈ 0..=14` (`k = bits(m) − 16`, so that
+/// `X / 2^k = 131069 · 2^a` fits 32 bits). The bracket is [`ExpIndex::new`]'s (`mt ≥ 2^15`):
+/// `t_lo = ⌊131069·2^a / (mt + 1)⌋ ≤ ⌈X/m⌉ ≤ t_lo + 4 + ⌊t_lo / 2^14⌋ = t_hi`, and
+/// `t_lo ≤ X/m < 2^(r−1)` (`m ≥ 2^17`), the guard of the single-word index.
+#[cfg(core_attn_dsp)]
+#[inline(always)]
+fn quick_exp_loop<'t>(r: Requant, exp: &ExpTable<'t>) -> Option<crate::dsp::softmax::ExpLoop<'t>> {
+    let m = r.multiplier;
+    // sh = 32 − r, r = 31 − shift.
+    let sh = r.shift as i32 + 1;
+    if m < 1 << 17 || !(0..=31).contains(&sh) {
+        return None;
+    }
+    let k = 16 - m.leading_zeros();
+    let a = 31 - sh - k as i32;
+    if !(0..=14).contains(&a) {
+        return None;
+    }
+    let mt = (m as u32) >> k;
+    let t_lo = (131069u32 << a) / (mt + 1);
+    Some(crate::dsp::softmax::ExpLoop {
+        t_lo,
+        sh: sh as u32,
+        m,
+        hi: exp.hi,
+        lo: exp.lo,
+        t_hi: t_lo + 4 + (t_lo >> 14),
+        max: 0,
+    })
+}
+
+/// [`ExpIndex::fix_marked`] for [`quick_exp_loop`]'s pass (rare: a difference within a few
+/// steps of the saturation threshold).
+#[cfg(core_attn_dsp)]
+#[cold]
+#[inline(never)]
+fn fix_marked_requant(buf: &mut [i32], sum: u32, r: Requant, exp: &ExpTable<'_>) -> u32 {
+    match ExpIndex::new(r) {
+        Some(ix) => ix.fix_marked(buf, sum, exp),
+        None => unreachable!("quick_exp_loop accepted the requantization"),
+    }
 }
 
 /// Largest element of a non-empty row (4 at a time: fewer loop branches).
@@ -157,10 +214,9 @@ pub(crate) fn scale_in_place(buf: &mut [i32], sum: u32) {
     match u32::try_from(recip) {
         Ok(r32) => {
             #[cfg(core_attn_dsp)]
-            let tail = crate::dsp::softmax::scale_i32(buf, r32);
+            crate::dsp::softmax::scale_i32(buf, r32);
             #[cfg(not(core_attn_dsp))]
-            let tail = 0;
-            for x in &mut buf[tail..] {
+            for x in buf.iter_mut() {
                 *x = probability32(*x as u32, r32) as i32;
             }
         }
@@ -335,33 +391,57 @@ impl ExpIndex {
         if self.right <= 32 {
             #[cfg(core_attn_dsp)]
             {
-                let p = crate::dsp::softmax::ExpLoop {
-                    max,
-                    t_lo: self.t_lo,
-                    t_hi: self.t_hi,
-                    sh: self.sh,
-                    m: self.m,
-                    hi: exp.hi,
-                    lo: exp.lo,
-                };
-                let sum = crate::dsp::softmax::exp_pass_i32(buf, &p);
-                if sum & (1 << 31) == 0 {
-                    return sum;
-                }
-                // Differences between the two bounds, left as `d | 2^31`.
-                let mut sum = sum & !(1 << 31);
-                for x in buf.iter_mut().filter(|x| **x < 0) {
-                    let e = self.slow((*x as u32) & !(1 << 31), exp);
-                    *x = e as i32;
-                    sum += e;
-                }
-                return sum;
+                let sum = crate::dsp::softmax::exp_pass_i32(buf, &self.exp_loop(max, exp));
+                return self.fix_marked(buf, sum, exp);
             }
             #[allow(unreachable_code)]
             self.exp_pass_mode::<false, NONNEG>(buf, max, exp)
         } else {
             self.exp_pass_mode::<true, NONNEG>(buf, max, exp)
         }
+    }
+
+    /// The `asm!` pass's parameters (fast range, right shift `≤ 32`).
+    #[cfg(core_attn_dsp)]
+    #[inline(always)]
+    pub(crate) fn exp_loop<'t>(
+        &self,
+        max: i32,
+        exp: &ExpTable<'t>,
+    ) -> crate::dsp::softmax::ExpLoop<'t> {
+        crate::dsp::softmax::ExpLoop {
+            t_lo: self.t_lo,
+            sh: self.sh,
+            m: self.m,
+            hi: exp.hi,
+            lo: exp.lo,
+            t_hi: self.t_hi,
+            max,
+        }
+    }
+
+    /// After an `asm!` exponential pass: bit 31 of `sum` set means some elements (differences
+    /// between the two bounds) were left as `d | 2^31`; compute those exactly.
+    #[cfg(core_attn_dsp)]
+    #[inline(always)]
+    pub(crate) fn fix_marked(&self, buf: &mut [i32], sum: u32, exp: &ExpTable<'_>) -> u32 {
+        if sum & (1 << 31) == 0 {
+            return sum;
+        }
+        self.fix_marked_cold(buf, sum, exp)
+    }
+
+    #[cfg(core_attn_dsp)]
+    #[cold]
+    #[inline(never)]
+    fn fix_marked_cold(&self, buf: &mut [i32], sum: u32, exp: &ExpTable<'_>) -> u32 {
+        let mut sum = sum & !(1 << 31);
+        for x in buf.iter_mut().filter(|x| **x < 0) {
+            let e = self.slow((*x as u32) & !(1 << 31), exp);
+            *x = e as i32;
+            sum += e;
+        }
+        sum
     }
 
     #[inline(always)]
@@ -567,6 +647,19 @@ pub fn softmax_i8(
 ) -> Result<(), Error> {
     check_len("softmax output", input.len(), probs.len())?;
     check_row_len(input.len())?;
+    #[cfg(core_attn_dsp)]
+    if let Some(mut p) = quick_exp_loop(diff_to_index, &exp) {
+        refine_i8(&mut p);
+        p.max = max_i8(input) as i32;
+        let sum = crate::dsp::softmax::exp_pass_i8(input, probs, &p);
+        let sum = if sum & (1 << 31) == 0 {
+            sum
+        } else {
+            fix_marked_i8(input, probs, sum, p.max, diff_to_index, &exp)
+        };
+        scale_u16(probs, sum);
+        return Ok(());
+    }
     // Int8 differences are dense in 0..=255: make the threshold exact (a step or two) rather
     // than fix up elements between the bounds.
     let Some(ix) = ExpIndex::new(diff_to_index).map(ExpIndex::refined) else {
@@ -578,16 +671,7 @@ pub fn softmax_i8(
     let sum = if ix.right <= 32 {
         #[cfg(core_attn_dsp)]
         {
-            let p = crate::dsp::softmax::ExpLoop {
-                max,
-                t_lo: ix.t_lo,
-                t_hi: ix.t_hi,
-                sh: ix.sh,
-                m: ix.m,
-                hi: exp.hi,
-                lo: exp.lo,
-            };
-            let sum = crate::dsp::softmax::exp_pass_i8(input, probs, &p);
+            let sum = crate::dsp::softmax::exp_pass_i8(input, probs, &ix.exp_loop(max, &exp));
             if sum & (1 << 31) == 0 {
                 sum
             } else {
@@ -606,6 +690,13 @@ pub fn softmax_i8(
     } else {
         i8_exp_pass::<true>(&ix, input, max, &exp, probs)
     };
+    scale_u16(probs, sum);
+    Ok(())
+}
+
+/// `probs[j] ← probability(probs[j], round(2^47 / sum))`.
+#[inline(always)]
+fn scale_u16(probs: &mut [u16], sum: u32) {
     let recip = reciprocal_fast(sum);
     match u32::try_from(recip) {
         Ok(r32) => {
@@ -619,7 +710,48 @@ pub fn softmax_i8(
             }
         }
     }
-    Ok(())
+}
+
+/// Make [`quick_exp_loop`]'s bracket exact for an int8 row (differences `0..=255`, dense: a
+/// marked element would be common): nothing to do when `t_lo ≥ 256` (no difference reaches
+/// it); else step `t_lo` up to the first difference whose single-word index (exact below the
+/// guard `2^(r−1)`) is 65535 — at most `t_hi − t_lo ≤ 4` steps.
+#[cfg(core_attn_dsp)]
+#[inline(always)]
+fn refine_i8(p: &mut crate::dsp::softmax::ExpLoop<'_>) {
+    if p.t_lo >= 256 || p.t_hi > 1 << (31 - p.sh) {
+        return;
+    }
+    let index = |d: u32| ((((d << p.sh) as i32 as i64) * p.m as i64 + (1 << 31)) >> 32) as u32;
+    while p.t_lo < p.t_hi && index(p.t_lo) < MAX_INDEX as u32 {
+        p.t_lo += 1;
+    }
+    p.t_hi = p.t_lo;
+}
+
+/// The elements [`crate::dsp::softmax::exp_pass_i8`] marked (`0xffff`: a difference between
+/// the bounds), computed exactly.
+#[cfg(core_attn_dsp)]
+#[cold]
+#[inline(never)]
+fn fix_marked_i8(
+    input: &[i8],
+    probs: &mut [u16],
+    sum: u32,
+    max: i32,
+    r: Requant,
+    exp: &ExpTable<'_>,
+) -> u32 {
+    let Some(ix) = ExpIndex::new(r) else {
+        unreachable!("quick_exp_loop accepted the requantization")
+    };
+    let mut sum = sum & !(1 << 31);
+    for (e, &x) in probs.iter_mut().zip(input).filter(|(e, _)| **e == 0xffff) {
+        let v = ix.slow((max - x as i32) as u32, exp);
+        *e = v as u16;
+        sum += v;
+    }
+    sum
 }
 
 /// Largest element of a non-empty int8 row.

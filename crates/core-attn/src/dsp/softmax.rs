@@ -44,17 +44,115 @@ pub(crate) fn sxtb16_ror8(x: u32) -> u32 {
     }
 }
 
-/// Parameters of the `asm!` exponential pass (the fast range of
-/// [`crate::softmax::ExpIndex`] with right shift `≤ 32`).
 #[cfg(core_attn_dsp)]
+/// One element: fast path inline, `$slow` out of line, continuing at `$cont`.
+macro_rules! body {
+    ($slow:literal, $cont:literal) => {
+        concat!(
+            "ldr r12, [r0], #4\n",
+            "sub r12, r2, r12\n",
+            "cmp r12, r3\n",
+            "bhs ",
+            $slow,
+            "f\n",
+            "lsl r12, r12, r4\n",
+            "smmulr r12, r12, r5\n",
+            "lsr r11, r12, #8\n",
+            "uxtb r12, r12\n",
+            "ldrh r11, [r8, r11, lsl #1]\n",
+            "ldrh r12, [r9, r12, lsl #1]\n",
+            "mla r11, r11, r12, lr\n",
+            "lsr r11, r11, #16\n",
+            $cont,
+            ":\n",
+            "str r11, [r0, #-4]\n",
+            "add r10, r10, r11\n",
+        )
+    };
+}
+#[cfg(core_attn_dsp)]
+/// The slow path of one element: wrapped difference → index 0; `d ≥ t_hi` → 0; between
+/// the bounds → marked, resuming at `$next` (the next element) without adding to the sum.
+macro_rules! slow {
+    ($slow:literal, $cont:literal, $next:literal, $wrap:literal, $thi:literal) => {
+        concat!(
+            $slow,
+            ":\n",
+            "cmp r12, #0\n",
+            "blt ",
+            $wrap,
+            "f\n",
+            $thi,
+            "cmp r12, r11\n",
+            "movw r11, #0\n",
+            "bhs ",
+            $cont,
+            "b\n",
+            "orr r12, r12, #0x80000000\n",
+            "str r12, [r0, #-4]\n",
+            "orr r10, r10, #0x80000000\n",
+            "b ",
+            $next,
+            "b\n",
+            $wrap,
+            ":\n",
+            "ldrh r11, [r8]\n",
+            "ldrh r12, [r9]\n",
+            "mla r11, r11, r12, lr\n",
+            "lsr r11, r11, #16\n",
+            "b ",
+            $cont,
+            "b\n",
+        )
+    };
+}
+
+#[cfg(core_attn_dsp)]
+/// The exponential loop over `r0..r1` (registers as in [`exp_pass_i32`]; `$thi` loads `t_hi`
+/// into `r11`), unrolled four times and entered by `len % 4`; ends at local label `9`.
+macro_rules! exp_loop {
+    ($thi:literal) => {
+        concat!(
+            "mov lr, #32768\n",
+            // Four elements per iteration; `len % 4 = 3, 2, 1` enter at the second, third,
+            // fourth.
+            "sub r12, r1, r0\n",
+            "and r12, r12, #12\n",
+            "cmp r12, #8\n",
+            "beq 22f\n",
+            "bhi 21f\n",
+            "cmp r12, #4\n",
+            "beq 23f\n",
+            "20:\n",
+            body!("40", "30"),
+            "21:\n",
+            body!("41", "31"),
+            "22:\n",
+            body!("42", "32"),
+            "23:\n",
+            body!("43", "33"),
+            "24:\n",
+            "cmp r0, r1\n",
+            "bne 20b\n",
+            "b 9f\n",
+            slow!("40", "30", "21", "50", $thi),
+            slow!("41", "31", "22", "51", $thi),
+            slow!("42", "32", "23", "52", $thi),
+            slow!("43", "33", "24", "53", $thi),
+        )
+    };
+}
+
+/// Parameters of the `asm!` exponential pass (the fast range of
+/// [`crate::softmax::ExpIndex`] with right shift `≤ 32`). `repr(C)`: [`softmax_exp_i32`] loads
+/// the first five fields with one `LDM` (`t_lo`, `sh`, `m`, `hi`, `lo` at offsets 0..20) and
+/// `t_hi` from offset 20.
+#[cfg(core_attn_dsp)]
+#[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ExpLoop<'t> {
-    /// Row maximum.
-    pub max: i32,
     /// Differences `d < t_lo` take the fast path.
     pub t_lo: u32,
-    /// Differences `d ≥ t_hi` give 0; `t_lo ≤ d < t_hi` are marked for the caller.
-    pub t_hi: u32,
     /// Left shift `32 − r`.
     pub sh: u32,
     /// Multiplier (`≥ 0`).
@@ -63,6 +161,114 @@ pub(crate) struct ExpLoop<'t> {
     pub hi: &'t [u16; 256],
     /// `exp` table, low part.
     pub lo: &'t [u16; 256],
+    /// Differences `d ≥ t_hi` give 0; `t_lo ≤ d < t_hi` are marked for the caller.
+    pub t_hi: u32,
+    /// Row maximum (not read by [`softmax_exp_i32`], which finds it).
+    pub max: i32,
+}
+
+/// The row maximum and then [`exp_pass_i32`] in one `asm!` block (no register traffic between
+/// the passes). Maximum: the first element, then `(len − 1) % 4` single elements, one `LDM` of
+/// four if `(len − 1) % 8 ≥ 4`, then `LDM`s of eight, each element `cmp`/`it gt`/`movgt`;
+/// the parameters are then loaded from `p` with one `LDM`. Same results and marking as
+/// [`exp_pass_i32`] with `max` the row maximum (`p.max` is ignored).
+#[cfg(core_attn_dsp)]
+#[inline(always)]
+pub(crate) fn softmax_exp_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
+    assert!(!buf.is_empty());
+    let range = buf.as_mut_ptr_range();
+    let sum: u32;
+    // SAFETY: the maximum reads the words of `buf` (non-empty, asserted) with `lr` from the
+    // second word to the end: first `(len − 1) % 4` singles, then 4 if bit 4 of the byte count
+    // is set, then whole blocks of 8, which end exactly at `r1`. `p` points to a live `ExpLoop`
+    // (`repr(C)`: offsets 0..24 are `t_lo, sh, m, hi, lo, t_hi`). The exponential loop reads and
+    // writes `buf` as in `exp_pass_i32`. The pushed word is popped before the end; every written
+    // register is declared.
+    unsafe {
+        asm!(
+            "push {{r3}}",
+            "ldr r2, [r0]",
+            "add lr, r0, #4",
+            "sub r12, r1, lr",
+            "ands r11, r12, #12",
+            "beq 61f",
+            "add r11, lr, r11",
+            "60:",
+            "ldr r3, [lr], #4",
+            "cmp r3, r2",
+            "it gt",
+            "movgt r2, r3",
+            "cmp lr, r11",
+            "bne 60b",
+            "61:",
+            "tst r12, #16",
+            "beq 62f",
+            "ldm lr!, {{r3, r4, r5, r8}}",
+            "cmp r3, r2",
+            "it gt",
+            "movgt r2, r3",
+            "cmp r4, r2",
+            "it gt",
+            "movgt r2, r4",
+            "cmp r5, r2",
+            "it gt",
+            "movgt r2, r5",
+            "cmp r8, r2",
+            "it gt",
+            "movgt r2, r8",
+            "62:",
+            "cmp lr, r1",
+            "beq 64f",
+            "63:",
+            "ldm lr!, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
+            "cmp r3, r2",
+            "it gt",
+            "movgt r2, r3",
+            "cmp r4, r2",
+            "it gt",
+            "movgt r2, r4",
+            "cmp r5, r2",
+            "it gt",
+            "movgt r2, r5",
+            "cmp r8, r2",
+            "it gt",
+            "movgt r2, r8",
+            "cmp r9, r2",
+            "it gt",
+            "movgt r2, r9",
+            "cmp r10, r2",
+            "it gt",
+            "movgt r2, r10",
+            "cmp r11, r2",
+            "it gt",
+            "movgt r2, r11",
+            "cmp r12, r2",
+            "it gt",
+            "movgt r2, r12",
+            "cmp lr, r1",
+            "bne 63b",
+            "64:",
+            "ldr lr, [sp]",
+            "ldm lr, {{r3, r4, r5, r8, r9}}",
+            "mov r10, #0",
+            exp_loop!("ldr r11, [sp]\nldr r11, [r11, #20]\n"),
+            "9:",
+            "add sp, sp, #4",
+            inout("r0") range.start => _,
+            in("r1") range.end,
+            out("r2") _,
+            inout("r3") p as *const ExpLoop<'_> => _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") sum,
+            out("r11") _,
+            out("r12") _,
+            out("lr") _,
+        );
+    }
+    sum
 }
 
 /// `buf[j] ← exp(max − buf[j])` for the fast range, returning the sum of the exponentials
@@ -78,66 +284,6 @@ pub(crate) struct ExpLoop<'t> {
 pub(crate) fn exp_pass_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
     let range = buf.as_mut_ptr_range();
     let sum: u32;
-    /// One element: fast path inline, `$slow` out of line, continuing at `$cont`.
-    macro_rules! body {
-        ($slow:literal, $cont:literal) => {
-            concat!(
-                "ldr r12, [r0], #4\n",
-                "sub r12, r2, r12\n",
-                "cmp r12, r3\n",
-                "bhs ",
-                $slow,
-                "f\n",
-                "lsl r12, r12, r4\n",
-                "smmulr r12, r12, r5\n",
-                "lsr r11, r12, #8\n",
-                "uxtb r12, r12\n",
-                "ldrh r11, [r8, r11, lsl #1]\n",
-                "ldrh r12, [r9, r12, lsl #1]\n",
-                "mla r11, r11, r12, lr\n",
-                "lsr r11, r11, #16\n",
-                $cont,
-                ":\n",
-                "str r11, [r0, #-4]\n",
-                "add r10, r10, r11\n",
-            )
-        };
-    }
-    /// The slow path of one element: wrapped difference → index 0; `d ≥ t_hi` → 0; between
-    /// the bounds → marked, resuming at `$next` (the next element) without adding to the sum.
-    macro_rules! slow {
-        ($slow:literal, $cont:literal, $next:literal, $wrap:literal) => {
-            concat!(
-                $slow,
-                ":\n",
-                "cmp r12, #0\n",
-                "blt ",
-                $wrap,
-                "f\n",
-                "ldr r11, [sp]\n",
-                "cmp r12, r11\n",
-                "movw r11, #0\n",
-                "bhs ",
-                $cont,
-                "b\n",
-                "orr r12, r12, #0x80000000\n",
-                "str r12, [r0, #-4]\n",
-                "orr r10, r10, #0x80000000\n",
-                "b ",
-                $next,
-                "b\n",
-                $wrap,
-                ":\n",
-                "ldrh r11, [r8]\n",
-                "ldrh r12, [r9]\n",
-                "mla r11, r11, r12, lr\n",
-                "lsr r11, r11, #16\n",
-                "b ",
-                $cont,
-                "b\n",
-            )
-        };
-    }
     // SAFETY: reads and writes the words of `buf` (`r0` runs from its start to its end, `buf` is
     // non-empty: checked by the caller's `check_row_len`; the entry point is chosen by
     // `len % 4` so that the loop ends exactly at the end) and the two 256-entry tables at
@@ -146,32 +292,7 @@ pub(crate) fn exp_pass_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
     unsafe {
         asm!(
             "push {{r11}}",
-            "mov lr, #32768",
-            // Four elements per iteration; `len % 4 = 3, 2, 1` enter at the second, third,
-            // fourth.
-            "sub r12, r1, r0",
-            "and r12, r12, #12",
-            "cmp r12, #8",
-            "beq 22f",
-            "bhi 21f",
-            "cmp r12, #4",
-            "beq 23f",
-            "20:",
-            body!("40", "30"),
-            "21:",
-            body!("41", "31"),
-            "22:",
-            body!("42", "32"),
-            "23:",
-            body!("43", "33"),
-            "24:",
-            "cmp r0, r1",
-            "bne 20b",
-            "b 9f",
-            slow!("40", "30", "21", "50"),
-            slow!("41", "31", "22", "51"),
-            slow!("42", "32", "23", "52"),
-            slow!("43", "33", "24", "53"),
+            exp_loop!("ldr r11, [sp]\n"),
             "9:",
             "add sp, sp, #4",
             inout("r0") range.start => _,
@@ -191,85 +312,82 @@ pub(crate) fn exp_pass_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
     sum
 }
 
-/// `buf[j] ← (buf[j] · recip + 2^31) >> 32` (`UMULL` and the rounding carry as
-/// `add hi, hi, lo, lsr #31`), eight words per `LDM`/`STM`, then four; the last `len % 4` are
-/// done by the caller. Returns how many were done.
+/// `buf[j] ← (buf[j] · recip + 2^31) >> 32` for every element (`UMULL` and the rounding carry
+/// as `add hi, hi, lo, lsr #31`): first `len % 4` singles, then one `LDM`/`STM` of four if
+/// `len % 8 ≥ 4`, then `LDM`/`STM` of eight.
 #[cfg(core_attn_dsp)]
 #[inline(always)]
-pub(crate) fn scale_i32(buf: &mut [i32], recip: u32) -> usize {
-    let n8 = buf.len() & !7;
-    if n8 > 0 {
-        let range = buf[..n8].as_mut_ptr_range();
-        // SAFETY: `r0` walks `buf[..n8]` (a non-empty multiple of 8 words) with LDM/STM; every
-        // written register is declared.
-        unsafe {
-            asm!(
-                "2:",
-                "ldm r0, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
-                "umull lr, r3, r3, r2",
-                "add r3, r3, lr, lsr #31",
-                "umull lr, r4, r4, r2",
-                "add r4, r4, lr, lsr #31",
-                "umull lr, r5, r5, r2",
-                "add r5, r5, lr, lsr #31",
-                "umull lr, r8, r8, r2",
-                "add r8, r8, lr, lsr #31",
-                "umull lr, r9, r9, r2",
-                "add r9, r9, lr, lsr #31",
-                "umull lr, r10, r10, r2",
-                "add r10, r10, lr, lsr #31",
-                "umull lr, r11, r11, r2",
-                "add r11, r11, lr, lsr #31",
-                "umull lr, r12, r12, r2",
-                "add r12, r12, lr, lsr #31",
-                "stm r0!, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
-                "cmp r0, r1",
-                "bne 2b",
-                inout("r0") range.start => _,
-                in("r1") range.end,
-                in("r2") recip,
-                out("r3") _,
-                out("r4") _,
-                out("r5") _,
-                out("r8") _,
-                out("r9") _,
-                out("r10") _,
-                out("r11") _,
-                out("r12") _,
-                out("lr") _,
-                options(nostack),
-            );
-        }
+pub(crate) fn scale_i32(buf: &mut [i32], recip: u32) {
+    let range = buf.as_mut_ptr_range();
+    // SAFETY: `r0` walks `buf` (possibly empty) to its end: `len % 4` singles, then 4 if bit 4
+    // of the byte count is set, then whole blocks of 8 that end exactly at `r1`. Every written
+    // register is declared.
+    unsafe {
+        asm!(
+            "sub r12, r1, r0",
+            "ands r11, r12, #12",
+            "beq 2f",
+            "add r11, r0, r11",
+            "1:",
+            "ldr r3, [r0]",
+            "umull lr, r3, r3, r2",
+            "add r3, r3, lr, lsr #31",
+            "str r3, [r0], #4",
+            "cmp r0, r11",
+            "bne 1b",
+            "2:",
+            "tst r12, #16",
+            "beq 3f",
+            "ldm r0, {{r3, r4, r5, r8}}",
+            "umull lr, r3, r3, r2",
+            "add r3, r3, lr, lsr #31",
+            "umull lr, r4, r4, r2",
+            "add r4, r4, lr, lsr #31",
+            "umull lr, r5, r5, r2",
+            "add r5, r5, lr, lsr #31",
+            "umull lr, r8, r8, r2",
+            "add r8, r8, lr, lsr #31",
+            "stm r0!, {{r3, r4, r5, r8}}",
+            "3:",
+            "cmp r0, r1",
+            "beq 5f",
+            "4:",
+            "ldm r0, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
+            "umull lr, r3, r3, r2",
+            "add r3, r3, lr, lsr #31",
+            "umull lr, r4, r4, r2",
+            "add r4, r4, lr, lsr #31",
+            "umull lr, r5, r5, r2",
+            "add r5, r5, lr, lsr #31",
+            "umull lr, r8, r8, r2",
+            "add r8, r8, lr, lsr #31",
+            "umull lr, r9, r9, r2",
+            "add r9, r9, lr, lsr #31",
+            "umull lr, r10, r10, r2",
+            "add r10, r10, lr, lsr #31",
+            "umull lr, r11, r11, r2",
+            "add r11, r11, lr, lsr #31",
+            "umull lr, r12, r12, r2",
+            "add r12, r12, lr, lsr #31",
+            "stm r0!, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
+            "cmp r0, r1",
+            "bne 4b",
+            "5:",
+            inout("r0") range.start => _,
+            in("r1") range.end,
+            in("r2") recip,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            out("lr") _,
+            options(nostack),
+        );
     }
-    let mut done = n8;
-    if buf.len() - n8 >= 4 {
-        let p = buf[n8..n8 + 4].as_mut_ptr();
-        // SAFETY: four words of `buf` at `p`; every written register is declared.
-        unsafe {
-            asm!(
-                "ldm r0, {{r3, r4, r5, r8}}",
-                "umull r9, r3, r3, r2",
-                "add r3, r3, r9, lsr #31",
-                "umull r9, r4, r4, r2",
-                "add r4, r4, r9, lsr #31",
-                "umull r9, r5, r5, r2",
-                "add r5, r5, r9, lsr #31",
-                "umull r9, r8, r8, r2",
-                "add r8, r8, r9, lsr #31",
-                "stm r0, {{r3, r4, r5, r8}}",
-                in("r0") p,
-                in("r2") recip,
-                out("r3") _,
-                out("r4") _,
-                out("r5") _,
-                out("r8") _,
-                out("r9") _,
-                options(nostack),
-            );
-        }
-        done += 4;
-    }
-    done
 }
 
 /// Largest element of a non-empty row: the first element, then `LDM` of eight and
@@ -334,10 +452,64 @@ pub(crate) fn row_max_i32(buf: &[i32]) -> i32 {
     m
 }
 
+#[cfg(core_attn_dsp)]
+/// One int8 element of [`exp_pass_i8`]: fast path inline, `$slow` out of line, continuing at
+/// `$cont`.
+macro_rules! body_i8 {
+    ($slow:literal, $cont:literal) => {
+        concat!(
+            "ldrsb r12, [r0], #1\n",
+            "sub r12, r2, r12\n",
+            "cmp r12, r3\n",
+            "bhs ",
+            $slow,
+            "f\n",
+            "lsl r12, r12, r4\n",
+            "smmulr r12, r12, r5\n",
+            "lsr r11, r12, #8\n",
+            "uxtb r12, r12\n",
+            "ldrh r11, [r8, r11, lsl #1]\n",
+            "ldrh r12, [r9, r12, lsl #1]\n",
+            "mul r11, r11, r12\n",
+            "add r11, r11, #32768\n",
+            "lsr r11, r11, #16\n",
+            $cont,
+            ":\n",
+            "strh r11, [lr], #2\n",
+            "add r10, r10, r11\n",
+        )
+    };
+}
+
+#[cfg(core_attn_dsp)]
+/// The slow path of one int8 element: `d ≥ t_hi` → 0; between the bounds → `0xffff`, marked,
+/// resuming at `$next`.
+macro_rules! slow_i8 {
+    ($slow:literal, $cont:literal, $next:literal) => {
+        concat!(
+            $slow,
+            ":\n",
+            "ldr r11, [sp]\n",
+            "cmp r12, r11\n",
+            "movw r11, #0\n",
+            "bhs ",
+            $cont,
+            "b\n",
+            "movw r11, #0xffff\n",
+            "strh r11, [lr], #2\n",
+            "orr r10, r10, #0x80000000\n",
+            "b ",
+            $next,
+            "b\n",
+        )
+    };
+}
+
 /// [`exp_pass_i32`] for an int8 row (`d = max − x ≤ 255` never wraps) into `u16` exponentials:
 /// `ldrsb` in, `strh` out (the output pointer takes `lr`, so the rounding constant is an
-/// immediate `add`). An element with `t_lo ≤ d < t_hi` is left as `0xffff` (exponentials are
-/// `≤ 65534`) and bit 31 of the returned sum is set.
+/// immediate `add`), unrolled four times and entered by `len % 4`. An element with
+/// `t_lo ≤ d < t_hi` is left as `0xffff` (exponentials are `≤ 65534`) and bit 31 of the
+/// returned sum is set.
 #[cfg(core_attn_dsp)]
 #[inline(always)]
 pub(crate) fn exp_pass_i8(input: &[i8], out: &mut [u16], p: &ExpLoop<'_>) -> u32 {
@@ -345,41 +517,35 @@ pub(crate) fn exp_pass_i8(input: &[i8], out: &mut [u16], p: &ExpLoop<'_>) -> u32
     let range = input.as_ptr_range();
     let sum: u32;
     // SAFETY: reads the bytes of `input` (`r0` from its start to its end; non-empty: checked by
-    // the caller) and writes as many halfwords to `out` (same length, asserted); table reads
-    // as in `exp_pass_i32`. The pushed word is popped before the end.
+    // the caller; the entry point is chosen by `len % 4` so that the loop ends exactly at the
+    // end) and writes as many halfwords to `out` (same length, asserted); table reads as in
+    // `exp_pass_i32`. The pushed word is popped before the end.
     unsafe {
         asm!(
             "push {{r11}}",
-            "2:",
-            "ldrsb r12, [r0], #1",
-            "sub r12, r2, r12",
-            "cmp r12, r3",
-            "bhs 5f",
-            "lsl r12, r12, r4",
-            "smmulr r12, r12, r5",
-            "lsr r11, r12, #8",
-            "uxtb r12, r12",
-            "ldrh r11, [r8, r11, lsl #1]",
-            "ldrh r12, [r9, r12, lsl #1]",
-            "mul r11, r11, r12",
-            "add r11, r11, #32768",
-            "lsr r11, r11, #16",
-            "3:",
-            "strh r11, [lr], #2",
-            "add r10, r10, r11",
-            "4:",
+            "sub r12, r1, r0",
+            "and r12, r12, #3",
+            "cmp r12, #2",
+            "beq 22f",
+            "bhi 21f",
+            "cmp r12, #1",
+            "beq 23f",
+            "20:",
+            body_i8!("40", "30"),
+            "21:",
+            body_i8!("41", "31"),
+            "22:",
+            body_i8!("42", "32"),
+            "23:",
+            body_i8!("43", "33"),
+            "24:",
             "cmp r0, r1",
-            "bne 2b",
+            "bne 20b",
             "b 9f",
-            "5:",
-            "ldr r11, [sp]",
-            "cmp r12, r11",
-            "movw r11, #0",
-            "bhs 3b",
-            "movw r11, #0xffff",
-            "strh r11, [lr], #2",
-            "orr r10, r10, #0x80000000",
-            "b 4b",
+            slow_i8!("40", "30", "21"),
+            slow_i8!("41", "31", "22"),
+            slow_i8!("42", "32", "23"),
+            slow_i8!("43", "33", "24"),
             "9:",
             "add sp, sp, #4",
             inout("r0") range.start => _,
