@@ -588,6 +588,7 @@ fn scores_fixed<const DH: usize, const W: usize>(
 /// `acc[4g..4g+4] += p_2k·v[2k][c] + p_2k+1·v[2k+1][c]` for one key pair and the four columns
 /// of word `g` of both V rows: `SXTB16` ×4, the pairs `(v[2k][c], v[2k+1][c])` as halfword
 /// pairs (`PKHBT`/`PKHTB`), `SMLAD` ×4.
+#[cfg(not(core_attn_dsp))]
 #[inline(always)]
 fn wsum_word(p: u32, a: u32, b: u32, acc: &mut [i32]) {
     use crate::dsp::softmax::{smlad, sxtb16, sxtb16_ror8};
@@ -617,6 +618,24 @@ fn wsum_direct<const DH: usize>(
     zp: i32,
 ) {
     let mut acc = [0i32; DH];
+    #[cfg(core_attn_dsp)]
+    {
+        // Full key pairs in `asm!`, four columns at a time; an odd last key in Rust.
+        let full = nk / 2;
+        for g in 0..DH / 4 {
+            let a: &mut [i32; 4] = (&mut acc[4 * g..4 * g + 4]).try_into().expect("4");
+            crate::dsp::softmax::wsum_pairs4(&pp[..full], v, c0 + 4 * g, a);
+        }
+        if nk % 2 == 1 {
+            // Read as `SMLAD` reads it (0x8000 as −32768, fixed by `fix_big`).
+            let p = pp[full] as u16 as i16 as i32;
+            let r = &v.row(nk - 1)[c0..c0 + DH];
+            for (a, &x) in acc.iter_mut().zip(r) {
+                *a = a.wrapping_add(p * x as i32);
+            }
+        }
+    }
+    #[cfg(not(core_attn_dsp))]
     for (kp, &p) in pp.iter().enumerate() {
         let r0: &[i8; DH] = v.row(2 * kp)[c0..c0 + DH].try_into().expect("DH columns");
         let r1: &[i8; DH] = if 2 * kp + 1 < nk {
@@ -655,6 +674,22 @@ fn wsum_direct_any(
     let dh = oh.len();
     let mut acc = [0i32; PACK_MAX_HEAD_DIM];
     let acc = &mut acc[..dh];
+    #[cfg(core_attn_dsp)]
+    {
+        let full = nk / 2;
+        for (g, a) in acc.chunks_exact_mut(4).enumerate() {
+            let a: &mut [i32; 4] = a.try_into().expect("4");
+            crate::dsp::softmax::wsum_pairs4(&pp[..full], v, c0 + 4 * g, a);
+        }
+        if nk % 2 == 1 {
+            let p = pp[full] as u16 as i16 as i32;
+            let r = &v.row(nk - 1)[c0..c0 + dh];
+            for (a, &x) in acc.iter_mut().zip(r) {
+                *a = a.wrapping_add(p * x as i32);
+            }
+        }
+    }
+    #[cfg(not(core_attn_dsp))]
     for (kp, &p) in pp.iter().enumerate() {
         let r0 = &v.row(2 * kp)[c0..c0 + dh];
         let r1 = if 2 * kp + 1 < nk {

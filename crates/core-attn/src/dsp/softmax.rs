@@ -603,3 +603,70 @@ pub(crate) fn max_i8(input: &[i8]) -> i8 {
     }
     m
 }
+
+/// `acc[c] += Σ_k p_2k·v[2k][col + c] + p_2k+1·v[2k+1][col + c]` for `c < 4` over the key
+/// pairs `k < pp.len()` (`pp[k] = p_2k | p_2k+1 << 16`, each half read as a signed 16-bit
+/// value like `SMLAD` does), straight from the int8 rows of `v`: per key pair `ldr` (the
+/// probability pair), `ldr` ×2 (the two rows' 4 columns), `add` (two rows on), `sxtb16` ×4,
+/// `smlabb`/`smlabt`/`smlatb`/`smlatt` ×8 (one 16×16 MAC each, no repacking of V), loop — 18
+/// instructions per 8 MACs, the four accumulators in registers. Needs `2·pp.len() ≤ v.rows()`
+/// and `col + 4 ≤ v.width()` (checked: panics otherwise).
+#[cfg(core_attn_dsp)]
+#[inline(always)]
+pub(crate) fn wsum_pairs4(pp: &[i32], v: crate::tensor::Rows<'_>, col: usize, acc: &mut [i32; 4]) {
+    let n = pp.len();
+    if n == 0 {
+        return;
+    }
+    // Bounds: the first and the last row read (rows are `stride` apart in one slice, so
+    // every row in between is inside it too).
+    let first = v.row(0)[col..col + 4].as_ptr();
+    let last = v.row(2 * n - 1)[col..col + 4].as_ptr();
+    let stride = (v.row(1).as_ptr() as usize).wrapping_sub(v.row(0).as_ptr() as usize);
+    debug_assert_eq!(first as usize + (2 * n - 1) * stride, last as usize);
+    let range = pp.as_ptr_range();
+    let [mut a0, mut a1, mut a2, mut a3] = *acc;
+    // SAFETY: `r0` walks `pp` (non-empty) to its end, one word per iteration. `r2` starts at
+    // row 0, column `col` of `v` and moves two rows (`2·stride`) per iteration; the rows read,
+    // `0..2n`, are all inside `v`'s slice: row 0 and row `2n − 1` were bounds-checked above
+    // (columns `col..col + 4` included) and the rows between lie between them. Unaligned
+    // single `LDR`s are allowed on Armv7E-M / Armv8-M Mainline. Every written register is
+    // declared.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr r10, [r0], #4",
+            "ldr r11, [r2]",
+            "ldr r12, [r2, r3]",
+            "add r2, r2, r3, lsl #1",
+            "sxtb16 lr, r11",
+            "smlabb r4, r10, lr, r4",
+            "smlabt r8, r10, lr, r8",
+            "sxtb16 lr, r11, ror #8",
+            "smlabb r5, r10, lr, r5",
+            "smlabt r9, r10, lr, r9",
+            "sxtb16 lr, r12",
+            "smlatb r4, r10, lr, r4",
+            "smlatt r8, r10, lr, r8",
+            "sxtb16 lr, r12, ror #8",
+            "smlatb r5, r10, lr, r5",
+            "smlatt r9, r10, lr, r9",
+            "cmp r0, r1",
+            "bne 2b",
+            inout("r0") range.start => _,
+            in("r1") range.end,
+            inout("r2") first => _,
+            in("r3") stride,
+            inout("r4") a0,
+            inout("r5") a1,
+            inout("r8") a2,
+            inout("r9") a3,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            out("lr") _,
+            options(nostack, readonly),
+        );
+    }
+    *acc = [a0, a1, a2, a3];
+}
