@@ -401,11 +401,16 @@ impl<'a> Attention<'a> {
         }
         let qe = &qe[..dh / 2];
         let scores = &mut scratch[..visible];
-        let max = match dh {
-            8 => scores_fixed::<8, 4>(scores, k, c0, qe),
-            16 => scores_fixed::<16, 8>(scores, k, c0, qe),
-            24 => scores_fixed::<24, 12>(scores, k, c0, qe),
-            32 => scores_fixed::<32, 16>(scores, k, c0, qe),
+        #[cfg(core_attn_dsp)]
+        let fixed = crate::dsp::softmax::scores_row(qe, k, c0, scores);
+        #[cfg(not(core_attn_dsp))]
+        let fixed = None;
+        let max = match (fixed, dh) {
+            (Some(max), _) => max,
+            (_, 8) => scores_fixed::<8, 4>(scores, k, c0, qe),
+            (_, 16) => scores_fixed::<16, 8>(scores, k, c0, qe),
+            (_, 24) => scores_fixed::<24, 12>(scores, k, c0, qe),
+            (_, 32) => scores_fixed::<32, 16>(scores, k, c0, qe),
             _ => {
                 let mut max = i32::MIN;
                 for (j, s) in scores.iter_mut().enumerate() {

@@ -670,3 +670,166 @@ pub(crate) fn wsum_pairs4(pp: &[i32], v: crate::tensor::Rows<'_>, col: usize, ac
     }
     *acc = [a0, a1, a2, a3];
 }
+
+#[cfg(core_attn_dsp)]
+/// One 4-column word of a key row against the query's two extended words (`r2` + `$q`):
+/// `ldr`, `ldrd`, `sxtb16` ×2 and two dual MACs (`$op` for the first: `smuad` starts the sum).
+macro_rules! score_word {
+    (smuad, $k:literal, $q:literal) => {
+        concat!(
+            "ldr r12, [r0, #",
+            $k,
+            "]\n",
+            "ldrd r10, r11, [r2, #",
+            $q,
+            "]\n",
+            "sxtb16 lr, r12\n",
+            "smuad r4, r10, lr\n",
+            "sxtb16 lr, r12, ror #8\n",
+            "smlad r4, r11, lr, r4\n",
+        )
+    };
+    (smlad, $k:literal, $q:literal) => {
+        concat!(
+            "ldr r12, [r0, #",
+            $k,
+            "]\n",
+            "ldrd r10, r11, [r2, #",
+            $q,
+            "]\n",
+            "sxtb16 lr, r12\n",
+            "smlad r4, r10, lr, r4\n",
+            "sxtb16 lr, r12, ror #8\n",
+            "smlad r4, r11, lr, r4\n",
+        )
+    };
+}
+
+#[cfg(core_attn_dsp)]
+/// The key loop of [`scores_row`] for one head width (its words listed as `(key offset, query
+/// offset)` literals, fully unrolled).
+macro_rules! scores_loop {
+    ($first:expr, $end:expr, $qe:expr, $stride:expr, $out:expr, $max:ident,
+     ($k0:literal, $q0:literal) $(, ($k:literal, $q:literal))*) => {
+        // SAFETY: see `scores_row`.
+        unsafe {
+            asm!(
+                "2:",
+                score_word!(smuad, $k0, $q0),
+                $(score_word!(smlad, $k, $q),)*
+                "add r0, r0, r3",
+                "str r4, [r8], #4",
+                "cmp r4, r5",
+                "it gt",
+                "movgt r5, r4",
+                "cmp r8, r1",
+                "bne 2b",
+                inout("r0") $first => _,
+                in("r1") $end,
+                in("r2") $qe,
+                in("r3") $stride,
+                out("r4") _,
+                inout("r5") $max,
+                inout("r8") $out => _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                out("lr") _,
+                options(nostack),
+            );
+        }
+    };
+}
+
+/// Scores of one query head against the first `out.len()` keys of `k` (columns
+/// `c0..c0 + 2·qe.len()`), returning their maximum: `qe` is the query head extended once
+/// (`qe[2c] = sxtb16(word c)`, `qe[2c+1] = sxtb16(word c, ror 8)`). Per key, fully unrolled for
+/// head widths 8/16/24/32: per 4 columns `ldr` (key word), `ldrd` (the two query words),
+/// `sxtb16` ×2, `smuad`/`smlad` ×2; then `add` (next key), `str`, `cmp`/`it gt`/`movgt`
+/// (maximum), loop — `6·DH/4 + 7` instructions per key. `None` for other head widths.
+#[cfg(core_attn_dsp)]
+#[inline(always)]
+pub(crate) fn scores_row(
+    qe: &[u32],
+    k: crate::tensor::Rows<'_>,
+    c0: usize,
+    out: &mut [i32],
+) -> Option<i32> {
+    let dh = 2 * qe.len();
+    let n = out.len();
+    if n == 0 || !matches!(dh, 8 | 16 | 24 | 32) {
+        return None;
+    }
+    // Bounds: the first and last key rows read (every row between lies between them in the
+    // same slice, `stride` apart).
+    let first = k.row(0)[c0..c0 + dh].as_ptr();
+    let _last = &k.row(n - 1)[c0..c0 + dh];
+    let stride = if n > 1 {
+        (k.row(1).as_ptr() as usize).wrapping_sub(k.row(0).as_ptr() as usize)
+    } else {
+        0
+    };
+    let range = out.as_mut_ptr_range();
+    let qe = qe.as_ptr();
+    let mut max = i32::MIN;
+    // SAFETY (each `scores_loop!`): `r8` writes the words of `out` (non-empty) up to its end,
+    // one per key; `r0` reads `dh` bytes of key rows `0..n` (`stride` apart, the first and the
+    // last bounds-checked above, unaligned `LDR` allowed on Armv7E-M / Armv8-M Mainline);
+    // `r2` reads the `dh / 2` words of `qe` (`LDRD` at offsets `< 4·(dh / 2)`, word-aligned).
+    // Every written register is declared.
+    match dh {
+        8 => scores_loop!(
+            first,
+            range.end,
+            qe,
+            stride,
+            range.start,
+            max,
+            ("0", "0"),
+            ("4", "8")
+        ),
+        16 => scores_loop!(
+            first,
+            range.end,
+            qe,
+            stride,
+            range.start,
+            max,
+            ("0", "0"),
+            ("4", "8"),
+            ("8", "16"),
+            ("12", "24")
+        ),
+        24 => scores_loop!(
+            first,
+            range.end,
+            qe,
+            stride,
+            range.start,
+            max,
+            ("0", "0"),
+            ("4", "8"),
+            ("8", "16"),
+            ("12", "24"),
+            ("16", "32"),
+            ("20", "40")
+        ),
+        _ => scores_loop!(
+            first,
+            range.end,
+            qe,
+            stride,
+            range.start,
+            max,
+            ("0", "0"),
+            ("4", "8"),
+            ("8", "16"),
+            ("12", "24"),
+            ("16", "32"),
+            ("20", "40"),
+            ("24", "48"),
+            ("28", "56")
+        ),
+    }
+    Some(max)
+}
