@@ -252,7 +252,7 @@ impl<'a> Attention<'a> {
         nk: usize,
         ix: ExpIndex,
     ) {
-        use crate::dsp::softmax::{smlad, sxtb16, sxtb16_ror8};
+        use crate::dsp::softmax::{sxtb16, sxtb16_ror8};
         let (width, dh) = (self.width(), self.head_dim);
         let npk = nk.div_ceil(2);
         let out_rq = crate::dsp::RowRequant::new(self.output.multiplier, self.output.shift);
@@ -299,7 +299,11 @@ impl<'a> Attention<'a> {
                 for (g, o) in oh.chunks_exact_mut(4).enumerate() {
                     let vg = &vp[g * npk * 4..(g * npk + pairs) * 4];
                     let mut acc = [0i32; 4];
+                    #[cfg(core_attn_dsp)]
+                    crate::dsp::softmax::wsum_packed4(pp, vg, &mut acc);
+                    #[cfg(not(core_attn_dsp))]
                     for (&p, w) in pp.iter().zip(vg.chunks_exact(4)) {
+                        use crate::dsp::softmax::smlad;
                         let p = p as u32;
                         acc[0] = smlad(p, w[0], acc[0]);
                         acc[1] = smlad(p, w[1], acc[1]);

@@ -833,3 +833,48 @@ pub(crate) fn scores_row(
     }
     Some(max)
 }
+
+/// `acc[c] = SMLAD(pp[k], vg[4k + c], acc[c])` over the key pairs `k < pp.len()`: the packed-V
+/// weighted sum of [`crate::attention::Attention::run_packed`] for one column group — per key
+/// pair `ldr` (probability pair), `ldm` (four packed V words), `smlad` ×4, loop: 8 instructions
+/// per 8 MACs. Needs `vg.len() ≥ 4·pp.len()` (asserted).
+#[cfg(core_attn_dsp)]
+#[inline(always)]
+pub(crate) fn wsum_packed4(pp: &[i32], vg: &[u32], acc: &mut [i32; 4]) {
+    assert!(vg.len() >= 4 * pp.len());
+    if pp.is_empty() {
+        return;
+    }
+    let range = pp.as_ptr_range();
+    let [mut a0, mut a1, mut a2, mut a3] = *acc;
+    // SAFETY: `r0` walks `pp` (non-empty) to its end, one word per iteration; `r2` reads four
+    // words of `vg` per iteration, `4·pp.len() ≤ vg.len()` in all (asserted; `vg` is a `u32`
+    // slice, so word-aligned for `LDM`). Every written register is declared.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr r9, [r0], #4",
+            "ldm r2!, {{r10, r11, r12, lr}}",
+            "smlad r3, r9, r10, r3",
+            "smlad r4, r9, r11, r4",
+            "smlad r5, r9, r12, r5",
+            "smlad r8, r9, lr, r8",
+            "cmp r0, r1",
+            "bne 2b",
+            inout("r0") range.start => _,
+            in("r1") range.end,
+            inout("r2") vg.as_ptr() => _,
+            inout("r3") a0,
+            inout("r4") a1,
+            inout("r5") a2,
+            inout("r8") a3,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            out("lr") _,
+            options(nostack, readonly),
+        );
+    }
+    *acc = [a0, a1, a2, a3];
+}
