@@ -576,6 +576,13 @@ pub(crate) fn probs_to_pairs(buf: &mut [i32], n: usize, sum: u32) -> (usize, boo
     let mut or = 0u32;
     match u32::try_from(recip) {
         Ok(r) => {
+            #[cfg(core_attn_dsp)]
+            {
+                or = crate::dsp::softmax::pairs_i32(buf, n / 2, r);
+                // Bit 31 of a pair is the second probability's bit 15.
+                or |= or >> 16;
+            }
+            #[cfg(not(core_attn_dsp))]
             for k in 0..n / 2 {
                 let p0 = probability32(buf[2 * k] as u32, r);
                 let p1 = probability32(buf[2 * k + 1] as u32, r);

@@ -878,3 +878,49 @@ pub(crate) fn wsum_packed4(pp: &[i32], vg: &[u32], acc: &mut [i32; 4]) {
     }
     *acc = [a0, a1, a2, a3];
 }
+
+/// `buf[k] = p(buf[2k]) | p(buf[2k+1]) << 16` for `k < npairs`, `p(e) = (e·recip + 2^31) >> 32`
+/// (in place: pair `k` is read before word `k ≤ 2k` is written): per pair `ldrd`, `umull` +
+/// `add …, lsr #31` ×2, `pkhbt`, `orr`, `str`, loop — 10 instructions. Returns the OR of the
+/// packed words (bit 15 or 31 set iff a probability is exactly 1.0). Needs
+/// `2·npairs ≤ buf.len()` (asserted).
+#[cfg(core_attn_dsp)]
+#[inline(always)]
+pub(crate) fn pairs_i32(buf: &mut [i32], npairs: usize, recip: u32) -> u32 {
+    assert!(2 * npairs <= buf.len());
+    if npairs == 0 {
+        return 0;
+    }
+    let start = buf.as_mut_ptr();
+    let or: u32;
+    // SAFETY: `r0` reads `buf[..2·npairs]` (asserted in bounds, non-empty) two words at a time
+    // (`LDRD`, word-aligned `i32`s) and `r2` writes `buf[..npairs]`, word `k` only after pair
+    // `k` (words `2k`, `2k + 1` ≥ `k`) was read. Every written register is declared.
+    unsafe {
+        asm!(
+            "add r1, r0, r1, lsl #3",
+            "mov r2, r0",
+            "2:",
+            "ldrd r8, r9, [r0], #8",
+            "umull r10, r8, r8, r3",
+            "add r8, r8, r10, lsr #31",
+            "umull r10, r9, r9, r3",
+            "add r9, r9, r10, lsr #31",
+            "pkhbt r8, r8, r9, lsl #16",
+            "orr r4, r4, r8",
+            "str r8, [r2], #4",
+            "cmp r0, r1",
+            "bne 2b",
+            inout("r0") start => _,
+            inout("r1") npairs => _,
+            out("r2") _,
+            in("r3") recip,
+            inout("r4") 0u32 => or,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            options(nostack),
+        );
+    }
+    or
+}
