@@ -214,7 +214,11 @@ pub(crate) fn scale_in_place(buf: &mut [i32], sum: u32) {
     match u32::try_from(recip) {
         Ok(r32) => {
             #[cfg(core_attn_dsp)]
-            crate::dsp::softmax::scale_i32(buf, r32);
+            if r32 < 1 << 31 {
+                crate::dsp::softmax::scale_i32::<true>(buf, r32);
+            } else {
+                crate::dsp::softmax::scale_i32::<false>(buf, r32);
+            }
             #[cfg(not(core_attn_dsp))]
             for x in buf.iter_mut() {
                 *x = probability32(*x as u32, r32) as i32;
@@ -578,7 +582,11 @@ pub(crate) fn probs_to_pairs(buf: &mut [i32], n: usize, sum: u32) -> (usize, boo
         Ok(r) => {
             #[cfg(core_attn_dsp)]
             {
-                or = crate::dsp::softmax::pairs_i32(buf, n / 2, r);
+                or = if r < 1 << 31 {
+                    crate::dsp::softmax::pairs_i32::<true>(buf, n / 2, r)
+                } else {
+                    crate::dsp::softmax::pairs_i32::<false>(buf, n / 2, r)
+                };
                 // Bit 31 of a pair is the second probability's bit 15.
                 or |= or >> 16;
             }
@@ -707,7 +715,15 @@ fn scale_u16(probs: &mut [u16], sum: u32) {
     let recip = reciprocal_fast(sum);
     match u32::try_from(recip) {
         Ok(r32) => {
-            for p in probs.iter_mut() {
+            #[cfg(core_attn_dsp)]
+            let done = if r32 < 1 << 31 {
+                crate::dsp::softmax::scale_u16::<true>(probs, r32)
+            } else {
+                crate::dsp::softmax::scale_u16::<false>(probs, r32)
+            };
+            #[cfg(not(core_attn_dsp))]
+            let done = 0;
+            for p in probs[done..].iter_mut() {
                 *p = probability32(*p as u32, r32) as u16;
             }
         }

@@ -314,79 +314,135 @@ pub(crate) fn exp_pass_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
 
 /// `buf[j] ← (buf[j] · recip + 2^31) >> 32` for every element (`UMULL` and the rounding carry
 /// as `add hi, hi, lo, lsr #31`): first `len % 4` singles, then one `LDM`/`STM` of four if
-/// `len % 8 ≥ 4`, then `LDM`/`STM` of eight.
+/// `len % 8 ≥ 4`, then `LDM`/`STM` of eight. `SM` (`recip < 2^31`): one `SMMULR` per element
+/// instead (`recip` and `buf[j] ≤ 65535` are then both non-negative as signed values, and
+/// `SMMULR` is exactly `(a·b + 2^31) >> 32`).
 #[cfg(core_attn_dsp)]
 #[inline(always)]
-pub(crate) fn scale_i32(buf: &mut [i32], recip: u32) {
+pub(crate) fn scale_i32<const SM: bool>(buf: &mut [i32], recip: u32) {
     let range = buf.as_mut_ptr_range();
     // SAFETY: `r0` walks `buf` (possibly empty) to its end: `len % 4` singles, then 4 if bit 4
     // of the byte count is set, then whole blocks of 8 that end exactly at `r1`. Every written
     // register is declared.
     unsafe {
-        asm!(
-            "sub r12, r1, r0",
-            "ands r11, r12, #12",
-            "beq 2f",
-            "add r11, r0, r11",
-            "1:",
-            "ldr r3, [r0]",
-            "umull lr, r3, r3, r2",
-            "add r3, r3, lr, lsr #31",
-            "str r3, [r0], #4",
-            "cmp r0, r11",
-            "bne 1b",
-            "2:",
-            "tst r12, #16",
-            "beq 3f",
-            "ldm r0, {{r3, r4, r5, r8}}",
-            "umull lr, r3, r3, r2",
-            "add r3, r3, lr, lsr #31",
-            "umull lr, r4, r4, r2",
-            "add r4, r4, lr, lsr #31",
-            "umull lr, r5, r5, r2",
-            "add r5, r5, lr, lsr #31",
-            "umull lr, r8, r8, r2",
-            "add r8, r8, lr, lsr #31",
-            "stm r0!, {{r3, r4, r5, r8}}",
-            "3:",
-            "cmp r0, r1",
-            "beq 5f",
-            "4:",
-            "ldm r0, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
-            "umull lr, r3, r3, r2",
-            "add r3, r3, lr, lsr #31",
-            "umull lr, r4, r4, r2",
-            "add r4, r4, lr, lsr #31",
-            "umull lr, r5, r5, r2",
-            "add r5, r5, lr, lsr #31",
-            "umull lr, r8, r8, r2",
-            "add r8, r8, lr, lsr #31",
-            "umull lr, r9, r9, r2",
-            "add r9, r9, lr, lsr #31",
-            "umull lr, r10, r10, r2",
-            "add r10, r10, lr, lsr #31",
-            "umull lr, r11, r11, r2",
-            "add r11, r11, lr, lsr #31",
-            "umull lr, r12, r12, r2",
-            "add r12, r12, lr, lsr #31",
-            "stm r0!, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
-            "cmp r0, r1",
-            "bne 4b",
-            "5:",
-            inout("r0") range.start => _,
-            in("r1") range.end,
-            in("r2") recip,
-            out("r3") _,
-            out("r4") _,
-            out("r5") _,
-            out("r8") _,
-            out("r9") _,
-            out("r10") _,
-            out("r11") _,
-            out("r12") _,
-            out("lr") _,
-            options(nostack),
-        );
+        if SM {
+            asm!(
+                "sub r12, r1, r0",
+                "ands r11, r12, #12",
+                "beq 2f",
+                "add r11, r0, r11",
+                "1:",
+                "ldr r3, [r0]",
+                "smmulr r3, r3, r2",
+                "str r3, [r0], #4",
+                "cmp r0, r11",
+                "bne 1b",
+                "2:",
+                "tst r12, #16",
+                "beq 3f",
+                "ldm r0, {{r3, r4, r5, r8}}",
+                "smmulr r3, r3, r2",
+                "smmulr r4, r4, r2",
+                "smmulr r5, r5, r2",
+                "smmulr r8, r8, r2",
+                "stm r0!, {{r3, r4, r5, r8}}",
+                "3:",
+                "cmp r0, r1",
+                "beq 5f",
+                "4:",
+                "ldm r0, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
+                "smmulr r3, r3, r2",
+                "smmulr r4, r4, r2",
+                "smmulr r5, r5, r2",
+                "smmulr r8, r8, r2",
+                "smmulr r9, r9, r2",
+                "smmulr r10, r10, r2",
+                "smmulr r11, r11, r2",
+                "smmulr r12, r12, r2",
+                "stm r0!, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
+                "cmp r0, r1",
+                "bne 4b",
+                "5:",
+                inout("r0") range.start => _,
+                in("r1") range.end,
+                in("r2") recip,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                out("lr") _,
+                options(nostack),
+            );
+        } else {
+            asm!(
+                "sub r12, r1, r0",
+                "ands r11, r12, #12",
+                "beq 2f",
+                "add r11, r0, r11",
+                "1:",
+                "ldr r3, [r0]",
+                "umull lr, r3, r3, r2",
+                "add r3, r3, lr, lsr #31",
+                "str r3, [r0], #4",
+                "cmp r0, r11",
+                "bne 1b",
+                "2:",
+                "tst r12, #16",
+                "beq 3f",
+                "ldm r0, {{r3, r4, r5, r8}}",
+                "umull lr, r3, r3, r2",
+                "add r3, r3, lr, lsr #31",
+                "umull lr, r4, r4, r2",
+                "add r4, r4, lr, lsr #31",
+                "umull lr, r5, r5, r2",
+                "add r5, r5, lr, lsr #31",
+                "umull lr, r8, r8, r2",
+                "add r8, r8, lr, lsr #31",
+                "stm r0!, {{r3, r4, r5, r8}}",
+                "3:",
+                "cmp r0, r1",
+                "beq 5f",
+                "4:",
+                "ldm r0, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
+                "umull lr, r3, r3, r2",
+                "add r3, r3, lr, lsr #31",
+                "umull lr, r4, r4, r2",
+                "add r4, r4, lr, lsr #31",
+                "umull lr, r5, r5, r2",
+                "add r5, r5, lr, lsr #31",
+                "umull lr, r8, r8, r2",
+                "add r8, r8, lr, lsr #31",
+                "umull lr, r9, r9, r2",
+                "add r9, r9, lr, lsr #31",
+                "umull lr, r10, r10, r2",
+                "add r10, r10, lr, lsr #31",
+                "umull lr, r11, r11, r2",
+                "add r11, r11, lr, lsr #31",
+                "umull lr, r12, r12, r2",
+                "add r12, r12, lr, lsr #31",
+                "stm r0!, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
+                "cmp r0, r1",
+                "bne 4b",
+                "5:",
+                inout("r0") range.start => _,
+                in("r1") range.end,
+                in("r2") recip,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                out("lr") _,
+                options(nostack),
+            );
+        }
     }
 }
 
@@ -883,10 +939,11 @@ pub(crate) fn wsum_packed4(pp: &[i32], vg: &[u32], acc: &mut [i32; 4]) {
 /// (in place: pair `k` is read before word `k ≤ 2k` is written): per pair `ldrd`, `umull` +
 /// `add …, lsr #31` ×2, `pkhbt`, `orr`, `str`, loop — 10 instructions. Returns the OR of the
 /// packed words (bit 15 or 31 set iff a probability is exactly 1.0). Needs
-/// `2·npairs ≤ buf.len()` (asserted).
+/// `2·npairs ≤ buf.len()` (asserted). `SM` (`recip < 2^31`): `SMMULR` ×2 instead of the
+/// `UMULL`/`ADD` pairs (8 instructions per pair).
 #[cfg(core_attn_dsp)]
 #[inline(always)]
-pub(crate) fn pairs_i32(buf: &mut [i32], npairs: usize, recip: u32) -> u32 {
+pub(crate) fn pairs_i32<const SM: bool>(buf: &mut [i32], npairs: usize, recip: u32) -> u32 {
     assert!(2 * npairs <= buf.len());
     if npairs == 0 {
         return 0;
@@ -897,30 +954,119 @@ pub(crate) fn pairs_i32(buf: &mut [i32], npairs: usize, recip: u32) -> u32 {
     // (`LDRD`, word-aligned `i32`s) and `r2` writes `buf[..npairs]`, word `k` only after pair
     // `k` (words `2k`, `2k + 1` ≥ `k`) was read. Every written register is declared.
     unsafe {
-        asm!(
-            "add r1, r0, r1, lsl #3",
-            "mov r2, r0",
-            "2:",
-            "ldrd r8, r9, [r0], #8",
-            "umull r10, r8, r8, r3",
-            "add r8, r8, r10, lsr #31",
-            "umull r10, r9, r9, r3",
-            "add r9, r9, r10, lsr #31",
-            "pkhbt r8, r8, r9, lsl #16",
-            "orr r4, r4, r8",
-            "str r8, [r2], #4",
-            "cmp r0, r1",
-            "bne 2b",
-            inout("r0") start => _,
-            inout("r1") npairs => _,
-            out("r2") _,
-            in("r3") recip,
-            inout("r4") 0u32 => or,
-            out("r8") _,
-            out("r9") _,
-            out("r10") _,
-            options(nostack),
-        );
+        if SM {
+            asm!(
+                "add r1, r0, r1, lsl #3",
+                "mov r2, r0",
+                "2:",
+                "ldrd r8, r9, [r0], #8",
+                "smmulr r8, r8, r3",
+                "smmulr r9, r9, r3",
+                "pkhbt r8, r8, r9, lsl #16",
+                "orr r4, r4, r8",
+                "str r8, [r2], #4",
+                "cmp r0, r1",
+                "bne 2b",
+                inout("r0") start => _,
+                inout("r1") npairs => _,
+                out("r2") _,
+                in("r3") recip,
+                inout("r4") 0u32 => or,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                options(nostack),
+            );
+        } else {
+            asm!(
+                "add r1, r0, r1, lsl #3",
+                "mov r2, r0",
+                "2:",
+                "ldrd r8, r9, [r0], #8",
+                "umull r10, r8, r8, r3",
+                "add r8, r8, r10, lsr #31",
+                "umull r10, r9, r9, r3",
+                "add r9, r9, r10, lsr #31",
+                "pkhbt r8, r8, r9, lsl #16",
+                "orr r4, r4, r8",
+                "str r8, [r2], #4",
+                "cmp r0, r1",
+                "bne 2b",
+                inout("r0") start => _,
+                inout("r1") npairs => _,
+                out("r2") _,
+                in("r3") recip,
+                inout("r4") 0u32 => or,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                options(nostack),
+            );
+        }
     }
     or
+}
+
+/// `p ← (p·recip + 2^31) >> 32` for the first `4·⌊len/4⌋` halfwords of `probs`, four per
+/// iteration: `ldrh` ×4, `umull` + `add …, lsr #31` ×4 (`SM`, `recip < 2^31`: `smmulr` ×4),
+/// `strh` ×4, loop. Returns how many were done (the caller scales the last `len % 4`).
+#[cfg(core_attn_dsp)]
+#[inline(always)]
+pub(crate) fn scale_u16<const SM: bool>(probs: &mut [u16], recip: u32) -> usize {
+    let n4 = probs.len() & !3;
+    if n4 == 0 {
+        return 0;
+    }
+    let range = probs[..n4].as_mut_ptr_range();
+    macro_rules! scale_u16_loop {
+        ($($mul:literal),*) => {
+            // SAFETY: `r0` reads and writes `probs[..n4]` (non-empty, a multiple of 4
+            // halfwords) four halfwords at a time. Every written register is declared.
+            unsafe {
+                asm!(
+                    "2:",
+                    "ldrh r3, [r0]",
+                    "ldrh r4, [r0, #2]",
+                    "ldrh r5, [r0, #4]",
+                    "ldrh r8, [r0, #6]",
+                    $($mul,)*
+                    "strh r8, [r0, #6]",
+                    "strh r5, [r0, #4]",
+                    "strh r4, [r0, #2]",
+                    "strh r3, [r0], #8",
+                    "cmp r0, r1",
+                    "bne 2b",
+                    inout("r0") range.start => _,
+                    in("r1") range.end,
+                    in("r2") recip,
+                    out("r3") _,
+                    out("r4") _,
+                    out("r5") _,
+                    out("r8") _,
+                    out("r9") _,
+                    options(nostack),
+                );
+            }
+        };
+    }
+    if SM {
+        scale_u16_loop!(
+            "smmulr r3, r3, r2",
+            "smmulr r4, r4, r2",
+            "smmulr r5, r5, r2",
+            "smmulr r8, r8, r2"
+        );
+    } else {
+        scale_u16_loop!(
+            "umull r9, r3, r3, r2",
+            "add r3, r3, r9, lsr #31",
+            "umull r9, r4, r4, r2",
+            "add r4, r4, r9, lsr #31",
+            "umull r9, r5, r5, r2",
+            "add r5, r5, r9, lsr #31",
+            "umull r9, r8, r8, r2",
+            "add r8, r8, r9, lsr #31"
+        );
+    }
+    n4
 }
