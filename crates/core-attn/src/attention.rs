@@ -109,7 +109,7 @@ impl<'a> Attention<'a> {
     ) -> Result<(), Error> {
         let nk = self.check(q, k, v, out, scratch)?;
         let ix = ExpIndex::new(self.score_to_index).map(ExpIndex::refined);
-        if cfg!(core_attn_dsp) {
+        if cfg!(any(core_attn_dsp, core_attn_mve)) {
             if let Some(ix) = ix {
                 if self.dsp_fits() {
                     // Two or more query rows share each head's packed V; one row (decoding)
@@ -299,9 +299,9 @@ impl<'a> Attention<'a> {
                 for (g, o) in oh.chunks_exact_mut(4).enumerate() {
                     let vg = &vp[g * npk * 4..(g * npk + pairs) * 4];
                     let mut acc = [0i32; 4];
-                    #[cfg(core_attn_dsp)]
+                    #[cfg(any(core_attn_dsp, core_attn_mve))]
                     crate::dsp::softmax::wsum_packed4(pp, vg, &mut acc);
-                    #[cfg(not(core_attn_dsp))]
+                    #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
                     for (&p, w) in pp.iter().zip(vg.chunks_exact(4)) {
                         use crate::dsp::softmax::smlad;
                         let p = p as u32;
@@ -405,9 +405,9 @@ impl<'a> Attention<'a> {
         }
         let qe = &qe[..dh / 2];
         let scores = &mut scratch[..visible];
-        #[cfg(core_attn_dsp)]
+        #[cfg(any(core_attn_dsp, core_attn_mve))]
         let fixed = crate::dsp::softmax::scores_row(qe, k, c0, scores);
-        #[cfg(not(core_attn_dsp))]
+        #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
         let fixed = None;
         let max = match (fixed, dh) {
             (Some(max), _) => max,
@@ -597,7 +597,7 @@ fn scores_fixed<const DH: usize, const W: usize>(
 /// `acc[4g..4g+4] += p_2k·v[2k][c] + p_2k+1·v[2k+1][c]` for one key pair and the four columns
 /// of word `g` of both V rows: `SXTB16` ×4, the pairs `(v[2k][c], v[2k+1][c])` as halfword
 /// pairs (`PKHBT`/`PKHTB`), `SMLAD` ×4.
-#[cfg(not(core_attn_dsp))]
+#[cfg(not(any(core_attn_dsp, core_attn_mve)))]
 #[inline(always)]
 fn wsum_word(p: u32, a: u32, b: u32, acc: &mut [i32]) {
     use crate::dsp::softmax::{smlad, sxtb16, sxtb16_ror8};
@@ -627,7 +627,7 @@ fn wsum_direct<const DH: usize>(
     zp: i32,
 ) {
     let mut acc = [0i32; DH];
-    #[cfg(core_attn_dsp)]
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
     {
         // Full key pairs in `asm!`, four columns at a time; an odd last key in Rust.
         let full = nk / 2;
@@ -644,7 +644,7 @@ fn wsum_direct<const DH: usize>(
             }
         }
     }
-    #[cfg(not(core_attn_dsp))]
+    #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
     for (kp, &p) in pp.iter().enumerate() {
         let r0: &[i8; DH] = v.row(2 * kp)[c0..c0 + DH].try_into().expect("DH columns");
         let r1: &[i8; DH] = if 2 * kp + 1 < nk {
@@ -683,7 +683,7 @@ fn wsum_direct_any(
     let dh = oh.len();
     let mut acc = [0i32; PACK_MAX_HEAD_DIM];
     let acc = &mut acc[..dh];
-    #[cfg(core_attn_dsp)]
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
     {
         let full = nk / 2;
         for (g, a) in acc.chunks_exact_mut(4).enumerate() {
@@ -698,7 +698,7 @@ fn wsum_direct_any(
             }
         }
     }
-    #[cfg(not(core_attn_dsp))]
+    #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
     for (kp, &p) in pp.iter().enumerate() {
         let r0 = &v.row(2 * kp)[c0..c0 + dh];
         let r1 = if 2 * kp + 1 < nk {

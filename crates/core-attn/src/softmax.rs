@@ -124,7 +124,7 @@ pub fn softmax_scores_in_place(
     exp: ExpTable<'_>,
 ) -> Result<(), Error> {
     check_row_len(buf.len())?;
-    #[cfg(core_attn_dsp)]
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
     if let Some(p) = quick_exp_loop(diff_to_index, &exp) {
         // Maximum and exponentials in one `asm!` block.
         let sum = crate::dsp::softmax::softmax_exp_i32(buf, &p);
@@ -151,7 +151,7 @@ pub fn softmax_scores_in_place(
 /// `X / 2^k = 131069 · 2^a` fits 32 bits). The bracket is [`ExpIndex::new`]'s (`mt ≥ 2^15`):
 /// `t_lo = ⌊131069·2^a / (mt + 1)⌋ ≤ ⌈X/m⌉ ≤ t_lo + 4 + ⌊t_lo / 2^14⌋ = t_hi`, and
 /// `t_lo ≤ X/m < 2^(r−1)` (`m ≥ 2^17`), the guard of the single-word index.
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 fn quick_exp_loop<'t>(r: Requant, exp: &ExpTable<'t>) -> Option<crate::dsp::softmax::ExpLoop<'t>> {
     let m = r.multiplier;
@@ -180,7 +180,7 @@ fn quick_exp_loop<'t>(r: Requant, exp: &ExpTable<'t>) -> Option<crate::dsp::soft
 
 /// [`ExpIndex::fix_marked`] for [`quick_exp_loop`]'s pass (rare: a difference within a few
 /// steps of the saturation threshold).
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[cold]
 #[inline(never)]
 fn fix_marked_requant(buf: &mut [i32], sum: u32, r: Requant, exp: &ExpTable<'_>) -> u32 {
@@ -193,7 +193,7 @@ fn fix_marked_requant(buf: &mut [i32], sum: u32, r: Requant, exp: &ExpTable<'_>)
 /// Largest element of a non-empty row (4 at a time: fewer loop branches).
 #[inline(always)]
 pub(crate) fn row_max(buf: &[i32]) -> i32 {
-    #[cfg(core_attn_dsp)]
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
     return crate::dsp::softmax::row_max_i32(buf);
     #[allow(unreachable_code)]
     let mut chunks = buf.chunks_exact(4);
@@ -213,13 +213,13 @@ pub(crate) fn scale_in_place(buf: &mut [i32], sum: u32) {
     let recip = reciprocal_fast(sum);
     match u32::try_from(recip) {
         Ok(r32) => {
-            #[cfg(core_attn_dsp)]
+            #[cfg(any(core_attn_dsp, core_attn_mve))]
             if r32 < 1 << 31 {
                 crate::dsp::softmax::scale_i32::<true>(buf, r32);
             } else {
                 crate::dsp::softmax::scale_i32::<false>(buf, r32);
             }
-            #[cfg(not(core_attn_dsp))]
+            #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
             for x in buf.iter_mut() {
                 *x = probability32(*x as u32, r32) as i32;
             }
@@ -393,7 +393,7 @@ impl ExpIndex {
         exp: &ExpTable<'_>,
     ) -> u32 {
         if self.right <= 32 {
-            #[cfg(core_attn_dsp)]
+            #[cfg(any(core_attn_dsp, core_attn_mve))]
             {
                 let sum = crate::dsp::softmax::exp_pass_i32(buf, &self.exp_loop(max, exp));
                 return self.fix_marked(buf, sum, exp);
@@ -406,7 +406,7 @@ impl ExpIndex {
     }
 
     /// The `asm!` pass's parameters (fast range, right shift `≤ 32`).
-    #[cfg(core_attn_dsp)]
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
     #[inline(always)]
     pub(crate) fn exp_loop<'t>(
         &self,
@@ -426,7 +426,7 @@ impl ExpIndex {
 
     /// After an `asm!` exponential pass: bit 31 of `sum` set means some elements (differences
     /// between the two bounds) were left as `d | 2^31`; compute those exactly.
-    #[cfg(core_attn_dsp)]
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
     #[inline(always)]
     pub(crate) fn fix_marked(&self, buf: &mut [i32], sum: u32, exp: &ExpTable<'_>) -> u32 {
         if sum & (1 << 31) == 0 {
@@ -435,7 +435,7 @@ impl ExpIndex {
         self.fix_marked_cold(buf, sum, exp)
     }
 
-    #[cfg(core_attn_dsp)]
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
     #[cold]
     #[inline(never)]
     fn fix_marked_cold(&self, buf: &mut [i32], sum: u32, exp: &ExpTable<'_>) -> u32 {
@@ -580,7 +580,7 @@ pub(crate) fn probs_to_pairs(buf: &mut [i32], n: usize, sum: u32) -> (usize, boo
     let mut or = 0u32;
     match u32::try_from(recip) {
         Ok(r) => {
-            #[cfg(core_attn_dsp)]
+            #[cfg(any(core_attn_dsp, core_attn_mve))]
             {
                 or = if r < 1 << 31 {
                     crate::dsp::softmax::pairs_i32::<true>(buf, n / 2, r)
@@ -590,7 +590,7 @@ pub(crate) fn probs_to_pairs(buf: &mut [i32], n: usize, sum: u32) -> (usize, boo
                 // Bit 31 of a pair is the second probability's bit 15.
                 or |= or >> 16;
             }
-            #[cfg(not(core_attn_dsp))]
+            #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
             for k in 0..n / 2 {
                 let p0 = probability32(buf[2 * k] as u32, r);
                 let p1 = probability32(buf[2 * k + 1] as u32, r);
@@ -662,7 +662,7 @@ pub fn softmax_i8(
 ) -> Result<(), Error> {
     check_len("softmax output", input.len(), probs.len())?;
     check_row_len(input.len())?;
-    #[cfg(core_attn_dsp)]
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
     if let Some(mut p) = quick_exp_loop(diff_to_index, &exp) {
         refine_i8(&mut p);
         p.max = max_i8(input) as i32;
@@ -684,7 +684,7 @@ pub fn softmax_i8(
     // Only 256 possible inputs, but a row is usually shorter than a table: compute each
     // exponential once into `probs` (≤ 65535 fits u16), then scale in place.
     let sum = if ix.right <= 32 {
-        #[cfg(core_attn_dsp)]
+        #[cfg(any(core_attn_dsp, core_attn_mve))]
         {
             let sum = crate::dsp::softmax::exp_pass_i8(input, probs, &ix.exp_loop(max, &exp));
             if sum & (1 << 31) == 0 {
@@ -700,7 +700,7 @@ pub fn softmax_i8(
                 sum
             }
         }
-        #[cfg(not(core_attn_dsp))]
+        #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
         i8_exp_pass::<false>(&ix, input, max, &exp, probs)
     } else {
         i8_exp_pass::<true>(&ix, input, max, &exp, probs)
@@ -715,13 +715,13 @@ fn scale_u16(probs: &mut [u16], sum: u32) {
     let recip = reciprocal_fast(sum);
     match u32::try_from(recip) {
         Ok(r32) => {
-            #[cfg(core_attn_dsp)]
+            #[cfg(any(core_attn_dsp, core_attn_mve))]
             let done = if r32 < 1 << 31 {
                 crate::dsp::softmax::scale_u16::<true>(probs, r32)
             } else {
                 crate::dsp::softmax::scale_u16::<false>(probs, r32)
             };
-            #[cfg(not(core_attn_dsp))]
+            #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
             let done = 0;
             for p in probs[done..].iter_mut() {
                 *p = probability32(*p as u32, r32) as u16;
@@ -739,7 +739,7 @@ fn scale_u16(probs: &mut [u16], sum: u32) {
 /// marked element would be common): nothing to do when `t_lo ≥ 256` (no difference reaches
 /// it); else step `t_lo` up to the first difference whose single-word index (exact below the
 /// guard `2^(r−1)`) is 65535 — at most `t_hi − t_lo ≤ 4` steps.
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 fn refine_i8(p: &mut crate::dsp::softmax::ExpLoop<'_>) {
     if p.t_lo >= 256 || p.t_hi > 1 << (31 - p.sh) {
@@ -754,7 +754,7 @@ fn refine_i8(p: &mut crate::dsp::softmax::ExpLoop<'_>) {
 
 /// The elements [`crate::dsp::softmax::exp_pass_i8`] marked (`0xffff`: a difference between
 /// the bounds), computed exactly.
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[cold]
 #[inline(never)]
 fn fix_marked_i8(
@@ -780,7 +780,7 @@ fn fix_marked_i8(
 /// Largest element of a non-empty int8 row.
 #[inline(always)]
 fn max_i8(input: &[i8]) -> i8 {
-    #[cfg(core_attn_dsp)]
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
     return crate::dsp::softmax::max_i8(input);
     #[allow(unreachable_code)]
     input.iter().copied().max().unwrap_or(0)

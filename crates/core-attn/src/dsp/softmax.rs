@@ -1,8 +1,11 @@
-//! Attention and softmax helpers: the DSP instructions the attention kernel uses, as the
-//! instruction where the target has it (`cfg(core_attn_dsp)`) and as the portable emulation
-//! elsewhere (so that the same algorithm runs, and is tested, on the host).
+//! Attention and softmax kernels: `asm!` loops and the DSP instructions the attention kernel
+//! uses, as the instruction where the target has the DSP extension — `cfg(core_attn_dsp)`
+//! (Cortex-M4/M7/M33) and `cfg(core_attn_mve)` (Cortex-M55/M85: Helium cores implement the DSP
+//! extension too, and these scalar loops beat LLVM's vectorization of the generic ones) — and
+//! as the portable emulation elsewhere (so that the same algorithm runs, and is tested, on the
+//! host). The `asm!` itself is checked on the device by the bench firmware (`match`).
 
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 use core::arch::asm;
 
 /// `SMLAD` (instruction or [`super::smlad`]).
@@ -12,7 +15,17 @@ pub(crate) fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     {
         super::arm::smlad(a, b, acc)
     }
-    #[cfg(not(core_attn_dsp))]
+    #[cfg(core_attn_mve)]
+    {
+        let r: i32;
+        // SAFETY: a pure register operation.
+        unsafe {
+            asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+                 c = in(reg) acc, options(pure, nomem, nostack, preserves_flags));
+        }
+        r
+    }
+    #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
     {
         super::smlad(a, b, acc)
     }
@@ -25,7 +38,17 @@ pub(crate) fn sxtb16(x: u32) -> u32 {
     {
         super::arm::sxtb16(x)
     }
-    #[cfg(not(core_attn_dsp))]
+    #[cfg(core_attn_mve)]
+    {
+        let r: u32;
+        // SAFETY: a pure register operation.
+        unsafe {
+            asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
+                 options(pure, nomem, nostack, preserves_flags));
+        }
+        r
+    }
+    #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
     {
         super::sxtb16(x)
     }
@@ -38,13 +61,23 @@ pub(crate) fn sxtb16_ror8(x: u32) -> u32 {
     {
         super::arm::sxtb16_ror8(x)
     }
-    #[cfg(not(core_attn_dsp))]
+    #[cfg(core_attn_mve)]
+    {
+        let r: u32;
+        // SAFETY: a pure register operation.
+        unsafe {
+            asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
+                 options(pure, nomem, nostack, preserves_flags));
+        }
+        r
+    }
+    #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
     {
         super::sxtb16_ror8(x)
     }
 }
 
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 /// One element: fast path inline, `$slow` out of line, continuing at `$cont`.
 macro_rules! body {
     ($slow:literal, $cont:literal) => {
@@ -70,7 +103,7 @@ macro_rules! body {
         )
     };
 }
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 /// The slow path of one element: wrapped difference → index 0; `d ≥ t_hi` → 0; between
 /// the bounds → marked, resuming at `$next` (the next element) without adding to the sum.
 macro_rules! slow {
@@ -107,7 +140,7 @@ macro_rules! slow {
     };
 }
 
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 /// The exponential loop over `r0..r1` (registers as in [`exp_pass_i32`]; `$thi` loads `t_hi`
 /// into `r11`), unrolled four times and entered by `len % 4`; ends at local label `9`.
 macro_rules! exp_loop {
@@ -147,7 +180,7 @@ macro_rules! exp_loop {
 /// [`crate::softmax::ExpIndex`] with right shift `≤ 32`). `repr(C)`: [`softmax_exp_i32`] loads
 /// the first five fields with one `LDM` (`t_lo`, `sh`, `m`, `hi`, `lo` at offsets 0..20) and
 /// `t_hi` from offset 20.
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ExpLoop<'t> {
@@ -172,7 +205,7 @@ pub(crate) struct ExpLoop<'t> {
 /// four if `(len − 1) % 8 ≥ 4`, then `LDM`s of eight, each element `cmp`/`it gt`/`movgt`;
 /// the parameters are then loaded from `p` with one `LDM`. Same results and marking as
 /// [`exp_pass_i32`] with `max` the row maximum (`p.max` is ignored).
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn softmax_exp_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
     assert!(!buf.is_empty());
@@ -279,7 +312,7 @@ pub(crate) fn softmax_exp_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
 ///
 /// Per element: `ldr`, `sub`, `cmp`/`bhs`, `lsl`, `smmulr`, `lsr`, `uxtb`, two `ldrh`,
 /// `mla` (rounding constant in `lr`), `lsr`, `str`, `add`; the loop is unrolled four times.
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn exp_pass_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
     let range = buf.as_mut_ptr_range();
@@ -317,7 +350,7 @@ pub(crate) fn exp_pass_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
 /// `len % 8 ≥ 4`, then `LDM`/`STM` of eight. `SM` (`recip < 2^31`): one `SMMULR` per element
 /// instead (`recip` and `buf[j] ≤ 65535` are then both non-negative as signed values, and
 /// `SMMULR` is exactly `(a·b + 2^31) >> 32`).
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn scale_i32<const SM: bool>(buf: &mut [i32], recip: u32) {
     let range = buf.as_mut_ptr_range();
@@ -448,7 +481,7 @@ pub(crate) fn scale_i32<const SM: bool>(buf: &mut [i32], recip: u32) {
 
 /// Largest element of a non-empty row: the first element, then `LDM` of eight and
 /// `cmp`/`it gt`/`movgt` per element; the last `(len − 1) % 8` elements in Rust.
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn row_max_i32(buf: &[i32]) -> i32 {
     let n8 = (buf.len() - 1) & !7;
@@ -508,7 +541,7 @@ pub(crate) fn row_max_i32(buf: &[i32]) -> i32 {
     m
 }
 
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 /// One int8 element of [`exp_pass_i8`]: fast path inline, `$slow` out of line, continuing at
 /// `$cont`.
 macro_rules! body_i8 {
@@ -537,7 +570,7 @@ macro_rules! body_i8 {
     };
 }
 
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 /// The slow path of one int8 element: `d ≥ t_hi` → 0; between the bounds → `0xffff`, marked,
 /// resuming at `$next`.
 macro_rules! slow_i8 {
@@ -566,7 +599,7 @@ macro_rules! slow_i8 {
 /// immediate `add`), unrolled four times and entered by `len % 4`. An element with
 /// `t_lo ≤ d < t_hi` is left as `0xffff` (exponentials are `≤ 65534`) and bit 31 of the
 /// returned sum is set.
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn exp_pass_i8(input: &[i8], out: &mut [u16], p: &ExpLoop<'_>) -> u32 {
     assert_eq!(input.len(), out.len());
@@ -624,7 +657,7 @@ pub(crate) fn exp_pass_i8(input: &[i8], out: &mut [u16], p: &ExpLoop<'_>) -> u32
 /// Largest element of a non-empty int8 row, four lanes at a time: `SSUB8` sets the GE flag of
 /// every byte lane where the new word is at least the running maximum and `SEL` takes those
 /// lanes (a lane-wise signed maximum), then the four lanes are reduced.
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn max_i8(input: &[i8]) -> i8 {
     let mut chunks = input.chunks_exact(4);
@@ -667,7 +700,7 @@ pub(crate) fn max_i8(input: &[i8]) -> i8 {
 /// `smlabb`/`smlabt`/`smlatb`/`smlatt` ×8 (one 16×16 MAC each, no repacking of V), loop — 18
 /// instructions per 8 MACs, the four accumulators in registers. Needs `2·pp.len() ≤ v.rows()`
 /// and `col + 4 ≤ v.width()` (checked: panics otherwise).
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn wsum_pairs4(pp: &[i32], v: crate::tensor::Rows<'_>, col: usize, acc: &mut [i32; 4]) {
     let n = pp.len();
@@ -727,7 +760,7 @@ pub(crate) fn wsum_pairs4(pp: &[i32], v: crate::tensor::Rows<'_>, col: usize, ac
     *acc = [a0, a1, a2, a3];
 }
 
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 /// One 4-column word of a key row against the query's two extended words (`r2` + `$q`):
 /// `ldr`, `ldrd`, `sxtb16` ×2 and two dual MACs (`$op` for the first: `smuad` starts the sum).
 macro_rules! score_word {
@@ -761,7 +794,7 @@ macro_rules! score_word {
     };
 }
 
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 /// The key loop of [`scores_row`] for one head width (its words listed as `(key offset, query
 /// offset)` literals, fully unrolled).
 macro_rules! scores_loop {
@@ -803,7 +836,7 @@ macro_rules! scores_loop {
 /// head widths 8/16/24/32: per 4 columns `ldr` (key word), `ldrd` (the two query words),
 /// `sxtb16` ×2, `smuad`/`smlad` ×2; then `add` (next key), `str`, `cmp`/`it gt`/`movgt`
 /// (maximum), loop — `6·DH/4 + 7` instructions per key. `None` for other head widths.
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn scores_row(
     qe: &[u32],
@@ -894,7 +927,7 @@ pub(crate) fn scores_row(
 /// weighted sum of [`crate::attention::Attention::run_packed`] for one column group — per key
 /// pair `ldr` (probability pair), `ldm` (four packed V words), `smlad` ×4, loop: 8 instructions
 /// per 8 MACs. Needs `vg.len() ≥ 4·pp.len()` (asserted).
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn wsum_packed4(pp: &[i32], vg: &[u32], acc: &mut [i32; 4]) {
     assert!(vg.len() >= 4 * pp.len());
@@ -941,7 +974,7 @@ pub(crate) fn wsum_packed4(pp: &[i32], vg: &[u32], acc: &mut [i32; 4]) {
 /// packed words (bit 15 or 31 set iff a probability is exactly 1.0). Needs
 /// `2·npairs ≤ buf.len()` (asserted). `SM` (`recip < 2^31`): `SMMULR` ×2 instead of the
 /// `UMULL`/`ADD` pairs (8 instructions per pair).
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn pairs_i32<const SM: bool>(buf: &mut [i32], npairs: usize, recip: u32) -> u32 {
     assert!(2 * npairs <= buf.len());
@@ -1010,7 +1043,7 @@ pub(crate) fn pairs_i32<const SM: bool>(buf: &mut [i32], npairs: usize, recip: u
 /// `p ← (p·recip + 2^31) >> 32` for the first `4·⌊len/4⌋` halfwords of `probs`, four per
 /// iteration: `ldrh` ×4, `umull` + `add …, lsr #31` ×4 (`SM`, `recip < 2^31`: `smmulr` ×4),
 /// `strh` ×4, loop. Returns how many were done (the caller scales the last `len % 4`).
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn scale_u16<const SM: bool>(probs: &mut [u16], recip: u32) -> usize {
     let n4 = probs.len() & !3;
