@@ -109,10 +109,13 @@ impl<'a> Attention<'a> {
     ) -> Result<(), Error> {
         let nk = self.check(q, k, v, out, scratch)?;
         let ix = ExpIndex::new(self.score_to_index).map(ExpIndex::refined);
-        if cfg!(core_attn_dsp) && q.rows() >= 2 {
+        if cfg!(any(core_attn_dsp, core_attn_mve)) {
             if let Some(ix) = ix {
-                if self.packed_fits(nk) {
-                    self.run_packed_inner(q, k, v, mask, out, scratch, nk, ix);
+                if self.dsp_fits() {
+                    // Two or more query rows share each head's packed V; one row (decoding)
+                    // reads V directly.
+                    let pack = q.rows() >= 2 && self.packed_fits(nk);
+                    self.run_packed_inner(q, k, v, mask, out, scratch, nk, ix, pack);
                     return Ok(());
                 }
             }
@@ -173,8 +176,13 @@ impl<'a> Attention<'a> {
     /// multiple of 4 up to [`PACK_MAX_HEAD_DIM`], and the head's packed V within
     /// [`PACK_WORDS`].
     fn packed_fits(&self, nk: usize) -> bool {
-        let dh = self.head_dim;
-        dh % 4 == 0 && dh <= PACK_MAX_HEAD_DIM && nk.div_ceil(2) * dh <= PACK_WORDS
+        self.dsp_fits() && nk.div_ceil(2) * self.head_dim <= PACK_WORDS
+    }
+
+    /// Head width a multiple of 4 up to [`PACK_MAX_HEAD_DIM`]: what the `SMLAD` kernel's
+    /// word loops need.
+    fn dsp_fits(&self) -> bool {
+        self.head_dim % 4 == 0 && self.head_dim <= PACK_MAX_HEAD_DIM
     }
 
     /// [`Attention::run`]'s kernel on cores with the DSP extension (and for two or more query
@@ -200,8 +208,9 @@ impl<'a> Attention<'a> {
     ) -> Result<(), Error> {
         let nk = self.check(q, k, v, out, scratch)?;
         match ExpIndex::new(self.score_to_index).map(ExpIndex::refined) {
-            Some(ix) if self.packed_fits(nk) => {
-                self.run_packed_inner(q, k, v, mask, out, scratch, nk, ix);
+            Some(ix) if self.dsp_fits() => {
+                let pack = q.rows() >= 2 && self.packed_fits(nk);
+                self.run_packed_inner(q, k, v, mask, out, scratch, nk, ix, pack);
                 Ok(())
             }
             _ => self.run(q, k, v, mask, out, scratch),
@@ -209,6 +218,7 @@ impl<'a> Attention<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn run_packed_inner(
         &self,
         q: Rows<'_>,
@@ -219,8 +229,30 @@ impl<'a> Attention<'a> {
         scratch: &mut [i32],
         nk: usize,
         ix: ExpIndex,
+        pack: bool,
     ) {
-        use crate::dsp::softmax::{smlad, sxtb16, sxtb16_ror8};
+        // Two functions, so that the packed-V buffer is only on the stack when it is used.
+        if pack {
+            self.run_packed_v(q, k, v, mask, out, scratch, nk, ix);
+        } else {
+            self.run_direct_inner(q, k, v, mask, out, scratch, nk, ix);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn run_packed_v(
+        &self,
+        q: Rows<'_>,
+        k: Rows<'_>,
+        v: Rows<'_>,
+        mask: Mask,
+        out: &mut [i8],
+        scratch: &mut [i32],
+        nk: usize,
+        ix: ExpIndex,
+    ) {
+        use crate::dsp::softmax::{sxtb16, sxtb16_ror8};
         let (width, dh) = (self.width(), self.head_dim);
         let npk = nk.div_ceil(2);
         let out_rq = crate::dsp::RowRequant::new(self.output.multiplier, self.output.shift);
@@ -253,43 +285,25 @@ impl<'a> Attention<'a> {
                     Mask::None => nk,
                     Mask::Causal { first_position } => (first_position + i + 1).min(nk),
                 };
-                let qh = &q.row(i)[c0..c0 + dh];
-                for (e, c) in qe.chunks_exact_mut(2).zip(qh.chunks_exact(4)) {
-                    let x = word(c);
-                    e[0] = sxtb16(x);
-                    e[1] = sxtb16_ror8(x);
-                }
-                let qe = &qe[..dh / 2];
-                let scores = &mut scratch[..visible];
-                let max = match dh {
-                    8 => scores_fixed::<8, 4>(scores, k, c0, qe),
-                    16 => scores_fixed::<16, 8>(scores, k, c0, qe),
-                    32 => scores_fixed::<32, 16>(scores, k, c0, qe),
-                    _ => {
-                        let mut max = i32::MIN;
-                        for (j, s) in scores.iter_mut().enumerate() {
-                            let kr = &k.row(j)[c0..c0 + dh];
-                            let mut acc = 0i32;
-                            for (e, c) in qe.chunks_exact(2).zip(kr.chunks_exact(4)) {
-                                let x = word(c);
-                                acc = smlad(e[0], sxtb16(x), acc);
-                                acc = smlad(e[1], sxtb16_ror8(x), acc);
-                            }
-                            *s = acc;
-                            max = max.max(acc);
-                        }
-                        max
-                    }
-                };
-                // |s| ≤ 2^28: `max − s` never wraps.
-                let sum = ix.exp_pass::<true>(scores, max, &self.exp);
-                let (pairs, big) = crate::softmax::probs_to_pairs(scores, visible, sum);
+                let (pairs, big) = self.head_probs(
+                    &q.row(i)[c0..c0 + dh],
+                    k,
+                    c0,
+                    visible,
+                    &ix,
+                    scratch,
+                    &mut qe,
+                );
                 let pp = &scratch[..pairs];
                 let oh = &mut out[i * width + c0..i * width + c0 + dh];
                 for (g, o) in oh.chunks_exact_mut(4).enumerate() {
                     let vg = &vp[g * npk * 4..(g * npk + pairs) * 4];
                     let mut acc = [0i32; 4];
+                    #[cfg(any(core_attn_dsp, core_attn_mve))]
+                    crate::dsp::softmax::wsum_packed4(pp, vg, &mut acc);
+                    #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
                     for (&p, w) in pp.iter().zip(vg.chunks_exact(4)) {
+                        use crate::dsp::softmax::smlad;
                         let p = p as u32;
                         acc[0] = smlad(p, w[0], acc[0]);
                         acc[1] = smlad(p, w[1], acc[1]);
@@ -316,6 +330,110 @@ impl<'a> Attention<'a> {
                 }
             }
         }
+    }
+
+    /// Query-row-by-row kernel without V packing (one query row, e.g. decoding over a KV
+    /// cache, or more keys than [`PACK_WORDS`] hold): the scores and softmax of
+    /// [`Attention::run_packed`], the weighted sum straight from V (`wsum_direct`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn run_direct_inner(
+        &self,
+        q: Rows<'_>,
+        k: Rows<'_>,
+        v: Rows<'_>,
+        mask: Mask,
+        out: &mut [i8],
+        scratch: &mut [i32],
+        nk: usize,
+        ix: ExpIndex,
+    ) {
+        let (width, dh) = (self.width(), self.head_dim);
+        let out_rq = crate::dsp::RowRequant::new(self.output.multiplier, self.output.shift);
+        let zp = self.output_zero_point;
+        let mut qe = [0u32; PACK_MAX_HEAD_DIM / 2];
+        for i in 0..q.rows() {
+            let visible = match mask {
+                Mask::None => nk,
+                Mask::Causal { first_position } => (first_position + i + 1).min(nk),
+            };
+            for h in 0..self.heads {
+                let c0 = h * dh;
+                let (pairs, big) = self.head_probs(
+                    &q.row(i)[c0..c0 + dh],
+                    k,
+                    c0,
+                    visible,
+                    &ix,
+                    scratch,
+                    &mut qe,
+                );
+                let pp = &scratch[..pairs];
+                let oh = &mut out[i * width + c0..i * width + c0 + dh];
+                match dh {
+                    16 => wsum_direct::<16>(pp, v, c0, visible, big, oh, out_rq, zp),
+                    24 => wsum_direct::<24>(pp, v, c0, visible, big, oh, out_rq, zp),
+                    32 => wsum_direct::<32>(pp, v, c0, visible, big, oh, out_rq, zp),
+                    _ => wsum_direct_any(pp, v, c0, visible, big, oh, out_rq, zp),
+                }
+            }
+        }
+    }
+
+    /// Scores of one query row's head `qh` (columns `c0..c0 + head_dim`) against the first
+    /// `visible` keys, softmax, probabilities packed in pairs into `scratch` (see
+    /// [`crate::softmax::probs_to_pairs`]); returns the number of pairs and whether one
+    /// probability is exactly 1.0.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn head_probs(
+        &self,
+        qh: &[i8],
+        k: Rows<'_>,
+        c0: usize,
+        visible: usize,
+        ix: &ExpIndex,
+        scratch: &mut [i32],
+        qe: &mut [u32; PACK_MAX_HEAD_DIM / 2],
+    ) -> (usize, bool) {
+        use crate::dsp::softmax::{smlad, sxtb16, sxtb16_ror8};
+        let dh = self.head_dim;
+        for (e, c) in qe.chunks_exact_mut(2).zip(qh.chunks_exact(4)) {
+            let x = word(c);
+            e[0] = sxtb16(x);
+            e[1] = sxtb16_ror8(x);
+        }
+        let qe = &qe[..dh / 2];
+        let scores = &mut scratch[..visible];
+        #[cfg(any(core_attn_dsp, core_attn_mve))]
+        let fixed = crate::dsp::softmax::scores_row(qe, k, c0, scores);
+        #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
+        let fixed = None;
+        let max = match (fixed, dh) {
+            (Some(max), _) => max,
+            (_, 8) => scores_fixed::<8, 4>(scores, k, c0, qe),
+            (_, 16) => scores_fixed::<16, 8>(scores, k, c0, qe),
+            (_, 24) => scores_fixed::<24, 12>(scores, k, c0, qe),
+            (_, 32) => scores_fixed::<32, 16>(scores, k, c0, qe),
+            _ => {
+                let mut max = i32::MIN;
+                for (j, s) in scores.iter_mut().enumerate() {
+                    let kr = &k.row(j)[c0..c0 + dh];
+                    let mut acc = 0i32;
+                    for (e, c) in qe.chunks_exact(2).zip(kr.chunks_exact(4)) {
+                        let x = word(c);
+                        acc = smlad(e[0], sxtb16(x), acc);
+                        acc = smlad(e[1], sxtb16_ror8(x), acc);
+                    }
+                    *s = acc;
+                    max = max.max(acc);
+                }
+                max
+            }
+        };
+        // |s| ≤ 2^28: `max − s` never wraps.
+        let sum = ix.exp_pass::<true>(scores, max, &self.exp);
+        crate::softmax::probs_to_pairs(scores, visible, sum)
     }
 
     /// Shape checks shared by the variants; returns the number of keys.
@@ -474,6 +592,148 @@ fn scores_fixed<const DH: usize, const W: usize>(
         max = max.max(acc);
     }
     max
+}
+
+/// `acc[4g..4g+4] += p_2k·v[2k][c] + p_2k+1·v[2k+1][c]` for one key pair and the four columns
+/// of word `g` of both V rows: `SXTB16` ×4, the pairs `(v[2k][c], v[2k+1][c])` as halfword
+/// pairs (`PKHBT`/`PKHTB`), `SMLAD` ×4.
+#[cfg(not(any(core_attn_dsp, core_attn_mve)))]
+#[inline(always)]
+fn wsum_word(p: u32, a: u32, b: u32, acc: &mut [i32]) {
+    use crate::dsp::softmax::{smlad, sxtb16, sxtb16_ror8};
+    let (ae, ao) = (sxtb16(a), sxtb16_ror8(a));
+    let (be, bo) = (sxtb16(b), sxtb16_ror8(b));
+    acc[0] = smlad(p, (ae & 0xffff) | (be << 16), acc[0]);
+    acc[1] = smlad(p, (ao & 0xffff) | (bo << 16), acc[1]);
+    acc[2] = smlad(p, (ae >> 16) | (be & 0xffff_0000), acc[2]);
+    acc[3] = smlad(p, (ao >> 16) | (bo & 0xffff_0000), acc[3]);
+}
+
+/// The weighted sum of one query row's head straight from V (no packing: one row shares
+/// nothing): key pairs outer (`pp[k] = p_2k | p_2k+1 << 16`), the head's `DH` accumulators
+/// inner, then the requantization. An odd last key pairs with itself (its partner
+/// probability is 0). `big`: a probability of exactly 1.0 (`0x8000`) was multiplied as
+/// −32768 and is corrected by `+65536·v`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn wsum_direct<const DH: usize>(
+    pp: &[i32],
+    v: Rows<'_>,
+    c0: usize,
+    nk: usize,
+    big: bool,
+    oh: &mut [i8],
+    rq: crate::dsp::RowRequant,
+    zp: i32,
+) {
+    let mut acc = [0i32; DH];
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
+    {
+        // Full key pairs in `asm!`, four columns at a time; an odd last key in Rust.
+        let full = nk / 2;
+        for g in 0..DH / 4 {
+            let a: &mut [i32; 4] = (&mut acc[4 * g..4 * g + 4]).try_into().expect("4");
+            crate::dsp::softmax::wsum_pairs4(&pp[..full], v, c0 + 4 * g, a);
+        }
+        if nk % 2 == 1 {
+            // Read as `SMLAD` reads it (0x8000 as −32768, fixed by `fix_big`).
+            let p = pp[full] as u16 as i16 as i32;
+            let r = &v.row(nk - 1)[c0..c0 + DH];
+            for (a, &x) in acc.iter_mut().zip(r) {
+                *a = a.wrapping_add(p * x as i32);
+            }
+        }
+    }
+    #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
+    for (kp, &p) in pp.iter().enumerate() {
+        let r0: &[i8; DH] = v.row(2 * kp)[c0..c0 + DH].try_into().expect("DH columns");
+        let r1: &[i8; DH] = if 2 * kp + 1 < nk {
+            v.row(2 * kp + 1)[c0..c0 + DH]
+                .try_into()
+                .expect("DH columns")
+        } else {
+            r0
+        };
+        for g in 0..DH / 4 {
+            let (a, b) = (word(&r0[4 * g..4 * g + 4]), word(&r1[4 * g..4 * g + 4]));
+            wsum_word(p as u32, a, b, &mut acc[4 * g..4 * g + 4]);
+        }
+    }
+    if big {
+        fix_big(pp, v, c0, nk, &mut acc);
+    }
+    for (o, &a) in oh.iter_mut().zip(&acc) {
+        *o = rq.to_i8(a, zp);
+    }
+}
+
+/// [`wsum_direct`] for any head width that is a multiple of 4 (up to [`PACK_MAX_HEAD_DIM`]).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn wsum_direct_any(
+    pp: &[i32],
+    v: Rows<'_>,
+    c0: usize,
+    nk: usize,
+    big: bool,
+    oh: &mut [i8],
+    rq: crate::dsp::RowRequant,
+    zp: i32,
+) {
+    let dh = oh.len();
+    let mut acc = [0i32; PACK_MAX_HEAD_DIM];
+    let acc = &mut acc[..dh];
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
+    {
+        let full = nk / 2;
+        for (g, a) in acc.chunks_exact_mut(4).enumerate() {
+            let a: &mut [i32; 4] = a.try_into().expect("4");
+            crate::dsp::softmax::wsum_pairs4(&pp[..full], v, c0 + 4 * g, a);
+        }
+        if nk % 2 == 1 {
+            let p = pp[full] as u16 as i16 as i32;
+            let r = &v.row(nk - 1)[c0..c0 + dh];
+            for (a, &x) in acc.iter_mut().zip(r) {
+                *a = a.wrapping_add(p * x as i32);
+            }
+        }
+    }
+    #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
+    for (kp, &p) in pp.iter().enumerate() {
+        let r0 = &v.row(2 * kp)[c0..c0 + dh];
+        let r1 = if 2 * kp + 1 < nk {
+            &v.row(2 * kp + 1)[c0..c0 + dh]
+        } else {
+            r0
+        };
+        for ((a, b), acc) in r0
+            .chunks_exact(4)
+            .zip(r1.chunks_exact(4))
+            .zip(acc.chunks_exact_mut(4))
+        {
+            wsum_word(p as u32, word(a), word(b), acc);
+        }
+    }
+    if big {
+        fix_big(pp, v, c0, nk, acc);
+    }
+    for (o, &a) in oh.iter_mut().zip(acc.iter()) {
+        *o = rq.to_i8(a, zp);
+    }
+}
+
+/// Add `65536·v[j][c]` for every key `j` whose probability is exactly 1.0 (`0x8000`, which
+/// `SMLAD` read as −32768).
+#[cold]
+#[inline(never)]
+fn fix_big(pp: &[i32], v: Rows<'_>, c0: usize, nk: usize, acc: &mut [i32]) {
+    for j in 0..nk {
+        if (pp[j / 2] as u32 >> (16 * (j % 2))) & 0xffff == 0x8000 {
+            for (a, &x) in acc.iter_mut().zip(&v.row(j)[c0..]) {
+                *a = a.wrapping_add((x as i32) << 16);
+            }
+        }
+    }
 }
 
 /// Columns of V accumulated together in [`Attention::run`].

@@ -124,6 +124,18 @@ pub fn softmax_scores_in_place(
     exp: ExpTable<'_>,
 ) -> Result<(), Error> {
     check_row_len(buf.len())?;
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
+    if let Some(p) = quick_exp_loop(diff_to_index, &exp) {
+        // Maximum and exponentials in one `asm!` block.
+        let sum = crate::dsp::softmax::softmax_exp_i32(buf, &p);
+        let sum = if sum & (1 << 31) == 0 {
+            sum
+        } else {
+            fix_marked_requant(buf, sum, diff_to_index, &exp)
+        };
+        scale_in_place(buf, sum);
+        return Ok(());
+    }
     let Some(ix) = ExpIndex::new(diff_to_index) else {
         return softmax_scores_in_place_generic(buf, diff_to_index, exp);
     };
@@ -133,10 +145,55 @@ pub fn softmax_scores_in_place(
     Ok(())
 }
 
+/// The `asm!` exponential pass's parameters straight from a [`Requant`] in the usual range
+/// (about 20 instructions instead of [`ExpIndex::new`]'s general case): multiplier `≥ 2^17`,
+/// right shift `r ≤ 32` and `a = r − 1 − k ∈ 0..=14` (`k = bits(m) − 16`, so that
+/// `X / 2^k = 131069 · 2^a` fits 32 bits). The bracket is [`ExpIndex::new`]'s (`mt ≥ 2^15`):
+/// `t_lo = ⌊131069·2^a / (mt + 1)⌋ ≤ ⌈X/m⌉ ≤ t_lo + 4 + ⌊t_lo / 2^14⌋ = t_hi`, and
+/// `t_lo ≤ X/m < 2^(r−1)` (`m ≥ 2^17`), the guard of the single-word index.
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+#[inline(always)]
+fn quick_exp_loop<'t>(r: Requant, exp: &ExpTable<'t>) -> Option<crate::dsp::softmax::ExpLoop<'t>> {
+    let m = r.multiplier;
+    // sh = 32 − r, r = 31 − shift.
+    let sh = r.shift as i32 + 1;
+    if m < 1 << 17 || !(0..=31).contains(&sh) {
+        return None;
+    }
+    let k = 16 - m.leading_zeros();
+    let a = 31 - sh - k as i32;
+    if !(0..=14).contains(&a) {
+        return None;
+    }
+    let mt = (m as u32) >> k;
+    let t_lo = (131069u32 << a) / (mt + 1);
+    Some(crate::dsp::softmax::ExpLoop {
+        t_lo,
+        sh: sh as u32,
+        m,
+        hi: exp.hi,
+        lo: exp.lo,
+        t_hi: t_lo + 4 + (t_lo >> 14),
+        max: 0,
+    })
+}
+
+/// [`ExpIndex::fix_marked`] for [`quick_exp_loop`]'s pass (rare: a difference within a few
+/// steps of the saturation threshold).
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+#[cold]
+#[inline(never)]
+fn fix_marked_requant(buf: &mut [i32], sum: u32, r: Requant, exp: &ExpTable<'_>) -> u32 {
+    match ExpIndex::new(r) {
+        Some(ix) => ix.fix_marked(buf, sum, exp),
+        None => unreachable!("quick_exp_loop accepted the requantization"),
+    }
+}
+
 /// Largest element of a non-empty row (4 at a time: fewer loop branches).
 #[inline(always)]
 pub(crate) fn row_max(buf: &[i32]) -> i32 {
-    #[cfg(core_attn_dsp)]
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
     return crate::dsp::softmax::row_max_i32(buf);
     #[allow(unreachable_code)]
     let mut chunks = buf.chunks_exact(4);
@@ -156,11 +213,14 @@ pub(crate) fn scale_in_place(buf: &mut [i32], sum: u32) {
     let recip = reciprocal_fast(sum);
     match u32::try_from(recip) {
         Ok(r32) => {
-            #[cfg(core_attn_dsp)]
-            let tail = crate::dsp::softmax::scale_i32(buf, r32);
-            #[cfg(not(core_attn_dsp))]
-            let tail = 0;
-            for x in &mut buf[tail..] {
+            #[cfg(any(core_attn_dsp, core_attn_mve))]
+            if r32 < 1 << 31 {
+                crate::dsp::softmax::scale_i32::<true>(buf, r32);
+            } else {
+                crate::dsp::softmax::scale_i32::<false>(buf, r32);
+            }
+            #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
+            for x in buf.iter_mut() {
                 *x = probability32(*x as u32, r32) as i32;
             }
         }
@@ -333,35 +393,59 @@ impl ExpIndex {
         exp: &ExpTable<'_>,
     ) -> u32 {
         if self.right <= 32 {
-            #[cfg(core_attn_dsp)]
+            #[cfg(any(core_attn_dsp, core_attn_mve))]
             {
-                let p = crate::dsp::softmax::ExpLoop {
-                    max,
-                    t_lo: self.t_lo,
-                    t_hi: self.t_hi,
-                    sh: self.sh,
-                    m: self.m,
-                    hi: exp.hi,
-                    lo: exp.lo,
-                };
-                let sum = crate::dsp::softmax::exp_pass_i32(buf, &p);
-                if sum & (1 << 31) == 0 {
-                    return sum;
-                }
-                // Differences between the two bounds, left as `d | 2^31`.
-                let mut sum = sum & !(1 << 31);
-                for x in buf.iter_mut().filter(|x| **x < 0) {
-                    let e = self.slow((*x as u32) & !(1 << 31), exp);
-                    *x = e as i32;
-                    sum += e;
-                }
-                return sum;
+                let sum = crate::dsp::softmax::exp_pass_i32(buf, &self.exp_loop(max, exp));
+                return self.fix_marked(buf, sum, exp);
             }
             #[allow(unreachable_code)]
             self.exp_pass_mode::<false, NONNEG>(buf, max, exp)
         } else {
             self.exp_pass_mode::<true, NONNEG>(buf, max, exp)
         }
+    }
+
+    /// The `asm!` pass's parameters (fast range, right shift `≤ 32`).
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
+    #[inline(always)]
+    pub(crate) fn exp_loop<'t>(
+        &self,
+        max: i32,
+        exp: &ExpTable<'t>,
+    ) -> crate::dsp::softmax::ExpLoop<'t> {
+        crate::dsp::softmax::ExpLoop {
+            t_lo: self.t_lo,
+            sh: self.sh,
+            m: self.m,
+            hi: exp.hi,
+            lo: exp.lo,
+            t_hi: self.t_hi,
+            max,
+        }
+    }
+
+    /// After an `asm!` exponential pass: bit 31 of `sum` set means some elements (differences
+    /// between the two bounds) were left as `d | 2^31`; compute those exactly.
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
+    #[inline(always)]
+    pub(crate) fn fix_marked(&self, buf: &mut [i32], sum: u32, exp: &ExpTable<'_>) -> u32 {
+        if sum & (1 << 31) == 0 {
+            return sum;
+        }
+        self.fix_marked_cold(buf, sum, exp)
+    }
+
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
+    #[cold]
+    #[inline(never)]
+    fn fix_marked_cold(&self, buf: &mut [i32], sum: u32, exp: &ExpTable<'_>) -> u32 {
+        let mut sum = sum & !(1 << 31);
+        for x in buf.iter_mut().filter(|x| **x < 0) {
+            let e = self.slow((*x as u32) & !(1 << 31), exp);
+            *x = e as i32;
+            sum += e;
+        }
+        sum
     }
 
     #[inline(always)]
@@ -496,6 +580,17 @@ pub(crate) fn probs_to_pairs(buf: &mut [i32], n: usize, sum: u32) -> (usize, boo
     let mut or = 0u32;
     match u32::try_from(recip) {
         Ok(r) => {
+            #[cfg(any(core_attn_dsp, core_attn_mve))]
+            {
+                or = if r < 1 << 31 {
+                    crate::dsp::softmax::pairs_i32::<true>(buf, n / 2, r)
+                } else {
+                    crate::dsp::softmax::pairs_i32::<false>(buf, n / 2, r)
+                };
+                // Bit 31 of a pair is the second probability's bit 15.
+                or |= or >> 16;
+            }
+            #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
             for k in 0..n / 2 {
                 let p0 = probability32(buf[2 * k] as u32, r);
                 let p1 = probability32(buf[2 * k + 1] as u32, r);
@@ -567,6 +662,19 @@ pub fn softmax_i8(
 ) -> Result<(), Error> {
     check_len("softmax output", input.len(), probs.len())?;
     check_row_len(input.len())?;
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
+    if let Some(mut p) = quick_exp_loop(diff_to_index, &exp) {
+        refine_i8(&mut p);
+        p.max = max_i8(input) as i32;
+        let sum = crate::dsp::softmax::exp_pass_i8(input, probs, &p);
+        let sum = if sum & (1 << 31) == 0 {
+            sum
+        } else {
+            fix_marked_i8(input, probs, sum, p.max, diff_to_index, &exp)
+        };
+        scale_u16(probs, sum);
+        return Ok(());
+    }
     // Int8 differences are dense in 0..=255: make the threshold exact (a step or two) rather
     // than fix up elements between the bounds.
     let Some(ix) = ExpIndex::new(diff_to_index).map(ExpIndex::refined) else {
@@ -576,18 +684,9 @@ pub fn softmax_i8(
     // Only 256 possible inputs, but a row is usually shorter than a table: compute each
     // exponential once into `probs` (≤ 65535 fits u16), then scale in place.
     let sum = if ix.right <= 32 {
-        #[cfg(core_attn_dsp)]
+        #[cfg(any(core_attn_dsp, core_attn_mve))]
         {
-            let p = crate::dsp::softmax::ExpLoop {
-                max,
-                t_lo: ix.t_lo,
-                t_hi: ix.t_hi,
-                sh: ix.sh,
-                m: ix.m,
-                hi: exp.hi,
-                lo: exp.lo,
-            };
-            let sum = crate::dsp::softmax::exp_pass_i8(input, probs, &p);
+            let sum = crate::dsp::softmax::exp_pass_i8(input, probs, &ix.exp_loop(max, &exp));
             if sum & (1 << 31) == 0 {
                 sum
             } else {
@@ -601,15 +700,30 @@ pub fn softmax_i8(
                 sum
             }
         }
-        #[cfg(not(core_attn_dsp))]
+        #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
         i8_exp_pass::<false>(&ix, input, max, &exp, probs)
     } else {
         i8_exp_pass::<true>(&ix, input, max, &exp, probs)
     };
+    scale_u16(probs, sum);
+    Ok(())
+}
+
+/// `probs[j] ← probability(probs[j], round(2^47 / sum))`.
+#[inline(always)]
+fn scale_u16(probs: &mut [u16], sum: u32) {
     let recip = reciprocal_fast(sum);
     match u32::try_from(recip) {
         Ok(r32) => {
-            for p in probs.iter_mut() {
+            #[cfg(any(core_attn_dsp, core_attn_mve))]
+            let done = if r32 < 1 << 31 {
+                crate::dsp::softmax::scale_u16::<true>(probs, r32)
+            } else {
+                crate::dsp::softmax::scale_u16::<false>(probs, r32)
+            };
+            #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
+            let done = 0;
+            for p in probs[done..].iter_mut() {
                 *p = probability32(*p as u32, r32) as u16;
             }
         }
@@ -619,13 +733,54 @@ pub fn softmax_i8(
             }
         }
     }
-    Ok(())
+}
+
+/// Make [`quick_exp_loop`]'s bracket exact for an int8 row (differences `0..=255`, dense: a
+/// marked element would be common): nothing to do when `t_lo ≥ 256` (no difference reaches
+/// it); else step `t_lo` up to the first difference whose single-word index (exact below the
+/// guard `2^(r−1)`) is 65535 — at most `t_hi − t_lo ≤ 4` steps.
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+#[inline(always)]
+fn refine_i8(p: &mut crate::dsp::softmax::ExpLoop<'_>) {
+    if p.t_lo >= 256 || p.t_hi > 1 << (31 - p.sh) {
+        return;
+    }
+    let index = |d: u32| ((((d << p.sh) as i32 as i64) * p.m as i64 + (1 << 31)) >> 32) as u32;
+    while p.t_lo < p.t_hi && index(p.t_lo) < MAX_INDEX as u32 {
+        p.t_lo += 1;
+    }
+    p.t_hi = p.t_lo;
+}
+
+/// The elements [`crate::dsp::softmax::exp_pass_i8`] marked (`0xffff`: a difference between
+/// the bounds), computed exactly.
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+#[cold]
+#[inline(never)]
+fn fix_marked_i8(
+    input: &[i8],
+    probs: &mut [u16],
+    sum: u32,
+    max: i32,
+    r: Requant,
+    exp: &ExpTable<'_>,
+) -> u32 {
+    let Some(ix) = ExpIndex::new(r) else {
+        unreachable!("quick_exp_loop accepted the requantization")
+    };
+    let mut sum = sum & !(1 << 31);
+    for (e, &x) in probs.iter_mut().zip(input).filter(|(e, _)| **e == 0xffff) {
+        let v = ix.slow((max - x as i32) as u32, exp);
+        *e = v as u16;
+        sum += v;
+    }
+    sum
 }
 
 /// Largest element of a non-empty int8 row.
 #[inline(always)]
 fn max_i8(input: &[i8]) -> i8 {
-    #[cfg(core_attn_dsp)]
+    #[cfg(any(core_attn_dsp, core_attn_mve))]
     return crate::dsp::softmax::max_i8(input);
     #[allow(unreachable_code)]
     input.iter().copied().max().unwrap_or(0)

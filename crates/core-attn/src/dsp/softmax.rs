@@ -1,8 +1,11 @@
-//! Attention and softmax helpers: the DSP instructions the attention kernel uses, as the
-//! instruction where the target has it (`cfg(core_attn_dsp)`) and as the portable emulation
-//! elsewhere (so that the same algorithm runs, and is tested, on the host).
+//! Attention and softmax kernels: `asm!` loops and the DSP instructions the attention kernel
+//! uses, as the instruction where the target has the DSP extension — `cfg(core_attn_dsp)`
+//! (Cortex-M4/M7/M33) and `cfg(core_attn_mve)` (Cortex-M55/M85: Helium cores implement the DSP
+//! extension too, and these scalar loops beat LLVM's vectorization of the generic ones) — and
+//! as the portable emulation elsewhere (so that the same algorithm runs, and is tested, on the
+//! host). The `asm!` itself is checked on the device by the bench firmware (`match`).
 
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 use core::arch::asm;
 
 /// `SMLAD` (instruction or [`super::smlad`]).
@@ -12,7 +15,17 @@ pub(crate) fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     {
         super::arm::smlad(a, b, acc)
     }
-    #[cfg(not(core_attn_dsp))]
+    #[cfg(core_attn_mve)]
+    {
+        let r: i32;
+        // SAFETY: a pure register operation.
+        unsafe {
+            asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+                 c = in(reg) acc, options(pure, nomem, nostack, preserves_flags));
+        }
+        r
+    }
+    #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
     {
         super::smlad(a, b, acc)
     }
@@ -25,7 +38,17 @@ pub(crate) fn sxtb16(x: u32) -> u32 {
     {
         super::arm::sxtb16(x)
     }
-    #[cfg(not(core_attn_dsp))]
+    #[cfg(core_attn_mve)]
+    {
+        let r: u32;
+        // SAFETY: a pure register operation.
+        unsafe {
+            asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
+                 options(pure, nomem, nostack, preserves_flags));
+        }
+        r
+    }
+    #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
     {
         super::sxtb16(x)
     }
@@ -38,23 +61,131 @@ pub(crate) fn sxtb16_ror8(x: u32) -> u32 {
     {
         super::arm::sxtb16_ror8(x)
     }
-    #[cfg(not(core_attn_dsp))]
+    #[cfg(core_attn_mve)]
+    {
+        let r: u32;
+        // SAFETY: a pure register operation.
+        unsafe {
+            asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
+                 options(pure, nomem, nostack, preserves_flags));
+        }
+        r
+    }
+    #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
     {
         super::sxtb16_ror8(x)
     }
 }
 
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+/// One element: fast path inline, `$slow` out of line, continuing at `$cont`.
+macro_rules! body {
+    ($slow:literal, $cont:literal) => {
+        concat!(
+            "ldr r12, [r0], #4\n",
+            "sub r12, r2, r12\n",
+            "cmp r12, r3\n",
+            "bhs ",
+            $slow,
+            "f\n",
+            "lsl r12, r12, r4\n",
+            "smmulr r12, r12, r5\n",
+            "lsr r11, r12, #8\n",
+            "uxtb r12, r12\n",
+            "ldrh r11, [r8, r11, lsl #1]\n",
+            "ldrh r12, [r9, r12, lsl #1]\n",
+            "mla r11, r11, r12, lr\n",
+            "lsr r11, r11, #16\n",
+            $cont,
+            ":\n",
+            "str r11, [r0, #-4]\n",
+            "add r10, r10, r11\n",
+        )
+    };
+}
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+/// The slow path of one element: wrapped difference → index 0; `d ≥ t_hi` → 0; between
+/// the bounds → marked, resuming at `$next` (the next element) without adding to the sum.
+macro_rules! slow {
+    ($slow:literal, $cont:literal, $next:literal, $wrap:literal, $thi:literal) => {
+        concat!(
+            $slow,
+            ":\n",
+            "cmp r12, #0\n",
+            "blt ",
+            $wrap,
+            "f\n",
+            $thi,
+            "cmp r12, r11\n",
+            "movw r11, #0\n",
+            "bhs ",
+            $cont,
+            "b\n",
+            "orr r12, r12, #0x80000000\n",
+            "str r12, [r0, #-4]\n",
+            "orr r10, r10, #0x80000000\n",
+            "b ",
+            $next,
+            "b\n",
+            $wrap,
+            ":\n",
+            "ldrh r11, [r8]\n",
+            "ldrh r12, [r9]\n",
+            "mla r11, r11, r12, lr\n",
+            "lsr r11, r11, #16\n",
+            "b ",
+            $cont,
+            "b\n",
+        )
+    };
+}
+
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+/// The exponential loop over `r0..r1` (registers as in [`exp_pass_i32`]; `$thi` loads `t_hi`
+/// into `r11`), unrolled four times and entered by `len % 4`; ends at local label `9`.
+macro_rules! exp_loop {
+    ($thi:literal) => {
+        concat!(
+            "mov lr, #32768\n",
+            // Four elements per iteration; `len % 4 = 3, 2, 1` enter at the second, third,
+            // fourth.
+            "sub r12, r1, r0\n",
+            "and r12, r12, #12\n",
+            "cmp r12, #8\n",
+            "beq 22f\n",
+            "bhi 21f\n",
+            "cmp r12, #4\n",
+            "beq 23f\n",
+            "20:\n",
+            body!("40", "30"),
+            "21:\n",
+            body!("41", "31"),
+            "22:\n",
+            body!("42", "32"),
+            "23:\n",
+            body!("43", "33"),
+            "24:\n",
+            "cmp r0, r1\n",
+            "bne 20b\n",
+            "b 9f\n",
+            slow!("40", "30", "21", "50", $thi),
+            slow!("41", "31", "22", "51", $thi),
+            slow!("42", "32", "23", "52", $thi),
+            slow!("43", "33", "24", "53", $thi),
+        )
+    };
+}
+
 /// Parameters of the `asm!` exponential pass (the fast range of
-/// [`crate::softmax::ExpIndex`] with right shift `≤ 32`).
-#[cfg(core_attn_dsp)]
+/// [`crate::softmax::ExpIndex`] with right shift `≤ 32`). `repr(C)`: [`softmax_exp_i32`] loads
+/// the first five fields with one `LDM` (`t_lo`, `sh`, `m`, `hi`, `lo` at offsets 0..20) and
+/// `t_hi` from offset 20.
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+#[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ExpLoop<'t> {
-    /// Row maximum.
-    pub max: i32,
     /// Differences `d < t_lo` take the fast path.
     pub t_lo: u32,
-    /// Differences `d ≥ t_hi` give 0; `t_lo ≤ d < t_hi` are marked for the caller.
-    pub t_hi: u32,
     /// Left shift `32 − r`.
     pub sh: u32,
     /// Multiplier (`≥ 0`).
@@ -63,6 +194,114 @@ pub(crate) struct ExpLoop<'t> {
     pub hi: &'t [u16; 256],
     /// `exp` table, low part.
     pub lo: &'t [u16; 256],
+    /// Differences `d ≥ t_hi` give 0; `t_lo ≤ d < t_hi` are marked for the caller.
+    pub t_hi: u32,
+    /// Row maximum (not read by [`softmax_exp_i32`], which finds it).
+    pub max: i32,
+}
+
+/// The row maximum and then [`exp_pass_i32`] in one `asm!` block (no register traffic between
+/// the passes). Maximum: the first element, then `(len − 1) % 4` single elements, one `LDM` of
+/// four if `(len − 1) % 8 ≥ 4`, then `LDM`s of eight, each element `cmp`/`it gt`/`movgt`;
+/// the parameters are then loaded from `p` with one `LDM`. Same results and marking as
+/// [`exp_pass_i32`] with `max` the row maximum (`p.max` is ignored).
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+#[inline(always)]
+pub(crate) fn softmax_exp_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
+    assert!(!buf.is_empty());
+    let range = buf.as_mut_ptr_range();
+    let sum: u32;
+    // SAFETY: the maximum reads the words of `buf` (non-empty, asserted) with `lr` from the
+    // second word to the end: first `(len − 1) % 4` singles, then 4 if bit 4 of the byte count
+    // is set, then whole blocks of 8, which end exactly at `r1`. `p` points to a live `ExpLoop`
+    // (`repr(C)`: offsets 0..24 are `t_lo, sh, m, hi, lo, t_hi`). The exponential loop reads and
+    // writes `buf` as in `exp_pass_i32`. The pushed word is popped before the end; every written
+    // register is declared.
+    unsafe {
+        asm!(
+            "push {{r3}}",
+            "ldr r2, [r0]",
+            "add lr, r0, #4",
+            "sub r12, r1, lr",
+            "ands r11, r12, #12",
+            "beq 61f",
+            "add r11, lr, r11",
+            "60:",
+            "ldr r3, [lr], #4",
+            "cmp r3, r2",
+            "it gt",
+            "movgt r2, r3",
+            "cmp lr, r11",
+            "bne 60b",
+            "61:",
+            "tst r12, #16",
+            "beq 62f",
+            "ldm lr!, {{r3, r4, r5, r8}}",
+            "cmp r3, r2",
+            "it gt",
+            "movgt r2, r3",
+            "cmp r4, r2",
+            "it gt",
+            "movgt r2, r4",
+            "cmp r5, r2",
+            "it gt",
+            "movgt r2, r5",
+            "cmp r8, r2",
+            "it gt",
+            "movgt r2, r8",
+            "62:",
+            "cmp lr, r1",
+            "beq 64f",
+            "63:",
+            "ldm lr!, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
+            "cmp r3, r2",
+            "it gt",
+            "movgt r2, r3",
+            "cmp r4, r2",
+            "it gt",
+            "movgt r2, r4",
+            "cmp r5, r2",
+            "it gt",
+            "movgt r2, r5",
+            "cmp r8, r2",
+            "it gt",
+            "movgt r2, r8",
+            "cmp r9, r2",
+            "it gt",
+            "movgt r2, r9",
+            "cmp r10, r2",
+            "it gt",
+            "movgt r2, r10",
+            "cmp r11, r2",
+            "it gt",
+            "movgt r2, r11",
+            "cmp r12, r2",
+            "it gt",
+            "movgt r2, r12",
+            "cmp lr, r1",
+            "bne 63b",
+            "64:",
+            "ldr lr, [sp]",
+            "ldm lr, {{r3, r4, r5, r8, r9}}",
+            "mov r10, #0",
+            exp_loop!("ldr r11, [sp]\nldr r11, [r11, #20]\n"),
+            "9:",
+            "add sp, sp, #4",
+            inout("r0") range.start => _,
+            in("r1") range.end,
+            out("r2") _,
+            inout("r3") p as *const ExpLoop<'_> => _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") sum,
+            out("r11") _,
+            out("r12") _,
+            out("lr") _,
+        );
+    }
+    sum
 }
 
 /// `buf[j] ← exp(max − buf[j])` for the fast range, returning the sum of the exponentials
@@ -73,71 +312,11 @@ pub(crate) struct ExpLoop<'t> {
 ///
 /// Per element: `ldr`, `sub`, `cmp`/`bhs`, `lsl`, `smmulr`, `lsr`, `uxtb`, two `ldrh`,
 /// `mla` (rounding constant in `lr`), `lsr`, `str`, `add`; the loop is unrolled four times.
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn exp_pass_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
     let range = buf.as_mut_ptr_range();
     let sum: u32;
-    /// One element: fast path inline, `$slow` out of line, continuing at `$cont`.
-    macro_rules! body {
-        ($slow:literal, $cont:literal) => {
-            concat!(
-                "ldr r12, [r0], #4\n",
-                "sub r12, r2, r12\n",
-                "cmp r12, r3\n",
-                "bhs ",
-                $slow,
-                "f\n",
-                "lsl r12, r12, r4\n",
-                "smmulr r12, r12, r5\n",
-                "lsr r11, r12, #8\n",
-                "uxtb r12, r12\n",
-                "ldrh r11, [r8, r11, lsl #1]\n",
-                "ldrh r12, [r9, r12, lsl #1]\n",
-                "mla r11, r11, r12, lr\n",
-                "lsr r11, r11, #16\n",
-                $cont,
-                ":\n",
-                "str r11, [r0, #-4]\n",
-                "add r10, r10, r11\n",
-            )
-        };
-    }
-    /// The slow path of one element: wrapped difference → index 0; `d ≥ t_hi` → 0; between
-    /// the bounds → marked, resuming at `$next` (the next element) without adding to the sum.
-    macro_rules! slow {
-        ($slow:literal, $cont:literal, $next:literal, $wrap:literal) => {
-            concat!(
-                $slow,
-                ":\n",
-                "cmp r12, #0\n",
-                "blt ",
-                $wrap,
-                "f\n",
-                "ldr r11, [sp]\n",
-                "cmp r12, r11\n",
-                "movw r11, #0\n",
-                "bhs ",
-                $cont,
-                "b\n",
-                "orr r12, r12, #0x80000000\n",
-                "str r12, [r0, #-4]\n",
-                "orr r10, r10, #0x80000000\n",
-                "b ",
-                $next,
-                "b\n",
-                $wrap,
-                ":\n",
-                "ldrh r11, [r8]\n",
-                "ldrh r12, [r9]\n",
-                "mla r11, r11, r12, lr\n",
-                "lsr r11, r11, #16\n",
-                "b ",
-                $cont,
-                "b\n",
-            )
-        };
-    }
     // SAFETY: reads and writes the words of `buf` (`r0` runs from its start to its end, `buf` is
     // non-empty: checked by the caller's `check_row_len`; the entry point is chosen by
     // `len % 4` so that the loop ends exactly at the end) and the two 256-entry tables at
@@ -146,32 +325,7 @@ pub(crate) fn exp_pass_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
     unsafe {
         asm!(
             "push {{r11}}",
-            "mov lr, #32768",
-            // Four elements per iteration; `len % 4 = 3, 2, 1` enter at the second, third,
-            // fourth.
-            "sub r12, r1, r0",
-            "and r12, r12, #12",
-            "cmp r12, #8",
-            "beq 22f",
-            "bhi 21f",
-            "cmp r12, #4",
-            "beq 23f",
-            "20:",
-            body!("40", "30"),
-            "21:",
-            body!("41", "31"),
-            "22:",
-            body!("42", "32"),
-            "23:",
-            body!("43", "33"),
-            "24:",
-            "cmp r0, r1",
-            "bne 20b",
-            "b 9f",
-            slow!("40", "30", "21", "50"),
-            slow!("41", "31", "22", "51"),
-            slow!("42", "32", "23", "52"),
-            slow!("43", "33", "24", "53"),
+            exp_loop!("ldr r11, [sp]\n"),
             "9:",
             "add sp, sp, #4",
             inout("r0") range.start => _,
@@ -191,20 +345,101 @@ pub(crate) fn exp_pass_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
     sum
 }
 
-/// `buf[j] ← (buf[j] · recip + 2^31) >> 32` (`UMULL` and the rounding carry as
-/// `add hi, hi, lo, lsr #31`), eight words per `LDM`/`STM`, then four; the last `len % 4` are
-/// done by the caller. Returns how many were done.
-#[cfg(core_attn_dsp)]
+/// `buf[j] ← (buf[j] · recip + 2^31) >> 32` for every element (`UMULL` and the rounding carry
+/// as `add hi, hi, lo, lsr #31`): first `len % 4` singles, then one `LDM`/`STM` of four if
+/// `len % 8 ≥ 4`, then `LDM`/`STM` of eight. `SM` (`recip < 2^31`): one `SMMULR` per element
+/// instead (`recip` and `buf[j] ≤ 65535` are then both non-negative as signed values, and
+/// `SMMULR` is exactly `(a·b + 2^31) >> 32`).
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
-pub(crate) fn scale_i32(buf: &mut [i32], recip: u32) -> usize {
-    let n8 = buf.len() & !7;
-    if n8 > 0 {
-        let range = buf[..n8].as_mut_ptr_range();
-        // SAFETY: `r0` walks `buf[..n8]` (a non-empty multiple of 8 words) with LDM/STM; every
-        // written register is declared.
-        unsafe {
+pub(crate) fn scale_i32<const SM: bool>(buf: &mut [i32], recip: u32) {
+    let range = buf.as_mut_ptr_range();
+    // SAFETY: `r0` walks `buf` (possibly empty) to its end: `len % 4` singles, then 4 if bit 4
+    // of the byte count is set, then whole blocks of 8 that end exactly at `r1`. Every written
+    // register is declared.
+    unsafe {
+        if SM {
             asm!(
+                "sub r12, r1, r0",
+                "ands r11, r12, #12",
+                "beq 2f",
+                "add r11, r0, r11",
+                "1:",
+                "ldr r3, [r0]",
+                "smmulr r3, r3, r2",
+                "str r3, [r0], #4",
+                "cmp r0, r11",
+                "bne 1b",
                 "2:",
+                "tst r12, #16",
+                "beq 3f",
+                "ldm r0, {{r3, r4, r5, r8}}",
+                "smmulr r3, r3, r2",
+                "smmulr r4, r4, r2",
+                "smmulr r5, r5, r2",
+                "smmulr r8, r8, r2",
+                "stm r0!, {{r3, r4, r5, r8}}",
+                "3:",
+                "cmp r0, r1",
+                "beq 5f",
+                "4:",
+                "ldm r0, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
+                "smmulr r3, r3, r2",
+                "smmulr r4, r4, r2",
+                "smmulr r5, r5, r2",
+                "smmulr r8, r8, r2",
+                "smmulr r9, r9, r2",
+                "smmulr r10, r10, r2",
+                "smmulr r11, r11, r2",
+                "smmulr r12, r12, r2",
+                "stm r0!, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
+                "cmp r0, r1",
+                "bne 4b",
+                "5:",
+                inout("r0") range.start => _,
+                in("r1") range.end,
+                in("r2") recip,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                out("lr") _,
+                options(nostack),
+            );
+        } else {
+            asm!(
+                "sub r12, r1, r0",
+                "ands r11, r12, #12",
+                "beq 2f",
+                "add r11, r0, r11",
+                "1:",
+                "ldr r3, [r0]",
+                "umull lr, r3, r3, r2",
+                "add r3, r3, lr, lsr #31",
+                "str r3, [r0], #4",
+                "cmp r0, r11",
+                "bne 1b",
+                "2:",
+                "tst r12, #16",
+                "beq 3f",
+                "ldm r0, {{r3, r4, r5, r8}}",
+                "umull lr, r3, r3, r2",
+                "add r3, r3, lr, lsr #31",
+                "umull lr, r4, r4, r2",
+                "add r4, r4, lr, lsr #31",
+                "umull lr, r5, r5, r2",
+                "add r5, r5, lr, lsr #31",
+                "umull lr, r8, r8, r2",
+                "add r8, r8, lr, lsr #31",
+                "stm r0!, {{r3, r4, r5, r8}}",
+                "3:",
+                "cmp r0, r1",
+                "beq 5f",
+                "4:",
                 "ldm r0, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
                 "umull lr, r3, r3, r2",
                 "add r3, r3, lr, lsr #31",
@@ -224,7 +459,8 @@ pub(crate) fn scale_i32(buf: &mut [i32], recip: u32) -> usize {
                 "add r12, r12, lr, lsr #31",
                 "stm r0!, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
                 "cmp r0, r1",
-                "bne 2b",
+                "bne 4b",
+                "5:",
                 inout("r0") range.start => _,
                 in("r1") range.end,
                 in("r2") recip,
@@ -241,40 +477,11 @@ pub(crate) fn scale_i32(buf: &mut [i32], recip: u32) -> usize {
             );
         }
     }
-    let mut done = n8;
-    if buf.len() - n8 >= 4 {
-        let p = buf[n8..n8 + 4].as_mut_ptr();
-        // SAFETY: four words of `buf` at `p`; every written register is declared.
-        unsafe {
-            asm!(
-                "ldm r0, {{r3, r4, r5, r8}}",
-                "umull r9, r3, r3, r2",
-                "add r3, r3, r9, lsr #31",
-                "umull r9, r4, r4, r2",
-                "add r4, r4, r9, lsr #31",
-                "umull r9, r5, r5, r2",
-                "add r5, r5, r9, lsr #31",
-                "umull r9, r8, r8, r2",
-                "add r8, r8, r9, lsr #31",
-                "stm r0, {{r3, r4, r5, r8}}",
-                in("r0") p,
-                in("r2") recip,
-                out("r3") _,
-                out("r4") _,
-                out("r5") _,
-                out("r8") _,
-                out("r9") _,
-                options(nostack),
-            );
-        }
-        done += 4;
-    }
-    done
 }
 
 /// Largest element of a non-empty row: the first element, then `LDM` of eight and
 /// `cmp`/`it gt`/`movgt` per element; the last `(len − 1) % 8` elements in Rust.
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn row_max_i32(buf: &[i32]) -> i32 {
     let n8 = (buf.len() - 1) & !7;
@@ -334,52 +541,100 @@ pub(crate) fn row_max_i32(buf: &[i32]) -> i32 {
     m
 }
 
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+/// One int8 element of [`exp_pass_i8`]: fast path inline, `$slow` out of line, continuing at
+/// `$cont`.
+macro_rules! body_i8 {
+    ($slow:literal, $cont:literal) => {
+        concat!(
+            "ldrsb r12, [r0], #1\n",
+            "sub r12, r2, r12\n",
+            "cmp r12, r3\n",
+            "bhs ",
+            $slow,
+            "f\n",
+            "lsl r12, r12, r4\n",
+            "smmulr r12, r12, r5\n",
+            "lsr r11, r12, #8\n",
+            "uxtb r12, r12\n",
+            "ldrh r11, [r8, r11, lsl #1]\n",
+            "ldrh r12, [r9, r12, lsl #1]\n",
+            "mul r11, r11, r12\n",
+            "add r11, r11, #32768\n",
+            "lsr r11, r11, #16\n",
+            $cont,
+            ":\n",
+            "strh r11, [lr], #2\n",
+            "add r10, r10, r11\n",
+        )
+    };
+}
+
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+/// The slow path of one int8 element: `d ≥ t_hi` → 0; between the bounds → `0xffff`, marked,
+/// resuming at `$next`.
+macro_rules! slow_i8 {
+    ($slow:literal, $cont:literal, $next:literal) => {
+        concat!(
+            $slow,
+            ":\n",
+            "ldr r11, [sp]\n",
+            "cmp r12, r11\n",
+            "movw r11, #0\n",
+            "bhs ",
+            $cont,
+            "b\n",
+            "movw r11, #0xffff\n",
+            "strh r11, [lr], #2\n",
+            "orr r10, r10, #0x80000000\n",
+            "b ",
+            $next,
+            "b\n",
+        )
+    };
+}
+
 /// [`exp_pass_i32`] for an int8 row (`d = max − x ≤ 255` never wraps) into `u16` exponentials:
 /// `ldrsb` in, `strh` out (the output pointer takes `lr`, so the rounding constant is an
-/// immediate `add`). An element with `t_lo ≤ d < t_hi` is left as `0xffff` (exponentials are
-/// `≤ 65534`) and bit 31 of the returned sum is set.
-#[cfg(core_attn_dsp)]
+/// immediate `add`), unrolled four times and entered by `len % 4`. An element with
+/// `t_lo ≤ d < t_hi` is left as `0xffff` (exponentials are `≤ 65534`) and bit 31 of the
+/// returned sum is set.
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn exp_pass_i8(input: &[i8], out: &mut [u16], p: &ExpLoop<'_>) -> u32 {
     assert_eq!(input.len(), out.len());
     let range = input.as_ptr_range();
     let sum: u32;
     // SAFETY: reads the bytes of `input` (`r0` from its start to its end; non-empty: checked by
-    // the caller) and writes as many halfwords to `out` (same length, asserted); table reads
-    // as in `exp_pass_i32`. The pushed word is popped before the end.
+    // the caller; the entry point is chosen by `len % 4` so that the loop ends exactly at the
+    // end) and writes as many halfwords to `out` (same length, asserted); table reads as in
+    // `exp_pass_i32`. The pushed word is popped before the end.
     unsafe {
         asm!(
             "push {{r11}}",
-            "2:",
-            "ldrsb r12, [r0], #1",
-            "sub r12, r2, r12",
-            "cmp r12, r3",
-            "bhs 5f",
-            "lsl r12, r12, r4",
-            "smmulr r12, r12, r5",
-            "lsr r11, r12, #8",
-            "uxtb r12, r12",
-            "ldrh r11, [r8, r11, lsl #1]",
-            "ldrh r12, [r9, r12, lsl #1]",
-            "mul r11, r11, r12",
-            "add r11, r11, #32768",
-            "lsr r11, r11, #16",
-            "3:",
-            "strh r11, [lr], #2",
-            "add r10, r10, r11",
-            "4:",
+            "sub r12, r1, r0",
+            "and r12, r12, #3",
+            "cmp r12, #2",
+            "beq 22f",
+            "bhi 21f",
+            "cmp r12, #1",
+            "beq 23f",
+            "20:",
+            body_i8!("40", "30"),
+            "21:",
+            body_i8!("41", "31"),
+            "22:",
+            body_i8!("42", "32"),
+            "23:",
+            body_i8!("43", "33"),
+            "24:",
             "cmp r0, r1",
-            "bne 2b",
+            "bne 20b",
             "b 9f",
-            "5:",
-            "ldr r11, [sp]",
-            "cmp r12, r11",
-            "movw r11, #0",
-            "bhs 3b",
-            "movw r11, #0xffff",
-            "strh r11, [lr], #2",
-            "orr r10, r10, #0x80000000",
-            "b 4b",
+            slow_i8!("40", "30", "21"),
+            slow_i8!("41", "31", "22"),
+            slow_i8!("42", "32", "23"),
+            slow_i8!("43", "33", "24"),
             "9:",
             "add sp, sp, #4",
             inout("r0") range.start => _,
@@ -402,7 +657,7 @@ pub(crate) fn exp_pass_i8(input: &[i8], out: &mut [u16], p: &ExpLoop<'_>) -> u32
 /// Largest element of a non-empty int8 row, four lanes at a time: `SSUB8` sets the GE flag of
 /// every byte lane where the new word is at least the running maximum and `SEL` takes those
 /// lanes (a lane-wise signed maximum), then the four lanes are reduced.
-#[cfg(core_attn_dsp)]
+#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn max_i8(input: &[i8]) -> i8 {
     let mut chunks = input.chunks_exact(4);
@@ -436,4 +691,415 @@ pub(crate) fn max_i8(input: &[i8]) -> i8 {
         m = m.max(x);
     }
     m
+}
+
+/// `acc[c] += Σ_k p_2k·v[2k][col + c] + p_2k+1·v[2k+1][col + c]` for `c < 4` over the key
+/// pairs `k < pp.len()` (`pp[k] = p_2k | p_2k+1 << 16`, each half read as a signed 16-bit
+/// value like `SMLAD` does), straight from the int8 rows of `v`: per key pair `ldr` (the
+/// probability pair), `ldr` ×2 (the two rows' 4 columns), `add` (two rows on), `sxtb16` ×4,
+/// `smlabb`/`smlabt`/`smlatb`/`smlatt` ×8 (one 16×16 MAC each, no repacking of V), loop — 18
+/// instructions per 8 MACs, the four accumulators in registers. Needs `2·pp.len() ≤ v.rows()`
+/// and `col + 4 ≤ v.width()` (checked: panics otherwise).
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+#[inline(always)]
+pub(crate) fn wsum_pairs4(pp: &[i32], v: crate::tensor::Rows<'_>, col: usize, acc: &mut [i32; 4]) {
+    let n = pp.len();
+    if n == 0 {
+        return;
+    }
+    // Bounds: the first and the last row read (rows are `stride` apart in one slice, so
+    // every row in between is inside it too).
+    let first = v.row(0)[col..col + 4].as_ptr();
+    let last = v.row(2 * n - 1)[col..col + 4].as_ptr();
+    let stride = (v.row(1).as_ptr() as usize).wrapping_sub(v.row(0).as_ptr() as usize);
+    debug_assert_eq!(first as usize + (2 * n - 1) * stride, last as usize);
+    let range = pp.as_ptr_range();
+    let [mut a0, mut a1, mut a2, mut a3] = *acc;
+    // SAFETY: `r0` walks `pp` (non-empty) to its end, one word per iteration. `r2` starts at
+    // row 0, column `col` of `v` and moves two rows (`2·stride`) per iteration; the rows read,
+    // `0..2n`, are all inside `v`'s slice: row 0 and row `2n − 1` were bounds-checked above
+    // (columns `col..col + 4` included) and the rows between lie between them. Unaligned
+    // single `LDR`s are allowed on Armv7E-M / Armv8-M Mainline. Every written register is
+    // declared.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr r10, [r0], #4",
+            "ldr r11, [r2]",
+            "ldr r12, [r2, r3]",
+            "add r2, r2, r3, lsl #1",
+            "sxtb16 lr, r11",
+            "smlabb r4, r10, lr, r4",
+            "smlabt r8, r10, lr, r8",
+            "sxtb16 lr, r11, ror #8",
+            "smlabb r5, r10, lr, r5",
+            "smlabt r9, r10, lr, r9",
+            "sxtb16 lr, r12",
+            "smlatb r4, r10, lr, r4",
+            "smlatt r8, r10, lr, r8",
+            "sxtb16 lr, r12, ror #8",
+            "smlatb r5, r10, lr, r5",
+            "smlatt r9, r10, lr, r9",
+            "cmp r0, r1",
+            "bne 2b",
+            inout("r0") range.start => _,
+            in("r1") range.end,
+            inout("r2") first => _,
+            in("r3") stride,
+            inout("r4") a0,
+            inout("r5") a1,
+            inout("r8") a2,
+            inout("r9") a3,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            out("lr") _,
+            options(nostack, readonly),
+        );
+    }
+    *acc = [a0, a1, a2, a3];
+}
+
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+/// One 4-column word of a key row against the query's two extended words (`r2` + `$q`):
+/// `ldr`, `ldrd`, `sxtb16` ×2 and two dual MACs (`$op` for the first: `smuad` starts the sum).
+macro_rules! score_word {
+    (smuad, $k:literal, $q:literal) => {
+        concat!(
+            "ldr r12, [r0, #",
+            $k,
+            "]\n",
+            "ldrd r10, r11, [r2, #",
+            $q,
+            "]\n",
+            "sxtb16 lr, r12\n",
+            "smuad r4, r10, lr\n",
+            "sxtb16 lr, r12, ror #8\n",
+            "smlad r4, r11, lr, r4\n",
+        )
+    };
+    (smlad, $k:literal, $q:literal) => {
+        concat!(
+            "ldr r12, [r0, #",
+            $k,
+            "]\n",
+            "ldrd r10, r11, [r2, #",
+            $q,
+            "]\n",
+            "sxtb16 lr, r12\n",
+            "smlad r4, r10, lr, r4\n",
+            "sxtb16 lr, r12, ror #8\n",
+            "smlad r4, r11, lr, r4\n",
+        )
+    };
+}
+
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+/// The key loop of [`scores_row`] for one head width (its words listed as `(key offset, query
+/// offset)` literals, fully unrolled).
+macro_rules! scores_loop {
+    ($first:expr, $end:expr, $qe:expr, $stride:expr, $out:expr, $max:ident,
+     ($k0:literal, $q0:literal) $(, ($k:literal, $q:literal))*) => {
+        // SAFETY: see `scores_row`.
+        unsafe {
+            asm!(
+                "2:",
+                score_word!(smuad, $k0, $q0),
+                $(score_word!(smlad, $k, $q),)*
+                "add r0, r0, r3",
+                "str r4, [r8], #4",
+                "cmp r4, r5",
+                "it gt",
+                "movgt r5, r4",
+                "cmp r8, r1",
+                "bne 2b",
+                inout("r0") $first => _,
+                in("r1") $end,
+                in("r2") $qe,
+                in("r3") $stride,
+                out("r4") _,
+                inout("r5") $max,
+                inout("r8") $out => _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                out("lr") _,
+                options(nostack),
+            );
+        }
+    };
+}
+
+/// Scores of one query head against the first `out.len()` keys of `k` (columns
+/// `c0..c0 + 2·qe.len()`), returning their maximum: `qe` is the query head extended once
+/// (`qe[2c] = sxtb16(word c)`, `qe[2c+1] = sxtb16(word c, ror 8)`). Per key, fully unrolled for
+/// head widths 8/16/24/32: per 4 columns `ldr` (key word), `ldrd` (the two query words),
+/// `sxtb16` ×2, `smuad`/`smlad` ×2; then `add` (next key), `str`, `cmp`/`it gt`/`movgt`
+/// (maximum), loop — `6·DH/4 + 7` instructions per key. `None` for other head widths.
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+#[inline(always)]
+pub(crate) fn scores_row(
+    qe: &[u32],
+    k: crate::tensor::Rows<'_>,
+    c0: usize,
+    out: &mut [i32],
+) -> Option<i32> {
+    let dh = 2 * qe.len();
+    let n = out.len();
+    if n == 0 || !matches!(dh, 8 | 16 | 24 | 32) {
+        return None;
+    }
+    // Bounds: the first and last key rows read (every row between lies between them in the
+    // same slice, `stride` apart).
+    let first = k.row(0)[c0..c0 + dh].as_ptr();
+    let _last = &k.row(n - 1)[c0..c0 + dh];
+    let stride = if n > 1 {
+        (k.row(1).as_ptr() as usize).wrapping_sub(k.row(0).as_ptr() as usize)
+    } else {
+        0
+    };
+    let range = out.as_mut_ptr_range();
+    let qe = qe.as_ptr();
+    let mut max = i32::MIN;
+    // SAFETY (each `scores_loop!`): `r8` writes the words of `out` (non-empty) up to its end,
+    // one per key; `r0` reads `dh` bytes of key rows `0..n` (`stride` apart, the first and the
+    // last bounds-checked above, unaligned `LDR` allowed on Armv7E-M / Armv8-M Mainline);
+    // `r2` reads the `dh / 2` words of `qe` (`LDRD` at offsets `< 4·(dh / 2)`, word-aligned).
+    // Every written register is declared.
+    match dh {
+        8 => scores_loop!(
+            first,
+            range.end,
+            qe,
+            stride,
+            range.start,
+            max,
+            ("0", "0"),
+            ("4", "8")
+        ),
+        16 => scores_loop!(
+            first,
+            range.end,
+            qe,
+            stride,
+            range.start,
+            max,
+            ("0", "0"),
+            ("4", "8"),
+            ("8", "16"),
+            ("12", "24")
+        ),
+        24 => scores_loop!(
+            first,
+            range.end,
+            qe,
+            stride,
+            range.start,
+            max,
+            ("0", "0"),
+            ("4", "8"),
+            ("8", "16"),
+            ("12", "24"),
+            ("16", "32"),
+            ("20", "40")
+        ),
+        _ => scores_loop!(
+            first,
+            range.end,
+            qe,
+            stride,
+            range.start,
+            max,
+            ("0", "0"),
+            ("4", "8"),
+            ("8", "16"),
+            ("12", "24"),
+            ("16", "32"),
+            ("20", "40"),
+            ("24", "48"),
+            ("28", "56")
+        ),
+    }
+    Some(max)
+}
+
+/// `acc[c] = SMLAD(pp[k], vg[4k + c], acc[c])` over the key pairs `k < pp.len()`: the packed-V
+/// weighted sum of [`crate::attention::Attention::run_packed`] for one column group — per key
+/// pair `ldr` (probability pair), `ldm` (four packed V words), `smlad` ×4, loop: 8 instructions
+/// per 8 MACs. Needs `vg.len() ≥ 4·pp.len()` (asserted).
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+#[inline(always)]
+pub(crate) fn wsum_packed4(pp: &[i32], vg: &[u32], acc: &mut [i32; 4]) {
+    assert!(vg.len() >= 4 * pp.len());
+    if pp.is_empty() {
+        return;
+    }
+    let range = pp.as_ptr_range();
+    let [mut a0, mut a1, mut a2, mut a3] = *acc;
+    // SAFETY: `r0` walks `pp` (non-empty) to its end, one word per iteration; `r2` reads four
+    // words of `vg` per iteration, `4·pp.len() ≤ vg.len()` in all (asserted; `vg` is a `u32`
+    // slice, so word-aligned for `LDM`). Every written register is declared.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr r9, [r0], #4",
+            "ldm r2!, {{r10, r11, r12, lr}}",
+            "smlad r3, r9, r10, r3",
+            "smlad r4, r9, r11, r4",
+            "smlad r5, r9, r12, r5",
+            "smlad r8, r9, lr, r8",
+            "cmp r0, r1",
+            "bne 2b",
+            inout("r0") range.start => _,
+            in("r1") range.end,
+            inout("r2") vg.as_ptr() => _,
+            inout("r3") a0,
+            inout("r4") a1,
+            inout("r5") a2,
+            inout("r8") a3,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            out("lr") _,
+            options(nostack, readonly),
+        );
+    }
+    *acc = [a0, a1, a2, a3];
+}
+
+/// `buf[k] = p(buf[2k]) | p(buf[2k+1]) << 16` for `k < npairs`, `p(e) = (e·recip + 2^31) >> 32`
+/// (in place: pair `k` is read before word `k ≤ 2k` is written): per pair `ldrd`, `umull` +
+/// `add …, lsr #31` ×2, `pkhbt`, `orr`, `str`, loop — 10 instructions. Returns the OR of the
+/// packed words (bit 15 or 31 set iff a probability is exactly 1.0). Needs
+/// `2·npairs ≤ buf.len()` (asserted). `SM` (`recip < 2^31`): `SMMULR` ×2 instead of the
+/// `UMULL`/`ADD` pairs (8 instructions per pair).
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+#[inline(always)]
+pub(crate) fn pairs_i32<const SM: bool>(buf: &mut [i32], npairs: usize, recip: u32) -> u32 {
+    assert!(2 * npairs <= buf.len());
+    if npairs == 0 {
+        return 0;
+    }
+    let start = buf.as_mut_ptr();
+    let or: u32;
+    // SAFETY: `r0` reads `buf[..2·npairs]` (asserted in bounds, non-empty) two words at a time
+    // (`LDRD`, word-aligned `i32`s) and `r2` writes `buf[..npairs]`, word `k` only after pair
+    // `k` (words `2k`, `2k + 1` ≥ `k`) was read. Every written register is declared.
+    unsafe {
+        if SM {
+            asm!(
+                "add r1, r0, r1, lsl #3",
+                "mov r2, r0",
+                "2:",
+                "ldrd r8, r9, [r0], #8",
+                "smmulr r8, r8, r3",
+                "smmulr r9, r9, r3",
+                "pkhbt r8, r8, r9, lsl #16",
+                "orr r4, r4, r8",
+                "str r8, [r2], #4",
+                "cmp r0, r1",
+                "bne 2b",
+                inout("r0") start => _,
+                inout("r1") npairs => _,
+                out("r2") _,
+                in("r3") recip,
+                inout("r4") 0u32 => or,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                options(nostack),
+            );
+        } else {
+            asm!(
+                "add r1, r0, r1, lsl #3",
+                "mov r2, r0",
+                "2:",
+                "ldrd r8, r9, [r0], #8",
+                "umull r10, r8, r8, r3",
+                "add r8, r8, r10, lsr #31",
+                "umull r10, r9, r9, r3",
+                "add r9, r9, r10, lsr #31",
+                "pkhbt r8, r8, r9, lsl #16",
+                "orr r4, r4, r8",
+                "str r8, [r2], #4",
+                "cmp r0, r1",
+                "bne 2b",
+                inout("r0") start => _,
+                inout("r1") npairs => _,
+                out("r2") _,
+                in("r3") recip,
+                inout("r4") 0u32 => or,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                options(nostack),
+            );
+        }
+    }
+    or
+}
+
+/// `p ← (p·recip + 2^31) >> 32` for the first `4·⌊len/4⌋` halfwords of `probs`, four per
+/// iteration: `ldrh` ×4, `umull` + `add …, lsr #31` ×4 (`SM`, `recip < 2^31`: `smmulr` ×4),
+/// `strh` ×4, loop. Returns how many were done (the caller scales the last `len % 4`).
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+#[inline(always)]
+pub(crate) fn scale_u16<const SM: bool>(probs: &mut [u16], recip: u32) -> usize {
+    let n4 = probs.len() & !3;
+    if n4 == 0 {
+        return 0;
+    }
+    let range = probs[..n4].as_mut_ptr_range();
+    macro_rules! scale_u16_loop {
+        ($($mul:literal),*) => {
+            // SAFETY: `r0` reads and writes `probs[..n4]` (non-empty, a multiple of 4
+            // halfwords) four halfwords at a time. Every written register is declared.
+            unsafe {
+                asm!(
+                    "2:",
+                    "ldrh r3, [r0]",
+                    "ldrh r4, [r0, #2]",
+                    "ldrh r5, [r0, #4]",
+                    "ldrh r8, [r0, #6]",
+                    $($mul,)*
+                    "strh r8, [r0, #6]",
+                    "strh r5, [r0, #4]",
+                    "strh r4, [r0, #2]",
+                    "strh r3, [r0], #8",
+                    "cmp r0, r1",
+                    "bne 2b",
+                    inout("r0") range.start => _,
+                    in("r1") range.end,
+                    in("r2") recip,
+                    out("r3") _,
+                    out("r4") _,
+                    out("r5") _,
+                    out("r8") _,
+                    out("r9") _,
+                    options(nostack),
+                );
+            }
+        };
+    }
+    if SM {
+        scale_u16_loop!(
+            "smmulr r3, r3, r2",
+            "smmulr r4, r4, r2",
+            "smmulr r5, r5, r2",
+            "smmulr r8, r8, r2"
+        );
+    } else {
+        scale_u16_loop!(
+            "umull r9, r3, r3, r2",
+            "add r3, r3, r9, lsr #31",
+            "umull r9, r4, r4, r2",
+            "add r4, r4, r9, lsr #31",
+            "umull r9, r5, r5, r2",
+            "add r5, r5, r9, lsr #31",
+            "umull r9, r8, r8, r2",
+            "add r8, r8, r9, lsr #31"
+        );
+    }
+    n4
 }
