@@ -381,7 +381,7 @@ fn run(b: &mut Bench) {
         measure(|| {
             core_attn::softmax::softmax_scores_in_place_generic(
                 black_box(&mut r[..len]),
-                SCORE_TO_INDEX,
+                black_box(SCORE_TO_INDEX),
                 exp,
             )
             .unwrap()
@@ -390,7 +390,8 @@ fn run(b: &mut Bench) {
         measure(|| {
             core_attn::softmax::softmax_scores_in_place(
                 black_box(&mut o[..len]),
-                SCORE_TO_INDEX,
+                // A run-time requantization, as in a model (a constant would fold its setup).
+                black_box(SCORE_TO_INDEX),
                 exp,
             )
             .unwrap()
@@ -407,12 +408,18 @@ fn run(b: &mut Bench) {
         let mut pr = [0u16; 65];
         let mut po = [0u16; 65];
         measure(|| {
-            core_attn::softmax::softmax_i8_generic(black_box(x), SOFTMAX_I8, exp, &mut pr[..len])
-                .unwrap()
+            core_attn::softmax::softmax_i8_generic(
+                black_box(x),
+                black_box(SOFTMAX_I8),
+                exp,
+                &mut pr[..len],
+            )
+            .unwrap()
         });
         b.line("softmax_i8", shape, "generic", 0, len, true);
         measure(|| {
-            core_attn::softmax::softmax_i8(black_box(x), SOFTMAX_I8, exp, &mut po[..len]).unwrap()
+            core_attn::softmax::softmax_i8(black_box(x), black_box(SOFTMAX_I8), exp, &mut po[..len])
+                .unwrap()
         });
         b.line(
             "softmax_i8",
