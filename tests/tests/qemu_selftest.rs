@@ -59,7 +59,10 @@ fn firmware_matches_host(board: &str) {
     for (d, h) in device.iter().zip(&host) {
         assert_eq!(d, h, "{board}");
     }
-    assert!(stdout.contains("selftest done systick="), "{board}: {stdout}");
+    assert!(
+        stdout.contains("selftest done systick="),
+        "{board}: {stdout}"
+    );
 }
 
 /// Cortex-M4: the SMLAD `asm!` kernels.

@@ -327,7 +327,10 @@ fn every_truncation_is_an_error() {
         let (_, _, bytes) = build(kind, 4);
         let w = aligned(&bytes);
         // Under Miri (each parse checksums the whole blob) a sample of lengths, incl. the last.
-        for len in (0..bytes.len()).step_by(MIRI_STRIDE).chain([bytes.len() - 1]) {
+        for len in (0..bytes.len())
+            .step_by(MIRI_STRIDE)
+            .chain([bytes.len() - 1])
+        {
             assert!(
                 matches!(Blob::parse(view(&w, len)), Err(Error::BadBlob(_))),
                 "length {len}"
@@ -341,7 +344,10 @@ fn every_truncation_is_an_error() {
 fn every_flipped_byte_is_an_error() {
     let (_, _, bytes) = build(ModelKind::DecoderLm, 5);
     let mut w = aligned(&bytes);
-    for i in (0..bytes.len()).step_by(MIRI_STRIDE).chain([bytes.len() - 1]) {
+    for i in (0..bytes.len())
+        .step_by(MIRI_STRIDE)
+        .chain([bytes.len() - 1])
+    {
         bytemuck::cast_slice_mut::<u32, u8>(&mut w)[i] ^= 0x40;
         assert!(Blob::parse(view(&w, bytes.len())).is_err(), "byte {i}");
         bytemuck::cast_slice_mut::<u32, u8>(&mut w)[i] ^= 0x40;
