@@ -9,15 +9,16 @@
 //! (`tools simulate models/vit-mnist --input models/data/mnist_test_500.npy --json`, the
 //! workspace's f32 forward pass with f64 accumulation) to compare the logits of the same image.
 //!
-//! Standalone: `cargo run --release --manifest-path bench/host/Cargo.toml -p bench-runner
-//! --example f32_vit` prints the figures.
+//! `bash bench/run` (and its `--check` form in CI) runs it on the M4 and reports the figures.
 
-// main.rs may use only part of this API (the lead wires the table row).
+// main.rs uses only part of this API.
 #![allow(dead_code)]
 
 use qemu_insn_count::timing::{CLASSES, CLASS_NAMES};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+use super::run;
 
 /// QEMU machine and CPU of the measurement (the M4 row of the kernel tables).
 pub const MACHINE: &str = "mps2-an386";
@@ -130,21 +131,6 @@ impl F32Vit {
             }
         )
     }
-}
-
-fn run(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("{cmd:?}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{cmd:?} failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout)
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {

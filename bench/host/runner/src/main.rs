@@ -983,7 +983,7 @@ fn checks(results: &[CoreResult], f32_vit: Option<&F32Row>) -> Vec<Check> {
 }
 
 /// The f32 (micromath) whole-ViT baseline on the M4, from `bench/firmware-f32` through the f32
-/// helper's `f32::run_f32_vit` (when `src/f32.rs` is present; see build.rs).
+/// module's `f32::run_f32_vit`.
 struct F32Row {
     instructions: u64,
     est_cycles: u64,
