@@ -4,11 +4,13 @@
 # panic-freedom evidence: every site in core_attn is preceded by a validation that a blob passing
 # `Blob::parse` (and the boot-time buffer check) satisfies; the fuzz target `blob_run` runs
 # validated blobs and has never reached one.
-#   bash boards/panic-sites.sh      (builds boards/mps2-an386 in release first)
+#   bash boards/panic-sites.sh [BOARD]   (default mps2-an386; builds boards/BOARD in release)
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/mps2-an386"
+board=${1:-mps2-an386}
+cd "$(dirname "${BASH_SOURCE[0]}")/$board"
 cargo build --release --quiet
-elf=../target/thumbv7em-none-eabihf/release/board-mps2-an386
+target=$(sed -n 's/^target = "\(.*\)"/\1/p' .cargo/config.toml | head -1)
+elf=../target/$target/release/board-$board
 arm-none-eabi-objdump -d -C --no-show-raw-insn "$elf" | python3 -c '
 import collections, re, sys
 cur = None
