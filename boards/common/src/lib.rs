@@ -364,6 +364,37 @@ impl<
         out: &mut dyn Write,
         clock: &mut dyn Clock,
     ) -> Result<(), Failure> {
+        self.infer(m, clock, &mut Printer(out))
+    }
+
+    /// Check every model, then run each on its inputs, handing every result to `report`; no
+    /// formatting, no printing. The firmware prints through [`Arena::run`] (the same
+    /// [`Arena::infer`] with a reporter that formats result lines); `boards/no-panic` links
+    /// this one with a panic handler that cannot link, which shows that no panic path is
+    /// left in the checks and the inference code.
+    pub fn run_quiet(
+        &mut self,
+        models: &[Embedded],
+        clock: &mut dyn Clock,
+        report: &mut impl Report,
+    ) -> Result<(), Failure> {
+        for m in models {
+            check(m, &Self::SIZES, LAYERS, IDS)?;
+        }
+        for m in models {
+            self.infer(m, clock, report)?;
+        }
+        Ok(())
+    }
+
+    /// Run model `m` on each of its inputs (after [`check`]ing it again), timed with `clock`,
+    /// and hand each result to `report`.
+    pub fn infer(
+        &mut self,
+        m: &Embedded,
+        clock: &mut dyn Clock,
+        report: &mut impl Report,
+    ) -> Result<(), Failure> {
         let blob = check(m, &Self::SIZES, LAYERS, IDS)?;
         let unit = clock.unit();
         let mut bufs = ModelBuffers {
@@ -382,16 +413,14 @@ impl<
                     let t0 = clock.now();
                     let logits = runner::vit_classify(&blob, img, &mut bufs, &mut |_, _| {})?;
                     let dt = clock.now().saturating_sub(t0);
-                    let top1 = runner::argmax_i8(logits);
-                    format::vit_line(out, m.name, i, top1, logits)?;
-                    writeln!(out, "perf {} image {i} {unit} {dt}", m.name)?;
+                    report.classified(m.name, i, logits, dt, unit)?;
                 }
             }
             (ModelKind::DecoderLm, Inputs::Prompts(ps)) => {
                 let mut caches =
                     kv_slots::<LAYERS>(&mut self.kv, d.layers, d.max_positions, d.width)?;
                 for (i, p) in ps.iter().enumerate() {
-                    let ids = &mut self.ids[..ids_needed(p.len(), m.max_new)];
+                    let ids = ids_slot(&mut self.ids, p.len(), m.max_new)?;
                     let (n, t) = timed_greedy(
                         &blob,
                         p,
@@ -402,8 +431,8 @@ impl<
                         &mut bufs,
                         clock,
                     )?;
-                    format::ids_line(out, m.name, "prompt", i, &ids[..n])?;
-                    t.print(out, m.name, "prompt", i, 0, unit)?;
+                    let ids = ids.get(..n).unwrap_or(ids);
+                    report.generated(m.name, "prompt", i, ids, &t, 0, unit)?;
                 }
             }
             (ModelKind::EncoderDecoder, Inputs::Images(imgs)) => {
@@ -416,7 +445,7 @@ impl<
                     let t0 = clock.now();
                     runner::encode_for_decoder(&blob, img, &mut cross, &mut bufs, &mut |_, _| {})?;
                     let enc = clock.now().saturating_sub(t0);
-                    let ids = &mut self.ids[..ids_needed(1, m.max_new)];
+                    let ids = ids_slot(&mut self.ids, 1, m.max_new)?;
                     let (n, t) = timed_greedy(
                         &blob,
                         &prompt,
@@ -427,14 +456,84 @@ impl<
                         &mut bufs,
                         clock,
                     )?;
-                    format::ids_line(out, m.name, "image", i, &ids[..n])?;
-                    t.print(out, m.name, "image", i, enc, unit)?;
+                    let ids = ids.get(..n).unwrap_or(ids);
+                    report.generated(m.name, "image", i, ids, &t, enc, unit)?;
                 }
             }
             _ => return Err(Failure::BadInputs("inputs do not match the model kind")),
         }
         Ok(())
     }
+}
+
+/// Receives each inference's result from [`Arena::infer`].
+pub trait Report {
+    /// Image `image` of ViT classifier `name` gave `logits`, in `time` [`Clock`] `unit`s.
+    fn classified(
+        &mut self,
+        name: &str,
+        image: usize,
+        logits: &[i8],
+        time: u64,
+        unit: &str,
+    ) -> Result<(), Failure>;
+
+    /// Input `index` (`what`: `prompt` or `image`) of decoder `name` gave `ids` (prompt or
+    /// start id, then the generated ids); `encode` is the encoder's time (0 for an LM).
+    #[allow(clippy::too_many_arguments)]
+    fn generated(
+        &mut self,
+        name: &str,
+        what: &str,
+        index: usize,
+        ids: &[u32],
+        times: &TokenTimes,
+        encode: u64,
+        unit: &str,
+    ) -> Result<(), Failure>;
+}
+
+/// The firmware's [`Report`]: `result` and `perf` lines ([`format`]).
+struct Printer<'w>(&'w mut dyn Write);
+
+impl Report for Printer<'_> {
+    fn classified(
+        &mut self,
+        name: &str,
+        image: usize,
+        logits: &[i8],
+        time: u64,
+        unit: &str,
+    ) -> Result<(), Failure> {
+        let top1 = runner::argmax_i8(logits);
+        format::vit_line(self.0, name, image, top1, logits)?;
+        writeln!(self.0, "perf {name} image {image} {unit} {time}")?;
+        Ok(())
+    }
+
+    fn generated(
+        &mut self,
+        name: &str,
+        what: &str,
+        index: usize,
+        ids: &[u32],
+        times: &TokenTimes,
+        encode: u64,
+        unit: &str,
+    ) -> Result<(), Failure> {
+        format::ids_line(self.0, name, what, index, ids)?;
+        times.print(self.0, name, what, index, encode, unit)?;
+        Ok(())
+    }
+}
+
+/// The generated-ids slot for a prompt of `prompt` tokens (its length was checked by
+/// [`check`]; the error is for a caller that skipped it).
+fn ids_slot(ids: &mut [u32], prompt: usize, max_new: usize) -> Result<&mut [u32], Failure> {
+    let needs = ids_needed(prompt, max_new);
+    let have = ids.len();
+    ids.get_mut(..needs)
+        .ok_or(Failure::IdsDoNotFit { needs, have })
 }
 
 type Caches<'a, const L: usize> = heapless::Vec<KvCache<'a>, L>;
@@ -456,10 +555,14 @@ fn kv_slots<const L: usize>(
 }
 
 /// Per-token timing of one greedy decode.
-struct TokenTimes {
-    tokens: usize,
-    total: u64,
-    max: u64,
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenTimes {
+    /// Tokens decoded (prompt tokens fed plus generated ones).
+    pub tokens: usize,
+    /// Time of the whole decode, in [`Clock::unit`]s.
+    pub total: u64,
+    /// Slowest single token.
+    pub max: u64,
 }
 
 impl TokenTimes {
