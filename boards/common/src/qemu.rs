@@ -16,6 +16,7 @@
 //! DWT CYCCNT reads 0 under QEMU: not usable here.
 
 use core::fmt::{self, Write};
+use core::num::NonZeroU64;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use cortex_m::peripheral::{syst::SystClkSource, SYST};
@@ -57,11 +58,13 @@ const RELOAD: u32 = 0x00ff_ffff;
 /// docs for the conversion).
 pub struct SysTickClock {
     _syst: SYST,
-    hz: u64,
+    // Non-zero by type: the conversion below divides by it and must not be able to panic.
+    hz: NonZeroU64,
 }
 
 impl SysTickClock {
-    /// Start SysTick (core clock, full 24-bit reload, wrap interrupt) on a core clocked at `hz`.
+    /// Start SysTick (core clock, full 24-bit reload, wrap interrupt) on a core clocked at `hz`
+    /// (0 is taken as 1).
     pub fn new(mut syst: SYST, hz: u32) -> Self {
         syst.disable_counter();
         syst.set_clock_source(SystClkSource::Core);
@@ -71,7 +74,7 @@ impl SysTickClock {
         syst.enable_counter();
         SysTickClock {
             _syst: syst,
-            hz: hz as u64,
+            hz: NonZeroU64::new(hz as u64).unwrap_or(NonZeroU64::MIN),
         }
     }
 
