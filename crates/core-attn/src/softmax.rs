@@ -22,6 +22,8 @@
 //! `9·10^-5` on each exponential). A constant bound (the earlier "2 LSBs") does not hold: a row
 //! of 17 with one dominant value already showed 4, a row of 1000 over 40.
 
+use core::num::NonZeroU32;
+
 use crate::error::check_len;
 use crate::quant::Requant;
 use crate::{Error, MAX_SEQ_LEN};
@@ -186,7 +188,19 @@ fn quick_exp_loop<'t>(r: Requant, exp: &ExpTable<'t>) -> Option<crate::dsp::soft
 fn fix_marked_requant(buf: &mut [i32], sum: u32, r: Requant, exp: &ExpTable<'_>) -> u32 {
     match ExpIndex::new(r) {
         Some(ix) => ix.fix_marked(buf, sum, exp),
-        None => unreachable!("quick_exp_loop accepted the requantization"),
+        // Unreachable: `quick_exp_loop` accepted `r` (multiplier `≥ 2^17`, right shift
+        // `1..=32`), which `ExpIndex::new` accepts too. The generic index, for completeness.
+        None => {
+            debug_assert!(false, "quick_exp_loop accepted the requantization");
+            let mut sum = sum & !(1 << 31);
+            for x in buf.iter_mut().filter(|x| **x < 0) {
+                let d = (*x as u32) & !(1 << 31);
+                let e = exp.exp(r.apply(d as i32).clamp(0, MAX_INDEX) as u32);
+                *x = e as i32;
+                sum += e;
+            }
+            sum
+        }
     }
 }
 
@@ -300,7 +314,8 @@ impl ExpIndex {
                     // n_hi ≤ n_lo + 1) ≤ lo + 4 + ⌊lo/2^14⌋, without a second division.
                     lo.saturating_add(4 + (lo >> 14))
                 } else {
-                    n_hi / mt + (n_hi % mt != 0) as u32
+                    // k = 0: mt = m, non-zero in this branch.
+                    n_hi / m + (n_hi % m != 0) as u32
                 };
                 (lo.min(guard), hi)
             } else {
@@ -494,27 +509,28 @@ fn lookup(exp: &ExpTable<'_>, q: u32) -> u32 {
 #[cold]
 #[inline(never)]
 fn bounds_wide(a: u32, mt: u32, guard: u32) -> (u32, u32) {
-    if a > 46 {
+    // `mt` is the top 16 bits of a non-zero multiplier: never 0 (the bounds would be the trivial
+    // ones then, which are still correct).
+    let (true, Some(mt_nz)) = (a <= 46, NonZeroU32::new(mt)) else {
         return (guard, u32::MAX);
-    }
+    };
     let n = 131069u64 << a;
     // `div_small` needs a divisor ≤ 2^15: with mt ≥ 2^15, use mt/2 on the exactly halved
     // numerator (`n` is even; m ∈ [⌊mt/2⌋·2^(k+1), (⌊mt/2⌋+1)·2^(k+1))).
-    let (n, mt) = if mt >= 1 << 15 {
-        (n >> 1, mt >> 1)
-    } else {
-        (n, mt)
+    let (n, mt) = match NonZeroU32::new(mt_nz.get() >> 1) {
+        Some(half) if mt_nz.get() >= 1 << 15 => (n >> 1, half),
+        _ => (n, mt_nz),
     };
-    let lo = div_small(n, mt + 1);
+    let lo = div_small(n, mt.saturating_add(1));
     let q = div_small(n, mt);
-    let hi = q + (q * mt as u64 != n) as u64;
+    let hi = q + (q * mt.get() as u64 != n) as u64;
     (lo.min(guard as u64) as u32, hi.min(u32::MAX as u64) as u32)
 }
 
 /// `n / d` for `1 ≤ d ≤ 2^15`, in 16-bit digits (every partial remainder `< 2^15`, so each step
 /// is one 32-bit division).
 #[inline]
-fn div_small(n: u64, d: u32) -> u64 {
+fn div_small(n: u64, d: NonZeroU32) -> u64 {
     let mut q = 0u64;
     let mut r = 0u32;
     for k in (0..4).rev() {
@@ -765,12 +781,17 @@ fn fix_marked_i8(
     r: Requant,
     exp: &ExpTable<'_>,
 ) -> u32 {
-    let Some(ix) = ExpIndex::new(r) else {
-        unreachable!("quick_exp_loop accepted the requantization")
-    };
+    // `quick_exp_loop` accepted `r` (multiplier `≥ 2^17`, right shift `1..=32`), which
+    // `ExpIndex::new` accepts too; the generic index otherwise, for completeness.
+    let ix = ExpIndex::new(r);
+    debug_assert!(ix.is_some(), "quick_exp_loop accepted the requantization");
     let mut sum = sum & !(1 << 31);
     for (e, &x) in probs.iter_mut().zip(input).filter(|(e, _)| **e == 0xffff) {
-        let v = ix.slow((max - x as i32) as u32, exp);
+        let d = (max - x as i32) as u32;
+        let v = match &ix {
+            Some(ix) => ix.slow(d, exp),
+            None => exp.exp(r.apply(d as i32).clamp(0, MAX_INDEX) as u32),
+        };
         *e = v as u16;
         sum += v;
     }
