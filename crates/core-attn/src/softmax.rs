@@ -314,8 +314,8 @@ impl ExpIndex {
                     // n_hi ≤ n_lo + 1) ≤ lo + 4 + ⌊lo/2^14⌋, without a second division.
                     lo.saturating_add(4 + (lo >> 14))
                 } else {
-                    // k = 0: mt = m, non-zero in this branch.
-                    n_hi / m + (n_hi % m != 0) as u32
+                    // k = 0: mt = m, non-zero in this branch (`max` only tells the compiler).
+                    n_hi.div_ceil(mt.max(1))
                 };
                 (lo.min(guard), hi)
             } else {
