@@ -149,17 +149,22 @@ impl<'a> PatchEmbedding<'a> {
             return;
         };
         let (py, px) = (index / grid_w, index % grid_w);
-        let plane = self.height * w;
-        let mut dst_rows = scratch.chunks_exact_mut(p);
-        for c in 0..self.channels {
-            for ky in 0..p {
-                let start = c * plane + (py * p + ky) * w + px * p;
-                // Both always exist: the image is `[C][H][W]`, `scratch` has `C·P` rows.
-                let (Some(dst), Some(src)) = (dst_rows.next(), image.get(start..start + p)) else {
-                    debug_assert!(false, "patch outside the image or scratch");
-                    return;
-                };
-                dst.copy_from_slice(src);
+        // Row `ky` of channel `c` of the patch starts at `c·H·W + (py·P + ky)·W + px·P`.
+        let channel_step = (self.height * w).wrapping_sub(p * w);
+        let mut start = py * p * w + px * p;
+        let mut ky = 0;
+        for dst in scratch.chunks_exact_mut(p) {
+            // Always in the image (`[C][H][W]`, `index < N`): the early return is unreachable.
+            let Some(src) = image.get(start..start + p) else {
+                debug_assert!(false, "patch outside the image");
+                return;
+            };
+            dst.copy_from_slice(src);
+            ky += 1;
+            start += w;
+            if ky == p {
+                ky = 0;
+                start = start.wrapping_add(channel_step);
             }
         }
     }
