@@ -283,6 +283,7 @@ impl<'a> PatchEmbedding<'a> {
 ///
 /// All ids are checked before anything is written: an id `≥ vocab` gives
 /// [`Error::TokenOutOfRange`] and leaves `output` untouched.
+#[inline] // one id per decoder step: inlined, the id loop and the length checks fold
 pub fn embed_tokens(
     ids: &[u32],
     table: &[i8],
@@ -315,10 +316,10 @@ pub fn embed_tokens(
         });
     }
     for (&id, row) in ids.iter().zip(output.chunks_exact_mut(width)) {
-        // Every id was checked against `vocab` above.
+        // Every id was checked against `vocab` above: `start + width ≤ table.len()`.
+        let start = id as usize * width;
         let src = table
-            .chunks_exact(width)
-            .nth(id as usize)
+            .get(start..start + width)
             .ok_or(Error::TokenOutOfRange {
                 id,
                 vocab: u32::try_from(vocab).unwrap_or(u32::MAX),
