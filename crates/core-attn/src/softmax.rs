@@ -207,11 +207,16 @@ fn fix_marked_requant(buf: &mut [i32], sum: u32, r: Requant, exp: &ExpTable<'_>)
 /// Largest element of a non-empty row (4 at a time: fewer loop branches).
 #[inline(always)]
 pub(crate) fn row_max(buf: &[i32]) -> i32 {
+    // Callers pass non-empty rows (so this folds away); an empty one gives the maximum's
+    // identity instead of an out-of-bounds read of element 0.
+    if buf.is_empty() {
+        return i32::MIN;
+    }
     #[cfg(any(core_attn_dsp, core_attn_mve))]
     return crate::dsp::softmax::row_max_i32(buf);
     #[allow(unreachable_code)]
     let mut chunks = buf.chunks_exact(4);
-    let mut m = buf[0];
+    let mut m = buf[0]; // non-empty
     for c in &mut chunks {
         m = m.max(c[0]).max(c[1]).max(c[2]).max(c[3]);
     }
@@ -591,6 +596,12 @@ fn reciprocal_digits(s: u32) -> u64 {
 /// (only `p = 32768` can: a signed 16-bit multiply would read it as −32768).
 #[inline(always)]
 pub(crate) fn probs_to_pairs(buf: &mut [i32], n: usize, sum: u32) -> (usize, bool) {
+    // Callers pass `n ≤ buf.len()` (the visible keys of a score row): the early return is
+    // unreachable, and every index below is then provably inside `buf`.
+    let Some(buf) = buf.get_mut(..n) else {
+        debug_assert!(false, "probs_to_pairs: n > buf.len()");
+        return (0, false);
+    };
     let recip = reciprocal_fast(sum);
     let pairs = n.div_ceil(2);
     let mut or = 0u32;
@@ -614,21 +625,23 @@ pub(crate) fn probs_to_pairs(buf: &mut [i32], n: usize, sum: u32) -> (usize, boo
                 buf[k] = (p0 | (p1 << 16)) as i32;
             }
             if n % 2 == 1 {
-                let p = probability32(buf[n - 1] as u32, r);
+                // `buf.len() = n`: the last element is `buf[n − 1]`, and `n / 2 < n`.
+                let p = buf.last().map_or(0, |&e| probability32(e as u32, r));
                 or |= p;
-                buf[n / 2] = p as i32;
+                if let Some(pair) = buf.get_mut(n / 2) {
+                    *pair = p as i32;
+                }
             }
         }
         Err(_) => {
             for k in 0..pairs {
-                let p0 = probability(buf[2 * k] as u32, recip);
-                let p1 = if 2 * k + 1 < n {
-                    probability(buf[2 * k + 1] as u32, recip)
-                } else {
-                    0
-                };
+                // `2k < n = buf.len()`; a missing last partner (`2k + 1 = n`) is 0.
+                let p = |j: usize| buf.get(j).map_or(0, |&e| probability(e as u32, recip));
+                let (p0, p1) = (p(2 * k), p(2 * k + 1));
                 or |= p0 | p1;
-                buf[k] = (p0 | (p1 << 16)) as i32;
+                if let Some(pair) = buf.get_mut(k) {
+                    *pair = (p0 | (p1 << 16)) as i32;
+                }
             }
         }
     }
