@@ -71,6 +71,19 @@ fn take<'b>(buf: &'b mut [i8], len: usize, what: &'static str) -> Result<&'b mut
     })
 }
 
+/// `(width, tokens)` of a block input of `len` bytes: `len` must be a non-zero multiple of the
+/// (non-zero) width.
+fn token_rows(what: &'static str, w: usize, len: usize) -> Result<(usize, usize), Error> {
+    match (len.checked_div(w), len.checked_rem(w)) {
+        (Some(n), Some(0)) if n > 0 => Ok((w, n)),
+        _ => Err(Error::ShapeMismatch {
+            what,
+            expected: len.checked_div(w).unwrap_or(0).max(1) * w,
+            found: len,
+        }),
+    }
+}
+
 /// The parts every block has, for shared validation.
 struct Common<'r, 'a> {
     ln1: &'r LayerNorm<'a>,
@@ -155,20 +168,13 @@ impl<'a> EncoderBlock<'a> {
 
     /// Run the block on `x` (`[tokens][width]`) in place.
     pub fn run(&self, x: &mut [i8], scratch: &mut BlockScratch<'_>) -> Result<(), Error> {
-        let w = self.width();
-        if x.is_empty() || x.len() % w != 0 {
-            return Err(Error::ShapeMismatch {
-                what: "encoder block input",
-                expected: (x.len() / w).max(1) * w,
-                found: x.len(),
-            });
-        }
-        let n = x.len() / w;
-        let normed = take(scratch.normed, n * w, "block normed buffer")?;
+        let (w, n) = token_rows("encoder block input", self.width(), x.len())?;
+        let len = x.len();
+        let normed = take(scratch.normed, len, "block normed buffer")?;
         let wide = take(scratch.wide, n * self.wide_per_token(), "block wide buffer")?;
 
         // Attention sublayer.
-        let qkv = &mut wide[..n * 3 * w];
+        let qkv = take(wide, n * 3 * w, "block wide buffer")?;
         match self.placement {
             NormPlacement::Pre => {
                 self.ln1.run(x, normed)?;
@@ -178,7 +184,7 @@ impl<'a> EncoderBlock<'a> {
         }
         self.attention
             .self_attention(qkv, normed, scratch.scores, Mask::None)?;
-        let proj = &mut wide[..n * w];
+        let proj = take(wide, len, "block wide buffer")?;
         self.proj.run(normed, proj, Activation::Identity)?;
         self.add1.run_in_place(x, proj)?;
         if self.placement == NormPlacement::Post {
@@ -196,15 +202,15 @@ impl<'a> EncoderBlock<'a> {
         };
         // `normed` may be the MLP input: fc1 consumes it into `wide`, then fc2 overwrites it.
         let hidden_len = n * self.mlp.fc1.out_features;
-        let hidden = &mut wide[..hidden_len];
+        let hidden = take(wide, hidden_len, "block wide buffer")?;
         self.mlp
             .fc1
             .run(mlp_in, hidden, Activation::Table(self.mlp.activation))?;
         self.mlp.fc2.run(hidden, normed, Activation::Identity)?;
         self.add2.run_in_place(x, normed)?;
         if self.placement == NormPlacement::Post {
-            let (src, dst) = (&*x, &mut wide[..n * w]);
-            self.ln2.run(src, dst)?;
+            let dst = take(wide, len, "block wide buffer")?;
+            self.ln2.run(x, dst)?;
             x.copy_from_slice(dst);
         }
         Ok(())
@@ -330,21 +336,14 @@ impl<'a> DecoderBlock<'a> {
         cross_cache: Option<&KvCache<'_>>,
         scratch: &mut BlockScratch<'_>,
     ) -> Result<(), Error> {
-        let w = self.width();
-        if x.is_empty() || x.len() % w != 0 {
-            return Err(Error::ShapeMismatch {
-                what: "decoder block input",
-                expected: (x.len() / w).max(1) * w,
-                found: x.len(),
-            });
-        }
-        let n = x.len() / w;
-        let normed = take(scratch.normed, n * w, "block normed buffer")?;
+        let (w, n) = token_rows("decoder block input", self.width(), x.len())?;
+        let len = x.len();
+        let normed = take(scratch.normed, len, "block normed buffer")?;
         let wide = take(scratch.wide, n * self.wide_per_token(), "block wide buffer")?;
 
         // Masked self-attention over the cache.
         self.ln1.run(x, normed)?;
-        let qkv = &mut wide[..n * 3 * w];
+        let qkv = take(wide, n * 3 * w, "block wide buffer")?;
         self.qkv.run(normed, qkv, Activation::Identity)?;
         let first_position = cache.len();
         cache.append_rows(
@@ -359,7 +358,7 @@ impl<'a> DecoderBlock<'a> {
             normed,
             scratch.scores,
         )?;
-        let proj = &mut wide[..n * w];
+        let proj = take(wide, len, "block wide buffer")?;
         self.proj.run(normed, proj, Activation::Identity)?;
         self.add1.run_in_place(x, proj)?;
 
@@ -370,7 +369,7 @@ impl<'a> DecoderBlock<'a> {
                 value: 0,
             })?;
             c.ln.run(x, normed)?;
-            let q = &mut wide[..n * w];
+            let q = take(wide, len, "block wide buffer")?;
             c.q.run(normed, q, Activation::Identity)?;
             c.attention.run(
                 Rows::contiguous(q, w)?,
@@ -380,14 +379,14 @@ impl<'a> DecoderBlock<'a> {
                 normed,
                 scratch.scores,
             )?;
-            let proj = &mut wide[..n * w];
+            let proj = take(wide, len, "block wide buffer")?;
             c.proj.run(normed, proj, Activation::Identity)?;
             c.add.run_in_place(x, proj)?;
         }
 
         // MLP.
         self.ln2.run(x, normed)?;
-        let hidden = &mut wide[..n * self.mlp.fc1.out_features];
+        let hidden = take(wide, n * self.mlp.fc1.out_features, "block wide buffer")?;
         self.mlp
             .fc1
             .run(normed, hidden, Activation::Table(self.mlp.activation))?;

@@ -16,6 +16,8 @@
 //! # Token embedding
 //! [`embed_tokens`] copies rows of an int8 `[vocab][D]` table for a sequence of ids.
 
+use core::num::NonZeroUsize;
+
 use crate::error::check_len;
 use crate::linear::{Activation, Linear};
 use crate::Error;
@@ -136,16 +138,33 @@ impl<'a> PatchEmbedding<'a> {
         Ok(())
     }
 
-    /// Unchecked-shape body of [`Self::extract_patch`] (callers have checked).
+    /// Unchecked-shape body of [`Self::extract_patch`] (callers have checked the geometry, the
+    /// image length and `index < N`; `scratch` holds `C·P·P` bytes).
     fn copy_patch(&self, image: &[i8], index: usize, scratch: &mut [i8]) {
-        let p = self.patch;
-        let grid_w = self.width / p;
+        let (p, w) = (self.patch, self.width);
+        // `check_geometry` (run by every caller) makes the patch size and the patch grid width
+        // non-zero: this early return is unreachable.
+        let Some(grid_w) = w.checked_div(p).and_then(NonZeroUsize::new) else {
+            debug_assert!(false, "patch geometry not checked");
+            return;
+        };
         let (py, px) = (index / grid_w, index % grid_w);
-        let plane = self.height * self.width;
-        for (c, dst_c) in scratch.chunks_exact_mut(p * p).enumerate() {
-            for (ky, dst) in dst_c.chunks_exact_mut(p).enumerate() {
-                let start = c * plane + (py * p + ky) * self.width + px * p;
-                dst.copy_from_slice(&image[start..start + p]);
+        // Row `ky` of channel `c` of the patch starts at `c·H·W + (py·P + ky)·W + px·P`.
+        let channel_step = (self.height * w).wrapping_sub(p * w);
+        let mut start = py * p * w + px * p;
+        let mut ky = 0;
+        for dst in scratch.chunks_exact_mut(p) {
+            // Always in the image (`[C][H][W]`, `index < N`): the early return is unreachable.
+            let Some(src) = image.get(start..start + p) else {
+                debug_assert!(false, "patch outside the image");
+                return;
+            };
+            dst.copy_from_slice(src);
+            ky += 1;
+            start += w;
+            if ky == p {
+                ky = 0;
+                start = start.wrapping_add(channel_step);
             }
         }
     }
@@ -164,7 +183,7 @@ impl<'a> PatchEmbedding<'a> {
     /// copied and projected on its own. Both give the same bytes (each output row depends on
     /// its own patch only).
     pub fn run(&self, image: &[i8], scratch: &mut [i8], output: &mut [i8]) -> Result<(), Error> {
-        self.check(image, scratch)?;
+        let pl = self.check(image, scratch)?;
         let d = self.dim();
         let n = self.patches();
         check_len(
@@ -172,17 +191,27 @@ impl<'a> PatchEmbedding<'a> {
             mul("patch embedding output", n, d)?,
             output.len(),
         )?;
-        let pl = self.patch_len();
-        let all = n * pl; // ≤ image length, no overflow
-        if scratch.len() >= all {
-            let matrix = &mut scratch[..all];
-            for (index, dst) in matrix.chunks_exact_mut(pl).enumerate() {
+        let all = n * pl.get(); // ≤ image length, no overflow
+        if let Some(matrix) = scratch.get_mut(..all) {
+            for (index, dst) in matrix.chunks_exact_mut(pl.get()).enumerate() {
                 self.copy_patch(image, index, dst);
             }
             return self.projection.run(matrix, output, Activation::Identity);
         }
-        let scratch = &mut scratch[..pl];
-        for (index, row) in output.chunks_exact_mut(d).enumerate() {
+        let Some(d) = NonZeroUsize::new(d) else {
+            return Err(Error::BadDimension {
+                what: "patch embedding width",
+                value: d,
+            });
+        };
+        // `check` made `scratch` at least one patch long.
+        let found = scratch.len();
+        let scratch = scratch.get_mut(..pl.get()).ok_or(Error::ShapeMismatch {
+            what: "patch scratch",
+            expected: pl.get(),
+            found,
+        })?;
+        for (index, row) in output.chunks_exact_mut(d.get()).enumerate() {
             self.copy_patch(image, index, scratch);
             self.projection.run(scratch, row, Activation::Identity)?;
         }
@@ -207,13 +236,19 @@ impl<'a> PatchEmbedding<'a> {
             mul("patch embedding output", self.patches() + 1, d)?,
             output.len(),
         )?;
-        let (cls, patches) = output.split_at_mut(d);
+        // `output` holds `(N + 1)·D ≥ D` bytes (checked just above).
+        let found = output.len();
+        let (cls, patches) = output.split_at_mut_checked(d).ok_or(Error::ShapeMismatch {
+            what: "patch embedding output",
+            expected: d,
+            found,
+        })?;
         cls.copy_from_slice(class_token);
         self.run(image, scratch, patches)
     }
 
-    /// Shared shape checks of the runs.
-    fn check(&self, image: &[i8], scratch: &[i8]) -> Result<(), Error> {
+    /// Shared shape checks of the runs; returns the (non-zero) patch length `C·P·P`.
+    fn check(&self, image: &[i8], scratch: &[i8]) -> Result<NonZeroUsize, Error> {
         self.check_geometry()?;
         let image_len = mul(
             "image size",
@@ -221,14 +256,19 @@ impl<'a> PatchEmbedding<'a> {
             self.width,
         )?;
         check_len("image", image_len, image.len())?;
-        if scratch.len() < self.patch_len() {
+        let pl = self.patch_len();
+        if scratch.len() < pl {
             return Err(Error::ShapeMismatch {
                 what: "patch scratch",
-                expected: self.patch_len(),
+                expected: pl,
                 found: scratch.len(),
             });
         }
-        Ok(())
+        // `check_geometry`: channels and patch size are non-zero and `C·P·P` does not overflow.
+        NonZeroUsize::new(pl).ok_or(Error::BadDimension {
+            what: "patch size",
+            value: self.patch,
+        })
     }
 
     /// Multiply–accumulates per image.
@@ -243,6 +283,7 @@ impl<'a> PatchEmbedding<'a> {
 ///
 /// All ids are checked before anything is written: an id `≥ vocab` gives
 /// [`Error::TokenOutOfRange`] and leaves `output` untouched.
+#[inline] // one id per decoder step: inlined, the id loop and the length checks fold
 pub fn embed_tokens(
     ids: &[u32],
     table: &[i8],
@@ -275,8 +316,15 @@ pub fn embed_tokens(
         });
     }
     for (&id, row) in ids.iter().zip(output.chunks_exact_mut(width)) {
+        // Every id was checked against `vocab` above: `start + width ≤ table.len()`.
         let start = id as usize * width;
-        row.copy_from_slice(&table[start..start + width]);
+        let src = table
+            .get(start..start + width)
+            .ok_or(Error::TokenOutOfRange {
+                id,
+                vocab: u32::try_from(vocab).unwrap_or(u32::MAX),
+            })?;
+        row.copy_from_slice(src);
     }
     Ok(())
 }

@@ -60,6 +60,16 @@ fn too_small(what: &'static str, needed: usize, available: usize) -> Result<(), 
     }
 }
 
+/// The first `len` elements of `buf`, or [`Error::BufferTooSmall`] naming `what`.
+fn prefix<'s, T>(buf: &'s mut [T], len: usize, what: &'static str) -> Result<&'s mut [T], Error> {
+    let available = buf.len();
+    buf.get_mut(..len).ok_or(Error::BufferTooSmall {
+        what,
+        needed: len,
+        available,
+    })
+}
+
 impl<'b> ModelBuffers<'b> {
     /// Check every buffer is at least the size `sizes` asks for.
     pub fn check(&self, sizes: &BufferSizes) -> Result<(), Error> {
@@ -117,14 +127,14 @@ pub fn vit_encode(
     let e = blob.header().encoder;
     let n = e.tokens() * e.width;
     let emb = blob.vit_embedding()?;
-    let x = &mut buffers.x[..n];
+    let x = prefix(buffers.x, n, "x buffer")?;
     // The block scratch is free until the first block: when it holds every patch, the patch
     // embedding runs batched (im2col in `wide`, one projection over all patches); else one
     // patch at a time in the one-patch buffer. No extra memory either way.
     let scratch: &mut [i8] = if buffers.wide.len() >= emb.patch.batched_scratch_len() {
         buffers.wide
     } else {
-        &mut buffers.patch[..emb.patch.patch_len()]
+        prefix(buffers.patch, emb.patch.patch_len(), "patch buffer")?
     };
     emb.patch
         .run_with_class_token(image, emb.class_token, scratch, x)?;
@@ -138,9 +148,9 @@ pub fn vit_encode(
         blob.encoder_block(i)?.run(x, &mut scratch)?;
         observe(i, x);
     }
-    blob.encoder_final_norm()?
-        .run(x, &mut scratch.normed[..n])?;
-    observe(FINAL_NORM, &scratch.normed[..n]);
+    let normed = prefix(scratch.normed, n, "normed buffer")?;
+    blob.encoder_final_norm()?.run(x, normed)?;
+    observe(FINAL_NORM, normed);
     Ok(n)
 }
 
@@ -157,9 +167,10 @@ pub fn vit_classify<'r>(
     }
     vit_encode(blob, image, buffers, observe)?;
     let e = blob.header().encoder;
-    let logits = &mut buffers.logits[..e.classes];
+    let logits = prefix(buffers.logits, e.classes, "logits buffer")?;
+    let class_token = prefix(buffers.normed, e.width, "normed buffer")?;
     blob.classifier()?
-        .run(&buffers.normed[..e.width], logits, Activation::Identity)?;
+        .run(class_token, logits, Activation::Identity)?;
     Ok(logits)
 }
 
@@ -183,7 +194,8 @@ pub fn encode_for_decoder(
             .decoder_block(i)?
             .cross
             .ok_or(Error::BadBlob("decoder block without cross-attention"))?;
-        c.fill_cache(&buffers.normed[..n], buffers.wide, cache)?;
+        let encoded = prefix(buffers.normed, n, "normed buffer")?;
+        c.fill_cache(encoded, buffers.wide, cache)?;
     }
     Ok(())
 }
@@ -213,10 +225,10 @@ pub fn decoder_step<'r>(
             value: cross.map_or(0, |c| c.len()),
         });
     }
-    let position = caches[0].len();
+    let position = caches.first().map_or(0, |c| c.len());
     let emb = blob.token_embedding()?;
     let w = d.width;
-    let x = &mut buffers.x[..w];
+    let x = prefix(buffers.x, w, "x buffer")?;
     embed_tokens(&[token], emb.table, w, x)?;
     add_learned(x, w, position, emb.positions, &emb.position_add)?;
     let mut scratch = BlockScratch {
@@ -225,24 +237,29 @@ pub fn decoder_step<'r>(
         scores: buffers.scores,
     };
     for (i, cache) in caches.iter_mut().enumerate() {
-        let cc = cross.map(|c| &c[i]);
+        // `cross` holds one cache per layer (checked above).
+        let cc = cross.and_then(|c| c.get(i));
         blob.decoder_block(i)?.run(x, cache, cc, &mut scratch)?;
         observe(i, x);
     }
-    let normed = &mut scratch.normed[..w];
+    let normed = prefix(scratch.normed, w, "normed buffer")?;
     blob.decoder_final_norm()?.run(x, normed)?;
     observe(FINAL_NORM, normed);
-    let logits = &mut buffers.logits[..d.vocab];
+    let logits = prefix(buffers.logits, d.vocab, "logits buffer")?;
     blob.lm_head()?.run(normed, logits, Activation::Identity)?;
     Ok(logits)
 }
 
 /// Index of the first largest value.
 pub fn argmax_i8(v: &[i8]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
+    let Some((&first, rest)) = v.split_first() else {
+        return 0;
+    };
+    let (mut best, mut best_value) = (0, first);
+    for (i, &x) in rest.iter().enumerate() {
+        if x > best_value {
+            best = i + 1;
+            best_value = x;
         }
     }
     best
@@ -270,27 +287,30 @@ pub fn greedy(
         });
     }
     let total = prompt.len().saturating_add(max_new);
-    too_small("generated ids buffer", total, out.len())?;
+    let out = prefix(out, total, "generated ids buffer")?;
     for c in caches.iter_mut() {
         c.clear();
     }
     let eos = blob.header().decoder.eos_token;
-    out[..prompt.len()].copy_from_slice(prompt);
+    // `total ≥ prompt.len()`: the prompt fits.
+    prefix(out, prompt.len(), "generated ids buffer")?.copy_from_slice(prompt);
     let mut len = prompt.len();
     let mut fed = 0;
     loop {
-        // Feed every token not yet in the cache; only the last one's logits matter.
+        // Feed every token not yet in the cache; only the last one's logits matter
+        // (`fed < len ≤ total = out.len()`).
         let mut next = 0u32;
-        while fed < len {
-            let logits = decoder_step(blob, out[fed], caches, cross, buffers, &mut |_, _| {})?;
+        while let Some(&token) = out.get(fed).filter(|_| fed < len) {
+            let logits = decoder_step(blob, token, caches, cross, buffers, &mut |_, _| {})?;
             on_logits(fed, logits);
             next = argmax_i8(logits) as u32;
             fed += 1;
         }
-        if len == total {
+        // `len < total = out.len()` here, else this returns.
+        let Some(slot) = out.get_mut(len) else {
             return Ok(len);
-        }
-        out[len] = next;
+        };
+        *slot = next;
         len += 1;
         if eos != NO_TOKEN && next == eos || len == total {
             return Ok(len);

@@ -326,7 +326,8 @@ fn add_position_rows(
             available: positions,
         });
     }
-    let rows = table[first_position * width..needed * width].chunks_exact(width);
+    // Rows `first_position..needed` of the table (`needed ≤ positions` checked above).
+    let rows = table.chunks_exact(width).skip(first_position);
     for (xr, pr) in x.chunks_exact_mut(width).zip(rows) {
         add.run_in_place(xr, pr)?;
     }

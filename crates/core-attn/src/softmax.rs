@@ -22,6 +22,8 @@
 //! `9·10^-5` on each exponential). A constant bound (the earlier "2 LSBs") does not hold: a row
 //! of 17 with one dominant value already showed 4, a row of 1000 over 40.
 
+use core::num::NonZeroU32;
+
 use crate::error::check_len;
 use crate::quant::Requant;
 use crate::{Error, MAX_SEQ_LEN};
@@ -186,18 +188,35 @@ fn quick_exp_loop<'t>(r: Requant, exp: &ExpTable<'t>) -> Option<crate::dsp::soft
 fn fix_marked_requant(buf: &mut [i32], sum: u32, r: Requant, exp: &ExpTable<'_>) -> u32 {
     match ExpIndex::new(r) {
         Some(ix) => ix.fix_marked(buf, sum, exp),
-        None => unreachable!("quick_exp_loop accepted the requantization"),
+        // Unreachable: `quick_exp_loop` accepted `r` (multiplier `≥ 2^17`, right shift
+        // `1..=32`), which `ExpIndex::new` accepts too. The generic index, for completeness.
+        None => {
+            debug_assert!(false, "quick_exp_loop accepted the requantization");
+            let mut sum = sum & !(1 << 31);
+            for x in buf.iter_mut().filter(|x| **x < 0) {
+                let d = (*x as u32) & !(1 << 31);
+                let e = exp.exp(r.apply(d as i32).clamp(0, MAX_INDEX) as u32);
+                *x = e as i32;
+                sum += e;
+            }
+            sum
+        }
     }
 }
 
 /// Largest element of a non-empty row (4 at a time: fewer loop branches).
 #[inline(always)]
 pub(crate) fn row_max(buf: &[i32]) -> i32 {
+    // Callers pass non-empty rows (so this folds away); an empty one gives the maximum's
+    // identity instead of an out-of-bounds read of element 0.
+    if buf.is_empty() {
+        return i32::MIN;
+    }
     #[cfg(any(core_attn_dsp, core_attn_mve))]
     return crate::dsp::softmax::row_max_i32(buf);
     #[allow(unreachable_code)]
     let mut chunks = buf.chunks_exact(4);
-    let mut m = buf[0];
+    let mut m = buf[0]; // non-empty
     for c in &mut chunks {
         m = m.max(c[0]).max(c[1]).max(c[2]).max(c[3]);
     }
@@ -300,7 +319,8 @@ impl ExpIndex {
                     // n_hi ≤ n_lo + 1) ≤ lo + 4 + ⌊lo/2^14⌋, without a second division.
                     lo.saturating_add(4 + (lo >> 14))
                 } else {
-                    n_hi / mt + (n_hi % mt != 0) as u32
+                    // k = 0: mt = m, non-zero in this branch (`max` only tells the compiler).
+                    n_hi.div_ceil(mt.max(1))
                 };
                 (lo.min(guard), hi)
             } else {
@@ -494,27 +514,28 @@ fn lookup(exp: &ExpTable<'_>, q: u32) -> u32 {
 #[cold]
 #[inline(never)]
 fn bounds_wide(a: u32, mt: u32, guard: u32) -> (u32, u32) {
-    if a > 46 {
+    // `mt` is the top 16 bits of a non-zero multiplier: never 0 (the bounds would be the trivial
+    // ones then, which are still correct).
+    let (true, Some(mt_nz)) = (a <= 46, NonZeroU32::new(mt)) else {
         return (guard, u32::MAX);
-    }
+    };
     let n = 131069u64 << a;
     // `div_small` needs a divisor ≤ 2^15: with mt ≥ 2^15, use mt/2 on the exactly halved
     // numerator (`n` is even; m ∈ [⌊mt/2⌋·2^(k+1), (⌊mt/2⌋+1)·2^(k+1))).
-    let (n, mt) = if mt >= 1 << 15 {
-        (n >> 1, mt >> 1)
-    } else {
-        (n, mt)
+    let (n, mt) = match NonZeroU32::new(mt_nz.get() >> 1) {
+        Some(half) if mt_nz.get() >= 1 << 15 => (n >> 1, half),
+        _ => (n, mt_nz),
     };
-    let lo = div_small(n, mt + 1);
+    let lo = div_small(n, mt.saturating_add(1));
     let q = div_small(n, mt);
-    let hi = q + (q * mt as u64 != n) as u64;
+    let hi = q + (q * mt.get() as u64 != n) as u64;
     (lo.min(guard as u64) as u32, hi.min(u32::MAX as u64) as u32)
 }
 
 /// `n / d` for `1 ≤ d ≤ 2^15`, in 16-bit digits (every partial remainder `< 2^15`, so each step
 /// is one 32-bit division).
 #[inline]
-fn div_small(n: u64, d: u32) -> u64 {
+fn div_small(n: u64, d: NonZeroU32) -> u64 {
     let mut q = 0u64;
     let mut r = 0u32;
     for k in (0..4).rev() {
@@ -575,6 +596,12 @@ fn reciprocal_digits(s: u32) -> u64 {
 /// (only `p = 32768` can: a signed 16-bit multiply would read it as −32768).
 #[inline(always)]
 pub(crate) fn probs_to_pairs(buf: &mut [i32], n: usize, sum: u32) -> (usize, bool) {
+    // Callers pass `n ≤ buf.len()` (the visible keys of a score row): the early return is
+    // unreachable, and every index below is then provably inside `buf`.
+    let Some(buf) = buf.get_mut(..n) else {
+        debug_assert!(false, "probs_to_pairs: n > buf.len()");
+        return (0, false);
+    };
     let recip = reciprocal_fast(sum);
     let pairs = n.div_ceil(2);
     let mut or = 0u32;
@@ -598,21 +625,23 @@ pub(crate) fn probs_to_pairs(buf: &mut [i32], n: usize, sum: u32) -> (usize, boo
                 buf[k] = (p0 | (p1 << 16)) as i32;
             }
             if n % 2 == 1 {
-                let p = probability32(buf[n - 1] as u32, r);
+                // `buf.len() = n`: the last element is `buf[n − 1]`, and `n / 2 < n`.
+                let p = buf.last().map_or(0, |&e| probability32(e as u32, r));
                 or |= p;
-                buf[n / 2] = p as i32;
+                if let Some(pair) = buf.get_mut(n / 2) {
+                    *pair = p as i32;
+                }
             }
         }
         Err(_) => {
             for k in 0..pairs {
-                let p0 = probability(buf[2 * k] as u32, recip);
-                let p1 = if 2 * k + 1 < n {
-                    probability(buf[2 * k + 1] as u32, recip)
-                } else {
-                    0
-                };
+                // `2k < n = buf.len()`; a missing last partner (`2k + 1 = n`) is 0.
+                let p = |j: usize| buf.get(j).map_or(0, |&e| probability(e as u32, recip));
+                let (p0, p1) = (p(2 * k), p(2 * k + 1));
                 or |= p0 | p1;
-                buf[k] = (p0 | (p1 << 16)) as i32;
+                if let Some(pair) = buf.get_mut(k) {
+                    *pair = (p0 | (p1 << 16)) as i32;
+                }
             }
         }
     }
@@ -765,12 +794,17 @@ fn fix_marked_i8(
     r: Requant,
     exp: &ExpTable<'_>,
 ) -> u32 {
-    let Some(ix) = ExpIndex::new(r) else {
-        unreachable!("quick_exp_loop accepted the requantization")
-    };
+    // `quick_exp_loop` accepted `r` (multiplier `≥ 2^17`, right shift `1..=32`), which
+    // `ExpIndex::new` accepts too; the generic index otherwise, for completeness.
+    let ix = ExpIndex::new(r);
+    debug_assert!(ix.is_some(), "quick_exp_loop accepted the requantization");
     let mut sum = sum & !(1 << 31);
     for (e, &x) in probs.iter_mut().zip(input).filter(|(e, _)| **e == 0xffff) {
-        let v = ix.slow((max - x as i32) as u32, exp);
+        let d = (max - x as i32) as u32;
+        let v = match &ix {
+            Some(ix) => ix.slow(d, exp),
+            None => exp.exp(r.apply(d as i32).clamp(0, MAX_INDEX) as u32),
+        };
         *e = v as u16;
         sum += v;
     }
