@@ -100,6 +100,18 @@ impl<'a> Rows<'a> {
         &self.data[start..start + self.width]
     }
 
+    /// Row `i`, or `None` if `i >= rows`: [`Rows::row`] without a panic path (the
+    /// constructors check that every row `< rows` lies inside the data, so `i < rows` gives
+    /// `Some` of exactly `width` values).
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> Option<&'a [i8]> {
+        if i >= self.rows {
+            return None;
+        }
+        let start = i.wrapping_mul(self.stride);
+        self.data.get(start..start.wrapping_add(self.width))
+    }
+
     /// Columns `start..start + len` of every row, as a narrower view (one attention head).
     pub fn columns(&self, start: usize, len: usize) -> Result<Self, Error> {
         if start + len > self.width || len == 0 {
