@@ -924,7 +924,7 @@ fn visible_keys(mask: Mask, i: usize, nk: usize) -> usize {
     match mask {
         Mask::None => nk,
         Mask::Causal { first_position } => {
-            first_position.saturating_add(i).min(nk.wrapping_sub(1)) + 1
+            first_position.saturating_add(i).saturating_add(1).min(nk)
         }
     }
 }
