@@ -271,97 +271,93 @@ impl<'a> Attention<'a> {
         dims: Dims,
         ix: ExpIndex,
     ) {
-        use crate::dsp::softmax::{sxtb16, sxtb16_ror8};
-        let (width, dh, nk) = (dims.width.get(), dims.dh.get(), dims.nk.get());
+        let (dh, nk) = (dims.dh.get(), dims.nk.get());
         let npk = nk.div_ceil(2);
-        let out_rq = crate::dsp::RowRequant::new(self.output.multiplier, self.output.shift);
-        let zp = self.output_zero_point;
         let mut vp = [0u32; PACK_WORDS];
         let mut qe = [0u32; PACK_MAX_HEAD_DIM / 2];
-        // `vp` is `[dh / 4 column groups][npk key pairs][4 words]`.
-        let (Some(vp), Some(zeros)) = (vp.get_mut(..npk * dh), ZEROS.get(..dh)) else {
+        // `vp` is `[dh / 4 column groups][npk key pairs][4 words]`; `npk ≥ 1` as `nk ≥ 1`.
+        let (Some(vp), Some(zeros), Some(group)) = (
+            vp.get_mut(..npk * dh),
+            ZEROS.get(..dh),
+            NonZeroUsize::new(4 * npk),
+        ) else {
             return unreachable_shape();
         };
         for h in 0..self.heads {
             let c0 = h * dh;
-            let Ok(vh) = v.columns(c0, dh) else {
+            let (Ok(qv), Ok(vh)) = (q.columns(c0, dh), v.columns(c0, dh)) else {
                 return unreachable_shape();
             };
-            // V of this head as key pairs: word (g, kp, c) = v[2kp][4g+c] | v[2kp+1][4g+c] << 16
-            // (a missing last partner row is zeros: `vh.get(nk)` is `None`).
-            for kp in 0..npk {
-                let Some(r0) = vh.get(2 * kp) else {
-                    return unreachable_shape();
-                };
-                let r1 = vh.get(2 * kp + 1).unwrap_or(zeros);
-                for (g, (a, b)) in r0.chunks_exact(4).zip(r1.chunks_exact(4)).enumerate() {
-                    let (Some(a), Some(b)) = (word(a), word(b)) else {
-                        return unreachable_shape();
-                    };
-                    let (ae, ao) = (sxtb16(a), sxtb16_ror8(a));
-                    let (be, bo) = (sxtb16(b), sxtb16_ror8(b));
-                    let Some(w) = vp
-                        .get_mut((g * npk + kp) * 4..)
-                        .and_then(|w| w.first_chunk_mut::<4>())
-                    else {
-                        return unreachable_shape();
-                    };
-                    w[0] = (ae & 0xffff) | (be << 16);
-                    w[1] = (ao & 0xffff) | (bo << 16);
-                    w[2] = (ae >> 16) | (be & 0xffff_0000);
-                    w[3] = (ao >> 16) | (bo & 0xffff_0000);
-                }
+            let done = pack_v(vh, npk, zeros, vp).and_then(|()| {
+                self.packed_head(qv, k, c0, vp, group, mask, out, scratch, dims, &ix, &mut qe)
+            });
+            if done.is_none() {
+                return unreachable_shape();
             }
-            for (i, out_row) in out.chunks_exact_mut(width).enumerate() {
-                let visible = visible_keys(mask, i, nk);
-                let (Some(qh), Some(oh)) = (
-                    q.get(i).and_then(|r| r.get(c0..c0 + dh)),
-                    out_row.get_mut(c0..c0 + dh),
-                ) else {
-                    return unreachable_shape();
-                };
-                let Some((pairs, big)) = self.head_probs(qh, k, c0, visible, &ix, scratch, &mut qe)
-                else {
-                    return unreachable_shape();
-                };
-                let Some(pp) = scratch.get(..pairs) else {
-                    return unreachable_shape();
-                };
-                for (g, o) in oh.chunks_exact_mut(4).enumerate() {
-                    let Some(vg) = vp.get(g * npk * 4..(g * npk + pairs) * 4) else {
-                        return unreachable_shape();
-                    };
-                    let mut acc = [0i32; 4];
-                    #[cfg(any(core_attn_dsp, core_attn_mve))]
-                    crate::dsp::softmax::wsum_packed4(pp, vg, &mut acc);
-                    #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
+        }
+    }
+
+    /// The query rows of one head of [`Attention::run_packed_v`] (`qv`: the head's columns
+    /// `c0..c0 + head_dim` of Q) against its packed V `vp` (`group = 4·⌈nk/2⌉` words per
+    /// column group). `None` only if a slice is shorter than `run_packed_v`'s checks make it
+    /// (unreachable).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn packed_head(
+        &self,
+        qv: Rows<'_>,
+        k: Rows<'_>,
+        c0: usize,
+        vp: &[u32],
+        group: NonZeroUsize,
+        mask: Mask,
+        out: &mut [i8],
+        scratch: &mut [i32],
+        dims: Dims,
+        ix: &ExpIndex,
+        qe: &mut [u32; PACK_MAX_HEAD_DIM / 2],
+    ) -> Option<()> {
+        let (width, dh, nk) = (dims.width.get(), dims.dh.get(), dims.nk.get());
+        let out_rq = crate::dsp::RowRequant::new(self.output.multiplier, self.output.shift);
+        let zp = self.output_zero_point;
+        for (i, out_row) in (0..qv.rows()).zip(out.chunks_exact_mut(width)) {
+            let visible = visible_keys(mask, i, nk);
+            let (qh, oh) = (qv.get(i)?, out_row.get_mut(c0..c0 + dh)?);
+            let (pairs, big) = self.head_probs(qh, k, c0, visible, ix, scratch, qe)?;
+            let pp = scratch.get(..pairs)?;
+            for (o, vg) in oh.chunks_exact_mut(4).zip(vp.chunks_exact(group.get())) {
+                let vg = vg.get(..4 * pairs)?;
+                let mut acc = [0i32; 4];
+                #[cfg(any(core_attn_dsp, core_attn_mve))]
+                crate::dsp::softmax::wsum_packed4(pp, vg, &mut acc);
+                #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
+                for (&p, w) in pp.iter().zip(vg.chunks_exact(4)) {
+                    use crate::dsp::softmax::smlad;
+                    let p = p as u32;
+                    for (a, &w) in acc.iter_mut().zip(w) {
+                        *a = smlad(p, w, *a);
+                    }
+                }
+                if big {
+                    // A probability of exactly 1.0 (0x8000) was multiplied as −32768.
                     for (&p, w) in pp.iter().zip(vg.chunks_exact(4)) {
-                        use crate::dsp::softmax::smlad;
                         let p = p as u32;
                         for (a, &w) in acc.iter_mut().zip(w) {
-                            *a = smlad(p, w, *a);
-                        }
-                    }
-                    if big {
-                        // A probability of exactly 1.0 (0x8000) was multiplied as −32768.
-                        for (&p, w) in pp.iter().zip(vg.chunks_exact(4)) {
-                            let p = p as u32;
-                            for (a, &w) in acc.iter_mut().zip(w) {
-                                if p & 0xffff == 0x8000 {
-                                    *a = a.wrapping_add((w as u16 as i16 as i32) << 16);
-                                }
-                                if p >> 16 == 0x8000 {
-                                    *a = a.wrapping_add(((w >> 16) as u16 as i16 as i32) << 16);
-                                }
+                            if p & 0xffff == 0x8000 {
+                                *a = a.wrapping_add((w as u16 as i16 as i32) << 16);
+                            }
+                            if p >> 16 == 0x8000 {
+                                *a = a.wrapping_add(((w >> 16) as u16 as i16 as i32) << 16);
                             }
                         }
                     }
-                    for (o, &a) in o.iter_mut().zip(&acc) {
-                        *o = out_rq.to_i8(a, zp);
-                    }
+                }
+                for (o, &a) in o.iter_mut().zip(&acc) {
+                    *o = out_rq.to_i8(a, zp);
                 }
             }
         }
+        Some(())
     }
 
     /// Query-row-by-row kernel without V packing (one query row, e.g. decoding over a KV
@@ -657,6 +653,72 @@ const ZEROS: [i8; PACK_MAX_HEAD_DIM] = [0; PACK_MAX_HEAD_DIM];
 fn word(c: &[i8]) -> Option<u32> {
     let &[a, b, c, d] = c.first_chunk::<4>()?;
     Some(u32::from_le_bytes([a as u8, b as u8, c as u8, d as u8]))
+}
+
+/// One head's V (`vh`: `nk` rows of `dh` columns, `npk = ⌈nk/2⌉`) as key pairs of
+/// sign-extended 16-bit values into `vp`, laid out `[dh/4 column groups][npk key pairs][4
+/// words]`: word `(g, kp, c)` = `v[2kp][4g+c] | v[2kp+1][4g+c] << 16`, a missing last partner
+/// row read as `zeros` (`vh.get(nk)` is `None`). `None` (unreachable for
+/// [`Attention::run_packed_v`], which sizes `vp` to `npk·dh` and `zeros` to `dh`) if a write
+/// would leave `vp` or a row is missing.
+#[inline(never)]
+fn pack_v(vh: Rows<'_>, npk: usize, zeros: &[i8], vp: &mut [u32]) -> Option<()> {
+    match zeros.len() {
+        8 => pack_v_fixed::<8>(vh, npk, vp),
+        16 => pack_v_fixed::<16>(vh, npk, vp),
+        24 => pack_v_fixed::<24>(vh, npk, vp),
+        32 => pack_v_fixed::<32>(vh, npk, vp),
+        _ => {
+            for kp in 0..npk {
+                let r0 = vh.get(2 * kp)?;
+                let r1 = vh.get(2 * kp + 1).unwrap_or(zeros);
+                for (g, (a, b)) in r0.chunks_exact(4).zip(r1.chunks_exact(4)).enumerate() {
+                    let at = (g * npk + kp) * 4;
+                    pack_word(
+                        word(a)?,
+                        word(b)?,
+                        vp.get_mut(at..at + 4)?.first_chunk_mut()?,
+                    );
+                }
+            }
+            Some(())
+        }
+    }
+}
+
+/// [`pack_v`] for a head width `DH` known at compile time (the rows as arrays: the column
+/// groups unrolled, one bounds check per packed word group).
+#[inline(always)]
+fn pack_v_fixed<const DH: usize>(vh: Rows<'_>, npk: usize, vp: &mut [u32]) -> Option<()> {
+    for kp in 0..npk {
+        let r0: &[i8; DH] = vh.get(2 * kp)?.first_chunk()?;
+        let r1: &[i8; DH] = match vh.get(2 * kp + 1) {
+            Some(r) => r.first_chunk()?,
+            None => &[0; DH],
+        };
+        for (g, (a, b)) in r0.chunks_exact(4).zip(r1.chunks_exact(4)).enumerate() {
+            let at = (g * npk + kp) * 4;
+            pack_word(
+                word(a)?,
+                word(b)?,
+                vp.get_mut(at..at + 4)?.first_chunk_mut()?,
+            );
+        }
+    }
+    Some(())
+}
+
+/// The same four columns `a`, `b` of two V rows as four halfword-pair words (`SXTB16`,
+/// `PKHBT`/`PKHTB`): `w[c] = a[c] | b[c] << 16` in the order `SXTB16` extends them.
+#[inline(always)]
+fn pack_word(a: u32, b: u32, w: &mut [u32; 4]) {
+    use crate::dsp::softmax::{sxtb16, sxtb16_ror8};
+    let (ae, ao) = (sxtb16(a), sxtb16_ror8(a));
+    let (be, bo) = (sxtb16(b), sxtb16_ror8(b));
+    w[0] = (ae & 0xffff) | (be << 16);
+    w[1] = (ao & 0xffff) | (bo << 16);
+    w[2] = (ae >> 16) | (be & 0xffff_0000);
+    w[3] = (ao >> 16) | (bo & 0xffff_0000);
 }
 
 /// Scores of one query row's head against every visible key, for a head width `DH` known at
