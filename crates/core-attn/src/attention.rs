@@ -139,10 +139,11 @@ impl<'a> Attention<'a> {
             {
                 let c0 = h * dh;
                 let (kh, vh) = (k.columns(c0, dh)?, v.columns(c0, dh)?);
-                for (j, s) in scores.iter_mut().enumerate() {
-                    let Some(kr) = kh.get(j) else {
-                        return Err(SHAPE);
-                    };
+                if kh.rows() < visible || vh.rows() < visible {
+                    return Err(SHAPE);
+                }
+                // Rows of `kh`/`vh` by iterator: at least `visible` of them (just checked).
+                for (s, kr) in scores.iter_mut().zip(kh.iter()) {
                     *s = crate::dsp::dot_i8(qh, kr);
                 }
                 match ix {
@@ -155,10 +156,11 @@ impl<'a> Attention<'a> {
                 }
                 // Weighted sum of V, COLS columns at a time (accumulators in registers).
                 for (g, og) in oh.chunks_exact_mut(COLS).enumerate() {
-                    let d = g * COLS;
+                    // This group's COLS columns of V (rows exactly COLS wide).
+                    let vg = vh.columns(g * COLS, COLS)?;
                     let mut acc = [0i32; COLS];
-                    for (j, &p) in scores.iter().enumerate() {
-                        let Some(vr) = vh.get(j).and_then(|r| k_cols(r, d)) else {
+                    for (&p, vr) in scores.iter().zip(vg.iter()) {
+                        let Some(vr) = vr.first_chunk::<COLS>() else {
                             return Err(SHAPE);
                         };
                         for (a, &x) in acc.iter_mut().zip(vr) {
@@ -953,12 +955,6 @@ fn fix_big(pp: &[i32], vh: Rows<'_>, nk: usize, acc: &mut [i32]) {
 
 /// Columns of V accumulated together in [`Attention::run`].
 const COLS: usize = 4;
-
-/// `COLS` columns of a row starting at `c` (bounds checked once; `None` past the row's end).
-#[inline(always)]
-fn k_cols(row: &[i8], c: usize) -> Option<&[i8; COLS]> {
-    row.get(c..)?.first_chunk::<COLS>()
-}
 
 /// The error of a shape that [`Attention::check`] has already rejected: the `else` branch of
 /// the kernels' bounds checks, unreachable after it (never a panic).
