@@ -127,9 +127,12 @@ impl<'a> Attention<'a> {
         // `q.rows()` rows of `width`, split into `heads` slices of `dh`; `nk = k.rows() =
         // v.rows()` in `1..=scratch.len()`, and `visible` in `1..=nk`. So every `get` below is
         // `Some` (the `else` branches are unreachable; they return an error instead of a panic).
-        for (i, out_row) in out.chunks_exact_mut(width).enumerate() {
+        if q.rows() != out.len() / width {
+            return Err(SHAPE);
+        }
+        for (i, (out_row, qi)) in out.chunks_exact_mut(width).zip(q.iter()).enumerate() {
             let visible = visible_keys(mask, i, nk);
-            let (Some(qi), Some(scores)) = (q.get(i), scratch.get_mut(..visible)) else {
+            let Some(scores) = scratch.get_mut(..visible) else {
                 return Err(SHAPE);
             };
             for (h, (qh, oh)) in qi
@@ -175,7 +178,7 @@ impl<'a> Attention<'a> {
                 for (dd, o) in oh.iter_mut().enumerate().skip(d) {
                     let mut acc = 0i32;
                     for (j, &p) in scores.iter().enumerate() {
-                        let Some(&x) = vh.get(j).and_then(|r| r.get(dd)) else {
+                        let Some(&x) = vh.get_row(j).and_then(|r| r.get(dd)) else {
                             return Err(SHAPE);
                         };
                         acc = acc.wrapping_add(p.wrapping_mul(x as i32));
@@ -324,7 +327,7 @@ impl<'a> Attention<'a> {
         let zp = self.output_zero_point;
         for (i, out_row) in (0..qv.rows()).zip(out.chunks_exact_mut(width)) {
             let visible = visible_keys(mask, i, nk);
-            let (qh, oh) = (qv.get(i)?, out_row.get_mut(c0..c0 + dh)?);
+            let (qh, oh) = (qv.get_row(i)?, out_row.get_mut(c0..c0 + dh)?);
             let (pairs, big) = self.head_probs(qh, k, c0, visible, ix, scratch, qe)?;
             let pp = scratch.get(..pairs)?;
             for (o, vg) in oh.chunks_exact_mut(4).zip(vp.chunks_exact(group.get())) {
@@ -388,7 +391,7 @@ impl<'a> Attention<'a> {
         let mut qe = [0u32; PACK_MAX_HEAD_DIM / 2];
         for (i, out_row) in out.chunks_exact_mut(width).enumerate() {
             let visible = visible_keys(mask, i, nk);
-            let Some(qi) = q.get(i) else {
+            let Some(qi) = q.get_row(i) else {
                 return unreachable_shape();
             };
             for (h, (qh, oh)) in qi
@@ -460,7 +463,7 @@ impl<'a> Attention<'a> {
                     _ => {
                         let mut max = i32::MIN;
                         for (j, s) in scores.iter_mut().enumerate() {
-                            let kr = kh.get(j)?;
+                            let kr = kh.get_row(j)?;
                             let mut acc = 0i32;
                             for (e, c) in qe.chunks_exact(2).zip(kr.chunks_exact(4)) {
                                 let (Some(x), &[e0, e1]) = (word(c), e) else {
@@ -660,7 +663,7 @@ fn word(c: &[i8]) -> Option<u32> {
 /// One head's V (`vh`: `nk` rows of `dh` columns, `npk = ⌈nk/2⌉`) as key pairs of
 /// sign-extended 16-bit values into `vp`, laid out `[dh/4 column groups][npk key pairs][4
 /// words]`: word `(g, kp, c)` = `v[2kp][4g+c] | v[2kp+1][4g+c] << 16`, a missing last partner
-/// row read as `zeros` (`vh.get(nk)` is `None`). `None` (unreachable for
+/// row read as `zeros` (`vh.get_row(nk)` is `None`). `None` (unreachable for
 /// [`Attention::run_packed_v`], which sizes `vp` to `npk·dh` and `zeros` to `dh`) if a write
 /// would leave `vp` or a row is missing.
 #[inline(never)]
@@ -672,8 +675,8 @@ fn pack_v(vh: Rows<'_>, npk: usize, zeros: &[i8], vp: &mut [u32]) -> Option<()> 
         32 => pack_v_fixed::<32>(vh, npk, vp),
         _ => {
             for kp in 0..npk {
-                let r0 = vh.get(2 * kp)?;
-                let r1 = vh.get(2 * kp + 1).unwrap_or(zeros);
+                let r0 = vh.get_row(2 * kp)?;
+                let r1 = vh.get_row(2 * kp + 1).unwrap_or(zeros);
                 for (g, (a, b)) in r0.chunks_exact(4).zip(r1.chunks_exact(4)).enumerate() {
                     let at = (g * npk + kp) * 4;
                     pack_word(
@@ -693,8 +696,8 @@ fn pack_v(vh: Rows<'_>, npk: usize, zeros: &[i8], vp: &mut [u32]) -> Option<()> 
 #[inline(always)]
 fn pack_v_fixed<const DH: usize>(vh: Rows<'_>, npk: usize, vp: &mut [u32]) -> Option<()> {
     for kp in 0..npk {
-        let r0: &[i8; DH] = vh.get(2 * kp)?.first_chunk()?;
-        let r1: &[i8; DH] = match vh.get(2 * kp + 1) {
+        let r0: &[i8; DH] = vh.get_row(2 * kp)?.first_chunk()?;
+        let r1: &[i8; DH] = match vh.get_row(2 * kp + 1) {
             Some(r) => r.first_chunk()?,
             None => &[0; DH],
         };
@@ -738,7 +741,7 @@ fn scores_fixed<const DH: usize, const W: usize>(
     let qe: [u32; W] = *qe.first_chunk::<W>()?;
     let mut max = i32::MIN;
     for (j, s) in scores.iter_mut().enumerate() {
-        let kr: &[i8; DH] = kh.get(j)?.first_chunk::<DH>()?;
+        let kr: &[i8; DH] = kh.get_row(j)?.first_chunk::<DH>()?;
         let mut acc = 0i32;
         for (c, e) in kr.chunks_exact(4).zip(qe.chunks_exact(2)) {
             let (Some(x), &[e0, e1]) = (word(c), e) else {
@@ -807,7 +810,7 @@ fn wsum_direct<const DH: usize>(
         }
         if nk % 2 == 1 {
             // Read as `SMLAD` reads it (0x8000 as −32768, fixed by `fix_big`).
-            let (Some(&p), Some(r)) = (pp.get(full), vh.get(nk - 1)) else {
+            let (Some(&p), Some(r)) = (pp.get(full), vh.get_row(nk - 1)) else {
                 return unreachable_shape();
             };
             let p = p as u16 as i16 as i32;
@@ -820,11 +823,11 @@ fn wsum_direct<const DH: usize>(
     {
         let _ = (v, c0);
         for (kp, &p) in pp.iter().enumerate() {
-            let Some(r0) = vh.get(2 * kp).and_then(|r| r.first_chunk::<DH>()) else {
+            let Some(r0) = vh.get_row(2 * kp).and_then(|r| r.first_chunk::<DH>()) else {
                 return unreachable_shape();
             };
             let r1 = if 2 * kp + 1 < nk {
-                let Some(r1) = vh.get(2 * kp + 1).and_then(|r| r.first_chunk::<DH>()) else {
+                let Some(r1) = vh.get_row(2 * kp + 1).and_then(|r| r.first_chunk::<DH>()) else {
                     return unreachable_shape();
                 };
                 r1
@@ -886,7 +889,7 @@ fn wsum_direct_any(
             crate::dsp::softmax::wsum_pairs4(ppf, v, c0 + 4 * g, a);
         }
         if nk % 2 == 1 {
-            let (Some(&p), Some(r)) = (pp.get(full), vh.get(nk - 1)) else {
+            let (Some(&p), Some(r)) = (pp.get(full), vh.get_row(nk - 1)) else {
                 return unreachable_shape();
             };
             let p = p as u16 as i16 as i32;
@@ -899,11 +902,11 @@ fn wsum_direct_any(
     {
         let _ = (v, c0);
         for (kp, &p) in pp.iter().enumerate() {
-            let Some(r0) = vh.get(2 * kp) else {
+            let Some(r0) = vh.get_row(2 * kp) else {
                 return unreachable_shape();
             };
             let r1 = if 2 * kp + 1 < nk {
-                let Some(r1) = vh.get(2 * kp + 1) else {
+                let Some(r1) = vh.get_row(2 * kp + 1) else {
                     return unreachable_shape();
                 };
                 r1
@@ -942,7 +945,7 @@ fn fix_big(pp: &[i32], vh: Rows<'_>, nk: usize, acc: &mut [i32]) {
         for half in 0..2 {
             let j = 2 * kp + half;
             if j < nk && (p as u32 >> (16 * half)) & 0xffff == 0x8000 {
-                let Some(r) = vh.get(j) else {
+                let Some(r) = vh.get_row(j) else {
                     return unreachable_shape();
                 };
                 for (a, &x) in acc.iter_mut().zip(r) {
@@ -1074,7 +1077,7 @@ impl<'a> KvCache<'a> {
         check_len("kv cache values", keys_src.rows(), values_src.rows())?;
         for t in 0..keys_src.rows() {
             // `t < rows` of both views: `get` is `Some`.
-            let (Some(key), Some(value)) = (keys_src.get(t), values_src.get(t)) else {
+            let (Some(key), Some(value)) = (keys_src.get_row(t), values_src.get_row(t)) else {
                 return Err(Error::ShapeMismatch {
                     what: "kv cache rows",
                     expected: keys_src.rows(),

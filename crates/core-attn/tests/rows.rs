@@ -1,4 +1,4 @@
-//! `Rows::get` and `Rows::iter` (the panic-free row accessors the attention kernels use) agree
+//! `Rows::get_row` and `Rows::iter` (the panic-free row accessors the attention kernels use) agree
 //! with `Rows::row` on contiguous, strided and column views, including the last row (which
 //! may end the data) and out-of-range indices.
 
@@ -9,11 +9,11 @@ fn check(r: Rows<'_>) {
     assert_eq!(rows.len(), r.rows());
     for (i, row) in rows.iter().enumerate() {
         assert_eq!(*row, r.row(i));
-        assert_eq!(r.get(i), Some(r.row(i)));
+        assert_eq!(r.get_row(i), Some(r.row(i)));
         assert_eq!(row.len(), r.width());
     }
-    assert_eq!(r.get(r.rows()), None);
-    assert_eq!(r.get(usize::MAX), None);
+    assert_eq!(r.get_row(r.rows()), None);
+    assert_eq!(r.get_row(usize::MAX), None);
 }
 
 #[test]
