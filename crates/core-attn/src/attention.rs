@@ -99,6 +99,11 @@ impl<'a> Attention<'a> {
     ///
     /// `scratch` needs at least `k.rows()` entries. Rows of `q`, `k`, `v` are `width()` wide
     /// (use [`Rows::strided`] / [`Rows::columns`] to point into a fused QKV buffer).
+    ///
+    /// Shapes are checked once up front (an error, never a panic); every access after that
+    /// is in bounds by that check and is written so that the compiler sees it (`get`,
+    /// iterators, `chunks_exact` of non-zero widths): no panic call site is left in the
+    /// linked firmware.
     pub fn run(
         &self,
         q: Rows<'_>,
@@ -993,7 +998,9 @@ fn visible_keys(mask: Mask, i: usize, nk: usize) -> usize {
 /// Keys and values of the tokens seen so far, in caller-provided storage.
 ///
 /// Decoding token `t` appends its key and value rows, then attends its query over rows
-/// `0..=t` — no earlier key or value is recomputed.
+/// `0..=t` — no earlier key or value is recomputed. Invariants (from [`KvCache::new`]):
+/// `width ≥ 1`, `keys.len() = values.len()` a multiple of `width`, `len ≤ capacity`; the
+/// accessors rely on them without a panic path (a full cache is [`Error::CacheFull`]).
 #[derive(Debug)]
 pub struct KvCache<'a> {
     keys: &'a mut [i8],
