@@ -32,6 +32,7 @@ use crate::quant::Requant;
 use crate::softmax::{softmax_scores_in_place, ExpIndex, ExpTable};
 use crate::tensor::Rows;
 use crate::{Error, MAX_SEQ_LEN, MAX_WIDTH};
+use core::num::NonZeroUsize;
 
 /// Which keys a query may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +99,11 @@ impl<'a> Attention<'a> {
     ///
     /// `scratch` needs at least `k.rows()` entries. Rows of `q`, `k`, `v` are `width()` wide
     /// (use [`Rows::strided`] / [`Rows::columns`] to point into a fused QKV buffer).
+    ///
+    /// Shapes are checked once up front (an error, never a panic); every access after that
+    /// is in bounds by that check and is written so that the compiler sees it (`get`,
+    /// iterators, `chunks_exact` of non-zero widths): no panic call site is left in the
+    /// linked firmware.
     pub fn run(
         &self,
         q: Rows<'_>,
@@ -107,34 +113,46 @@ impl<'a> Attention<'a> {
         out: &mut [i8],
         scratch: &mut [i32],
     ) -> Result<(), Error> {
-        let nk = self.check(q, k, v, out, scratch)?;
+        let dims = self.check(q, k, v, out, scratch)?;
         let ix = ExpIndex::new(self.score_to_index).map(ExpIndex::refined);
         if cfg!(any(core_attn_dsp, core_attn_mve)) {
             if let Some(ix) = ix {
                 if self.dsp_fits() {
                     // Two or more query rows share each head's packed V; one row (decoding)
                     // reads V directly.
-                    let pack = q.rows() >= 2 && self.packed_fits(nk);
-                    self.run_packed_inner(q, k, v, mask, out, scratch, nk, ix, pack);
+                    let pack = q.rows() >= 2 && self.packed_fits(dims.nk.get());
+                    self.run_packed_inner(q, k, v, mask, out, scratch, dims, ix, pack);
                     return Ok(());
                 }
             }
         }
-        let (width, dh) = (self.width(), self.head_dim);
+        let (width, dh, nk) = (dims.width.get(), dims.dh.get(), dims.nk.get());
         let out_rq = crate::dsp::RowRequant::new(self.output.multiplier, self.output.shift);
-        for i in 0..q.rows() {
-            let visible = match mask {
-                Mask::None => nk,
-                Mask::Causal { first_position } => (first_position + i + 1).min(nk),
+        // In bounds by `check`: `width = heads · dh` with `dh ≥ 1`, no overflow; `out` is
+        // `q.rows()` rows of `width`, split into `heads` slices of `dh`; `nk = k.rows() =
+        // v.rows()` in `1..=scratch.len()`, and `visible` in `1..=nk`. So every `get` below is
+        // `Some` (the `else` branches are unreachable; they return an error instead of a panic).
+        if q.rows() != out.len() / width {
+            return Err(SHAPE);
+        }
+        for (i, (out_row, qi)) in out.chunks_exact_mut(width).zip(q.iter()).enumerate() {
+            let visible = visible_keys(mask, i, nk);
+            let Some(scores) = scratch.get_mut(..visible) else {
+                return Err(SHAPE);
             };
-            let qi = q.row(i);
-            let out_row = &mut out[i * width..(i + 1) * width];
-            for h in 0..self.heads {
+            for (h, (qh, oh)) in qi
+                .chunks_exact(dh)
+                .zip(out_row.chunks_exact_mut(dh))
+                .enumerate()
+            {
                 let c0 = h * dh;
-                let qh = &qi[c0..c0 + dh];
-                let scores = &mut scratch[..visible];
-                for (j, s) in scores.iter_mut().enumerate() {
-                    *s = crate::dsp::dot_i8(qh, &k.row(j)[c0..c0 + dh]);
+                let (kh, vh) = (k.columns(c0, dh)?, v.columns(c0, dh)?);
+                if kh.rows() < visible || vh.rows() < visible {
+                    return Err(SHAPE);
+                }
+                // Rows of `kh`/`vh` by iterator: at least `visible` of them (just checked).
+                for (s, kr) in scores.iter_mut().zip(kh.iter()) {
+                    *s = crate::dsp::dot_i8(qh, kr);
                 }
                 match ix {
                     Some(ix) => {
@@ -144,26 +162,31 @@ impl<'a> Attention<'a> {
                     }
                     None => softmax_scores_in_place(scores, self.score_to_index, self.exp)?,
                 }
-                let oh = &mut out_row[c0..c0 + dh];
-                let mut d = 0;
                 // Weighted sum of V, COLS columns at a time (accumulators in registers).
-                while d + COLS <= dh {
+                for (g, og) in oh.chunks_exact_mut(COLS).enumerate() {
+                    // This group's COLS columns of V (rows exactly COLS wide).
+                    let vg = vh.columns(g * COLS, COLS)?;
                     let mut acc = [0i32; COLS];
-                    for (j, &p) in scores.iter().enumerate() {
-                        let vr: &[i8; COLS] = k_cols(v.row(j), c0 + d);
+                    for (&p, vr) in scores.iter().zip(vg.iter()) {
+                        let Some(vr) = vr.first_chunk::<COLS>() else {
+                            return Err(SHAPE);
+                        };
                         for (a, &x) in acc.iter_mut().zip(vr) {
                             *a = a.wrapping_add(p.wrapping_mul(x as i32));
                         }
                     }
-                    for (o, &a) in oh[d..d + COLS].iter_mut().zip(&acc) {
+                    for (o, &a) in og.iter_mut().zip(&acc) {
                         *o = out_rq.to_i8(a, self.output_zero_point);
                     }
-                    d += COLS;
                 }
+                let d = dh - dh % COLS;
                 for (dd, o) in oh.iter_mut().enumerate().skip(d) {
                     let mut acc = 0i32;
                     for (j, &p) in scores.iter().enumerate() {
-                        acc = acc.wrapping_add(p.wrapping_mul(v.row(j)[c0 + dd] as i32));
+                        let Some(&x) = vh.get_row(j).and_then(|r| r.get(dd)) else {
+                            return Err(SHAPE);
+                        };
+                        acc = acc.wrapping_add(p.wrapping_mul(x as i32));
                     }
                     *o = self.output.to_i8(acc, self.output_zero_point);
                 }
@@ -206,11 +229,11 @@ impl<'a> Attention<'a> {
         out: &mut [i8],
         scratch: &mut [i32],
     ) -> Result<(), Error> {
-        let nk = self.check(q, k, v, out, scratch)?;
+        let dims = self.check(q, k, v, out, scratch)?;
         match ExpIndex::new(self.score_to_index).map(ExpIndex::refined) {
             Some(ix) if self.dsp_fits() => {
-                let pack = q.rows() >= 2 && self.packed_fits(nk);
-                self.run_packed_inner(q, k, v, mask, out, scratch, nk, ix, pack);
+                let pack = q.rows() >= 2 && self.packed_fits(dims.nk.get());
+                self.run_packed_inner(q, k, v, mask, out, scratch, dims, ix, pack);
                 Ok(())
             }
             _ => self.run(q, k, v, mask, out, scratch),
@@ -227,18 +250,24 @@ impl<'a> Attention<'a> {
         mask: Mask,
         out: &mut [i8],
         scratch: &mut [i32],
-        nk: usize,
+        dims: Dims,
         ix: ExpIndex,
         pack: bool,
     ) {
         // Two functions, so that the packed-V buffer is only on the stack when it is used.
         if pack {
-            self.run_packed_v(q, k, v, mask, out, scratch, nk, ix);
+            self.run_packed_v(q, k, v, mask, out, scratch, dims, ix);
         } else {
-            self.run_direct_inner(q, k, v, mask, out, scratch, nk, ix);
+            self.run_direct_inner(q, k, v, mask, out, scratch, dims, ix);
         }
     }
 
+    /// [`Attention::run_packed_inner`] with V packed per head (two or more query rows).
+    ///
+    /// Bounds: the caller ran [`Attention::check`] (see there) and [`Attention::packed_fits`]
+    /// (`head_dim` a multiple of 4 in `4..=PACK_MAX_HEAD_DIM`, `⌈nk/2⌉ · head_dim ≤
+    /// PACK_WORDS`); `nk = k.rows()`. Every `get` below is then `Some`; the `else` branches
+    /// (an early return, debug-asserted) are unreachable.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn run_packed_v(
@@ -249,92 +278,105 @@ impl<'a> Attention<'a> {
         mask: Mask,
         out: &mut [i8],
         scratch: &mut [i32],
-        nk: usize,
+        dims: Dims,
         ix: ExpIndex,
     ) {
-        use crate::dsp::softmax::{sxtb16, sxtb16_ror8};
-        let (width, dh) = (self.width(), self.head_dim);
+        let (dh, nk) = (dims.dh.get(), dims.nk.get());
         let npk = nk.div_ceil(2);
-        let out_rq = crate::dsp::RowRequant::new(self.output.multiplier, self.output.shift);
-        let zp = self.output_zero_point;
         let mut vp = [0u32; PACK_WORDS];
         let mut qe = [0u32; PACK_MAX_HEAD_DIM / 2];
+        // `vp` is `[dh / 4 column groups][npk key pairs][4 words]`; `npk ≥ 1` as `nk ≥ 1`.
+        let (Some(vp), Some(zeros), Some(group)) = (
+            vp.get_mut(..npk * dh),
+            ZEROS.get(..dh),
+            NonZeroUsize::new(4 * npk),
+        ) else {
+            return unreachable_shape();
+        };
         for h in 0..self.heads {
             let c0 = h * dh;
-            // V of this head as key pairs: word (g, kp, c) = v[2kp][4g+c] | v[2kp+1][4g+c] << 16.
-            for kp in 0..npk {
-                let r0 = &v.row(2 * kp)[c0..c0 + dh];
-                let r1 = if 2 * kp + 1 < nk {
-                    &v.row(2 * kp + 1)[c0..c0 + dh]
-                } else {
-                    &ZEROS[..dh]
-                };
-                for (g, (a, b)) in r0.chunks_exact(4).zip(r1.chunks_exact(4)).enumerate() {
-                    let (a, b) = (word(a), word(b));
-                    let (ae, ao) = (sxtb16(a), sxtb16_ror8(a));
-                    let (be, bo) = (sxtb16(b), sxtb16_ror8(b));
-                    let w = &mut vp[(g * npk + kp) * 4..(g * npk + kp) * 4 + 4];
-                    w[0] = (ae & 0xffff) | (be << 16);
-                    w[1] = (ao & 0xffff) | (bo << 16);
-                    w[2] = (ae >> 16) | (be & 0xffff_0000);
-                    w[3] = (ao >> 16) | (bo & 0xffff_0000);
-                }
+            let (Ok(qv), Ok(vh)) = (q.columns(c0, dh), v.columns(c0, dh)) else {
+                return unreachable_shape();
+            };
+            let done = pack_v(vh, npk, zeros, vp).and_then(|()| {
+                self.packed_head(qv, k, c0, vp, group, mask, out, scratch, dims, &ix, &mut qe)
+            });
+            if done.is_none() {
+                return unreachable_shape();
             }
-            for i in 0..q.rows() {
-                let visible = match mask {
-                    Mask::None => nk,
-                    Mask::Causal { first_position } => (first_position + i + 1).min(nk),
-                };
-                let (pairs, big) = self.head_probs(
-                    &q.row(i)[c0..c0 + dh],
-                    k,
-                    c0,
-                    visible,
-                    &ix,
-                    scratch,
-                    &mut qe,
-                );
-                let pp = &scratch[..pairs];
-                let oh = &mut out[i * width + c0..i * width + c0 + dh];
-                for (g, o) in oh.chunks_exact_mut(4).enumerate() {
-                    let vg = &vp[g * npk * 4..(g * npk + pairs) * 4];
-                    let mut acc = [0i32; 4];
-                    #[cfg(any(core_attn_dsp, core_attn_mve))]
-                    crate::dsp::softmax::wsum_packed4(pp, vg, &mut acc);
-                    #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
-                    for (&p, w) in pp.iter().zip(vg.chunks_exact(4)) {
-                        use crate::dsp::softmax::smlad;
-                        let p = p as u32;
-                        acc[0] = smlad(p, w[0], acc[0]);
-                        acc[1] = smlad(p, w[1], acc[1]);
-                        acc[2] = smlad(p, w[2], acc[2]);
-                        acc[3] = smlad(p, w[3], acc[3]);
+        }
+    }
+
+    /// The query rows of one head of [`Attention::run_packed_v`] (`qv`: the head's columns
+    /// `c0..c0 + head_dim` of Q) against its packed V `vp` (`group = 4·⌈nk/2⌉` words per
+    /// column group). `None` only if a slice is shorter than `run_packed_v`'s checks make it
+    /// (unreachable).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn packed_head(
+        &self,
+        qv: Rows<'_>,
+        k: Rows<'_>,
+        c0: usize,
+        vp: &[u32],
+        group: NonZeroUsize,
+        mask: Mask,
+        out: &mut [i8],
+        scratch: &mut [i32],
+        dims: Dims,
+        ix: &ExpIndex,
+        qe: &mut [u32; PACK_MAX_HEAD_DIM / 2],
+    ) -> Option<()> {
+        let (width, dh, nk) = (dims.width.get(), dims.dh.get(), dims.nk.get());
+        let out_rq = crate::dsp::RowRequant::new(self.output.multiplier, self.output.shift);
+        let zp = self.output_zero_point;
+        for (i, out_row) in (0..qv.rows()).zip(out.chunks_exact_mut(width)) {
+            let visible = visible_keys(mask, i, nk);
+            let (qh, oh) = (qv.get_row(i)?, out_row.get_mut(c0..c0 + dh)?);
+            let (pairs, big) = self.head_probs(qh, k, c0, visible, ix, scratch, qe)?;
+            let pp = scratch.get(..pairs)?;
+            for (o, vg) in oh.chunks_exact_mut(4).zip(vp.chunks_exact(group.get())) {
+                let vg = vg.get(..4 * pairs)?;
+                let mut acc = [0i32; 4];
+                #[cfg(any(core_attn_dsp, core_attn_mve))]
+                crate::dsp::softmax::wsum_packed4(pp, vg, &mut acc);
+                #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
+                for (&p, w) in pp.iter().zip(vg.chunks_exact(4)) {
+                    use crate::dsp::softmax::smlad;
+                    let p = p as u32;
+                    for (a, &w) in acc.iter_mut().zip(w) {
+                        *a = smlad(p, w, *a);
                     }
-                    if big {
-                        // A probability of exactly 1.0 (0x8000) was multiplied as −32768.
-                        for (&p, w) in pp.iter().zip(vg.chunks_exact(4)) {
-                            let p = p as u32;
-                            for (a, &w) in acc.iter_mut().zip(w) {
-                                if p & 0xffff == 0x8000 {
-                                    *a = a.wrapping_add((w as u16 as i16 as i32) << 16);
-                                }
-                                if p >> 16 == 0x8000 {
-                                    *a = a.wrapping_add(((w >> 16) as u16 as i16 as i32) << 16);
-                                }
+                }
+                if big {
+                    // A probability of exactly 1.0 (0x8000) was multiplied as −32768.
+                    for (&p, w) in pp.iter().zip(vg.chunks_exact(4)) {
+                        let p = p as u32;
+                        for (a, &w) in acc.iter_mut().zip(w) {
+                            if p & 0xffff == 0x8000 {
+                                *a = a.wrapping_add((w as u16 as i16 as i32) << 16);
+                            }
+                            if p >> 16 == 0x8000 {
+                                *a = a.wrapping_add(((w >> 16) as u16 as i16 as i32) << 16);
                             }
                         }
                     }
-                    for (o, &a) in o.iter_mut().zip(&acc) {
-                        *o = out_rq.to_i8(a, zp);
-                    }
+                }
+                for (o, &a) in o.iter_mut().zip(&acc) {
+                    *o = out_rq.to_i8(a, zp);
                 }
             }
         }
+        Some(())
     }
 
     /// Query-row-by-row kernel without V packing (one query row, e.g. decoding over a KV
     /// cache, or more keys than [`PACK_WORDS`] hold): the scores and softmax of
     /// [`Attention::run_packed`], the weighted sum straight from V (`wsum_direct`).
+    ///
+    /// Bounds: the caller ran [`Attention::check`] and [`Attention::dsp_fits`] (`head_dim` a
+    /// multiple of 4 in `4..=PACK_MAX_HEAD_DIM`); `nk = k.rows()`. The `else` branches (an
+    /// early return, debug-asserted) are unreachable.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn run_direct_inner(
@@ -345,36 +387,36 @@ impl<'a> Attention<'a> {
         mask: Mask,
         out: &mut [i8],
         scratch: &mut [i32],
-        nk: usize,
+        dims: Dims,
         ix: ExpIndex,
     ) {
-        let (width, dh) = (self.width(), self.head_dim);
+        let (width, dh, nk) = (dims.width.get(), dims.dh.get(), dims.nk.get());
         let out_rq = crate::dsp::RowRequant::new(self.output.multiplier, self.output.shift);
         let zp = self.output_zero_point;
         let mut qe = [0u32; PACK_MAX_HEAD_DIM / 2];
-        for i in 0..q.rows() {
-            let visible = match mask {
-                Mask::None => nk,
-                Mask::Causal { first_position } => (first_position + i + 1).min(nk),
+        for (i, out_row) in out.chunks_exact_mut(width).enumerate() {
+            let visible = visible_keys(mask, i, nk);
+            let Some(qi) = q.get_row(i) else {
+                return unreachable_shape();
             };
-            for h in 0..self.heads {
+            for (h, (qh, oh)) in qi
+                .chunks_exact(dh)
+                .zip(out_row.chunks_exact_mut(dh))
+                .enumerate()
+            {
                 let c0 = h * dh;
-                let (pairs, big) = self.head_probs(
-                    &q.row(i)[c0..c0 + dh],
-                    k,
-                    c0,
-                    visible,
-                    &ix,
-                    scratch,
-                    &mut qe,
-                );
-                let pp = &scratch[..pairs];
-                let oh = &mut out[i * width + c0..i * width + c0 + dh];
+                let Some((pairs, big)) = self.head_probs(qh, k, c0, visible, &ix, scratch, &mut qe)
+                else {
+                    return unreachable_shape();
+                };
+                let (Some(pp), Ok(vh)) = (scratch.get(..pairs), v.columns(c0, dh)) else {
+                    return unreachable_shape();
+                };
                 match dh {
-                    16 => wsum_direct::<16>(pp, v, c0, visible, big, oh, out_rq, zp),
-                    24 => wsum_direct::<24>(pp, v, c0, visible, big, oh, out_rq, zp),
-                    32 => wsum_direct::<32>(pp, v, c0, visible, big, oh, out_rq, zp),
-                    _ => wsum_direct_any(pp, v, c0, visible, big, oh, out_rq, zp),
+                    16 => wsum_direct::<16>(pp, v, vh, c0, visible, big, oh, out_rq, zp),
+                    24 => wsum_direct::<24>(pp, v, vh, c0, visible, big, oh, out_rq, zp),
+                    32 => wsum_direct::<32>(pp, v, vh, c0, visible, big, oh, out_rq, zp),
+                    _ => wsum_direct_any(pp, v, vh, c0, visible, big, oh, out_rq, zp),
                 }
             }
         }
@@ -383,7 +425,9 @@ impl<'a> Attention<'a> {
     /// Scores of one query row's head `qh` (columns `c0..c0 + head_dim`) against the first
     /// `visible` keys, softmax, probabilities packed in pairs into `scratch` (see
     /// [`crate::softmax::probs_to_pairs`]); returns the number of pairs and whether one
-    /// probability is exactly 1.0.
+    /// probability is exactly 1.0. `None` (unreachable after the callers' checks) unless
+    /// `qh` is `head_dim ≤ PACK_MAX_HEAD_DIM` wide, `1 ≤ visible ≤ k.rows()`,
+    /// `visible ≤ scratch.len()` and the head's columns are inside `k`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn head_probs(
@@ -395,48 +439,63 @@ impl<'a> Attention<'a> {
         ix: &ExpIndex,
         scratch: &mut [i32],
         qe: &mut [u32; PACK_MAX_HEAD_DIM / 2],
-    ) -> (usize, bool) {
+    ) -> Option<(usize, bool)> {
         use crate::dsp::softmax::{smlad, sxtb16, sxtb16_ror8};
         let dh = self.head_dim;
         for (e, c) in qe.chunks_exact_mut(2).zip(qh.chunks_exact(4)) {
-            let x = word(c);
-            e[0] = sxtb16(x);
-            e[1] = sxtb16_ror8(x);
+            let (Some(x), [e0, e1]) = (word(c), e) else {
+                return None;
+            };
+            *e0 = sxtb16(x);
+            *e1 = sxtb16_ror8(x);
         }
-        let qe = &qe[..dh / 2];
-        let scores = &mut scratch[..visible];
+        let qe = qe.get(..dh / 2)?;
+        let scores = scratch.get_mut(..visible)?;
         #[cfg(any(core_attn_dsp, core_attn_mve))]
         let fixed = crate::dsp::softmax::scores_row(qe, k, c0, scores);
         #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
         let fixed = None;
-        let max = match (fixed, dh) {
-            (Some(max), _) => max,
-            (_, 8) => scores_fixed::<8, 4>(scores, k, c0, qe),
-            (_, 16) => scores_fixed::<16, 8>(scores, k, c0, qe),
-            (_, 24) => scores_fixed::<24, 12>(scores, k, c0, qe),
-            (_, 32) => scores_fixed::<32, 16>(scores, k, c0, qe),
-            _ => {
-                let mut max = i32::MIN;
-                for (j, s) in scores.iter_mut().enumerate() {
-                    let kr = &k.row(j)[c0..c0 + dh];
-                    let mut acc = 0i32;
-                    for (e, c) in qe.chunks_exact(2).zip(kr.chunks_exact(4)) {
-                        let x = word(c);
-                        acc = smlad(e[0], sxtb16(x), acc);
-                        acc = smlad(e[1], sxtb16_ror8(x), acc);
+        let max = match fixed {
+            Some(max) => max,
+            None => {
+                // The head's columns of K: rows exactly `dh` wide.
+                let kh = k.columns(c0, dh).ok()?;
+                match dh {
+                    8 => scores_fixed::<8, 4>(scores, kh, qe)?,
+                    16 => scores_fixed::<16, 8>(scores, kh, qe)?,
+                    24 => scores_fixed::<24, 12>(scores, kh, qe)?,
+                    32 => scores_fixed::<32, 16>(scores, kh, qe)?,
+                    _ => {
+                        let mut max = i32::MIN;
+                        for (j, s) in scores.iter_mut().enumerate() {
+                            let kr = kh.get_row(j)?;
+                            let mut acc = 0i32;
+                            for (e, c) in qe.chunks_exact(2).zip(kr.chunks_exact(4)) {
+                                let (Some(x), &[e0, e1]) = (word(c), e) else {
+                                    return None;
+                                };
+                                acc = smlad(e0, sxtb16(x), acc);
+                                acc = smlad(e1, sxtb16_ror8(x), acc);
+                            }
+                            *s = acc;
+                            max = max.max(acc);
+                        }
+                        max
                     }
-                    *s = acc;
-                    max = max.max(acc);
                 }
-                max
             }
         };
         // |s| ≤ 2^28: `max − s` never wraps.
         let sum = ix.exp_pass::<true>(scores, max, &self.exp);
-        crate::softmax::probs_to_pairs(scores, visible, sum)
+        Some(crate::softmax::probs_to_pairs(scores, visible, sum))
     }
 
-    /// Shape checks shared by the variants; returns the number of keys.
+    /// Shape checks shared by the variants; returns the number of keys. After it: `heads ≥ 1`,
+    /// `head_dim ≥ 1`, `width() = heads · head_dim ≤ MAX_WIDTH` (no overflow), Q/K/V rows
+    /// `width()` wide, `out` exactly `q.rows()` rows of `width()`, `nk = k.rows() = v.rows()`
+    /// in `1..=MAX_SEQ_LEN` and `scratch.len() ≥ nk` — what the kernels' bounds rest on (a
+    /// valid blob's layers pass: `Blob::parse` bounds the width the same way, and the blocks
+    /// size the views and buffers from it).
     fn check(
         &self,
         q: Rows<'_>,
@@ -444,28 +503,44 @@ impl<'a> Attention<'a> {
         v: Rows<'_>,
         out: &[i8],
         scratch: &[i32],
-    ) -> Result<usize, Error> {
-        let width = self.width();
+    ) -> Result<Dims, Error> {
+        let (Some(width_nz), Some(dh)) = (
+            self.heads
+                .checked_mul(self.head_dim)
+                .filter(|&w| w <= MAX_WIDTH)
+                .and_then(NonZeroUsize::new),
+            NonZeroUsize::new(self.head_dim),
+        ) else {
+            return Err(Error::BadDimension {
+                what: "attention head_dim",
+                value: self.head_dim,
+            });
+        };
+        let width = width_nz.get();
         check_len("attention query width", width, q.width())?;
         check_len("attention key width", width, k.width())?;
         check_len("attention value width", width, v.width())?;
         check_len("attention values", k.rows(), v.rows())?;
         check_len("attention output", q.rows() * width, out.len())?;
         let nk = k.rows();
-        if nk == 0 || nk > MAX_SEQ_LEN {
+        let Some(nk) = NonZeroUsize::new(nk).filter(|n| n.get() <= MAX_SEQ_LEN) else {
             return Err(Error::BadDimension {
                 what: "attention key count",
                 value: nk,
             });
-        }
-        if scratch.len() < nk {
+        };
+        if scratch.len() < nk.get() {
             return Err(Error::BufferTooSmall {
                 what: "attention scratch",
-                needed: nk,
+                needed: nk.get(),
                 available: scratch.len(),
             });
         }
-        Ok(nk)
+        Ok(Dims {
+            nk,
+            width: width_nz,
+            dh,
+        })
     }
 
     /// [`Attention::run`] with the generic reference loops: the variant every optimized kernel
@@ -480,7 +555,7 @@ impl<'a> Attention<'a> {
         scratch: &mut [i32],
     ) -> Result<(), Error> {
         let width = self.width();
-        let nk = self.check(q, k, v, out, scratch)?;
+        let nk = self.check(q, k, v, out, scratch)?.nk.get();
         let dh = self.head_dim;
         for i in 0..q.rows() {
             let visible = match mask {
@@ -535,21 +610,41 @@ impl<'a> Attention<'a> {
         self.run_generic(q, k, v, mask, out, scratch)
     }
 
+    /// Q, K and V views of a fused `[n][3·width]` buffer (the `n` rows `qkv.len() / (3·width)`,
+    /// which must divide exactly; a zero or overflowing `3·width` is an error, not a division
+    /// by zero).
     fn split_qkv<'q>(&self, qkv: &'q [i8]) -> Result<(Rows<'q>, Rows<'q>, Rows<'q>), Error> {
         let w = self.width();
-        if qkv.len() % (3 * w) != 0 {
+        let stride = w.wrapping_mul(3);
+        let Some(n) = qkv.len().checked_div(stride) else {
+            return Err(Error::BadDimension {
+                what: "attention width",
+                value: w,
+            });
+        };
+        if n * stride != qkv.len() {
             return Err(Error::ShapeMismatch {
                 what: "attention qkv",
-                expected: qkv.len() / (3 * w) * 3 * w,
+                expected: n * stride,
                 found: qkv.len(),
             });
         }
-        let n = qkv.len() / (3 * w);
-        let q = Rows::strided(qkv, 0, n, w, 3 * w)?;
-        let k = Rows::strided(qkv, w, n, w, 3 * w)?;
-        let v = Rows::strided(qkv, 2 * w, n, w, 3 * w)?;
+        let q = Rows::strided(qkv, 0, n, w, stride)?;
+        let k = Rows::strided(qkv, w, n, w, stride)?;
+        let v = Rows::strided(qkv, 2 * w, n, w, stride)?;
         Ok((q, k, v))
     }
+}
+
+/// What [`Attention::check`] established, kept in types the compiler sees through calls: the
+/// key count `nk = k.rows() = v.rows()` (`≤ MAX_SEQ_LEN`, `≤ scratch.len()`), the model width
+/// `heads · head_dim` (no overflow, `≤ MAX_WIDTH`) and the head width, all non-zero (so
+/// `chunks_exact` never sees 0 and a row of scores is never empty).
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    nk: NonZeroUsize,
+    width: NonZeroUsize,
+    dh: NonZeroUsize,
 }
 
 /// Words of the packed-V buffer of [`Attention::run_packed`] (on the stack): one head's
@@ -561,37 +656,109 @@ pub const PACK_MAX_HEAD_DIM: usize = 64;
 
 const ZEROS: [i8; PACK_MAX_HEAD_DIM] = [0; PACK_MAX_HEAD_DIM];
 
-/// Four bytes as a little-endian word (one unaligned `LDR`).
+/// The first four bytes of `c` as a little-endian word (one unaligned `LDR`); `None` if `c`
+/// is shorter (the callers pass 4-byte chunks: the check folds away, and there is no panic
+/// path even where it does not).
 #[inline(always)]
-fn word(c: &[i8]) -> u32 {
-    u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8])
+fn word(c: &[i8]) -> Option<u32> {
+    let &[a, b, c, d] = c.first_chunk::<4>()?;
+    Some(u32::from_le_bytes([a as u8, b as u8, c as u8, d as u8]))
+}
+
+/// One head's V (`vh`: `nk` rows of `dh` columns, `npk = ⌈nk/2⌉`) as key pairs of
+/// sign-extended 16-bit values into `vp`, laid out `[dh/4 column groups][npk key pairs][4
+/// words]`: word `(g, kp, c)` = `v[2kp][4g+c] | v[2kp+1][4g+c] << 16`, a missing last partner
+/// row read as `zeros` (`vh.get_row(nk)` is `None`). `None` (unreachable for
+/// [`Attention::run_packed_v`], which sizes `vp` to `npk·dh` and `zeros` to `dh`) if a write
+/// would leave `vp` or a row is missing.
+#[inline(never)]
+fn pack_v(vh: Rows<'_>, npk: usize, zeros: &[i8], vp: &mut [u32]) -> Option<()> {
+    match zeros.len() {
+        8 => pack_v_fixed::<8>(vh, npk, vp),
+        16 => pack_v_fixed::<16>(vh, npk, vp),
+        24 => pack_v_fixed::<24>(vh, npk, vp),
+        32 => pack_v_fixed::<32>(vh, npk, vp),
+        _ => {
+            for kp in 0..npk {
+                let r0 = vh.get_row(2 * kp)?;
+                let r1 = vh.get_row(2 * kp + 1).unwrap_or(zeros);
+                for (g, (a, b)) in r0.chunks_exact(4).zip(r1.chunks_exact(4)).enumerate() {
+                    let at = (g * npk + kp) * 4;
+                    pack_word(
+                        word(a)?,
+                        word(b)?,
+                        vp.get_mut(at..at + 4)?.first_chunk_mut()?,
+                    );
+                }
+            }
+            Some(())
+        }
+    }
+}
+
+/// [`pack_v`] for a head width `DH` known at compile time (the rows as arrays: the column
+/// groups unrolled, one bounds check per packed word group).
+#[inline(always)]
+fn pack_v_fixed<const DH: usize>(vh: Rows<'_>, npk: usize, vp: &mut [u32]) -> Option<()> {
+    for kp in 0..npk {
+        let r0: &[i8; DH] = vh.get_row(2 * kp)?.first_chunk()?;
+        let r1: &[i8; DH] = match vh.get_row(2 * kp + 1) {
+            Some(r) => r.first_chunk()?,
+            None => &[0; DH],
+        };
+        for (g, (a, b)) in r0.chunks_exact(4).zip(r1.chunks_exact(4)).enumerate() {
+            let at = (g * npk + kp) * 4;
+            pack_word(
+                word(a)?,
+                word(b)?,
+                vp.get_mut(at..at + 4)?.first_chunk_mut()?,
+            );
+        }
+    }
+    Some(())
+}
+
+/// The same four columns `a`, `b` of two V rows as four halfword-pair words (`SXTB16`,
+/// `PKHBT`/`PKHTB`): `w[c] = a[c] | b[c] << 16` in the order `SXTB16` extends them.
+#[inline(always)]
+fn pack_word(a: u32, b: u32, w: &mut [u32; 4]) {
+    use crate::dsp::softmax::{sxtb16, sxtb16_ror8};
+    let (ae, ao) = (sxtb16(a), sxtb16_ror8(a));
+    let (be, bo) = (sxtb16(b), sxtb16_ror8(b));
+    w[0] = (ae & 0xffff) | (be << 16);
+    w[1] = (ao & 0xffff) | (bo << 16);
+    w[2] = (ae >> 16) | (be & 0xffff_0000);
+    w[3] = (ao >> 16) | (bo & 0xffff_0000);
 }
 
 /// Scores of one query row's head against every visible key, for a head width `DH` known at
 /// compile time (`W = DH / 2` sign-extended query words, kept in registers): per key one
-/// bounds check, then `DH / 4` × (`LDR`, 2 `SXTB16`, 2 `SMLAD`). Returns the row maximum.
+/// bounds check, then `DH / 4` × (`LDR`, 2 `SXTB16`, 2 `SMLAD`). Returns the row maximum;
+/// `None` (unreachable for the callers) if `qe` has fewer than `W` words, `kh` is not `DH`
+/// wide or has fewer rows than `scores`.
 #[inline(always)]
 fn scores_fixed<const DH: usize, const W: usize>(
     scores: &mut [i32],
-    k: Rows<'_>,
-    c0: usize,
+    kh: Rows<'_>,
     qe: &[u32],
-) -> i32 {
+) -> Option<i32> {
     use crate::dsp::softmax::{smlad, sxtb16, sxtb16_ror8};
-    let qe: [u32; W] = qe[..W].try_into().expect("W words");
+    let qe: [u32; W] = *qe.first_chunk::<W>()?;
     let mut max = i32::MIN;
     for (j, s) in scores.iter_mut().enumerate() {
-        let kr: &[i8; DH] = k.row(j)[c0..c0 + DH].try_into().expect("DH columns");
+        let kr: &[i8; DH] = kh.get_row(j)?.first_chunk::<DH>()?;
         let mut acc = 0i32;
-        for c in 0..DH / 4 {
-            let x = word(&kr[4 * c..4 * c + 4]);
-            acc = smlad(qe[2 * c], sxtb16(x), acc);
-            acc = smlad(qe[2 * c + 1], sxtb16_ror8(x), acc);
+        for (c, e) in kr.chunks_exact(4).zip(qe.chunks_exact(2)) {
+            let (Some(x), &[e0, e1]) = (word(c), e) else {
+                return None;
+            };
+            acc = smlad(e0, sxtb16(x), acc);
+            acc = smlad(e1, sxtb16_ror8(x), acc);
         }
         *s = acc;
         max = max.max(acc);
     }
-    max
+    Some(max)
 }
 
 /// `acc[4g..4g+4] += p_2k·v[2k][c] + p_2k+1·v[2k+1][c]` for one key pair and the four columns
@@ -599,7 +766,7 @@ fn scores_fixed<const DH: usize, const W: usize>(
 /// pairs (`PKHBT`/`PKHTB`), `SMLAD` ×4.
 #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
 #[inline(always)]
-fn wsum_word(p: u32, a: u32, b: u32, acc: &mut [i32]) {
+fn wsum_word(p: u32, a: u32, b: u32, acc: &mut [i32; 4]) {
     use crate::dsp::softmax::{smlad, sxtb16, sxtb16_ror8};
     let (ae, ao) = (sxtb16(a), sxtb16_ror8(a));
     let (be, bo) = (sxtb16(b), sxtb16_ror8(b));
@@ -614,11 +781,17 @@ fn wsum_word(p: u32, a: u32, b: u32, acc: &mut [i32]) {
 /// inner, then the requantization. An odd last key pairs with itself (its partner
 /// probability is 0). `big`: a probability of exactly 1.0 (`0x8000`) was multiplied as
 /// −32768 and is corrected by `+65536·v`.
+///
+/// `vh` is the head's columns of `v` (`c0..c0 + DH`), `nk` the visible keys (`≤ v.rows()`),
+/// `pp` their `⌈nk/2⌉` probability pairs, `oh` the head's `DH` outputs. Bounds: every row
+/// read is `< nk ≤ v.rows()` (`get` is `Some`); the early returns (debug-asserted) are
+/// unreachable for [`Attention::run_direct_inner`]'s arguments.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn wsum_direct<const DH: usize>(
     pp: &[i32],
     v: Rows<'_>,
+    vh: Rows<'_>,
     c0: usize,
     nk: usize,
     big: bool,
@@ -631,48 +804,70 @@ fn wsum_direct<const DH: usize>(
     {
         // Full key pairs in `asm!`, four columns at a time; an odd last key in Rust.
         let full = nk / 2;
-        for g in 0..DH / 4 {
-            let a: &mut [i32; 4] = (&mut acc[4 * g..4 * g + 4]).try_into().expect("4");
-            crate::dsp::softmax::wsum_pairs4(&pp[..full], v, c0 + 4 * g, a);
+        let Some(ppf) = pp.get(..full) else {
+            return unreachable_shape();
+        };
+        for (g, a) in acc.chunks_exact_mut(4).enumerate() {
+            let Some(a) = a.first_chunk_mut::<4>() else {
+                return unreachable_shape();
+            };
+            crate::dsp::softmax::wsum_pairs4(ppf, v, c0 + 4 * g, a);
         }
         if nk % 2 == 1 {
             // Read as `SMLAD` reads it (0x8000 as −32768, fixed by `fix_big`).
-            let p = pp[full] as u16 as i16 as i32;
-            let r = &v.row(nk - 1)[c0..c0 + DH];
+            let (Some(&p), Some(r)) = (pp.get(full), vh.get_row(nk - 1)) else {
+                return unreachable_shape();
+            };
+            let p = p as u16 as i16 as i32;
             for (a, &x) in acc.iter_mut().zip(r) {
                 *a = a.wrapping_add(p * x as i32);
             }
         }
     }
     #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
-    for (kp, &p) in pp.iter().enumerate() {
-        let r0: &[i8; DH] = v.row(2 * kp)[c0..c0 + DH].try_into().expect("DH columns");
-        let r1: &[i8; DH] = if 2 * kp + 1 < nk {
-            v.row(2 * kp + 1)[c0..c0 + DH]
-                .try_into()
-                .expect("DH columns")
-        } else {
-            r0
-        };
-        for g in 0..DH / 4 {
-            let (a, b) = (word(&r0[4 * g..4 * g + 4]), word(&r1[4 * g..4 * g + 4]));
-            wsum_word(p as u32, a, b, &mut acc[4 * g..4 * g + 4]);
+    {
+        let _ = (v, c0);
+        for (kp, &p) in pp.iter().enumerate() {
+            let Some(r0) = vh.get_row(2 * kp).and_then(|r| r.first_chunk::<DH>()) else {
+                return unreachable_shape();
+            };
+            let r1 = if 2 * kp + 1 < nk {
+                let Some(r1) = vh.get_row(2 * kp + 1).and_then(|r| r.first_chunk::<DH>()) else {
+                    return unreachable_shape();
+                };
+                r1
+            } else {
+                r0
+            };
+            for ((a, b), acc) in r0
+                .chunks_exact(4)
+                .zip(r1.chunks_exact(4))
+                .zip(acc.chunks_exact_mut(4))
+            {
+                let (Some(acc), Some(a), Some(b)) = (acc.first_chunk_mut::<4>(), word(a), word(b))
+                else {
+                    return unreachable_shape();
+                };
+                wsum_word(p as u32, a, b, acc);
+            }
         }
     }
     if big {
-        fix_big(pp, v, c0, nk, &mut acc);
+        fix_big(pp, vh, nk, &mut acc);
     }
     for (o, &a) in oh.iter_mut().zip(&acc) {
         *o = rq.to_i8(a, zp);
     }
 }
 
-/// [`wsum_direct`] for any head width that is a multiple of 4 (up to [`PACK_MAX_HEAD_DIM`]).
+/// [`wsum_direct`] for any head width that is a multiple of 4 (up to [`PACK_MAX_HEAD_DIM`]);
+/// the head width is `oh.len()` (= `vh.width()`).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 fn wsum_direct_any(
     pp: &[i32],
     v: Rows<'_>,
+    vh: Rows<'_>,
     c0: usize,
     nk: usize,
     big: bool,
@@ -682,55 +877,85 @@ fn wsum_direct_any(
 ) {
     let dh = oh.len();
     let mut acc = [0i32; PACK_MAX_HEAD_DIM];
-    let acc = &mut acc[..dh];
+    // `dh ≤ PACK_MAX_HEAD_DIM` by `Attention::dsp_fits`.
+    let Some(acc) = acc.get_mut(..dh) else {
+        return unreachable_shape();
+    };
     #[cfg(any(core_attn_dsp, core_attn_mve))]
     {
         let full = nk / 2;
+        let Some(ppf) = pp.get(..full) else {
+            return unreachable_shape();
+        };
         for (g, a) in acc.chunks_exact_mut(4).enumerate() {
-            let a: &mut [i32; 4] = a.try_into().expect("4");
-            crate::dsp::softmax::wsum_pairs4(&pp[..full], v, c0 + 4 * g, a);
+            let Some(a) = a.first_chunk_mut::<4>() else {
+                return unreachable_shape();
+            };
+            crate::dsp::softmax::wsum_pairs4(ppf, v, c0 + 4 * g, a);
         }
         if nk % 2 == 1 {
-            let p = pp[full] as u16 as i16 as i32;
-            let r = &v.row(nk - 1)[c0..c0 + dh];
+            let (Some(&p), Some(r)) = (pp.get(full), vh.get_row(nk - 1)) else {
+                return unreachable_shape();
+            };
+            let p = p as u16 as i16 as i32;
             for (a, &x) in acc.iter_mut().zip(r) {
                 *a = a.wrapping_add(p * x as i32);
             }
         }
     }
     #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
-    for (kp, &p) in pp.iter().enumerate() {
-        let r0 = &v.row(2 * kp)[c0..c0 + dh];
-        let r1 = if 2 * kp + 1 < nk {
-            &v.row(2 * kp + 1)[c0..c0 + dh]
-        } else {
-            r0
-        };
-        for ((a, b), acc) in r0
-            .chunks_exact(4)
-            .zip(r1.chunks_exact(4))
-            .zip(acc.chunks_exact_mut(4))
-        {
-            wsum_word(p as u32, word(a), word(b), acc);
+    {
+        let _ = (v, c0);
+        for (kp, &p) in pp.iter().enumerate() {
+            let Some(r0) = vh.get_row(2 * kp) else {
+                return unreachable_shape();
+            };
+            let r1 = if 2 * kp + 1 < nk {
+                let Some(r1) = vh.get_row(2 * kp + 1) else {
+                    return unreachable_shape();
+                };
+                r1
+            } else {
+                r0
+            };
+            for ((a, b), acc) in r0
+                .chunks_exact(4)
+                .zip(r1.chunks_exact(4))
+                .zip(acc.chunks_exact_mut(4))
+            {
+                let (Some(acc), Some(a), Some(b)) = (acc.first_chunk_mut::<4>(), word(a), word(b))
+                else {
+                    return unreachable_shape();
+                };
+                wsum_word(p as u32, a, b, acc);
+            }
         }
     }
     if big {
-        fix_big(pp, v, c0, nk, acc);
+        fix_big(pp, vh, nk, acc);
     }
     for (o, &a) in oh.iter_mut().zip(acc.iter()) {
         *o = rq.to_i8(a, zp);
     }
 }
 
-/// Add `65536·v[j][c]` for every key `j` whose probability is exactly 1.0 (`0x8000`, which
-/// `SMLAD` read as −32768).
+/// Add `65536·v[j][c]` for every key `j < nk` whose probability is exactly 1.0 (`0x8000`,
+/// which `SMLAD` read as −32768); `vh` is the head's columns of V, `pp` the probability pairs
+/// (`pp[k]` holds keys `2k`, `2k + 1`). Rows are read with `get` (every `j < nk ≤ vh.rows()`
+/// is `Some`; a missing row is skipped, unreachable for the callers).
 #[cold]
 #[inline(never)]
-fn fix_big(pp: &[i32], v: Rows<'_>, c0: usize, nk: usize, acc: &mut [i32]) {
-    for j in 0..nk {
-        if (pp[j / 2] as u32 >> (16 * (j % 2))) & 0xffff == 0x8000 {
-            for (a, &x) in acc.iter_mut().zip(&v.row(j)[c0..]) {
-                *a = a.wrapping_add((x as i32) << 16);
+fn fix_big(pp: &[i32], vh: Rows<'_>, nk: usize, acc: &mut [i32]) {
+    for (kp, &p) in pp.iter().enumerate() {
+        for half in 0..2 {
+            let j = 2 * kp + half;
+            if j < nk && (p as u32 >> (16 * half)) & 0xffff == 0x8000 {
+                let Some(r) = vh.get_row(j) else {
+                    return unreachable_shape();
+                };
+                for (a, &x) in acc.iter_mut().zip(r) {
+                    *a = a.wrapping_add((x as i32) << 16);
+                }
             }
         }
     }
@@ -739,16 +964,43 @@ fn fix_big(pp: &[i32], v: Rows<'_>, c0: usize, nk: usize, acc: &mut [i32]) {
 /// Columns of V accumulated together in [`Attention::run`].
 const COLS: usize = 4;
 
-/// `COLS` columns of a row starting at `c` (bounds checked once).
+/// The error of a shape that [`Attention::check`] has already rejected: the `else` branch of
+/// the kernels' bounds checks, unreachable after it (never a panic).
+const SHAPE: Error = Error::BadDimension {
+    what: "attention shapes (unreachable after the check)",
+    value: 0,
+};
+
+/// Marks an early return of an internal kernel that its callers' validation makes
+/// unreachable ([`Attention::check`], [`Attention::dsp_fits`], [`Attention::packed_fits`]):
+/// nothing in release builds, a failed assertion in debug builds.
 #[inline(always)]
-fn k_cols(row: &[i8], c: usize) -> &[i8; COLS] {
-    row[c..c + COLS].try_into().expect("COLS columns")
+fn unreachable_shape() {
+    debug_assert!(
+        false,
+        "attention: shape already validated by Attention::check"
+    );
+}
+
+/// Keys that query row `i` sees: all `nk`, or under the causal mask the first
+/// `first_position + i + 1` (at most `nk`). In `1..=nk` for `nk ≥ 1` (saturating: no
+/// overflow, and never 0, so a row's maximum always has an element).
+#[inline(always)]
+fn visible_keys(mask: Mask, i: usize, nk: usize) -> usize {
+    match mask {
+        Mask::None => nk,
+        Mask::Causal { first_position } => {
+            first_position.saturating_add(i).saturating_add(1).min(nk)
+        }
+    }
 }
 
 /// Keys and values of the tokens seen so far, in caller-provided storage.
 ///
 /// Decoding token `t` appends its key and value rows, then attends its query over rows
-/// `0..=t` — no earlier key or value is recomputed.
+/// `0..=t` — no earlier key or value is recomputed. Invariants (from [`KvCache::new`]):
+/// `width ≥ 1`, `keys.len() = values.len()` a multiple of `width`, `len ≤ capacity`; the
+/// accessors rely on them without a panic path (a full cache is [`Error::CacheFull`]).
 #[derive(Debug)]
 pub struct KvCache<'a> {
     keys: &'a mut [i8],
@@ -784,7 +1036,8 @@ impl<'a> KvCache<'a> {
 
     /// Tokens the cache can hold.
     pub fn capacity(&self) -> usize {
-        self.keys.len() / self.width
+        // `width ≥ 1` (checked by `new`): `max(1)` only spares a division-by-zero check.
+        self.keys.len() / self.width.max(1)
     }
 
     /// Tokens held.
@@ -806,14 +1059,21 @@ impl<'a> KvCache<'a> {
     pub fn append(&mut self, key: &[i8], value: &[i8]) -> Result<(), Error> {
         check_len("kv cache key row", self.width, key.len())?;
         check_len("kv cache value row", self.width, value.len())?;
-        if self.len == self.capacity() {
+        // Row `len` of both buffers (`keys` and `values` are equally long, `new`); `None`
+        // exactly when the cache is full (`len == capacity`).
+        let start = self.len * self.width;
+        let end = start.wrapping_add(self.width);
+        let (Some(k), Some(v)) = (
+            self.keys.get_mut(start..end),
+            self.values.get_mut(start..end),
+        ) else {
             return Err(Error::CacheFull {
                 capacity: self.capacity(),
             });
-        }
-        let r = self.len * self.width..(self.len + 1) * self.width;
-        self.keys[r.clone()].copy_from_slice(key);
-        self.values[r].copy_from_slice(value);
+        };
+        // Both `width` long, like `key` and `value` (checked above): equal lengths.
+        k.copy_from_slice(key);
+        v.copy_from_slice(value);
         self.len += 1;
         Ok(())
     }
@@ -823,19 +1083,35 @@ impl<'a> KvCache<'a> {
     pub fn append_rows(&mut self, keys_src: Rows<'_>, values_src: Rows<'_>) -> Result<(), Error> {
         check_len("kv cache values", keys_src.rows(), values_src.rows())?;
         for t in 0..keys_src.rows() {
-            self.append(keys_src.row(t), values_src.row(t))?;
+            // `t < rows` of both views: `get` is `Some`.
+            let (Some(key), Some(value)) = (keys_src.get_row(t), values_src.get_row(t)) else {
+                return Err(Error::ShapeMismatch {
+                    what: "kv cache rows",
+                    expected: keys_src.rows(),
+                    found: t,
+                });
+            };
+            self.append(key, value)?;
         }
         Ok(())
     }
 
     /// The cached keys as rows.
     pub fn keys(&self) -> Rows<'_> {
-        Rows::contiguous(&self.keys[..self.len * self.width], self.width).unwrap_or(Rows::EMPTY)
+        Self::rows(self.keys, self.len, self.width)
     }
 
     /// The cached values as rows.
     pub fn values(&self) -> Rows<'_> {
-        Rows::contiguous(&self.values[..self.len * self.width], self.width).unwrap_or(Rows::EMPTY)
+        Self::rows(self.values, self.len, self.width)
+    }
+
+    /// The first `len` rows of `width` of `data` (`len ≤ capacity`, so in bounds; an
+    /// impossible out-of-range `len` gives no rows rather than a panic).
+    fn rows(data: &[i8], len: usize, width: usize) -> Rows<'_> {
+        data.get(..len * width)
+            .and_then(|d| Rows::contiguous(d, width).ok())
+            .unwrap_or(Rows::EMPTY)
     }
 }
 

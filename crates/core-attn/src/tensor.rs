@@ -100,6 +100,16 @@ impl<'a> Rows<'a> {
         &self.data[start..start + self.width]
     }
 
+    /// Row `i`, or `None` if `i >= rows` (for kernels that must not panic).
+    #[inline(always)]
+    pub fn get_row(&self, i: usize) -> Option<&'a [i8]> {
+        if i >= self.rows {
+            return None;
+        }
+        let start = i.checked_mul(self.stride)?;
+        self.data.get(start..start.checked_add(self.width)?)
+    }
+
     /// Columns `start..start + len` of every row, as a narrower view (one attention head).
     pub fn columns(&self, start: usize, len: usize) -> Result<Self, Error> {
         if start + len > self.width || len == 0 {
@@ -114,5 +124,24 @@ impl<'a> Rows<'a> {
             width: len,
             stride: self.stride,
         })
+    }
+
+    /// The rows in order, each `width` wide: the iterator form of [`Rows::get_row`], without a
+    /// panic path and without a multiplication or a row count per row. The constructors
+    /// check `stride ≥ width ≥ 1` (so `max(1)` changes nothing) and that the `rows` rows span
+    /// `(rows − 1)·stride + width` values of the data, so the chunks of that span are exactly
+    /// the rows (the last one `width` long) and `map_while` never stops early.
+    #[inline(always)]
+    pub fn iter(&self) -> impl Iterator<Item = &'a [i8]> + 'a {
+        let width = self.width;
+        let span = match self.rows {
+            0 => 0,
+            n => (n - 1).wrapping_mul(self.stride).wrapping_add(width),
+        };
+        self.data
+            .get(..span)
+            .unwrap_or_default()
+            .chunks(self.stride.max(1))
+            .map_while(move |r| r.get(..width))
     }
 }
