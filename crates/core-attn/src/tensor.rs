@@ -61,11 +61,16 @@ impl<'a> Rows<'a> {
                 value: width,
             });
         }
-        let needed = if rows == 0 {
-            0
-        } else {
-            offset + (rows - 1) * stride + width
-        };
+        // Checked: a wrapped bound would accept a view larger than `data`, and the kernels'
+        // `get`/`iter` would then stop early instead of the shape being refused here.
+        let needed = match rows.checked_sub(1) {
+            None => Some(0),
+            Some(last) => last
+                .checked_mul(stride)
+                .and_then(|n| n.checked_add(offset))
+                .and_then(|n| n.checked_add(width)),
+        }
+        .unwrap_or(usize::MAX);
         if data.len() < needed {
             return Err(Error::BufferTooSmall {
                 what: "strided rows",
@@ -112,10 +117,11 @@ impl<'a> Rows<'a> {
 
     /// Columns `start..start + len` of every row, as a narrower view (one attention head).
     pub fn columns(&self, start: usize, len: usize) -> Result<Self, Error> {
-        if start + len > self.width || len == 0 {
+        let end = start.checked_add(len).unwrap_or(usize::MAX);
+        if end > self.width || len == 0 {
             return Err(Error::BadDimension {
                 what: "column range",
-                value: start + len,
+                value: end,
             });
         }
         Ok(Rows {

@@ -3,6 +3,7 @@
 //! may end the data) and out-of-range indices.
 
 use core_attn::tensor::Rows;
+use core_attn::Error;
 
 fn check(r: Rows<'_>) {
     let rows: Vec<&[i8]> = r.iter().collect();
@@ -33,4 +34,26 @@ fn get_and_iter_match_row() {
     check(Rows::strided(&data, 3, 2, 5, 7).unwrap());
     check(Rows::strided(&data, 0, 0, 5, 7).unwrap());
     check(Rows::EMPTY);
+}
+
+/// Shapes whose bounds overflow `usize` are refused, not wrapped into a small bound that the
+/// data would satisfy.
+#[test]
+fn overflowing_shapes_are_refused() {
+    let data = [0i8; 16];
+    let huge = usize::MAX / 2 + 1;
+    // (rows − 1)·stride wraps to 0 here: 2·(MAX/2 + 1) = MAX + 1.
+    assert!(matches!(
+        Rows::strided(&data, 0, 3, 1, huge),
+        Err(Error::BufferTooSmall {
+            needed: usize::MAX,
+            available: 16,
+            ..
+        })
+    ));
+    assert!(Rows::strided(&data, usize::MAX, 1, 1, 1).is_err());
+    assert!(Rows::strided(&data, 1, 1, usize::MAX, usize::MAX).is_err());
+    let r = Rows::contiguous(&data, 4).unwrap();
+    assert!(r.columns(2, usize::MAX - 1).is_err());
+    assert!(r.columns(usize::MAX, 2).is_err());
 }
