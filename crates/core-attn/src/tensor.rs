@@ -100,6 +100,16 @@ impl<'a> Rows<'a> {
         &self.data[start..start + self.width]
     }
 
+    /// Row `i`, or `None` if `i >= rows` (for kernels that must not panic).
+    #[inline(always)]
+    pub fn get_row(&self, i: usize) -> Option<&'a [i8]> {
+        if i >= self.rows {
+            return None;
+        }
+        let start = i.checked_mul(self.stride)?;
+        self.data.get(start..start.checked_add(self.width)?)
+    }
+
     /// Columns `start..start + len` of every row, as a narrower view (one attention head).
     pub fn columns(&self, start: usize, len: usize) -> Result<Self, Error> {
         if start + len > self.width || len == 0 {
