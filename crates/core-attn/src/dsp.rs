@@ -225,6 +225,41 @@ struct Params<'a> {
     outf2: NonZeroUsize,
 }
 
+impl<'a> Params<'a> {
+    /// Outputs (of `y`), weights, biases, multipliers and shifts of rows `from..`; `None` if
+    /// `from > out` or `y` is shorter than `from`.
+    #[allow(clippy::type_complexity)]
+    #[inline(always)]
+    fn rows_from<'y>(
+        &self,
+        y: &'y mut [i8],
+        from: usize,
+    ) -> Option<(&'y mut [i8], &'a [i8], &'a [i32], &'a [i32], &'a [i8])> {
+        if from > self.outf {
+            return None;
+        }
+        // `from·in ≤ out·in`, which `Parts::new` computed without overflow.
+        Some((
+            y.get_mut(from..)?,
+            self.w.get(from * self.inf..)?,
+            self.bias.get(from..)?,
+            self.mult.get(from..)?,
+            self.shift.get(from..)?,
+        ))
+    }
+}
+
+/// `a·b`, or `None` on overflow; without a 64-bit multiply (a library call on Armv6-M) when
+/// both are below `2^16`.
+#[inline(always)]
+fn mul(a: usize, b: usize) -> Option<usize> {
+    if (a | b) >> 16 == 0 {
+        Some(a * b)
+    } else {
+        a.checked_mul(b)
+    }
+}
+
 /// [`Params`] and the token rows: `rows·in` inputs, `rows·out` outputs.
 struct Parts<'a, 'b> {
     x: &'b [i8],
@@ -245,10 +280,10 @@ impl<'a, 'b> Parts<'a, 'b> {
         let inf2 = NonZeroUsize::new(inf.checked_mul(2)?)?;
         let outf2 = NonZeroUsize::new(outf.checked_mul(2)?)?;
         Some(Parts {
-            x: input.get(..rows.checked_mul(inf)?)?,
-            y: output.get_mut(..rows.checked_mul(outf)?)?,
+            x: input.get(..mul(rows, inf)?)?,
+            y: output.get_mut(..mul(rows, outf)?)?,
             p: Params {
-                w: l.weights.get(..outf.checked_mul(inf)?)?,
+                w: l.weights.get(..mul(outf, inf)?)?,
                 bias: l.bias.get(..outf)?,
                 mult: l.requant.multipliers.get(..outf)?,
                 shift: l.requant.shifts.get(..outf)?,
@@ -267,18 +302,15 @@ impl<'a, 'b> Parts<'a, 'b> {
 #[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(never)]
 fn tail_rows(p: &Params<'_>, x: &[i8], y: &mut [i8], from: usize, zp: i32) {
-    if p.inf == 0 {
+    let Some((y, mut w, b, m, s)) = p.rows_from(y, from) else {
         return;
-    }
-    for ((((y, w), &b), &m), &s) in y
-        .iter_mut()
-        .zip(p.w.chunks_exact(p.inf))
-        .zip(p.bias)
-        .zip(p.mult)
-        .zip(p.shift)
-        .skip(from)
-    {
-        *y = requant_i8(b.wrapping_add(dot_i8(x, w)), m, s, zp);
+    };
+    for ((y, &b), (&m, &s)) in y.iter_mut().zip(b).zip(m.iter().zip(s)) {
+        let Some((row, rest)) = w.split_at_checked(p.inf) else {
+            break;
+        };
+        w = rest;
+        *y = requant_i8(b.wrapping_add(dot_i8(x, row)), m, s, zp);
     }
 }
 
@@ -323,8 +355,12 @@ pub fn linear_portable(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: us
     let mut xs = x.chunks_exact(p.inf2.get());
     let mut ys = y.chunks_exact_mut(p.outf2.get());
     for (x01, y01) in (&mut xs).zip(&mut ys) {
-        let (x0, x1) = x01.split_at(inf);
-        let (y0, y1) = y01.split_at_mut(p.outf);
+        let Some((x0, x1)) = x01.split_at_checked(inf) else {
+            return;
+        };
+        let Some((y0, y1)) = y01.split_at_mut_checked(p.outf) else {
+            return;
+        };
         portable_pair(&p, x0, x1, y0, y1, zp);
     }
     // An odd last token: the remainders are its inputs and outputs (or both empty).
@@ -358,7 +394,9 @@ fn portable_pair(p: &Params<'_>, x0: &[i8], x1: &[i8], y0: &mut [i8], y1: &mut [
             .zip((&mut ms).zip(&mut ss))
             .zip((&mut y0s).zip(&mut y1s))
         {
-            let (w0, w1) = w01.split_at(inf);
+            let Some((w0, w1)) = w01.split_at_checked(inf) else {
+                return;
+            };
             let [a00, a01, a10, a11] = dot_2x2(x0, x1, w0, w1, [b[0], b[0], b[1], b[1]]);
             ya[0] = requant_i8(a00, m[0], s[0], zp);
             yb[0] = requant_i8(a01, m[0], s[0], zp);
@@ -1431,7 +1469,9 @@ mod arm {
         let mut xs = x.chunks_exact(p.inf2.get());
         let mut ys = y.chunks_exact_mut(p.outf2.get());
         for (x01, y01) in (&mut xs).zip(&mut ys) {
-            let (x0, x1) = x01.split_at(inf);
+            let Some((x0, x1)) = x01.split_at_checked(inf) else {
+                return false;
+            };
             extend_pair(x0, x1, &mut xbuf, MaybeUninit::new);
             let pairs = outf / 2;
             if pairs > 0 {
@@ -1462,7 +1502,9 @@ mod arm {
                 unsafe { pass_2x2_any(&f, w, inf) };
             }
             if outf % 2 == 1 {
-                let (y0, y1) = y01.split_at_mut(outf);
+                let Some((y0, y1)) = y01.split_at_mut_checked(outf) else {
+                    return false;
+                };
                 tail_rows(&p, x0, y0, outf - 1, zp);
                 tail_rows(&p, x1, y1, outf - 1, zp);
             }
@@ -1558,7 +1600,9 @@ mod arm {
         let mut xs = x.chunks_exact(2 * IN);
         let mut ys = y.chunks_exact_mut(p.outf2.get());
         for (x01, y01) in (&mut xs).zip(&mut ys) {
-            let (x0, x1) = x01.split_at(IN);
+            let Some((x0, x1)) = x01.split_at_checked(IN) else {
+                return false;
+            };
             extend_pair(x0, x1, &mut xbuf, MaybeUninit::new);
             let pairs = outf / 2;
             if pairs > 0 {
@@ -1579,7 +1623,9 @@ mod arm {
                 unsafe { pass_2x2::<IN>(&f, xbuf.as_ptr().cast(), w, p.bias.as_ptr()) };
             }
             if outf % 2 == 1 {
-                let (y0, y1) = y01.split_at_mut(outf);
+                let Some((y0, y1)) = y01.split_at_mut_checked(outf) else {
+                    return false;
+                };
                 tail_rows(&p, x0, y0, outf - 1, zp);
                 tail_rows(&p, x1, y1, outf - 1, zp);
             }
@@ -2041,8 +2087,12 @@ mod mve {
         let mut xs = x.chunks_exact(p.inf2.get());
         let mut ys = y.chunks_exact_mut(p.outf2.get());
         for (x01, y01) in (&mut xs).zip(&mut ys) {
-            let (x0, x1) = x01.split_at(inf);
-            let (y0, y1) = y01.split_at_mut(outf);
+            let Some((x0, x1)) = x01.split_at_checked(inf) else {
+                return false;
+            };
+            let Some((y0, y1)) = y01.split_at_mut_checked(outf) else {
+                return false;
+            };
             if blocks > 0 {
                 // Per 16-input chunk: 16 bytes of token t, then 16 of token t + 1, zero-padded.
                 for ((d, a), b) in xb
@@ -2050,10 +2100,14 @@ mod mve {
                     .zip(x0.chunks(16))
                     .zip(x1.chunks(16))
                 {
-                    let (d0, d1) = d.split_at_mut(16);
+                    let Some((d0, d1)) = d.split_at_mut_checked(16) else {
+                        return false;
+                    };
                     for (d, s) in [(d0, a), (d1, b)] {
                         let n = s.len().min(16);
-                        let (h, t) = d.split_at_mut(n);
+                        let Some((h, t)) = d.split_at_mut_checked(n) else {
+                            return false;
+                        };
                         h.copy_from_slice(&s[..n]);
                         t.fill(0);
                     }
@@ -2075,7 +2129,9 @@ mod mve {
         let (x, y) = (xs.remainder(), ys.into_remainder());
         if x.len() == inf && y.len() == outf {
             if blocks > 0 {
-                let (h, t) = xb.split_at_mut(inf);
+                let Some((h, t)) = xb.split_at_mut_checked(inf) else {
+                    return false;
+                };
                 h.copy_from_slice(x);
                 if let Some(t) = t.get_mut(..16 * chunks - inf) {
                     t.fill(0);
@@ -2156,7 +2212,9 @@ mod mve {
         let mut xs = x.chunks_exact(2 * IN);
         let mut ys = y.chunks_exact_mut(p.outf2.get());
         for (x01, y01) in (&mut xs).zip(&mut ys) {
-            let (y0, y1) = y01.split_at_mut(outf);
+            let Some((y0, y1)) = y01.split_at_mut_checked(outf) else {
+                return false;
+            };
             if blocks > 0 {
                 let f = frame(y0.as_mut_ptr(), y1.as_mut_ptr());
                 // SAFETY: `x01` has 2·IN bytes; rows 0..4·blocks are in the 4-byte aligned `w`
@@ -2166,7 +2224,9 @@ mod mve {
                 unsafe { pass_4x2::<IN>(&f, x01.as_ptr(), w, p.bias.as_ptr()) };
             }
             if 4 * blocks < outf {
-                let (x0, x1) = x01.split_at(IN);
+                let Some((x0, x1)) = x01.split_at_checked(IN) else {
+                    return false;
+                };
                 tail_rows(&p, x0, y0, 4 * blocks, zp);
                 tail_rows(&p, x1, y1, 4 * blocks, zp);
             }

@@ -169,14 +169,12 @@ fn run(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize, k: &Kernels
     // The rows of whole blocks of 4 (`full ≤ outf`), in chunks of up to CHUNK rows; the
     // others go to `tail_rows`.
     let full = outf / ROWS * ROWS;
-    let (Some(wf), Some(bf), Some(mf), Some(sf), Some(chunk)) = (
+    // `full·in ≤ out·in`, which `Parts::new` computed without overflow.
+    let (Some(wf), Some(bf), Some(mf), Some(sf)) = (
         p.w.get(..full * inf),
         p.bias.get(..full),
         p.mult.get(..full),
         p.shift.get(..full),
-        CHUNK
-            .checked_mul(inf)
-            .and_then(core::num::NonZeroUsize::new),
     ) else {
         return false;
     };
@@ -186,15 +184,19 @@ fn run(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize, k: &Kernels
         let Some(yf) = y0.get_mut(..full) else {
             return;
         };
-        for (((w, b), (m, s)), y) in wf
-            .chunks(chunk.get())
-            .zip(bf.chunks(CHUNK))
+        let mut wr = wf;
+        for ((b, (m, s)), y) in bf
+            .chunks(CHUNK)
             .zip(mf.chunks(CHUNK).zip(sf.chunks(CHUNK)))
             .zip(yf.chunks_mut(CHUNK))
         {
-            let Some(a) = acc.get_mut(..b.len()) else {
+            // The chunk's rows (`b.len() ≤ CHUNK` rows of inf bytes).
+            let (Some((w, rest)), Some(a)) =
+                (wr.split_at_checked(b.len() * inf), acc.get_mut(..b.len()))
+            else {
                 return;
             };
+            wr = rest;
             a.copy_from_slice(b);
             (k.pass)(x0, w, a);
             (k.rq)(a, m, s, y, c, zp);
@@ -207,34 +209,53 @@ fn run(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize, k: &Kernels
     } else {
         None
     };
+    // Tokens are split off one (or two) at a time rather than with `chunks_exact`, whose
+    // length is a division (a library call on Armv6-M).
+    let (mut xr, mut yr) = (x, y);
     let Some(xp) = xp else {
-        for (x0, y0) in x.chunks_exact(inf).zip(y.chunks_exact_mut(outf)) {
+        while let Some((x0, xn)) = xr.split_at_checked(inf) {
+            // `rows·out` outputs for `rows·in` inputs: unreachable `else`.
+            let Some((y0, yn)) = core::mem::take(&mut yr).split_at_mut_checked(outf) else {
+                return false;
+            };
+            (xr, yr) = (xn, yn);
             one(&mut acc, x0, y0);
         }
         return true;
     };
-    let mut xs = x.chunks_exact(p.inf2.get());
-    let mut ys = y.chunks_exact_mut(p.outf2.get());
-    for (x01, y01) in (&mut xs).zip(&mut ys) {
-        let (x0, x1) = x01.split_at(inf);
-        let (y0, y1) = y01.split_at_mut(outf);
+    while let Some((x01, xn)) = xr.split_at_checked(p.inf2.get()) {
+        let Some((y01, yn)) = core::mem::take(&mut yr).split_at_mut_checked(p.outf2.get()) else {
+            return false;
+        };
+        (xr, yr) = (xn, yn);
+        let Some((x0, x1)) = x01.split_at_checked(inf) else {
+            return false;
+        };
+        let Some((y0, y1)) = y01.split_at_mut_checked(outf) else {
+            return false;
+        };
         pack(x0, x1, xp);
         let (Some(y0f), Some(y1f)) = (y0.get_mut(..full), y1.get_mut(..full)) else {
             return false;
         };
-        for (((w, b), (m, s)), (ya, yb)) in wf
-            .chunks(chunk.get())
-            .zip(bf.chunks(CHUNK))
+        let mut wr = wf;
+        for ((b, (m, s)), (ya, yb)) in bf
+            .chunks(CHUNK)
             .zip(mf.chunks(CHUNK).zip(sf.chunks(CHUNK)))
             .zip(y0f.chunks_mut(CHUNK).zip(y1f.chunks_mut(CHUNK)))
         {
+            // The chunk's rows (`n ≤ CHUNK` rows of inf bytes).
             let n = b.len();
-            let Some(a) = acc.get_mut(..n) else {
+            let (Some((w, rest)), Some(a)) = (wr.split_at_checked(n * inf), acc.get_mut(..n))
+            else {
                 return false;
             };
+            wr = rest;
             a.copy_from_slice(b);
             (k.pass2)(xp, w, &mut acc, n);
-            let (a0, a1) = acc.split_at(CHUNK);
+            let Some((a0, a1)) = acc.split_at_checked(CHUNK) else {
+                return false;
+            };
             let (Some(a0), Some(a1)) = (a0.get(..n), a1.get(..n)) else {
                 return false;
             };
@@ -245,27 +266,23 @@ fn run(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize, k: &Kernels
         tail_rows(&p, x1, y1, full, c, zp);
     }
     // An odd last token: the remainders are its inputs and outputs.
-    let (x0, y0) = (xs.remainder(), ys.into_remainder());
-    if !x0.is_empty() {
-        one(&mut acc, x0, y0);
+    if !xr.is_empty() {
+        one(&mut acc, xr, yr);
     }
     true
 }
 
 /// Rows `from..` of one token, one plain dot product each.
 fn tail_rows(p: &super::Params<'_>, x: &[i8], y: &mut [i8], from: usize, c: i32, zp: i32) {
-    if p.inf == 0 {
+    let Some((y, mut w, b, m, s)) = p.rows_from(y, from) else {
         return;
-    }
-    for ((((y, w), &b), &m), &s) in y
-        .iter_mut()
-        .zip(p.w.chunks_exact(p.inf))
-        .zip(p.bias)
-        .zip(p.mult)
-        .zip(p.shift)
-        .skip(from)
-    {
-        let acc = b.wrapping_add(crate::linear::dot_i8(x, w));
+    };
+    for ((y, &b), (&m, &s)) in y.iter_mut().zip(b).zip(m.iter().zip(s)) {
+        let Some((row, rest)) = w.split_at_checked(p.inf) else {
+            break;
+        };
+        w = rest;
+        let acc = b.wrapping_add(crate::linear::dot_i8(x, row));
         *y = requant(acc, m, s, c, zp);
     }
 }
@@ -310,9 +327,15 @@ fn pass2_portable(xp: &[i32], w: &[i8], acc: &mut [i32; 2 * CHUNK], k: usize) {
 fn pass_portable(x: &[i8], w: &[i8], acc: &mut [i32]) {
     let n = x.len();
     for (w, acc) in w.chunks_exact(ROWS * n).zip(acc.chunks_exact_mut(ROWS)) {
-        let (w0, rest) = w.split_at(n);
-        let (w1, rest) = rest.split_at(n);
-        let (w2, w3) = rest.split_at(n);
+        let Some((w0, rest)) = w.split_at_checked(n) else {
+            return;
+        };
+        let Some((w1, rest)) = rest.split_at_checked(n) else {
+            return;
+        };
+        let Some((w2, w3)) = rest.split_at_checked(n) else {
+            return;
+        };
         for i in 0..n {
             let v = x[i] as i32;
             acc[0] = acc[0].wrapping_add(v * w0[i] as i32);
@@ -375,7 +398,9 @@ fn pass_asm<const DUFF: bool>(x: &[i8], w: &[i8], acc: &mut [i32]) {
     // if it is called otherwise (`acc` left as it is).
     if !(!acc.is_empty()
         && acc.len() % ROWS == 0
-        && acc.len().checked_mul(inf).is_some_and(|n| w.len() >= n)
+        && acc.len() <= CHUNK
+        && inf <= usize::MAX / CHUNK
+        && w.len() >= acc.len() * inf
         && (DUFF || inf % UNROLL == 0)
         && inf > 0)
     {
@@ -597,7 +622,8 @@ fn pass2_asm<const DUFF: bool>(xp: &[i32], w: &[i8], acc: &mut [i32; 2 * CHUNK],
         } else {
             inf > 0 && inf % UNROLL == 0
         })
-        && k.checked_mul(inf).is_some_and(|n| w.len() >= n))
+        && inf <= usize::MAX / CHUNK
+        && w.len() >= k * inf)
     {
         debug_assert!(false, "pass2_asm: blocks, weights or width");
         return;
