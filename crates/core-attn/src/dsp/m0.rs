@@ -179,10 +179,69 @@ fn run(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize, k: &Kernels
         return false;
     };
     let mut acc = [0i32; 2 * CHUNK];
-    // One token, every output.
-    let one = |acc: &mut [i32; 2 * CHUNK], x0: &[i8], y0: &mut [i8]| {
+    let mut xp = [0i32; MAX_PACK];
+    let mut xp = if pairs_ok(inf) {
+        xp.get_mut(..inf)
+    } else {
+        None
+    };
+    // Tokens are split off two (or one) at a time rather than with `chunks_exact`, whose
+    // length is a division (a library call on Armv6-M).
+    let (mut xr, mut yr) = (x, y);
+    loop {
+        if let (Some(xp), Some((x01, xn))) = (xp.as_deref_mut(), xr.split_at_checked(p.inf2.get()))
+        {
+            // `rows·out` outputs for `rows·in` inputs: the `else`s are unreachable.
+            let Some((y01, yn)) = core::mem::take(&mut yr).split_at_mut_checked(p.outf2.get())
+            else {
+                return false;
+            };
+            (xr, yr) = (xn, yn);
+            let (Some((x0, x1)), Some((y0, y1))) =
+                (x01.split_at_checked(inf), y01.split_at_mut_checked(outf))
+            else {
+                return false;
+            };
+            pack(x0, x1, xp);
+            let (Some(y0f), Some(y1f)) = (y0.get_mut(..full), y1.get_mut(..full)) else {
+                return false;
+            };
+            let mut wr = wf;
+            for ((b, (m, s)), (ya, yb)) in bf
+                .chunks(CHUNK)
+                .zip(mf.chunks(CHUNK).zip(sf.chunks(CHUNK)))
+                .zip(y0f.chunks_mut(CHUNK).zip(y1f.chunks_mut(CHUNK)))
+            {
+                // The chunk's rows (`n ≤ CHUNK` rows of inf bytes).
+                let n = b.len();
+                let (Some((w, rest)), Some(a)) = (wr.split_at_checked(n * inf), acc.get_mut(..n))
+                else {
+                    return false;
+                };
+                wr = rest;
+                a.copy_from_slice(b);
+                (k.pass2)(xp, w, &mut acc, n);
+                let (a0, a1) = acc.split_at(CHUNK);
+                let (Some(a0), Some(a1)) = (a0.get(..n), a1.get(..n)) else {
+                    return false;
+                };
+                (k.rq)(a0, m, s, ya, c, zp);
+                (k.rq)(a1, m, s, yb, c, zp);
+            }
+            tail_rows(&p, x0, y0, full, c, zp);
+            tail_rows(&p, x1, y1, full, c, zp);
+            continue;
+        }
+        // One token: every token when pairs do not apply, else an odd last one.
+        let Some((x0, xn)) = xr.split_at_checked(inf) else {
+            break;
+        };
+        let Some((y0, yn)) = core::mem::take(&mut yr).split_at_mut_checked(outf) else {
+            return false;
+        };
+        (xr, yr) = (xn, yn);
         let Some(yf) = y0.get_mut(..full) else {
-            return;
+            return false;
         };
         let mut wr = wf;
         for ((b, (m, s)), y) in bf
@@ -194,7 +253,7 @@ fn run(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize, k: &Kernels
             let (Some((w, rest)), Some(a)) =
                 (wr.split_at_checked(b.len() * inf), acc.get_mut(..b.len()))
             else {
-                return;
+                return false;
             };
             wr = rest;
             a.copy_from_slice(b);
@@ -202,72 +261,6 @@ fn run(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize, k: &Kernels
             (k.rq)(a, m, s, y, c, zp);
         }
         tail_rows(&p, x0, y0, full, c, zp);
-    };
-    let mut xp = [0i32; MAX_PACK];
-    let xp = if pairs_ok(inf) {
-        xp.get_mut(..inf)
-    } else {
-        None
-    };
-    // Tokens are split off one (or two) at a time rather than with `chunks_exact`, whose
-    // length is a division (a library call on Armv6-M).
-    let (mut xr, mut yr) = (x, y);
-    let Some(xp) = xp else {
-        while let Some((x0, xn)) = xr.split_at_checked(inf) {
-            // `rows·out` outputs for `rows·in` inputs: unreachable `else`.
-            let Some((y0, yn)) = core::mem::take(&mut yr).split_at_mut_checked(outf) else {
-                return false;
-            };
-            (xr, yr) = (xn, yn);
-            one(&mut acc, x0, y0);
-        }
-        return true;
-    };
-    while let Some((x01, xn)) = xr.split_at_checked(p.inf2.get()) {
-        let Some((y01, yn)) = core::mem::take(&mut yr).split_at_mut_checked(p.outf2.get()) else {
-            return false;
-        };
-        (xr, yr) = (xn, yn);
-        let Some((x0, x1)) = x01.split_at_checked(inf) else {
-            return false;
-        };
-        let Some((y0, y1)) = y01.split_at_mut_checked(outf) else {
-            return false;
-        };
-        pack(x0, x1, xp);
-        let (Some(y0f), Some(y1f)) = (y0.get_mut(..full), y1.get_mut(..full)) else {
-            return false;
-        };
-        let mut wr = wf;
-        for ((b, (m, s)), (ya, yb)) in bf
-            .chunks(CHUNK)
-            .zip(mf.chunks(CHUNK).zip(sf.chunks(CHUNK)))
-            .zip(y0f.chunks_mut(CHUNK).zip(y1f.chunks_mut(CHUNK)))
-        {
-            // The chunk's rows (`n ≤ CHUNK` rows of inf bytes).
-            let n = b.len();
-            let (Some((w, rest)), Some(a)) = (wr.split_at_checked(n * inf), acc.get_mut(..n))
-            else {
-                return false;
-            };
-            wr = rest;
-            a.copy_from_slice(b);
-            (k.pass2)(xp, w, &mut acc, n);
-            let Some((a0, a1)) = acc.split_at_checked(CHUNK) else {
-                return false;
-            };
-            let (Some(a0), Some(a1)) = (a0.get(..n), a1.get(..n)) else {
-                return false;
-            };
-            (k.rq)(a0, m, s, ya, c, zp);
-            (k.rq)(a1, m, s, yb, c, zp);
-        }
-        tail_rows(&p, x0, y0, full, c, zp);
-        tail_rows(&p, x1, y1, full, c, zp);
-    }
-    // An odd last token: the remainders are its inputs and outputs.
-    if !xr.is_empty() {
-        one(&mut acc, xr, yr);
     }
     true
 }
@@ -390,6 +383,7 @@ fn run_asm<const DUFF: bool>(l: &Linear<'_>, input: &[i8], output: &mut [i8], ro
 /// step `(8 − inf mod 8) mod 8` (a computed `ADD PC`; every step is 14 16-bit instructions),
 /// so that the first iteration runs the `inf mod 8` odd inputs.
 #[cfg(all(target_arch = "arm", core_attn_v6m))]
+#[inline(always)]
 fn pass_asm<const DUFF: bool>(x: &[i8], w: &[i8], acc: &mut [i32]) {
     use core::arch::asm;
     let inf = x.len();
@@ -518,6 +512,7 @@ fn pass_asm<const DUFF: bool>(x: &[i8], w: &[i8], acc: &mut [i32]) {
 /// [`requant_chunk`] in `asm!` for the channels with a right shift in 33..=62; if any channel
 /// of the chunk has another shift, the chunk is redone by [`requant_chunk`].
 #[cfg(all(target_arch = "arm", core_attn_v6m))]
+#[inline(always)]
 fn requant_asm(acc: &[i32], m: &[i32], s: &[i8], y: &mut [i8], c: i32, zero_point: i32) {
     use core::arch::asm;
     let n = acc.len();
@@ -608,6 +603,7 @@ fn requant_asm(acc: &[i32], m: &[i32], s: &[i8], y: &mut [i8], c: i32, zero_poin
 /// otherwise), and enters the loop of 4 input pairs at pair `(4 − ⌊inf/2⌋ mod 4) mod 4` (every
 /// pair step is 23 16-bit instructions).
 #[cfg(all(target_arch = "arm", core_attn_v6m))]
+#[inline(always)]
 fn pass2_asm<const DUFF: bool>(xp: &[i32], w: &[i8], acc: &mut [i32; 2 * CHUNK], k: usize) {
     use core::arch::asm;
     let inf = xp.len();
