@@ -783,7 +783,8 @@ fn extend_one<T>(x: &[i8], buf: &mut [T], f: impl Fn(u32) -> T) {
 }
 
 /// One output of one token, outside the blocked passes (odd rows): [`dot_i8`] (`SMLAD` where
-/// the target has it) and [`requant_i8`].
+/// the target has it) and [`requant_i8`]. For the host twins ([`linear_dsp_emulated`]; they
+/// index, and may panic on shapes the caller did not check); the device paths use `tail_rows`.
 #[inline(never)]
 fn tail_row(l: &Linear<'_>, input: &[i8], output: &mut [i8], t: usize, o: usize, zp: i32) {
     let inf = l.in_features;
