@@ -2138,7 +2138,7 @@ mod mve {
                     t.fill(0);
                 }
                 let f = frame(y.as_mut_ptr(), y.as_mut_ptr(), xb.as_ptr());
-                // SAFETY: `xb` holds the inf inputs and zeros up to 16·⌈inf/16⌉ ≤ 2·inf + 16
+                // SAFETY: `xb` holds the inf inputs and zeros up to 16·⌈inf/16⌉ ≤ 512 bytes
                 // (written above; the rest of `xb` is initialized too); rows 0..4·blocks of inf
                 // bytes are in `w`; `bias`, `mult`, `shift` have outf entries, shifts in
                 // -31..=-2 and zp in -128..=127 (`asm_requant_ok`, checked by the caller); `y`
