@@ -729,6 +729,12 @@ pub(crate) fn wsum_pairs4(pp: &[i32], v: crate::tensor::Rows<'_>, col: usize, ac
     }
     // Bounds: the first and the last row read (rows are `stride` apart in one slice, so
     // every row in between is inside it too).
+    // One rows check for the three `get_row`s below (`2n` does not wrap: `pp` holds 4-byte
+    // elements).
+    if v.rows() < 2 * n {
+        debug_assert!(false, "wsum_pairs4: rows out of range");
+        return;
+    }
     let end = col.wrapping_add(4);
     let (Some(row0), Some(row1), Some(last)) = (
         v.get_row(0),
@@ -886,6 +892,9 @@ pub(crate) fn scores_row(
     }
     // Bounds: the first and last key rows read (every row between lies between them in the
     // same slice, `stride` apart); `None` (the caller's generic loop) if they are not there.
+    if k.rows() < n {
+        return None;
+    }
     let end = c0.wrapping_add(dh);
     let row0 = k.get_row(0)?;
     let first = row0.get(c0..end)?.as_ptr();
