@@ -85,6 +85,7 @@
 
 use crate::linear::Linear;
 use crate::quant::Requant;
+use core::num::NonZeroUsize;
 
 mod m0;
 pub use m0::{linear_m0_emulated, mulhi};
@@ -206,6 +207,113 @@ const MAX_DSP_WIDTH: usize = 128;
 /// [`linear_portable`].
 pub const MAX_ANY_WIDTH: usize = 512;
 
+/// A linear layer's parameter slices, each cut to exactly the length its shape gives (`out·in`
+/// weights, `out` biases, multipliers and shifts), with `in`, `out` nonzero and `2·in`, `2·out`
+/// computed without overflow: what the kernels index, stated once so that the compiler sees
+/// every access below it in bounds.
+#[derive(Clone, Copy)]
+struct Params<'a> {
+    w: &'a [i8],
+    bias: &'a [i32],
+    mult: &'a [i32],
+    shift: &'a [i8],
+    inf: usize,
+    outf: usize,
+    /// `2·inf` (one token pair of inputs, one row pair of weights).
+    inf2: NonZeroUsize,
+    /// `2·outf` (one token pair of outputs).
+    outf2: NonZeroUsize,
+}
+
+impl<'a> Params<'a> {
+    /// Outputs (of `y`), weights, biases, multipliers and shifts of rows `from..`; `None` if
+    /// `from > out` or `y` is shorter than `from`.
+    #[allow(clippy::type_complexity)]
+    #[inline(always)]
+    fn rows_from<'y>(
+        &self,
+        y: &'y mut [i8],
+        from: usize,
+    ) -> Option<(&'y mut [i8], &'a [i8], &'a [i32], &'a [i32], &'a [i8])> {
+        if from > self.outf {
+            return None;
+        }
+        // `from·in ≤ out·in`, which `Parts::new` computed without overflow.
+        Some((
+            y.get_mut(from..)?,
+            self.w.get(from * self.inf..)?,
+            self.bias.get(from..)?,
+            self.mult.get(from..)?,
+            self.shift.get(from..)?,
+        ))
+    }
+}
+
+/// `a·b`, or `None` on overflow; without a 64-bit multiply (a library call on Armv6-M) when
+/// both are below `2^16`.
+#[inline(always)]
+fn mul(a: usize, b: usize) -> Option<usize> {
+    if (a | b) >> 16 == 0 {
+        Some(a * b)
+    } else {
+        a.checked_mul(b)
+    }
+}
+
+/// [`Params`] and the token rows: `rows·in` inputs, `rows·out` outputs.
+struct Parts<'a, 'b> {
+    x: &'b [i8],
+    y: &'b mut [i8],
+    p: Params<'a>,
+}
+
+impl<'a, 'b> Parts<'a, 'b> {
+    /// `None` if a slice is too short for the shape or a size overflows: unreachable for the
+    /// kernels' callers, which checked the shapes ([`Linear::run`] via `check_run`: exact
+    /// lengths). The kernels return early (writing nothing) on `None`, after a `debug_assert!`.
+    #[inline(always)]
+    fn new(l: &Linear<'a>, input: &'b [i8], output: &'b mut [i8], rows: usize) -> Option<Self> {
+        let (inf, outf) = (l.in_features, l.out_features);
+        if inf == 0 || outf == 0 {
+            return None;
+        }
+        let inf2 = NonZeroUsize::new(inf.checked_mul(2)?)?;
+        let outf2 = NonZeroUsize::new(outf.checked_mul(2)?)?;
+        Some(Parts {
+            x: input.get(..mul(rows, inf)?)?,
+            y: output.get_mut(..mul(rows, outf)?)?,
+            p: Params {
+                w: l.weights.get(..mul(outf, inf)?)?,
+                bias: l.bias.get(..outf)?,
+                mult: l.requant.multipliers.get(..outf)?,
+                shift: l.requant.shifts.get(..outf)?,
+                inf,
+                outf,
+                inf2,
+                outf2,
+            },
+        })
+    }
+}
+
+/// Outputs `from..` of one token outside the blocked passes (an odd last row, the rows after
+/// the last block of 4): [`dot_i8`] (`SMLAD` where the target has it) and [`requant_i8`].
+/// `x`: the token's inputs, `y`: its outputs.
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+#[inline(never)]
+fn tail_rows(p: &Params<'_>, x: &[i8], y: &mut [i8], from: usize, zp: i32) {
+    let Some((y, mut w, b, m, s)) = p.rows_from(y, from) else {
+        return;
+    };
+    for ((y, &b), (&m, &s)) in y.iter_mut().zip(b).zip(m.iter().zip(s)) {
+        let Some((row, rest)) = w.split_at_checked(p.inf) else {
+            break;
+        };
+        w = rest;
+        *y = requant_i8(b.wrapping_add(dot_i8(x, row)), m, s, zp);
+    }
+}
+
 /// Linear layer without activation, `rows` tokens: `output[t][o] = requant(bias + x·w)`.
 /// Shapes are checked by the caller. Uses the DSP kernel where the target has it and the layer
 /// qualifies ([`asm_requant_ok`], at most [`MAX_ANY_WIDTH`] inputs), the Armv6-M kernel on
@@ -235,51 +343,101 @@ pub fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
 
 /// Portable blocked linear kernel (2 output rows × 2 tokens per step, each loaded input and
 /// weight used twice): plain Rust for targets without the DSP extension (Cortex-M0, host).
+/// Shapes as [`Linear::run`] checks them (`input`: `rows·in`, `output`: `rows·out`); with
+/// shorter slices it writes nothing (a `debug_assert!` in debug builds).
 pub fn linear_portable(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
-    let (inf, outf) = (l.in_features, l.out_features);
+    let Some(Parts { x, y, p }) = Parts::new(l, input, output, rows) else {
+        debug_assert!(false, "linear_portable: shapes not checked");
+        return;
+    };
     let zp = l.output_zero_point;
-    let rq =
-        |o: usize, acc: i32| requant_i8(acc, l.requant.multipliers[o], l.requant.shifts[o], zp);
-    let mut t = 0;
-    while t + 2 <= rows {
-        let x0 = &input[t * inf..(t + 1) * inf];
-        let x1 = &input[(t + 1) * inf..(t + 2) * inf];
-        let mut o = 0;
-        while o + 2 <= outf {
-            let w0 = &l.weights[o * inf..(o + 1) * inf];
-            let w1 = &l.weights[(o + 1) * inf..(o + 2) * inf];
-            let (mut a00, mut a01, mut a10, mut a11) =
-                (l.bias[o], l.bias[o], l.bias[o + 1], l.bias[o + 1]);
-            for i in 0..inf {
-                let (p, q) = (x0[i] as i32, x1[i] as i32);
-                let (u, v) = (w0[i] as i32, w1[i] as i32);
-                a00 = a00.wrapping_add(p * u);
-                a01 = a01.wrapping_add(q * u);
-                a10 = a10.wrapping_add(p * v);
-                a11 = a11.wrapping_add(q * v);
-            }
-            output[t * outf + o] = rq(o, a00);
-            output[(t + 1) * outf + o] = rq(o, a01);
-            output[t * outf + o + 1] = rq(o + 1, a10);
-            output[(t + 1) * outf + o + 1] = rq(o + 1, a11);
-            o += 2;
-        }
-        if o < outf {
-            for (tt, x) in [(t, x0), (t + 1, x1)] {
-                let acc = l.bias[o].wrapping_add(crate::linear::dot_i8(x, &l.weights[o * inf..]));
-                output[tt * outf + o] = rq(o, acc);
-            }
-        }
-        t += 2;
+    let inf = p.inf;
+    let mut xs = x.chunks_exact(p.inf2.get());
+    let mut ys = y.chunks_exact_mut(p.outf2.get());
+    for (x01, y01) in (&mut xs).zip(&mut ys) {
+        let Some((x0, x1)) = x01.split_at_checked(inf) else {
+            return;
+        };
+        let Some((y0, y1)) = y01.split_at_mut_checked(p.outf) else {
+            return;
+        };
+        portable_pair(&p, x0, x1, y0, y1, zp);
     }
-    if t < rows {
-        let x = &input[t * inf..(t + 1) * inf];
-        for o in 0..outf {
-            let acc = l.bias[o]
-                .wrapping_add(crate::linear::dot_i8(x, &l.weights[o * inf..(o + 1) * inf]));
-            output[t * outf + o] = rq(o, acc);
+    // An odd last token: the remainders are its inputs and outputs (or both empty).
+    let x = xs.remainder();
+    for ((((y, w), &b), &m), &s) in ys
+        .into_remainder()
+        .iter_mut()
+        .zip(p.w.chunks_exact(inf))
+        .zip(p.bias)
+        .zip(p.mult)
+        .zip(p.shift)
+    {
+        *y = requant_i8(b.wrapping_add(crate::linear::dot_i8(x, w)), m, s, zp);
+    }
+}
+
+/// Every output of [`linear_portable`] for one token pair (inputs `x0`, `x1`, outputs `y0`,
+/// `y1`), two rows at a time. Out of line: the inner loop then has the registers to itself.
+#[inline(never)]
+fn portable_pair(p: &Params<'_>, x0: &[i8], x1: &[i8], y0: &mut [i8], y1: &mut [i8], zp: i32) {
+    let inf = p.inf;
+    {
+        let mut ws = p.w.chunks_exact(p.inf2.get());
+        let mut bs = p.bias.chunks_exact(2);
+        let mut ms = p.mult.chunks_exact(2);
+        let mut ss = p.shift.chunks_exact(2);
+        let mut y0s = y0.chunks_exact_mut(2);
+        let mut y1s = y1.chunks_exact_mut(2);
+        for (((w01, b), (m, s)), (ya, yb)) in (&mut ws)
+            .zip(&mut bs)
+            .zip((&mut ms).zip(&mut ss))
+            .zip((&mut y0s).zip(&mut y1s))
+        {
+            let Some((w0, w1)) = w01.split_at_checked(inf) else {
+                return;
+            };
+            let [a00, a01, a10, a11] = dot_2x2(x0, x1, w0, w1, [b[0], b[0], b[1], b[1]]);
+            ya[0] = requant_i8(a00, m[0], s[0], zp);
+            yb[0] = requant_i8(a01, m[0], s[0], zp);
+            ya[1] = requant_i8(a10, m[1], s[1], zp);
+            yb[1] = requant_i8(a11, m[1], s[1], zp);
+        }
+        // An odd last output row: the remainders are that one row (or all empty).
+        if let ([ya], [yb], [b], [m], [s]) = (
+            y0s.into_remainder(),
+            y1s.into_remainder(),
+            bs.remainder(),
+            ms.remainder(),
+            ss.remainder(),
+        ) {
+            let w = ws.remainder();
+            *ya = requant_i8(b.wrapping_add(crate::linear::dot_i8(x0, w)), *m, *s, zp);
+            *yb = requant_i8(b.wrapping_add(crate::linear::dot_i8(x1, w)), *m, *s, zp);
         }
     }
+}
+
+/// `acc + [x0·w0, x1·w0, x0·w1, x1·w1]` (wrapping), over the shortest of the four slices: the
+/// inner loop of [`linear_portable`].
+#[inline(always)]
+fn dot_2x2(x0: &[i8], x1: &[i8], w0: &[i8], w1: &[i8], acc: [i32; 4]) -> [i32; 4] {
+    let [mut a00, mut a01, mut a10, mut a11] = acc;
+    let n = x0.len().min(x1.len()).min(w0.len()).min(w1.len());
+    let (Some(x0), Some(x1), Some(w0), Some(w1)) =
+        (x0.get(..n), x1.get(..n), w0.get(..n), w1.get(..n))
+    else {
+        return acc;
+    };
+    for i in 0..n {
+        let (p, q) = (x0[i] as i32, x1[i] as i32);
+        let (u, v) = (w0[i] as i32, w1[i] as i32);
+        a00 = a00.wrapping_add(p * u);
+        a01 = a01.wrapping_add(q * u);
+        a10 = a10.wrapping_add(p * v);
+        a11 = a11.wrapping_add(q * v);
+    }
+    [a00, a01, a10, a11]
 }
 
 /// Whether every output channel of `l` can use the `asm!` kernels' requantization
@@ -410,7 +568,7 @@ pub fn linear_dsp_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows
     while t + 2 <= rows {
         let x0 = &input[t * inf..(t + 1) * inf];
         let x1 = &input[(t + 1) * inf..(t + 2) * inf];
-        extend_pair(x0, x1, |i, v| xbuf[i] = v);
+        extend_pair(x0, x1, &mut xbuf, |v| v);
         let mut o = 0;
         while o + 2 <= outf {
             let mut a = [l.bias[o], l.bias[o], l.bias[o + 1], l.bias[o + 1]];
@@ -436,7 +594,7 @@ pub fn linear_dsp_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows
         t += 2;
     }
     if t < rows {
-        extend_one(&input[t * inf..(t + 1) * inf], |i, v| xbuf[i] = v);
+        extend_one(&input[t * inf..(t + 1) * inf], &mut xbuf, |v| v);
         let mut o = 0;
         while o + 4 <= outf {
             let mut a = [l.bias[o], l.bias[o + 1], l.bias[o + 2], l.bias[o + 3]];
@@ -486,10 +644,7 @@ fn linear_dsp_any_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows
     while t + 2 <= rows {
         let x0 = &input[t * inf..(t + 1) * inf];
         let x1 = &input[(t + 1) * inf..(t + 2) * inf];
-        extend_pair(&x0[..4 * c4], &x1[..4 * c4], |i, v| xbuf[i] = v);
-        for j in 4 * c4..inf {
-            xbuf[j] = tail_pair(x0[j], x1[j]);
-        }
+        extend_pair(x0, x1, &mut xbuf, |v| v);
         let mut o = 0;
         while o + 2 <= outf {
             let mut a = [l.bias[o], l.bias[o], l.bias[o + 1], l.bias[o + 1]];
@@ -523,10 +678,7 @@ fn linear_dsp_any_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows
     }
     if t < rows {
         let x = &input[t * inf..(t + 1) * inf];
-        extend_one(&x[..8 * s8], |i, v| xbuf[i] = v);
-        for j in 8 * s8..inf {
-            xbuf[4 * s8 + j - 8 * s8] = x[j] as i32 as u32;
-        }
+        extend_one(x, &mut xbuf, |v| v);
         let mut o = 0;
         while s8 > 0 && o + 4 <= outf {
             let mut a = [l.bias[o], l.bias[o + 1], l.bias[o + 2], l.bias[o + 3]];
@@ -574,38 +726,65 @@ fn extend_word(w: u32) -> (u32, u32) {
     }
 }
 
-/// Sign-extend two tokens' inputs into the interleaved 16-bit pair layout
-/// `[x0|x2, x1|x3 of token t, x0|x2, x1|x3 of token t+1]` per 4-input chunk: `put(i, word)`.
+/// Four int8 values as one little-endian word.
 #[inline(always)]
-fn extend_pair(x0: &[i8], x1: &[i8], mut put: impl FnMut(usize, u32)) {
-    for (c, (a, b)) in x0.chunks_exact(4).zip(x1.chunks_exact(4)).enumerate() {
-        let (ae, ao) = extend_word(u32::from_le_bytes([
-            a[0] as u8, a[1] as u8, a[2] as u8, a[3] as u8,
-        ]));
-        let (be, bo) = extend_word(u32::from_le_bytes([
-            b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8,
-        ]));
-        put(4 * c, ae);
-        put(4 * c + 1, ao);
-        put(4 * c + 2, be);
-        put(4 * c + 3, bo);
+fn word4(a: &[i8]) -> u32 {
+    match *a {
+        [a0, a1, a2, a3, ..] => u32::from_le_bytes([a0 as u8, a1 as u8, a2 as u8, a3 as u8]),
+        _ => 0,
     }
 }
 
-/// Sign-extend one token's inputs: `[x0|x2, x1|x3]` per 4-input chunk: `put(i, word)`.
+/// Sign-extend two tokens' inputs into the interleaved 16-bit pair layout
+/// `[x0|x2, x1|x3 of token t, x0|x2, x1|x3 of token t+1]` per 4-input chunk, then the last
+/// `len mod 4` inputs one word each ([`tail_pair`]), storing `f(word)` into `buf`: all
+/// `x0.len()` words when `x1` and `buf` are at least as long (it stops at the shortest).
 #[inline(always)]
-fn extend_one(x: &[i8], mut put: impl FnMut(usize, u32)) {
-    for (c, a) in x.chunks_exact(4).enumerate() {
-        let (e, o) = extend_word(u32::from_le_bytes([
-            a[0] as u8, a[1] as u8, a[2] as u8, a[3] as u8,
-        ]));
-        put(2 * c, e);
-        put(2 * c + 1, o);
+fn extend_pair<T>(x0: &[i8], x1: &[i8], buf: &mut [T], f: impl Fn(u32) -> T) {
+    let (c0, c1) = (x0.chunks_exact(4), x1.chunks_exact(4));
+    let (r0, r1) = (c0.remainder(), c1.remainder());
+    let (head, tail) = buf.split_at_mut((x0.len() & !3).min(buf.len()));
+    for ((a, b), d) in c0.zip(c1).zip(head.chunks_exact_mut(4)) {
+        let (ae, ao) = extend_word(word4(a));
+        let (be, bo) = extend_word(word4(b));
+        if let [d0, d1, d2, d3] = d {
+            *d0 = f(ae);
+            *d1 = f(ao);
+            *d2 = f(be);
+            *d3 = f(bo);
+        }
+    }
+    for ((d, &a), &b) in tail.iter_mut().zip(r0).zip(r1) {
+        *d = f(tail_pair(a, b));
+    }
+}
+
+/// Sign-extend one token's inputs: `[x0|x2, x1|x3, x4|x6, x5|x7]` per 8-input step, then the
+/// last `len mod 8` inputs one word each (sign-extended), storing `f(word)` into `buf`:
+/// `4·⌊len/8⌋ + len mod 8` words when `buf` is at least that long (it stops at the shortest).
+#[inline(always)]
+fn extend_one<T>(x: &[i8], buf: &mut [T], f: impl Fn(u32) -> T) {
+    let steps = x.chunks_exact(8);
+    let rest = steps.remainder();
+    let (head, tail) = buf.split_at_mut((4 * (x.len() / 8)).min(buf.len()));
+    for (a, d) in steps.zip(head.chunks_exact_mut(4)) {
+        let (e0, o0) = extend_word(word4(a));
+        let (e1, o1) = extend_word(word4(a.get(4..).unwrap_or_default()));
+        if let [d0, d1, d2, d3] = d {
+            *d0 = f(e0);
+            *d1 = f(o0);
+            *d2 = f(e1);
+            *d3 = f(o1);
+        }
+    }
+    for (d, &v) in tail.iter_mut().zip(rest) {
+        *d = f(v as i32 as u32);
     }
 }
 
 /// One output of one token, outside the blocked passes (odd rows): [`dot_i8`] (`SMLAD` where
-/// the target has it) and [`requant_i8`].
+/// the target has it) and [`requant_i8`]. For the host twins ([`linear_dsp_emulated`]; they
+/// index, and may panic on shapes the caller did not check); the device paths use `tail_rows`.
 #[inline(never)]
 fn tail_row(l: &Linear<'_>, input: &[i8], output: &mut [i8], t: usize, o: usize, zp: i32) {
     let inf = l.in_features;
@@ -1265,45 +1444,48 @@ mod arm {
     }
 
     /// Any width `4..=`[`MAX_ANY_WIDTH`] (runtime) with the looped passes; `CAP` words of
-    /// input buffer (at least `IN + 8`).
+    /// input buffer (at least `IN + 8`). `false` (nothing written) if the width does not fit
+    /// `CAP` or the slices are shorter than the shapes (unreachable: the caller checked them).
     #[inline(never)]
-    fn run_any<const CAP: usize>(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
-        let (inf, outf) = (l.in_features, l.out_features);
+    fn run_any<const CAP: usize>(
+        l: &Linear<'_>,
+        input: &[i8],
+        output: &mut [i8],
+        rows: usize,
+    ) -> bool {
+        let Some(Parts { x, y, p }) = Parts::new(l, input, output, rows) else {
+            debug_assert!(false, "arm::run_any: shapes not checked");
+            return false;
+        };
+        let (inf, outf) = (p.inf, p.outf);
         let zp = l.output_zero_point;
-        // What the asm relies on (with `asm_requant_ok`, checked by the caller).
-        assert!(
-            (4..=CAP - 8).contains(&inf)
-                && l.weights.len() >= outf * inf
-                && input.len() >= rows * inf
-                && output.len() >= rows * outf
-        );
+        if !(4..=CAP - 8).contains(&inf) {
+            return false;
+        }
         let c = 2 * zp + 1;
         let (c4, s8) = (inf / 4, inf / 8);
         // The words the passes read are written below before each pass.
         let mut xbuf = [MaybeUninit::<u32>::uninit(); CAP];
-        let w = l.weights.as_ptr();
-        let base = xbuf.as_mut_ptr().cast::<u32>();
-        let mut t = 0;
-        while t + 2 <= rows {
-            let x0 = &input[t * inf..(t + 1) * inf];
-            let x1 = &input[(t + 1) * inf..(t + 2) * inf];
-            extend_pair(&x0[..4 * c4], &x1[..4 * c4], |i, v| {
-                xbuf[i].write(v);
-            });
-            for j in 4 * c4..inf {
-                xbuf[j].write(tail_pair(x0[j], x1[j]));
-            }
+        let w = p.w.as_ptr();
+        let mut xs = x.chunks_exact(p.inf2.get());
+        let mut ys = y.chunks_exact_mut(p.outf2.get());
+        for (x01, y01) in (&mut xs).zip(&mut ys) {
+            let Some((x0, x1)) = x01.split_at_checked(inf) else {
+                return false;
+            };
+            extend_pair(x0, x1, &mut xbuf, MaybeUninit::new);
             let pairs = outf / 2;
             if pairs > 0 {
+                let base = xbuf.as_ptr().cast::<u32>();
                 let f = FrameA2 {
-                    mult: l.requant.multipliers.as_ptr(),
-                    shift: l.requant.shifts.as_ptr(),
-                    y: output[t * outf..(t + 2) * outf].as_mut_ptr(),
+                    mult: p.mult.as_ptr(),
+                    shift: p.shift.as_ptr(),
+                    y: y01.as_mut_ptr(),
                     outf,
                     c,
-                    // SAFETY: within `weights` (2·pairs ≤ outf rows of inf bytes).
+                    // SAFETY: within `w` (2·pairs ≤ outf rows of inf bytes).
                     end_w: unsafe { w.add(2 * pairs * inf) },
-                    bias: l.bias.as_ptr(),
+                    bias: p.bias.as_ptr(),
                     xbase: base,
                     // SAFETY: within `xbuf` (inf ≤ CAP words).
                     xend: unsafe { base.add(4 * c4) },
@@ -1312,55 +1494,58 @@ mod arm {
                     entry: 60 * ((8 - c4 % 8) % 8) as u32,
                     pad: 0,
                 };
-                // SAFETY: `xbuf` holds the 4·c4 chunk words and inf − 4·c4 tail words written
-                // above; rows 0..2·pairs of inf bytes are in `weights`; bias/multipliers are
-                // i32 slices and shifts an i8 slice with ≥ outf entries, shifts in -31..=-2 and
-                // zp in -128..=127 (`asm_requant_ok`); `y` is rows t, t+1 of `output`.
+                // SAFETY: `x0`, `x1` are inf bytes each, so `extend_pair` wrote the 4·c4 chunk
+                // words and the inf − 4·c4 tail words of `xbuf` (inf ≤ CAP); rows 0..2·pairs of
+                // inf bytes are in `w` (outf·inf bytes); `bias`, `mult` are i32 slices and
+                // `shift` an i8 slice of outf entries, shifts in -31..=-2 and zp in -128..=127
+                // (`asm_requant_ok`, checked by the caller); `y01` is rows t, t+1 of the output
+                // (2·outf bytes).
                 unsafe { pass_2x2_any(&f, w, inf) };
             }
             if outf % 2 == 1 {
-                tail_row(l, input, output, t, outf - 1, zp);
-                tail_row(l, input, output, t + 1, outf - 1, zp);
+                let Some((y0, y1)) = y01.split_at_mut_checked(outf) else {
+                    return false;
+                };
+                tail_rows(&p, x0, y0, outf - 1, zp);
+                tail_rows(&p, x1, y1, outf - 1, zp);
             }
-            t += 2;
         }
-        if t < rows {
+        // An odd last token: the remainders are its inf inputs and outf outputs.
+        let (x, y) = (xs.remainder(), ys.into_remainder());
+        if x.len() == inf && y.len() == outf {
             let blocks = if s8 > 0 { outf / 4 } else { 0 };
             if blocks > 0 {
-                let x = &input[t * inf..(t + 1) * inf];
-                extend_one(&x[..8 * s8], |i, v| {
-                    xbuf[i].write(v);
-                });
-                for j in 8 * s8..inf {
-                    xbuf[4 * s8 + j - 8 * s8].write(x[j] as i32 as u32);
-                }
+                extend_one(x, &mut xbuf, MaybeUninit::new);
+                let base = xbuf.as_ptr().cast::<u32>();
                 let f = FrameA1 {
-                    mult: l.requant.multipliers.as_ptr(),
-                    shift: l.requant.shifts.as_ptr(),
-                    y: output[t * outf..(t + 1) * outf].as_mut_ptr(),
+                    mult: p.mult.as_ptr(),
+                    shift: p.shift.as_ptr(),
+                    y: y.as_mut_ptr(),
                     c,
                     k: 0xfefe_fefe,
-                    // SAFETY: within `weights` (4·blocks ≤ outf rows of inf bytes).
+                    // SAFETY: within `w` (4·blocks ≤ outf rows of inf bytes).
                     end_w: unsafe { w.add(4 * blocks * inf) },
                     xbase: base,
-                    bias: l.bias.as_ptr(),
-                    // SAFETY: within `xbuf` (4·s8 + inf mod 8 ≤ inf words).
+                    bias: p.bias.as_ptr(),
+                    // SAFETY: within `xbuf` (4·s8 + inf mod 8 ≤ inf ≤ CAP words).
                     xend: unsafe { base.add(4 * s8) },
                     // SAFETY: as above.
                     xtail: unsafe { base.add(4 * s8 + inf % 8) },
                     entry: 164 * ((4 - s8 % 4) % 4) as u32,
                     pad: 0,
                 };
-                // SAFETY: `xbuf` holds the 4·s8 step words and inf mod 8 tail words written
-                // above; rows 0..4·blocks of inf bytes are in `weights`; bias/multipliers are
-                // i32 slices and shifts an i8 slice with ≥ outf entries, shifts in -31..=-2 and
-                // zp in -128..=127 (`asm_requant_ok`); `y` is row t of `output`.
+                // SAFETY: `x` is inf bytes, so `extend_one` wrote the 4·s8 step words and the
+                // inf mod 8 tail words of `xbuf`; rows 0..4·blocks of inf bytes are in `w`;
+                // `bias`, `mult` are i32 slices and `shift` an i8 slice of outf entries, shifts
+                // in -31..=-2 and zp in -128..=127 (`asm_requant_ok`, checked by the caller);
+                // `y` is the token's outf outputs.
                 unsafe { pass_4x1_any(&f, w, inf) };
             }
-            for o in 4 * blocks..outf {
-                tail_row(l, input, output, t, o, zp);
+            if 4 * blocks < outf {
+                tail_rows(&p, x, y, 4 * blocks, zp);
             }
         }
+        true
     }
 
     pub(super) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
@@ -1377,9 +1562,8 @@ mod arm {
             32 => run::<32>(l, input, output, rows),
             64 => run::<64>(l, input, output, rows),
             128 => run::<128>(l, input, output, rows),
-            _ => return any_width(l, input, output, rows),
+            _ => any_width(l, input, output, rows),
         }
-        true
     }
 
     /// The looped passes, if the layer qualifies.
@@ -1393,91 +1577,94 @@ mod arm {
         match l.in_features {
             4..=128 => run_any::<{ 128 + 8 }>(l, input, output, rows),
             129..=MAX_ANY_WIDTH => run_any::<{ MAX_ANY_WIDTH + 8 }>(l, input, output, rows),
-            _ => return false,
+            _ => false,
         }
-        true
     }
 
-    fn run<const IN: usize>(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
-        let outf = l.out_features;
+    /// The unrolled passes for width `IN` (4-byte aligned weights, [`asm_requant_ok`]: checked
+    /// by the caller). `false` (nothing written) if the width is not `IN` or the slices are
+    /// shorter than the shapes (unreachable: the caller checked them).
+    fn run<const IN: usize>(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+        let Some(Parts { x, y, p }) = Parts::new(l, input, output, rows) else {
+            debug_assert!(false, "arm::run: shapes not checked");
+            return false;
+        };
+        if p.inf != IN {
+            return false;
+        }
+        let outf = p.outf;
         let zp = l.output_zero_point;
-        // What the asm relies on (with `asm_requant_ok`, checked by the caller).
-        assert!(
-            l.weights.len() >= outf * IN && input.len() >= rows * IN && output.len() >= rows * outf
-        );
         let c = 2 * zp + 1;
         // Fully written by `extend_pair` / `extend_one` before the asm reads it.
         let mut xbuf = [MaybeUninit::<u32>::uninit(); IN];
-        let w = l.weights.as_ptr();
-        let mut t = 0;
-        while t + 2 <= rows {
-            extend_pair(
-                &input[t * IN..(t + 1) * IN],
-                &input[(t + 1) * IN..(t + 2) * IN],
-                |i, v| {
-                    xbuf[i].write(v);
-                },
-            );
+        let w = p.w.as_ptr();
+        let mut xs = x.chunks_exact(2 * IN);
+        let mut ys = y.chunks_exact_mut(p.outf2.get());
+        for (x01, y01) in (&mut xs).zip(&mut ys) {
+            let Some((x0, x1)) = x01.split_at_checked(IN) else {
+                return false;
+            };
+            extend_pair(x0, x1, &mut xbuf, MaybeUninit::new);
             let pairs = outf / 2;
             if pairs > 0 {
                 let f = Frame2 {
-                    mult: l.requant.multipliers.as_ptr(),
-                    shift: l.requant.shifts.as_ptr(),
-                    y: output[t * outf..(t + 2) * outf].as_mut_ptr(),
+                    mult: p.mult.as_ptr(),
+                    shift: p.shift.as_ptr(),
+                    y: y01.as_mut_ptr(),
                     outf,
                     c,
-                    // SAFETY: within `weights` (2·pairs ≤ outf rows of IN bytes).
+                    // SAFETY: within `w` (2·pairs ≤ outf rows of IN bytes).
                     end_w: unsafe { w.add(2 * pairs * IN) },
                 };
-                // SAFETY: `xbuf` holds IN aligned words; rows 0..2·pairs of IN bytes are in
-                // `weights`; bias/multipliers are i32 slices and shifts an i8 slice with ≥ outf
-                // entries, shifts in -31..=-2 and zp in -128..=127 (`asm_requant_ok`); `y` is
-                // rows t, t+1 of `output` (2·outf bytes).
-                unsafe { pass_2x2::<IN>(&f, xbuf.as_ptr().cast(), w, l.bias.as_ptr()) };
+                // SAFETY: `x0`, `x1` are IN bytes each (IN a multiple of 4), so `extend_pair`
+                // wrote all IN aligned words of `xbuf`; rows 0..2·pairs of IN bytes are in `w`
+                // (outf·IN bytes); `bias`, `mult` are i32 slices and `shift` an i8 slice of outf
+                // entries, shifts in -31..=-2 and zp in -128..=127 (`asm_requant_ok`, checked by
+                // the caller); `y01` is rows t, t+1 of the output (2·outf bytes).
+                unsafe { pass_2x2::<IN>(&f, xbuf.as_ptr().cast(), w, p.bias.as_ptr()) };
             }
             if outf % 2 == 1 {
-                tail_row(l, input, output, t, outf - 1, zp);
-                tail_row(l, input, output, t + 1, outf - 1, zp);
+                let Some((y0, y1)) = y01.split_at_mut_checked(outf) else {
+                    return false;
+                };
+                tail_rows(&p, x0, y0, outf - 1, zp);
+                tail_rows(&p, x1, y1, outf - 1, zp);
             }
-            t += 2;
         }
-        if t < rows {
-            extend_one(&input[t * IN..(t + 1) * IN], |i, v| {
-                xbuf[i].write(v);
-            });
+        // An odd last token: the remainders are its IN inputs and outf outputs.
+        let (x, y) = (xs.remainder(), ys.into_remainder());
+        if x.len() == IN && y.len() == outf {
+            extend_one(x, &mut xbuf, MaybeUninit::new);
             let blocks = outf / 4;
             if blocks > 0 {
-                let shift = l.requant.shifts.as_ptr();
-                let y = output[t * outf..(t + 1) * outf].as_mut_ptr();
+                let shift = p.shift.as_ptr();
+                let yp = y.as_mut_ptr();
                 let dist = |a: usize, b: usize| a.wrapping_sub(b) as u32;
                 let f = Frame1 {
                     // Multipliers of block k at bias + 16·(k + 1) + dm (after the bias LDM).
-                    dm: dist(
-                        l.requant.multipliers.as_ptr() as usize,
-                        l.bias.as_ptr() as usize,
-                    )
-                    .wrapping_sub(16),
+                    dm: dist(p.mult.as_ptr() as usize, p.bias.as_ptr() as usize).wrapping_sub(16),
                     shift,
                     // Outputs of block k at shift + 4·(k + 1) + dy (after the shift load).
-                    dy: dist(y as usize, shift as usize).wrapping_sub(4),
+                    dy: dist(yp as usize, shift as usize).wrapping_sub(4),
                     c,
                     k: 0xfefe_fefe,
-                    // SAFETY: within `weights` (4·blocks ≤ outf rows of IN bytes).
+                    // SAFETY: within `w` (4·blocks ≤ outf rows of IN bytes).
                     end_w: unsafe { w.add(4 * blocks * IN) },
                     xbase: xbuf.as_ptr().cast(),
                     pad: 0,
                 };
-                // SAFETY: `xbuf` holds IN/2 initialized aligned words; rows 0..4·blocks of IN
-                // bytes are in `weights`, which is 4-byte aligned (checked by the caller);
-                // bias/multipliers are i32 slices and shifts an i8 slice with ≥ outf entries,
-                // shifts in -31..=-2 and zp in -128..=127 (`asm_requant_ok`); `y` is row t of
-                // `output` (outf bytes).
-                unsafe { pass_4x1::<IN>(&f, w, l.bias.as_ptr()) };
+                // SAFETY: `x` is IN bytes (IN a multiple of 8), so `extend_one` wrote IN/2
+                // aligned words of `xbuf`; rows 0..4·blocks of IN bytes are in `w`, which is
+                // 4-byte aligned (checked by the caller); `bias`, `mult` are i32 slices and
+                // `shift` an i8 slice of outf entries, shifts in -31..=-2 and zp in -128..=127
+                // (`asm_requant_ok`, checked by the caller); `y` is the token's outf outputs.
+                unsafe { pass_4x1::<IN>(&f, w, p.bias.as_ptr()) };
             }
-            for o in 4 * blocks..outf {
-                tail_row(l, input, output, t, o, zp);
+            if 4 * blocks < outf {
+                tail_rows(&p, x, y, 4 * blocks, zp);
             }
         }
+        true
     }
 }
 
@@ -1862,79 +2049,107 @@ mod mve {
         }
     }
 
-    /// Any width `1..=`[`MAX_ANY_WIDTH`] with [`pass_any`].
+    /// Any width `1..=`[`MAX_ANY_WIDTH`] with [`pass_any`]. `false` (nothing written) if the
+    /// width is out of range or the slices are shorter than the shapes (unreachable: the caller
+    /// checked them).
     #[inline(never)]
-    fn run_any(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
-        let (inf, outf) = (l.in_features, l.out_features);
+    fn run_any(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+        let Some(Parts { x, y, p }) = Parts::new(l, input, output, rows) else {
+            debug_assert!(false, "mve::run_any: shapes not checked");
+            return false;
+        };
+        let (inf, outf) = (p.inf, p.outf);
         let zp = l.output_zero_point;
-        assert!(
-            (1..=MAX_ANY_WIDTH).contains(&inf)
-                && l.weights.len() >= outf * inf
-                && input.len() >= rows * inf
-                && output.len() >= rows * outf
-        );
+        if inf > MAX_ANY_WIDTH {
+            return false;
+        }
         let blocks = outf / 4;
         let (full, tail) = (inf / 16, inf % 16);
         let chunks = inf.div_ceil(16);
         let mut xb = [0i8; 2 * MAX_ANY_WIDTH];
-        let w = l.weights.as_ptr();
-        let mut t = 0;
-        while t < rows {
-            let two = t + 2 <= rows;
+        let w = p.w.as_ptr();
+        let frame = |y0: *mut i8, y1: *mut i8, xbase: *const i8| FrameAny {
+            mult: p.mult.as_ptr(),
+            shift: p.shift.as_ptr(),
+            y0,
+            y1,
+            c: 2 * zp + 1,
+            two: 2,
+            // SAFETY: within `w` (4·blocks ≤ outf rows of inf bytes).
+            end_w: unsafe { w.add(4 * blocks * inf) },
+            bias: p.bias.as_ptr(),
+            inf,
+            adv: 4 * inf - 16 * full,
+            full,
+            tail,
+            xbase,
+            pad: 0,
+        };
+        let mut xs = x.chunks_exact(p.inf2.get());
+        let mut ys = y.chunks_exact_mut(p.outf2.get());
+        for (x01, y01) in (&mut xs).zip(&mut ys) {
+            let Some((x0, x1)) = x01.split_at_checked(inf) else {
+                return false;
+            };
+            let Some((y0, y1)) = y01.split_at_mut_checked(outf) else {
+                return false;
+            };
             if blocks > 0 {
-                let x0 = &input[t * inf..(t + 1) * inf];
-                if two {
-                    let x1 = &input[(t + 1) * inf..(t + 2) * inf];
-                    for c in 0..chunks {
-                        let n = 16.min(inf - 16 * c);
-                        let d = &mut xb[32 * c..32 * c + 32];
-                        d[..n].copy_from_slice(&x0[16 * c..16 * c + n]);
-                        d[n..16].fill(0);
-                        d[16..16 + n].copy_from_slice(&x1[16 * c..16 * c + n]);
-                        d[16 + n..].fill(0);
-                    }
-                } else {
-                    xb[..inf].copy_from_slice(x0);
-                    xb[inf..16 * chunks].fill(0);
-                }
-                let y0 = output[t * outf..].as_mut_ptr();
-                let f = FrameAny {
-                    mult: l.requant.multipliers.as_ptr(),
-                    shift: l.requant.shifts.as_ptr(),
-                    y0,
-                    // SAFETY: row t + 1 of `output` when `two` (unused otherwise).
-                    y1: if two { unsafe { y0.add(outf) } } else { y0 },
-                    c: 2 * zp + 1,
-                    two: 2,
-                    // SAFETY: within `weights` (4·blocks ≤ outf rows of inf bytes).
-                    end_w: unsafe { w.add(4 * blocks * inf) },
-                    bias: l.bias.as_ptr(),
-                    inf,
-                    adv: 4 * inf - 16 * full,
-                    full,
-                    tail,
-                    xbase: xb.as_ptr(),
-                    pad: 0,
-                };
-                // SAFETY: `xb` holds the chunks (zero-padded) written above; rows 0..4·blocks
-                // are in `weights`; bias/multipliers/shifts have ≥ outf entries, shifts in
-                // -31..=-2 and zp in -128..=127 (`asm_requant_ok`); y0 (and y1) are rows of
-                // `output` with outf bytes each.
-                unsafe {
-                    if two {
-                        pass_any::<true>(&f, w);
-                    } else {
-                        pass_any::<false>(&f, w);
+                // Per 16-input chunk: 16 bytes of token t, then 16 of token t + 1, zero-padded.
+                for ((d, a), b) in xb
+                    .chunks_exact_mut(32)
+                    .zip(x0.chunks(16))
+                    .zip(x1.chunks(16))
+                {
+                    let Some((d0, d1)) = d.split_at_mut_checked(16) else {
+                        return false;
+                    };
+                    for (d, s) in [(d0, a), (d1, b)] {
+                        let n = s.len().min(16);
+                        let Some((h, t)) = d.split_at_mut_checked(n) else {
+                            return false;
+                        };
+                        h.copy_from_slice(&s[..n]);
+                        t.fill(0);
                     }
                 }
+                let f = frame(y0.as_mut_ptr(), y1.as_mut_ptr(), xb.as_ptr());
+                // SAFETY: `xb` holds the ⌈inf/16⌉ ≤ 32 chunks of 32 bytes (zero-padded) written
+                // above (`x0`, `x1` are inf bytes each); rows 0..4·blocks of inf bytes are in
+                // `w`; `bias`, `mult`, `shift` have outf entries, shifts in -31..=-2 and zp in
+                // -128..=127 (`asm_requant_ok`, checked by the caller); `y0`, `y1` are the two
+                // tokens' outf outputs.
+                unsafe { pass_any::<true>(&f, w) };
             }
-            for tt in t..t + if two { 2 } else { 1 } {
-                for o in 4 * blocks..outf {
-                    tail_row(l, input, output, tt, o, zp);
-                }
+            if 4 * blocks < outf {
+                tail_rows(&p, x0, y0, 4 * blocks, zp);
+                tail_rows(&p, x1, y1, 4 * blocks, zp);
             }
-            t += if two { 2 } else { 1 };
         }
+        // An odd last token: the remainders are its inf inputs and outf outputs.
+        let (x, y) = (xs.remainder(), ys.into_remainder());
+        if x.len() == inf && y.len() == outf {
+            if blocks > 0 {
+                let Some((h, t)) = xb.split_at_mut_checked(inf) else {
+                    return false;
+                };
+                h.copy_from_slice(x);
+                if let Some(t) = t.get_mut(..16 * chunks - inf) {
+                    t.fill(0);
+                }
+                let f = frame(y.as_mut_ptr(), y.as_mut_ptr(), xb.as_ptr());
+                // SAFETY: `xb` holds the inf inputs and zeros up to 16·⌈inf/16⌉ ≤ 512 bytes
+                // (written above; the rest of `xb` is initialized too); rows 0..4·blocks of inf
+                // bytes are in `w`; `bias`, `mult`, `shift` have outf entries, shifts in
+                // -31..=-2 and zp in -128..=127 (`asm_requant_ok`, checked by the caller); `y`
+                // is the token's outf outputs (`y1` is not used for one token).
+                unsafe { pass_any::<false>(&f, w) };
+            }
+            if 4 * blocks < outf {
+                tail_rows(&p, x, y, 4 * blocks, zp);
+            }
+        }
+        true
     }
 
     pub(super) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
@@ -1951,9 +2166,8 @@ mod mve {
             32 => run::<32>(l, input, output, rows),
             64 => run::<64>(l, input, output, rows),
             128 => run::<128>(l, input, output, rows),
-            _ => return any_width(l, input, output, rows),
+            _ => any_width(l, input, output, rows),
         }
-        true
     }
 
     /// [`run_any`], if the layer qualifies.
@@ -1967,54 +2181,70 @@ mod mve {
         if !(1..=MAX_ANY_WIDTH).contains(&l.in_features) {
             return false;
         }
-        run_any(l, input, output, rows);
-        true
+        run_any(l, input, output, rows)
     }
 
-    fn run<const IN: usize>(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
-        let outf = l.out_features;
-        let zp = l.output_zero_point;
-        assert!(
-            l.weights.len() >= outf * IN && input.len() >= rows * IN && output.len() >= rows * outf
-        );
-        let blocks = outf / 4;
-        let w = l.weights.as_ptr();
-        let mut t = 0;
-        while t < rows {
-            let two = t + 2 <= rows;
-            if blocks > 0 {
-                let y0 = output[t * outf..].as_mut_ptr();
-                let f = Frame {
-                    mult: l.requant.multipliers.as_ptr(),
-                    shift: l.requant.shifts.as_ptr(),
-                    y0,
-                    // SAFETY: row t + 1 of `output` when `two` (unused otherwise).
-                    y1: if two { unsafe { y0.add(outf) } } else { y0 },
-                    c: 2 * zp + 1,
-                    two: 2,
-                    // SAFETY: within `weights` (4·blocks ≤ outf rows of IN bytes).
-                    end_w: unsafe { w.add(4 * blocks * IN) },
-                    pad: 0,
-                };
-                let x = input[t * IN..].as_ptr();
-                // SAFETY: `x` has IN (2·IN when `two`) bytes; rows 0..4·blocks are in the
-                // 4-byte aligned `weights` (checked by the caller); bias/multipliers/shifts have
-                // ≥ outf entries, shifts in -31..=-2 and zp in -128..=127 (`asm_requant_ok`);
-                // y0 (and y1) are rows of `output` with outf bytes each.
-                unsafe {
-                    if two {
-                        pass_4x2::<IN>(&f, x, w, l.bias.as_ptr());
-                    } else {
-                        pass_4x1::<IN>(&f, x, w, l.bias.as_ptr());
-                    }
-                }
-            }
-            for tt in t..t + if two { 2 } else { 1 } {
-                for o in 4 * blocks..outf {
-                    tail_row(l, input, output, tt, o, zp);
-                }
-            }
-            t += if two { 2 } else { 1 };
+    /// The unrolled passes for width `IN` (4-byte aligned weights, [`asm_requant_ok`]: checked
+    /// by the caller). `false` (nothing written) if the width is not `IN` or the slices are
+    /// shorter than the shapes (unreachable: the caller checked them).
+    fn run<const IN: usize>(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+        let Some(Parts { x, y, p }) = Parts::new(l, input, output, rows) else {
+            debug_assert!(false, "mve::run: shapes not checked");
+            return false;
+        };
+        if p.inf != IN {
+            return false;
         }
+        let outf = p.outf;
+        let zp = l.output_zero_point;
+        let blocks = outf / 4;
+        let w = p.w.as_ptr();
+        let frame = |y0: *mut i8, y1: *mut i8| Frame {
+            mult: p.mult.as_ptr(),
+            shift: p.shift.as_ptr(),
+            y0,
+            y1,
+            c: 2 * zp + 1,
+            two: 2,
+            // SAFETY: within `w` (4·blocks ≤ outf rows of IN bytes).
+            end_w: unsafe { w.add(4 * blocks * IN) },
+            pad: 0,
+        };
+        let mut xs = x.chunks_exact(2 * IN);
+        let mut ys = y.chunks_exact_mut(p.outf2.get());
+        for (x01, y01) in (&mut xs).zip(&mut ys) {
+            let Some((y0, y1)) = y01.split_at_mut_checked(outf) else {
+                return false;
+            };
+            if blocks > 0 {
+                let f = frame(y0.as_mut_ptr(), y1.as_mut_ptr());
+                // SAFETY: `x01` has 2·IN bytes; rows 0..4·blocks are in the 4-byte aligned `w`
+                // (alignment checked by the caller); `bias`, `mult`, `shift` have outf entries,
+                // shifts in -31..=-2 and zp in -128..=127 (`asm_requant_ok`, checked by the
+                // caller); `y0`, `y1` are the two tokens' outf outputs.
+                unsafe { pass_4x2::<IN>(&f, x01.as_ptr(), w, p.bias.as_ptr()) };
+            }
+            if 4 * blocks < outf {
+                let Some((x0, x1)) = x01.split_at_checked(IN) else {
+                    return false;
+                };
+                tail_rows(&p, x0, y0, 4 * blocks, zp);
+                tail_rows(&p, x1, y1, 4 * blocks, zp);
+            }
+        }
+        // An odd last token: the remainders are its IN inputs and outf outputs.
+        let (x, y) = (xs.remainder(), ys.into_remainder());
+        if x.len() == IN && y.len() == outf {
+            if blocks > 0 {
+                let f = frame(y.as_mut_ptr(), y.as_mut_ptr());
+                // SAFETY: as for a token pair, with IN bytes at `x` and only `y` (outf bytes)
+                // written.
+                unsafe { pass_4x1::<IN>(&f, x.as_ptr(), w, p.bias.as_ptr()) };
+            }
+            if 4 * blocks < outf {
+                tail_rows(&p, x, y, 4 * blocks, zp);
+            }
+        }
+        true
     }
 }

@@ -111,8 +111,9 @@ impl<'a> Rows<'a> {
         if i >= self.rows {
             return None;
         }
-        let start = i.checked_mul(self.stride)?;
-        self.data.get(start..start.checked_add(self.width)?)
+        // `i·stride + width ≤ data.len()` for every row (checked by the constructors).
+        let start = i * self.stride;
+        self.data.get(start..start + self.width)
     }
 
     /// Columns `start..start + len` of every row, as a narrower view (one attention head).

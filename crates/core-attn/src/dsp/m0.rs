@@ -150,76 +150,133 @@ fn pack(x0: &[i8], x1: &[i8], xp: &mut [i32]) {
     }
 }
 
-/// The blocked linear layer with the given kernels. `false` (nothing written) if the output
-/// zero point is outside `−128..=127`. Inlined into each caller, so that its kernels (a
+/// The blocked linear layer with the given kernels. `false` if the output zero point is
+/// outside `−128..=127` (nothing written), or if the slices are shorter than the shapes
+/// (unreachable: the callers checked them). Inlined into each caller, so that its kernels (a
 /// constant there) are called directly.
 #[inline(always)]
 fn run(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize, k: &Kernels) -> bool {
-    let (inf, outf) = (l.in_features, l.out_features);
     let zp = l.output_zero_point;
-    if !(-128..=127).contains(&zp) || inf == 0 {
+    if !(-128..=127).contains(&zp) {
         return false;
     }
+    let Some(super::Parts { x, y, p }) = super::Parts::new(l, input, output, rows) else {
+        debug_assert!(false, "m0::run: shapes not checked");
+        return false;
+    };
+    let (inf, outf) = (p.inf, p.outf);
     let c = 1 + 2 * zp;
-    let (mult, shift) = (l.requant.multipliers, l.requant.shifts);
+    // The rows of whole blocks of 4 (`full ≤ outf`), in chunks of up to CHUNK rows; the
+    // others go to `tail_rows`.
     let full = outf / ROWS * ROWS;
+    // `full·in ≤ out·in`, which `Parts::new` computed without overflow.
+    let (Some(wf), Some(bf), Some(mf), Some(sf)) = (
+        p.w.get(..full * inf),
+        p.bias.get(..full),
+        p.mult.get(..full),
+        p.shift.get(..full),
+    ) else {
+        return false;
+    };
     let mut acc = [0i32; 2 * CHUNK];
     let mut xp = [0i32; MAX_PACK];
-    let pairs = pairs_ok(inf);
-    let mut t = 0;
-    while t < rows {
-        let x0 = &input[t * inf..(t + 1) * inf];
-        if pairs && t + 2 <= rows {
-            let x1 = &input[(t + 1) * inf..(t + 2) * inf];
-            let (y0, y1) = output[t * outf..(t + 2) * outf].split_at_mut(outf);
-            pack(x0, x1, &mut xp[..inf]);
-            let mut o = 0;
-            while o < full {
-                let n = CHUNK.min(full - o);
-                acc[..n].copy_from_slice(&l.bias[o..o + n]);
-                (k.pass2)(&xp[..inf], &l.weights[o * inf..(o + n) * inf], &mut acc, n);
-                let (m, s) = (&mult[o..o + n], &shift[o..o + n]);
-                (k.rq)(&acc[..n], m, s, &mut y0[o..o + n], c, zp);
-                (k.rq)(&acc[CHUNK..CHUNK + n], m, s, &mut y1[o..o + n], c, zp);
-                o += n;
+    let mut xp = if pairs_ok(inf) {
+        xp.get_mut(..inf)
+    } else {
+        None
+    };
+    // Tokens are split off two (or one) at a time rather than with `chunks_exact`, whose
+    // length is a division (a library call on Armv6-M).
+    let (mut xr, mut yr) = (x, y);
+    loop {
+        if let (Some(xp), Some((x01, xn))) = (xp.as_deref_mut(), xr.split_at_checked(p.inf2.get()))
+        {
+            // `rows·out` outputs for `rows·in` inputs: the `else`s are unreachable.
+            let Some((y01, yn)) = core::mem::take(&mut yr).split_at_mut_checked(p.outf2.get())
+            else {
+                return false;
+            };
+            (xr, yr) = (xn, yn);
+            let (Some((x0, x1)), Some((y0, y1))) =
+                (x01.split_at_checked(inf), y01.split_at_mut_checked(outf))
+            else {
+                return false;
+            };
+            pack(x0, x1, xp);
+            let (Some(y0f), Some(y1f)) = (y0.get_mut(..full), y1.get_mut(..full)) else {
+                return false;
+            };
+            let mut wr = wf;
+            for ((b, (m, s)), (ya, yb)) in bf
+                .chunks(CHUNK)
+                .zip(mf.chunks(CHUNK).zip(sf.chunks(CHUNK)))
+                .zip(y0f.chunks_mut(CHUNK).zip(y1f.chunks_mut(CHUNK)))
+            {
+                // The chunk's rows (`n ≤ CHUNK` rows of inf bytes).
+                let n = b.len();
+                let (Some((w, rest)), Some(a)) = (wr.split_at_checked(n * inf), acc.get_mut(..n))
+                else {
+                    return false;
+                };
+                wr = rest;
+                a.copy_from_slice(b);
+                (k.pass2)(xp, w, &mut acc, n);
+                let (a0, a1) = acc.split_at(CHUNK);
+                let (Some(a0), Some(a1)) = (a0.get(..n), a1.get(..n)) else {
+                    return false;
+                };
+                (k.rq)(a0, m, s, ya, c, zp);
+                (k.rq)(a1, m, s, yb, c, zp);
             }
-            for (x, y) in [(x0, y0), (x1, y1)] {
-                tail_rows(l, x, y, full, c);
-            }
-            t += 2;
-        } else {
-            let y = &mut output[t * outf..(t + 1) * outf];
-            let mut o = 0;
-            while o < full {
-                let n = CHUNK.min(full - o);
-                let acc = &mut acc[..n];
-                acc.copy_from_slice(&l.bias[o..o + n]);
-                (k.pass)(x0, &l.weights[o * inf..(o + n) * inf], acc);
-                (k.rq)(
-                    acc,
-                    &mult[o..o + n],
-                    &shift[o..o + n],
-                    &mut y[o..o + n],
-                    c,
-                    zp,
-                );
-                o += n;
-            }
-            tail_rows(l, x0, y, full, c);
-            t += 1;
+            tail_rows(&p, x0, y0, full, c, zp);
+            tail_rows(&p, x1, y1, full, c, zp);
+            continue;
         }
+        // One token: every token when pairs do not apply, else an odd last one.
+        let Some((x0, xn)) = xr.split_at_checked(inf) else {
+            break;
+        };
+        let Some((y0, yn)) = core::mem::take(&mut yr).split_at_mut_checked(outf) else {
+            return false;
+        };
+        (xr, yr) = (xn, yn);
+        let Some(yf) = y0.get_mut(..full) else {
+            return false;
+        };
+        let mut wr = wf;
+        for ((b, (m, s)), y) in bf
+            .chunks(CHUNK)
+            .zip(mf.chunks(CHUNK).zip(sf.chunks(CHUNK)))
+            .zip(yf.chunks_mut(CHUNK))
+        {
+            // The chunk's rows (`b.len() ≤ CHUNK` rows of inf bytes).
+            let (Some((w, rest)), Some(a)) =
+                (wr.split_at_checked(b.len() * inf), acc.get_mut(..b.len()))
+            else {
+                return false;
+            };
+            wr = rest;
+            a.copy_from_slice(b);
+            (k.pass)(x0, w, a);
+            (k.rq)(a, m, s, y, c, zp);
+        }
+        tail_rows(&p, x0, y0, full, c, zp);
     }
     true
 }
 
 /// Rows `from..` of one token, one plain dot product each.
-fn tail_rows(l: &Linear<'_>, x: &[i8], y: &mut [i8], from: usize, c: i32) {
-    let inf = l.in_features;
-    let rq = l.requant;
-    for (o, y) in y.iter_mut().enumerate().skip(from) {
-        let acc =
-            l.bias[o].wrapping_add(crate::linear::dot_i8(x, &l.weights[o * inf..(o + 1) * inf]));
-        *y = requant(acc, rq.multipliers[o], rq.shifts[o], c, l.output_zero_point);
+fn tail_rows(p: &super::Params<'_>, x: &[i8], y: &mut [i8], from: usize, c: i32, zp: i32) {
+    let Some((y, mut w, b, m, s)) = p.rows_from(y, from) else {
+        return;
+    };
+    for ((y, &b), (&m, &s)) in y.iter_mut().zip(b).zip(m.iter().zip(s)) {
+        let Some((row, rest)) = w.split_at_checked(p.inf) else {
+            break;
+        };
+        w = rest;
+        let acc = b.wrapping_add(crate::linear::dot_i8(x, row));
+        *y = requant(acc, m, s, c, zp);
     }
 }
 
@@ -263,9 +320,15 @@ fn pass2_portable(xp: &[i32], w: &[i8], acc: &mut [i32; 2 * CHUNK], k: usize) {
 fn pass_portable(x: &[i8], w: &[i8], acc: &mut [i32]) {
     let n = x.len();
     for (w, acc) in w.chunks_exact(ROWS * n).zip(acc.chunks_exact_mut(ROWS)) {
-        let (w0, rest) = w.split_at(n);
-        let (w1, rest) = rest.split_at(n);
-        let (w2, w3) = rest.split_at(n);
+        let Some((w0, rest)) = w.split_at_checked(n) else {
+            return;
+        };
+        let Some((w1, rest)) = rest.split_at_checked(n) else {
+            return;
+        };
+        let Some((w2, w3)) = rest.split_at_checked(n) else {
+            return;
+        };
         for i in 0..n {
             let v = x[i] as i32;
             acc[0] = acc[0].wrapping_add(v * w0[i] as i32);
@@ -320,18 +383,24 @@ fn run_asm<const DUFF: bool>(l: &Linear<'_>, input: &[i8], output: &mut [i8], ro
 /// step `(8 − inf mod 8) mod 8` (a computed `ADD PC`; every step is 14 16-bit instructions),
 /// so that the first iteration runs the `inf mod 8` odd inputs.
 #[cfg(all(target_arch = "arm", core_attn_v6m))]
+#[inline(always)]
 fn pass_asm<const DUFF: bool>(x: &[i8], w: &[i8], acc: &mut [i32]) {
     use core::arch::asm;
     let inf = x.len();
     // What the asm relies on: whole blocks of 4 rows, all their weights, whole 8-input steps
-    // (any number of inputs with DUFF).
-    assert!(
-        !acc.is_empty()
-            && acc.len() % ROWS == 0
-            && w.len() >= acc.len() * inf
-            && (DUFF || inf % UNROLL == 0)
-            && inf > 0
-    );
+    // (any number of inputs with DUFF). `run` passes exactly that, so this returns early only
+    // if it is called otherwise (`acc` left as it is).
+    if !(!acc.is_empty()
+        && acc.len() % ROWS == 0
+        && acc.len() <= CHUNK
+        && inf <= usize::MAX / CHUNK
+        && w.len() >= acc.len() * inf
+        && (DUFF || inf % UNROLL == 0)
+        && inf > 0)
+    {
+        debug_assert!(false, "pass_asm: blocks, weights or width");
+        return;
+    }
     let range = acc.as_mut_ptr_range();
     // One input (1 + 4·3 instructions) and the index step.
     macro_rules! step {
@@ -354,7 +423,7 @@ fn pass_asm<const DUFF: bool>(x: &[i8], w: &[i8], acc: &mut [i32]) {
     }
     // SAFETY: for the block of rows 4b..4b+4 (b < acc.len()/4) the row bases are
     // `w + (4b + r + 1)·inf` and the index runs over −inf..=−1, so the asm reads exactly
-    // w[(4b + r)·inf ..(4b + r + 1)·inf] (within `w`: asserted above) and x[0..inf] (`x_end =
+    // w[(4b + r)·inf ..(4b + r + 1)·inf] (within `w`: checked above) and x[0..inf] (`x_end =
     // x + inf`); `inf` is a nonzero multiple of 8, so the index reaches exactly 0 at the end of
     // an iteration. It reads and then overwrites acc[4b..4b+4] through `r12`, stopping when
     // `r12` reaches `range.end` (acc.len() is a nonzero multiple of 4): `acc` is an exclusive
@@ -443,11 +512,16 @@ fn pass_asm<const DUFF: bool>(x: &[i8], w: &[i8], acc: &mut [i32]) {
 /// [`requant_chunk`] in `asm!` for the channels with a right shift in 33..=62; if any channel
 /// of the chunk has another shift, the chunk is redone by [`requant_chunk`].
 #[cfg(all(target_arch = "arm", core_attn_v6m))]
+#[inline(always)]
 fn requant_asm(acc: &[i32], m: &[i32], s: &[i8], y: &mut [i8], c: i32, zero_point: i32) {
     use core::arch::asm;
     let n = acc.len();
-    // What the asm relies on: one multiplier, shift and output per accumulator.
-    assert!(n > 0 && m.len() >= n && s.len() >= n && y.len() >= n);
+    // What the asm relies on: one multiplier, shift and output per accumulator (`run` passes
+    // exactly that; otherwise nothing is written).
+    if !(n > 0 && m.len() >= n && s.len() >= n && y.len() >= n) {
+        debug_assert!(false, "requant_asm: chunk lengths");
+        return;
+    }
     let slow: usize;
     // SAFETY: the loop reads acc[0..n] (ldm, aligned i32s), m[0..n] (ldrh of the low half and
     // ldm, aligned i32s) and s[0..n], and writes y[0..n] (all checked above: `y` is an
@@ -529,22 +603,27 @@ fn requant_asm(acc: &[i32], m: &[i32], s: &[i8], y: &mut [i8], c: i32, zero_poin
 /// otherwise), and enters the loop of 4 input pairs at pair `(4 − ⌊inf/2⌋ mod 4) mod 4` (every
 /// pair step is 23 16-bit instructions).
 #[cfg(all(target_arch = "arm", core_attn_v6m))]
+#[inline(always)]
 fn pass2_asm<const DUFF: bool>(xp: &[i32], w: &[i8], acc: &mut [i32; 2 * CHUNK], k: usize) {
     use core::arch::asm;
     let inf = xp.len();
     // What the asm relies on: whole blocks of 2 rows within the chunk, all their weights,
-    // whole 8-input steps (with DUFF, at least one input pair).
-    assert!(
-        k > 0
-            && k % 2 == 0
-            && k <= CHUNK
-            && (if DUFF {
-                inf >= 2
-            } else {
-                inf > 0 && inf % UNROLL == 0
-            })
-            && w.len() >= k * inf
-    );
+    // whole 8-input steps (with DUFF, at least one input pair). `run` passes exactly that, so
+    // this returns early only if it is called otherwise (`acc` left as it is).
+    if !(k > 0
+        && k % 2 == 0
+        && k <= CHUNK
+        && (if DUFF {
+            inf >= 2
+        } else {
+            inf > 0 && inf % UNROLL == 0
+        })
+        && inf <= usize::MAX / CHUNK
+        && w.len() >= k * inf)
+    {
+        debug_assert!(false, "pass2_asm: blocks, weights or width");
+        return;
+    }
     let a = acc.as_mut_ptr();
     // Two inputs (a packed word each) for 2 rows: 4 products in 4 `MULS`, unpacked to 8 MACs.
     macro_rules! pair {
@@ -576,7 +655,7 @@ fn pass2_asm<const DUFF: bool>(xp: &[i32], w: &[i8], acc: &mut [i32; 2 * CHUNK],
     }
     // SAFETY: for the block of rows 2b, 2b+1 (2b < k) the row bases are `w + (2b + 1)·inf` and
     // `w + (2b + 2)·inf` and the index runs over −inf..=−1, so the asm reads exactly rows
-    // 2b..2b+2 of `w` (k·inf ≤ w.len(), asserted) and, with `ldm`, the inf aligned words of
+    // 2b..2b+2 of `w` (k·inf ≤ w.len(), checked) and, with `ldm`, the inf aligned words of
     // `xp` (the pointer is moved back by 4·inf after each block); `inf` is a nonzero multiple
     // of 8, so the index reaches exactly 0 at the end of an iteration. It reads acc[2b],
     // acc[2b+1] and writes them and acc[CHUNK + 2b], acc[CHUNK + 2b + 1] (2b + 1 < k ≤ CHUNK:

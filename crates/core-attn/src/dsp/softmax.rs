@@ -208,10 +208,13 @@ pub(crate) struct ExpLoop<'t> {
 #[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn softmax_exp_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
-    assert!(!buf.is_empty());
+    // The callers' rows are never empty (`check_row_len`); an empty one has nothing to sum.
+    if buf.is_empty() {
+        return 0;
+    }
     let range = buf.as_mut_ptr_range();
     let sum: u32;
-    // SAFETY: the maximum reads the words of `buf` (non-empty, asserted) with `lr` from the
+    // SAFETY: the maximum reads the words of `buf` (non-empty, checked) with `lr` from the
     // second word to the end: first `(len − 1) % 4` singles, then 4 if bit 4 of the byte count
     // is set, then whole blocks of 8, which end exactly at `r1`. `p` points to a live `ExpLoop`
     // (`repr(C)`: offsets 0..24 are `t_lo, sh, m, hi, lo, t_hi`). The exponential loop reads and
@@ -315,10 +318,14 @@ pub(crate) fn softmax_exp_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
 #[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn exp_pass_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
+    // The callers' rows are never empty (`check_row_len`); an empty one has nothing to sum.
+    if buf.is_empty() {
+        return 0;
+    }
     let range = buf.as_mut_ptr_range();
     let sum: u32;
     // SAFETY: reads and writes the words of `buf` (`r0` runs from its start to its end, `buf` is
-    // non-empty: checked by the caller's `check_row_len`; the entry point is chosen by
+    // non-empty: checked above; the entry point is chosen by
     // `len % 4` so that the loop ends exactly at the end) and the two 256-entry tables at
     // indices `(q >> 8) < 256` and `q & 255` (`q < 65535` on the fast path because
     // `d < t_lo`). The pushed word is popped before the end; every written register is declared.
@@ -479,17 +486,21 @@ pub(crate) fn scale_i32<const SM: bool>(buf: &mut [i32], recip: u32) {
     }
 }
 
-/// Largest element of a non-empty row: the first element, then `LDM` of eight and
-/// `cmp`/`it gt`/`movgt` per element; the last `(len − 1) % 8` elements in Rust.
+/// Largest element of a row (`i32::MIN` for an empty one; the callers' rows are not): the
+/// first element, then `LDM` of eight and `cmp`/`it gt`/`movgt` per element; the last
+/// `(len − 1) % 8` elements in Rust.
 #[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn row_max_i32(buf: &[i32]) -> i32 {
-    let n8 = (buf.len() - 1) & !7;
-    let mut m = buf[0];
-    if n8 > 0 {
-        let range = buf[1..1 + n8].as_ptr_range();
-        // SAFETY: reads `buf[1..1 + n8]` (a non-empty multiple of 8 words) with LDM; every
-        // written register is declared.
+    let Some((&first, rest)) = buf.split_first() else {
+        return i32::MIN;
+    };
+    let (body, tail) = rest.split_at(rest.len() & !7);
+    let mut m = first;
+    if !body.is_empty() {
+        let range = body.as_ptr_range();
+        // SAFETY: reads `body` (a non-empty multiple of 8 words) with LDM; every written
+        // register is declared.
         unsafe {
             asm!(
                 "2:",
@@ -535,7 +546,7 @@ pub(crate) fn row_max_i32(buf: &[i32]) -> i32 {
             );
         }
     }
-    for &x in &buf[1 + n8..] {
+    for &x in tail {
         m = m.max(x);
     }
     m
@@ -602,13 +613,17 @@ macro_rules! slow_i8 {
 #[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn exp_pass_i8(input: &[i8], out: &mut [u16], p: &ExpLoop<'_>) -> u32 {
-    assert_eq!(input.len(), out.len());
+    // The callers pass non-empty rows of equal lengths; anything else has nothing to sum.
+    if input.is_empty() || input.len() != out.len() {
+        debug_assert!(input.len() == out.len(), "exp_pass_i8: lengths differ");
+        return 0;
+    }
     let range = input.as_ptr_range();
     let sum: u32;
-    // SAFETY: reads the bytes of `input` (`r0` from its start to its end; non-empty: checked by
-    // the caller; the entry point is chosen by `len % 4` so that the loop ends exactly at the
-    // end) and writes as many halfwords to `out` (same length, asserted); table reads as in
-    // `exp_pass_i32`. The pushed word is popped before the end.
+    // SAFETY: reads the bytes of `input` (`r0` from its start to its end; non-empty: checked
+    // above; the entry point is chosen by `len % 4` so that the loop ends exactly at the
+    // end) and writes as many halfwords to `out` (same length, checked above); table reads as
+    // in `exp_pass_i32`. The pushed word is popped before the end.
     unsafe {
         asm!(
             "push {{r11}}",
@@ -654,17 +669,21 @@ pub(crate) fn exp_pass_i8(input: &[i8], out: &mut [u16], p: &ExpLoop<'_>) -> u32
     sum
 }
 
-/// Largest element of a non-empty int8 row, four lanes at a time: `SSUB8` sets the GE flag of
-/// every byte lane where the new word is at least the running maximum and `SEL` takes those
-/// lanes (a lane-wise signed maximum), then the four lanes are reduced.
+/// Largest element of an int8 row (`i8::MIN` for an empty one; the callers' rows are not), four
+/// lanes at a time: `SSUB8` sets the GE flag of every byte lane where the new word is at least
+/// the running maximum and `SEL` takes those lanes (a lane-wise signed maximum), then the four
+/// lanes are reduced.
 #[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn max_i8(input: &[i8]) -> i8 {
     let mut chunks = input.chunks_exact(4);
-    let mut m = input[0];
-    if input.len() >= 4 {
+    let Some(&first) = input.first() else {
+        return i8::MIN;
+    };
+    let mut m = first;
+    if let Some(c) = input.first_chunk::<4>() {
         let w = |c: &[i8]| u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
-        let mut lanes = w(&input[..4]);
+        let mut lanes = w(c);
         for c in &mut chunks {
             let x = w(c);
             // SAFETY: register-only operations (`SSUB8` writes the GE flags `SEL` reads; the
@@ -693,13 +712,23 @@ pub(crate) fn max_i8(input: &[i8]) -> i8 {
     m
 }
 
+/// [`wsum_pairs4`] called on rows or columns `v` does not have (unreachable: the callers'
+/// shapes): nothing is added.
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+#[cold]
+#[inline(never)]
+fn out_of_range() {
+    debug_assert!(false, "wsum_pairs4: rows or columns out of range");
+}
+
 /// `acc[c] += Σ_k p_2k·v[2k][col + c] + p_2k+1·v[2k+1][col + c]` for `c < 4` over the key
 /// pairs `k < pp.len()` (`pp[k] = p_2k | p_2k+1 << 16`, each half read as a signed 16-bit
 /// value like `SMLAD` does), straight from the int8 rows of `v`: per key pair `ldr` (the
 /// probability pair), `ldr` ×2 (the two rows' 4 columns), `add` (two rows on), `sxtb16` ×4,
 /// `smlabb`/`smlabt`/`smlatb`/`smlatt` ×8 (one 16×16 MAC each, no repacking of V), loop — 18
 /// instructions per 8 MACs, the four accumulators in registers. Needs `2·pp.len() ≤ v.rows()`
-/// and `col + 4 ≤ v.width()` (checked: panics otherwise).
+/// and `col + 4 ≤ v.width()` (checked: otherwise `acc` is left as it is, after a
+/// `debug_assert!`; the callers' shapes make that unreachable).
 #[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn wsum_pairs4(pp: &[i32], v: crate::tensor::Rows<'_>, col: usize, acc: &mut [i32; 4]) {
@@ -708,11 +737,22 @@ pub(crate) fn wsum_pairs4(pp: &[i32], v: crate::tensor::Rows<'_>, col: usize, ac
         return;
     }
     // Bounds: the first and the last row read (rows are `stride` apart in one slice, so
-    // every row in between is inside it too).
-    let first = v.row(0)[col..col + 4].as_ptr();
-    let last = v.row(2 * n - 1)[col..col + 4].as_ptr();
-    let stride = (v.row(1).as_ptr() as usize).wrapping_sub(v.row(0).as_ptr() as usize);
-    debug_assert_eq!(first as usize + (2 * n - 1) * stride, last as usize);
+    // every row in between is inside it too). The failure path is cold and out of line: with
+    // it inline, the checks of the per-4-column calls cost ~1% of a Cortex-M55 char-lm prefill.
+    let end = col.wrapping_add(4);
+    let (Some(row0), Some(row1), Some(last)) = (v.get_row(0), v.get_row(1), v.get_row(2 * n - 1))
+    else {
+        return out_of_range();
+    };
+    let (Some(first), Some(last)) = (row0.get(col..end), last.get(col..end)) else {
+        return out_of_range();
+    };
+    let first = first.as_ptr();
+    let stride = (row1.as_ptr() as usize).wrapping_sub(row0.as_ptr() as usize);
+    debug_assert_eq!(
+        first as usize + (2 * n - 1) * stride,
+        last.as_ptr() as usize
+    );
     let range = pp.as_ptr_range();
     let [mut a0, mut a1, mut a2, mut a3] = *acc;
     // SAFETY: `r0` walks `pp` (non-empty) to its end, one word per iteration. `r2` starts at
@@ -850,11 +890,16 @@ pub(crate) fn scores_row(
         return None;
     }
     // Bounds: the first and last key rows read (every row between lies between them in the
-    // same slice, `stride` apart).
-    let first = k.row(0)[c0..c0 + dh].as_ptr();
-    let _last = &k.row(n - 1)[c0..c0 + dh];
+    // same slice, `stride` apart); `None` (the caller's generic loop) if they are not there.
+    if k.rows() < n {
+        return None;
+    }
+    let end = c0.wrapping_add(dh);
+    let row0 = k.get_row(0)?;
+    let first = row0.get(c0..end)?.as_ptr();
+    let _last = k.get_row(n - 1)?.get(c0..end)?;
     let stride = if n > 1 {
-        (k.row(1).as_ptr() as usize).wrapping_sub(k.row(0).as_ptr() as usize)
+        (k.get_row(1)?.as_ptr() as usize).wrapping_sub(row0.as_ptr() as usize)
     } else {
         0
     };
@@ -926,18 +971,23 @@ pub(crate) fn scores_row(
 /// `acc[c] = SMLAD(pp[k], vg[4k + c], acc[c])` over the key pairs `k < pp.len()`: the packed-V
 /// weighted sum of [`crate::attention::Attention::run_packed`] for one column group — per key
 /// pair `ldr` (probability pair), `ldm` (four packed V words), `smlad` ×4, loop: 8 instructions
-/// per 8 MACs. Needs `vg.len() ≥ 4·pp.len()` (asserted).
+/// per 8 MACs. Needs `vg.len() ≥ 4·pp.len()` (checked: otherwise `acc` is left as it is,
+/// after a `debug_assert!`; the caller packs 4 words per key pair, so that is unreachable).
 #[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn wsum_packed4(pp: &[i32], vg: &[u32], acc: &mut [i32; 4]) {
-    assert!(vg.len() >= 4 * pp.len());
+    // `4·pp.len()` does not overflow: `pp` is a slice of 4-byte elements.
+    if vg.len() < 4 * pp.len() {
+        debug_assert!(false, "wsum_packed4: packed V too short");
+        return;
+    }
     if pp.is_empty() {
         return;
     }
     let range = pp.as_ptr_range();
     let [mut a0, mut a1, mut a2, mut a3] = *acc;
     // SAFETY: `r0` walks `pp` (non-empty) to its end, one word per iteration; `r2` reads four
-    // words of `vg` per iteration, `4·pp.len() ≤ vg.len()` in all (asserted; `vg` is a `u32`
+    // words of `vg` per iteration, `4·pp.len() ≤ vg.len()` in all (checked; `vg` is a `u32`
     // slice, so word-aligned for `LDM`). Every written register is declared.
     unsafe {
         asm!(
@@ -972,18 +1022,22 @@ pub(crate) fn wsum_packed4(pp: &[i32], vg: &[u32], acc: &mut [i32; 4]) {
 /// (in place: pair `k` is read before word `k ≤ 2k` is written): per pair `ldrd`, `umull` +
 /// `add …, lsr #31` ×2, `pkhbt`, `orr`, `str`, loop — 10 instructions. Returns the OR of the
 /// packed words (bit 15 or 31 set iff a probability is exactly 1.0). Needs
-/// `2·npairs ≤ buf.len()` (asserted). `SM` (`recip < 2^31`): `SMMULR` ×2 instead of the
-/// `UMULL`/`ADD` pairs (8 instructions per pair).
+/// `2·npairs ≤ buf.len()` (checked: otherwise nothing is done and 0 returned, after a
+/// `debug_assert!`; the caller passes `buf.len() / 2`). `SM` (`recip < 2^31`): `SMMULR` ×2
+/// instead of the `UMULL`/`ADD` pairs (8 instructions per pair).
 #[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(crate) fn pairs_i32<const SM: bool>(buf: &mut [i32], npairs: usize, recip: u32) -> u32 {
-    assert!(2 * npairs <= buf.len());
+    if npairs > buf.len() / 2 {
+        debug_assert!(false, "pairs_i32: more pairs than the row holds");
+        return 0;
+    }
     if npairs == 0 {
         return 0;
     }
     let start = buf.as_mut_ptr();
     let or: u32;
-    // SAFETY: `r0` reads `buf[..2·npairs]` (asserted in bounds, non-empty) two words at a time
+    // SAFETY: `r0` reads `buf[..2·npairs]` (checked in bounds, non-empty) two words at a time
     // (`LDRD`, word-aligned `i32`s) and `r2` writes `buf[..npairs]`, word `k` only after pair
     // `k` (words `2k`, `2k + 1` ≥ `k`) was read. Every written register is declared.
     unsafe {
