@@ -18,7 +18,9 @@
 //!
 //! `bash boards/no-panic/check.sh` links it for the Cortex-M4/M7 (`thumbv7em`), M0/M0+
 //! (`thumbv6m`), M33 (`thumbv8m.main`) and M55 (Helium) builds of core-attn and runs the M4 one
-//! under QEMU, where it exits 0 only if every embedded model passed its checks and ran.
+//! under QEMU, where it exits 0 only if every embedded model passed its checks and ran. It also
+//! builds the `canary` feature (one deliberate bounds check on opaque data) and requires that
+//! build to fail to link, so the mechanism is shown to catch a panic path.
 #![no_std]
 #![no_main]
 
@@ -35,6 +37,10 @@ fn main() -> ! {
     let mut clock = Steps(0);
     let mut sum = Fold(0);
     let ran = ARENA.run_quiet(models, &mut clock, &mut sum).is_ok();
+    #[cfg(feature = "canary")]
+    sum.add(u32::from(
+        models[core::hint::black_box(models.len())].blob[0],
+    ));
     // Keep every result alive (and the exit status depend on the run).
     let ok = ran && core::hint::black_box(sum.0) != 0;
     debug::exit(if ok {
