@@ -118,7 +118,7 @@ impl<'a> Rows<'a> {
 
     /// Columns `start..start + len` of every row, as a narrower view (one attention head).
     pub fn columns(&self, start: usize, len: usize) -> Result<Self, Error> {
-        let end = start.checked_add(len).unwrap_or(usize::MAX);
+        let end = start.saturating_add(len);
         if end > self.width || len == 0 {
             return Err(Error::BadDimension {
                 what: "column range",
