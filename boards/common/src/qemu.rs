@@ -1,5 +1,6 @@
 //! QEMU machines: semihosting output and exit code, SysTick as an instruction counter, and
-//! the panic handler.
+//! the panic handler (with `deny-panic`, one that makes a release build with any panic path
+//! fail to link).
 //!
 //! # Instructions from SysTick
 //! Under `-icount shift=0` QEMU advances virtual time by exactly 1 ns per executed guest
@@ -227,10 +228,30 @@ unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
     exit(false)
 }
 
+/// Prints the panic and exits with failure. Unused by the QEMU boards' release builds, which
+/// enable `deny-panic` (below); kept for debug builds and for firmware without that feature.
+#[cfg(any(not(feature = "deny-panic"), feature = "allow-panic", debug_assertions))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     if let Some(mut out) = Semihosting::stdout() {
         let _ = writeln!(out, "panic: {info}");
     }
     exit(false)
+}
+
+/// `deny-panic` (release builds): the handler calls a function defined nowhere, so the firmware
+/// links only if no panic call site is left anywhere in it — boot check, self-check,
+/// inference and output formatting alike (`boards/no-panic` shows the same for the checks and
+/// inference over blobs the optimizer cannot see). `WHERE=1 bash boards/panic-sites.sh BOARD`
+/// (which builds with `board-common/allow-panic`, overriding this) lists the sites when a
+/// change brings one back.
+#[cfg(all(feature = "deny-panic", not(feature = "allow-panic"), not(debug_assertions)))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    extern "Rust" {
+        fn firmware_contains_a_panic_call_site_see_boards_panic_sites_sh() -> !;
+    }
+    // SAFETY: never executed — the function does not exist, so a firmware in which this
+    // handler is reachable does not link.
+    unsafe { firmware_contains_a_panic_call_site_see_boards_panic_sites_sh() }
 }
