@@ -245,7 +245,11 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
 /// inference over blobs the optimizer cannot see). `WHERE=1 bash boards/panic-sites.sh BOARD`
 /// (which builds with `board-common/allow-panic`, overriding this) lists the sites when a
 /// change brings one back.
-#[cfg(all(feature = "deny-panic", not(feature = "allow-panic"), not(debug_assertions)))]
+#[cfg(all(
+    feature = "deny-panic",
+    not(feature = "allow-panic"),
+    not(debug_assertions)
+))]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     extern "Rust" {
