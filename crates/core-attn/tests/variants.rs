@@ -315,7 +315,7 @@ fn check_linear(c: &LinearCase) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(400, 8), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(400, 4), ..ProptestConfig::default() })]
 
     #[test]
     fn linear_variants_are_bit_identical(c in linear_case()) {
