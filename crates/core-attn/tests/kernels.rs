@@ -554,7 +554,9 @@ fn erf_indep(x: f64) -> f64 {
             break;
         }
     }
-    let r = 2.0 / std::f64::consts::PI.sqrt() * (-ax * ax).exp() * sum;
+    // `libm`'s exp (pure Rust, the same bits everywhere): Miri perturbs the host `f64::exp` by a
+    // few ULP on purpose, which the 1e-15 checks below would see.
+    let r = 2.0 / std::f64::consts::PI.sqrt() * libm::exp(-ax * ax) * sum;
     r * x.signum()
 }
 
@@ -604,7 +606,9 @@ fn gelu_erf_matches_independent_erf() {
             (gelu_tanh(x) - gelu_erf(x)).abs() < 1e-3,
             "tanh vs erf at {x}"
         );
-        x += 0.013;
+        // Under Miri (both erf forms interpreted: seconds per point) a tenth of the points,
+        // the same ±12 ends; the erf code has no unsafe and no integer arithmetic to check.
+        x += if cfg!(miri) { 0.13 } else { 0.013 };
     }
     // Tails: erf → ±1, GELU(x) → x for large x and → 0 for very negative x.
     assert!((core_attn::reference::erf(8.0) - 1.0).abs() < 1e-16);

@@ -18,11 +18,35 @@ const CONTRACT: f64 = 1.0 / 1024.0;
 /// reference's own error at angles up to 8192).
 const DOCUMENTED: f64 = 1.0 / (1u64 << 30) as f64 + 1.0 / (1u64 << 36) as f64;
 
-/// Max |sinusoid − f64| over every position < 8192 and every index of `width`.
+/// Under Miri one fixed-point sinusoid takes milliseconds (the `fixed` arithmetic is
+/// interpreted), so the exhaustive sweeps become samples that keep both ends: see [`sample`].
+/// The arithmetic is the same `const fn` code for every argument (no unsafe anywhere in reach),
+/// and the native run keeps every position and index.
+const MIRI: bool = cfg!(miri);
+
+/// `0..n` natively; under Miri the first three, the last two, the middle and a stride of
+/// about `n / 5`.
+fn sample(n: u32) -> Vec<u32> {
+    if !MIRI {
+        return (0..n).collect();
+    }
+    let mut v: Vec<u32> = [0, 1, 2, n / 2, n.saturating_sub(2), n.saturating_sub(1)]
+        .into_iter()
+        .chain((0..n).step_by((n as usize / 5).max(1)))
+        .filter(|&x| x < n)
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Max |sinusoid − f64| over every position < 8192 and every index of `width` (a sample of
+/// both under Miri).
 fn max_error(width: u32) -> f64 {
     let mut worst = 0.0f64;
-    for index in 0..width {
-        for pos in 0..POSITIONS {
+    let positions = sample(POSITIONS);
+    for index in sample(width) {
+        for &pos in &positions {
             let v = sinusoid(pos, index, width).unwrap();
             let v = v.to_num::<f64>();
             assert!(
@@ -72,14 +96,14 @@ fn sinusoid_representative_widths_every_position() {
 fn sinusoid_exact_points_and_odd_indices() {
     // Position 0: sin 0 = 0 on even columns, cos 0 = 1 on odd ones, exactly.
     for width in [1u32, 2, 3, 64, 1024] {
-        for index in 0..width {
+        for index in sample(width) {
             let v = sinusoid(0, index, width).unwrap().to_num::<f64>();
             assert_eq!(v, if index % 2 == 0 { 0.0 } else { 1.0 });
         }
     }
     // Columns 2k and 2k+1 share the frequency ω_k = 10000^(-2k/d), ω_0 = 1.
     for width in [2u32, 3, 7, 64, 1024] {
-        for index in 0..width {
+        for index in sample(width) {
             let w = frequency(index, width).unwrap().to_num::<f64>();
             let k = (index / 2) as f64;
             let expected = 10000f64.powf(-2.0 * k / width as f64);
@@ -138,15 +162,33 @@ fn check_int8_table(table: &[i8], width: usize, first: usize) {
 #[test]
 fn int8_table_matches_rounded_f64() {
     for width in [1usize, 2, 3, 64, 65, 128, 1024] {
+        // Natively the whole table; under Miri the rows of the spot checks below, each filled
+        // on its own from its position (`fill_sinusoidal`'s `first_position`), at width 1024
+        // the first and the last row only.
+        let rows: Vec<(usize, usize)> = if MIRI && width >= 1024 {
+            vec![(0, 1), (8191, 1)]
+        } else if MIRI {
+            vec![(0, 2), (17, 1), (4095, 1), (8191, 1)]
+        } else {
+            vec![(0, POSITIONS as usize)]
+        };
         let mut table = vec![0i8; POSITIONS as usize * width];
-        fill_sinusoidal(&mut table, width, 0).unwrap();
-        check_int8_table(&table, width, 0);
+        for (first, count) in rows {
+            let part = &mut table[first * width..(first + count) * width];
+            fill_sinusoidal(part, width, first).unwrap();
+            check_int8_table(part, width, first);
+        }
         // The single-entry function agrees with the table.
-        for pos in [0usize, 1, 17, 4095, 8191] {
-            for i in 0..width {
+        let spots: &[usize] = if MIRI && width >= 1024 {
+            &[0, 8191]
+        } else {
+            &[0, 1, 17, 4095, 8191]
+        };
+        for &pos in spots {
+            for i in sample(width as u32) {
                 assert_eq!(
-                    sinusoid_i8(pos as u32, i as u32, width as u32).unwrap(),
-                    table[pos * width + i]
+                    sinusoid_i8(pos as u32, i, width as u32).unwrap(),
+                    table[pos * width + i as usize]
                 );
             }
         }
@@ -155,9 +197,20 @@ fn int8_table_matches_rounded_f64() {
 
 #[test]
 fn rows_are_unique() {
-    for width in [64usize, 65, 128, 512] {
-        let mut table = vec![0i8; POSITIONS as usize * width];
-        fill_sinusoidal(&mut table, width, 0).unwrap();
+    // Under Miri: widths 64 and 65, the first and the last 8 positions.
+    let widths: &[usize] = if MIRI { &[64, 65] } else { &[64, 65, 128, 512] };
+    for &width in widths {
+        let table = if MIRI {
+            let mut t = vec![0i8; 16 * width];
+            let (head, tail) = t.split_at_mut(8 * width);
+            fill_sinusoidal(head, width, 0).unwrap();
+            fill_sinusoidal(tail, width, POSITIONS as usize - 8).unwrap();
+            t
+        } else {
+            let mut t = vec![0i8; POSITIONS as usize * width];
+            fill_sinusoidal(&mut t, width, 0).unwrap();
+            t
+        };
         let mut rows: Vec<&[i8]> = table.chunks_exact(width).collect();
         rows.sort_unstable();
         for pair in rows.windows(2) {
@@ -168,30 +221,40 @@ fn rows_are_unique() {
 
 #[test]
 fn deterministic_and_independent_of_sequence_length() {
-    let short = SinusoidalTable::<50, 64>::new();
-    let long = Box::new(SinusoidalTable::<500, 64>::new());
-    for p in 0..50 {
+    // Short and long tables, width, and an offset fill (`OFF`.. `OFF + MID`): a tenth of the
+    // native sizes and width 16 under Miri (about 4 ms per entry there).
+    const SHORT: usize = if MIRI { 5 } else { 50 };
+    const LONG: usize = if MIRI { 50 } else { 500 };
+    const W: usize = if MIRI { 16 } else { 64 };
+    const OFF: usize = if MIRI { 10 } else { 100 };
+    const MID: usize = if MIRI { 20 } else { 200 };
+    let short = SinusoidalTable::<SHORT, W>::new();
+    let long = Box::new(SinusoidalTable::<LONG, W>::new());
+    for p in 0..SHORT {
         assert_eq!(short.row(p).unwrap(), long.row(p).unwrap());
     }
-    assert_eq!(short.as_flat(), &long.as_flat()[..50 * 64]);
-    assert_eq!(short, SinusoidalTable::<50, 64>::new());
+    assert_eq!(short.as_flat(), &long.as_flat()[..SHORT * W]);
+    assert_eq!(short, SinusoidalTable::<SHORT, W>::new());
     // Filling from an offset gives the same rows as filling from 0.
-    let mut from0 = vec![0i8; 500 * 64];
-    fill_sinusoidal(&mut from0, 64, 0).unwrap();
+    let mut from0 = vec![0i8; LONG * W];
+    fill_sinusoidal(&mut from0, W, 0).unwrap();
     assert_eq!(from0.as_slice(), long.as_flat());
-    let mut from100 = vec![0i8; 200 * 64];
-    fill_sinusoidal(&mut from100, 64, 100).unwrap();
-    assert_eq!(from100.as_slice(), &from0[100 * 64..300 * 64]);
+    let mut from_off = vec![0i8; MID * W];
+    fill_sinusoidal(&mut from_off, W, OFF).unwrap();
+    assert_eq!(from_off.as_slice(), &from0[OFF * W..(OFF + MID) * W]);
     // Bit-for-bit repeatable fixed-point values.
     for pos in [0u32, 5, 8191] {
-        for i in 0..64 {
+        for i in sample(64) {
             assert_eq!(
                 sinusoid(pos, i, 64).unwrap().to_bits(),
                 sinusoid(pos, i, 64).unwrap().to_bits()
             );
         }
     }
-    assert!(matches!(short.row(50), Err(Error::BufferTooSmall { .. })));
+    assert!(matches!(
+        short.row(SHORT),
+        Err(Error::BufferTooSmall { .. })
+    ));
 }
 
 /// Computed by the compiler.

@@ -15,6 +15,38 @@ use core_attn::softmax::{self, ExpTable};
 use core_attn::tensor::Rows;
 use proptest::prelude::*;
 
+/// Under Miri (every kernel interpreted, each proptest case costs milliseconds to seconds) the
+/// property tests run a few dozen cases, the exhaustive loops a sample that keeps their ends and
+/// every residue the kernels branch on, and the named linear shapes keep their input widths
+/// (every width path: the fixed DSP widths, the looped any-width passes and their byte tails)
+/// with fewer rows and outputs (see [`miri_shape`]); shapes that coincide after that run once,
+/// each with one of the fills in turn. The native run is unchanged.
+const MIRI: bool = cfg!(miri);
+
+/// Proptest cases: `native` natively, `miri` under Miri.
+const fn cases(native: u32, miri: u32) -> u32 {
+    if MIRI {
+        miri
+    } else {
+        native
+    }
+}
+
+/// `(rows, out_features)` of a named linear shape under Miri: more than 3 rows become
+/// `2 + rows % 2` (a token pair, and the odd last token where there is one: the kernels' only
+/// token paths), more than 32 outputs `16 + out % 16` (a whole 16-shift block of
+/// `asm_requant_ok`, the same residues mod 16, 4 and 2 for the 4-row blocks, row pairs and
+/// tails). Unchanged natively.
+fn miri_shape(rows: usize, out_f: usize) -> (usize, usize) {
+    if !MIRI {
+        return (rows, out_f);
+    }
+    (
+        if rows > 3 { 2 + rows % 2 } else { rows },
+        if out_f > 32 { 16 + out_f % 16 } else { out_f },
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // Instruction semantics
 // ---------------------------------------------------------------------------------------------
@@ -48,7 +80,7 @@ fn sxtb16_and_smlad_named_cases() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(2000, 24), ..ProptestConfig::default() })]
 
     #[test]
     fn smlad_of_extended_bytes_is_a_4_term_dot(w in any::<u32>(), x in any::<u32>(), acc in any::<i32>()) {
@@ -82,7 +114,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(4000, 24), ..ProptestConfig::default() })]
 
     /// The `asm!` kernels' 4-instruction requantization equals the reference on its domain.
     #[test]
@@ -119,10 +151,23 @@ proptest! {
 
 #[test]
 fn asm_requant_named_cases() {
-    // Every shift byte value at every position of a 4-byte word and in the tail.
+    // Every shift byte value at every position of a 4-byte word and in the tail (under Miri:
+    // the values around both ends of the range -31..=-2, both ends of i8 and a stride).
+    let values: Vec<i8> = if MIRI {
+        let edges = [-128i8, -127, -33, -32, -31, -30, -3, -2, -1, 0, 1, 126, 127];
+        let mut v: Vec<i8> = edges
+            .into_iter()
+            .chain((i8::MIN..=i8::MAX).step_by(23))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    } else {
+        (i8::MIN..=i8::MAX).collect()
+    };
     for len in [4usize, 5, 7, 8] {
         for pos in 0..len {
-            for v in i8::MIN..=i8::MAX {
+            for &v in &values {
                 let mut shifts = vec![-10i8; len];
                 shifts[pos] = v;
                 let (w, b, m) = (vec![0i8; len], vec![0i32; len], vec![1i32 << 30; len]);
@@ -181,7 +226,18 @@ struct LinearCase {
     zp: i32,
 }
 
-fn linear_case() -> impl Strategy<Value = LinearCase> {
+fn linear_case() -> BoxedStrategy<LinearCase> {
+    // Under Miri (proptest draws every byte through its strategies, interpreted) small random
+    // layers only: the named shapes below cover the wide ones.
+    if MIRI {
+        return (
+            prop_oneof![Just(16usize), Just(49), 1usize..70],
+            1usize..=9,
+            1usize..=3,
+        )
+            .prop_flat_map(linear_case_of)
+            .boxed();
+    }
     let in_f = prop_oneof![
         Just(16usize),
         Just(32),
@@ -194,29 +250,33 @@ fn linear_case() -> impl Strategy<Value = LinearCase> {
         1usize..=400,
     ];
     let out_f = prop_oneof![1usize..=9, Just(16), Just(64)];
-    (in_f, out_f, 1usize..=5).prop_flat_map(|(in_f, out_f, rows)| {
-        let byte = prop_oneof![any::<i8>(), Just(-128i8), Just(127i8)];
-        (
-            prop::collection::vec(byte.clone(), rows * in_f),
-            prop::collection::vec(byte, in_f * out_f),
-            prop::collection::vec(prop_oneof![-(1i32 << 20)..(1 << 20), any::<i32>()], out_f),
-            prop::collection::vec((1i32 << 30)..=i32::MAX, out_f),
-            // Mostly the 32-bit path (right shift 33..=62), sometimes the 64-bit one.
-            prop::collection::vec(prop_oneof![4 => -20i8..=-2, 1 => -31i8..=30], out_f),
-            prop_oneof![-128i32..=127, -400i32..400],
-        )
-            .prop_map(move |(input, weights, bias, mult, shift, zp)| LinearCase {
-                in_f,
-                out_f,
-                rows,
-                input,
-                weights,
-                bias,
-                mult,
-                shift,
-                zp,
-            })
-    })
+    (in_f, out_f, 1usize..=5)
+        .prop_flat_map(linear_case_of)
+        .boxed()
+}
+
+fn linear_case_of((in_f, out_f, rows): (usize, usize, usize)) -> impl Strategy<Value = LinearCase> {
+    let byte = prop_oneof![any::<i8>(), Just(-128i8), Just(127i8)];
+    (
+        prop::collection::vec(byte.clone(), rows * in_f),
+        prop::collection::vec(byte, in_f * out_f),
+        prop::collection::vec(prop_oneof![-(1i32 << 20)..(1 << 20), any::<i32>()], out_f),
+        prop::collection::vec((1i32 << 30)..=i32::MAX, out_f),
+        // Mostly the 32-bit path (right shift 33..=62), sometimes the 64-bit one.
+        prop::collection::vec(prop_oneof![4 => -20i8..=-2, 1 => -31i8..=30], out_f),
+        prop_oneof![-128i32..=127, -400i32..400],
+    )
+        .prop_map(move |(input, weights, bias, mult, shift, zp)| LinearCase {
+            in_f,
+            out_f,
+            rows,
+            input,
+            weights,
+            bias,
+            mult,
+            shift,
+            zp,
+        })
 }
 
 impl LinearCase {
@@ -270,7 +330,7 @@ fn check_linear(c: &LinearCase) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(400, 4), ..ProptestConfig::default() })]
 
     #[test]
     fn linear_variants_are_bit_identical(c in linear_case()) {
@@ -288,7 +348,8 @@ fn linear_variants_named_shapes() {
         seed ^= seed << 17;
         seed
     };
-    for &(rows, in_f, out_f) in &[
+    let mut seen = std::collections::HashSet::new();
+    for (shape, &(rows, in_f, out_f)) in [
         (17usize, 64usize, 192usize),
         (17, 64, 64),
         (17, 64, 128),
@@ -310,8 +371,21 @@ fn linear_variants_named_shapes() {
         (1, 12, 7),
         (3, 24, 70),
         (2, 8, 133),
-    ] {
-        for fill in [None, Some(-128i8), Some(127i8)] {
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (rows, out_f) = miri_shape(rows, out_f);
+        if MIRI && !seen.insert((rows, in_f, out_f)) {
+            continue;
+        }
+        let fills = [None, Some(-128i8), Some(127i8)];
+        let fills = if MIRI {
+            &fills[shape % 3..][..1]
+        } else {
+            &fills[..]
+        };
+        for &fill in fills {
             let byte = |r: u64| fill.unwrap_or(r as i8);
             let c = LinearCase {
                 in_f,
@@ -392,13 +466,24 @@ fn linear_asm_paths_named_shapes() {
         (1, 511, 4),
         (3, 512, 4),
     ];
-    for &(rows, in_f, out_f) in &shapes {
-        for (zp, fill) in [
+    let mut seen = std::collections::HashSet::new();
+    for (shape, &(rows, in_f, out_f)) in shapes.iter().enumerate() {
+        let (rows, out_f) = miri_shape(rows, out_f);
+        if MIRI && !seen.insert((rows, in_f, out_f)) {
+            continue;
+        }
+        let fills = [
             (3, None),
             (-128, Some(-128i8)),
             (127, Some(127i8)),
             (0, None),
-        ] {
+        ];
+        let fills = if MIRI {
+            &fills[shape % 4..][..1]
+        } else {
+            &fills[..]
+        };
+        for &(zp, fill) in fills {
             let byte = |r: u64| fill.unwrap_or(r as i8);
             let c = LinearCase {
                 in_f,
@@ -452,7 +537,7 @@ fn exp_tables() -> ([u16; 256], [u16; 256]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(500, 8), ..ProptestConfig::default() })]
 
     #[test]
     fn softmax_variants_are_bit_identical(
@@ -479,8 +564,8 @@ proptest! {
     fn attention_variants_are_bit_identical(
         heads in 1usize..=4,
         head_dim in prop_oneof![Just(16usize), Just(8), Just(32), 1usize..=20],
-        n in 1usize..=20,
-        m in 1usize..=20,
+        n in 1usize..=if MIRI { 9 } else { 20 },
+        m in 1usize..=if MIRI { 9 } else { 20 },
         causal in any::<bool>(),
         first in 0usize..4,
         s in 0.01f64..0.2,
@@ -547,7 +632,7 @@ fn threshold(r: Requant) -> Option<i64> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(1500, 12), ..ProptestConfig::default() })]
 
     #[test]
     fn softmax_any_requant_is_bit_identical(
@@ -587,7 +672,20 @@ fn single_query_rows_every_kv_length() {
         x ^= x << 5;
         x as i8
     };
-    for head_dim in 4..=32usize {
+    // Under Miri: head widths with every residue mod 4, both sides of the switch to one head
+    // (16, 17) and the widest; KV lengths 1..=10 (every residue mod 2, 4 and 8, two dominant-key
+    // cases) and both sides of 32 and 64.
+    let head_dims: Vec<usize> = if MIRI {
+        vec![4, 5, 6, 7, 8, 16, 17, 32]
+    } else {
+        (4..=32).collect()
+    };
+    let kv_lengths: Vec<usize> = if MIRI {
+        (1..=10).chain([17, 31, 32, 33, 64, 65]).collect()
+    } else {
+        (1..=65).collect()
+    };
+    for head_dim in head_dims {
         let heads = if head_dim <= 16 { 2 } else { 1 };
         let w = heads * head_dim;
         let p = AttentionParams::quantize(
@@ -603,7 +701,7 @@ fn single_query_rows_every_kv_length() {
         )
         .unwrap();
         let att = p.as_attention();
-        for nk in 1..=65usize {
+        for &nk in &kv_lengths {
             let q: Vec<i8> = (0..w).map(|_| byte()).collect();
             let mut k: Vec<i8> = (0..nk * w).map(|_| byte()).collect();
             let v: Vec<i8> = (0..nk * w).map(|_| byte()).collect();
