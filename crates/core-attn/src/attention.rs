@@ -67,9 +67,10 @@ pub struct Attention<'a> {
 }
 
 impl<'a> Attention<'a> {
-    /// Model width `heads · head_dim`.
+    /// Model width `heads · head_dim` (saturating: hostile public fields give `usize::MAX`,
+    /// which every check refuses, instead of an overflow).
     pub fn width(&self) -> usize {
-        self.heads * self.head_dim
+        self.heads.saturating_mul(self.head_dim)
     }
 
     /// Check the parameters.
@@ -615,13 +616,15 @@ impl<'a> Attention<'a> {
     /// by zero).
     fn split_qkv<'q>(&self, qkv: &'q [i8]) -> Result<(Rows<'q>, Rows<'q>, Rows<'q>), Error> {
         let w = self.width();
-        let stride = w.wrapping_mul(3);
-        let Some(n) = qkv.len().checked_div(stride) else {
+        // `0 < w ≤ MAX_WIDTH`: `3·w` neither overflows nor divides by zero.
+        if w == 0 || w > MAX_WIDTH {
             return Err(Error::BadDimension {
                 what: "attention width",
                 value: w,
             });
-        };
+        }
+        let stride = 3 * w;
+        let n = qkv.len() / stride;
         if n * stride != qkv.len() {
             return Err(Error::ShapeMismatch {
                 what: "attention qkv",

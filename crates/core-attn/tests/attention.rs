@@ -3,7 +3,7 @@
 mod common;
 
 use common::{dequantize, quantize_symmetric, Rng};
-use core_attn::attention::{AttentionParams, KvCache, Mask};
+use core_attn::attention::{Attention, AttentionParams, KvCache, Mask};
 use core_attn::quant::QParams;
 use core_attn::reference::kernels as reference;
 use core_attn::tensor::Rows;
@@ -369,6 +369,57 @@ fn limits_max_width_and_max_sequence() {
             out.iter().all(|&o| (o as i32 - expect).abs() <= 1),
             "width {width} nk {nk}: {:?}",
             &out[..4]
+        );
+    }
+}
+
+/// `Attention`'s fields are public: zero, overflowing or too-wide head shapes are errors naming
+/// the field, from both entry points, never a division by zero or an overflow.
+#[test]
+fn hostile_head_shapes_are_errors() {
+    use core_attn::MAX_WIDTH;
+    let (heads, dh, n) = (2, 8, 6);
+    let width = heads * dh;
+    let case = make_case(9, heads, dh, n, n, 1.5);
+    let p = case.params(QParams::symmetric(2.0));
+    let base = p.as_attention();
+    let qkv = vec![0i8; n * 3 * width];
+    let mut out = vec![0i8; n * width];
+    let mut scratch = vec![0i32; n];
+    for (heads, head_dim) in [
+        (0, 8),
+        (2, 0),
+        (usize::MAX / 2 + 1, 2),
+        (2, usize::MAX),
+        (1, MAX_WIDTH + 1),
+    ] {
+        let att = Attention {
+            heads,
+            head_dim,
+            ..base
+        };
+        assert_eq!(
+            att.run(
+                Rows::contiguous(&case.q, width).unwrap(),
+                Rows::contiguous(&case.k, width).unwrap(),
+                Rows::contiguous(&case.v, width).unwrap(),
+                Mask::None,
+                &mut out,
+                &mut scratch,
+            ),
+            Err(Error::BadDimension {
+                what: "attention head_dim",
+                value: head_dim
+            }),
+            "{heads} x {head_dim}"
+        );
+        assert_eq!(
+            att.self_attention(&qkv, &mut out, &mut scratch, Mask::None),
+            Err(Error::BadDimension {
+                what: "attention width",
+                value: heads.saturating_mul(head_dim)
+            }),
+            "{heads} x {head_dim}"
         );
     }
 }
