@@ -62,15 +62,6 @@ impl<'a> Mlp<'a> {
     }
 }
 
-fn take<'b>(buf: &'b mut [i8], len: usize, what: &'static str) -> Result<&'b mut [i8], Error> {
-    let available = buf.len();
-    buf.get_mut(..len).ok_or(Error::BufferTooSmall {
-        what,
-        needed: len,
-        available,
-    })
-}
-
 /// `(width, tokens)` of a block input of `len` bytes: `len` must be a non-zero multiple of the
 /// (non-zero) width.
 fn token_rows(what: &'static str, w: usize, len: usize) -> Result<(usize, usize), Error> {
@@ -170,11 +161,12 @@ impl<'a> EncoderBlock<'a> {
     pub fn run(&self, x: &mut [i8], scratch: &mut BlockScratch<'_>) -> Result<(), Error> {
         let (w, n) = token_rows("encoder block input", self.width(), x.len())?;
         let len = x.len();
-        let normed = take(scratch.normed, len, "block normed buffer")?;
-        let wide = take(scratch.wide, n * self.wide_per_token(), "block wide buffer")?;
+        let normed = crate::error::prefix(scratch.normed, len, "block normed buffer")?;
+        let wide =
+            crate::error::prefix(scratch.wide, n * self.wide_per_token(), "block wide buffer")?;
 
         // Attention sublayer.
-        let qkv = take(wide, n * 3 * w, "block wide buffer")?;
+        let qkv = crate::error::prefix(wide, n * 3 * w, "block wide buffer")?;
         match self.placement {
             NormPlacement::Pre => {
                 self.ln1.run(x, normed)?;
@@ -184,7 +176,7 @@ impl<'a> EncoderBlock<'a> {
         }
         self.attention
             .self_attention(qkv, normed, scratch.scores, Mask::None)?;
-        let proj = take(wide, len, "block wide buffer")?;
+        let proj = crate::error::prefix(wide, len, "block wide buffer")?;
         self.proj.run(normed, proj, Activation::Identity)?;
         self.add1.run_in_place(x, proj)?;
         if self.placement == NormPlacement::Post {
@@ -202,14 +194,14 @@ impl<'a> EncoderBlock<'a> {
         };
         // `normed` may be the MLP input: fc1 consumes it into `wide`, then fc2 overwrites it.
         let hidden_len = n * self.mlp.fc1.out_features;
-        let hidden = take(wide, hidden_len, "block wide buffer")?;
+        let hidden = crate::error::prefix(wide, hidden_len, "block wide buffer")?;
         self.mlp
             .fc1
             .run(mlp_in, hidden, Activation::Table(self.mlp.activation))?;
         self.mlp.fc2.run(hidden, normed, Activation::Identity)?;
         self.add2.run_in_place(x, normed)?;
         if self.placement == NormPlacement::Post {
-            let dst = take(wide, len, "block wide buffer")?;
+            let dst = crate::error::prefix(wide, len, "block wide buffer")?;
             self.ln2.run(x, dst)?;
             x.copy_from_slice(dst);
         }
@@ -245,7 +237,7 @@ impl<'a> CrossAttention<'a> {
     ) -> Result<(), Error> {
         let w = self.attention.width();
         let n = encoder_out.len() / self.kv.in_features.max(1);
-        let kv = take(wide, n * 2 * w, "cross kv buffer")?;
+        let kv = crate::error::prefix(wide, n * 2 * w, "cross kv buffer")?;
         self.kv.run(encoder_out, kv, Activation::Identity)?;
         cache.clear();
         cache.append_rows(
@@ -338,12 +330,13 @@ impl<'a> DecoderBlock<'a> {
     ) -> Result<(), Error> {
         let (w, n) = token_rows("decoder block input", self.width(), x.len())?;
         let len = x.len();
-        let normed = take(scratch.normed, len, "block normed buffer")?;
-        let wide = take(scratch.wide, n * self.wide_per_token(), "block wide buffer")?;
+        let normed = crate::error::prefix(scratch.normed, len, "block normed buffer")?;
+        let wide =
+            crate::error::prefix(scratch.wide, n * self.wide_per_token(), "block wide buffer")?;
 
         // Masked self-attention over the cache.
         self.ln1.run(x, normed)?;
-        let qkv = take(wide, n * 3 * w, "block wide buffer")?;
+        let qkv = crate::error::prefix(wide, n * 3 * w, "block wide buffer")?;
         self.qkv.run(normed, qkv, Activation::Identity)?;
         let first_position = cache.len();
         cache.append_rows(
@@ -358,7 +351,7 @@ impl<'a> DecoderBlock<'a> {
             normed,
             scratch.scores,
         )?;
-        let proj = take(wide, len, "block wide buffer")?;
+        let proj = crate::error::prefix(wide, len, "block wide buffer")?;
         self.proj.run(normed, proj, Activation::Identity)?;
         self.add1.run_in_place(x, proj)?;
 
@@ -369,7 +362,7 @@ impl<'a> DecoderBlock<'a> {
                 value: 0,
             })?;
             c.ln.run(x, normed)?;
-            let q = take(wide, len, "block wide buffer")?;
+            let q = crate::error::prefix(wide, len, "block wide buffer")?;
             c.q.run(normed, q, Activation::Identity)?;
             c.attention.run(
                 Rows::contiguous(q, w)?,
@@ -379,14 +372,15 @@ impl<'a> DecoderBlock<'a> {
                 normed,
                 scratch.scores,
             )?;
-            let proj = take(wide, len, "block wide buffer")?;
+            let proj = crate::error::prefix(wide, len, "block wide buffer")?;
             c.proj.run(normed, proj, Activation::Identity)?;
             c.add.run_in_place(x, proj)?;
         }
 
         // MLP.
         self.ln2.run(x, normed)?;
-        let hidden = take(wide, n * self.mlp.fc1.out_features, "block wide buffer")?;
+        let hidden =
+            crate::error::prefix(wide, n * self.mlp.fc1.out_features, "block wide buffer")?;
         self.mlp
             .fc1
             .run(normed, hidden, Activation::Table(self.mlp.activation))?;

@@ -92,3 +92,17 @@ pub(crate) fn check_len(what: &'static str, expected: usize, found: usize) -> Re
         })
     }
 }
+
+/// The first `len` elements of `buf`, or [`Error::BufferTooSmall`] naming `what`.
+pub(crate) fn prefix<'s, T>(
+    buf: &'s mut [T],
+    len: usize,
+    what: &'static str,
+) -> Result<&'s mut [T], Error> {
+    let available = buf.len();
+    buf.get_mut(..len).ok_or(Error::BufferTooSmall {
+        what,
+        needed: len,
+        available,
+    })
+}

@@ -60,16 +60,6 @@ fn too_small(what: &'static str, needed: usize, available: usize) -> Result<(), 
     }
 }
 
-/// The first `len` elements of `buf`, or [`Error::BufferTooSmall`] naming `what`.
-fn prefix<'s, T>(buf: &'s mut [T], len: usize, what: &'static str) -> Result<&'s mut [T], Error> {
-    let available = buf.len();
-    buf.get_mut(..len).ok_or(Error::BufferTooSmall {
-        what,
-        needed: len,
-        available,
-    })
-}
-
 impl<'b> ModelBuffers<'b> {
     /// Check every buffer is at least the size `sizes` asks for.
     pub fn check(&self, sizes: &BufferSizes) -> Result<(), Error> {
@@ -127,14 +117,14 @@ pub fn vit_encode(
     let e = blob.header().encoder;
     let n = e.tokens() * e.width;
     let emb = blob.vit_embedding()?;
-    let x = prefix(buffers.x, n, "x buffer")?;
+    let x = crate::error::prefix(buffers.x, n, "x buffer")?;
     // The block scratch is free until the first block: when it holds every patch, the patch
     // embedding runs batched (im2col in `wide`, one projection over all patches); else one
     // patch at a time in the one-patch buffer. No extra memory either way.
     let scratch: &mut [i8] = if buffers.wide.len() >= emb.patch.batched_scratch_len() {
         buffers.wide
     } else {
-        prefix(buffers.patch, emb.patch.patch_len(), "patch buffer")?
+        crate::error::prefix(buffers.patch, emb.patch.patch_len(), "patch buffer")?
     };
     emb.patch
         .run_with_class_token(image, emb.class_token, scratch, x)?;
@@ -148,7 +138,7 @@ pub fn vit_encode(
         blob.encoder_block(i)?.run(x, &mut scratch)?;
         observe(i, x);
     }
-    let normed = prefix(scratch.normed, n, "normed buffer")?;
+    let normed = crate::error::prefix(scratch.normed, n, "normed buffer")?;
     blob.encoder_final_norm()?.run(x, normed)?;
     observe(FINAL_NORM, normed);
     Ok(n)
@@ -167,8 +157,8 @@ pub fn vit_classify<'r>(
     }
     vit_encode(blob, image, buffers, observe)?;
     let e = blob.header().encoder;
-    let logits = prefix(buffers.logits, e.classes, "logits buffer")?;
-    let class_token = prefix(buffers.normed, e.width, "normed buffer")?;
+    let logits = crate::error::prefix(buffers.logits, e.classes, "logits buffer")?;
+    let class_token = crate::error::prefix(buffers.normed, e.width, "normed buffer")?;
     blob.classifier()?
         .run(class_token, logits, Activation::Identity)?;
     Ok(logits)
@@ -194,7 +184,7 @@ pub fn encode_for_decoder(
             .decoder_block(i)?
             .cross
             .ok_or(Error::BadBlob("decoder block without cross-attention"))?;
-        let encoded = prefix(buffers.normed, n, "normed buffer")?;
+        let encoded = crate::error::prefix(buffers.normed, n, "normed buffer")?;
         c.fill_cache(encoded, buffers.wide, cache)?;
     }
     Ok(())
@@ -228,7 +218,7 @@ pub fn decoder_step<'r>(
     let position = caches.first().map_or(0, |c| c.len());
     let emb = blob.token_embedding()?;
     let w = d.width;
-    let x = prefix(buffers.x, w, "x buffer")?;
+    let x = crate::error::prefix(buffers.x, w, "x buffer")?;
     embed_tokens(&[token], emb.table, w, x)?;
     add_learned(x, w, position, emb.positions, &emb.position_add)?;
     let mut scratch = BlockScratch {
@@ -242,10 +232,10 @@ pub fn decoder_step<'r>(
         blob.decoder_block(i)?.run(x, cache, cc, &mut scratch)?;
         observe(i, x);
     }
-    let normed = prefix(scratch.normed, w, "normed buffer")?;
+    let normed = crate::error::prefix(scratch.normed, w, "normed buffer")?;
     blob.decoder_final_norm()?.run(x, normed)?;
     observe(FINAL_NORM, normed);
-    let logits = prefix(buffers.logits, d.vocab, "logits buffer")?;
+    let logits = crate::error::prefix(buffers.logits, d.vocab, "logits buffer")?;
     blob.lm_head()?.run(normed, logits, Activation::Identity)?;
     Ok(logits)
 }
@@ -287,13 +277,13 @@ pub fn greedy(
         });
     }
     let total = prompt.len().saturating_add(max_new);
-    let out = prefix(out, total, "generated ids buffer")?;
+    let out = crate::error::prefix(out, total, "generated ids buffer")?;
     for c in caches.iter_mut() {
         c.clear();
     }
     let eos = blob.header().decoder.eos_token;
     // `total ≥ prompt.len()`: the prompt fits.
-    prefix(out, prompt.len(), "generated ids buffer")?.copy_from_slice(prompt);
+    crate::error::prefix(out, prompt.len(), "generated ids buffer")?.copy_from_slice(prompt);
     let mut len = prompt.len();
     let mut fed = 0;
     loop {
