@@ -1,4 +1,4 @@
-//! The f32 reference against Hugging Face's outputs in `shared/fixtures`, and checkpoint
+//! The f32 reference against Hugging Face's outputs in `tests/fixtures`, and checkpoint
 //! import errors on deliberately broken copies of those checkpoints.
 
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use tools::model::{EncoderDecoderModel, Gpt2Model, Model, VitModel};
 const TOL: f32 = 1e-4;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
 
 fn dir(name: &str) -> PathBuf {

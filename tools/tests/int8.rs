@@ -12,7 +12,7 @@ use tools::checkpoint::npy::{read_npy_f32, read_npy_i64};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures")
+        .join("../tests/fixtures")
         .join(name)
 }
 

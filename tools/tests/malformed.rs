@@ -15,7 +15,7 @@ use tools::checkpoint::safetensors::{
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures")
+        .join("../tests/fixtures")
         .join(name)
 }
 
