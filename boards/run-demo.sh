@@ -5,18 +5,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-if ! rustup target list --installed | grep -qx thumbv7em-none-eabihf; then
-    rustup target add thumbv7em-none-eabihf
-fi
-if ! command -v qemu-system-arm >/dev/null 2>&1; then
-    if [[ "$(id -u)" -eq 0 ]]; then
-        apt-get update -q && apt-get install -y -q --no-install-recommends qemu-system-arm
-    else
-        echo "qemu-system-arm is missing; install it with:" >&2
-        echo "    sudo apt-get install -y qemu-system-arm" >&2
-        exit 1
-    fi
-fi
+# Everything the demo and `cargo test --workspace` need (pinned toolchain + thumb targets, QEMU,
+# arm-none-eabi binutils): installed when missing, or a message saying how, and a non-zero exit.
+bash boards/setup.sh
 
 run() {
     local model=$1 inputs=$2 count=$3

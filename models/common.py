@@ -1,7 +1,7 @@
 """Shared pieces: data helpers, JAX forward passes written against Hugging Face tensor names and
 PyTorch layouts (so a checkpoint is the parameter dict itself), init, checkpoint writing.
 
-Math follows /work/shared/fixtures/README.md exactly:
+Math follows tests/fixtures/README.md (vendored from the shared fixtures) exactly:
   nn.Linear  y = x @ W.T + b   (W [out, in])      -- ViT
   Conv1D     y = x @ W + b     (W [in, out])      -- GPT-2
   LN biased variance; ViT exact-erf GELU; GPT-2 gelu_new (tanh); attention softmax(q k^T / sqrt(hd)).
