@@ -23,8 +23,8 @@ fail() {
 toolchain_file=rust-toolchain.toml
 [[ -f $toolchain_file ]] || fail "$toolchain_file is missing (run this from a clone of the repository)"
 channel=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$toolchain_file")
-targets=$(sed -n 's/^targets *= *\[\(.*\)\]/\1/p' "$toolchain_file" | tr -d '"' | tr ',' ' ')
-components=$(sed -n 's/^components *= *\[\(.*\)\]/\1/p' "$toolchain_file" | tr -d '"' | tr ',' ' ')
+targets=$(sed -n 's/^targets *= *\[\(.*\)\]/\1/p' "$toolchain_file" | tr -d '",')
+components=$(sed -n 's/^components *= *\[\(.*\)\]/\1/p' "$toolchain_file" | tr -d '",')
 [[ -n $channel && -n $targets ]] || fail "could not read channel/targets from $toolchain_file"
 
 command -v rustup >/dev/null 2>&1 ||
@@ -45,17 +45,18 @@ have_toolchain() {
 }
 
 if have_toolchain; then
-    say "Rust $channel with ${targets//  / } present"
+    say "Rust $channel with" $targets "present"
 else
     say "installing Rust $channel with targets: $targets; components: $components"
-    # shellcheck disable=SC2086
-    if ! rustup toolchain install "$channel" --profile minimal \
+    # Judged by what is installed afterwards, not by rustup's exit code (it can fail on a
+    # side step, e.g. setting a default toolchain, after installing everything).
+    # shellcheck disable=SC2046
+    rustup toolchain install "$channel" --profile minimal \
         $(for t in $targets; do printf -- '--target %s ' "$t"; done) \
-        $(for c in $components; do printf -- '--component %s ' "$c"; done); then
-        fail "rustup could not install Rust $channel with the targets $targets (no network, or
-       the mirror does not offer them; rust-toolchain.toml says why this release is pinned)."
-    fi
-    have_toolchain || fail "Rust $channel installed but a target or component is still missing"
+        $(for c in $components; do printf -- '--component %s ' "$c"; done) || true
+    have_toolchain || fail "rustup could not install Rust $channel with the targets $targets
+       (no network, or the mirror does not offer them; rust-toolchain.toml says why this
+       release is pinned)."
 fi
 
 # --- System packages --------------------------------------------------------------------------
