@@ -51,7 +51,7 @@ else
     # Judged by what is installed afterwards, not by rustup's exit code (it can fail on a
     # side step, e.g. setting a default toolchain, after installing everything).
     # shellcheck disable=SC2046
-    rustup toolchain install "$channel" --profile minimal \
+    rustup toolchain install "$channel" --profile minimal --no-self-update \
         $(for t in $targets; do printf -- '--target %s ' "$t"; done) \
         $(for c in $components; do printf -- '--component %s ' "$c"; done) || true
     have_toolchain || fail "rustup could not install Rust $channel with the targets $targets
