@@ -117,6 +117,22 @@ pub enum Error {
     /// The int8 path (calibration, quantization, a runner) failed.
     #[error("int8: {0}")]
     Int8(String),
+    /// A llama2.c checkpoint (`.bin`) is malformed (wrong size, bad header, non-finite weight).
+    #[error("{}: invalid llama2.c checkpoint: {reason}", path.display())]
+    Llama2c {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A llama2.c `tokenizer.bin` is malformed or does not fit the model.
+    #[error("{}: invalid tokenizer: {reason}", path.display())]
+    Tokenizer {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A feature that is planned but not implemented yet.
     #[error("not implemented: {0}")]
     Unimplemented(String),

@@ -6,6 +6,8 @@
 //!   strict checks on every tensor.
 //! - [`float`]: the f32 reference forward passes.
 //! - [`cli`]: the command-line interface (one module per subcommand).
+//! - [`llama`]: Llama-family decoders (llama2.c and Hugging Face checkpoints, `tokenizer.bin`,
+//!   the f32 reference with a KV cache).
 //! - [`vocab`]: character vocabularies (`vocab.json`) of character-level LMs.
 //! - [`error`]: the crate's error type; every message is one line.
 
@@ -16,6 +18,7 @@ pub mod cli;
 pub mod error;
 pub mod float;
 pub mod int8;
+pub mod llama;
 pub mod model;
 pub mod vocab;
 

@@ -5,6 +5,9 @@
 //! vocabulary the JSON also carries `"text"` (decoded sequences). `--attention-map` draws the
 //! CLS attention of the first image ([`crate::cli::attention_map`], f32 path only).
 //!
+//! A Llama checkpoint (a llama2.c `.bin` file or a directory whose config says
+//! `"model_type": "llama"`) is handed to [`crate::llama::simulate`] (f32 path, `--tokenizer`).
+//!
 //! MODEL is a checkpoint directory (`config.json` + `model.safetensors`): the f32 reference
 //! runs; or a packed model blob file (from `tools convert`): the int8 path runs through
 //! core-attn's runners, bit-exact with the device, and prints dequantized logits in the same
@@ -54,6 +57,9 @@ pub struct SimulateArgs {
     /// Vocabulary (vocab.json); default: next to the checkpoint, or `<blob>.vocab.json`.
     #[arg(long)]
     pub vocab: Option<PathBuf>,
+    /// Llama models: llama2.c tokenizer.bin; default: `tokenizer.bin` beside the checkpoint.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -124,6 +130,15 @@ fn add_text(result: &mut Value, vocab: Option<&Vocab>) {
 
 /// Runs `simulate`.
 pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<()> {
+    if let Some(format) = crate::llama::detect(&args.model) {
+        return crate::llama::simulate::run(args, format, out);
+    }
+    if args.tokenizer.is_some() {
+        return Err(Error::Input(
+            "--tokenizer is for Llama checkpoints (llama2.c .bin or a Hugging Face Llama directory)"
+                .into(),
+        ));
+    }
     if args.model.is_file() {
         return run_blob(args, out);
     }
