@@ -152,9 +152,6 @@ pub fn parse_config(text: &str) -> Result<LlamaConfig> {
         }
     }
     let norm_eps = c.f64("rms_norm_eps", 1e-6)?;
-    if !(rope_theta > 0.0) {
-        return Err(c.invalid("rope_theta", "must be positive"));
-    }
     let tie = c.bool("tie_word_embeddings", false)?;
     let bos_token_id = c.id_list("bos_token_id", vec![1])?.first().copied();
     let eos = c.id_list("eos_token_id", vec![2])?;
