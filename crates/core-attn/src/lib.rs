@@ -26,7 +26,10 @@ pub mod quant;
 #[cfg(feature = "std")]
 pub mod quantize;
 pub mod residual;
+pub mod rmsnorm;
+pub mod rope;
 pub mod softmax;
+pub mod swiglu;
 pub mod tensor;
 
 #[cfg(feature = "std")]

@@ -53,6 +53,7 @@ fn libm_erf(x: f64) -> f64 {
 
 pub mod block;
 pub mod kernels;
+pub mod llama;
 pub mod model;
 pub mod norm;
 pub mod position;
