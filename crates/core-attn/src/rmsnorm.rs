@@ -17,7 +17,7 @@
 //!   relative error below `2^-29`), `ñ_i = round(c_i·r·2^−(18+k))` (Q24);
 //! - `y_i = round(ñ_i·g_i·2^−40) + z_out`, saturated to int8, with
 //!   `g_i = round(γ_i / s_out · 2^16)` ([`GAMMA_FRAC_BITS`]) folded at pack time
-//!   ([`RmsNormParams::quantize`], `std` feature). Rounding is half up.
+//!   (`RmsNormParams::quantize`, `std` feature). Rounding is half up.
 //!
 //! A row with `T = 0` (every `u_i = 0` and `e_q = 0`) outputs `z_out` (the limit of `0/√ε`).
 //!

@@ -9,7 +9,7 @@
 //! # Integer formulation
 //! Queries and keys are symmetric int8 (zero point 0, see the numerical contract). The cosines
 //! and sines come from a table ([`RopeTable`], built at pack time by
-//! [`RopeTableParams::build`], `std` feature): `round(cos · 2^14)` and `round(sin · 2^14)` as
+//! `RopeTableParams::build`, `std` feature): `round(cos · 2^14)` and `round(sin · 2^14)` as
 //! `i16` for every position below the table's length and every pair, `2·positions·H` bytes
 //! (stories260K's head 8 at 512 positions: 8 KiB). Per pair, `acc = a·C − b·S` and `a·S + b·C`
 //! (`|acc| ≤ 2·128·2^14 = 2^22`), then one [`Requant`] with the factor

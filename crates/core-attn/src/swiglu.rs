@@ -3,7 +3,7 @@
 //!
 //! # Integer formulation
 //! `silu(x) = x·σ(x)` of an int8 gate value (scale `s_g`, zero point `z_g`) has 256 possible
-//! inputs, so it is a table built at pack time ([`SwiGluParams::quantize`], `std` feature):
+//! inputs, so it is a table built at pack time (`SwiGluParams::quantize`, `std` feature):
 //! entry `i` is `round(silu(s_g·(i − 128 − z_g)) / s_t)` as an `i32`, with the table scale
 //! `s_t = max |silu| / 2^22` (so `|entry| ≤ 2^22`; an all-zero function gets `s_t = 1`). Per
 //! element: `acc = T[g_i] · (u_i − z_u)` (`|acc| ≤ 2^22·255 < 2^30`, within
@@ -132,8 +132,8 @@ impl SwiGluParams {
             return Err(Error::BadRequant);
         }
         let silu = |x: f64| x / (1.0 + libm::exp(-x));
-        let values: std::vec::Vec<f64> = (0..256)
-            .map(|i| silu(gate.dequantize((i as i32 - 128) as i8)))
+        let values: std::vec::Vec<f64> = (0..256i32)
+            .map(|i| silu(gate.dequantize((i - 128) as i8)))
             .collect();
         let max = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let table_scale = if max > 0.0 {
