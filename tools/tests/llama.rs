@@ -345,6 +345,11 @@ fn cli_llama_malformed_inputs() {
     };
     let tok = s(&l2c("tokenizer.bin"));
 
+    let missing = root.join("missing.bin");
+    fails(
+        &sim(&missing, &["--tokenizer", &tok]),
+        &format!("{}: No such file or directory (os error 2)", s(&missing)),
+    );
     let p = write("short.bin", &good[..10]);
     fails(
         &sim(&p, &["--tokenizer", &tok]),

@@ -51,7 +51,8 @@ pub struct SimulateArgs {
     /// Input: .npy (float32 images (N, C, H, W) or int64 token ids (N, T)) or a PGM/PNG image.
     #[arg(long, required_unless_present = "prompt", conflicts_with = "prompt")]
     pub input: Option<PathBuf>,
-    /// Text prompt for a character LM (encoded with its vocabulary).
+    /// Text prompt for a character LM (encoded with its vocabulary) or a Llama model (with its
+    /// tokenizer.bin, as llama2.c's run.c encodes it).
     #[arg(long)]
     pub prompt: Option<String>,
     /// Vocabulary (vocab.json); default: next to the checkpoint, or `<blob>.vocab.json`.

@@ -22,14 +22,22 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// An empty cache sized for `config.seq_len` positions.
-    pub fn new(config: &LlamaConfig) -> Self {
-        let n = config.seq_len * config.kv_dim();
+    /// An empty cache for `positions` positions (at most `config.seq_len`: a long-context
+    /// checkpoint only gets the memory a run needs).
+    pub fn new(config: &LlamaConfig, positions: usize) -> Self {
+        let n = positions.min(config.seq_len) * config.kv_dim();
         KvCache {
             keys: vec![vec![0.0; n]; config.n_layers],
             values: vec![vec![0.0; n]; config.n_layers],
             len: 0,
         }
+    }
+
+    /// Positions the cache can hold.
+    pub fn capacity(&self, config: &LlamaConfig) -> usize {
+        self.keys
+            .first()
+            .map_or(0, |k| k.len() / config.kv_dim().max(1))
     }
 
     /// Positions filled so far (the position of the next token).
@@ -98,6 +106,12 @@ pub fn step(model: &LlamaModel, cache: &mut KvCache, token: usize) -> Result<Vec
             c.seq_len
         )));
     }
+    if pos >= cache.capacity(c) {
+        return Err(Error::Input(format!(
+            "position {pos} is past the KV cache's {} positions",
+            cache.capacity(c)
+        )));
+    }
     if token >= c.vocab_size {
         return Err(Error::Input(format!(
             "token id {token} out of range (vocab_size {})",
@@ -157,7 +171,7 @@ pub fn step(model: &LlamaModel, cache: &mut KvCache, token: usize) -> Result<Vec
 /// Teacher-forced logits of every position of `ids` (`[T][vocab]`).
 pub fn logits(model: &LlamaModel, ids: &[usize]) -> Result<Vec<Vec<f32>>> {
     check_ids(model, ids)?;
-    let mut cache = KvCache::new(&model.config);
+    let mut cache = KvCache::new(&model.config, ids.len());
     ids.iter().map(|&t| step(model, &mut cache, t)).collect()
 }
 
@@ -209,7 +223,7 @@ pub fn generate(model: &LlamaModel, prompt: &[usize], max_new_tokens: usize) -> 
             c.seq_len
         )));
     }
-    let mut cache = KvCache::new(c);
+    let mut cache = KvCache::new(c, need);
     let mut logits = prompt
         .iter()
         .map(|&t| step(model, &mut cache, t))

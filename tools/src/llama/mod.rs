@@ -143,22 +143,25 @@ pub enum Format {
     HuggingFace,
 }
 
-/// Recognizes a Llama checkpoint: a file named `*.bin` that is not a TATN blob (llama2.c), or a
-/// directory whose `config.json` has `"model_type": "llama"`. Anything else (including an
+/// Recognizes a Llama checkpoint: a path named `*.bin` that is not a directory and does not
+/// start with the TATN blob magic (llama2.c; a missing file too, so that the error names it),
+/// or a directory whose `config.json` has `"model_type": "llama"`. Anything else (including an
 /// unreadable config) is `None`, left to the other importers and their error messages.
 pub fn detect(path: &Path) -> Option<Format> {
-    if path.is_file() {
-        let is_bin = path.extension().is_some_and(|e| e == "bin");
-        let mut magic = [0u8; 4];
-        let is_blob = std::fs::File::open(path)
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
-            .is_ok()
-            && magic == core_attn::blob::MAGIC;
-        return (is_bin && !is_blob).then_some(Format::Llama2c);
+    if path.is_dir() {
+        let text = std::fs::read_to_string(path.join(crate::checkpoint::CONFIG_FILE)).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        return (v.get("model_type")?.as_str()? == "llama").then_some(Format::HuggingFace);
     }
-    let text = std::fs::read_to_string(path.join(crate::checkpoint::CONFIG_FILE)).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    (v.get("model_type")?.as_str()? == "llama").then_some(Format::HuggingFace)
+    if path.extension().is_none_or(|e| e != "bin") {
+        return None;
+    }
+    let mut magic = [0u8; 4];
+    let is_blob = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok()
+        && magic == core_attn::blob::MAGIC;
+    (!is_blob).then_some(Format::Llama2c)
 }
 
 /// Loads a Llama checkpoint of either format (see [`detect`]).

@@ -169,7 +169,7 @@ impl Tokenizer {
             }
             buf.clear();
         }
-        let mut pair = Vec::with_capacity(2 * self.max_token_length);
+        let mut pair = Vec::new();
         loop {
             let mut best: Option<(usize, usize)> = None;
             let mut best_score = NO_SCORE;
