@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 examples=(embassy-stm32f411 embassy-rp2040)
+# The build-script code both examples include with #[path].
+rustfmt --check --edition 2021 shared/build_model.rs
 for ex in "${examples[@]}"; do
   echo "=== examples/$ex"
   (
