@@ -26,6 +26,22 @@ use cortex_m_semihosting::{debug, hio};
 
 use crate::Clock;
 
+/// Re-exported for [`take_arena!`](crate::take_arena).
+pub use cortex_m;
+
+/// The firmware's static [`Arena`](crate::Arena) (the board's generated type `Arena`), under
+/// the fixed, unmangled symbol name `TATN_ARENA` (`board_common::host::ARENA_SYMBOL`), so that
+/// `tests/tests/qemu_models.rs` finds it in the ELF whatever the toolchain's mangling scheme.
+/// `Some(&'static mut Arena)` on the first use, `None` after (`cortex_m::singleton!`: the
+/// arena is all zeros, so it lands in `.bss`; the symbol's size is the arena's plus 4 bytes
+/// for the taken flag).
+#[macro_export]
+macro_rules! take_arena {
+    ($arena:ty) => {
+        $crate::qemu::cortex_m::singleton!(#[no_mangle] TATN_ARENA: $arena = <$arena>::new())
+    };
+}
+
 /// Semihosting stdout as a [`core::fmt::Write`].
 pub struct Semihosting(hio::HostStream);
 
