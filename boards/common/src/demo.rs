@@ -156,9 +156,9 @@ impl Human<'_> {
             let per = self.time.checked_div(self.inputs as u64).unwrap_or(0);
             duration(self.out, per, self.unit)?;
             self.out.write_str(" per image")?;
-        }
-        if self.unit == "instructions" {
-            self.out.write_str(" at 100 MHz")?;
+            if self.unit == "instructions" {
+                self.out.write_str(" at 100 MHz")?;
+            }
         }
         self.out.write_char('\n')
     }
@@ -216,11 +216,16 @@ impl Report for Human<'_> {
                 let n = ps.get(index).map_or(0, |p| p.len());
                 let (prompt, new) = (ids.get(..n).unwrap_or(&[]), ids.get(n..).unwrap_or(&[]));
                 self.new = self.new.saturating_add(new.len() as u64);
-                write!(self.out, "prompt {index}:     \"")?;
+                write!(self.out, "prompt {index}:\n  prompt:    \"")?;
                 self.text(prompt)?;
                 write!(self.out, "\"\n  continued: \"")?;
                 self.text(new)?;
-                write!(self.out, "\"\n  {} tokens (prompt + new): ", times.tokens)?;
+                write!(
+                    self.out,
+                    "\"\n  {} prompt + {} new tokens, one at a time: ",
+                    prompt.len(),
+                    new.len()
+                )?;
                 tokens_per_s(self.out, times.tokens as u64, times.total, unit)?;
                 self.out.write_char('\n')?;
             }
@@ -310,7 +315,7 @@ fn tokens_per_s(out: &mut dyn Write, tokens: u64, t: u64, unit: &str) -> fmt::Re
     let per_token = t.checked_div(tokens).unwrap_or(0);
     write!(
         out,
-        "{per_s} tokens/s ({per_token} instructions per token)"
+        "{per_s} tokens/s at 100 MHz ({per_token} instructions per token)"
     )
 }
 

@@ -689,7 +689,12 @@ pub fn parse_vocab_json(text: &str) -> Result<Vec<Option<String>>, String> {
                     p.at += 1;
                     break;
                 }
-                _ => return Err(format!("expected ',' or '{}' at byte {}", close as char, p.at)),
+                _ => {
+                    return Err(format!(
+                        "expected ',' or '{}' at byte {}",
+                        close as char, p.at
+                    ))
+                }
             }
         }
     }
@@ -798,7 +803,11 @@ fn read_labels(path: &Path, count: usize) -> Result<Vec<Vec<u32>>, String> {
     let rows: Vec<Vec<u32>> = data
         .chunks_exact(per)
         .take(count)
-        .map(|r| r.iter().map(|&v| u32::try_from(v).unwrap_or(u32::MAX)).collect())
+        .map(|r| {
+            r.iter()
+                .map(|&v| u32::try_from(v).unwrap_or(u32::MAX))
+                .collect()
+        })
         .collect();
     if rows.len() < count {
         return Err(format!(
