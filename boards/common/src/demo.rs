@@ -222,9 +222,10 @@ impl Report for Human<'_> {
                 self.text(new)?;
                 write!(
                     self.out,
-                    "\"\n  {} prompt + {} new tokens, one at a time: ",
-                    prompt.len(),
-                    new.len()
+                    "\"\n  {} new tokens; {} passes through the model (the prompt is fed one \
+                     token at a time): ",
+                    new.len(),
+                    times.tokens
                 )?;
                 tokens_per_s(self.out, times.tokens as u64, times.total, unit)?;
                 self.out.write_char('\n')?;
