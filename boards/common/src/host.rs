@@ -819,6 +819,19 @@ fn read_labels(path: &Path, count: usize) -> Result<Vec<Vec<u32>>, String> {
     Ok(rows)
 }
 
+/// The true answers of `m`'s inputs for the demo view, from [`labels_path`] (empty without a
+/// labels file): one row per input, `[class]` or the target token ids.
+pub fn demo_labels(m: &HostModel) -> Result<Vec<Vec<u32>>, String> {
+    let count = match &m.inputs {
+        HostInputs::Images(v) => v.len(),
+        HostInputs::Prompts(v) => v.len(),
+    };
+    match labels_path(m) {
+        Some(p) => read_labels(&p, count),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// The demo view's tables, appended to `model_consts.rs`: `DEMO`, one
 /// [`crate::demo::Shown`] per model of `MODELS` (vocabulary from [`vocab_table`], answers from
 /// [`labels_path`]), or empty when `demo` is false (`TATN_DEMO` unset or `0`), so that only a
@@ -831,14 +844,7 @@ pub fn demo_consts(models: &[HostModel], demo: bool) -> Result<String, String> {
     if demo {
         for m in models {
             let vocab = vocab_table(m)?.unwrap_or_default();
-            let count = match &m.inputs {
-                HostInputs::Images(v) => v.len(),
-                HostInputs::Prompts(v) => v.len(),
-            };
-            let labels = match labels_path(m) {
-                Some(p) => read_labels(&p, count)?,
-                None => Vec::new(),
-            };
+            let labels = demo_labels(m)?;
             let _ = writeln!(
                 s,
                 "    board_common::demo::Shown {{ vocab: &{vocab:?}, labels: &[{}] }},",
