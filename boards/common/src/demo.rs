@@ -10,8 +10,9 @@
 //!
 //! Times: the QEMU firmware counts executed instructions (SysTick under `-icount shift=0`,
 //! [`crate::qemu`]); they are converted at **1 instruction ≈ 1 cycle at 100 MHz**, i.e.
-//! `ms = instructions / 100 000` (a Cortex-M4 needs more cycles than instructions for loads and
-//! multiplies: `BENCHMARKS.md` estimates 1.3–1.5 cycles per instruction in the linear layers).
+//! `ms = instructions / 100 000`. This is optimistic: a Cortex-M4 needs more cycles than
+//! instructions (loads, multiplies, branches); `BENCHMARKS.md` estimates 2,568,410 cycles for
+//! the 1,874,675 instructions of one `vit-mnist` image, about 1.37 cycles per instruction.
 //! With another clock unit (DWT cycles, µs on real boards) the raw count is printed instead.
 //!
 //! Vocabulary and answers travel in the firmware: a board's `build.rs`
