@@ -133,7 +133,9 @@ fn m7_mps2_an500_matches_host() {
 
 /// The linked firmware's symbols agree with the blob header that `tools inspect` reports from:
 /// the embedded blob occupies exactly its flash bytes (rounded to the 16-byte alignment), and the
-/// static arena holds exactly the RAM the header asks for plus the generated-ids buffer.
+/// static arena holds exactly the RAM the header asks for plus the generated-ids buffer. Both are
+/// found by their `#[no_mangle]` names (`host::blob_symbol(0)`, `host::ARENA_SYMBOL`), so the
+/// check does not depend on the toolchain's symbol mangling.
 fn elf_matches_inspect(board: &str, target: &str, model: &str) {
     if skip() {
         return;
@@ -145,26 +147,45 @@ fn elf_matches_inspect(board: &str, target: &str, model: &str) {
     let ram = blob.buffers().total_bytes();
     let elf = boards_dir().join(format!("target/{target}/release/board-{board}"));
     let out = Command::new("arm-none-eabi-nm")
-        .args(["-S", "-C"])
+        .arg("-S")
         .arg(&elf)
         .output()
-        .expect("arm-none-eabi-nm (binutils-arm-none-eabi)");
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run arm-none-eabi-nm ({e}): install it with \
+                 `apt-get install binutils-arm-none-eabi`"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "arm-none-eabi-nm -S {} failed: {}",
+        elf.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let syms = String::from_utf8_lossy(&out.stdout);
-    let size_of = |needle: &str| -> usize {
-        let line = syms
-            .lines()
-            .find(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("no {needle} in {}", elf.display()));
-        usize::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    // `ADDRESS SIZE TYPE NAME`, the name exactly (unmangled: `#[no_mangle]`).
+    let size_of = |name: &str| -> usize {
+        let size = syms.lines().find_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() == 4 && w[3] == name).then(|| w[1])
+        });
+        let size = size.unwrap_or_else(|| {
+            panic!(
+                "no symbol {name} (with a size) in {}: the generated model_consts.rs / the \
+                 board's main.rs must define it #[no_mangle]",
+                elf.display()
+            )
+        });
+        usize::from_str_radix(size, 16).unwrap()
     };
     assert_eq!(
-        size_of("BLOB_0::"),
+        size_of(&host::blob_symbol(0)),
         bytes.len().div_ceil(16) * 16,
         "flash of {model}"
     );
-    let arena = size_of("::ARENA");
+    let arena = size_of(host::ARENA_SYMBOL);
     // The arena adds only the generated-ids buffer (one u32 per prompt + new token, at most one
-    // per position) and alignment padding.
+    // per position), the taken flag of its cell and alignment padding.
     let ids_max = 4 * blob.header().decoder.max_positions;
     assert!(
         arena >= ram && arena <= ram + ids_max + 16,

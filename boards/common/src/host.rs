@@ -30,14 +30,27 @@ use core_attn::quant::QParams;
 
 use crate::format;
 
-/// Environment variables that select models and inputs. A model is named by its blob's file
-/// stem, or by its directory's name when `TATN_MODEL` names a directory.
-pub const ENV_VARS: [&str; 4] = [
+/// Environment variables that select models and inputs (and `TATN_DEMO`, the human view, see
+/// [`demo_table`]). A model is named by its blob's file stem, or by its directory's name when
+/// `TATN_MODEL` names a directory.
+pub const ENV_VARS: [&str; 5] = [
     "TATN_MODEL",
     "TATN_INPUTS",
     "TATN_MAX_INPUTS",
     "TATN_MAX_NEW",
+    "TATN_DEMO",
 ];
+
+/// The symbol name of embedded blob `i` in the linked firmware (`#[no_mangle]`, so it does not
+/// depend on the toolchain's symbol mangling): a `board_common::Align16<[u8; N]>`, i.e. the
+/// blob's bytes rounded up to 16.
+pub fn blob_symbol(i: usize) -> String {
+    format!("TATN_BLOB_{i}")
+}
+
+/// The symbol name of the firmware's static [`crate::Arena`] (`#[no_mangle]`, taken with
+/// `board_common::take_arena!` on the QEMU boards).
+pub const ARENA_SYMBOL: &str = "TATN_ARENA";
 
 /// Test inputs on the host.
 #[derive(Debug, Clone, PartialEq)]
@@ -473,11 +486,19 @@ fn try_build(defaults: &[&str]) -> Result<(), String> {
         std::println!("cargo:rerun-if-env-changed={v}");
     }
     let models = selected(defaults)?;
-    std::fs::write(out.join("model_consts.rs"), generate(&models)?).map_err(|e| e.to_string())?;
+    let mut text = generate(&models)?;
+    let demo = env("TATN_DEMO").is_some_and(|v| v.trim() != "0");
+    text.push_str(&demo_consts(&models, demo)?);
+    std::fs::write(out.join("model_consts.rs"), text).map_err(|e| e.to_string())?;
     for m in &models {
         std::println!("cargo:rerun-if-changed={}", m.path.display());
         if let Some(p) = &m.inputs_path {
             std::println!("cargo:rerun-if-changed={}", p.display());
+        }
+        if demo {
+            for p in [vocab_path(&m.path), labels_path(m)].into_iter().flatten() {
+                std::println!("cargo:rerun-if-changed={}", p.display());
+            }
         }
         if let Some(e) = &m.parse_error {
             std::println!(
@@ -543,10 +564,15 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
             .path
             .canonicalize()
             .map_err(|e| format!("{}: {e}", m.path.display()))?;
+        // `#[no_mangle]`: a fixed symbol name (`blob_symbol`) whatever the mangling scheme, so
+        // tests/tests/qemu_models.rs can find the blob in the ELF; its size is the blob's bytes
+        // rounded up to the 16-byte alignment.
         w(
             &mut s,
             format_args!(
-                "static BLOB_{i}: &board_common::Align16<[u8]> = &board_common::Align16(*include_bytes!({:?}));\n",
+                "#[no_mangle]\nstatic {}: board_common::Align16<[u8; {}]> = board_common::Align16(*include_bytes!({:?}));\n",
+                blob_symbol(i),
+                m.bytes.len(),
                 path.display().to_string()
             ),
         )?;
@@ -557,8 +583,10 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
         w(
             &mut table,
             format_args!(
-                "    board_common::Embedded {{ name: {:?}, blob: &BLOB_{i}.0, inputs: {inputs}, max_new: {} }},\n",
-                m.name, m.max_new
+                "    board_common::Embedded {{ name: {:?}, blob: &{}.0, inputs: {inputs}, max_new: {} }},\n",
+                m.name,
+                blob_symbol(i),
+                m.max_new
             ),
         )?;
     }
@@ -582,4 +610,248 @@ fn rows<T: std::fmt::Display>(v: &[Vec<T>]) -> String {
         s.push_str("], ");
     }
     s
+}
+
+/// `<blob>.vocab.json`, the vocabulary sidecar `tools convert` writes next to a blob, if present.
+pub fn vocab_path(blob: &Path) -> Option<PathBuf> {
+    let mut s = blob.as_os_str().to_os_string();
+    s.push(".vocab.json");
+    Some(PathBuf::from(s)).filter(|p| p.is_file())
+}
+
+/// The test-set answers next to a model's inputs: `X_labels.npy` for inputs `X.npy`, if present.
+pub fn labels_path(m: &HostModel) -> Option<PathBuf> {
+    let p = m.inputs_path.as_ref()?;
+    let stem = p.file_stem()?.to_string_lossy();
+    Some(p.with_file_name(format!("{stem}_labels.npy"))).filter(|p| p.is_file())
+}
+
+/// The id → text table the device prints generated tokens with (`None`: the model has no
+/// vocabulary; the device then prints ids). Today it comes from the `<blob>.vocab.json`
+/// sidecar ([`vocab_path`]); this is the one function to change when the vocabulary moves into
+/// the blob. Ids without an entry print as U+FFFD.
+pub fn vocab_table(m: &HostModel) -> Result<Option<Vec<String>>, String> {
+    let Some(path) = vocab_path(&m.path) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let entries = parse_vocab_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Some(
+        entries
+            .into_iter()
+            .map(|e| e.unwrap_or_else(|| "\u{fffd}".to_string()))
+            .collect(),
+    ))
+}
+
+/// A `vocab.json` (the two forms `tools` reads: a JSON array of strings, entry `i` = id `i`, or
+/// an object `{"ID": "text", ...}` with gaps allowed) as a table indexed by id.
+pub fn parse_vocab_json(text: &str) -> Result<Vec<Option<String>>, String> {
+    let mut p = Json {
+        s: text.as_bytes(),
+        at: 0,
+    };
+    let mut table: Vec<Option<String>> = Vec::new();
+    let mut set = |id: usize, v: String| -> Result<(), String> {
+        if id >= 1 << 20 {
+            return Err(format!("id {id} is too large"));
+        }
+        if table.len() <= id {
+            table.resize(id + 1, None);
+        }
+        table[id] = Some(v);
+        Ok(())
+    };
+    let (open, close) = match p.peek() {
+        Some(b'[') => (b'[', b']'),
+        Some(b'{') => (b'{', b'}'),
+        _ => return Err("expected a JSON array or object of strings".into()),
+    };
+    p.expect(open)?;
+    let mut i = 0usize;
+    if p.peek() == Some(close) {
+        p.at += 1;
+    } else {
+        loop {
+            let id = if open == b'{' {
+                let k = p.string()?;
+                p.expect(b':')?;
+                k.parse::<usize>()
+                    .map_err(|_| format!("key {k:?} is not a token id"))?
+            } else {
+                i
+            };
+            set(id, p.string()?)?;
+            i += 1;
+            match p.peek() {
+                Some(b',') => p.at += 1,
+                Some(c) if c == close => {
+                    p.at += 1;
+                    break;
+                }
+                _ => {
+                    return Err(format!(
+                        "expected ',' or '{}' at byte {}",
+                        close as char, p.at
+                    ))
+                }
+            }
+        }
+    }
+    if p.peek().is_some() {
+        return Err(format!("trailing data at byte {}", p.at));
+    }
+    Ok(table)
+}
+
+/// Just enough JSON for [`parse_vocab_json`]: whitespace, punctuation, strings with escapes.
+struct Json<'a> {
+    s: &'a [u8],
+    at: usize,
+}
+
+impl Json<'_> {
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(c) = self.s.get(self.at).copied() {
+            if !c.is_ascii_whitespace() {
+                return Some(c);
+            }
+            self.at += 1;
+        }
+        None
+    }
+
+    fn expect(&mut self, c: u8) -> Result<(), String> {
+        if self.peek() != Some(c) {
+            return Err(format!("expected '{}' at byte {}", c as char, self.at));
+        }
+        self.at += 1;
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u32, String> {
+        let h = self
+            .s
+            .get(self.at..self.at + 4)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .ok_or_else(|| format!("bad \\u escape at byte {}", self.at))?;
+        self.at += 4;
+        Ok(h)
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        self.expect(b'"')?;
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            let c = *self.s.get(self.at).ok_or("unterminated string")?;
+            self.at += 1;
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    let e = *self.s.get(self.at).ok_or("unterminated string")?;
+                    self.at += 1;
+                    let ch = match e {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let hi = self.hex4()?;
+                            let cp = if (0xd800..0xdc00).contains(&hi) {
+                                if self.s.get(self.at..self.at + 2) != Some(b"\\u") {
+                                    return Err("lone surrogate in \\u escape".into());
+                                }
+                                self.at += 2;
+                                let lo = self.hex4()?;
+                                0x10000 + ((hi - 0xd800) << 10) + lo.wrapping_sub(0xdc00)
+                            } else {
+                                hi
+                            };
+                            char::from_u32(cp).ok_or("invalid \\u escape")?
+                        }
+                        _ => return Err(format!("bad escape at byte {}", self.at)),
+                    };
+                    let mut b = [0u8; 4];
+                    out.extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
+                }
+                _ => out.push(c),
+            }
+        }
+        String::from_utf8(out).map_err(|_| "string is not UTF-8".to_string())
+    }
+}
+
+/// The answers of the first `count` inputs from a labels `.npy` (int64 `[N]`: one class per
+/// input; `[N, T]`: the target token ids per input, e.g. `d… eos pad…`).
+fn read_labels(path: &Path, count: usize) -> Result<Vec<Vec<u32>>, String> {
+    let Npy::I64(shape, data) = read_npy(path)? else {
+        return Err(format!("{}: labels must be int64", path.display()));
+    };
+    let per = if shape.len() >= 2 {
+        shape.iter().skip(1).product::<usize>()
+    } else {
+        1
+    };
+    if per == 0 {
+        return Err(format!("{}: empty labels", path.display()));
+    }
+    let rows: Vec<Vec<u32>> = data
+        .chunks_exact(per)
+        .take(count)
+        .map(|r| {
+            r.iter()
+                .map(|&v| u32::try_from(v).unwrap_or(u32::MAX))
+                .collect()
+        })
+        .collect();
+    if rows.len() < count {
+        return Err(format!(
+            "{}: {} labels for {count} inputs",
+            path.display(),
+            rows.len()
+        ));
+    }
+    Ok(rows)
+}
+
+/// The true answers of `m`'s inputs for the demo view, from [`labels_path`] (empty without a
+/// labels file): one row per input, `[class]` or the target token ids.
+pub fn demo_labels(m: &HostModel) -> Result<Vec<Vec<u32>>, String> {
+    let count = match &m.inputs {
+        HostInputs::Images(v) => v.len(),
+        HostInputs::Prompts(v) => v.len(),
+    };
+    match labels_path(m) {
+        Some(p) => read_labels(&p, count),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The demo view's tables, appended to `model_consts.rs`: `DEMO`, one
+/// [`crate::demo::Shown`] per model of `MODELS` (vocabulary from [`vocab_table`], answers from
+/// [`labels_path`]), or empty when `demo` is false (`TATN_DEMO` unset or `0`), so that only a
+/// demo build carries them in flash.
+pub fn demo_consts(models: &[HostModel], demo: bool) -> Result<String, String> {
+    let mut s = String::from(
+        "/// The demo view's vocabulary and answers per model (TATN_DEMO=1; else empty).\n\
+         #[allow(dead_code)]\npub static DEMO: &[board_common::demo::Shown] = &[\n",
+    );
+    if demo {
+        for m in models {
+            let vocab = vocab_table(m)?.unwrap_or_default();
+            let labels = demo_labels(m)?;
+            let _ = writeln!(
+                s,
+                "    board_common::demo::Shown {{ vocab: &{vocab:?}, labels: &[{}] }},",
+                rows(&labels)
+            );
+        }
+    }
+    s.push_str("];\n");
+    Ok(s)
 }

@@ -28,6 +28,7 @@ use core_attn::attention::KvCache;
 use core_attn::blob::{Blob, BufferSizes, ModelKind, NO_TOKEN};
 use core_attn::model::{self as runner, ModelBuffers};
 
+pub mod demo;
 #[cfg(feature = "dwt")]
 pub mod dwt;
 pub mod format;
@@ -338,6 +339,20 @@ impl<
     /// `result ...` and `perf ...` lines and, on any failure, one `error: model NAME: ...` line.
     /// Returns true only when every model ran.
     pub fn run(&mut self, models: &[Embedded], out: &mut dyn Write, clock: &mut dyn Clock) -> bool {
+        self.run_demo(models, &[], out, clock)
+    }
+
+    /// [`Arena::run`], and for each model that has an entry in `shown` (parallel to `models`:
+    /// the generated `DEMO`, empty unless the firmware was built with `TATN_DEMO=1`) also the
+    /// human view of [`demo`]: the input as a picture, the true answer, the device's answer,
+    /// the generated text and the time at 100 MHz. The machine lines are printed unchanged.
+    pub fn run_demo(
+        &mut self,
+        models: &[Embedded],
+        shown: &[demo::Shown],
+        out: &mut dyn Write,
+        clock: &mut dyn Clock,
+    ) -> bool {
         for m in models {
             match check(m, &Self::SIZES, LAYERS, IDS) {
                 Ok(b) => {
@@ -349,22 +364,17 @@ impl<
                 }
             }
         }
-        for m in models {
-            if let Err(e) = self.run_one(m, out, clock) {
+        for (i, m) in models.iter().enumerate() {
+            let r = match shown.get(i) {
+                Some(s) => demo::run(m, s, out, clock, |clock, rep| self.infer(m, clock, rep)),
+                None => self.infer(m, clock, &mut Printer(out)),
+            };
+            if let Err(e) = r {
                 let _ = writeln!(out, "error: model {}: {e}", m.name);
                 return false;
             }
         }
         writeln!(out, "done: {} model(s) ok", models.len()).is_ok()
-    }
-
-    fn run_one(
-        &mut self,
-        m: &Embedded,
-        out: &mut dyn Write,
-        clock: &mut dyn Clock,
-    ) -> Result<(), Failure> {
-        self.infer(m, clock, &mut Printer(out))
     }
 
     /// Check every model, then run each on its inputs, handing every result to `report`; no
@@ -494,7 +504,7 @@ pub trait Report {
 }
 
 /// The firmware's [`Report`]: `result` and `perf` lines ([`format`]).
-struct Printer<'w>(&'w mut dyn Write);
+pub(crate) struct Printer<'w>(pub(crate) &'w mut dyn Write);
 
 impl Report for Printer<'_> {
     fn classified(

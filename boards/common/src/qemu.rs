@@ -26,6 +26,21 @@ use cortex_m_semihosting::{debug, hio};
 
 use crate::Clock;
 
+/// A static taken once as `&'static mut` without a copy (`static_cell::ConstStaticCell`):
+/// what a QEMU board keeps its [`Arena`](crate::Arena) in, under the fixed, unmangled symbol
+/// name `TATN_ARENA` (`board_common::host::ARENA_SYMBOL`), so that
+/// `tests/tests/qemu_models.rs` finds it in the ELF whatever the toolchain's mangling scheme:
+///
+/// ```ignore
+/// #[no_mangle]
+/// static TATN_ARENA: ArenaCell<Arena> = ArenaCell::new(Arena::new());
+/// let arena: Option<&'static mut Arena> = TATN_ARENA.try_take();
+/// ```
+///
+/// The symbol's size is the arena's plus 4 bytes (the taken flag and padding); all zeros, so
+/// it lands in `.bss`.
+pub use static_cell::ConstStaticCell as ArenaCell;
+
 /// Semihosting stdout as a [`core::fmt::Write`].
 pub struct Semihosting(hio::HostStream);
 

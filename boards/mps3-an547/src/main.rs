@@ -9,13 +9,19 @@ include!(concat!(env!("OUT_DIR"), "/model_consts.rs"));
 /// Core clock of the machine: SysTick counts it (`10^9 / CORE_HZ` instructions a tick).
 const CORE_HZ: u32 = 32_000_000;
 
+/// The models' static buffers, under a fixed symbol name (tests/tests/qemu_models.rs finds it).
+#[no_mangle]
+static TATN_ARENA: board_common::qemu::ArenaCell<Arena> =
+    board_common::qemu::ArenaCell::new(Arena::new());
+
 #[cortex_m_rt::entry]
 fn main() -> ! {
-    static mut ARENA: Arena = Arena::new();
     // In a static, not on the stack: the self-check's parameters are tens of KiB.
     static mut SELFTEST: attn_selftest::Params = attn_selftest::Params::zeroed();
     let params: &'static mut attn_selftest::Params = SELFTEST;
+    let arena = TATN_ARENA.try_take();
     board_common::qemu::main(CORE_HZ, |out, clock| {
-        board_common::selftest::run(params, CORE_HZ, out, clock) && ARENA.run(MODELS, out, clock)
+        board_common::selftest::run(params, CORE_HZ, out, clock)
+            && arena.is_some_and(|a| a.run(MODELS, out, clock))
     })
 }
