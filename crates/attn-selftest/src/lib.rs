@@ -329,7 +329,9 @@ pub fn run(params: &Params, seed: u32, emit: &mut dyn FnMut(&str, &[i8])) -> Res
     emit("layer_norm", &y);
     let mut probs = [0u16; N];
     let exp = ExpTable::new(&params.hi, &params.lo)?;
-    let mut p8 = [0i8; N];
+    // Every bit of every probability (u16, little-endian byte pairs): a difference in the low
+    // byte must show (this case once compared only `p >> 8`).
+    let mut p_bytes = [0i8; 2 * N];
     softmax_i8(
         &x[..N],
         Requant {
@@ -339,10 +341,12 @@ pub fn run(params: &Params, seed: u32, emit: &mut dyn FnMut(&str, &[i8])) -> Res
         exp,
         &mut probs,
     )?;
-    for (o, &p) in p8.iter_mut().zip(&probs) {
-        *o = (p >> 8) as i8;
+    for (o, &p) in p_bytes.chunks_exact_mut(2).zip(&probs) {
+        for (b, v) in o.iter_mut().zip(p.to_le_bytes()) {
+            *b = v as i8;
+        }
     }
-    emit("softmax", &p8);
+    emit("softmax", &p_bytes);
     let mut qkv = [0i8; N * 3 * D];
     params.enc[0]
         .qkv
