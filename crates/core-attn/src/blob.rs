@@ -470,6 +470,8 @@ mod tag {
     pub const POSITIONS: u16 = 0x61;
     pub const CLASS_TOKEN: u16 = 0x62;
     pub const BLOCK: u16 = 0x70;
+    pub const VOCAB_OFFSETS: u16 = 0x80;
+    pub const VOCAB_BYTES: u16 = 0x81;
 }
 
 fn word(bytes: &[u8], offset: usize) -> Result<u32, Error> {
@@ -520,6 +522,11 @@ impl<'a> Cursor<'a> {
         self.bytes
             .get(offset..end)
             .ok_or(Error::BadBlob("section extends past the end of the blob"))
+    }
+
+    /// The tag of the next section (without consuming it).
+    fn peek_tag(&self) -> Result<u16, Error> {
+        Ok((word(self.bytes, self.table + self.next * ENTRY_BYTES)? & 0xffff) as u16)
     }
 
     fn i8s(&mut self, tag: u16) -> Result<&'a [i8], Error> {
@@ -738,6 +745,8 @@ struct Layout {
     dec_block_sections: usize,
     dec_final_ln: usize,
     head: usize,
+    /// Section index of the vocabulary's offsets, if the blob carries one.
+    vocab: Option<usize>,
 }
 
 /// A parsed, validated model blob borrowing its bytes.
@@ -936,6 +945,19 @@ impl<'a> Blob<'a> {
                 "LM head zero point",
             )?;
         }
+        if c.next < self.count && c.peek_tag()? == tag::VOCAB_OFFSETS {
+            l.vocab = Some(c.next);
+            let v = read_vocab(&mut c)?;
+            let expected = if h.kind.has_decoder() {
+                h.decoder.vocab
+            } else {
+                h.encoder.classes
+            };
+            check(
+                v.len() == expected,
+                "vocabulary size differs from the model's",
+            )?;
+        }
         if c.next != self.count {
             return Err(Error::BadBlob("more sections than the model needs"));
         }
@@ -1027,6 +1049,109 @@ impl<'a> Blob<'a> {
         self.need(self.header.kind.has_decoder())?;
         self.cursor(self.layout.head).linear()
     }
+
+    /// The vocabulary (text of each token id, or of each class of a classifier), when the
+    /// blob carries one (see the module docs).
+    pub fn vocab(&self) -> Option<Vocab<'a>> {
+        let at = self.layout.vocab?;
+        read_vocab(&mut self.cursor(at)).ok()
+    }
+}
+
+/// The text of each token id (or class), read zero-copy from a blob's optional vocabulary
+/// sections ([`Blob::vocab`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Vocab<'a> {
+    /// `len + 1` byte offsets into `bytes`, non-decreasing (checked by [`Blob::parse`]).
+    offsets: &'a [i32],
+    /// UTF-8 text of every entry, concatenated.
+    bytes: &'a [u8],
+}
+
+impl<'a> Vocab<'a> {
+    /// Number of ids.
+    pub fn len(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// True when there are no ids.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The text of `id`; `None` for an id out of range or without an entry (empty text).
+    pub fn text(&self, id: u32) -> Option<&'a str> {
+        let i = id as usize;
+        let (&a, &b) = (self.offsets.get(i)?, self.offsets.get(i.checked_add(1)?)?);
+        let bytes = self.bytes.get(a as usize..b as usize)?;
+        core::str::from_utf8(bytes).ok().filter(|s| !s.is_empty())
+    }
+
+    /// Encode `text` into ids, longest entry first at each position (for a character
+    /// vocabulary: one id per character). Returns how many ids were written to `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadDimension`] (`what`: `"text byte offset without a vocabulary entry"`) when
+    /// no entry matches at some byte offset, [`Error::BufferTooSmall`] when `out` is full.
+    pub fn encode(&self, text: &str, out: &mut [u32]) -> Result<usize, Error> {
+        let mut rest = text.as_bytes();
+        let mut n = 0;
+        while !rest.is_empty() {
+            let mut best: Option<(u32, usize)> = None;
+            for id in 0..self.len() as u32 {
+                if let Some(e) = self.text(id) {
+                    let l = e.len();
+                    if rest.starts_with(e.as_bytes()) && best.is_none_or(|(_, bl)| l > bl) {
+                        best = Some((id, l));
+                    }
+                }
+            }
+            let Some((id, l)) = best else {
+                return Err(Error::BadDimension {
+                    what: "text byte offset without a vocabulary entry",
+                    value: text.len() - rest.len(),
+                });
+            };
+            let available = out.len();
+            let slot = out.get_mut(n).ok_or(Error::BufferTooSmall {
+                what: "token ids buffer",
+                needed: n + 1,
+                available,
+            })?;
+            *slot = id;
+            n += 1;
+            rest = rest.get(l..).unwrap_or(&[]);
+        }
+        Ok(n)
+    }
+}
+
+fn read_vocab<'a>(c: &mut Cursor<'a>) -> Result<Vocab<'a>, Error> {
+    let offsets = c.i32s(tag::VOCAB_OFFSETS)?;
+    let bytes: &[u8] = bytemuck::cast_slice(c.i8s(tag::VOCAB_BYTES)?);
+    let Some((&first, _)) = offsets.split_first() else {
+        return Err(Error::BadBlob("vocabulary offsets empty"));
+    };
+    check(first == 0, "vocabulary offsets do not start at 0")?;
+    check(
+        offsets.last().is_some_and(|&l| l as usize == bytes.len()),
+        "vocabulary offsets do not end at the text's length",
+    )?;
+    for w in offsets.windows(2) {
+        let &[a, b] = w else {
+            return Err(Error::BadBlob("vocabulary offsets empty"));
+        };
+        check(0 <= a && a <= b, "vocabulary offsets decrease")?;
+        let entry = bytes
+            .get(a as usize..b as usize)
+            .ok_or(Error::BadBlob("vocabulary offsets past the text"))?;
+        check(
+            core::str::from_utf8(entry).is_ok(),
+            "vocabulary entry is not UTF-8",
+        )?;
+    }
+    Ok(Vocab { offsets, bytes })
 }
 
 fn check(ok: bool, what: &'static str) -> Result<(), Error> {
@@ -1313,7 +1438,27 @@ mod writer {
 
     /// Serialize `model` into blob bytes (deterministic: same parameters, same bytes), then
     /// parse the result as a self-check.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadBlob`] for an unsupported combination of parts or tables that do not match
+    /// the dimensions; any error [`Blob::parse`] finds in the result.
     pub fn write(model: &ModelParams) -> Result<Vec<u8>, Error> {
+        write_with_vocab(model, None)
+    }
+
+    /// [`write`], plus the optional vocabulary sections: the text of each token id (decoders)
+    /// or class (classifiers), `None` for an id without text. A blob without a vocabulary is
+    /// byte for byte what [`write`] gives.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`]; [`Error::BadBlob`] when the vocabulary's length differs from the model's
+    /// vocabulary size (or class count).
+    pub fn write_with_vocab(
+        model: &ModelParams,
+        vocab: Option<&[Option<&str>]>,
+    ) -> Result<Vec<u8>, Error> {
         let kind = match (&model.encoder, &model.decoder) {
             (Some(e), None) if e.classifier.is_some() => ModelKind::VitClassifier,
             (None, Some(_)) => ModelKind::DecoderLm,
@@ -1448,6 +1593,21 @@ mod writer {
             buffers: BufferSizes::default(),
         };
         header.buffers = header.required_buffers()?;
+        if let Some(v) = vocab {
+            let mut offsets = Vec::with_capacity(v.len() + 1);
+            let mut text = Vec::new();
+            offsets.push(0i32);
+            for e in v {
+                text.extend(e.unwrap_or("").bytes().map(|b| b as i8));
+                fits_u32(text.len())?;
+                offsets.push(
+                    i32::try_from(text.len())
+                        .map_err(|_| Error::BadBlob("vocabulary text too long"))?,
+                );
+            }
+            w.i32s(tag::VOCAB_OFFSETS, &offsets);
+            w.i8s(tag::VOCAB_BYTES, &text);
+        }
         let b = &header.buffers;
         for v in [
             b.x, b.normed, b.wide, b.scores, b.patch, b.logits, b.kv, b.cross_kv,

@@ -12,6 +12,7 @@ pub mod activation;
 pub mod attention;
 pub mod blob;
 pub mod block;
+pub mod device;
 #[allow(unsafe_code)]
 pub mod dsp;
 pub mod embed;
