@@ -350,11 +350,22 @@ fn core(e: core_attn::Error) -> Error {
 
 /// Convert a loaded model into blob bytes (deterministic).
 pub fn convert(model: &Model, calibration: Option<&Path>) -> Result<Vec<u8>> {
+    convert_with_vocab(model, calibration, None)
+}
+
+/// [`convert`], embedding `vocab` (the text of each id) in the blob's optional vocabulary
+/// sections, so that a device can turn ids into text.
+pub fn convert_with_vocab(
+    model: &Model,
+    calibration: Option<&Path>,
+    vocab: Option<&crate::vocab::Vocab>,
+) -> Result<Vec<u8>> {
     let reference = to_reference(model)?;
     let inputs = calibration_inputs(model, calibration)?;
     let calib = calibrate(&reference, &inputs).map_err(core)?;
     let params = quantize_model(&reference, &calib).map_err(core)?;
-    blob::write(&params).map_err(core)
+    let entries: Option<Vec<Option<&str>>> = vocab.map(|v| v.entries().collect());
+    blob::write_with_vocab(&params, entries.as_deref()).map_err(core)
 }
 
 /// Blob bytes in 4-byte aligned storage (what the zero-copy reader needs).

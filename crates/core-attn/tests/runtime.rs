@@ -231,7 +231,85 @@ fn lm_generates_the_greedy_ids() {
             .unwrap()
     };
     let prompt: Vec<u32> = "And God said".chars().map(id).collect();
+    // The blob's own vocabulary is the sidecar's, and encodes text the same way.
+    let v = lm.vocab().expect("char-lm carries its vocabulary");
+    assert_eq!(v.len(), vocab.len());
+    for (k, text) in &vocab {
+        assert_eq!(v.text(k.parse().unwrap()), Some(text.as_str()));
+    }
+    let mut ids = [0u32; 32];
+    let n = v.encode("And God said", &mut ids).unwrap();
+    assert_eq!(&ids[..n], &prompt[..]);
+    assert!(matches!(
+        v.encode("And God said", &mut ids[..3]),
+        Err(Error::BufferTooSmall { .. })
+    ));
+    assert!(matches!(
+        v.encode("And God said \u{1F600}", &mut ids),
+        Err(Error::BadDimension { value: 13, .. })
+    ));
     lm_matches_greedy(&CHAR_LM::BLOB.0, lm, &[prompt]);
+}
+
+#[test]
+fn vocabulary_sections() {
+    // Blobs without a vocabulary (written before it existed, or by `write`) still load.
+    assert!(Blob::parse(&MNIST::BLOB.0).unwrap().vocab().is_none());
+    assert!(Blob::parse(&GPT2_TINY::BLOB.0).unwrap().vocab().is_none());
+    let b = Blob::parse(&DIGITS::BLOB.0).unwrap();
+    let v = b.vocab().expect("digit-reader carries its vocabulary");
+    let d = b.header().decoder;
+    assert_eq!(v.len(), d.vocab);
+    assert_eq!(v.text(d.eos_token), Some("<eos>"));
+    assert_eq!(v.text(d.vocab as u32), None);
+    // `<eos>` is one entry, longest match first.
+    let mut ids = [0u32; 8];
+    let n = v.encode("12<eos>", &mut ids).unwrap();
+    assert_eq!(&ids[..n], &[4, 5, d.eos_token]);
+
+    // Corrupt the offsets (then fix the checksum): rejected with the check that failed.
+    let bytes = CHAR_LM::BLOB.0.to_vec();
+    let word = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let table = 16 + 4 * core_attn::blob::HEADER_WORDS;
+    let count = word(&bytes, table) as usize;
+    let entry = |i: usize| table + 4 + 12 * i;
+    // The offsets section is the second to last.
+    let off_entry = entry(count - 2);
+    assert_eq!(word(&bytes, off_entry) & 0xffff, 0x80);
+    let offsets_at = word(&bytes, off_entry + 4) as usize;
+    let reject = |patch: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = bytes.clone();
+        patch(&mut b);
+        let sum = core_attn::blob::fnv1a32(&b[12..]);
+        b[8..12].copy_from_slice(&sum.to_le_bytes());
+        let words: Vec<u32> = b.chunks(4).map(|c| word(c, 0)).collect();
+        match Blob::parse(bytemuck::cast_slice(&words)) {
+            Err(Error::BadBlob(why)) => why,
+            other => panic!("expected BadBlob, got {other:?}"),
+        }
+    };
+    assert_eq!(
+        reject(&|b| b[offsets_at + 8..offsets_at + 12].copy_from_slice(&0i32.to_le_bytes())),
+        "vocabulary offsets decrease"
+    );
+    assert_eq!(
+        reject(&|b| b[offsets_at + 4..offsets_at + 8].copy_from_slice(&1000i32.to_le_bytes())),
+        "vocabulary offsets past the text"
+    );
+    assert_eq!(
+        reject(&|b| b[offsets_at..offsets_at + 4].copy_from_slice(&1i32.to_le_bytes())),
+        "vocabulary offsets do not start at 0"
+    );
+    let text_at = word(&bytes, entry(count - 1) + 4) as usize;
+    assert_eq!(
+        reject(&|b| b[text_at] = 0xff),
+        "vocabulary entry is not UTF-8"
+    );
+    // Drop the last vocabulary section from the table: the offsets alone are not a vocabulary.
+    assert_eq!(
+        reject(&|b| b[table..table + 4].copy_from_slice(&(count as u32 - 1).to_le_bytes())),
+        "fewer sections than the model needs"
+    );
 }
 
 /// Minimal parser for the flat `{"id": "text", ...}` sidecar (no serde in core-attn's tests).
