@@ -20,6 +20,23 @@
 //! reader that disagree fail with a specific [`Error::BadBlob`] rather than misreading. Two table
 //! entries may point at the same bytes (a tied LM head reuses the token-embedding section).
 //!
+//! # Optional vocabulary
+//!
+//! After the model's sections a blob may carry its vocabulary (`tools convert` embeds the
+//! checkpoint's `vocab.json`), read zero-copy by [`Blob::vocab`] as a [`Vocab`]:
+//!
+//! ```text
+//! tag 0x80  i32 × (n+1)   byte offsets: entry i is text[offsets[i] .. offsets[i+1]]
+//! tag 0x81  i8  × len     UTF-8 text of every entry, concatenated (an empty entry: no text)
+//! ```
+//!
+//! `n` is the decoder's vocabulary size (or a classifier's class count). Versioning: the
+//! sections are optional and trailing, so the format version stays 1: a blob without them is
+//! byte for byte what earlier writers produced and still loads; a blob with them needs a
+//! reader that knows them (an older core-attn refuses it with "more sections than the model
+//! needs"). [`Blob::parse`] checks that the offsets start at 0, never decrease, end at the
+//! text's length and that every entry is UTF-8.
+//!
 //! [`Blob::parse`] checks magic, version, kind, length, checksum, every section's bounds and
 //! alignment (with checked arithmetic: no input makes it panic), then builds every kernel
 //! parameter struct once and calls its `validate()`. The accessors ([`Blob::encoder_block`],

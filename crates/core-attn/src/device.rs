@@ -33,23 +33,58 @@
 //! `static_cell::ConstStaticCell::new(MODEL::Memory::new()).take()` or
 //! `cortex_m::singleton!(: MODEL::Memory = MODEL::Memory::new())`.
 //!
-//! # Classify an image
+//! # Read an image to tokens
+//!
+//! (Classifying and generating text: the crate-level docs.) The digit reader shipped in
+//! `models/` reads a strip of handwritten digits; its blob carries its vocabulary:
 //!
 //! ```
-//! core_attn::include_model!(MNIST: Vit = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/vit-mnist.tatn"));
-//! // The model was trained on (v/255 − 0.5)/0.5: the table is built by the compiler.
-//! const PIXELS: core_attn::device::PixelMap = MNIST::pixel_map(0.5, 0.5);
+//! core_attn::include_model!(DIGITS: Reader = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/digit-reader.tatn"));
+//! const PIXELS: core_attn::device::PixelMap = DIGITS::pixel_map(0.5, 0.5);
 //!
 //! fn main() -> Result<(), core_attn::Error> {
-//!     let mut memory = MNIST::Memory::new();
-//!     let mut vit = MNIST::load(&mut memory)?;
-//!     let mut image = [0u8; 28 * 28]; // white on black: a vertical bar, a "1"
-//!     image.iter_mut().skip(13).step_by(28).for_each(|p| *p = 255);
-//!     let class = vit.classify_u8(&image, &PIXELS)?;
-//!     assert!(class < 10);
+//!     let mut memory = Box::new(DIGITS::Memory::new());
+//!     let mut reader = DIGITS::load(&mut memory)?;
+//!     let vocab = reader.vocab().expect("the blob carries its vocabulary");
+//!     let strip = [0u8; 28 * 112]; // [C][H][W]: one row of up to four digits
+//!     let mut text = String::new();
+//!     let n = reader.read_u8(&strip, &PIXELS, 5, |id| text.push_str(vocab.text(id).unwrap_or("?")))?;
+//!     assert!(n >= 1 && n <= 5);
 //!     Ok(())
 //! }
 //! ```
+//!
+//! Step by step, with the logits in fixed point:
+//!
+//! ```
+//! core_attn::include_model!(LM: Lm = concat!(env!("CARGO_MANIFEST_DIR"), "/../../boards/common/models/gpt2-tiny.tatn"));
+//!
+//! let mut memory = LM::Memory::new();
+//! let mut lm = LM::load(&mut memory)?;
+//! let dq = lm.dequant();
+//! let logits = lm.prefill(&[1, 2, 3])?;
+//! let best = core_attn::model::argmax_i8(logits);
+//! let best_q16 = dq.q16(logits[best]); // the largest logit, 65536 = 1.0
+//! assert!(logits.iter().all(|&q| dq.q16(q) <= best_q16));
+//! lm.step(best as u32)?;
+//! assert_eq!(lm.position(), 4);
+//! # Ok::<(), core_attn::Error>(())
+//! ```
+//!
+//! A file that is not a model blob does not build:
+//!
+//! ```compile_fail,E0080
+//! core_attn::include_model!(BAD: Vit = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+//! ```
+//!
+//! Nor does a blob of another kind than the one asked for:
+//!
+//! ```compile_fail,E0080
+//! core_attn::include_model!(BAD: Lm = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/vit-mnist.tatn"));
+//! ```
+//!
+//! The doctests and `tests/runtime.rs` read the blobs shipped in the repository (`models/`,
+//! `boards/common/models/`), which are not part of the published package.
 
 use crate::attention::KvCache;
 use crate::blob::{Blob, BufferSizes, ModelKind, Vocab, HEADER_WORDS, MAGIC, NO_TOKEN};
