@@ -85,6 +85,44 @@
 
 use crate::linear::Linear;
 use crate::quant::Requant;
+
+/// First template line of every DSP `asm!` block: `.cpu cortex-m33` on `thumbv8m.main` when
+/// the DSP kernels were selected without `-C target-cpu=cortex-m33` (the `dsp` feature), so
+/// that the assembler accepts `SMLAD`/`SXTB16`; empty otherwise.
+#[cfg(core_attn_dsp_directive)]
+macro_rules! dsp_directive {
+    () => {
+        ".cpu cortex-m33"
+    };
+}
+#[cfg(core_attn_mve_directive)]
+macro_rules! dsp_directive {
+    () => {
+        ".cpu cortex-m55"
+    };
+}
+#[cfg(not(any(core_attn_dsp_directive, core_attn_mve_directive)))]
+#[allow(unused_macros)]
+macro_rules! dsp_directive {
+    () => {
+        ""
+    };
+}
+
+/// The same for the Helium `asm!` blocks: `.cpu cortex-m55` under the `mve` feature without
+/// `-C target-cpu=cortex-m55`.
+#[cfg(core_attn_mve_directive)]
+macro_rules! mve_directive {
+    () => {
+        ".cpu cortex-m55"
+    };
+}
+#[cfg(all(core_attn_mve, not(core_attn_mve_directive)))]
+macro_rules! mve_directive {
+    () => {
+        ""
+    };
+}
 use core::num::NonZeroUsize;
 
 mod m0;
@@ -498,7 +536,7 @@ mod simd8 {
         let r: u32;
         // SAFETY: a register operation.
         unsafe {
-            asm!("uadd8 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+            asm!(dsp_directive!(), "uadd8 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
                  options(pure, nomem, nostack));
         }
         r
@@ -510,7 +548,7 @@ mod simd8 {
         let r: u32;
         // SAFETY: a pure register operation.
         unsafe {
-            asm!("uqsub8 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+            asm!(dsp_directive!(), "uqsub8 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
                  options(pure, nomem, nostack, preserves_flags));
         }
         r
@@ -809,7 +847,7 @@ mod arm {
         let r: i32;
         // SAFETY: a pure register operation.
         unsafe {
-            asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+            asm!(dsp_directive!(), "smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
                  c = in(reg) acc, options(pure, nomem, nostack, preserves_flags));
         }
         r
@@ -821,7 +859,7 @@ mod arm {
         let r: u32;
         // SAFETY: a pure register operation.
         unsafe {
-            asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
+            asm!(dsp_directive!(), "sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
                  options(pure, nomem, nostack, preserves_flags));
         }
         r
@@ -833,7 +871,7 @@ mod arm {
         let r: u32;
         // SAFETY: a pure register operation.
         unsafe {
-            asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
+            asm!(dsp_directive!(), "sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
                  options(pure, nomem, nostack, preserves_flags));
         }
         r
@@ -875,7 +913,7 @@ mod arm {
         // registers and popped on exit (the stack is balanced); every other register written is
         // declared. Unaligned single LDR is allowed on Armv7E-M / Armv8-M Mainline.
         unsafe {
-            asm!(
+            asm!(dsp_directive!(),
                 "push {{r6, r7}}",
                 "ldm r0, {{r4, r5, r6, r7, r8, r9}}",
                 "push {{r4, r5, r6, r7, r8, r9}}",
@@ -1002,7 +1040,7 @@ mod arm {
         // SAFETY: see the function's contract and `pass_2x2`. `USUB8` only sets the GE flags,
         // so the `CMP` result reaches the `BNE`.
         unsafe {
-            asm!(
+            asm!(dsp_directive!(),
                 "push {{r6, r7}}",
                 "ldm r0, {{r1, r2, r3, r4, r5, r8, r9, r10}}",
                 "push {{r1, r2, r3, r4, r5, r8, r9, r10}}",
@@ -1155,7 +1193,7 @@ mod arm {
         // SAFETY: see the function's contract and `pass_2x2`; the computed branch lands on a
         // chunk boundary of the loop body (every instruction there has a 32-bit encoding).
         unsafe {
-            asm!(
+            asm!(dsp_directive!(),
                 "push {{r6, r7}}",
                 "ldm r0!, {{r4, r5, r6, r7, r8, r9}}",
                 "ldm r0, {{r0, r1, r2, r3, r10, r11}}",
@@ -1309,7 +1347,7 @@ mod arm {
     unsafe fn pass_4x1_any(f: &FrameA1, w: *const i8, inf: usize) {
         // SAFETY: as `pass_2x2_any`.
         unsafe {
-            asm!(
+            asm!(dsp_directive!(),
                 "push {{r6, r7}}",
                 "ldm r0!, {{r4, r5, r6, r7, r8, r9}}",
                 "ldm r0, {{r0, r1, r2, r3, r10, r11}}",
@@ -1706,7 +1744,7 @@ mod mve {
         // SAFETY: see the function's contract. r6/r7 are saved and restored inside, the frame
         // is popped on exit; every other register written is declared (q0..q7 = s0..s31).
         unsafe {
-            asm!(
+            asm!(mve_directive!(),
                 "push {{r6, r7}}",
                 "ldm r0, {{r0, r2, r4, r6, r7, r8, r9, r10}}",
                 "push {{r0, r2, r4, r6, r7, r8, r9, r10}}",
@@ -1794,7 +1832,7 @@ mod mve {
     unsafe fn pass_4x1<const IN: usize>(f: &Frame, x: *const i8, w: *const i8, bias: *const i32) {
         // SAFETY: as `pass_4x2`.
         unsafe {
-            asm!(
+            asm!(mve_directive!(),
                 "push {{r6, r7}}",
                 "ldm r0, {{r0, r2, r4, r6, r7, r8, r9, r10}}",
                 "push {{r0, r2, r4, r6, r7, r8, r9, r10}}",
@@ -1909,7 +1947,7 @@ mod mve {
         // SAFETY: see the function's contract. r6/r7 are saved and restored inside, the frame
         // is popped on exit; every other register written is declared (q0..q7 = s0..s31).
         unsafe {
-            asm!(
+            asm!(mve_directive!(),
                 "push {{r6, r7}}",
                 "add r0, r0, #28",
                 "ldm r0, {{r1, r2, r4, r5, r6, r7, r8}}",
