@@ -26,6 +26,7 @@
 use std::env;
 
 fn main() {
+    println!("cargo:rustc-check-cfg=cfg(docsrs)");
     println!("cargo:rustc-check-cfg=cfg(core_attn_dsp)");
     println!("cargo:rustc-check-cfg=cfg(core_attn_dsp_directive)");
     println!("cargo:rustc-check-cfg=cfg(core_attn_mve)");

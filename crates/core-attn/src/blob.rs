@@ -780,6 +780,12 @@ impl<'a> Blob<'a> {
     /// Validate `bytes` and every parameter struct it describes (see the module docs).
     ///
     /// Bytes past the header's `total_len` are ignored (flash padding).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadBlob`] naming the first check that failed (magic, version, kind, length,
+    /// checksum, header, a section's tag, type, alignment or bounds, the vocabulary); the
+    /// errors of the kernel structs' `validate()`.
     pub fn parse(bytes: &'a [u8]) -> Result<Blob<'a>, Error> {
         if cfg!(target_endian = "big") {
             return Err(Error::BadBlob("big-endian targets are not supported"));
@@ -1464,13 +1470,13 @@ mod writer {
         write_with_vocab(model, None)
     }
 
-    /// [`write`], plus the optional vocabulary sections: the text of each token id (decoders)
+    /// [`write()`], plus the optional vocabulary sections: the text of each token id (decoders)
     /// or class (classifiers), `None` for an id without text. A blob without a vocabulary is
-    /// byte for byte what [`write`] gives.
+    /// byte for byte what [`write()`] gives.
     ///
     /// # Errors
     ///
-    /// As [`write`]; [`Error::BadBlob`] when the vocabulary's length differs from the model's
+    /// As [`write()`]; [`Error::BadBlob`] when the vocabulary's length differs from the model's
     /// vocabulary size (or class count).
     pub fn write_with_vocab(
         model: &ModelParams,

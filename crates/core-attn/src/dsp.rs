@@ -126,6 +126,8 @@ macro_rules! mve_directive {
 use core::num::NonZeroUsize;
 
 mod m0;
+// Test hooks (used by tests/variants.rs and the benchmarks), not part of the public API.
+#[doc(hidden)]
 pub use m0::{linear_m0_emulated, mulhi};
 pub(crate) mod softmax;
 
@@ -357,7 +359,7 @@ fn tail_rows(p: &Params<'_>, x: &[i8], y: &mut [i8], from: usize, zp: i32) {
 /// qualifies ([`asm_requant_ok`], at most [`MAX_ANY_WIDTH`] inputs), the Armv6-M kernel on
 /// Cortex-M0/M0+ (`dsp/m0.rs`, twin [`linear_m0_emulated`]), else [`linear_portable`].
 #[inline(always)]
-pub fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
+pub(crate) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
     #[cfg(core_attn_dsp)]
     {
         if arm::linear(l, input, output, rows) {
@@ -383,6 +385,7 @@ pub fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
 /// weight used twice): plain Rust for targets without the DSP extension (Cortex-M0, host).
 /// Shapes as [`Linear::run`] checks them (`input`: `rows·in`, `output`: `rows·out`); with
 /// shorter slices it writes nothing (a `debug_assert!` in debug builds).
+#[doc(hidden)] // test hook, not part of the public API
 pub fn linear_portable(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
     let Some(Parts { x, y, p }) = Parts::new(l, input, output, rows) else {
         debug_assert!(false, "linear_portable: shapes not checked");
@@ -481,6 +484,7 @@ fn dot_2x2(x0: &[i8], x1: &[i8], w0: &[i8], w1: &[i8], acc: [i32; 4]) -> [i32; 4
 /// Whether every output channel of `l` can use the `asm!` kernels' requantization
 /// ([`requant_asm_form`]): right shift `31 − shift` in `33..=62` and an output zero point in
 /// `-128..=127` (both always true for layers the packer writes; others take the portable path).
+#[doc(hidden)] // test hook, not part of the public API
 pub fn asm_requant_ok(l: &Linear<'_>) -> bool {
     let outf = l.out_features;
     if l.requant.shifts.len() < outf
@@ -566,6 +570,7 @@ mod simd8 {
 /// (`⌊⌊y⌋/2⌋ = ⌊y/2⌋`), so adding `zp` inside gives `⌊(⌊hi / 2^s₁⌋ + 2·zp + 1) / 2⌋`; `|hi| ≤ 2^30`,
 /// so nothing overflows and the final clamp is the `SSAT`.
 #[inline(always)]
+#[doc(hidden)] // test hook, not part of the public API
 pub fn requant_asm_form(acc: i32, multiplier: i32, shift: i8, zero_point: i32) -> i8 {
     let hi = ((acc as i64 * multiplier as i64) >> 32) as i32;
     let s1 = (254i32 - shift as i32) as u8 as u32; // low byte of `RSB s1, shift, #254`
@@ -580,6 +585,7 @@ pub fn requant_asm_form(acc: i32, multiplier: i32, shift: i8, zero_point: i32) -
 /// (`linear_dsp_any_emulated`) for the other widths. Returns `false` (doing nothing) for
 /// layers the DSP kernels do not handle (width outside `4..=`[`MAX_ANY_WIDTH`], or not
 /// [`asm_requant_ok`]).
+#[doc(hidden)] // test hook, not part of the public API
 pub fn linear_dsp_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
     let (inf, outf) = (l.in_features, l.out_features);
     if !asm_requant_ok(l) || !(4..=MAX_ANY_WIDTH).contains(&inf) {

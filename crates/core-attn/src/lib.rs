@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![no_std]
+// docs.rs: a badge on every item that needs a feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // `unsafe` is denied everywhere but in `dsp` (the `asm!` kernels), where every block carries a
 // `// SAFETY:` argument.
 #![deny(unsafe_code)]
