@@ -569,10 +569,12 @@ struct Parts<'m> {
 fn open<'m>(blob: &'m [u8], info: &ModelInfo, kind: ModelKind) -> Result<Blob<'m>, Error> {
     let parsed = Blob::parse(blob)?;
     if parsed.kind() != kind || info.kind != kind as u16 {
-        return Err(Error::BadBlob("model kind differs from the one asked for"));
+        return Err(crate::error::bad_blob(
+            "model kind differs from the one asked for",
+        ));
     }
     if parsed.buffers() != info.buffers {
-        return Err(Error::BadBlob(
+        return Err(crate::error::bad_blob(
             "buffer sizes disagree with the compiled memory",
         ));
     }

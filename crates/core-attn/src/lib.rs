@@ -35,7 +35,7 @@ pub mod tensor;
 #[cfg(feature = "std")]
 pub mod reference;
 
-pub use error::Error;
+pub use error::{BlobError, Error};
 pub use quant::{ChannelRequant, Requant};
 
 /// Largest model width (features per token, and input features of any linear layer) the crate

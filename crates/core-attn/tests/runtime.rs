@@ -9,7 +9,7 @@ use core_attn::blob::{Blob, ModelKind};
 use core_attn::device::{Dequant, Lm, Memory, ModelInfo, Reader, Sampler, Vit};
 use core_attn::model::{self, host::OwnedBuffers};
 use core_attn::quant::QParams;
-use core_attn::Error;
+use core_attn::{BlobError, Error};
 
 core_attn::include_model!(MNIST: Vit = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/vit-mnist.tatn"));
 core_attn::include_model!(VIT_TINY: Vit = concat!(env!("CARGO_MANIFEST_DIR"), "/../../boards/common/models/vit-tiny.tatn"));
@@ -473,9 +473,18 @@ fn rejections() {
     words[last / 2] ^= 0x100;
     let corrupt: &[u8] = bytemuck::cast_slice(&words);
     let mut m = MNIST::Memory::new();
+    let err = Vit::new(corrupt, &MNIST::INFO, &mut m).unwrap_err();
     assert_eq!(
-        Vit::new(corrupt, &MNIST::INFO, &mut m).unwrap_err(),
-        Error::BadBlob("checksum mismatch (corrupt blob)")
+        err,
+        Error::BadBlob(BlobError::Checksum {
+            expected: words[2],
+            found: core_attn::blob::fnv1a32(&corrupt[12..]),
+        })
+    );
+    // The message is the one it always was.
+    assert_eq!(
+        err.to_string(),
+        "invalid model blob: checksum mismatch (corrupt blob)"
     );
     // Wrong image size, empty prompt, positions exceeded.
     let mut vit = MNIST::load(&mut m).unwrap();
@@ -495,6 +504,83 @@ fn rejections() {
         lm.generate(&long, 1, &mut Sampler::Greedy, |_| {}),
         Err(Error::CacheFull { .. })
     ));
+}
+
+#[test]
+fn blob_errors_carry_what_was_expected_and_found() {
+    let bytes = MNIST::BLOB.0.to_vec();
+    let parse = |b: &[u8]| {
+        let words: Vec<u32> = b
+            .chunks(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        match Blob::parse(bytemuck::cast_slice(&words)) {
+            Err(Error::BadBlob(e)) => e,
+            other => panic!("expected BadBlob, got {other:?}"),
+        }
+    };
+    let fix_sum = |b: &mut Vec<u8>| {
+        let sum = core_attn::blob::fnv1a32(&b[12..]);
+        b[8..12].copy_from_slice(&sum.to_le_bytes());
+    };
+    let mut v = bytes.clone();
+    v[4] = 7;
+    assert_eq!(
+        parse(&v),
+        BlobError::Version {
+            supported: 1,
+            found: 7
+        }
+    );
+    assert_eq!(
+        parse(&v).to_string(),
+        "format version newer than this reader"
+    );
+    let mut v = bytes.clone();
+    v[6] = 9;
+    assert_eq!(parse(&v), BlobError::UnknownKind { found: 9 });
+    let mut v = bytes.clone();
+    v[..4].copy_from_slice(b"NOPE");
+    assert_eq!(parse(&v), BlobError::BadMagic);
+    // Total length word past the end.
+    let mut v = bytes.clone();
+    let total = bytes.len() + 16;
+    v[12..16].copy_from_slice(&(total as u32).to_le_bytes());
+    assert_eq!(
+        parse(&v),
+        BlobError::Truncated {
+            what: "blob shorter than its header says (truncated)",
+            needed: total,
+            available: bytes.len(),
+        }
+    );
+    // The first section's tag changed: index 0, the layout's tag (linear shape 0x20) vs found.
+    let table = 16 + 4 * core_attn::blob::HEADER_WORDS + 4;
+    let mut v = bytes.clone();
+    let tag = u16::from_le_bytes([v[table], v[table + 1]]);
+    v[table] = 0x7f;
+    fix_sum(&mut v);
+    assert_eq!(
+        parse(&v),
+        BlobError::SectionTag {
+            index: 0,
+            expected: tag,
+            found: 0x7f,
+        }
+    );
+    // A header dimension changed: the first buffer size that disagrees, header vs computed.
+    let mut v = bytes.clone();
+    let classes_word = 16 + 4 * 8;
+    v[classes_word] = 11; // 10 classes -> 11: the logits buffer must be 11
+    fix_sum(&mut v);
+    assert_eq!(
+        parse(&v),
+        BlobError::Mismatch {
+            what: "buffer sizes disagree with the dimensions",
+            expected: 11,
+            found: 10,
+        }
+    );
 }
 
 #[test]
