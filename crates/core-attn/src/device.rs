@@ -460,7 +460,8 @@ impl Sampler {
         x ^= x >> 17;
         x ^= x << 5;
         *state = x;
-        let mut r = (x as u64 * total) >> 32;
+        // A uniform draw in 0..total (`total` < 2^16 · vocabulary, so the product fits u128).
+        let mut r = ((x as u128 * total as u128) >> 32) as u64;
         for (i, &q) in logits.iter().enumerate() {
             let w = weight(q);
             if r < w {
@@ -529,7 +530,13 @@ impl<const I8: usize, const I32: usize> Memory<I8, I32> {
                     available,
                 });
             }
-            let (head, tail) = core::mem::take(&mut rest).split_at_mut(n);
+            let (head, tail) = core::mem::take(&mut rest).split_at_mut_checked(n).ok_or(
+                Error::BufferTooSmall {
+                    what,
+                    needed: n,
+                    available,
+                },
+            )?;
             rest = tail;
             Ok(head)
         };
