@@ -35,6 +35,9 @@ fn image_i8(r: &mut Rng, n: usize) -> Vec<i8> {
 }
 
 #[test]
+// Whole shipped models: minutes under Miri (no unsafe here; the kernels have their own
+// Miri-sized suites).
+#[cfg_attr(miri, ignore)]
 fn compile_time_info_matches_the_parser() {
     for (name, bytes, info) in all() {
         assert_eq!(
@@ -94,6 +97,9 @@ fn vit_matches_runner(bytes: &[u8], mut vit: Vit<'_>, seed: u64) {
 }
 
 #[test]
+// Whole shipped models: minutes under Miri (no unsafe here; the kernels have their own
+// Miri-sized suites).
+#[cfg_attr(miri, ignore)]
 fn vit_gives_the_runners_logits() {
     let mut m = MNIST::Memory::new();
     vit_matches_runner(&MNIST::BLOB.0, MNIST::load(&mut m).unwrap(), 1);
@@ -102,6 +108,9 @@ fn vit_gives_the_runners_logits() {
 }
 
 #[test]
+// Whole shipped models: minutes under Miri (no unsafe here; the kernels have their own
+// Miri-sized suites).
+#[cfg_attr(miri, ignore)]
 fn pixel_map_is_the_f64_quantization_of_the_normalized_pixel() {
     const PIXELS: core_attn::device::PixelMap = MNIST::pixel_map(0.5, 0.5);
     let h = *Blob::parse(&MNIST::BLOB.0).unwrap().header();
@@ -142,6 +151,9 @@ fn pixel_map_is_the_f64_quantization_of_the_normalized_pixel() {
 }
 
 #[test]
+// Whole shipped models: minutes under Miri (no unsafe here; the kernels have their own
+// Miri-sized suites).
+#[cfg_attr(miri, ignore)]
 fn dequant_is_the_rounded_real_value_in_q16() {
     for (name, bytes, _) in all() {
         let h = *Blob::parse(bytes).unwrap().header();
@@ -200,6 +212,9 @@ fn lm_matches_greedy<const L: usize>(bytes: &[u8], mut lm: Lm<'_, L>, prompts: &
 }
 
 #[test]
+// Whole shipped models: minutes under Miri (no unsafe here; the kernels have their own
+// Miri-sized suites).
+#[cfg_attr(miri, ignore)]
 fn lm_generates_the_greedy_ids() {
     let mut r = Rng::new(3);
     let h = *Blob::parse(&GPT2_TINY::BLOB.0).unwrap().header();
@@ -252,6 +267,9 @@ fn lm_generates_the_greedy_ids() {
 }
 
 #[test]
+// Whole shipped models: minutes under Miri (no unsafe here; the kernels have their own
+// Miri-sized suites).
+#[cfg_attr(miri, ignore)]
 fn vocabulary_sections() {
     // Blobs without a vocabulary (written before it existed, or by `write`) still load.
     assert!(Blob::parse(&MNIST::BLOB.0).unwrap().vocab().is_none());
@@ -377,6 +395,9 @@ fn reader_matches_runner<const L: usize>(bytes: &[u8], mut reader: Reader<'_, L>
 }
 
 #[test]
+// Whole shipped models: minutes under Miri (no unsafe here; the kernels have their own
+// Miri-sized suites).
+#[cfg_attr(miri, ignore)]
 fn reader_gives_the_runners_ids() {
     let mut m = Box::new(DIGITS::Memory::new());
     reader_matches_runner(&DIGITS::BLOB.0, DIGITS::load(&mut m).unwrap(), 4);
@@ -385,6 +406,9 @@ fn reader_gives_the_runners_ids() {
 }
 
 #[test]
+// Whole shipped models: minutes under Miri (no unsafe here; the kernels have their own
+// Miri-sized suites).
+#[cfg_attr(miri, ignore)]
 fn sampler_frequencies_follow_the_softmax() {
     // Four logits with scale 1/16 and zero point 0: softmax at temperature 0.5.
     let scale = 1.0f32 / 16.0;
@@ -439,6 +463,9 @@ fn sampled_generation_is_reproducible_and_stays_in_the_vocabulary() {
 }
 
 #[test]
+// Whole shipped models: minutes under Miri (no unsafe here; the kernels have their own
+// Miri-sized suites).
+#[cfg_attr(miri, ignore)]
 fn rejections() {
     // A blob of another kind than the runtime type.
     let mut m = Memory::<{ MNIST::INFO.i8_bytes() }, { MNIST::INFO.i32_entries() }>::new();
@@ -507,6 +534,9 @@ fn rejections() {
 }
 
 #[test]
+// Whole shipped models: minutes under Miri (no unsafe here; the kernels have their own
+// Miri-sized suites).
+#[cfg_attr(miri, ignore)]
 fn blob_errors_carry_what_was_expected_and_found() {
     let bytes = MNIST::BLOB.0.to_vec();
     let parse = |b: &[u8]| {
