@@ -350,11 +350,34 @@ fn core(e: core_attn::Error) -> Error {
 
 /// Convert a loaded model into blob bytes (deterministic).
 pub fn convert(model: &Model, calibration: Option<&Path>) -> Result<Vec<u8>> {
+    convert_with_vocab(model, calibration, None)
+}
+
+/// The vocabulary `tools convert` embeds for a language model loaded from `dir`
+/// (`dir/vocab.json`, checked against the model's vocabulary size); `None` for a classifier
+/// or without the file.
+pub fn checkpoint_vocab(model: &Model, dir: &Path) -> Result<Option<crate::vocab::Vocab>> {
+    let size = match model {
+        Model::Vit(_) => return Ok(None),
+        Model::Gpt2(m) => m.config.vocab_size,
+        Model::EncoderDecoder(m) => m.decoder.config.vocab_size,
+    };
+    crate::vocab::Vocab::for_checkpoint(dir, size)
+}
+
+/// [`convert`], embedding `vocab` (the text of each id) in the blob's optional vocabulary
+/// sections, so that a device can turn ids into text.
+pub fn convert_with_vocab(
+    model: &Model,
+    calibration: Option<&Path>,
+    vocab: Option<&crate::vocab::Vocab>,
+) -> Result<Vec<u8>> {
     let reference = to_reference(model)?;
     let inputs = calibration_inputs(model, calibration)?;
     let calib = calibrate(&reference, &inputs).map_err(core)?;
     let params = quantize_model(&reference, &calib).map_err(core)?;
-    blob::write(&params).map_err(core)
+    let entries: Option<Vec<Option<&str>>> = vocab.map(|v| v.entries().collect());
+    blob::write_with_vocab(&params, entries.as_deref()).map_err(core)
 }
 
 /// Blob bytes in 4-byte aligned storage (what the zero-copy reader needs).
@@ -611,15 +634,20 @@ pub struct LayerScales {
 }
 
 /// `convert` in memory: the blob bytes and the activation scales it was quantized with.
+///
+/// `vocab` is embedded like `convert` does (see [`checkpoint_vocab`]), so that the bytes equal
+/// a converted blob's.
 pub fn convert_with_scales(
     model: &Model,
     calibration: Option<&Path>,
+    vocab: Option<&crate::vocab::Vocab>,
 ) -> Result<(Vec<u8>, LayerScales)> {
     let reference = to_reference(model)?;
     let inputs = calibration_inputs(model, calibration)?;
     let calib = calibrate(&reference, &inputs).map_err(core)?;
     let params = quantize_model(&reference, &calib).map_err(core)?;
-    let bytes = blob::write(&params).map_err(core)?;
+    let entries: Option<Vec<Option<&str>>> = vocab.map(|v| v.entries().collect());
+    let bytes = blob::write_with_vocab(&params, entries.as_deref()).map_err(core)?;
     let mut scales = LayerScales {
         encoder: Vec::new(),
         decoder: Vec::new(),

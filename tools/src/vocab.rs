@@ -101,6 +101,11 @@ impl Vocab {
         })
     }
 
+    /// The text of each id (`None`: no entry), in id order.
+    pub fn entries(&self) -> impl Iterator<Item = Option<&str>> {
+        self.entries.iter().map(|e| e.as_deref())
+    }
+
     /// The vocabulary next to a checkpoint (`DIR/vocab.json`), if present.
     pub fn for_checkpoint(dir: &Path, vocab_size: usize) -> Result<Option<Self>> {
         let p = dir.join("vocab.json");

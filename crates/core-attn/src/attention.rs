@@ -1037,6 +1037,16 @@ impl<'a> KvCache<'a> {
         })
     }
 
+    /// A cache that holds nothing (capacity 0), a placeholder.
+    pub(crate) fn empty() -> KvCache<'static> {
+        KvCache {
+            keys: &mut [],
+            values: &mut [],
+            width: 1,
+            len: 0,
+        }
+    }
+
     /// Tokens the cache can hold.
     pub fn capacity(&self) -> usize {
         // `width ≥ 1` (checked by `new`): `max(1)` only spares a division-by-zero check.

@@ -20,6 +20,23 @@
 //! reader that disagree fail with a specific [`Error::BadBlob`] rather than misreading. Two table
 //! entries may point at the same bytes (a tied LM head reuses the token-embedding section).
 //!
+//! # Optional vocabulary
+//!
+//! After the model's sections a blob may carry its vocabulary (`tools convert` embeds the
+//! checkpoint's `vocab.json`), read zero-copy by [`Blob::vocab`] as a [`Vocab`]:
+//!
+//! ```text
+//! tag 0x80  i32 × (n+1)   byte offsets: entry i is text[offsets[i] .. offsets[i+1]]
+//! tag 0x81  i8  × len     UTF-8 text of every entry, concatenated (an empty entry: no text)
+//! ```
+//!
+//! `n` is the decoder's vocabulary size (or a classifier's class count). Versioning: the
+//! sections are optional and trailing, so the format version stays 1: a blob without them is
+//! byte for byte what earlier writers produced and still loads; a blob with them needs a
+//! reader that knows them (an older core-attn refuses it with "more sections than the model
+//! needs"). [`Blob::parse`] checks that the offsets start at 0, never decrease, end at the
+//! text's length and that every entry is UTF-8.
+//!
 //! [`Blob::parse`] checks magic, version, kind, length, checksum, every section's bounds and
 //! alignment (with checked arithmetic: no input makes it panic), then builds every kernel
 //! parameter struct once and calls its `validate()`. The accessors ([`Blob::encoder_block`],
@@ -42,7 +59,7 @@ use crate::norm::LayerNorm;
 use crate::quant::{ChannelRequant, Requant};
 use crate::residual::ResidualAdd;
 use crate::softmax::ExpTable;
-use crate::Error;
+use crate::{BlobError, Error};
 
 /// The four magic bytes at offset 0.
 pub const MAGIC: [u8; 4] = *b"TATN";
@@ -91,7 +108,7 @@ impl ModelKind {
             1 => Ok(ModelKind::VitClassifier),
             2 => Ok(ModelKind::DecoderLm),
             3 => Ok(ModelKind::EncoderDecoder),
-            _ => Err(Error::BadBlob("unknown model kind")),
+            found => Err(BlobError::UnknownKind { found }.into()),
         }
     }
 
@@ -255,7 +272,7 @@ impl Header {
     pub fn required_buffers(&self) -> Result<BufferSizes, Error> {
         let e = &self.encoder;
         let d = &self.decoder;
-        let ov = Error::BadBlob("dimensions overflow");
+        let ov = crate::error::bad_blob("dimensions overflow");
         let m = |a: usize, b: usize| a.checked_mul(b).ok_or(ov);
         let mut s = BufferSizes::default();
         if self.kind.has_encoder() {
@@ -335,10 +352,10 @@ impl Header {
         let flag = |i: usize| match w[i] {
             0 => Ok(false),
             1 => Ok(true),
-            _ => Err(Error::BadBlob("header flag not 0 or 1")),
+            _ => Err(crate::error::bad_blob("header flag not 0 or 1")),
         };
         if w[33..].iter().any(|&x| x != 0) {
-            return Err(Error::BadBlob("reserved header words not zero"));
+            return Err(crate::error::bad_blob("reserved header words not zero"));
         }
         Ok(Header {
             kind,
@@ -389,44 +406,58 @@ impl Header {
     fn check(&self) -> Result<(), Error> {
         let zp = |z: i32| (-128..=127).contains(&z);
         if !zp(self.input_zero_point) || !zp(self.logits_zero_point) {
-            return Err(Error::BadBlob("header zero point outside int8"));
+            return Err(crate::error::bad_blob("header zero point outside int8"));
         }
         if self.kind.has_encoder() {
             let e = &self.encoder;
             if e.layers == 0 || e.width == 0 || e.heads == 0 || e.mlp == 0 {
-                return Err(Error::BadBlob("encoder dimension is zero"));
+                return Err(crate::error::bad_blob("encoder dimension is zero"));
             }
             if e.width % e.heads != 0 {
-                return Err(Error::BadBlob("encoder heads do not divide the width"));
+                return Err(crate::error::bad_blob(
+                    "encoder heads do not divide the width",
+                ));
             }
             if e.channels == 0 || e.patch == 0 || e.height == 0 || e.image_width == 0 {
-                return Err(Error::BadBlob("image geometry is zero"));
+                return Err(crate::error::bad_blob("image geometry is zero"));
             }
             if e.height % e.patch != 0 || e.image_width % e.patch != 0 {
-                return Err(Error::BadBlob("patch size does not divide the image"));
+                return Err(crate::error::bad_blob(
+                    "patch size does not divide the image",
+                ));
             }
             if (self.kind == ModelKind::VitClassifier) != (e.classes > 0) {
-                return Err(Error::BadBlob("class count does not match the model kind"));
+                return Err(crate::error::bad_blob(
+                    "class count does not match the model kind",
+                ));
             }
         }
         if self.kind.has_decoder() {
             let d = &self.decoder;
             if d.layers == 0 || d.width == 0 || d.heads == 0 || d.mlp == 0 {
-                return Err(Error::BadBlob("decoder dimension is zero"));
+                return Err(crate::error::bad_blob("decoder dimension is zero"));
             }
             if d.width % d.heads != 0 {
-                return Err(Error::BadBlob("decoder heads do not divide the width"));
+                return Err(crate::error::bad_blob(
+                    "decoder heads do not divide the width",
+                ));
             }
             if d.vocab == 0 || d.max_positions == 0 {
-                return Err(Error::BadBlob("decoder vocabulary or positions is zero"));
+                return Err(crate::error::bad_blob(
+                    "decoder vocabulary or positions is zero",
+                ));
             }
             for t in [d.start_token, d.eos_token, d.pad_token] {
                 if t != NO_TOKEN && t as usize >= d.vocab {
-                    return Err(Error::BadBlob("special token id outside the vocabulary"));
+                    return Err(crate::error::bad_blob(
+                        "special token id outside the vocabulary",
+                    ));
                 }
             }
             if self.kind == ModelKind::EncoderDecoder && d.start_token == NO_TOKEN {
-                return Err(Error::BadBlob("encoder-decoder without a start token"));
+                return Err(crate::error::bad_blob(
+                    "encoder-decoder without a start token",
+                ));
             }
         }
         Ok(())
@@ -470,15 +501,17 @@ mod tag {
     pub const POSITIONS: u16 = 0x61;
     pub const CLASS_TOKEN: u16 = 0x62;
     pub const BLOCK: u16 = 0x70;
+    pub const VOCAB_OFFSETS: u16 = 0x80;
+    pub const VOCAB_BYTES: u16 = 0x81;
 }
 
 fn word(bytes: &[u8], offset: usize) -> Result<u32, Error> {
     let end = offset
         .checked_add(4)
-        .ok_or(Error::BadBlob("offset overflow"))?;
+        .ok_or(crate::error::bad_blob("offset overflow"))?;
     let b = bytes
         .get(offset..end)
-        .ok_or(Error::BadBlob("blob truncated"))?;
+        .ok_or(crate::error::bad_blob("blob truncated"))?;
     Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
@@ -493,62 +526,85 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn take(&mut self, want_tag: u16, elem: Elem) -> Result<&'a [u8], Error> {
         if self.next >= self.count {
-            return Err(Error::BadBlob("fewer sections than the model needs"));
+            return Err(crate::error::bad_blob(
+                "fewer sections than the model needs",
+            ));
         }
         let e = self.table + self.next * ENTRY_BYTES;
         self.next += 1;
         let te = word(self.bytes, e)?;
         let offset = word(self.bytes, e + 4)? as usize;
         let count = word(self.bytes, e + 8)? as usize;
+        let index = self.next - 1;
         if (te & 0xffff) as u16 != want_tag {
-            return Err(Error::BadBlob(
-                "section tag does not match the model layout",
-            ));
+            return Err(BlobError::SectionTag {
+                index,
+                expected: want_tag,
+                found: (te & 0xffff) as u16,
+            }
+            .into());
         }
         if (te >> 16) as u16 != elem as u16 {
-            return Err(Error::BadBlob("section element type does not match"));
+            return Err(BlobError::SectionElem {
+                index,
+                expected: elem as u16,
+                found: (te >> 16) as u16,
+            }
+            .into());
         }
         if offset % SECTION_ALIGN != 0 {
-            return Err(Error::BadBlob("section not 16-byte aligned"));
+            return Err(BlobError::SectionAlignment { index, offset }.into());
         }
         let len = count
             .checked_mul(elem.size())
-            .ok_or(Error::BadBlob("section size overflow"))?;
+            .ok_or(crate::error::bad_blob("section size overflow"))?;
         let end = offset
             .checked_add(len)
-            .ok_or(Error::BadBlob("section size overflow"))?;
-        self.bytes
-            .get(offset..end)
-            .ok_or(Error::BadBlob("section extends past the end of the blob"))
+            .ok_or(crate::error::bad_blob("section size overflow"))?;
+        self.bytes.get(offset..end).ok_or(
+            BlobError::SectionBounds {
+                index,
+                end,
+                len: self.bytes.len(),
+            }
+            .into(),
+        )
+    }
+
+    /// The tag of the next section (without consuming it).
+    fn peek_tag(&self) -> Result<u16, Error> {
+        Ok((word(self.bytes, self.table + self.next * ENTRY_BYTES)? & 0xffff) as u16)
     }
 
     fn i8s(&mut self, tag: u16) -> Result<&'a [i8], Error> {
         let b = self.take(tag, Elem::I8)?;
-        bytemuck::try_cast_slice(b).map_err(|_| Error::BadBlob("int8 section cast failed"))
+        bytemuck::try_cast_slice(b).map_err(|_| crate::error::bad_blob("int8 section cast failed"))
     }
 
     fn i32s(&mut self, tag: u16) -> Result<&'a [i32], Error> {
         let b = self.take(tag, Elem::I32)?;
-        bytemuck::try_cast_slice(b).map_err(|_| Error::BadBlob("blob not 4-byte aligned in memory"))
+        bytemuck::try_cast_slice(b)
+            .map_err(|_| crate::error::bad_blob("blob not 4-byte aligned in memory"))
     }
 
     fn u16s(&mut self, tag: u16) -> Result<&'a [u16], Error> {
         let b = self.take(tag, Elem::U16)?;
-        bytemuck::try_cast_slice(b).map_err(|_| Error::BadBlob("blob not 2-byte aligned in memory"))
+        bytemuck::try_cast_slice(b)
+            .map_err(|_| crate::error::bad_blob("blob not 2-byte aligned in memory"))
     }
 
     fn scalars<const N: usize>(&mut self, tag: u16) -> Result<[i32; N], Error> {
         let s = self.i32s(tag)?;
         s.try_into()
-            .map_err(|_| Error::BadBlob("scalar section has the wrong length"))
+            .map_err(|_| crate::error::bad_blob("scalar section has the wrong length"))
     }
 
     fn usize_of(v: i32) -> Result<usize, Error> {
-        usize::try_from(v).map_err(|_| Error::BadBlob("negative dimension"))
+        usize::try_from(v).map_err(|_| crate::error::bad_blob("negative dimension"))
     }
 
     fn shift(v: i32) -> Result<i8, Error> {
-        i8::try_from(v).map_err(|_| Error::BadBlob("shift outside int8"))
+        i8::try_from(v).map_err(|_| crate::error::bad_blob("shift outside int8"))
     }
 
     fn requant(m: i32, s: i32) -> Result<Requant, Error> {
@@ -564,10 +620,12 @@ impl<'a> Cursor<'a> {
         let beta = self.i32s(tag::LN_BETA)?;
         let [eps_lo, eps_hi, output_zero_point] = self.scalars::<3>(tag::LN_SCALARS)?;
         if beta.len() != gamma.len() {
-            return Err(Error::BadBlob("LayerNorm gamma and beta lengths differ"));
+            return Err(crate::error::bad_blob(
+                "LayerNorm gamma and beta lengths differ",
+            ));
         }
         if !(-128..=127).contains(&output_zero_point) {
-            return Err(Error::BadBlob("LayerNorm zero point outside int8"));
+            return Err(crate::error::bad_blob("LayerNorm zero point outside int8"));
         }
         Ok(LayerNorm {
             width: gamma.len(),
@@ -601,16 +659,16 @@ impl<'a> Cursor<'a> {
             .checked_mul(head_dim)
             .is_none_or(|w| w == 0 || w > crate::MAX_WIDTH)
         {
-            return Err(Error::BadBlob("attention width out of range"));
+            return Err(crate::error::bad_blob("attention width out of range"));
         }
         let hi: &[u16; 256] = self
             .u16s(tag::EXP_HI)?
             .try_into()
-            .map_err(|_| Error::BadBlob("exp table is not 256 entries"))?;
+            .map_err(|_| crate::error::bad_blob("exp table is not 256 entries"))?;
         let lo: &[u16; 256] = self
             .u16s(tag::EXP_LO)?
             .try_into()
-            .map_err(|_| Error::BadBlob("exp table is not 256 entries"))?;
+            .map_err(|_| crate::error::bad_blob("exp table is not 256 entries"))?;
         Ok(Attention {
             heads,
             head_dim,
@@ -636,7 +694,7 @@ impl<'a> Cursor<'a> {
         let t: &[i8; 256] = self
             .i8s(tag::LUT)?
             .try_into()
-            .map_err(|_| Error::BadBlob("lookup table is not 256 entries"))?;
+            .map_err(|_| crate::error::bad_blob("lookup table is not 256 entries"))?;
         Ok(Lut::new(t))
     }
 
@@ -653,7 +711,7 @@ impl<'a> Cursor<'a> {
         let placement = match placement {
             0 => NormPlacement::Pre,
             1 => NormPlacement::Post,
-            _ => return Err(Error::BadBlob("unknown norm placement")),
+            _ => return Err(crate::error::bad_blob("unknown norm placement")),
         };
         Ok(EncoderBlock {
             placement,
@@ -685,7 +743,7 @@ impl<'a> Cursor<'a> {
                 proj: self.linear()?,
                 add: self.residual()?,
             }),
-            _ => return Err(Error::BadBlob("cross-attention flag not 0 or 1")),
+            _ => return Err(crate::error::bad_blob("cross-attention flag not 0 or 1")),
         };
         Ok(DecoderBlock {
             ln1,
@@ -738,6 +796,8 @@ struct Layout {
     dec_block_sections: usize,
     dec_final_ln: usize,
     head: usize,
+    /// Section index of the vocabulary's offsets, if the blob carries one.
+    vocab: Option<usize>,
 }
 
 /// A parsed, validated model blob borrowing its bytes.
@@ -754,38 +814,64 @@ impl<'a> Blob<'a> {
     /// Validate `bytes` and every parameter struct it describes (see the module docs).
     ///
     /// Bytes past the header's `total_len` are ignored (flash padding).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadBlob`] naming the first check that failed (magic, version, kind, length,
+    /// checksum, header, a section's tag, type, alignment or bounds, the vocabulary); the
+    /// errors of the kernel structs' `validate()`.
     pub fn parse(bytes: &'a [u8]) -> Result<Blob<'a>, Error> {
         if cfg!(target_endian = "big") {
-            return Err(Error::BadBlob("big-endian targets are not supported"));
+            return Err(crate::error::bad_blob(
+                "big-endian targets are not supported",
+            ));
         }
         if bytes.len() < 4 || bytes[..4] != MAGIC {
-            return Err(Error::BadBlob("bad magic (not a TATN model blob)"));
+            return Err(BlobError::BadMagic.into());
         }
         if bytes.len() < TABLE_COUNT_OFFSET + 4 {
-            return Err(Error::BadBlob("blob truncated inside the header"));
+            return Err(BlobError::Truncated {
+                what: "blob truncated inside the header",
+                needed: TABLE_COUNT_OFFSET + 4,
+                available: bytes.len(),
+            }
+            .into());
         }
         let version = u16::from_le_bytes([bytes[4], bytes[5]]);
         if version != VERSION {
-            return Err(if version > VERSION {
-                Error::BadBlob("format version newer than this reader")
-            } else {
-                Error::BadBlob("unsupported old format version")
-            });
+            return Err(BlobError::Version {
+                supported: VERSION,
+                found: version,
+            }
+            .into());
         }
         let kind = ModelKind::from_u16(u16::from_le_bytes([bytes[6], bytes[7]]))?;
         let checksum = word(bytes, 8)?;
         let total = word(bytes, 12)? as usize;
         if total < TABLE_COUNT_OFFSET + 4 {
-            return Err(Error::BadBlob("total length smaller than the header"));
+            return Err(BlobError::Mismatch {
+                what: "total length smaller than the header",
+                expected: TABLE_COUNT_OFFSET + 4,
+                found: total,
+            }
+            .into());
         }
         if total > bytes.len() {
-            return Err(Error::BadBlob(
-                "blob shorter than its header says (truncated)",
-            ));
+            return Err(BlobError::Truncated {
+                what: "blob shorter than its header says (truncated)",
+                needed: total,
+                available: bytes.len(),
+            }
+            .into());
         }
         let bytes = &bytes[..total];
-        if fnv1a32(&bytes[12..]) != checksum {
-            return Err(Error::BadBlob("checksum mismatch (corrupt blob)"));
+        let found = fnv1a32(&bytes[12..]);
+        if found != checksum {
+            return Err(BlobError::Checksum {
+                expected: checksum,
+                found,
+            }
+            .into());
         }
         let mut words = [0u32; HEADER_WORDS];
         for (i, w) in words.iter_mut().enumerate() {
@@ -793,18 +879,42 @@ impl<'a> Blob<'a> {
         }
         let header = Header::from_words(kind, &words)?;
         header.check()?;
-        if header.required_buffers()? != header.buffers {
-            return Err(Error::BadBlob("buffer sizes disagree with the dimensions"));
+        let (r, b) = (header.required_buffers()?, header.buffers);
+        let pairs = [
+            (r.x, b.x),
+            (r.normed, b.normed),
+            (r.wide, b.wide),
+            (r.scores, b.scores),
+            (r.patch, b.patch),
+            (r.logits, b.logits),
+            (r.kv, b.kv),
+            (r.cross_kv, b.cross_kv),
+        ];
+        if let Some(&(expected, found)) = pairs.iter().find(|(e, f)| e != f) {
+            return Err(BlobError::Mismatch {
+                what: "buffer sizes disagree with the dimensions",
+                expected,
+                found,
+            }
+            .into());
         }
         let count = word(bytes, TABLE_COUNT_OFFSET)? as usize;
         if count > MAX_SECTIONS {
-            return Err(Error::BadBlob("too many sections"));
+            return Err(BlobError::Mismatch {
+                what: "too many sections",
+                expected: MAX_SECTIONS,
+                found: count,
+            }
+            .into());
         }
         let table = TABLE_COUNT_OFFSET + 4;
         if table + count * ENTRY_BYTES > bytes.len() {
-            return Err(Error::BadBlob(
-                "section table extends past the end of the blob",
-            ));
+            return Err(BlobError::Truncated {
+                what: "section table extends past the end of the blob",
+                needed: table + count * ENTRY_BYTES,
+                available: bytes.len(),
+            }
+            .into());
         }
         let mut blob = Blob {
             bytes,
@@ -836,8 +946,8 @@ impl<'a> Blob<'a> {
             l.vit_embed = c.next;
             let emb = read_vit_embedding(&mut c, e)?;
             emb.patch.validate()?;
-            check(emb.patch.dim() == e.width, "patch projection width")?;
-            check(emb.class_token.len() == e.width, "class token length")?;
+            same("patch projection width", e.width, emb.patch.dim())?;
+            same("class token length", e.width, emb.class_token.len())?;
             check(
                 Some(emb.positions.len()) == e.tokens().checked_mul(e.width),
                 "ViT position table size",
@@ -847,9 +957,9 @@ impl<'a> Blob<'a> {
             for i in 0..e.layers {
                 let b = c.encoder_block()?;
                 b.validate()?;
-                check(b.width() == e.width, "encoder block width")?;
-                check(b.attention.heads == e.heads, "encoder block heads")?;
-                check(b.mlp.fc1.out_features == e.mlp, "encoder block mlp width")?;
+                same("encoder block width", e.width, b.width())?;
+                same("encoder block heads", e.heads, b.attention.heads)?;
+                same("encoder block mlp width", e.mlp, b.mlp.fc1.out_features)?;
                 check(
                     (b.placement == NormPlacement::Post) == e.post_norm,
                     "encoder norm placement",
@@ -865,13 +975,13 @@ impl<'a> Blob<'a> {
             l.enc_final_ln = c.next;
             let ln = c.layer_norm()?;
             ln.validate()?;
-            check(ln.width == e.width, "encoder final LayerNorm width")?;
+            same("encoder final LayerNorm width", e.width, ln.width)?;
             if h.kind == ModelKind::VitClassifier {
                 l.classifier = c.next;
                 let cl = c.linear()?;
                 cl.validate()?;
-                check(cl.in_features == e.width, "classifier input width")?;
-                check(cl.out_features == e.classes, "classifier classes")?;
+                same("classifier input width", e.width, cl.in_features)?;
+                same("classifier classes", e.classes, cl.out_features)?;
                 check(
                     cl.output_zero_point == h.logits_zero_point,
                     "classifier zero point",
@@ -895,9 +1005,9 @@ impl<'a> Blob<'a> {
             for i in 0..d.layers {
                 let b = c.decoder_block()?;
                 b.validate()?;
-                check(b.width() == d.width, "decoder block width")?;
-                check(b.attention.heads == d.heads, "decoder block heads")?;
-                check(b.mlp.fc1.out_features == d.mlp, "decoder block mlp width")?;
+                same("decoder block width", d.width, b.width())?;
+                same("decoder block heads", d.heads, b.attention.heads)?;
+                same("decoder block mlp width", d.mlp, b.mlp.fc1.out_features)?;
                 match &b.cross {
                     Some(x) => {
                         check(
@@ -925,19 +1035,38 @@ impl<'a> Blob<'a> {
             l.dec_final_ln = c.next;
             let ln = c.layer_norm()?;
             ln.validate()?;
-            check(ln.width == d.width, "decoder final LayerNorm width")?;
+            same("decoder final LayerNorm width", d.width, ln.width)?;
             l.head = c.next;
             let head = c.linear()?;
             head.validate()?;
-            check(head.in_features == d.width, "LM head input width")?;
-            check(head.out_features == d.vocab, "LM head vocabulary")?;
+            same("LM head input width", d.width, head.in_features)?;
+            same("LM head vocabulary", d.vocab, head.out_features)?;
             check(
                 head.output_zero_point == h.logits_zero_point,
                 "LM head zero point",
             )?;
         }
+        if c.next < self.count && c.peek_tag()? == tag::VOCAB_OFFSETS {
+            l.vocab = Some(c.next);
+            let v = read_vocab(&mut c)?;
+            let expected = if h.kind.has_decoder() {
+                h.decoder.vocab
+            } else {
+                h.encoder.classes
+            };
+            same(
+                "vocabulary size differs from the model's",
+                expected,
+                v.len(),
+            )?;
+        }
         if c.next != self.count {
-            return Err(Error::BadBlob("more sections than the model needs"));
+            return Err(BlobError::Mismatch {
+                what: "more sections than the model needs",
+                expected: c.next,
+                found: self.count,
+            }
+            .into());
         }
         Ok(l)
     }
@@ -971,7 +1100,7 @@ impl<'a> Blob<'a> {
         if ok {
             Ok(())
         } else {
-            Err(Error::BadBlob("the model has no such part"))
+            Err(crate::error::bad_blob("the model has no such part"))
         }
     }
 
@@ -1027,13 +1156,130 @@ impl<'a> Blob<'a> {
         self.need(self.header.kind.has_decoder())?;
         self.cursor(self.layout.head).linear()
     }
+
+    /// The vocabulary (text of each token id, or of each class of a classifier), when the
+    /// blob carries one (see the module docs).
+    pub fn vocab(&self) -> Option<Vocab<'a>> {
+        let at = self.layout.vocab?;
+        read_vocab(&mut self.cursor(at)).ok()
+    }
+}
+
+/// The text of each token id (or class), read zero-copy from a blob's optional vocabulary
+/// sections ([`Blob::vocab`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Vocab<'a> {
+    /// `len + 1` byte offsets into `bytes`, non-decreasing (checked by [`Blob::parse`]).
+    offsets: &'a [i32],
+    /// UTF-8 text of every entry, concatenated.
+    bytes: &'a [u8],
+}
+
+impl<'a> Vocab<'a> {
+    /// Number of ids.
+    pub fn len(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// True when there are no ids.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The text of `id`; `None` for an id out of range or without an entry (empty text).
+    pub fn text(&self, id: u32) -> Option<&'a str> {
+        let i = id as usize;
+        let (&a, &b) = (self.offsets.get(i)?, self.offsets.get(i.checked_add(1)?)?);
+        let bytes = self.bytes.get(a as usize..b as usize)?;
+        core::str::from_utf8(bytes).ok().filter(|s| !s.is_empty())
+    }
+
+    /// Encode `text` into ids, longest entry first at each position (for a character
+    /// vocabulary: one id per character). Returns how many ids were written to `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadDimension`] (`what`: `"text byte offset without a vocabulary entry"`) when
+    /// no entry matches at some byte offset, [`Error::BufferTooSmall`] when `out` is full.
+    pub fn encode(&self, text: &str, out: &mut [u32]) -> Result<usize, Error> {
+        let mut rest = text.as_bytes();
+        let mut n = 0;
+        while !rest.is_empty() {
+            let mut best: Option<(u32, usize)> = None;
+            for id in 0..self.len() as u32 {
+                if let Some(e) = self.text(id) {
+                    let l = e.len();
+                    if rest.starts_with(e.as_bytes()) && best.is_none_or(|(_, bl)| l > bl) {
+                        best = Some((id, l));
+                    }
+                }
+            }
+            let Some((id, l)) = best else {
+                return Err(Error::BadDimension {
+                    what: "text byte offset without a vocabulary entry",
+                    value: text.len() - rest.len(),
+                });
+            };
+            let available = out.len();
+            let slot = out.get_mut(n).ok_or(Error::BufferTooSmall {
+                what: "token ids buffer",
+                needed: n + 1,
+                available,
+            })?;
+            *slot = id;
+            n += 1;
+            rest = rest.get(l..).unwrap_or(&[]);
+        }
+        Ok(n)
+    }
+}
+
+fn read_vocab<'a>(c: &mut Cursor<'a>) -> Result<Vocab<'a>, Error> {
+    let offsets = c.i32s(tag::VOCAB_OFFSETS)?;
+    let bytes: &[u8] = bytemuck::cast_slice(c.i8s(tag::VOCAB_BYTES)?);
+    let Some((&first, _)) = offsets.split_first() else {
+        return Err(crate::error::bad_blob("vocabulary offsets empty"));
+    };
+    check(first == 0, "vocabulary offsets do not start at 0")?;
+    check(
+        offsets.last().is_some_and(|&l| l as usize == bytes.len()),
+        "vocabulary offsets do not end at the text's length",
+    )?;
+    for w in offsets.windows(2) {
+        let &[a, b] = w else {
+            return Err(crate::error::bad_blob("vocabulary offsets empty"));
+        };
+        check(0 <= a && a <= b, "vocabulary offsets decrease")?;
+        let entry = bytes
+            .get(a as usize..b as usize)
+            .ok_or(crate::error::bad_blob("vocabulary offsets past the text"))?;
+        check(
+            core::str::from_utf8(entry).is_ok(),
+            "vocabulary entry is not UTF-8",
+        )?;
+    }
+    Ok(Vocab { offsets, bytes })
 }
 
 fn check(ok: bool, what: &'static str) -> Result<(), Error> {
     if ok {
         Ok(())
     } else {
-        Err(Error::BadBlob(what))
+        Err(crate::error::bad_blob(what))
+    }
+}
+
+/// `found == expected`, else [`BlobError::Mismatch`] naming `what`.
+fn same(what: &'static str, expected: usize, found: usize) -> Result<(), Error> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(BlobError::Mismatch {
+            what,
+            expected,
+            found,
+        }
+        .into())
     }
 }
 
@@ -1305,7 +1551,7 @@ mod writer {
 
     fn fits_u32(v: usize) -> Result<(), Error> {
         if v > u32::MAX as usize {
-            Err(Error::BadBlob("dimension does not fit 32 bits"))
+            Err(crate::error::bad_blob("dimension does not fit 32 bits"))
         } else {
             Ok(())
         }
@@ -1313,12 +1559,36 @@ mod writer {
 
     /// Serialize `model` into blob bytes (deterministic: same parameters, same bytes), then
     /// parse the result as a self-check.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadBlob`] for an unsupported combination of parts or tables that do not match
+    /// the dimensions; any error [`Blob::parse`] finds in the result.
     pub fn write(model: &ModelParams) -> Result<Vec<u8>, Error> {
+        write_with_vocab(model, None)
+    }
+
+    /// [`write()`], plus the optional vocabulary sections: the text of each token id (decoders)
+    /// or class (classifiers), `None` for an id without text. A blob without a vocabulary is
+    /// byte for byte what [`write()`] gives.
+    ///
+    /// # Errors
+    ///
+    /// As [`write()`]; [`Error::BadBlob`] when the vocabulary's length differs from the model's
+    /// vocabulary size (or class count).
+    pub fn write_with_vocab(
+        model: &ModelParams,
+        vocab: Option<&[Option<&str>]>,
+    ) -> Result<Vec<u8>, Error> {
         let kind = match (&model.encoder, &model.decoder) {
             (Some(e), None) if e.classifier.is_some() => ModelKind::VitClassifier,
             (None, Some(_)) => ModelKind::DecoderLm,
             (Some(e), Some(_)) if e.classifier.is_none() => ModelKind::EncoderDecoder,
-            _ => return Err(Error::BadBlob("unsupported combination of model parts")),
+            _ => {
+                return Err(crate::error::bad_blob(
+                    "unsupported combination of model parts",
+                ))
+            }
         };
         let mut enc_dims = EncoderDims::default();
         let mut dec_dims = DecoderDims::default();
@@ -1330,7 +1600,7 @@ mod writer {
             let b0 = e
                 .blocks
                 .first()
-                .ok_or(Error::BadBlob("encoder without blocks"))?;
+                .ok_or(crate::error::bad_blob("encoder without blocks"))?;
             enc_dims = EncoderDims {
                 layers: e.blocks.len(),
                 width: e.projection.out_features,
@@ -1371,10 +1641,12 @@ mod writer {
             let b0 = d
                 .blocks
                 .first()
-                .ok_or(Error::BadBlob("decoder without blocks"))?;
+                .ok_or(crate::error::bad_blob("decoder without blocks"))?;
             let width = d.head.in_features;
             if width == 0 || d.embedding.len() % width != 0 || d.positions.len() % width != 0 {
-                return Err(Error::BadBlob("decoder tables do not match the width"));
+                return Err(crate::error::bad_blob(
+                    "decoder tables do not match the width",
+                ));
             }
             dec_dims = DecoderDims {
                 layers: d.blocks.len(),
@@ -1410,7 +1682,9 @@ mod writer {
             logits_zp = d.head.output_zero_point;
             if d.tied {
                 if d.head.weights != d.embedding {
-                    return Err(Error::BadBlob("tied LM head differs from the embedding"));
+                    return Err(crate::error::bad_blob(
+                        "tied LM head differs from the embedding",
+                    ));
                 }
                 let h = &d.head;
                 w.i32s(
@@ -1448,6 +1722,21 @@ mod writer {
             buffers: BufferSizes::default(),
         };
         header.buffers = header.required_buffers()?;
+        if let Some(v) = vocab {
+            let mut offsets = Vec::with_capacity(v.len() + 1);
+            let mut text = Vec::new();
+            offsets.push(0i32);
+            for e in v {
+                text.extend(e.unwrap_or("").bytes().map(|b| b as i8));
+                fits_u32(text.len())?;
+                offsets.push(
+                    i32::try_from(text.len())
+                        .map_err(|_| crate::error::bad_blob("vocabulary text too long"))?,
+                );
+            }
+            w.i32s(tag::VOCAB_OFFSETS, &offsets);
+            w.i8s(tag::VOCAB_BYTES, &text);
+        }
         let b = &header.buffers;
         for v in [
             b.x, b.normed, b.wide, b.scores, b.patch, b.logits, b.kv, b.cross_kv,

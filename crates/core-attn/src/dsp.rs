@@ -85,9 +85,49 @@
 
 use crate::linear::Linear;
 use crate::quant::Requant;
+
+/// First template line of every DSP `asm!` block: `.cpu cortex-m33` on `thumbv8m.main` when
+/// the DSP kernels were selected without `-C target-cpu=cortex-m33` (the `dsp` feature), so
+/// that the assembler accepts `SMLAD`/`SXTB16`; empty otherwise.
+#[cfg(core_attn_dsp_directive)]
+macro_rules! dsp_directive {
+    () => {
+        ".cpu cortex-m33"
+    };
+}
+#[cfg(core_attn_mve_directive)]
+macro_rules! dsp_directive {
+    () => {
+        ".cpu cortex-m55"
+    };
+}
+#[cfg(not(any(core_attn_dsp_directive, core_attn_mve_directive)))]
+#[allow(unused_macros)]
+macro_rules! dsp_directive {
+    () => {
+        ""
+    };
+}
+
+/// The same for the Helium `asm!` blocks: `.cpu cortex-m55` under the `mve` feature without
+/// `-C target-cpu=cortex-m55`.
+#[cfg(core_attn_mve_directive)]
+macro_rules! mve_directive {
+    () => {
+        ".cpu cortex-m55"
+    };
+}
+#[cfg(all(core_attn_mve, not(core_attn_mve_directive)))]
+macro_rules! mve_directive {
+    () => {
+        ""
+    };
+}
 use core::num::NonZeroUsize;
 
 mod m0;
+// Test hooks (used by tests/variants.rs and the benchmarks), not part of the public API.
+#[doc(hidden)]
 pub use m0::{linear_m0_emulated, mulhi};
 pub(crate) mod softmax;
 
@@ -319,7 +359,7 @@ fn tail_rows(p: &Params<'_>, x: &[i8], y: &mut [i8], from: usize, zp: i32) {
 /// qualifies ([`asm_requant_ok`], at most [`MAX_ANY_WIDTH`] inputs), the Armv6-M kernel on
 /// Cortex-M0/M0+ (`dsp/m0.rs`, twin [`linear_m0_emulated`]), else [`linear_portable`].
 #[inline(always)]
-pub fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
+pub(crate) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
     #[cfg(core_attn_dsp)]
     {
         if arm::linear(l, input, output, rows) {
@@ -345,6 +385,7 @@ pub fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
 /// weight used twice): plain Rust for targets without the DSP extension (Cortex-M0, host).
 /// Shapes as [`Linear::run`] checks them (`input`: `rows·in`, `output`: `rows·out`); with
 /// shorter slices it writes nothing (a `debug_assert!` in debug builds).
+#[doc(hidden)] // test hook, not part of the public API
 pub fn linear_portable(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
     let Some(Parts { x, y, p }) = Parts::new(l, input, output, rows) else {
         debug_assert!(false, "linear_portable: shapes not checked");
@@ -443,6 +484,7 @@ fn dot_2x2(x0: &[i8], x1: &[i8], w0: &[i8], w1: &[i8], acc: [i32; 4]) -> [i32; 4
 /// Whether every output channel of `l` can use the `asm!` kernels' requantization
 /// ([`requant_asm_form`]): right shift `31 − shift` in `33..=62` and an output zero point in
 /// `-128..=127` (both always true for layers the packer writes; others take the portable path).
+#[doc(hidden)] // test hook, not part of the public API
 pub fn asm_requant_ok(l: &Linear<'_>) -> bool {
     let outf = l.out_features;
     if l.requant.shifts.len() < outf
@@ -498,7 +540,7 @@ mod simd8 {
         let r: u32;
         // SAFETY: a register operation.
         unsafe {
-            asm!("uadd8 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+            asm!(dsp_directive!(), "uadd8 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
                  options(pure, nomem, nostack));
         }
         r
@@ -510,7 +552,7 @@ mod simd8 {
         let r: u32;
         // SAFETY: a pure register operation.
         unsafe {
-            asm!("uqsub8 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+            asm!(dsp_directive!(), "uqsub8 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
                  options(pure, nomem, nostack, preserves_flags));
         }
         r
@@ -528,6 +570,7 @@ mod simd8 {
 /// (`⌊⌊y⌋/2⌋ = ⌊y/2⌋`), so adding `zp` inside gives `⌊(⌊hi / 2^s₁⌋ + 2·zp + 1) / 2⌋`; `|hi| ≤ 2^30`,
 /// so nothing overflows and the final clamp is the `SSAT`.
 #[inline(always)]
+#[doc(hidden)] // test hook, not part of the public API
 pub fn requant_asm_form(acc: i32, multiplier: i32, shift: i8, zero_point: i32) -> i8 {
     let hi = ((acc as i64 * multiplier as i64) >> 32) as i32;
     let s1 = (254i32 - shift as i32) as u8 as u32; // low byte of `RSB s1, shift, #254`
@@ -542,6 +585,7 @@ pub fn requant_asm_form(acc: i32, multiplier: i32, shift: i8, zero_point: i32) -
 /// (`linear_dsp_any_emulated`) for the other widths. Returns `false` (doing nothing) for
 /// layers the DSP kernels do not handle (width outside `4..=`[`MAX_ANY_WIDTH`], or not
 /// [`asm_requant_ok`]).
+#[doc(hidden)] // test hook, not part of the public API
 pub fn linear_dsp_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
     let (inf, outf) = (l.in_features, l.out_features);
     if !asm_requant_ok(l) || !(4..=MAX_ANY_WIDTH).contains(&inf) {
@@ -809,7 +853,7 @@ mod arm {
         let r: i32;
         // SAFETY: a pure register operation.
         unsafe {
-            asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+            asm!(dsp_directive!(), "smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
                  c = in(reg) acc, options(pure, nomem, nostack, preserves_flags));
         }
         r
@@ -821,7 +865,7 @@ mod arm {
         let r: u32;
         // SAFETY: a pure register operation.
         unsafe {
-            asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
+            asm!(dsp_directive!(), "sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
                  options(pure, nomem, nostack, preserves_flags));
         }
         r
@@ -833,7 +877,7 @@ mod arm {
         let r: u32;
         // SAFETY: a pure register operation.
         unsafe {
-            asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
+            asm!(dsp_directive!(), "sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
                  options(pure, nomem, nostack, preserves_flags));
         }
         r
@@ -875,7 +919,7 @@ mod arm {
         // registers and popped on exit (the stack is balanced); every other register written is
         // declared. Unaligned single LDR is allowed on Armv7E-M / Armv8-M Mainline.
         unsafe {
-            asm!(
+            asm!(dsp_directive!(),
                 "push {{r6, r7}}",
                 "ldm r0, {{r4, r5, r6, r7, r8, r9}}",
                 "push {{r4, r5, r6, r7, r8, r9}}",
@@ -1002,7 +1046,7 @@ mod arm {
         // SAFETY: see the function's contract and `pass_2x2`. `USUB8` only sets the GE flags,
         // so the `CMP` result reaches the `BNE`.
         unsafe {
-            asm!(
+            asm!(dsp_directive!(),
                 "push {{r6, r7}}",
                 "ldm r0, {{r1, r2, r3, r4, r5, r8, r9, r10}}",
                 "push {{r1, r2, r3, r4, r5, r8, r9, r10}}",
@@ -1155,7 +1199,7 @@ mod arm {
         // SAFETY: see the function's contract and `pass_2x2`; the computed branch lands on a
         // chunk boundary of the loop body (every instruction there has a 32-bit encoding).
         unsafe {
-            asm!(
+            asm!(dsp_directive!(),
                 "push {{r6, r7}}",
                 "ldm r0!, {{r4, r5, r6, r7, r8, r9}}",
                 "ldm r0, {{r0, r1, r2, r3, r10, r11}}",
@@ -1309,7 +1353,7 @@ mod arm {
     unsafe fn pass_4x1_any(f: &FrameA1, w: *const i8, inf: usize) {
         // SAFETY: as `pass_2x2_any`.
         unsafe {
-            asm!(
+            asm!(dsp_directive!(),
                 "push {{r6, r7}}",
                 "ldm r0!, {{r4, r5, r6, r7, r8, r9}}",
                 "ldm r0, {{r0, r1, r2, r3, r10, r11}}",
@@ -1706,7 +1750,7 @@ mod mve {
         // SAFETY: see the function's contract. r6/r7 are saved and restored inside, the frame
         // is popped on exit; every other register written is declared (q0..q7 = s0..s31).
         unsafe {
-            asm!(
+            asm!(mve_directive!(),
                 "push {{r6, r7}}",
                 "ldm r0, {{r0, r2, r4, r6, r7, r8, r9, r10}}",
                 "push {{r0, r2, r4, r6, r7, r8, r9, r10}}",
@@ -1794,7 +1838,7 @@ mod mve {
     unsafe fn pass_4x1<const IN: usize>(f: &Frame, x: *const i8, w: *const i8, bias: *const i32) {
         // SAFETY: as `pass_4x2`.
         unsafe {
-            asm!(
+            asm!(mve_directive!(),
                 "push {{r6, r7}}",
                 "ldm r0, {{r0, r2, r4, r6, r7, r8, r9, r10}}",
                 "push {{r0, r2, r4, r6, r7, r8, r9, r10}}",
@@ -1909,7 +1953,7 @@ mod mve {
         // SAFETY: see the function's contract. r6/r7 are saved and restored inside, the frame
         // is popped on exit; every other register written is declared (q0..q7 = s0..s31).
         unsafe {
-            asm!(
+            asm!(mve_directive!(),
                 "push {{r6, r7}}",
                 "add r0, r0, #28",
                 "ldm r0, {{r1, r2, r4, r5, r6, r7, r8}}",

@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![no_std]
+// docs.rs: a badge on every item that needs a feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // `unsafe` is denied everywhere but in `dsp` (the `asm!` kernels), where every block carries a
 // `// SAFETY:` argument.
 #![deny(unsafe_code)]
@@ -12,6 +14,7 @@ pub mod activation;
 pub mod attention;
 pub mod blob;
 pub mod block;
+pub mod device;
 #[allow(unsafe_code)]
 pub mod dsp;
 pub mod embed;
@@ -35,7 +38,7 @@ pub mod tensor;
 #[cfg(feature = "std")]
 pub mod reference;
 
-pub use error::Error;
+pub use error::{BlobError, Error};
 pub use quant::{ChannelRequant, Requant};
 
 /// Largest model width (features per token, and input features of any linear layer) the crate

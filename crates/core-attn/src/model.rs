@@ -153,7 +153,7 @@ pub fn vit_classify<'r>(
     observe: &mut dyn FnMut(usize, &[i8]),
 ) -> Result<&'r [i8], Error> {
     if blob.kind() != ModelKind::VitClassifier {
-        return Err(Error::BadBlob("not a ViT classifier"));
+        return Err(crate::error::bad_blob("not a ViT classifier"));
     }
     vit_encode(blob, image, buffers, observe)?;
     let e = blob.header().encoder;
@@ -174,16 +174,15 @@ pub fn encode_for_decoder(
     observe: &mut dyn FnMut(usize, &[i8]),
 ) -> Result<(), Error> {
     if blob.kind() != ModelKind::EncoderDecoder {
-        return Err(Error::BadBlob("not an encoder-decoder"));
+        return Err(crate::error::bad_blob("not an encoder-decoder"));
     }
     let d = blob.header().decoder;
     crate::error::check_len("cross caches", d.layers, cross.len())?;
     let n = vit_encode(blob, image, buffers, observe)?;
     for (i, cache) in cross.iter_mut().enumerate() {
-        let c = blob
-            .decoder_block(i)?
-            .cross
-            .ok_or(Error::BadBlob("decoder block without cross-attention"))?;
+        let c = blob.decoder_block(i)?.cross.ok_or(crate::error::bad_blob(
+            "decoder block without cross-attention",
+        ))?;
         let encoded = crate::error::prefix(buffers.normed, n, "normed buffer")?;
         c.fill_cache(encoded, buffers.wide, cache)?;
     }
@@ -203,7 +202,7 @@ pub fn decoder_step<'r>(
     buffers.check(&blob.buffers())?;
     let d = blob.header().decoder;
     if !blob.kind().has_decoder() {
-        return Err(Error::BadBlob("model has no decoder"));
+        return Err(crate::error::bad_blob("model has no decoder"));
     }
     crate::error::check_len("kv caches", d.layers, caches.len())?;
     if let Some(c) = cross {

@@ -50,7 +50,7 @@ impl Calibration {
             .get(point)
             .copied()
             .filter(|(lo, hi)| lo.is_finite() && hi.is_finite())
-            .ok_or(Error::BadBlob("calibration point missing"))
+            .ok_or(crate::error::bad_blob("calibration point missing"))
     }
 
     /// Symmetric parameters for `point`.

@@ -55,7 +55,9 @@ impl<'a> ExpTable<'a> {
     pub fn new(hi: &'a [u16; 256], lo: &'a [u16; 256]) -> Result<Self, Error> {
         for t in [hi, lo] {
             if t[0] == 0 || t.windows(2).any(|w| w[1] > w[0]) {
-                return Err(Error::BadBlob("exp table not positive and non-increasing"));
+                return Err(crate::error::bad_blob(
+                    "exp table not positive and non-increasing",
+                ));
             }
         }
         Ok(ExpTable { hi, lo })

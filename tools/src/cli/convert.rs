@@ -6,7 +6,9 @@
 //! no output file appears on any error. Same inputs give the same bytes.
 //!
 //! A language model's `vocab.json` (see [`crate::vocab`]) is checked before anything is
-//! written and copied to `<output>.vocab.json`, where `simulate` and `eval` look for it.
+//! written, embedded in the blob's optional vocabulary sections (so that a device can turn ids
+//! into text, `core_attn::blob::Vocab`) and copied to `<output>.vocab.json`, where `simulate`
+//! and `eval` look for it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -66,14 +68,16 @@ pub fn run(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
     };
     // Checked before anything is written: a bad vocab.json leaves no output.
     let vocab_src = args.checkpoint.join("vocab.json");
-    let vocab = match vocab_size {
-        Some(v) if vocab_src.is_file() => {
-            Vocab::read(&vocab_src, v)?;
-            Some(std::fs::read(&vocab_src).map_err(|e| Error::io(&vocab_src, e))?)
-        }
-        _ => None,
+    let (parsed, vocab) = match vocab_size {
+        Some(v) if vocab_src.is_file() => (
+            Some(Vocab::read(&vocab_src, v)?),
+            Some(std::fs::read(&vocab_src).map_err(|e| Error::io(&vocab_src, e))?),
+        ),
+        _ => (None, None),
     };
-    let bytes = crate::int8::convert(&model, args.calibration.as_deref())?;
+    // The blob carries the vocabulary (for the device); the sidecar stays for the host tools.
+    let bytes =
+        crate::int8::convert_with_vocab(&model, args.calibration.as_deref(), parsed.as_ref())?;
     write_atomic(&args.output, &bytes)?;
     if let Some(v) = vocab {
         write_atomic(&Vocab::blob_sidecar(&args.output), &v)?;

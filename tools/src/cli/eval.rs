@@ -361,7 +361,8 @@ fn setup(args: &EvalArgs) -> Result<Setup> {
             ));
         }
         let model = Model::load(&args.model)?;
-        let (bytes, scales) = int8::convert_with_scales(&model, calib)?;
+        let vocab = int8::checkpoint_vocab(&model, &args.model)?;
+        let (bytes, scales) = int8::convert_with_scales(&model, calib, vocab.as_ref())?;
         return Ok(Setup {
             model,
             checkpoint: args.model.clone(),
@@ -380,7 +381,8 @@ fn setup(args: &EvalArgs) -> Result<Setup> {
     })?;
     let model = Model::load(&reference)?;
     check_same(&blob.parse(&args.model)?, &model, &args.model, &reference)?;
-    let (fresh, scales) = int8::convert_with_scales(&model, calib)?;
+    let vocab = int8::checkpoint_vocab(&model, &reference)?;
+    let (fresh, scales) = int8::convert_with_scales(&model, calib, vocab.as_ref())?;
     let scales = if fresh == blob.bytes() {
         Some(scales)
     } else {

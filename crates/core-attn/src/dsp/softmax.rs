@@ -20,7 +20,7 @@ pub(crate) fn smlad(a: u32, b: u32, acc: i32) -> i32 {
         let r: i32;
         // SAFETY: a pure register operation.
         unsafe {
-            asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+            asm!(dsp_directive!(), "smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
                  c = in(reg) acc, options(pure, nomem, nostack, preserves_flags));
         }
         r
@@ -43,7 +43,7 @@ pub(crate) fn sxtb16(x: u32) -> u32 {
         let r: u32;
         // SAFETY: a pure register operation.
         unsafe {
-            asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
+            asm!(dsp_directive!(), "sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
                  options(pure, nomem, nostack, preserves_flags));
         }
         r
@@ -66,7 +66,7 @@ pub(crate) fn sxtb16_ror8(x: u32) -> u32 {
         let r: u32;
         // SAFETY: a pure register operation.
         unsafe {
-            asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
+            asm!(dsp_directive!(), "sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
                  options(pure, nomem, nostack, preserves_flags));
         }
         r
@@ -221,7 +221,7 @@ pub(crate) fn softmax_exp_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
     // writes `buf` as in `exp_pass_i32`. The pushed word is popped before the end; every written
     // register is declared.
     unsafe {
-        asm!(
+        asm!(dsp_directive!(),
             "push {{r3}}",
             "ldr r2, [r0]",
             "add lr, r0, #4",
@@ -330,7 +330,7 @@ pub(crate) fn exp_pass_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
     // indices `(q >> 8) < 256` and `q & 255` (`q < 65535` on the fast path because
     // `d < t_lo`). The pushed word is popped before the end; every written register is declared.
     unsafe {
-        asm!(
+        asm!(dsp_directive!(),
             "push {{r11}}",
             exp_loop!("ldr r11, [sp]\n"),
             "9:",
@@ -366,7 +366,7 @@ pub(crate) fn scale_i32<const SM: bool>(buf: &mut [i32], recip: u32) {
     // register is declared.
     unsafe {
         if SM {
-            asm!(
+            asm!(dsp_directive!(),
                 "sub r12, r1, r0",
                 "ands r11, r12, #12",
                 "beq 2f",
@@ -418,7 +418,7 @@ pub(crate) fn scale_i32<const SM: bool>(buf: &mut [i32], recip: u32) {
                 options(nostack),
             );
         } else {
-            asm!(
+            asm!(dsp_directive!(),
                 "sub r12, r1, r0",
                 "ands r11, r12, #12",
                 "beq 2f",
@@ -502,7 +502,7 @@ pub(crate) fn row_max_i32(buf: &[i32]) -> i32 {
         // SAFETY: reads `body` (a non-empty multiple of 8 words) with LDM; every written
         // register is declared.
         unsafe {
-            asm!(
+            asm!(dsp_directive!(),
                 "2:",
                 "ldm r0!, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
                 "cmp r3, r2",
@@ -625,7 +625,7 @@ pub(crate) fn exp_pass_i8(input: &[i8], out: &mut [u16], p: &ExpLoop<'_>) -> u32
     // end) and writes as many halfwords to `out` (same length, checked above); table reads as
     // in `exp_pass_i32`. The pushed word is popped before the end.
     unsafe {
-        asm!(
+        asm!(dsp_directive!(),
             "push {{r11}}",
             "sub r12, r1, r0",
             "and r12, r12, #3",
@@ -689,7 +689,7 @@ pub(crate) fn max_i8(input: &[i8]) -> i8 {
             // SAFETY: register-only operations (`SSUB8` writes the GE flags `SEL` reads; the
             // flags are declared clobbered by not passing `preserves_flags`).
             unsafe {
-                asm!(
+                asm!(dsp_directive!(),
                     "ssub8 {t}, {x}, {m}",
                     "sel {m}, {x}, {m}",
                     t = out(reg) _,
@@ -762,7 +762,7 @@ pub(crate) fn wsum_pairs4(pp: &[i32], v: crate::tensor::Rows<'_>, col: usize, ac
     // single `LDR`s are allowed on Armv7E-M / Armv8-M Mainline. Every written register is
     // declared.
     unsafe {
-        asm!(
+        asm!(dsp_directive!(),
             "2:",
             "ldr r10, [r0], #4",
             "ldr r11, [r2]",
@@ -842,7 +842,7 @@ macro_rules! scores_loop {
      ($k0:literal, $q0:literal) $(, ($k:literal, $q:literal))*) => {
         // SAFETY: see `scores_row`.
         unsafe {
-            asm!(
+            asm!(dsp_directive!(),
                 "2:",
                 score_word!(smuad, $k0, $q0),
                 $(score_word!(smlad, $k, $q),)*
@@ -990,7 +990,7 @@ pub(crate) fn wsum_packed4(pp: &[i32], vg: &[u32], acc: &mut [i32; 4]) {
     // words of `vg` per iteration, `4·pp.len() ≤ vg.len()` in all (checked; `vg` is a `u32`
     // slice, so word-aligned for `LDM`). Every written register is declared.
     unsafe {
-        asm!(
+        asm!(dsp_directive!(),
             "2:",
             "ldr r9, [r0], #4",
             "ldm r2!, {{r10, r11, r12, lr}}",
@@ -1042,7 +1042,7 @@ pub(crate) fn pairs_i32<const SM: bool>(buf: &mut [i32], npairs: usize, recip: u
     // `k` (words `2k`, `2k + 1` ≥ `k`) was read. Every written register is declared.
     unsafe {
         if SM {
-            asm!(
+            asm!(dsp_directive!(),
                 "add r1, r0, r1, lsl #3",
                 "mov r2, r0",
                 "2:",
@@ -1065,7 +1065,7 @@ pub(crate) fn pairs_i32<const SM: bool>(buf: &mut [i32], npairs: usize, recip: u
                 options(nostack),
             );
         } else {
-            asm!(
+            asm!(dsp_directive!(),
                 "add r1, r0, r1, lsl #3",
                 "mov r2, r0",
                 "2:",
@@ -1110,7 +1110,7 @@ pub(crate) fn scale_u16<const SM: bool>(probs: &mut [u16], recip: u32) -> usize 
             // SAFETY: `r0` reads and writes `probs[..n4]` (non-empty, a multiple of 4
             // halfwords) four halfwords at a time. Every written register is declared.
             unsafe {
-                asm!(
+                asm!(dsp_directive!(),
                     "2:",
                     "ldrh r3, [r0]",
                     "ldrh r4, [r0, #2]",
