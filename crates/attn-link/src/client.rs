@@ -46,12 +46,12 @@ impl fmt::Display for ClientError {
         match self {
             ClientError::Timeout { waited, garbage: 0 } => write!(
                 f,
-                "device did not answer within {:.1} s",
+                "device did not answer within {:.3} s",
                 waited.as_secs_f64()
             ),
             ClientError::Timeout { waited, garbage } => write!(
                 f,
-                "device answered garbage ({garbage} bytes that are not protocol frames) and no valid response within {:.1} s",
+                "device answered garbage ({garbage} bytes that are not protocol frames) and no valid response within {:.3} s",
                 waited.as_secs_f64()
             ),
             ClientError::Io(e) => write!(f, "serial link: {e}"),

@@ -169,6 +169,8 @@ impl Write for Port {
 struct QemuProcess {
     child: Child,
     log: PathBuf,
+    /// A firmware copy made by [`build_firmware`], removed with the process.
+    firmware: Option<PathBuf>,
 }
 
 impl QemuProcess {
@@ -182,6 +184,9 @@ impl Drop for QemuProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);
+        if let Some(f) = &self.firmware {
+            let _ = std::fs::remove_file(f);
+        }
     }
 }
 
@@ -194,11 +199,18 @@ fn repo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Build the serve firmware of `board` with `model` embedded; returns the ELF.
-fn build_firmware(board: &str, model: &Path) -> Result<PathBuf> {
+/// Build the serve firmware of `board` with `model` embedded; returns a private copy of the
+/// ELF (in the temp directory, the caller removes it). Builds are serialized by a lock file
+/// (they share one target directory), so concurrent callers each get their own model.
+pub fn build_firmware(board: &str, model: &Path) -> Result<PathBuf> {
     let dir = repo_dir().join("boards").join(board);
     let model = model.canonicalize().map_err(|e| Error::io(model, e))?;
     let target = repo_dir().join("boards").join("target").join("serve");
+    let name = format!("boards/{board}");
+    std::fs::create_dir_all(&target).map_err(|e| Error::io(&target, e))?;
+    let lock_path = target.join("build.lock");
+    let lock = File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
     eprintln!(
         "building the serve firmware of boards/{board} for {} ...",
         model.display()
@@ -217,30 +229,31 @@ fn build_firmware(board: &str, model: &Path) -> Result<PathBuf> {
         .env_remove("RUSTC")
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| link_error(&format!("boards/{board}"), format!("cargo build: {e}")))?;
+        .map_err(|e| link_error(&name, format!("cargo build: {e}")))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = lines[lines.len().saturating_sub(3)..].join(" / ");
         return Err(link_error(
-            &format!("boards/{board}"),
-            format!(
-                "building the serve firmware failed: {}",
-                last.iter().rev().take(3).rev().cloned().collect::<Vec<_>>().join(" / ")
-            ),
+            &name,
+            format!("building the serve firmware failed: {tail}"),
         ));
     }
     let elf = target.join("thumbv7em-none-eabihf/release/serve");
-    if !elf.is_file() {
-        return Err(link_error(
-            &format!("boards/{board}"),
-            format!("no firmware at {}", elf.display()),
-        ));
-    }
-    Ok(elf)
+    let copy = std::env::temp_dir().join(format!(
+        "tools-device-{}-{}-{}.elf",
+        std::process::id(),
+        model.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default(),
+        COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::copy(&elf, &copy).map_err(|e| Error::io(&elf, e))?;
+    Ok(copy)
 }
 
+static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Start QEMU `machine` with `elf`, its UART0 connected to a socket we listen on.
-fn start_qemu(machine: &str, cpu: &str, elf: &Path, link: &str) -> Result<Port> {
+fn start_qemu(machine: &str, cpu: &str, elf: &Path, temp: bool, link: &str) -> Result<Port> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io(link, e))?;
     let port = listener.local_addr().map_err(|e| Error::io(link, e))?.port();
     let log = std::env::temp_dir().join(format!(
@@ -262,7 +275,11 @@ fn start_qemu(machine: &str, cpu: &str, elf: &Path, link: &str) -> Result<Port> 
         .stderr(log_err)
         .spawn()
         .map_err(|e| link_error(link, format!("cannot start qemu-system-arm: {e}")))?;
-    let mut qemu = QemuProcess { child, log };
+    let mut qemu = QemuProcess {
+        child,
+        log,
+        firmware: temp.then(|| elf.to_path_buf()),
+    };
     listener
         .set_nonblocking(true)
         .map_err(|e| Error::io(link, e))?;
@@ -299,12 +316,16 @@ fn open_tty(path: &Path, baud: u32) -> Result<Port> {
         .arg("-F")
         .arg(path)
         .args([&baud.to_string(), "raw", "-echo", "min", "0", "time", "1"])
-        .status()
+        .stdin(Stdio::null())
+        .output()
         .map_err(|e| link_error(&path.display().to_string(), format!("stty: {e}")))?;
-    if !st.success() {
+    if !st.status.success() {
         return Err(link_error(
             &path.display().to_string(),
-            format!("cannot set {baud} baud, raw mode (stty {st})"),
+            format!(
+                "cannot set {baud} baud, raw mode: {}",
+                String::from_utf8_lossy(&st.stderr).trim()
+            ),
         ));
     }
     let f = std::fs::OpenOptions::new()
@@ -331,11 +352,14 @@ impl Link {
 fn qemu_output(client: &mut Client<Port>) -> String {
     match client.io_mut() {
         Port::Qemu(_, q) => {
+            // The first lines say what happened (a boot refusal, a fault); not a register dump.
             let out = q.output();
-            if out.trim().is_empty() {
+            let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).take(2).collect();
+            let text: String = lines.join(" / ").chars().take(300).collect();
+            if text.is_empty() {
                 String::new()
             } else {
-                format!(" (QEMU output: {})", out.trim().replace('\n', " / "))
+                format!(" (QEMU output: {text})")
             }
         }
         Port::Tty(_) => String::new(),
@@ -355,11 +379,11 @@ fn connect(args: &DeviceArgs, bytes: &[u8]) -> Result<Link> {
                     format!("no serve firmware for this machine (known: {})", known.join(", ")),
                 ));
             };
-            let elf = match &args.firmware {
-                Some(f) => f.clone(),
-                None => build_firmware(board, &args.model)?,
+            let (elf, temp) = match &args.firmware {
+                Some(f) => (f.clone(), false),
+                None => (build_firmware(board, &args.model)?, true),
             };
-            (start_qemu(m, cpu, &elf, &name)?, name)
+            (start_qemu(m, cpu, &elf, temp, &name)?, name)
         }
         (None, None) => return Err(Error::Input("give --port TTY or --qemu MACHINE".into())),
     };
