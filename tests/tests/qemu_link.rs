@@ -38,7 +38,12 @@ fn cli(command: Command) -> Result<String, String> {
     Ok(String::from_utf8(out).unwrap())
 }
 
-fn device(model: &Path, firmware: Option<PathBuf>, timeout: f64, action: Action) -> Result<String, String> {
+fn device(
+    model: &Path,
+    firmware: Option<PathBuf>,
+    timeout: f64,
+    action: Action,
+) -> Result<String, String> {
     cli(Command::Device(DeviceArgs {
         port: None,
         baud: 115_200,
@@ -151,7 +156,12 @@ fn vit_on_the_device_equals_simulate() {
         return;
     }
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let c = same_as_simulate("models/vit-mnist.tatn", "models/data/mnist_test_500.npy", 4, 16);
+    let c = same_as_simulate(
+        "models/vit-mnist.tatn",
+        "models/data/mnist_test_500.npy",
+        4,
+        16,
+    );
     let times = c["time"].as_array().unwrap();
     assert_eq!(times.len(), 4);
     // BENCHMARKS.md: about 1.9 million instructions per image on the M4.
@@ -229,7 +239,10 @@ fn link_failures_are_clear_errors() {
     );
     // The right one.
     let ok = device(&vit, Some(elf.clone()), 60.0, Action::Info).unwrap();
-    assert!(ok.contains("holds vit-mnist (vit-classifier, 86000 bytes"), "{ok}");
+    assert!(
+        ok.contains("holds vit-mnist (vit-classifier, 86000 bytes"),
+        "{ok}"
+    );
     // No answer in time (1 ms is less than QEMU needs to boot the firmware).
     let e = device(&vit, Some(elf.clone()), 0.001, Action::Info).unwrap_err();
     assert!(e.contains("device did not answer within"), "{e}");

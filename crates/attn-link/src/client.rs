@@ -81,7 +81,10 @@ impl OwnedFrame {
     /// Parse the payload as a response.
     pub fn response(&self) -> Result<Response<'_>, ClientError> {
         Response::parse(self.ty, &self.payload).map_err(|e| {
-            ClientError::Protocol(format!("malformed response of type {:#04x}: {e:?}", self.ty))
+            ClientError::Protocol(format!(
+                "malformed response of type {:#04x}: {e:?}",
+                self.ty
+            ))
         })
     }
 }

@@ -103,7 +103,8 @@ pub enum FrameError {
 pub fn encode(ty: u8, seq: u8, payload: &[u8], out: &mut [u8]) -> Result<usize, FrameError> {
     let total = payload.len() + OVERHEAD;
     let have = out.len();
-    let len = u16::try_from(payload.len()).map_err(|_| FrameError::TooLong { needs: total, have })?;
+    let len =
+        u16::try_from(payload.len()).map_err(|_| FrameError::TooLong { needs: total, have })?;
     let out = out
         .get_mut(..total)
         .ok_or(FrameError::TooLong { needs: total, have })?;

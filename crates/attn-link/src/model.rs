@@ -160,9 +160,8 @@ impl<'a, 'b, C: Clock> ModelHandler<'a, 'b, C> {
             return Err(bad_input(image.len()));
         }
         let t0 = self.clock.now();
-        let logits =
-            runner::vit_classify(&self.blob, image, &mut self.ws.buffers, &mut |_, _| {})
-                .map_err(model)?;
+        let logits = runner::vit_classify(&self.blob, image, &mut self.ws.buffers, &mut |_, _| {})
+            .map_err(model)?;
         let time = self.clock.now().saturating_sub(t0);
         reply.send(&Response::Logits { time, logits })
     }

@@ -287,7 +287,9 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(self.array()?))
     }
     fn ids(&mut self, n: usize) -> Result<Ids<'a>, MsgError> {
-        Ok(Ids::Bytes(self.take(n.checked_mul(4).ok_or(MsgError::Malformed)?)?))
+        Ok(Ids::Bytes(
+            self.take(n.checked_mul(4).ok_or(MsgError::Malformed)?)?,
+        ))
     }
     fn rest(&mut self) -> &'a [u8] {
         core::mem::take(&mut self.0)
@@ -323,7 +325,11 @@ impl Writer<'_> {
         Ok(())
     }
     fn len16(&mut self, n: usize) -> Result<(), MsgError> {
-        self.put(&u16::try_from(n).map_err(|_| MsgError::TooLarge)?.to_le_bytes())
+        self.put(
+            &u16::try_from(n)
+                .map_err(|_| MsgError::TooLarge)?
+                .to_le_bytes(),
+        )
     }
 }
 

@@ -176,7 +176,10 @@ impl<IO: Read + Write, const N: usize> Server<IO, N> {
 
     /// Drop a partial frame (call after an idle gap on the line); frames found in its bytes
     /// are served.
-    pub fn abort_partial(&mut self, handler: &mut dyn Handler) -> Result<(), ServeError<IO::Error>> {
+    pub fn abort_partial(
+        &mut self,
+        handler: &mut dyn Handler,
+    ) -> Result<(), ServeError<IO::Error>> {
         let Server { io, rx, tx, stats } = self;
         let mut failed = None;
         rx.abort_partial(&mut |ev| dispatch(ev, io, tx, stats, handler, &mut failed));
@@ -195,7 +198,9 @@ impl<IO: Read + Write, const N: usize> Server<IO, N> {
         let Server { io, rx, tx, stats } = self;
         let mut failed = None;
         for &b in bytes {
-            rx.push(b, &mut |ev| dispatch(ev, io, tx, stats, handler, &mut failed));
+            rx.push(b, &mut |ev| {
+                dispatch(ev, io, tx, stats, handler, &mut failed)
+            });
             if let Some(e) = failed.take() {
                 return Err(ServeError::Write(e));
             }

@@ -71,9 +71,14 @@ fn start(bytes: Vec<u8>) -> (std::thread::JoinHandle<()>, Client<common::PipeEnd
             prompt: &mut prompt,
             ids: &mut ids,
         };
-        let mut h =
-            ModelHandler::new(b, "m", MAX_FRAME - attn_link::frame::OVERHEAD, ws, Counter(0))
-                .unwrap();
+        let mut h = ModelHandler::new(
+            b,
+            "m",
+            MAX_FRAME - attn_link::frame::OVERHEAD,
+            ws,
+            Counter(0),
+        )
+        .unwrap();
         let mut s: Server<_, MAX_FRAME> = Server::new(dev);
         s.run(&mut h).unwrap();
     });
@@ -83,7 +88,9 @@ fn start(bytes: Vec<u8>) -> (std::thread::JoinHandle<()>, Client<common::PipeEnd
 fn image(blob: &Blob<'_>, k: usize) -> Vec<i8> {
     let e = blob.header().encoder;
     let n = e.channels * e.height * e.image_width;
-    (0..n).map(|i| ((i * 37 + k * 101) % 255) as u8 as i8).collect()
+    (0..n)
+        .map(|i| ((i * 37 + k * 101) % 255) as u8 as i8)
+        .collect()
 }
 
 fn device_error(r: Result<impl std::fmt::Debug, ClientError>) -> ErrorCode {
@@ -121,8 +128,8 @@ fn every_shipped_model_answers_like_the_host_runners() {
                 for k in 0..3 {
                     let img = image(&blob, k);
                     let (got, time) = c.classify(&img).unwrap();
-                    let want = runner::vit_classify(&blob, &img, &mut bufs, &mut |_, _| {})
-                        .unwrap();
+                    let want =
+                        runner::vit_classify(&blob, &img, &mut bufs, &mut |_, _| {}).unwrap();
                     assert_eq!(got, want, "{name} image {k}");
                     // Two clock readings around one inference.
                     assert_eq!(time, 1);
@@ -144,20 +151,36 @@ fn every_shipped_model_answers_like_the_host_runners() {
                     let g = c.generate(&prompt, max_new as u16, &img).unwrap();
                     // Host: the same runners on owned buffers.
                     let cr = if enc {
-                        runner::encode_for_decoder(&blob, &img, &mut cross, &mut bufs, &mut |_, _| {})
-                            .unwrap();
+                        runner::encode_for_decoder(
+                            &blob,
+                            &img,
+                            &mut cross,
+                            &mut bufs,
+                            &mut |_, _| {},
+                        )
+                        .unwrap();
                         Some(&cross[..])
                     } else {
                         None
                     };
                     let mut out = vec![0u32; prompt.len() + max_new];
                     let n = runner::greedy(
-                        &blob, &prompt, max_new, &mut out, &mut caches, cr, &mut bufs,
+                        &blob,
+                        &prompt,
+                        max_new,
+                        &mut out,
+                        &mut caches,
+                        cr,
+                        &mut bufs,
                         &mut |_, _| {},
                     )
                     .unwrap();
                     assert_eq!(g.ids, &out[..n], "{name} input {k}");
-                    assert_eq!(g.tokens as usize, n - 1, "{name}: every id but the last is fed");
+                    assert_eq!(
+                        g.tokens as usize,
+                        n - 1,
+                        "{name}: every id but the last is fed"
+                    );
                     assert_eq!(g.encode > 0, enc);
 
                     let (rows, _) = c.teacher_force(&g.ids, &img).unwrap();
@@ -167,8 +190,15 @@ fn every_shipped_model_answers_like_the_host_runners() {
                     assert_eq!(rows.len(), g.ids.len());
                     for (p, &tok) in g.ids.iter().enumerate() {
                         let cr = if enc { Some(&cross[..]) } else { None };
-                        let l = runner::decoder_step(&blob, tok, &mut caches, cr, &mut bufs, &mut |_, _| {})
-                            .unwrap();
+                        let l = runner::decoder_step(
+                            &blob,
+                            tok,
+                            &mut caches,
+                            cr,
+                            &mut bufs,
+                            &mut |_, _| {},
+                        )
+                        .unwrap();
                         assert_eq!(rows[p], l, "{name} input {k} position {p}");
                     }
                 }
@@ -184,9 +214,15 @@ fn every_shipped_model_answers_like_the_host_runners() {
                     device_error(c.generate(&good, (d.max_positions + 5) as u16, &img)),
                     ErrorCode::BadInput
                 );
-                assert_eq!(device_error(c.generate(&good, 0, &img)), ErrorCode::BadInput);
+                assert_eq!(
+                    device_error(c.generate(&good, 0, &img)),
+                    ErrorCode::BadInput
+                );
                 let wrong_img = if enc { vec![0i8; 5] } else { vec![0i8; 1] };
-                assert_eq!(device_error(c.generate(&good, 2, &wrong_img)), ErrorCode::BadInput);
+                assert_eq!(
+                    device_error(c.generate(&good, 2, &wrong_img)),
+                    ErrorCode::BadInput
+                );
                 let a = c.generate(&good, 3, &img).unwrap();
                 c.send_raw(&[0xA7, 0x4C, 1, 3, 9, 0xFF, 0x0F]).unwrap();
                 c.send_raw(&vec![0u8; MAX_FRAME]).unwrap();

@@ -153,7 +153,10 @@ fn requests_and_responses_round_trip() {
         ) = (r, back)
         {
             assert_eq!(max_new, m2);
-            assert_eq!(prompt.iter().collect::<Vec<_>>(), p2.iter().collect::<Vec<_>>());
+            assert_eq!(
+                prompt.iter().collect::<Vec<_>>(),
+                p2.iter().collect::<Vec<_>>()
+            );
         }
         // Generate / TeacherForce: a prompt count longer than the payload is malformed.
         if let Request::TeacherForce { .. } = r {
@@ -320,13 +323,26 @@ fn oversized_frame_is_refused_at_its_header() {
     assert_eq!(h.handled, 1);
     // One byte over the server's capacity (512 - OVERHEAD) too; exactly at it is served.
     let cap = 512 - OVERHEAD;
-    let at = request_frame(&Request::Classify { image: &vec![1; cap] }, 40);
-    let over = request_frame(&Request::Classify { image: &vec![1; cap + 1] }, 41);
+    let at = request_frame(
+        &Request::Classify {
+            image: &vec![1; cap],
+        },
+        40,
+    );
+    let over = request_frame(
+        &Request::Classify {
+            image: &vec![1; cap + 1],
+        },
+        41,
+    );
     let mut input = over;
     input.extend(at);
     input.extend(vec![0u8; 512]);
     let (out, _, _) = serve(&input, 64);
-    assert_eq!(error_of(&out[0]), Some((ErrorCode::Oversized, cap as u32 + 1)));
+    assert_eq!(
+        error_of(&out[0]),
+        Some((ErrorCode::Oversized, cap as u32 + 1))
+    );
     // The rescan of the oversized frame's bytes finds nothing before the next frame: its
     // payload has no sync byte.
     assert_eq!((out[1].0, out[1].1), (ty::ERROR, 40)); // response of cap+8 bytes too large
@@ -393,7 +409,11 @@ fn interleaved_chaos_every_valid_request_answered_once_in_order() {
                 2 => {
                     // Garbage without sync bytes (so it cannot fake a header), then the frame.
                     let n = rng.below(30);
-                    let g: Vec<u8> = rng.bytes(n).into_iter().map(|b| if b == MAGIC[0] { 0 } else { b }).collect();
+                    let g: Vec<u8> = rng
+                        .bytes(n)
+                        .into_iter()
+                        .map(|b| if b == MAGIC[0] { 0 } else { b })
+                        .collect();
                     input.extend(g);
                     input.extend(&f);
                     valid.push((seq, img));
@@ -435,7 +455,11 @@ fn decoder_never_holds_more_than_its_capacity() {
     let mut rng = Rng(99);
     let mut d = Decoder::<64>::new();
     for _ in 0..100_000 {
-        let b = if rng.below(4) == 0 { MAGIC[rng.below(2)] } else { rng.next() as u8 };
+        let b = if rng.below(4) == 0 {
+            MAGIC[rng.below(2)]
+        } else {
+            rng.next() as u8
+        };
         d.push(b, &mut |ev| {
             if let Event::Frame(f) = ev {
                 assert!(f.payload.len() <= 64 - OVERHEAD);
@@ -501,7 +525,8 @@ fn client_times_out_on_silence_and_on_garbage() {
         use embedded_io::{Read, Write};
         let mut b = [0u8; 64];
         let _ = dev.read(&mut b);
-        dev.write_all(b"Hello from a board that speaks another protocol\r\n").unwrap();
+        dev.write_all(b"Hello from a board that speaks another protocol\r\n")
+            .unwrap();
         std::thread::sleep(Duration::from_millis(500));
     });
     match c.info() {

@@ -243,7 +243,10 @@ pub fn build_firmware(board: &str, model: &Path) -> Result<PathBuf> {
     let copy = std::env::temp_dir().join(format!(
         "tools-device-{}-{}-{}.elf",
         std::process::id(),
-        model.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default(),
+        model
+            .file_stem()
+            .map(|s| s.to_string_lossy())
+            .unwrap_or_default(),
         COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     std::fs::copy(&elf, &copy).map_err(|e| Error::io(&elf, e))?;
@@ -255,7 +258,10 @@ static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::
 /// Start QEMU `machine` with `elf`, its UART0 connected to a socket we listen on.
 fn start_qemu(machine: &str, cpu: &str, elf: &Path, temp: bool, link: &str) -> Result<Port> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io(link, e))?;
-    let port = listener.local_addr().map_err(|e| Error::io(link, e))?.port();
+    let port = listener
+        .local_addr()
+        .map_err(|e| Error::io(link, e))?
+        .port();
     let log = std::env::temp_dir().join(format!(
         "tools-device-qemu-{}-{port}.log",
         std::process::id()
@@ -291,11 +297,17 @@ fn start_qemu(machine: &str, cpu: &str, elf: &Path, temp: bool, link: &str) -> R
                 if let Ok(Some(status)) = qemu.child.try_wait() {
                     return Err(link_error(
                         link,
-                        format!("QEMU exited ({status}) before connecting: {}", qemu.output().trim()),
+                        format!(
+                            "QEMU exited ({status}) before connecting: {}",
+                            qemu.output().trim()
+                        ),
                     ));
                 }
                 if start.elapsed() > Duration::from_secs(20) {
-                    return Err(link_error(link, "QEMU did not connect its UART within 20 s"));
+                    return Err(link_error(
+                        link,
+                        "QEMU did not connect its UART within 20 s",
+                    ));
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -354,7 +366,11 @@ fn qemu_output(client: &mut Client<Port>) -> String {
         Port::Qemu(_, q) => {
             // The first lines say what happened (a boot refusal, a fault); not a register dump.
             let out = q.output();
-            let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).take(2).collect();
+            let lines: Vec<&str> = out
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .take(2)
+                .collect();
             let text: String = lines.join(" / ").chars().take(300).collect();
             if text.is_empty() {
                 String::new()
@@ -376,7 +392,10 @@ fn connect(args: &DeviceArgs, bytes: &[u8]) -> Result<Link> {
                 let known: Vec<&str> = QEMU_BOARDS.iter().map(|b| b.0).collect();
                 return Err(link_error(
                     &name,
-                    format!("no serve firmware for this machine (known: {})", known.join(", ")),
+                    format!(
+                        "no serve firmware for this machine (known: {})",
+                        known.join(", ")
+                    ),
                 ));
             };
             let (elf, temp) = match &args.firmware {
@@ -388,7 +407,10 @@ fn connect(args: &DeviceArgs, bytes: &[u8]) -> Result<Link> {
         (None, None) => return Err(Error::Input("give --port TTY or --qemu MACHINE".into())),
     };
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        return Err(Error::Input(format!("--timeout {}: must be > 0", args.timeout)));
+        return Err(Error::Input(format!(
+            "--timeout {}: must be > 0",
+            args.timeout
+        )));
     }
     let mut client = Client::new(port, Duration::from_secs_f64(args.timeout));
     let info = match client.info() {
@@ -624,7 +646,10 @@ fn run_inputs(
         }
         ModelKind::EncoderDecoder => {
             let images = read_images(image_input(&r.input)?, &blob_vit_config(&h))?;
-            let q: Vec<Vec<i8>> = images.iter().map(|i| int8::quantize_image(blob, i)).collect();
+            let q: Vec<Vec<i8>> = images
+                .iter()
+                .map(|i| int8::quantize_image(blob, i))
+                .collect();
             let prompts = vec![vec![h.decoder.start_token as usize]; images.len()];
             let (generated, logits, dev) =
                 device_generate(link, blob, &prompts, Some(&q), r.max_new_tokens)?;
@@ -663,7 +688,10 @@ fn run_inputs(
     if let Some(g) = result.get("generated").and_then(Value::as_array) {
         for (i, s) in g.iter().enumerate() {
             let dev = &result["device"];
-            let enc = dev.get("encode").map(|e| format!("encode {} {unit}, ", e[i])).unwrap_or_default();
+            let enc = dev
+                .get("encode")
+                .map(|e| format!("encode {} {unit}, ", e[i]))
+                .unwrap_or_default();
             lines.push(format!(
                 "sequence {i}: {s} ({enc}{} tokens in {} {unit})",
                 dev["tokens"][i], dev["decode"][i]
@@ -765,8 +793,10 @@ fn eval(
             let (prompts, images, q) = if enc {
                 let mut images = read_images(&e.data, &blob_vit_config(&h))?;
                 images.truncate(e.limit.unwrap_or(usize::MAX));
-                let q: Vec<Vec<i8>> =
-                    images.iter().map(|i| int8::quantize_image(blob, i)).collect();
+                let q: Vec<Vec<i8>> = images
+                    .iter()
+                    .map(|i| int8::quantize_image(blob, i))
+                    .collect();
                 (
                     vec![vec![h.decoder.start_token as usize]; images.len()],
                     Some(images),

@@ -33,7 +33,12 @@ fn main() -> ! {
     let uart = unsafe { CmsdkUart::new(MPS2_UART0, CORE_HZ, BAUD) };
     let mut server: Server<CmsdkUart, FRAME> = Server::new(uart);
     if let Some(o) = out.as_mut() {
-        let _ = writeln!(o, "serve: {} on UART0 (attn-link v{})", m.name, attn_link::frame::VERSION);
+        let _ = writeln!(
+            o,
+            "serve: {} on UART0 (attn-link v{})",
+            m.name,
+            attn_link::frame::VERSION
+        );
     }
     let r = ARENA.serve(m, &mut server, &mut clock, PROMPT, IDS);
     if let (Err(e), Some(o)) = (&r, out.as_mut()) {

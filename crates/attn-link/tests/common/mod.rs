@@ -77,9 +77,7 @@ impl std::io::Read for PipeEnd {
         if self.pending.is_empty() {
             match self.rx.recv_timeout(Duration::from_millis(20)) {
                 Ok(v) => self.pending.extend(v),
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(std::io::ErrorKind::TimedOut.into())
-                }
+                Err(RecvTimeoutError::Timeout) => return Err(std::io::ErrorKind::TimedOut.into()),
                 Err(RecvTimeoutError::Disconnected) => return Ok(0),
             }
         }
