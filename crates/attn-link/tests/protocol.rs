@@ -31,9 +31,7 @@ impl Handler for Echo {
                 max_ids: 5,
                 name: "echo",
             })),
-            Request::Classify { image } if image.is_empty() => {
-                Err(Fault::new(ErrorCode::BadInput, 0))
-            }
+            Request::Classify { image: [] } => Err(Fault::new(ErrorCode::BadInput, 0)),
             Request::Classify { image } => {
                 let rev: Vec<i8> = image.iter().rev().copied().collect();
                 let time = image.iter().map(|&v| v as i64).sum::<i64>() as u64;
@@ -73,7 +71,9 @@ fn request_frame(req: &Request<'_>, seq: u8) -> Vec<u8> {
     f
 }
 
-fn serve(input: &[u8], chunk: usize) -> (Vec<(u8, u8, Vec<u8>)>, Echo, attn_link::server::Stats) {
+type Served = (Vec<(u8, u8, Vec<u8>)>, Echo, attn_link::server::Stats);
+
+fn serve(input: &[u8], chunk: usize) -> Served {
     let mut s: Server<Capture, 512> = Server::new(Capture::new(input, chunk));
     let mut h = Echo::default();
     s.run(&mut h).unwrap();

@@ -208,9 +208,7 @@ pub fn build_firmware(board: &str, model: &Path) -> Result<PathBuf> {
     let target = repo_dir().join("boards").join("target").join("serve");
     let name = format!("boards/{board}");
     std::fs::create_dir_all(&target).map_err(|e| Error::io(&target, e))?;
-    let lock_path = target.join("build.lock");
-    let lock = File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
-    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+    let _lock = BuildLock::take(target.join("build.lock"))?;
     eprintln!(
         "building the serve firmware of boards/{board} for {} ...",
         model.display()
@@ -251,6 +249,49 @@ pub fn build_firmware(board: &str, model: &Path) -> Result<PathBuf> {
     ));
     std::fs::copy(&elf, &copy).map_err(|e| Error::io(&elf, e))?;
     Ok(copy)
+}
+
+/// A lock file created exclusively (`create_new`), removed on drop; one older than 15 minutes
+/// is taken as left behind by a killed build and removed. (`File::lock` is newer than the
+/// workspace's MSRV.)
+struct BuildLock(PathBuf);
+
+impl BuildLock {
+    fn take(path: PathBuf) -> Result<Self> {
+        let start = Instant::now();
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(_) => return Ok(BuildLock(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let stale = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > Duration::from_secs(900));
+                    if stale {
+                        let _ = std::fs::remove_file(&path);
+                    } else if start.elapsed() > Duration::from_secs(1800) {
+                        return Err(link_error(
+                            &path.display().to_string(),
+                            "another firmware build holds this lock",
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+    }
+}
+
+impl Drop for BuildLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
