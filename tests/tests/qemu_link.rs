@@ -230,7 +230,8 @@ fn link_failures_are_clear_errors() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let vit = repo().join("models/vit-mnist.tatn");
     let lm = repo().join("models/char-lm.tatn");
-    let elf = tools::cli::device::build_firmware("mps2-an386", &vit).unwrap();
+    let elf =
+        tools::cli::device::build_firmware("mps2-an386", "thumbv7em-none-eabihf", &vit).unwrap();
     // Another model on the device: the checksums differ.
     let e = device(&lm, Some(elf.clone()), 60.0, Action::Info).unwrap_err();
     assert!(
@@ -264,6 +265,6 @@ fn link_failures_are_clear_errors() {
     .unwrap_err();
     assert_eq!(
         e,
-        "qemu mps2-an505: no serve firmware for this machine (known: mps2-an386)"
+        "qemu mps2-an505: no serve firmware for this machine (known: mps2-an386, mps2-an500)"
     );
 }

@@ -36,8 +36,21 @@ use crate::int8::{self, AlignedBlob};
 use crate::vocab::Vocab;
 use core_attn::blob::{fnv1a32, Blob, ModelKind, NO_TOKEN};
 
-/// QEMU machines with a serve firmware: (machine, board directory, CPU).
-const QEMU_BOARDS: [(&str, &str, &str); 1] = [("mps2-an386", "mps2-an386", "cortex-m4")];
+/// QEMU machines with a serve firmware: (machine, board directory, CPU, target).
+const QEMU_BOARDS: [(&str, &str, &str, &str); 2] = [
+    (
+        "mps2-an386",
+        "mps2-an386",
+        "cortex-m4",
+        "thumbv7em-none-eabihf",
+    ),
+    (
+        "mps2-an500",
+        "mps2-an500",
+        "cortex-m7",
+        "thumbv7em-none-eabihf",
+    ),
+];
 
 /// Arguments of `device`.
 #[derive(Debug, Clone, Args)]
@@ -48,7 +61,7 @@ pub struct DeviceArgs {
     /// Baud rate of --port.
     #[arg(long, default_value_t = 115_200)]
     pub baud: u32,
-    /// Start this QEMU machine with the model's serve firmware (mps2-an386).
+    /// Start this QEMU machine with the model's serve firmware (mps2-an386, mps2-an500).
     #[arg(long)]
     pub qemu: Option<String>,
     /// Serve firmware ELF for --qemu (default: built for MODEL in boards/<machine>).
@@ -202,7 +215,7 @@ fn repo_dir() -> PathBuf {
 /// Build the serve firmware of `board` with `model` embedded; returns a private copy of the
 /// ELF (in the temp directory, the caller removes it). Builds are serialized by a lock file
 /// (they share one target directory), so concurrent callers each get their own model.
-pub fn build_firmware(board: &str, model: &Path) -> Result<PathBuf> {
+pub fn build_firmware(board: &str, target_triple: &str, model: &Path) -> Result<PathBuf> {
     let dir = repo_dir().join("boards").join(board);
     let model = model.canonicalize().map_err(|e| Error::io(model, e))?;
     let target = repo_dir().join("boards").join("target").join("serve");
@@ -237,7 +250,7 @@ pub fn build_firmware(board: &str, model: &Path) -> Result<PathBuf> {
             format!("building the serve firmware failed: {tail}"),
         ));
     }
-    let elf = target.join("thumbv7em-none-eabihf/release/serve");
+    let elf = target.join(target_triple).join("release").join("serve");
     let copy = std::env::temp_dir().join(format!(
         "tools-device-{}-{}-{}.elf",
         std::process::id(),
@@ -429,7 +442,7 @@ fn connect(args: &DeviceArgs, bytes: &[u8]) -> Result<Link> {
         (Some(p), _) => (open_tty(p, args.baud)?, p.display().to_string()),
         (None, Some(m)) => {
             let name = format!("qemu {m}");
-            let Some((_, board, cpu)) = QEMU_BOARDS.iter().find(|(q, _, _)| q == m) else {
+            let Some((_, board, cpu, triple)) = QEMU_BOARDS.iter().find(|b| b.0 == m) else {
                 let known: Vec<&str> = QEMU_BOARDS.iter().map(|b| b.0).collect();
                 return Err(link_error(
                     &name,
@@ -441,7 +454,7 @@ fn connect(args: &DeviceArgs, bytes: &[u8]) -> Result<Link> {
             };
             let (elf, temp) = match &args.firmware {
                 Some(f) => (f.clone(), false),
-                None => (build_firmware(board, &args.model)?, true),
+                None => (build_firmware(board, triple, &args.model)?, true),
             };
             (start_qemu(m, cpu, &elf, temp, &name)?, name)
         }
