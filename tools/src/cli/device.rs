@@ -64,7 +64,7 @@ pub struct DeviceArgs {
     /// Start this QEMU machine with the model's serve firmware (mps2-an386, mps2-an500).
     #[arg(long)]
     pub qemu: Option<String>,
-    /// Serve firmware ELF for --qemu (default: built for MODEL in boards/<machine>).
+    /// Serve firmware ELF for --qemu (default: built for MODEL in `boards/<machine>`).
     #[arg(long, requires = "qemu")]
     pub firmware: Option<PathBuf>,
     /// Seconds to wait for each answer of the device.
