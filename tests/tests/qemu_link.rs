@@ -1,4 +1,4 @@
-//! `tools device --qemu mps2-an386 MODEL run --input FILE --json` against `tools simulate
+//! `tools device --qemu mps2-an386 MODEL run --input FILE --json` (and `mps2-an500`) against `tools simulate
 //! MODEL --input FILE --json`: the device (the serve firmware under QEMU, talked to over its
 //! UART with the attn-link protocol) must print the same JSON byte for byte, plus its
 //! `"device"` counters; and the link's failures (another model on the device, no answer in
@@ -44,10 +44,20 @@ fn device(
     timeout: f64,
     action: Action,
 ) -> Result<String, String> {
+    device_on("mps2-an386", model, firmware, timeout, action)
+}
+
+fn device_on(
+    machine: &str,
+    model: &Path,
+    firmware: Option<PathBuf>,
+    timeout: f64,
+    action: Action,
+) -> Result<String, String> {
     cli(Command::Device(DeviceArgs {
         port: None,
         baud: 115_200,
-        qemu: Some("mps2-an386".into()),
+        qemu: Some(machine.into()),
         firmware,
         timeout,
         model: model.to_path_buf(),
@@ -124,12 +134,28 @@ fn first_rows(src: &Path, n: usize, dir: &Path) -> PathBuf {
 
 /// The device's JSON without `"device"` must be simulate's byte for byte; returns the counters.
 fn same_as_simulate(model: &str, data: &str, rows: usize, max_new: usize) -> Value {
+    same_as_simulate_on("mps2-an386", model, data, rows, max_new)
+}
+
+fn same_as_simulate_on(
+    machine: &str,
+    model: &str,
+    data: &str,
+    rows: usize,
+    max_new: usize,
+) -> Value {
     let dir = std::env::temp_dir().join(format!("qemu-link-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let model = repo().join(model);
     let input = first_rows(&repo().join(data), rows, &dir);
-    let dev = device(&model, None, 60.0, Action::Run(run_args(&input, max_new)))
-        .unwrap_or_else(|e| panic!("{}: {e}", model.display()));
+    let dev = device_on(
+        machine,
+        &model,
+        None,
+        60.0,
+        Action::Run(run_args(&input, max_new)),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", model.display()));
     let sim = simulate(&model, &input, max_new);
     let _ = std::fs::remove_file(&input);
     // Keys are sorted, so `"device"` comes first: `{"device":{...},REST` where REST is
@@ -169,6 +195,22 @@ fn vit_on_the_device_equals_simulate() {
         let t = t.as_u64().unwrap();
         assert!((1_000_000..4_000_000).contains(&t), "{t}");
     }
+}
+
+#[test]
+fn cortex_m7_mps2_an500_serves_too() {
+    if skip() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = same_as_simulate_on(
+        "mps2-an500",
+        "models/vit-mnist.tatn",
+        "models/data/mnist_test_500.npy",
+        2,
+        16,
+    );
+    assert_eq!(c["time"].as_array().unwrap().len(), 2);
 }
 
 #[test]
