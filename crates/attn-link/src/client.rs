@@ -130,6 +130,7 @@ pub struct Client<T> {
     max_payload: usize,
     frames: Vec<OwnedFrame>,
     errors: u64,
+    resync: bool,
 }
 
 impl<T: std::io::Read + std::io::Write> Client<T> {
@@ -143,6 +144,7 @@ impl<T: std::io::Read + std::io::Write> Client<T> {
             max_payload: MAX_FRAME - frame::OVERHEAD,
             frames: Vec::new(),
             errors: 0,
+            resync: false,
         }
     }
 
@@ -162,8 +164,15 @@ impl<T: std::io::Read + std::io::Write> Client<T> {
         self.io.flush().map_err(ClientError::Io)
     }
 
-    /// Send `req` with a new sequence number; returns the number.
+    /// Send `req` with a new sequence number; returns the number. After a request that timed
+    /// out, `MAX_FRAME` zero bytes go first: they complete any partial frame the device may be
+    /// holding (a truncated request), which then fails its CRC, so the device is listening for
+    /// a new frame again.
     pub fn send(&mut self, req: &Request<'_>) -> Result<u8, ClientError> {
+        if self.resync {
+            self.send_raw(&[0u8; MAX_FRAME])?;
+            self.resync = false;
+        }
         self.seq = self.seq.wrapping_add(1);
         let mut payload = std::vec![0u8; self.max_payload];
         let n = req.encode(&mut payload).map_err(|e| match e {
@@ -198,6 +207,7 @@ impl<T: std::io::Read + std::io::Write> Client<T> {
             self.frames.clear();
             let waited = start.elapsed();
             if waited >= self.timeout {
+                self.resync = true;
                 return Err(ClientError::Timeout {
                     waited,
                     garbage: (self.rx.skipped() + self.errors).saturating_sub(garbage0),

@@ -537,3 +537,22 @@ fn client_times_out_on_silence_and_on_garbage() {
     }
     t.join().unwrap();
 }
+
+#[test]
+fn client_resynchronises_a_device_stuck_in_a_truncated_frame() {
+    let (t, mut c) = echo_server();
+    // A header declaring 100 bytes, and nothing more: the device waits for the rest.
+    c.send_raw(&[MAGIC[0], MAGIC[1], frame::VERSION, ty::CLASSIFY, 1, 100, 0])
+        .unwrap();
+    c.set_timeout(Duration::from_millis(300));
+    // The Info request is swallowed by the partial frame: no answer in time.
+    assert!(matches!(c.info(), Err(ClientError::Timeout { .. })));
+    // The next request is preceded by a flush: the device answers again.
+    c.set_timeout(Duration::from_secs(5));
+    let info = c.info().unwrap();
+    assert_eq!(info.name, "echo");
+    drop(c);
+    // The swallowed Info was recovered by the rescan and answered late (dropped by the
+    // client as stale), then the new one: two requests handled.
+    assert_eq!(t.join().unwrap().handled, 2);
+}
