@@ -5,13 +5,13 @@
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz --locked`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
-declare -A SEEDS=([blob_parse]=seeds/blob [blob_run]=seeds/blob [checkpoint_import]=seeds/checkpoint [npy_image]=seeds/npy_image)
+declare -A SEEDS=([blob_parse]=seeds/blob [blob_run]=seeds/blob [checkpoint_import]=seeds/checkpoint [npy_image]=seeds/npy_image [link_frames]=seeds/link)
 if [[ $# -ge 1 ]]; then
     limit=(-max_total_time="$1")
 else
     limit=(-runs="${FUZZ_RUNS:-20000}")
 fi
-for t in blob_parse blob_run checkpoint_import npy_image; do
+for t in blob_parse blob_run checkpoint_import npy_image link_frames; do
     mkdir -p "corpus/$t"
     echo "== fuzz $t (${limit[*]})"
     start=$SECONDS

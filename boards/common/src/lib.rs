@@ -34,12 +34,16 @@ pub mod dwt;
 pub mod format;
 #[cfg(feature = "host")]
 pub mod host;
+#[cfg(feature = "link")]
+pub mod link;
 #[cfg(feature = "qemu")]
 pub mod qemu;
 #[cfg(feature = "defmt")]
 pub mod rtt;
 #[cfg(feature = "selftest")]
 pub mod selftest;
+#[cfg(feature = "uart")]
+pub mod uart;
 
 /// 16-byte aligned storage for a blob in flash (`&Align16(*include_bytes!(..))`): the blob's
 /// `i32`/`u16` sections are read zero-copy and need the alignment.

@@ -6,6 +6,7 @@
 
 pub mod attention_map;
 pub mod convert;
+pub mod device;
 pub mod eval;
 pub mod inspect;
 pub mod simulate;
@@ -37,6 +38,9 @@ pub enum Command {
     /// Evaluate an int8 model and its f32 reference side by side (accuracy or loss,
     /// agreement, per-layer SQNR).
     Eval(eval::EvalArgs),
+    /// Talk to a board serving a model over a serial link (or a QEMU board it starts): model
+    /// info, run inputs on the device, on-target validation.
+    Device(device::DeviceArgs),
 }
 
 /// Runs a parsed command line, writing results to `out`.
@@ -46,5 +50,6 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Convert(args) => convert::run(args, out),
         Command::Inspect(args) => inspect::run(args, out),
         Command::Eval(args) => eval::run(args, out),
+        Command::Device(args) => device::run(args, out),
     }
 }
