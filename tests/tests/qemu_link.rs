@@ -81,6 +81,7 @@ fn simulate(model: &Path, input: &Path, max_new: usize) -> String {
         input: Some(input.to_path_buf()),
         prompt: None,
         vocab: None,
+        tokenizer: None,
         json: true,
         max_new_tokens: max_new,
         attention_map: None,
