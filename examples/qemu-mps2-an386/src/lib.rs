@@ -23,7 +23,10 @@ pub use digits::{DIGITS, LABELS};
 pub use cortex_m_rt as __rt;
 
 /// Write formatted text to the host's stdout (semihosting); output errors are ignored.
+/// Not inlined: the code-size benchmark (`bash bench/run --example-size`) counts
+/// instructions between `main`, the first call of this function and [`finish`].
 #[doc(hidden)]
+#[inline(never)]
 pub fn _print(args: core::fmt::Arguments<'_>) {
     if let Ok(mut out) = hio::hstdout() {
         let _ = out.write_fmt(args);
@@ -43,7 +46,9 @@ macro_rules! println {
     ($($arg:tt)*) => {{ $crate::_print(format_args!($($arg)*)); $crate::_print(format_args!("\n")) }};
 }
 
-/// Exit QEMU: status 0 for `Ok`, 1 (after printing the error) for `Err`.
+/// Exit QEMU: status 0 for `Ok`, 1 (after printing the error) for `Err`. Not inlined (a
+/// marker of the code-size benchmark, see [`_print`]).
+#[inline(never)]
 pub fn finish(result: Result<(), core_attn::Error>) -> ! {
     let code = match result {
         Ok(()) => EXIT_SUCCESS,
