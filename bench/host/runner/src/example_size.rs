@@ -159,7 +159,7 @@ fn part(name: &str) -> String {
             "core + compiler_builtins (fmt, memcpy, division)".into()
         }
         (Some("classify"), _) => "classify (user code, inlined runner calls)".into(),
-        _ => "other (cortex-m-rt, semihosting glue, vector table)".into(),
+        _ => "other (cortex-m-rt, semihosting glue)".into(),
     }
 }
 
