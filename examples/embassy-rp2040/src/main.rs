@@ -12,6 +12,7 @@
 use defmt::info;
 use embassy_executor::Spawner;
 use embassy_time::Instant;
+use static_cell::ConstStaticCell;
 use {defmt_rtt as _, panic_probe as _};
 
 /// The test digits (`u8` pixels, as a camera gives them) and their labels: `build.rs`.
@@ -23,6 +24,9 @@ mod digits {
 core_attn::include_model!(MNIST: Vit = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/vit-mnist.tatn"));
 // The model takes (v/255 - 0.5)/0.5: the u8 -> int8 table is computed by the compiler.
 const PIXELS: core_attn::device::PixelMap = MNIST::pixel_map(0.5, 0.5);
+// The model's working memory, in .bss (a model too large for the RAM fails to link); taken
+// once, without a copy.
+static MEMORY: ConstStaticCell<MNIST::Memory> = ConstStaticCell::new(MNIST::Memory::new());
 
 #[embassy_executor::main]
 async fn main(_spawner: Spawner) {
@@ -30,9 +34,7 @@ async fn main(_spawner: Spawner) {
     let _p = embassy_rp::init(Default::default());
     info!("rp2040: {=u32} Hz", embassy_rp::clocks::clk_sys_freq());
 
-    // A local of `async fn main` lives in the task's static storage (.bss), not on the stack.
-    let mut memory = MNIST::Memory::new();
-    let mut vit = match MNIST::load(&mut memory) {
+    let mut vit = match MNIST::load(MEMORY.take()) {
         Ok(v) => v,
         Err(e) => defmt::panic!("model refused: {}", e),
     };

@@ -14,6 +14,7 @@ use embassy_executor::Spawner;
 use embassy_stm32::time::Hertz;
 use embassy_stm32::Config;
 use embassy_time::Instant;
+use static_cell::ConstStaticCell;
 use {defmt_rtt as _, panic_probe as _};
 
 /// The test digits (`u8` pixels, as a camera gives them) and their labels: `build.rs`.
@@ -25,6 +26,9 @@ mod digits {
 core_attn::include_model!(MNIST: Vit = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/vit-mnist.tatn"));
 // The model takes (v/255 - 0.5)/0.5: the u8 -> int8 table is computed by the compiler.
 const PIXELS: core_attn::device::PixelMap = MNIST::pixel_map(0.5, 0.5);
+// The model's working memory, in .bss (a model too large for the RAM fails to link); taken
+// once, without a copy.
+static MEMORY: ConstStaticCell<MNIST::Memory> = ConstStaticCell::new(MNIST::Memory::new());
 
 /// 100 MHz from the Black Pill's 25 MHz crystal: 25 MHz / 25 · 200 / 2.
 fn clocks() -> Config {
@@ -68,9 +72,7 @@ async fn main(_spawner: Spawner) {
             .map_or(0, |h| h.0)
     );
 
-    // A local of `async fn main` lives in the task's static storage (.bss), not on the stack.
-    let mut memory = MNIST::Memory::new();
-    let mut vit = match MNIST::load(&mut memory) {
+    let mut vit = match MNIST::load(MEMORY.take()) {
         Ok(v) => v,
         Err(e) => defmt::panic!("model refused: {}", e),
     };
