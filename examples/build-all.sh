@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 
 examples=(embassy-stm32f411 embassy-rp2040 qemu-mps2-an386)
 # The build-script code every example includes with #[path].
-rustfmt --check --edition 2021 shared/test_digits.rs
+rustfmt --check --edition 2021 common/test_digits.rs
 for ex in "${examples[@]}"; do
   echo "=== examples/$ex"
   (

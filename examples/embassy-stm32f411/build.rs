@@ -1,5 +1,5 @@
-//! Embeds the test digits: see `../shared/test_digits.rs`.
-#[path = "../shared/test_digits.rs"]
+//! Embeds the test digits: see `../common/test_digits.rs`.
+#[path = "../common/test_digits.rs"]
 mod test_digits;
 
 fn main() {

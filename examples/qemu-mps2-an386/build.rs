@@ -1,6 +1,6 @@
 //! Puts `memory.x` on the linker path and embeds the test digits (see
-//! `../shared/test_digits.rs`).
-#[path = "../shared/test_digits.rs"]
+//! `../common/test_digits.rs`).
+#[path = "../common/test_digits.rs"]
 mod test_digits;
 
 use std::path::PathBuf;

@@ -90,9 +90,9 @@ fn user_code_line_counts() {
     assert!(text.contains(PROMPT) && text.contains(&format!("], {MAX_NEW},")));
 }
 
-/// The number of digits the example embeds (`IMAGES` in `examples/shared/test_digits.rs`).
+/// The number of digits the example embeds (`IMAGES` in `examples/common/test_digits.rs`).
 fn embedded_images() -> usize {
-    let src = std::fs::read_to_string(root().join("examples/shared/test_digits.rs")).unwrap();
+    let src = std::fs::read_to_string(root().join("examples/common/test_digits.rs")).unwrap();
     let line = src
         .lines()
         .find(|l| l.starts_with("pub const IMAGES: usize = "))
