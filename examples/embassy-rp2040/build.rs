@@ -1,7 +1,7 @@
-//! Puts `memory.x` on the linker path and embeds the model and its test images (see
-//! `../shared/build_model.rs`).
-#[path = "../shared/build_model.rs"]
-mod build_model;
+//! Puts `memory.x` on the linker path and embeds the test digits (see
+//! `../common/test_digits.rs`).
+#[path = "../common/test_digits.rs"]
+mod test_digits;
 
 use std::path::PathBuf;
 
@@ -14,5 +14,5 @@ fn main() {
     }
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
-    build_model::main();
+    test_digits::main();
 }

@@ -1,7 +1,7 @@
-//! Embeds the model and its test images: see `../shared/build_model.rs`.
-#[path = "../shared/build_model.rs"]
-mod build_model;
+//! Embeds the test digits: see `../common/test_digits.rs`.
+#[path = "../common/test_digits.rs"]
+mod test_digits;
 
 fn main() {
-    build_model::main();
+    test_digits::main();
 }

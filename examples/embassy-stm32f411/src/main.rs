@@ -3,8 +3,8 @@
 //! the digit found, the true label and the time of each inference (µs from embassy-time, core
 //! cycles from the DWT counter). `cargo run --release` flashes it with probe-rs.
 //!
-//! Two parts: the board glue (clocks, timing, images, logging) and, in the marked `model`
-//! module, the only code that touches core-attn.
+//! The model part is what the core-attn README shows: `include_model!`, a `PixelMap`, the
+//! memory, `load` and `classify_u8`; the rest is board glue (clocks, timing, logging).
 #![no_std]
 #![no_main]
 
@@ -14,70 +14,21 @@ use embassy_executor::Spawner;
 use embassy_stm32::time::Hertz;
 use embassy_stm32::Config;
 use embassy_time::Instant;
+use static_cell::ConstStaticCell;
 use {defmt_rtt as _, panic_probe as _};
 
-/// The test images and labels: `build.rs` quantizes them with the model's input parameters.
-mod images {
-    include!(concat!(env!("OUT_DIR"), "/images.rs"));
+/// The test digits (`u8` pixels, as a camera gives them) and their labels: `build.rs`.
+mod digits {
+    include!(concat!(env!("OUT_DIR"), "/digits.rs"));
 }
 
-// ======================= model: the only code that uses core-attn =======================
-mod model {
-    use core_attn::blob::Blob;
-    use core_attn::model::{argmax_i8, vit_classify, ModelBuffers};
-    use core_attn::Error;
-
-    // X, NORMED, WIDE, SCORES, PATCH, LOGITS: element counts from the blob header (build.rs).
-    include!(concat!(env!("OUT_DIR"), "/model_sizes.rs"));
-
-    /// 16-byte alignment for the blob: its tables are read in place, straight from flash.
-    #[repr(C, align(16))]
-    struct Align16<B: ?Sized>(B);
-
-    /// The packed model (`TATN_MODEL` in `.cargo/config.toml`).
-    static BLOB: &Align16<[u8]> = &Align16(*include_bytes!(env!("TATN_MODEL_FILE")));
-
-    /// The runner's working memory (in `.bss`, sized for this model).
-    pub struct Vit {
-        blob: Blob<'static>,
-        x: [i8; X],
-        normed: [i8; NORMED],
-        wide: [i8; WIDE],
-        scores: [i32; SCORES],
-        patch: [i8; PATCH],
-        logits: [i8; LOGITS],
-    }
-
-    impl Vit {
-        /// Validate the blob (checksum, bounds, every kernel's parameters).
-        pub fn load() -> Result<Self, Error> {
-            Ok(Vit {
-                blob: Blob::parse(&BLOB.0)?,
-                x: [0; X],
-                normed: [0; NORMED],
-                wide: [0; WIDE],
-                scores: [0; SCORES],
-                patch: [0; PATCH],
-                logits: [0; LOGITS],
-            })
-        }
-
-        /// The most likely class of one int8 image.
-        pub fn classify(&mut self, image: &[i8]) -> Result<usize, Error> {
-            let mut bufs = ModelBuffers {
-                x: &mut self.x,
-                normed: &mut self.normed,
-                wide: &mut self.wide,
-                scores: &mut self.scores,
-                patch: &mut self.patch,
-                logits: &mut self.logits,
-            };
-            let logits = vit_classify(&self.blob, image, &mut bufs, &mut |_, _| {})?;
-            Ok(argmax_i8(logits))
-        }
-    }
-}
-// ===================================== end of model =====================================
+// The model: its memory is sized from the blob's header at compile time.
+core_attn::include_model!(MNIST: Vit = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/vit-mnist.tatn"));
+// The model takes (v/255 - 0.5)/0.5: the u8 -> int8 table is computed by the compiler.
+const PIXELS: core_attn::device::PixelMap = MNIST::pixel_map(0.5, 0.5);
+// The model's working memory, in .bss (a model too large for the RAM fails to link); taken
+// once, without a copy.
+static MEMORY: ConstStaticCell<MNIST::Memory> = ConstStaticCell::new(MNIST::Memory::new());
 
 /// 100 MHz from the Black Pill's 25 MHz crystal: 25 MHz / 25 · 200 / 2.
 fn clocks() -> Config {
@@ -121,18 +72,15 @@ async fn main(_spawner: Spawner) {
             .map_or(0, |h| h.0)
     );
 
-    let Some(vit) = cortex_m::singleton!(: Option<model::Vit> = None) else {
-        defmt::panic!("model buffers already taken")
-    };
-    let vit = match model::Vit::load() {
-        Ok(v) => vit.insert(v),
+    let mut vit = match MNIST::load(MEMORY.take()) {
+        Ok(v) => v,
         Err(e) => defmt::panic!("model refused: {}", e),
     };
 
     let mut correct = 0;
-    for (i, (image, &label)) in images::IMAGES.iter().zip(&images::LABELS).enumerate() {
+    for (i, (image, &label)) in digits::DIGITS.iter().zip(&digits::LABELS).enumerate() {
         let (t0, c0) = (Instant::now(), DWT::cycle_count());
-        let digit = match vit.classify(image) {
+        let digit = match vit.classify_u8(image, &PIXELS) {
             Ok(d) => d,
             Err(e) => defmt::panic!("image {}: {}", i, e),
         };
@@ -144,5 +92,5 @@ async fn main(_spawner: Spawner) {
             i, digit, label, us, cycles
         );
     }
-    info!("{=usize}/{=usize} correct", correct, images::IMAGES.len());
+    info!("{=usize}/{=usize} correct", correct, digits::DIGITS.len());
 }

@@ -14,7 +14,12 @@
 //! `boards/<machine>/memory.x`) where the model fits that chip; MACs, flash and RAM come from
 //! `tools inspect --json` (built and run with `cargo run -p tools`). `--check` runs only the
 //! ViT on the M4.
+//!
+//! Also (not under `--check`) the code size and instructions per image of a firmware written
+//! with core-attn's device API (`examples/qemu-mps2-an386`, [`example_size`]);
+//! `--example-size` runs only that step and replaces its section of BENCHMARKS.md.
 
+mod example_size;
 mod f32;
 
 use qemu_insn_count::timing::{CLASSES, CLASS_NAMES};
@@ -1028,6 +1033,9 @@ fn main() {
     // `--check`: M4 only, write nothing, fail if a variant does not match (CI).
     let check_only = args.iter().any(|a| a == "--check");
     args.retain(|a| a != "--check");
+    // `--example-size`: only the code size of the device-API example (its BENCHMARKS.md section).
+    let example_size_only = args.iter().any(|a| a == "--example-size");
+    args.retain(|a| a != "--example-size");
     if check_only && args.is_empty() {
         args.push("m4".into());
     }
@@ -1050,6 +1058,13 @@ fn main() {
         .current_dir(&host))
     .unwrap_or_else(|e| panic!("{e}"));
     let plugin = host.join("target/release/libqemu_insn_count.so");
+    if example_size_only {
+        let rows = example_size::rows(&root, &plugin);
+        let section = example_size::markdown(&rows);
+        print!("{section}");
+        example_size::splice(&root, &section).unwrap_or_else(|e| panic!("{e}"));
+        std::process::exit(if rows.iter().all(Result::is_ok) { 0 } else { 1 });
+    }
     let qemu_version = run(Command::new("qemu-system-arm").arg("--version"))
         .map(|s| s.lines().next().unwrap_or("").to_string())
         .unwrap_or_default();
@@ -1304,6 +1319,8 @@ fn main() {
          `arm_fully_connected_s8` 2.66; plain Rust iterators 5.06. What bounds each missed \
          target: see \"Missed targets\" below.\n\n",
     );
+    md.push_str(&example_size::markdown(&example_size::rows(&root, &plugin)));
+    md.push('\n');
     md.push_str(NOTES);
     std::fs::write(root.join("BENCHMARKS.md"), &md).expect("write BENCHMARKS.md");
 

@@ -1,0 +1,84 @@
+//! Board glue of the QEMU example — everything that is not the model, so that
+//! `src/bin/*.rs` read as the user code of the core-attn README:
+//!
+//! - [`entry!`]: the `cortex-m-rt` entry point that runs the binary's
+//!   `fn run() -> Result<(), core_attn::Error>` and exits QEMU with its status;
+//! - [`print!`] / [`println!`]: output over semihosting (the host's stdout under QEMU);
+//! - the panic handler: prints the message and exits QEMU with a failure status;
+//! - [`DIGITS`] / [`LABELS`]: test images as raw `u8` pixels (a camera's view), embedded by
+//!   `build.rs` from `models/data/mnist_test_500.npy`.
+#![no_std]
+#![warn(missing_docs)]
+
+use core::fmt::Write as _;
+use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
+use cortex_m_semihosting::hio;
+
+mod digits {
+    include!(concat!(env!("OUT_DIR"), "/digits.rs"));
+}
+pub use digits::{DIGITS, LABELS};
+
+#[doc(hidden)]
+pub use cortex_m_rt as __rt;
+
+/// Write formatted text to the host's stdout (semihosting); output errors are ignored.
+/// Not inlined: the code-size benchmark (`bash bench/run --example-size`) counts
+/// instructions between `main`, the first call of this function and [`finish`].
+#[doc(hidden)]
+#[inline(never)]
+pub fn _print(args: core::fmt::Arguments<'_>) {
+    if let Ok(mut out) = hio::hstdout() {
+        let _ = out.write_fmt(args);
+    }
+}
+
+/// `print!` over semihosting.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::_print(format_args!($($arg)*)) };
+}
+
+/// `println!` over semihosting.
+#[macro_export]
+macro_rules! println {
+    () => { $crate::_print(format_args!("\n")) };
+    ($($arg:tt)*) => {{ $crate::_print(format_args!($($arg)*)); $crate::_print(format_args!("\n")) }};
+}
+
+/// Exit QEMU: status 0 for `Ok`, 1 (after printing the error) for `Err`. Not inlined (a
+/// marker of the code-size benchmark, see [`_print`]).
+#[inline(never)]
+pub fn finish(result: Result<(), core_attn::Error>) -> ! {
+    let code = match result {
+        Ok(()) => EXIT_SUCCESS,
+        Err(e) => {
+            println!("error: {}", e);
+            EXIT_FAILURE
+        }
+    };
+    debug::exit(code);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// The firmware entry point: `entry!(run)` runs `run()` and exits QEMU with its status.
+#[macro_export]
+macro_rules! entry {
+    ($run:ident) => {
+        #[$crate::__rt::entry]
+        fn main() -> ! {
+            $crate::finish($run())
+        }
+    };
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    println!("panic: {}", info);
+    debug::exit(EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
