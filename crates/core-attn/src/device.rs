@@ -27,11 +27,12 @@
 //!
 //! # Where the memory lives
 //!
-//! [`Memory::new`] is a `const fn` of zeros. On the host or in an embassy `async fn main`
-//! (whose locals live in the task's static storage) a local is fine; in a bare-metal `main`
-//! put large models in a `static` cell so that the buffers land in `.bss`, e.g.
-//! `static_cell::ConstStaticCell::new(MODEL::Memory::new()).take()` or
-//! `cortex_m::singleton!(: MODEL::Memory = MODEL::Memory::new())`.
+//! [`Memory::new`] is a `const fn` of zeros. On the host a local is fine; on a device put the
+//! memory in a `static` cell so that the buffers land in `.bss` (and a model that does not fit
+//! the RAM fails to link), e.g. `static_cell::ConstStaticCell::new(MODEL::Memory::new()).take()`.
+//! A local of an embassy `async fn main` is in the task's static storage only when it is held
+//! across an `.await`, and `cortex_m::singleton!` builds the value on the stack before moving it
+//! (a 75 KB LM memory overflowed the stack that way).
 //!
 //! # Read an image to tokens
 //!
