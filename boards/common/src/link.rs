@@ -104,3 +104,53 @@ impl<
         server.run(&mut handler).map_err(ServeFailure::Port)
     }
 }
+
+/// The whole serve-mode firmware of a QEMU MPS2 board whose UART0 is a CMSDK UART at
+/// [`crate::uart::MPS2_UART0`] (mps2-an386, mps2-an500): `serve_firmware!("mps2-an386",
+/// CORE_HZ)` after `include!`-ing the board's `model_consts.rs` defines the `#[entry]` that
+/// serves the first embedded model on UART0 at 115200 baud, timed by SysTick, with boot
+/// messages (and a refused model) on semihosting.
+#[cfg(all(feature = "qemu", feature = "uart"))]
+#[macro_export]
+macro_rules! serve_firmware {
+    ($board:literal, $core_hz:expr) => {
+        #[cortex_m_rt::entry]
+        fn main() -> ! {
+            // `#[entry]` turns these leading `static mut`s into `&'static mut` (no `unsafe`).
+            static mut ARENA: Arena = Arena::new();
+            static mut PROMPT: [u32; $crate::link::MAX_IDS] = [0; $crate::link::MAX_IDS];
+            static mut IDS: [u32; $crate::link::MAX_IDS] = [0; $crate::link::MAX_IDS];
+            use core::fmt::Write as _;
+            use $crate::link::{ServeFailure, FRAME};
+            use $crate::qemu::{self, Semihosting, SysTickClock};
+            use $crate::uart::{CmsdkUart, MPS2_UART0};
+            let mut out = Semihosting::stdout();
+            let (Some(cp), Some(m)) = (cortex_m::Peripherals::take(), MODELS.first()) else {
+                qemu::exit(false)
+            };
+            let mut clock = SysTickClock::new(cp.SYST, $core_hz);
+            // SAFETY: UART0 of the MPS2 board, used by nothing else in this firmware.
+            let uart = unsafe { CmsdkUart::new(MPS2_UART0, $core_hz, 115_200) };
+            let mut server: attn_link::Server<CmsdkUart, FRAME> = attn_link::Server::new(uart);
+            if let Some(o) = out.as_mut() {
+                let _ = writeln!(
+                    o,
+                    "serve: {} on {} UART0 (attn-link v{})",
+                    m.name,
+                    $board,
+                    attn_link::frame::VERSION
+                );
+            }
+            let r = ARENA.serve(m, &mut server, &mut clock, PROMPT, IDS);
+            if let (Err(e), Some(o)) = (&r, out.as_mut()) {
+                let _ = match e {
+                    ServeFailure::Model(f) => {
+                        writeln!(o, "error: model {}: {f}; refusing to serve", m.name)
+                    }
+                    ServeFailure::Port(_) => writeln!(o, "error: serial port failed"),
+                };
+            }
+            qemu::exit(r.is_ok())
+        }
+    };
+}
