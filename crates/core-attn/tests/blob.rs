@@ -347,7 +347,7 @@ fn encoder_decoder_cross_caches_match_reference() {
 /// `e` alone caps SQNR at `−20·log10|e − 1|`: 6 dB at 1.5×, 20 dB at 1.1×.
 ///
 /// Injected: the blob header's logits scale × 1.5 (`blob::write`, `logits_scale_bits`) →
-/// fails with `vit: logits SQNR INJ dB < MIN`.
+/// fails with `vit: logits SQNR 6.07 dB < 17`.
 #[test]
 fn dequantized_logits_sqnr_on_held_out_inputs() {
     use core_attn::reference::kernels::sqnr_db;
