@@ -65,7 +65,7 @@ fn every_regression_folder_exists() {
 /// refused by `blob_parse`; with the checksum repaired, both targets return without a panic.
 ///
 /// Injected: `blob_run` returning before the runners (e.g. `RUN_CAP` = 1 KiB, so every seed is
-/// refused at `Buffers`) → fails with `…vit.tatn: blob_run stopped at Buffers`.
+/// refused at `Buffers`) → fails with `…encdec.tatn: blob_run stopped at Buffers`.
 #[test]
 fn seed_blobs_parse_and_run() {
     let seeds = files("seeds/blob");
