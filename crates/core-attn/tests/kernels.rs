@@ -411,8 +411,8 @@ proptest! {
 /// bound is attained within 2.2×, so an N-proportional error on top of the rounding shows).
 ///
 /// Injected: the row sum over-counted by half a unit per key (`scale_u16(probs, sum +
-/// input.len() as u32 / 2)` in `softmax_i8`) → fails with `len 300 element 150: … (error 2…
-/// Q15 LSB)` — a bug the random rows of `softmax_matches_f64` do not reach.
+/// input.len() as u32 / 2)` in `softmax_i8`) → fails with `len 65 element 32: 32435 vs
+/// 32479.2… (error 44.2… Q15 LSB)`, while the 1500 random rows of `softmax_matches_f64` pass.
 #[test]
 fn softmax_bound_is_nearly_attained_by_correlated_rounding() {
     let step = ExpTable::default_step();
