@@ -92,6 +92,175 @@ fn requant_from_real_edge_cases() {
     assert_eq!(half.apply(-3), -1);
 }
 
+/// `Requant::validate` accepts exactly `multiplier ≥ 0` and a total right shift `31 − shift` in
+/// `1..=62`, the factor zero included (a blob may hold it: `from_real` maps factors too small to
+/// represent to [`Requant::ZERO`]).
+///
+/// Injected (cargo-mutants, issue #17): `self.multiplier < 0` → `<= 0` in `validate` → fails
+/// with `ZERO: left: Err(BadRequant)`; `right < 1` → `<= 1` → fails at `shift 30`.
+#[test]
+fn requant_validate_boundaries() {
+    let rq = |multiplier: i32, shift: i8| Requant { multiplier, shift };
+    assert_eq!(Requant::ZERO.validate(), Ok(Requant::ZERO), "ZERO");
+    for (m, shift, ok) in [
+        (1 << 30, 30, true),  // right shift 1
+        (1 << 30, 31, false), // right shift 0
+        (1 << 30, -31, true), // right shift 62
+        (1 << 30, -32, false),
+        (i32::MAX, 0, true),
+        (0, 5, true),
+        (-1, 0, false),
+        (i32::MIN, 0, false),
+    ] {
+        let got = rq(m, shift).validate();
+        assert_eq!(
+            got,
+            if ok {
+                Ok(rq(m, shift))
+            } else {
+                Err(Error::BadRequant)
+            },
+            "shift {shift}, multiplier {m}"
+        );
+    }
+}
+
+/// `from_real` when the mantissa rounds up to `2^31` (factors just below a power of two): the
+/// pair is renormalized to `2^30` with the shift one higher, not wrapped to a negative
+/// multiplier.
+///
+/// Injected (cargo-mutants): `m == 1 << 31` → `1 >> 31`, `m /= 2` → `%=` / `*=`, `exp += 1`
+/// → `-=` / `*=` in `from_real` → each fails with `r = …: got …`.
+#[test]
+fn requant_from_real_renormalizes_a_rounded_up_mantissa() {
+    for e in [-20, -3, 0, 5, 28] {
+        let r = (1.0 - core_attn::quant::pow2(-40)) * core_attn::quant::pow2(e);
+        let rq = Requant::from_real(r).unwrap_or_else(|err| panic!("r = {r}: {err:?}"));
+        assert_eq!(rq.multiplier, 1 << 30, "r = {r}: got {rq:?}");
+        assert!(
+            (rq.to_real() - r).abs() <= r * core_attn::quant::pow2(-30),
+            "r = {r}: got {rq:?} = {}",
+            rq.to_real()
+        );
+    }
+}
+
+/// `saturate_i8` against an independent clamp.
+///
+/// Injected (cargo-mutants): `saturate_i8` returning 0, 1 or −1, or clamping to `128..127`
+/// → fails with `x = …`.
+#[test]
+fn saturate_i8_clamps() {
+    for x in (-1000..=1000).chain([i32::MIN, i32::MIN + 1, i32::MAX - 1, i32::MAX]) {
+        let want = if x < -128 {
+            -128
+        } else if x > 127 {
+            127
+        } else {
+            x
+        };
+        assert_eq!(core_attn::quant::saturate_i8(x) as i32, want, "x = {x}");
+    }
+}
+
+/// `ChannelRequant::get(c)` is channel `c`'s pair.
+///
+/// Injected (cargo-mutants): `get` returning `Requant::default()` → fails with `channel 0`.
+#[test]
+fn channel_requant_get_reads_channel_c() {
+    let m = [1 << 30, 1_500_000_000, 1_234_567_890];
+    let sh = [-3i8, 0, 7];
+    let cr = ChannelRequant {
+        multipliers: &m,
+        shifts: &sh,
+    };
+    assert_eq!(cr.validate(), Ok(3));
+    for c in 0..3 {
+        assert_eq!(
+            cr.get(c),
+            Requant {
+                multiplier: m[c],
+                shift: sh[c]
+            },
+            "channel {c}"
+        );
+    }
+}
+
+/// `QParams::symmetric(m)`: 127 steps cover `[−m, m]` (scale `m / 127`, zero point 0); a
+/// zero, negative or non-finite range falls back to a tiny positive finite scale (never 0, ∞
+/// or NaN, which would make every later requantization fail or saturate).
+///
+/// Injected (cargo-mutants): `&&` → `||`, `> 0.0` → `== 0.0` / `< 0.0` / `>= 0.0`, `m / 127.0`
+/// → `%` / `*` in `symmetric` → fails with `max_abs …`.
+#[test]
+fn qparams_symmetric_covers_the_range() {
+    for m in [1e-6, 0.37, 1.0, 4.5, 1e6] {
+        let q = QParams::symmetric(m);
+        assert_eq!(q.zero_point, 0);
+        assert!(
+            (q.scale * 127.0 - m).abs() <= m * 1e-12,
+            "max_abs {m}: scale {}",
+            q.scale
+        );
+        assert_eq!(q.quantize(m), 127, "max_abs {m}");
+        assert_eq!(q.quantize(-m), -127, "max_abs {m}");
+    }
+    for m in [0.0, -1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let q = QParams::symmetric(m);
+        assert!(
+            q.scale.is_finite() && q.scale > 0.0 && q.scale < 1e-9,
+            "max_abs {m}: scale {}",
+            q.scale
+        );
+        assert_eq!(q.zero_point, 0);
+    }
+}
+
+/// `QParams::asymmetric(lo, hi)`: the range widened to include 0 is covered by the 255 steps
+/// from −128 to 127 (each end within half a step), and 0 is exactly representable.
+///
+/// Injected (cargo-mutants): `hi − lo` → `+` / `/`, `span / 255` → `%` / `*`, `−128 − lo /
+/// scale` → `+`, `lo % scale`, `lo * scale` or `128 − …`, the clamp's `−128` → `128` in
+/// `asymmetric` → fails with `lo …, hi …` (the last one panics in `clamp`).
+#[test]
+fn qparams_asymmetric_covers_the_range() {
+    for (lo, hi) in [
+        (-1.0, 3.0),
+        (-4.5, 4.5),
+        (-0.2, 0.05),
+        (0.5, 2.0),
+        (-4.0, -1.0),
+        (-1e-3, 7.0),
+    ] {
+        let q = QParams::asymmetric(lo, hi);
+        let (lo0, hi0) = (f64::min(lo, 0.0), f64::max(hi, 0.0));
+        let step = (hi0 - lo0) / 255.0;
+        assert!(
+            (q.scale - step).abs() <= step * 1e-12,
+            "lo {lo}, hi {hi}: scale {} vs {step}",
+            q.scale
+        );
+        assert!((-128..=127).contains(&q.zero_point), "lo {lo}, hi {hi}");
+        assert_eq!(q.dequantize(q.zero_point as i8), 0.0, "lo {lo}, hi {hi}");
+        assert_eq!(q.quantize(0.0) as i32, q.zero_point, "lo {lo}, hi {hi}");
+        assert!(
+            (q.dequantize(-128) - lo0).abs() <= 0.5 * step + 1e-12,
+            "lo {lo}, hi {hi}: -128 is {}",
+            q.dequantize(-128)
+        );
+        assert!(
+            (q.dequantize(127) - hi0).abs() <= 0.5 * step + 1e-12,
+            "lo {lo}, hi {hi}: 127 is {}",
+            q.dequantize(127)
+        );
+    }
+    // An empty range: a tiny positive scale, zero point at the bottom.
+    let q = QParams::asymmetric(0.0, 0.0);
+    assert!(q.scale > 0.0 && q.scale.is_finite());
+    assert_eq!(q.zero_point, -128);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Linear
 // ---------------------------------------------------------------------------------------------
