@@ -485,6 +485,95 @@ fn linear_zero_features_is_an_error_not_a_panic() {
     assert!(ok.run(&[], &mut [], Activation::Identity).is_err());
 }
 
+/// `Linear::validate` boundaries (in_features = MAX_WIDTH and |bias| = MAX_BIAS accepted, one
+/// more refused), the input-shape error's `expected` field, and `macs_per_row`.
+///
+/// Injected (cargo-mutants, issue #17): `in_features > MAX_WIDTH` → `>=` / `==`, `> MAX_BIAS`
+/// → `>=` / `==` in `validate`, `input.len() / in_features` → `%` in `rows`, `macs_per_row`
+/// → 0 / 1 / `in + out` / `in / out` → each fails with `in_features …`, `bias …`,
+/// `ShapeMismatch …` or `macs`.
+#[test]
+fn linear_validate_boundaries_and_shape_error() {
+    use core_attn::linear::MAX_BIAS;
+    use core_attn::MAX_WIDTH;
+    let mult = [1 << 30; 2];
+    let shifts = [0i8; 2];
+    let weights = vec![1i8; (MAX_WIDTH + 1) * 2];
+    let lin = |in_features: usize, bias: &'static [i32]| Linear {
+        in_features,
+        out_features: 2,
+        weights: &weights[..in_features * 2],
+        bias,
+        requant: ChannelRequant {
+            multipliers: &mult,
+            shifts: &shifts,
+        },
+        output_zero_point: 0,
+    };
+    assert_eq!(
+        lin(MAX_WIDTH, &[0, 0]).validate(),
+        Ok(()),
+        "in_features MAX_WIDTH"
+    );
+    assert!(
+        lin(MAX_WIDTH + 1, &[0, 0]).validate().is_err(),
+        "in_features MAX_WIDTH + 1"
+    );
+    static EDGE: [i32; 2] = [MAX_BIAS, -MAX_BIAS];
+    static OVER: [i32; 2] = [0, MAX_BIAS + 1];
+    assert_eq!(lin(4, &EDGE).validate(), Ok(()), "bias ±MAX_BIAS");
+    assert!(lin(4, &OVER).validate().is_err(), "bias MAX_BIAS + 1");
+    // 10 inputs for 4 features: 2 whole rows would be 8.
+    let l = lin(4, &[0, 0]);
+    assert_eq!(
+        l.run(&[0; 10], &mut [0; 4], Activation::Identity),
+        Err(Error::ShapeMismatch {
+            what: "linear input",
+            expected: 8,
+            found: 10
+        })
+    );
+    assert_eq!(l.macs_per_row(), 4 * 2, "macs");
+    assert_eq!(lin(7, &[0, 0]).macs_per_row(), 7 * 2, "macs");
+}
+
+/// `LinearParams::quantize` on a layer with an all-zero weight row and a non-zero bias: that
+/// channel's output is its bias alone (0.5 / 0.01 = 50 LSB), not an error.
+///
+/// Also the bias bound at exactly `MAX_BIAS` (accepted) and beyond (refused).
+///
+/// Injected (cargo-mutants): `if max > 0.0` → `>=` (the zero row gets weight scale 0, its
+/// bias becomes ±∞) → fails with `BadDimension { what: "linear bias magnitude", .. }`;
+/// `bias.unsigned_abs() > MAX_BIAS` → `>=` → fails at `bias 2^30`, → `==` at `bias 2^31`.
+#[test]
+fn linear_quantize_zero_weight_row_keeps_its_bias() {
+    use core_attn::linear::LinearParams;
+    let w = [0.0f32, 0.0, 0.0, 0.25, -0.5, 1.0];
+    let b = [0.5f32, 0.0];
+    let p = LinearParams::quantize(&w, &b, 3, QParams::symmetric(1.0), &[0.01], 0).unwrap();
+    let mut y = [0i8; 2];
+    p.as_linear()
+        .run(&[0, 0, 0], &mut y, Activation::Identity)
+        .unwrap();
+    assert_eq!(y, [50, 0]);
+    // Bias bound at exactly MAX_BIAS: input scale 1 (symmetric 127), weight scale 1 (row max
+    // 127), so the accumulator bias is the real bias itself.
+    let q1 = QParams::symmetric(127.0);
+    let edge = LinearParams::quantize(&[127.0], &[(1u32 << 30) as f32], 1, q1, &[1.0], 0);
+    assert!(edge.is_ok(), "bias 2^30: {edge:?}");
+    let over = LinearParams::quantize(&[127.0], &[(1u32 << 31) as f32], 1, q1, &[1.0], 0);
+    assert!(
+        matches!(
+            over,
+            Err(Error::BadDimension {
+                what: "linear bias magnitude",
+                ..
+            })
+        ),
+        "bias 2^31: {over:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Softmax
 // ---------------------------------------------------------------------------------------------
