@@ -523,14 +523,14 @@ fn linear_validate_boundaries_and_shape_error() {
     static OVER: [i32; 2] = [0, MAX_BIAS + 1];
     assert_eq!(lin(4, &EDGE).validate(), Ok(()), "bias ±MAX_BIAS");
     assert!(lin(4, &OVER).validate().is_err(), "bias MAX_BIAS + 1");
-    // 10 inputs for 4 features: 2 whole rows would be 8.
+    // 11 inputs for 4 features: 2 whole rows would be 8 (11 % 4 · 4 would be 12).
     let l = lin(4, &[0, 0]);
     assert_eq!(
-        l.run(&[0; 10], &mut [0; 4], Activation::Identity),
+        l.run(&[0; 11], &mut [0; 4], Activation::Identity),
         Err(Error::ShapeMismatch {
             what: "linear input",
             expected: 8,
-            found: 10
+            found: 11
         })
     );
     assert_eq!(l.macs_per_row(), 4 * 2, "macs");
