@@ -7,6 +7,5 @@ mod common;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let words = common::aligned(data);
-    let _ = core_attn::blob::Blob::parse(common::bytes(&words, data.len()));
+    let _ = common::blob_parse(data);
 });

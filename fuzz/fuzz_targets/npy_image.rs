@@ -1,10 +1,12 @@
 //! The `.npy` and PGM/PNG readers on arbitrary bytes: an error or an array, never a panic.
+//! The body is `common::npy_image`, shared with the replay in `tests/tests/fuzz_seeds.rs`.
 #![no_main]
 
+#[path = "common.rs"]
+mod common;
+
 use libfuzzer_sys::fuzz_target;
-use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = tools::checkpoint::npy::parse_npy(data, Path::new("fuzz.npy"));
-    let _ = tools::checkpoint::image::parse_image(data, Path::new("fuzz.img"));
+    let _ = common::npy_image(data);
 });

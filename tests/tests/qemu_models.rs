@@ -4,7 +4,8 @@
 //!
 //! One `cargo run --release` per board (the boards share `boards/target`, so dependencies are
 //! built once per target). Needs `qemu-system-arm` and the three thumb targets (`.ci/run`
-//! installs them). `SKIP_QEMU=1` skips the firmware runs (loudly).
+//! installs them). `SKIP_QEMU=1` skips the firmware runs (loudly), except when `CI` is set: then
+//! it fails them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,12 +52,9 @@ fn host_lines() -> &'static Vec<String> {
     })
 }
 
+/// `SKIP_QEMU` outside CI skips (loudly); with `CI` set it fails the test (`tests::skip_qemu`).
 fn skip() -> bool {
-    if std::env::var_os("SKIP_QEMU").is_some() {
-        eprintln!("SKIP_QEMU set: firmware comparison NOT run");
-        return true;
-    }
-    false
+    tests::skip_qemu("qemu_models")
 }
 
 /// `cargo run --release` in `boards/<board>` with the given TATN_* settings (others removed).

@@ -239,6 +239,18 @@ fn npy_images(path: &Path, chw: (usize, usize, usize)) -> Result<Vec<Vec<f32>>> 
             )))
         }
     }
+    // A NaN pixel would vanish from the calibrated ranges (min/max ignore it) and give a blob
+    // silently; an infinite one fails later with an unrelated message.
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        let chw = c * h * w;
+        return Err(Error::Input(format!(
+            "{}: calibration image {} has a non-finite pixel ({}) at flat index {}",
+            path.display(),
+            i / chw,
+            data[i],
+            i % chw
+        )));
+    }
     Ok(data.chunks_exact(c * h * w).map(<[f32]>::to_vec).collect())
 }
 

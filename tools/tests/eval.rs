@@ -306,44 +306,102 @@ fn eval_encoder_decoder_sequences() {
     assert_eq!(v["f32"]["exact_match"], 0.5);
 }
 
+/// Index of the largest value; panics on a near tie (a greedy check there would be fragile).
+fn argmax_clear(v: &[f32]) -> usize {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
+    assert!(
+        v[idx[0]] - v[idx[1]] > 1e-4,
+        "near tie between ids {} and {} ({} vs {})",
+        idx[0],
+        idx[1],
+        v[idx[0]],
+        v[idx[1]]
+    );
+    idx[0]
+}
+
+/// `simulate --prompt` generates the tokens an independent greedy chooses, and prints their
+/// characters (issue #17 item 5: the test used to assert only the first five ids, the prompt
+/// "hello" itself). The independent greedy recomputes a whole teacher-forced pass from scratch
+/// at every step (f32: `gpt2::logits`; int8: `int8::teacher_forced`, one fresh KV cache per
+/// step) and takes its own argmax of the last row — unlike `simulate`, which feeds one token at
+/// a time into a kept KV cache (int8) or goes through `greedy_batch` (f32).
+///
+/// Injected: `greedy_batch` pushing `(argmax + 1) % vocab` instead of the argmax → fails with
+/// `f32 generated ids` (`[.., 4, 50, 23, ..]` vs `[.., 4, 49, 27, ..]`); `int8::generate`
+/// adding 1 to the last id `runner::greedy` returns → fails with `int8 generated ids`.
 #[test]
 fn simulate_text_prompt() {
     let tmp = tempfile::tempdir().unwrap();
     let lm = char_lm(tmp.path());
+    let chars: Vec<char> = " abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,;:!?\n0123"
+        .chars()
+        .collect();
+    let prompt = "hello world";
+    let new = 5;
+    let prompt_ids: Vec<usize> = prompt
+        .chars()
+        .map(|c| chars.iter().position(|&x| x == c).unwrap())
+        .collect();
+    let ids_of = |v: &Value| -> Vec<usize> {
+        v["generated"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect()
+    };
+    let text_of = |ids: &[usize]| -> String { ids.iter().map(|&i| chars[i]).collect() };
+
+    // f32: the checkpoint directory.
+    let Model::Gpt2(m) = Model::load(&lm).unwrap() else {
+        panic!("gpt2")
+    };
+    let mut want = prompt_ids.clone();
+    for _ in 0..new {
+        let l = gpt2::logits(&m, &want).unwrap();
+        want.push(argmax_clear(l.row(l.rows - 1)));
+    }
     let v = json_ok(&tools(&args(&[
         "simulate",
         &s(&lm),
         "--prompt",
-        "hello world",
+        prompt,
         "--max-new-tokens",
         "5",
         "--json",
     ])));
-    let text = v["text"][0].as_str().unwrap();
-    assert!(text.starts_with("hello world"), "{text}");
-    assert_eq!(text.chars().count(), 16);
-    let gen: Vec<u64> = v["generated"][0]
-        .as_array()
-        .unwrap()
+    assert_eq!(ids_of(&v), want, "f32 generated ids");
+    assert_eq!(v["text"][0].as_str().unwrap(), text_of(&want), "f32 text");
+    // Not degenerate: the continuation is not the prompt repeated, nor one id repeated.
+    assert!(want[prompt_ids.len()..]
         .iter()
-        .map(|x| x.as_u64().unwrap())
-        .collect();
-    assert_eq!(&gen[..5], &[8, 5, 12, 12, 15]);
-    // The blob finds its sidecar vocabulary.
-    let blob = tmp.path().join("lm.tatn");
-    assert!(tools(&args(&["convert", &s(&lm), "-o", &s(&blob)]))
+        .any(|&t| t != want[prompt_ids.len()]));
+
+    // int8: the converted blob finds its sidecar vocabulary.
+    let blob_path = tmp.path().join("lm.tatn");
+    assert!(tools(&args(&["convert", &s(&lm), "-o", &s(&blob_path)]))
         .status
         .success());
+    let bytes = tools::int8::AlignedBlob::read(&blob_path).unwrap();
+    let blob = bytes.parse(&blob_path).unwrap();
+    let mut want8 = prompt_ids.clone();
+    for _ in 0..new {
+        let rows = tools::int8::teacher_forced(&blob, &want8, None, &mut |_, _, _, _| {}).unwrap();
+        want8.push(argmax_clear(rows.last().unwrap()));
+    }
     let b = json_ok(&tools(&args(&[
         "simulate",
-        &s(&blob),
+        &s(&blob_path),
         "--prompt",
-        "hello world",
+        prompt,
         "--max-new-tokens",
         "5",
         "--json",
     ])));
-    assert!(b["text"][0].as_str().unwrap().starts_with("hello world"));
+    assert_eq!(ids_of(&b), want8, "int8 generated ids");
+    assert_eq!(b["text"][0].as_str().unwrap(), text_of(&want8), "int8 text");
 }
 
 #[test]

@@ -505,6 +505,12 @@ impl<'a> Attention<'a> {
         out: &[i8],
         scratch: &[i32],
     ) -> Result<Dims, Error> {
+        if self.heads == 0 {
+            return Err(Error::BadDimension {
+                what: "attention heads",
+                value: 0,
+            });
+        }
         let (Some(width_nz), Some(dh)) = (
             self.heads
                 .checked_mul(self.head_dim)

@@ -374,7 +374,12 @@ fn limits_max_width_and_max_sequence() {
 }
 
 /// `Attention`'s fields are public: zero, overflowing or too-wide head shapes are errors naming
-/// the field, from both entry points, never a division by zero or an overflow.
+/// the field, from both entry points, never a division by zero or an overflow. `heads = 0` is
+/// reported as `"attention heads"`, value 0 (issue #17 item 6: it used to be recorded here as
+/// `"attention head_dim"`, value 8 — the wrong field).
+///
+/// Injected: `Attention::check` without its `heads == 0` test (the error falls through to the
+/// `head_dim` branch) → fails with `left: Err(BadDimension { what: "attention head_dim", value: 8 })`.
 #[test]
 fn hostile_head_shapes_are_errors() {
     use core_attn::MAX_WIDTH;
@@ -407,9 +412,16 @@ fn hostile_head_shapes_are_errors() {
                 &mut out,
                 &mut scratch,
             ),
-            Err(Error::BadDimension {
-                what: "attention head_dim",
-                value: head_dim
+            Err(if heads == 0 {
+                Error::BadDimension {
+                    what: "attention heads",
+                    value: 0,
+                }
+            } else {
+                Error::BadDimension {
+                    what: "attention head_dim",
+                    value: head_dim,
+                }
             }),
             "{heads} x {head_dim}"
         );

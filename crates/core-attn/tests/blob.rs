@@ -338,6 +338,136 @@ fn encoder_decoder_cross_caches_match_reference() {
     }
 }
 
+/// Dequantized int8 logits of each model kind against the f64 reference in absolute terms
+/// (SQNR), on inputs calibration never saw (issue #17 item 1: the round-trip tests above use
+/// cosine on the calibration inputs themselves, blind to a wrong output scale).
+///
+/// Bounds: measured 21.6 (ViT), 24.2 (decoder LM), 26.7 (encoder–decoder) dB over 12
+/// held-out inputs each (2 under Miri); the bounds sit 4.6–5.7 dB below. A wrong logits scale
+/// `e` alone caps SQNR at `−20·log10|e − 1|`: 6 dB at 1.5×, 20 dB at 1.1×.
+///
+/// Injected: the blob header's logits scale × 1.5 (`blob::write`, `logits_scale_bits`) →
+/// fails with `vit: logits SQNR 6.07 dB < 17`.
+#[test]
+fn dequantized_logits_sqnr_on_held_out_inputs() {
+    use core_attn::reference::kernels::sqnr_db;
+    let held_out = if MIRI { 2 } else { 12 };
+    let check = |what: &str, want: &[f64], got: &[f64], min_db: f64| {
+        assert_eq!(want.len(), got.len(), "{what}");
+        let db = sqnr_db(want, got);
+        eprintln!("{what}: logits SQNR {db:.2} dB (held-out inputs)");
+        assert!(db >= min_db, "{what}: logits SQNR {db:.2} dB < {min_db}");
+    };
+
+    // ViT classifier: fresh images.
+    let (model, _, bytes) = build(ModelKind::VitClassifier, 1);
+    let w = aligned(&bytes);
+    let blob = Blob::parse(view(&w, bytes.len())).unwrap();
+    let mut owned = OwnedBuffers::new(&blob.buffers());
+    let mut r = Rng::new(0x17_0001);
+    let (mut want, mut got) = (Vec::new(), Vec::new());
+    for _ in 0..held_out {
+        let img = image(&mut r);
+        want.extend(
+            run_reference(
+                &model,
+                &CalibrationInput::Image(img.clone()),
+                &mut NoObserver,
+            )
+            .unwrap(),
+        );
+        let (mut bufs, _, _) = owned.split(&blob).unwrap();
+        let q = model::vit_classify(&blob, &quant_image(&img, &blob), &mut bufs, &mut |_, _| {})
+            .unwrap();
+        got.extend(dequant(q, &blob));
+    }
+    check("vit", &want, &got, 17.0);
+
+    // Decoder LM: fresh prompts; every position's logits (greedy feeds the whole prompt).
+    let (model, _, bytes) = build(ModelKind::DecoderLm, 2);
+    let w = aligned(&bytes);
+    let blob = Blob::parse(view(&w, bytes.len())).unwrap();
+    let mut owned = OwnedBuffers::new(&blob.buffers());
+    let len = calibration_tokens(16);
+    let (mut want, mut got) = (Vec::new(), Vec::new());
+    for _ in 0..held_out {
+        let prompt = ids(&mut r, 32, len);
+        want.extend(
+            model
+                .decoder
+                .as_ref()
+                .unwrap()
+                .forward(&prompt, None, &mut NoObserver),
+        );
+        let (mut bufs, mut caches, _) = owned.split(&blob).unwrap();
+        let mut out = vec![0u32; len + 1];
+        let mut rows = Vec::new();
+        model::greedy(
+            &blob,
+            &prompt,
+            1,
+            &mut out,
+            &mut caches,
+            None,
+            &mut bufs,
+            &mut |_, l| rows.push(dequant(l, &blob)),
+        )
+        .unwrap();
+        assert_eq!(rows.len(), len);
+        got.extend(rows.concat());
+    }
+    check("decoder LM", &want, &got, 19.0);
+
+    // Encoder-decoder: fresh images and decoder inputs.
+    let (model, _, bytes) = build(ModelKind::EncoderDecoder, 3);
+    let w = aligned(&bytes);
+    let blob = Blob::parse(view(&w, bytes.len())).unwrap();
+    let mut owned = OwnedBuffers::new(&blob.buffers());
+    let len = calibration_tokens(10);
+    let (mut want, mut got) = (Vec::new(), Vec::new());
+    for _ in 0..held_out {
+        let img = image(&mut r);
+        let prompt = ids(&mut r, 16, len);
+        let m = model
+            .encoder
+            .as_ref()
+            .unwrap()
+            .encode(&img, &mut NoObserver);
+        want.extend(
+            model
+                .decoder
+                .as_ref()
+                .unwrap()
+                .forward(&prompt, Some(&m), &mut NoObserver),
+        );
+        let (mut bufs, mut caches, mut cross) = owned.split(&blob).unwrap();
+        model::encode_for_decoder(
+            &blob,
+            &quant_image(&img, &blob),
+            &mut cross,
+            &mut bufs,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let mut out = vec![0u32; len + 1];
+        let mut rows = Vec::new();
+        model::greedy(
+            &blob,
+            &prompt,
+            1,
+            &mut out,
+            &mut caches,
+            Some(&cross),
+            &mut bufs,
+            &mut |_, l| rows.push(dequant(l, &blob)),
+        )
+        .unwrap();
+        assert_eq!(rows.len(), len);
+        got.extend(rows.concat());
+    }
+    check("encoder-decoder", &want, &got, 21.0);
+}
+
 #[test]
 fn writing_is_deterministic() {
     if MIRI {

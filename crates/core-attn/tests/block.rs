@@ -20,7 +20,45 @@ use core_attn::reference::kernels::sqnr_db;
 /// path of the kernels; 1 token where the native test has 1) and with the first seed only.
 /// Widths, head counts and MLP sizes are the native ones, so every int8 kernel shape still runs.
 const MIRI: bool = cfg!(miri);
-const SEEDS: u64 = if MIRI { 1 } else { 4 };
+const SEEDS: u64 = if MIRI { 1 } else { 16 };
+
+/// Per-seed floor of every block test (dB).
+const FLOOR_DB: f64 = 30.0;
+
+/// Mean bounds: measured 33.16 (pre-norm), 32.28 (post-norm), 32.82 (decoder), 31.93 (cross)
+/// dB over the 16 seeds, less 0.5 dB.
+const PRE_MEAN: f64 = 32.65;
+/// See [`PRE_MEAN`].
+const POST_MEAN: f64 = 31.78;
+/// See [`PRE_MEAN`].
+const DEC_MEAN: f64 = 32.3;
+/// See [`PRE_MEAN`].
+const CROSS_MEAN: f64 = 31.4;
+
+/// Issue #17 item 9: the block tests used to check 3–4 seeds against a 30 dB floor that the
+/// worst seed cleared by 1.6 dB, and a 3 % attention output-scale error or a 5 % softmax
+/// temperature error left the encoder blocks above it. Now each test runs 16 seeds and checks
+/// two things: every seed ≥ [`FLOOR_DB`] (worst measured 31.2 dB: ≥ 1.2 dB of margin), and the
+/// mean over the seeds ≥ `mean_min`, set 0.5 dB below the measured mean. The mean of 16 seeds
+/// is ~4× steadier than one seed, so it can sit close: the two injections above move the
+/// encoder means by 0.8–1.5 dB. Under Miri (one seed) only the floor is checked.
+fn check_seeds(what: &str, sqnrs: &[f64], mean_min: f64) {
+    for (seed, &db) in sqnrs.iter().enumerate() {
+        assert!(
+            db >= FLOOR_DB,
+            "{what} seed {seed}: {db:.2} dB < {FLOOR_DB}"
+        );
+    }
+    let mean = sqnrs.iter().sum::<f64>() / sqnrs.len() as f64;
+    eprintln!("{what}: mean {mean:.2} dB over {} seeds", sqnrs.len());
+    if !MIRI {
+        assert!(
+            mean >= mean_min,
+            "{what}: mean {mean:.2} dB over {} seeds < {mean_min}",
+            sqnrs.len()
+        );
+    }
+}
 
 /// Input seeds of the calibration set: `first..first + 128` natively; under Miri the test
 /// input's seed `held_out` only.
@@ -141,20 +179,26 @@ fn run_encoder(f: &EncoderBlockF, n: usize) -> f64 {
     sqnr_db(&expected, &dequantize(&xq, out_q.scale, out_q.zero_point))
 }
 
+/// Injected (see [`check_seeds`]): attention output requantization × 1.03
+/// (`AttentionParams::quantize`) → fails with `pre-norm: mean 32.16 dB over 16 seeds < 32.65`;
+/// score-to-index × 1.05 (softmax temperature) → `pre-norm: mean 31.60 dB …`. Both injections
+/// fail all four seeded block tests (post-norm 31.46 / 31.47 < 31.78; decoder seed 2 29.85 dB,
+/// mean 31.84 < 32.3; cross seed 1 29.58 / 29.77 dB).
 #[test]
 fn pre_norm_encoder_block_vit_shapes() {
-    for seed in 0..SEEDS {
-        let sqnr = run_encoder(&encoder(seed, 64, 4, 128, NormPlacement::Pre), 17);
-        assert!(sqnr >= 30.0, "seed {seed}: {sqnr:.1} dB");
-    }
+    let s: Vec<f64> = (0..SEEDS)
+        .map(|seed| run_encoder(&encoder(seed, 64, 4, 128, NormPlacement::Pre), 17))
+        .collect();
+    check_seeds("pre-norm", &s, PRE_MEAN);
 }
 
+/// Injected: as for the pre-norm block → fails with `post-norm: mean … < MEAN`.
 #[test]
 fn post_norm_encoder_block() {
-    for seed in 0..SEEDS {
-        let sqnr = run_encoder(&encoder(seed, 32, 4, 64, NormPlacement::Post), 12);
-        assert!(sqnr >= 30.0, "seed {seed}: {sqnr:.1} dB");
-    }
+    let s: Vec<f64> = (0..SEEDS)
+        .map(|seed| run_encoder(&encoder(seed, 32, 4, 64, NormPlacement::Post), 12))
+        .collect();
+    check_seeds("post-norm", &s, POST_MEAN);
 }
 
 #[test]
@@ -167,7 +211,7 @@ fn awkward_encoder_shapes() {
         (16, 2, 32, 1),
     ] {
         let sqnr = run_encoder(&encoder(d as u64, d, heads, mlp, NormPlacement::Pre), n);
-        assert!(sqnr >= 30.0, "d {d} heads {heads} n {n}: {sqnr:.1} dB");
+        assert!(sqnr >= FLOOR_DB, "d {d} heads {heads} n {n}: {sqnr:.1} dB");
     }
 }
 
@@ -263,25 +307,31 @@ fn run_decoder(f: &DecoderBlockF, n: usize, m: usize) -> (f64, Vec<i8>, Vec<i8>)
     (sqnr, all, one)
 }
 
+/// Injected: as for the pre-norm block → fails (seed floor or `decoder: mean … < MEAN`).
 #[test]
 fn decoder_block_matches_reference_and_kv_cache_is_exact() {
-    for seed in 0..SEEDS.min(3) {
+    let mut s = Vec::new();
+    for seed in 0..SEEDS {
         let f = decoder(seed, 32, 4, false);
         let (sqnr, all, one) = run_decoder(&f, 12, 1);
-        assert!(sqnr >= 30.0, "seed {seed}: {sqnr:.1} dB");
+        s.push(sqnr);
         assert_eq!(
             all, one,
             "token-by-token decoding differs from the full causal pass"
         );
     }
+    check_seeds("decoder", &s, DEC_MEAN);
 }
 
+/// Injected: as for the pre-norm block → fails (seed floor or `cross: mean … < MEAN`).
 #[test]
 fn decoder_block_with_cross_attention() {
-    for seed in 0..SEEDS.min(3) {
+    let mut s = Vec::new();
+    for seed in 0..SEEDS {
         let f = decoder(seed + 10, 32, 4, true);
         let (sqnr, all, one) = run_decoder(&f, 9, 17);
-        assert!(sqnr >= 30.0, "seed {seed}: {sqnr:.1} dB");
+        s.push(sqnr);
         assert_eq!(all, one);
     }
+    check_seeds("cross", &s, CROSS_MEAN);
 }

@@ -92,6 +92,172 @@ fn requant_from_real_edge_cases() {
     assert_eq!(half.apply(-3), -1);
 }
 
+/// `Requant::validate` accepts exactly `multiplier ≥ 0` and a total right shift `31 − shift` in
+/// `1..=62`, the factor zero included (a blob may hold it: `from_real` maps factors too small to
+/// represent to [`Requant::ZERO`]).
+///
+/// Injected (cargo-mutants, issue #17): `self.multiplier < 0` → `<= 0` in `validate` → fails
+/// with `ZERO: left: Err(BadRequant)`; `right < 1` → `<= 1` → fails at `shift 30`.
+#[test]
+fn requant_validate_boundaries() {
+    let rq = |multiplier: i32, shift: i8| Requant { multiplier, shift };
+    assert_eq!(Requant::ZERO.validate(), Ok(Requant::ZERO), "ZERO");
+    for (m, shift, ok) in [
+        (1 << 30, 30, true),  // right shift 1
+        (1 << 30, 31, false), // right shift 0
+        (1 << 30, -31, true), // right shift 62
+        (1 << 30, -32, false),
+        (i32::MAX, 0, true),
+        (0, 5, true),
+        (-1, 0, false),
+        (i32::MIN, 0, false),
+    ] {
+        let got = rq(m, shift).validate();
+        assert_eq!(
+            got,
+            if ok {
+                Ok(rq(m, shift))
+            } else {
+                Err(Error::BadRequant)
+            },
+            "shift {shift}, multiplier {m}"
+        );
+    }
+}
+
+/// `from_real` when the mantissa rounds up to `2^31` (factors just below a power of two): the
+/// pair is renormalized to `2^30` with the shift one higher, not wrapped to a negative
+/// multiplier.
+///
+/// Injected (cargo-mutants): `m == 1 << 31` → `1 >> 31`, `m /= 2` → `%=` / `*=`, `exp += 1`
+/// → `-=` / `*=` in `from_real` → each fails with `r = …: got …`.
+#[test]
+fn requant_from_real_renormalizes_a_rounded_up_mantissa() {
+    for e in [-20, -3, 0, 5, 28] {
+        let r = (1.0 - core_attn::quant::pow2(-40)) * core_attn::quant::pow2(e);
+        let rq = Requant::from_real(r).unwrap_or_else(|err| panic!("r = {r}: {err:?}"));
+        assert_eq!(rq.multiplier, 1 << 30, "r = {r}: got {rq:?}");
+        assert!(
+            (rq.to_real() - r).abs() <= r * core_attn::quant::pow2(-30),
+            "r = {r}: got {rq:?} = {}",
+            rq.to_real()
+        );
+    }
+}
+
+/// `saturate_i8` against an independent clamp.
+///
+/// Injected (cargo-mutants): `saturate_i8` returning 0, 1 or −1, or clamping to `128..127`
+/// → fails with `x = …`.
+#[test]
+fn saturate_i8_clamps() {
+    for x in (-1000..=1000).chain([i32::MIN, i32::MIN + 1, i32::MAX - 1, i32::MAX]) {
+        // Independent of `clamp` (which `saturate_i8` uses): the i8 range by comparison.
+        let want = (-128..=127)
+            .find(|&v| v == x)
+            .unwrap_or(if x < 0 { -128 } else { 127 });
+        assert_eq!(core_attn::quant::saturate_i8(x) as i32, want, "x = {x}");
+    }
+}
+
+/// `ChannelRequant::get(c)` is channel `c`'s pair.
+///
+/// Injected (cargo-mutants): `get` returning `Requant::default()` → fails with `channel 0`.
+#[test]
+fn channel_requant_get_reads_channel_c() {
+    let m = [1 << 30, 1_500_000_000, 1_234_567_890];
+    let sh = [-3i8, 0, 7];
+    let cr = ChannelRequant {
+        multipliers: &m,
+        shifts: &sh,
+    };
+    assert_eq!(cr.validate(), Ok(3));
+    for c in 0..3 {
+        assert_eq!(
+            cr.get(c),
+            Requant {
+                multiplier: m[c],
+                shift: sh[c]
+            },
+            "channel {c}"
+        );
+    }
+}
+
+/// `QParams::symmetric(m)`: 127 steps cover `[−m, m]` (scale `m / 127`, zero point 0); a
+/// zero, negative or non-finite range falls back to a tiny positive finite scale (never 0, ∞
+/// or NaN, which would make every later requantization fail or saturate).
+///
+/// Injected (cargo-mutants): `&&` → `||`, `> 0.0` → `== 0.0` / `< 0.0` / `>= 0.0`, `m / 127.0`
+/// → `%` / `*` in `symmetric` → fails with `max_abs …`.
+#[test]
+fn qparams_symmetric_covers_the_range() {
+    for m in [1e-6, 0.37, 1.0, 4.5, 1e6] {
+        let q = QParams::symmetric(m);
+        assert_eq!(q.zero_point, 0);
+        assert!(
+            (q.scale * 127.0 - m).abs() <= m * 1e-12,
+            "max_abs {m}: scale {}",
+            q.scale
+        );
+        assert_eq!(q.quantize(m), 127, "max_abs {m}");
+        assert_eq!(q.quantize(-m), -127, "max_abs {m}");
+    }
+    for m in [0.0, -1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let q = QParams::symmetric(m);
+        assert!(
+            q.scale.is_finite() && q.scale > 0.0 && q.scale < 1e-9,
+            "max_abs {m}: scale {}",
+            q.scale
+        );
+        assert_eq!(q.zero_point, 0);
+    }
+}
+
+/// `QParams::asymmetric(lo, hi)`: the range widened to include 0 is covered by the 255 steps
+/// from −128 to 127 (each end within half a step), and 0 is exactly representable.
+///
+/// Injected (cargo-mutants): `hi − lo` → `+` / `/`, `span / 255` → `%` / `*`, `−128 − lo /
+/// scale` → `+`, `lo % scale`, `lo * scale` or `128 − …`, the clamp's `−128` → `128` in
+/// `asymmetric` → fails with `lo …, hi …` (the last one panics in `clamp`).
+#[test]
+fn qparams_asymmetric_covers_the_range() {
+    for (lo, hi) in [
+        (-1.0, 3.0),
+        (-4.5, 4.5),
+        (-0.2, 0.05),
+        (0.5, 2.0),
+        (-4.0, -1.0),
+        (-1e-3, 7.0),
+    ] {
+        let q = QParams::asymmetric(lo, hi);
+        let (lo0, hi0) = (f64::min(lo, 0.0), f64::max(hi, 0.0));
+        let step = (hi0 - lo0) / 255.0;
+        assert!(
+            (q.scale - step).abs() <= step * 1e-12,
+            "lo {lo}, hi {hi}: scale {} vs {step}",
+            q.scale
+        );
+        assert!((-128..=127).contains(&q.zero_point), "lo {lo}, hi {hi}");
+        assert_eq!(q.dequantize(q.zero_point as i8), 0.0, "lo {lo}, hi {hi}");
+        assert_eq!(q.quantize(0.0) as i32, q.zero_point, "lo {lo}, hi {hi}");
+        assert!(
+            (q.dequantize(-128) - lo0).abs() <= 0.5 * step + 1e-12,
+            "lo {lo}, hi {hi}: -128 is {}",
+            q.dequantize(-128)
+        );
+        assert!(
+            (q.dequantize(127) - hi0).abs() <= 0.5 * step + 1e-12,
+            "lo {lo}, hi {hi}: 127 is {}",
+            q.dequantize(127)
+        );
+    }
+    // An empty range: a tiny positive scale, zero point at the bottom.
+    let q = QParams::asymmetric(0.0, 0.0);
+    assert!(q.scale > 0.0 && q.scale.is_finite());
+    assert_eq!(q.zero_point, -128);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Linear
 // ---------------------------------------------------------------------------------------------
@@ -319,6 +485,95 @@ fn linear_zero_features_is_an_error_not_a_panic() {
     assert!(ok.run(&[], &mut [], Activation::Identity).is_err());
 }
 
+/// `Linear::validate` boundaries (in_features = MAX_WIDTH and |bias| = MAX_BIAS accepted, one
+/// more refused), the input-shape error's `expected` field, and `macs_per_row`.
+///
+/// Injected (cargo-mutants, issue #17): `in_features > MAX_WIDTH` → `>=` / `==`, `> MAX_BIAS`
+/// → `>=` / `==` in `validate`, `input.len() / in_features` → `%` in `rows`, `macs_per_row`
+/// → 0 / 1 / `in + out` / `in / out` → each fails with `in_features …`, `bias …`,
+/// `ShapeMismatch …` or `macs`.
+#[test]
+fn linear_validate_boundaries_and_shape_error() {
+    use core_attn::linear::MAX_BIAS;
+    use core_attn::MAX_WIDTH;
+    let mult = [1 << 30; 2];
+    let shifts = [0i8; 2];
+    let weights = vec![1i8; (MAX_WIDTH + 1) * 2];
+    let lin = |in_features: usize, bias: &'static [i32]| Linear {
+        in_features,
+        out_features: 2,
+        weights: &weights[..in_features * 2],
+        bias,
+        requant: ChannelRequant {
+            multipliers: &mult,
+            shifts: &shifts,
+        },
+        output_zero_point: 0,
+    };
+    assert_eq!(
+        lin(MAX_WIDTH, &[0, 0]).validate(),
+        Ok(()),
+        "in_features MAX_WIDTH"
+    );
+    assert!(
+        lin(MAX_WIDTH + 1, &[0, 0]).validate().is_err(),
+        "in_features MAX_WIDTH + 1"
+    );
+    static EDGE: [i32; 2] = [MAX_BIAS, -MAX_BIAS];
+    static OVER: [i32; 2] = [0, MAX_BIAS + 1];
+    assert_eq!(lin(4, &EDGE).validate(), Ok(()), "bias ±MAX_BIAS");
+    assert!(lin(4, &OVER).validate().is_err(), "bias MAX_BIAS + 1");
+    // 11 inputs for 4 features: 2 whole rows would be 8 (11 % 4 · 4 would be 12).
+    let l = lin(4, &[0, 0]);
+    assert_eq!(
+        l.run(&[0; 11], &mut [0; 4], Activation::Identity),
+        Err(Error::ShapeMismatch {
+            what: "linear input",
+            expected: 8,
+            found: 11
+        })
+    );
+    assert_eq!(l.macs_per_row(), 4 * 2, "macs");
+    assert_eq!(lin(7, &[0, 0]).macs_per_row(), 7 * 2, "macs");
+}
+
+/// `LinearParams::quantize` on a layer with an all-zero weight row and a non-zero bias: that
+/// channel's output is its bias alone (0.5 / 0.01 = 50 LSB), not an error.
+///
+/// Also the bias bound at exactly `MAX_BIAS` (accepted) and beyond (refused).
+///
+/// Injected (cargo-mutants): `if max > 0.0` → `>=` (the zero row gets weight scale 0, its
+/// bias becomes ±∞) → fails with `BadDimension { what: "linear bias magnitude", .. }`;
+/// `bias.unsigned_abs() > MAX_BIAS` → `>=` → fails at `bias 2^30`, → `==` at `bias 2^31`.
+#[test]
+fn linear_quantize_zero_weight_row_keeps_its_bias() {
+    use core_attn::linear::LinearParams;
+    let w = [0.0f32, 0.0, 0.0, 0.25, -0.5, 1.0];
+    let b = [0.5f32, 0.0];
+    let p = LinearParams::quantize(&w, &b, 3, QParams::symmetric(1.0), &[0.01], 0).unwrap();
+    let mut y = [0i8; 2];
+    p.as_linear()
+        .run(&[0, 0, 0], &mut y, Activation::Identity)
+        .unwrap();
+    assert_eq!(y, [50, 0]);
+    // Bias bound at exactly MAX_BIAS: input scale 1 (symmetric 127), weight scale 1 (row max
+    // 127), so the accumulator bias is the real bias itself.
+    let q1 = QParams::symmetric(127.0);
+    let edge = LinearParams::quantize(&[127.0], &[(1u32 << 30) as f32], 1, q1, &[1.0], 0);
+    assert!(edge.is_ok(), "bias 2^30: {edge:?}");
+    let over = LinearParams::quantize(&[127.0], &[(1u32 << 31) as f32], 1, q1, &[1.0], 0);
+    assert!(
+        matches!(
+            over,
+            Err(Error::BadDimension {
+                what: "linear bias magnitude",
+                ..
+            })
+        ),
+        "bias 2^31: {over:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Softmax
 // ---------------------------------------------------------------------------------------------
@@ -397,6 +652,61 @@ proptest! {
         scale in log_uniform(1e-3, 0.5),
     ) {
         check_softmax(&x, scale);
+    }
+}
+
+/// Issue #17 item 9: is the documented bound's `0.55·N·p_j` term too loose? On random rows the
+/// N-dependent error is small (~45 LSB at N = 1000 against 377 allowed), but the term is
+/// there for rows whose N − 1 rounding errors all point the same way: one dominant key and
+/// N − 1 equal others. Over that family (40 scales 0.01–0.5, every 3rd value of the others)
+/// the excess `(err − 2 − 6·p_j) / (p_j·N)` reaches 0.32–0.40 (measured: 0.319 at N = 65,
+/// 0.401 at N = 300, 0.380 at N = 1000; a finer sweep reached 0.414 — the bound's 0.55 is
+/// 1.3–1.7× that), so the term cannot be tightened much without failing real rows. This test
+/// pins both sides: every element within the bound, and the worst excess ≥ 0.25·N·p_j (the
+/// bound is attained within 2.2×, so an N-proportional error on top of the rounding shows).
+///
+/// Injected: the row sum over-counted by half a unit per key (`scale_u16(probs, sum +
+/// input.len() as u32 / 2)` in `softmax_i8`) → fails with `len 65 element 32: 32435 vs
+/// 32479.2… (error 44.2… Q15 LSB)`, while the 1500 random rows of `softmax_matches_f64` pass.
+#[test]
+fn softmax_bound_is_nearly_attained_by_correlated_rounding() {
+    let step = ExpTable::default_step();
+    for n in if cfg!(miri) {
+        vec![65usize]
+    } else {
+        vec![65usize, 300, 1000]
+    } {
+        let mut worst = 0.0f64;
+        let scales = if cfg!(miri) { 4 } else { 40 };
+        for si in 0..scales {
+            let scale = 0.01 * 50f64.powf(si as f64 / (scales - 1) as f64);
+            let to_index = Requant::from_real(scale / step).unwrap();
+            let (hi, lo) = ExpTable::build(step);
+            let exp = ExpTable::new(&hi, &lo).unwrap();
+            for c in (-128i32..127).step_by(if cfg!(miri) { 37 } else { 3 }) {
+                let mut x = vec![c as i8; n];
+                x[n / 2] = 127;
+                check_softmax(&x, scale);
+                let mut p = vec![0u16; n];
+                softmax_i8(&x, to_index, exp, &mut p).unwrap();
+                let want = softmax_f64(&x, scale);
+                for (&pj, &wj) in p.iter().zip(&want) {
+                    if wj > 1e-3 {
+                        let err = (pj as f64 - wj * PROB_ONE as f64).abs();
+                        let excess =
+                            (err - SOFTMAX_MAX_LSB_ERROR as f64 - 6.0 * wj) / (wj * n as f64);
+                        worst = worst.max(excess);
+                    }
+                }
+            }
+        }
+        eprintln!("N {n}: worst N-term excess {worst:.3} (bound 0.55)");
+        if !cfg!(miri) {
+            assert!(
+                (0.25..=0.55).contains(&worst),
+                "N {n}: worst excess {worst:.3}·N·p_j, expected in 0.25..=0.55"
+            );
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //! A language model's `vocab.json` (see [`crate::vocab`]) is checked before anything is
 //! written, embedded in the blob's optional vocabulary sections (so that a device can turn ids
 //! into text, `core_attn::blob::Vocab`) and copied to `<output>.vocab.json`, where `simulate`
-//! and `eval` look for it.
+//! and `eval` look for it. The blob and that sidecar are written as one step
+//! ([`write_atomic_all`]): both or neither, and an existing pair is left untouched on any error.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,26 +35,108 @@ pub struct ConvertArgs {
 
 /// Write `bytes` to `path` atomically (temporary file in the same directory, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
+    write_atomic_all(&[(path, bytes)])
+}
+
+/// Write several files as one step: every file goes to a temporary file in its target's
+/// directory first (written and synced); only when all are written are they renamed into
+/// place. If anything fails, nothing is left behind: no new file, no temporary file, and every
+/// file that existed before has its previous contents (a replaced file is restored from a hard
+/// link — or a copy — taken just before its rename). Errors name the target path.
+pub fn write_atomic_all(files: &[(&Path, &[u8])]) -> Result<()> {
+    write_atomic_all_with(files, &mut |from, to| std::fs::rename(from, to))
+}
+
+/// [`write_atomic_all`] with the rename step injectable (tests make it fail part-way).
+fn write_atomic_all_with(
+    files: &[(&Path, &[u8])],
+    rename: &mut dyn FnMut(&Path, &Path) -> std::io::Result<()>,
+) -> Result<()> {
+    let side = |path: &Path, kind: &str| -> Result<PathBuf> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = path
+            .file_name()
+            .ok_or_else(|| Error::Input(format!("{}: not a file path", path.display())))?;
+        Ok(dir.join(format!(
+            ".{}.{kind}{}",
+            name.to_string_lossy(),
+            std::process::id()
+        )))
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Input(format!("{}: not a file path", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    // 1. Every file to its temporary file.
+    let mut temps: Vec<PathBuf> = Vec::with_capacity(files.len());
+    let written = (|| {
+        for &(path, bytes) in files {
+            let tmp = side(path, "tmp")?;
+            temps.push(tmp.clone());
+            let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(path, e))?;
+            f.write_all(bytes).map_err(|e| Error::io(path, e))?;
+            f.sync_all().map_err(|e| Error::io(path, e))?;
+        }
+        Ok(())
     })();
+    if let Err(e) = written {
+        for t in &temps {
+            let _ = std::fs::remove_file(t);
+        }
+        return Err(e);
+    }
+    // 2. Rename them into place, keeping a way back for each replaced file.
+    // `done[i]`: file i renamed into place, with its backup if it replaced a file.
+    let mut done: Vec<Option<PathBuf>> = Vec::with_capacity(files.len());
+    let mut result = Ok(());
+    for (&(path, _), tmp) in files.iter().zip(&temps) {
+        let backup = if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+            let b = match side(path, "bak") {
+                Ok(b) => b,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            let _ = std::fs::remove_file(&b);
+            if std::fs::hard_link(path, &b).is_err() {
+                if let Err(e) = std::fs::copy(path, &b) {
+                    let _ = std::fs::remove_file(&b);
+                    result = Err(Error::io(path, e));
+                    break;
+                }
+            }
+            Some(b)
+        } else {
+            None
+        };
+        if let Err(e) = rename(tmp, path) {
+            if let Some(b) = backup {
+                let _ = std::fs::remove_file(b);
+            }
+            result = Err(Error::io(path, e));
+            break;
+        }
+        done.push(backup);
+    }
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        // Undo: restore what each renamed file replaced, or remove it if it was new.
+        for ((path, _), backup) in files.iter().zip(&done) {
+            match backup {
+                Some(b) => {
+                    let _ = std::fs::rename(b, path);
+                }
+                None => {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        for t in &temps[done.len()..] {
+            let _ = std::fs::remove_file(t);
+        }
+    } else {
+        for b in done.into_iter().flatten() {
+            let _ = std::fs::remove_file(b);
+        }
     }
     result
 }
@@ -78,10 +161,13 @@ pub fn run(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
     // The blob carries the vocabulary (for the device); the sidecar stays for the host tools.
     let bytes =
         crate::int8::convert_with_vocab(&model, args.calibration.as_deref(), parsed.as_ref())?;
-    write_atomic(&args.output, &bytes)?;
-    if let Some(v) = vocab {
-        write_atomic(&Vocab::blob_sidecar(&args.output), &v)?;
+    // The blob and its vocabulary sidecar are written as one step: both or neither.
+    let sidecar = Vocab::blob_sidecar(&args.output);
+    let mut files: Vec<(&Path, &[u8])> = vec![(&args.output, &bytes)];
+    if let Some(v) = &vocab {
+        files.push((&sidecar, v));
     }
+    write_atomic_all(&files)?;
     writeln!(
         out,
         "wrote {} ({} bytes, {})",
@@ -90,4 +176,61 @@ pub fn run(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
         model.kind()
     )
     .map_err(|e| Error::io("<stdout>", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The second rename of a pair fails after the first succeeded: the first target gets its
+    /// previous contents back (or disappears if it was new), and no temporary or backup file
+    /// remains.
+    ///
+    /// Injected: no undo step (`if result.is_err() { … }` removed) → fails with `a.bin: left:
+    /// "new a" right: "old a"`.
+    #[test]
+    fn failed_second_rename_restores_the_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a.bin"), tmp.path().join("b.bin"));
+        for a_existed in [true, false] {
+            if a_existed {
+                std::fs::write(&a, "old a").unwrap();
+            }
+            std::fs::write(&b, "old b").unwrap();
+            let before = listing(tmp.path());
+            let mut calls = 0;
+            let r = write_atomic_all_with(&[(&a, b"new a"), (&b, b"new b")], &mut |from, to| {
+                calls += 1;
+                if calls == 2 {
+                    Err(std::io::Error::other("injected"))
+                } else {
+                    std::fs::rename(from, to)
+                }
+            });
+            assert_eq!(
+                r.unwrap_err().to_string(),
+                format!("{}: injected", b.display())
+            );
+            assert_eq!(listing(tmp.path()), before, "a_existed {a_existed}");
+            if a_existed {
+                assert_eq!(std::fs::read_to_string(&a).unwrap(), "old a", "a.bin");
+                std::fs::remove_file(&a).unwrap();
+            }
+            assert_eq!(std::fs::read_to_string(&b).unwrap(), "old b");
+        }
+        // And the plain path writes both.
+        write_atomic_all(&[(&a, b"new a"), (&b, b"new b")]).unwrap();
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new a");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "new b");
+        assert_eq!(listing(tmp.path()), ["a.bin", "b.bin"]);
+    }
 }
