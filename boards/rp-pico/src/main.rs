@@ -9,22 +9,12 @@ use defmt_rtt as _;
 use panic_probe as _;
 
 use board_common::rtt::DefmtLines;
-use board_common::Clock;
 use rp_pico::hal::{self, pac, Timer};
 
 include!(concat!(env!("OUT_DIR"), "/model_consts.rs"));
 
-/// The 1 MHz RP2040 timer (64-bit, never wraps in practice) as the [`Clock`].
-struct Micros(Timer);
-
-impl Clock for Micros {
-    fn now(&mut self) -> u64 {
-        self.0.get_counter().ticks()
-    }
-    fn unit(&self) -> &'static str {
-        "us"
-    }
-}
+mod micros;
+use micros::Micros;
 
 #[rp_pico::entry]
 fn main() -> ! {
