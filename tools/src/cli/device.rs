@@ -710,23 +710,8 @@ fn run_inputs(
             json!({"logits": logits, "generated": generated, "device": dev})
         }
     };
-    if let (Some(v), Some(g)) = (vocab.as_ref(), result.get("generated").cloned()) {
-        let texts: Vec<String> = g
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|row| {
-                let ids: Vec<usize> = row
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|x| x.as_u64().map(|x| x as usize))
-                    .collect();
-                v.decode(&ids)
-            })
-            .collect();
-        result["text"] = json!(texts);
-    }
+    // The same "text" field as `simulate` (same decoding).
+    super::simulate::add_text(&mut result, vocab.as_ref());
     if r.json {
         return write_line(out, &result.to_string());
     }

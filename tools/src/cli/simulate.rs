@@ -109,7 +109,7 @@ fn prompts(args: &SimulateArgs, vocab: Option<&Vocab>) -> Result<Vec<Vec<usize>>
 }
 
 /// Adds `"text"` (decoded sequences) when a vocabulary is known.
-fn add_text(result: &mut Value, vocab: Option<&Vocab>) {
+pub(crate) fn add_text(result: &mut Value, vocab: Option<&Vocab>) {
     if let (Some(v), Some(g)) = (vocab, result.get("generated").cloned()) {
         let texts: Vec<String> = g
             .as_array()
