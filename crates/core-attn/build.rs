@@ -20,6 +20,12 @@
 //!   assembler accepts the instructions (`.cpu cortex-m55` for the MVE blocks under `mve`,
 //!   `cfg(core_attn_mve_directive)`).
 //!
+//! Size-first (`cfg(core_attn_small)`): with the cargo feature `compact`, or when the crate is
+//! built at `opt-level = "s"` or `"z"` (`OPT_LEVEL`, which cargo gives build scripts), the
+//! kernels keep one looped copy of each inner loop instead of the per-width unrolled copies
+//! (same bits, a few percent more instructions; README, "Code size"). `compact` also selects
+//! the portable kernels (the smallest).
+//!
 //! Forced: cargo feature `portable`, or `CORE_ATTN_NO_DSP=1` in the environment, selects the
 //! portable kernels everywhere (for measuring them on a DSP core). The `dsp` and `mve`
 //! features are ignored, with a warning, on targets that cannot have the extension.
@@ -32,6 +38,8 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(core_attn_mve)");
     println!("cargo:rustc-check-cfg=cfg(core_attn_mve_directive)");
     println!("cargo:rustc-check-cfg=cfg(core_attn_v6m)");
+    println!("cargo:rustc-check-cfg=cfg(core_attn_small)");
+    println!("cargo:rerun-if-env-changed=OPT_LEVEL");
     println!("cargo:rerun-if-env-changed=CORE_ATTN_NO_DSP");
     let target = env::var("TARGET").unwrap_or_default();
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
@@ -54,7 +62,12 @@ fn main() {
     let detected_dsp = v7em
         || (v8main && (cpu(&["cortex-m33", "cortex-m35p"]) || has_feature("dsp")))
         || detected_mve;
-    let portable = feature("portable") || env::var_os("CORE_ATTN_NO_DSP").is_some();
+    let compact = feature("compact");
+    let opt_size = matches!(env::var("OPT_LEVEL").as_deref(), Ok("s" | "z"));
+    if compact || opt_size {
+        println!("cargo:rustc-cfg=core_attn_small");
+    }
+    let portable = compact || feature("portable") || env::var_os("CORE_ATTN_NO_DSP").is_some();
 
     if feature("dsp") && !(v7em || v8main) {
         println!(

@@ -413,9 +413,13 @@ impl<'a> Attention<'a> {
                 let (Some(pp), Ok(vh)) = (scratch.get(..pairs), v.columns(c0, dh)) else {
                     return unreachable_shape();
                 };
+                // Size-first builds keep only the looped copy (same sums).
                 match dh {
+                    #[cfg(not(core_attn_small))]
                     16 => wsum_direct::<16>(pp, v, vh, c0, visible, big, oh, out_rq, zp),
+                    #[cfg(not(core_attn_small))]
                     24 => wsum_direct::<24>(pp, v, vh, c0, visible, big, oh, out_rq, zp),
+                    #[cfg(not(core_attn_small))]
                     32 => wsum_direct::<32>(pp, v, vh, c0, visible, big, oh, out_rq, zp),
                     _ => wsum_direct_any(pp, v, vh, c0, visible, big, oh, out_rq, zp),
                 }
@@ -430,7 +434,8 @@ impl<'a> Attention<'a> {
     /// `qh` is `head_dim ≤ PACK_MAX_HEAD_DIM` wide, `1 ≤ visible ≤ k.rows()`,
     /// `visible ≤ scratch.len()` and the head's columns are inside `k`.
     #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
+    #[cfg_attr(not(core_attn_small), inline(always))]
+    #[cfg_attr(core_attn_small, inline(never))]
     fn head_probs(
         &self,
         qh: &[i8],
@@ -461,10 +466,15 @@ impl<'a> Attention<'a> {
             None => {
                 // The head's columns of K: rows exactly `dh` wide.
                 let kh = k.columns(c0, dh).ok()?;
+                // Size-first builds keep only the looped copy (same scores).
                 match dh {
+                    #[cfg(not(core_attn_small))]
                     8 => scores_fixed::<8, 4>(scores, kh, qe)?,
+                    #[cfg(not(core_attn_small))]
                     16 => scores_fixed::<16, 8>(scores, kh, qe)?,
+                    #[cfg(not(core_attn_small))]
                     24 => scores_fixed::<24, 12>(scores, kh, qe)?,
+                    #[cfg(not(core_attn_small))]
                     32 => scores_fixed::<32, 16>(scores, kh, qe)?,
                     _ => {
                         let mut max = i32::MIN;
@@ -682,10 +692,15 @@ fn word(c: &[i8]) -> Option<u32> {
 /// would leave `vp` or a row is missing.
 #[inline(never)]
 fn pack_v(vh: Rows<'_>, npk: usize, zeros: &[i8], vp: &mut [u32]) -> Option<()> {
+    // Size-first builds (`cfg(core_attn_small)`) keep only the looped copy (same words).
     match zeros.len() {
+        #[cfg(not(core_attn_small))]
         8 => pack_v_fixed::<8>(vh, npk, vp),
+        #[cfg(not(core_attn_small))]
         16 => pack_v_fixed::<16>(vh, npk, vp),
+        #[cfg(not(core_attn_small))]
         24 => pack_v_fixed::<24>(vh, npk, vp),
+        #[cfg(not(core_attn_small))]
         32 => pack_v_fixed::<32>(vh, npk, vp),
         _ => {
             for kp in 0..npk {
@@ -707,6 +722,7 @@ fn pack_v(vh: Rows<'_>, npk: usize, zeros: &[i8], vp: &mut [u32]) -> Option<()> 
 
 /// [`pack_v`] for a head width `DH` known at compile time (the rows as arrays: the column
 /// groups unrolled, one bounds check per packed word group).
+#[cfg(not(core_attn_small))]
 #[inline(always)]
 fn pack_v_fixed<const DH: usize>(vh: Rows<'_>, npk: usize, vp: &mut [u32]) -> Option<()> {
     for kp in 0..npk {
@@ -745,6 +761,7 @@ fn pack_word(a: u32, b: u32, w: &mut [u32; 4]) {
 /// bounds check, then `DH / 4` × (`LDR`, 2 `SXTB16`, 2 `SMLAD`). Returns the row maximum;
 /// `None` (unreachable for the callers) if `qe` has fewer than `W` words, `kh` is not `DH`
 /// wide or has fewer rows than `scores`.
+#[cfg(not(core_attn_small))]
 #[inline(always)]
 fn scores_fixed<const DH: usize, const W: usize>(
     scores: &mut [i32],
@@ -796,6 +813,7 @@ fn wsum_word(p: u32, a: u32, b: u32, acc: &mut [i32; 4]) {
 /// read is `< nk ≤ v.rows()` (`get` is `Some`); the early returns (debug-asserted) are
 /// unreachable for [`Attention::run_direct_inner`]'s arguments.
 #[allow(clippy::too_many_arguments)]
+#[cfg(not(core_attn_small))]
 #[inline(always)]
 fn wsum_direct<const DH: usize>(
     pp: &[i32],

@@ -1601,6 +1601,10 @@ mod arm {
         if !asm_requant_ok(l) {
             return false;
         }
+        // Size-first builds keep only the looped passes (same bits).
+        #[cfg(core_attn_small)]
+        return any_width(l, input, output, rows);
+        #[cfg(not(core_attn_small))]
         match l.in_features {
             16 => run::<16>(l, input, output, rows),
             32 => run::<32>(l, input, output, rows),
@@ -1619,7 +1623,11 @@ mod arm {
     #[inline(never)]
     fn any_width(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
         match l.in_features {
+            #[cfg(not(core_attn_small))]
             4..=128 => run_any::<{ 128 + 8 }>(l, input, output, rows),
+            #[cfg(core_attn_small)]
+            4..=MAX_ANY_WIDTH => run_any::<{ MAX_ANY_WIDTH + 8 }>(l, input, output, rows),
+            #[cfg(not(core_attn_small))]
             129..=MAX_ANY_WIDTH => run_any::<{ MAX_ANY_WIDTH + 8 }>(l, input, output, rows),
             _ => false,
         }
@@ -1628,6 +1636,7 @@ mod arm {
     /// The unrolled passes for width `IN` (4-byte aligned weights, [`asm_requant_ok`]: checked
     /// by the caller). `false` (nothing written) if the width is not `IN` or the slices are
     /// shorter than the shapes (unreachable: the caller checked them).
+    #[cfg_attr(core_attn_small, allow(dead_code))]
     fn run<const IN: usize>(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
         let Some(Parts { x, y, p }) = Parts::new(l, input, output, rows) else {
             debug_assert!(false, "arm::run: shapes not checked");
@@ -2205,6 +2214,10 @@ mod mve {
         if !asm_requant_ok(l) {
             return false;
         }
+        // Size-first builds keep only the looped passes (same bits).
+        #[cfg(core_attn_small)]
+        return any_width(l, input, output, rows);
+        #[cfg(not(core_attn_small))]
         match l.in_features {
             16 => run::<16>(l, input, output, rows),
             32 => run::<32>(l, input, output, rows),
@@ -2231,6 +2244,7 @@ mod mve {
     /// The unrolled passes for width `IN` (4-byte aligned weights, [`asm_requant_ok`]: checked
     /// by the caller). `false` (nothing written) if the width is not `IN` or the slices are
     /// shorter than the shapes (unreachable: the caller checked them).
+    #[cfg_attr(core_attn_small, allow(dead_code))]
     fn run<const IN: usize>(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
         let Some(Parts { x, y, p }) = Parts::new(l, input, output, rows) else {
             debug_assert!(false, "mve::run: shapes not checked");

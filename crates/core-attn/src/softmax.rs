@@ -406,8 +406,10 @@ impl ExpIndex {
     }
 
     /// `buf[j] ← exp(max − buf[j])`, returning the sum. `NONNEG`: the caller guarantees
-    /// `max − buf[j]` does not wrap.
-    #[inline(always)]
+    /// `max − buf[j]` does not wrap. Size-first builds (`cfg(core_attn_small)`) keep one
+    /// out-of-line copy.
+    #[cfg_attr(not(core_attn_small), inline(always))]
+    #[cfg_attr(core_attn_small, inline(never))]
     pub(crate) fn exp_pass<const NONNEG: bool>(
         &self,
         buf: &mut [i32],
