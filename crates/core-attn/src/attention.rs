@@ -105,6 +105,7 @@ impl<'a> Attention<'a> {
     /// is in bounds by that check and is written so that the compiler sees it (`get`,
     /// iterators, `chunks_exact` of non-zero widths): no panic call site is left in the
     /// linked firmware.
+    #[cfg_attr(core_attn_small, inline(never))]
     pub fn run(
         &self,
         q: Rows<'_>,
@@ -156,15 +157,19 @@ impl<'a> Attention<'a> {
                     *s = crate::dsp::dot_i8(qh, kr);
                 }
                 match ix {
+                    // Size-first builds: one softmax for both cases (the same bits).
+                    #[cfg(not(core_attn_small))]
                     Some(ix) => {
                         let max = crate::softmax::row_max(scores);
                         let sum = ix.exp_pass::<true>(scores, max, &self.exp);
                         crate::softmax::scale_in_place(scores, sum);
                     }
-                    None => softmax_scores_in_place(scores, self.score_to_index, self.exp)?,
+                    _ => softmax_scores_in_place(scores, self.score_to_index, self.exp)?,
                 }
-                // Weighted sum of V, COLS columns at a time (accumulators in registers).
-                for (g, og) in oh.chunks_exact_mut(COLS).enumerate() {
+                // Weighted sum of V, COLS columns at a time (accumulators in registers);
+                // size-first builds keep only the column-by-column loop below (same sums).
+                let groups = if cfg!(core_attn_small) { 0 } else { dh / COLS };
+                for (g, og) in oh.chunks_exact_mut(COLS).enumerate().take(groups) {
                     // This group's COLS columns of V (rows exactly COLS wide).
                     let vg = vh.columns(g * COLS, COLS)?;
                     let mut acc = [0i32; COLS];
@@ -180,7 +185,7 @@ impl<'a> Attention<'a> {
                         *o = out_rq.to_i8(a, self.output_zero_point);
                     }
                 }
-                let d = dh - dh % COLS;
+                let d = groups * COLS;
                 for (dd, o) in oh.iter_mut().enumerate().skip(d) {
                     let mut acc = 0i32;
                     for (j, &p) in scores.iter().enumerate() {
@@ -496,8 +501,9 @@ impl<'a> Attention<'a> {
                 }
             }
         };
-        // |s| ≤ 2^28: `max − s` never wraps.
-        let sum = ix.exp_pass::<true>(scores, max, &self.exp);
+        // |s| ≤ 2^28: `max − s` never wraps. Size-first builds share the general copy with
+        // `softmax_scores_in_place` (the same values).
+        let sum = ix.exp_pass::<{ !cfg!(core_attn_small) }>(scores, max, &self.exp);
         Some(crate::softmax::probs_to_pairs(scores, visible, sum))
     }
 

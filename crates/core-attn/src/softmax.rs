@@ -122,13 +122,15 @@ fn check_row_len(len: usize) -> Result<(), Error> {
 ///
 /// `diff_to_index` maps a score difference (in the scores' units) to table indices
 /// (`score_scale / step`). Scores must be within `±2^29` (attention's are within `2^28`).
+#[cfg_attr(core_attn_small, inline(never))]
 pub fn softmax_scores_in_place(
     buf: &mut [i32],
     diff_to_index: Requant,
     exp: ExpTable<'_>,
 ) -> Result<(), Error> {
     check_row_len(buf.len())?;
-    #[cfg(any(core_attn_dsp, core_attn_mve))]
+    // Size-first builds: the `ExpIndex` pass below only (the same bits).
+    #[cfg(all(any(core_attn_dsp, core_attn_mve), not(core_attn_small)))]
     if let Some(p) = quick_exp_loop(diff_to_index, &exp) {
         // Maximum and exponentials in one `asm!` block.
         let sum = crate::dsp::softmax::softmax_exp_i32(buf, &p);
@@ -156,6 +158,7 @@ pub fn softmax_scores_in_place(
 /// `t_lo = ⌊131069·2^a / (mt + 1)⌋ ≤ ⌈X/m⌉ ≤ t_lo + 4 + ⌊t_lo / 2^14⌋ = t_hi`, and
 /// `t_lo ≤ X/m < 2^(r−1)` (`m ≥ 2^17`), the guard of the single-word index.
 #[cfg(any(core_attn_dsp, core_attn_mve))]
+#[cfg_attr(core_attn_small, allow(dead_code))]
 #[inline(always)]
 fn quick_exp_loop<'t>(r: Requant, exp: &ExpTable<'t>) -> Option<crate::dsp::softmax::ExpLoop<'t>> {
     let m = r.multiplier;
@@ -185,6 +188,7 @@ fn quick_exp_loop<'t>(r: Requant, exp: &ExpTable<'t>) -> Option<crate::dsp::soft
 /// [`ExpIndex::fix_marked`] for [`quick_exp_loop`]'s pass (rare: a difference within a few
 /// steps of the saturation threshold).
 #[cfg(any(core_attn_dsp, core_attn_mve))]
+#[cfg_attr(core_attn_small, allow(dead_code))]
 #[cold]
 #[inline(never)]
 fn fix_marked_requant(buf: &mut [i32], sum: u32, r: Requant, exp: &ExpTable<'_>) -> u32 {

@@ -206,6 +206,7 @@ pub(crate) struct ExpLoop<'t> {
 /// the parameters are then loaded from `p` with one `LDM`. Same results and marking as
 /// [`exp_pass_i32`] with `max` the row maximum (`p.max` is ignored).
 #[cfg(any(core_attn_dsp, core_attn_mve))]
+#[cfg_attr(core_attn_small, allow(dead_code))]
 #[inline(always)]
 pub(crate) fn softmax_exp_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
     // The callers' rows are never empty (`check_row_len`); an empty one has nothing to sum.
