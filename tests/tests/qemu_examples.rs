@@ -44,8 +44,14 @@ fn skip() -> bool {
 
 /// `cargo run --release --quiet --bin BIN` in the example: (success, stdout, stdout + stderr).
 fn run_bin(bin: &str) -> (bool, String, String) {
+    run_bin_with(bin, &["--release"])
+}
+
+/// [`run_bin`] with other cargo arguments (profile, features) instead of `--release`.
+fn run_bin_with(bin: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO"))
-        .args(["run", "--release", "--quiet", "--bin", bin])
+        .args(["run", "--quiet", "--bin", bin])
+        .args(args)
         .current_dir(example_dir())
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("TATN_IMAGES")
@@ -103,8 +109,8 @@ fn embedded_images() -> usize {
         .unwrap()
 }
 
-#[test]
-fn classify_matches_host() {
+/// The host's int8 top-1 of the embedded test digits, one `digit N` line each.
+fn host_digits() -> Vec<String> {
     let n = embedded_images();
     let aligned = blob("vit-mnist");
     let blob: Blob<'_> = aligned.parse(Path::new("vit-mnist.tatn")).unwrap();
@@ -124,6 +130,12 @@ fn classify_matches_host() {
         })
         .collect();
     assert_eq!(host.len(), n);
+    host
+}
+
+#[test]
+fn classify_matches_host() {
+    let host = host_digits();
     if skip() {
         return;
     }
@@ -131,6 +143,29 @@ fn classify_matches_host() {
     assert!(ok, "classify failed:\n{all}");
     let device: Vec<&str> = stdout.lines().collect();
     assert_eq!(device, host, "firmware vs host top-1:\n{all}");
+}
+
+/// The size-first builds of `classify` (core-attn's README, "Code size") classify like the
+/// host: `opt-level = "s"` (`cfg(core_attn_small)`: the looped `SMLAD` linear passes, no
+/// per-head-width attention copies, one softmax pass) and the `compact` feature (portable
+/// kernels, same looped copies). Guards against a looped copy that differs from the unrolled
+/// one it replaces: with the odd-key tail of `wsum_direct_any` or the `IN mod 8` tail of the
+/// looped linear pass dropped, the size-first builds print other digits than the host.
+#[test]
+fn classify_size_first_builds_match_host() {
+    let host = host_digits();
+    if skip() {
+        return;
+    }
+    for args in [
+        &["--profile", "release-s"][..],
+        &["--profile", "release-s", "--features", "core-attn/compact"][..],
+    ] {
+        let (ok, stdout, all) = run_bin_with("classify", args);
+        assert!(ok, "classify {args:?} failed:\n{all}");
+        let device: Vec<&str> = stdout.lines().collect();
+        assert_eq!(device, host, "firmware {args:?} vs host top-1:\n{all}");
+    }
 }
 
 #[test]

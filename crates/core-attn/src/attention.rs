@@ -129,6 +129,7 @@ impl<'a> Attention<'a> {
             }
         }
         let (width, dh, nk) = (dims.width.get(), dims.dh.get(), dims.nk.get());
+        #[cfg(not(core_attn_small))]
         let out_rq = crate::dsp::RowRequant::new(self.output.multiplier, self.output.shift);
         // In bounds by `check`: `width = heads · dh` with `dh ≥ 1`, no overflow; `out` is
         // `q.rows()` rows of `width`, split into `heads` slices of `dh`; `nk = k.rows() =
@@ -168,8 +169,8 @@ impl<'a> Attention<'a> {
                 }
                 // Weighted sum of V, COLS columns at a time (accumulators in registers);
                 // size-first builds keep only the column-by-column loop below (same sums).
-                let groups = if cfg!(core_attn_small) { 0 } else { dh / COLS };
-                for (g, og) in oh.chunks_exact_mut(COLS).enumerate().take(groups) {
+                #[cfg(not(core_attn_small))]
+                for (g, og) in oh.chunks_exact_mut(COLS).enumerate() {
                     // This group's COLS columns of V (rows exactly COLS wide).
                     let vg = vh.columns(g * COLS, COLS)?;
                     let mut acc = [0i32; COLS];
@@ -185,7 +186,10 @@ impl<'a> Attention<'a> {
                         *o = out_rq.to_i8(a, self.output_zero_point);
                     }
                 }
-                let d = groups * COLS;
+                #[cfg(not(core_attn_small))]
+                let d = dh - dh % COLS;
+                #[cfg(core_attn_small)]
+                let d = 0;
                 for (dd, o) in oh.iter_mut().enumerate().skip(d) {
                     let mut acc = 0i32;
                     for (j, &p) in scores.iter().enumerate() {
@@ -501,9 +505,8 @@ impl<'a> Attention<'a> {
                 }
             }
         };
-        // |s| ≤ 2^28: `max − s` never wraps. Size-first builds share the general copy with
-        // `softmax_scores_in_place` (the same values).
-        let sum = ix.exp_pass::<{ !cfg!(core_attn_small) }>(scores, max, &self.exp);
+        // |s| ≤ 2^28: `max − s` never wraps.
+        let sum = ix.exp_pass::<true>(scores, max, &self.exp);
         Some(crate::softmax::probs_to_pairs(scores, visible, sum))
     }
 
@@ -995,6 +998,7 @@ fn fix_big(pp: &[i32], vh: Rows<'_>, nk: usize, acc: &mut [i32]) {
 }
 
 /// Columns of V accumulated together in [`Attention::run`].
+#[cfg_attr(core_attn_small, allow(dead_code))]
 const COLS: usize = 4;
 
 /// The error of a shape that [`Attention::check`] has already rejected: the `else` branch of

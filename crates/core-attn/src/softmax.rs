@@ -21,6 +21,9 @@
 //! all land in the sum that divides `e_j`; `6·p_j` is the index rounding (½ step, relative
 //! `9·10^-5` on each exponential). A constant bound (the earlier "2 LSBs") does not hold: a row
 //! of 17 with one dominant value already showed 4, a row of 1000 over 40.
+// Size-first builds (`cfg(core_attn_small)`) keep one copy of each loop: the fast
+// variants they leave out are dead there.
+#![cfg_attr(core_attn_small, allow(dead_code))]
 
 use core::num::NonZeroU32;
 
@@ -122,33 +125,37 @@ fn check_row_len(len: usize) -> Result<(), Error> {
 ///
 /// `diff_to_index` maps a score difference (in the scores' units) to table indices
 /// (`score_scale / step`). Scores must be within `±2^29` (attention's are within `2^28`).
-#[cfg_attr(core_attn_small, inline(never))]
 pub fn softmax_scores_in_place(
     buf: &mut [i32],
     diff_to_index: Requant,
     exp: ExpTable<'_>,
 ) -> Result<(), Error> {
-    check_row_len(buf.len())?;
-    // Size-first builds: the `ExpIndex` pass below only (the same bits).
-    #[cfg(all(any(core_attn_dsp, core_attn_mve), not(core_attn_small)))]
-    if let Some(p) = quick_exp_loop(diff_to_index, &exp) {
-        // Maximum and exponentials in one `asm!` block.
-        let sum = crate::dsp::softmax::softmax_exp_i32(buf, &p);
-        let sum = if sum & (1 << 31) == 0 {
-            sum
-        } else {
-            fix_marked_requant(buf, sum, diff_to_index, &exp)
+    // Size-first builds (`cfg(core_attn_small)`): the generic loops only (the same bits).
+    #[cfg(core_attn_small)]
+    return softmax_scores_in_place_generic(buf, diff_to_index, exp);
+    #[cfg(not(core_attn_small))]
+    {
+        check_row_len(buf.len())?;
+        #[cfg(any(core_attn_dsp, core_attn_mve))]
+        if let Some(p) = quick_exp_loop(diff_to_index, &exp) {
+            // Maximum and exponentials in one `asm!` block.
+            let sum = crate::dsp::softmax::softmax_exp_i32(buf, &p);
+            let sum = if sum & (1 << 31) == 0 {
+                sum
+            } else {
+                fix_marked_requant(buf, sum, diff_to_index, &exp)
+            };
+            scale_in_place(buf, sum);
+            return Ok(());
+        }
+        let Some(ix) = ExpIndex::new(diff_to_index) else {
+            return softmax_scores_in_place_generic(buf, diff_to_index, exp);
         };
+        let max = row_max(buf);
+        let sum = ix.exp_pass::<false>(buf, max, &exp);
         scale_in_place(buf, sum);
-        return Ok(());
+        Ok(())
     }
-    let Some(ix) = ExpIndex::new(diff_to_index) else {
-        return softmax_scores_in_place_generic(buf, diff_to_index, exp);
-    };
-    let max = row_max(buf);
-    let sum = ix.exp_pass::<false>(buf, max, &exp);
-    scale_in_place(buf, sum);
-    Ok(())
 }
 
 /// The `asm!` exponential pass's parameters straight from a [`Requant`] in the usual range
@@ -158,7 +165,6 @@ pub fn softmax_scores_in_place(
 /// `t_lo = ⌊131069·2^a / (mt + 1)⌋ ≤ ⌈X/m⌉ ≤ t_lo + 4 + ⌊t_lo / 2^14⌋ = t_hi`, and
 /// `t_lo ≤ X/m < 2^(r−1)` (`m ≥ 2^17`), the guard of the single-word index.
 #[cfg(any(core_attn_dsp, core_attn_mve))]
-#[cfg_attr(core_attn_small, allow(dead_code))]
 #[inline(always)]
 fn quick_exp_loop<'t>(r: Requant, exp: &ExpTable<'t>) -> Option<crate::dsp::softmax::ExpLoop<'t>> {
     let m = r.multiplier;
@@ -188,7 +194,6 @@ fn quick_exp_loop<'t>(r: Requant, exp: &ExpTable<'t>) -> Option<crate::dsp::soft
 /// [`ExpIndex::fix_marked`] for [`quick_exp_loop`]'s pass (rare: a difference within a few
 /// steps of the saturation threshold).
 #[cfg(any(core_attn_dsp, core_attn_mve))]
-#[cfg_attr(core_attn_small, allow(dead_code))]
 #[cold]
 #[inline(never)]
 fn fix_marked_requant(buf: &mut [i32], sum: u32, r: Requant, exp: &ExpTable<'_>) -> u32 {
@@ -666,6 +671,7 @@ fn probability32(e: u32, recip: u32) -> u32 {
 
 /// [`softmax_scores_in_place`] with the generic reference loops: the variant every optimized
 /// kernel is tested against, bit for bit.
+#[cfg_attr(core_attn_small, inline(never))]
 pub fn softmax_scores_in_place_generic(
     buf: &mut [i32],
     diff_to_index: Requant,

@@ -39,14 +39,14 @@ const CONFIGS: &[Config] = &[
         features: "",
     },
     Config {
-        name: "`core-attn/portable`, `release` (opt-level 3)",
-        profile: "release",
-        features: "core-attn/portable",
+        name: "size-first: `core-attn/compact`, `release-s` (opt-level \"s\")",
+        profile: "release-s",
+        features: "core-attn/compact",
     },
     Config {
-        name: "`core-attn/portable`, `release-s` (opt-level \"s\")",
-        profile: "release-s",
-        features: "core-attn/portable",
+        name: "`core-attn/compact`, `release` (opt-level 3)",
+        profile: "release",
+        features: "core-attn/compact",
     },
 ];
 
@@ -184,14 +184,11 @@ fn measure(root: &Path, plugin: &Path, c: &Config) -> Result<SizeRow, String> {
     }
     run(&mut cmd)?;
     let built = dir.join(format!("target/{TARGET}/{}/classify", c.profile));
+    let feature = c.features.rsplit('/').next().unwrap_or("");
     let elf = dir.join(format!(
-        "target/size-{}{}.elf",
+        "target/size-{}{}{feature}.elf",
         c.profile,
-        if c.features.is_empty() {
-            ""
-        } else {
-            "-portable"
-        }
+        if feature.is_empty() { "" } else { "-" }
     ));
     std::fs::copy(&built, &elf).map_err(|e| format!("{}: {e}", elf.display()))?;
     let s = sections(&elf)?;
@@ -272,7 +269,11 @@ pub fn markdown(rows: &[Result<SizeRow, String>]) -> String {
          from `main` to the first print (blob check in `load` + image 1) and per further image \
          (with its printed line). Regenerate this section alone with \
          `bash bench/run --example-size`. Targets (issue 13): ≤ 32 KiB (32,768 B) with the \
-         default kernels, ≤ 16 KiB (16,384 B) with a size-first option.\n\n\
+         default kernels, ≤ 16 KiB (16,384 B) with a size-first option. At opt-level \
+         \"s\" core-attn keeps one looped copy of each inner loop (the `SMLAD` linear \
+         passes without the per-width unrolled copies, attention without per-head-width \
+         copies); the `compact` feature adds the portable kernels (core-attn's README, \
+         \"Code size\").\n\n\
          | build | flash besides model | code | rodata | blob | images | instr. load + image 1 | instr. per image |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|\n",
     );

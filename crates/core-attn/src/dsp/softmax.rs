@@ -4,6 +4,9 @@
 //! extension too, and these scalar loops beat LLVM's vectorization of the generic ones) — and
 //! as the portable emulation elsewhere (so that the same algorithm runs, and is tested, on the
 //! host). The `asm!` itself is checked on the device by the bench firmware (`match`).
+// Size-first builds (`cfg(core_attn_small)`) keep one copy of each loop: the fast
+// variants they leave out are dead there.
+#![cfg_attr(core_attn_small, allow(dead_code))]
 
 #[cfg(any(core_attn_dsp, core_attn_mve))]
 use core::arch::asm;
@@ -206,7 +209,6 @@ pub(crate) struct ExpLoop<'t> {
 /// the parameters are then loaded from `p` with one `LDM`. Same results and marking as
 /// [`exp_pass_i32`] with `max` the row maximum (`p.max` is ignored).
 #[cfg(any(core_attn_dsp, core_attn_mve))]
-#[cfg_attr(core_attn_small, allow(dead_code))]
 #[inline(always)]
 pub(crate) fn softmax_exp_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
     // The callers' rows are never empty (`check_row_len`); an empty one has nothing to sum.
