@@ -57,20 +57,35 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
+            // The `&str` parts through `write_str`, not `{}`: the same text without linking
+            // `Formatter::pad` (padding support) into firmware that prints an error.
             Error::ShapeMismatch {
                 what,
                 expected,
                 found,
-            } => write!(f, "{what}: expected length {expected}, found {found}"),
-            Error::BadDimension { what, value } => write!(f, "unsupported {what}: {value}"),
+            } => {
+                f.write_str(what)?;
+                write!(f, ": expected length {expected}, found {found}")
+            }
+            Error::BadDimension { what, value } => {
+                f.write_str("unsupported ")?;
+                f.write_str(what)?;
+                write!(f, ": {value}")
+            }
             Error::BadRequant => f.write_str("requantization multiplier/shift out of range"),
             Error::BufferTooSmall {
                 what,
                 needed,
                 available,
-            } => write!(f, "{what} too small: need {needed}, have {available}"),
+            } => {
+                f.write_str(what)?;
+                write!(f, " too small: need {needed}, have {available}")
+            }
             Error::CacheFull { capacity } => write!(f, "KV cache full ({capacity} tokens)"),
-            Error::BadBlob(why) => write!(f, "invalid model blob: {why}"),
+            Error::BadBlob(why) => {
+                f.write_str("invalid model blob: ")?;
+                f.write_str(why.message())
+            }
             Error::TokenOutOfRange { id, vocab } => {
                 write!(f, "token id {id} out of range for vocabulary of {vocab}")
             }

@@ -307,7 +307,12 @@ impl<'a> LayerNorm<'a> {
             .zip(output.chunks_exact_mut(self.width))
         {
             let stats = self.row_stats(x);
+            // Size-first builds (opt-level "s"): an element copy, as `copy_from_slice`'s
+            // length check is not always folded there and would link the panic machinery.
+            #[cfg(not(core_attn_small))]
             y.copy_from_slice(x);
+            #[cfg(core_attn_small)]
+            y.iter_mut().zip(x).for_each(|(y, &x)| *y = x);
             self.normalize_row(&stats, y);
         }
         Ok(())
