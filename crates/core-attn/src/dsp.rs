@@ -378,7 +378,32 @@ pub(crate) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usiz
             return;
         }
     }
+    #[cfg(all(core_attn_small, any(core_attn_dsp, core_attn_mve)))]
+    linear_rows(l, input, output, rows);
+    #[cfg(not(all(core_attn_small, any(core_attn_dsp, core_attn_mve))))]
     linear_portable(l, input, output, rows)
+}
+
+/// Size-first builds with DSP kernels (`cfg(core_attn_small)`): the layers the `asm!` passes
+/// do not take go row by row ([`tail_rows`]: `SMLAD` dot products, the same bits as
+/// [`linear_portable`]) instead of linking the blocked portable kernel for them too. Shapes
+/// as [`linear_portable`] takes them (shorter slices: nothing written).
+#[cfg(all(core_attn_small, any(core_attn_dsp, core_attn_mve)))]
+fn linear_rows(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
+    let Some(Parts { x, y, p }) = Parts::new(l, input, output, rows) else {
+        debug_assert!(false, "linear_rows: shapes not checked");
+        return;
+    };
+    // `Parts::new` checked both widths non-zero.
+    let (Some(inf), Some(outf)) = (NonZeroUsize::new(p.inf), NonZeroUsize::new(p.outf)) else {
+        return;
+    };
+    for (x, y) in x
+        .chunks_exact(inf.get())
+        .zip(y.chunks_exact_mut(outf.get()))
+    {
+        tail_rows(&p, x, y, 0, l.output_zero_point);
+    }
 }
 
 /// Portable blocked linear kernel (2 output rows × 2 tokens per step, each loaded input and

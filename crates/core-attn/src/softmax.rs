@@ -101,7 +101,25 @@ impl<'a> ExpTable<'a> {
 #[inline]
 fn reciprocal(sum: u32) -> u64 {
     let sum = sum.max(1) as u64;
-    ((1u64 << 47) + sum / 2) / sum
+    #[cfg(not(core_attn_small))]
+    return ((1u64 << 47) + sum / 2) / sum;
+    // Size-first builds: restoring division, one quotient bit per step (the numerator is
+    // below 2^48, the remainder below `sum ≤ 2^32`), so that no 64-bit division routine is
+    // linked; the same quotient.
+    #[cfg(core_attn_small)]
+    {
+        let n = (1u64 << 47) + sum / 2;
+        let (mut q, mut r) = (0u64, 0u64);
+        for i in (0..48).rev() {
+            r = (r << 1) | ((n >> i) & 1);
+            q <<= 1;
+            if r >= sum {
+                r -= sum;
+                q |= 1;
+            }
+        }
+        q
+    }
 }
 
 /// Q15 probability of an exponential `e ≤ 65535` given `recip = 2^47 / Σ` (`e · recip < 2^63`).
