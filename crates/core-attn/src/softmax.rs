@@ -888,3 +888,34 @@ pub fn softmax_i8_generic(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    /// `reciprocal` against 128-bit division of the same numerator, `round(2^47 / sum)`, on
+    /// the edges of its range and a pseudo-random spread. Under `cfg(core_attn_small)`
+    /// (`--features compact`) it checks the restoring division; a restoring division of 47
+    /// steps instead of 48 (the numerator's top bit dropped) fails it.
+    #[test]
+    fn reciprocal_is_rounded_quotient() {
+        let mut sums = std::vec![0u32, 1, 2, 3, 255, 256, 32767, 32768, 65535, 65536, 1 << 24];
+        sums.extend([
+            (1 << 24) - 1,
+            1 << 31,
+            (1 << 31) + 1,
+            u32::MAX - 1,
+            u32::MAX,
+        ]);
+        let mut x = 0x2545_f491_u32;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            sums.push(x >> (x % 32));
+        }
+        for s in sums {
+            let d = s.max(1) as u128;
+            let want = ((1u128 << 47) + d / 2) / d;
+            assert_eq!(super::reciprocal(s) as u128, want, "sum {s}");
+        }
+    }
+}
