@@ -1,4 +1,5 @@
-//! Puts `memory.x` on the linker path and embeds the test digits (see
+//! Puts `memory.x` (and an empty `device.x`: the interrupt vectors are `src/lib.rs`'s
+//! `__INTERRUPTS`) on the linker path and embeds the test digits (see
 //! `../common/test_digits.rs`).
 #[path = "../common/test_digits.rs"]
 mod test_digits;
@@ -10,6 +11,12 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
     if let Err(e) = std::fs::copy("memory.x", out.join("memory.x")) {
         eprintln!("error: memory.x: {e}");
+        std::process::exit(1);
+    }
+    // cortex-m-rt's `device` feature includes device.x (a PAC's handler names); the glue's
+    // `__INTERRUPTS` names none.
+    if let Err(e) = std::fs::write(out.join("device.x"), "") {
+        eprintln!("error: device.x: {e}");
         std::process::exit(1);
     }
     println!("cargo:rustc-link-search={}", out.display());

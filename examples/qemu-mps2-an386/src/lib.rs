@@ -74,6 +74,20 @@ macro_rules! entry {
     };
 }
 
+/// The device-specific part of the vector table (cortex-m-rt's `device` feature), as a
+/// peripheral access crate provides it: the mps2-an386's 32 external interrupts, all on the
+/// default handler (this firmware enables none). Without it cortex-m-rt links a generic
+/// 240-entry table (960 bytes).
+#[link_section = ".vector_table.interrupts"]
+#[no_mangle]
+#[used]
+static __INTERRUPTS: [unsafe extern "C" fn(); 32] = [DefaultHandler; 32];
+
+extern "C" {
+    /// cortex-m-rt's default handler (a loop, or the user's `#[exception] DefaultHandler`).
+    fn DefaultHandler();
+}
+
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     println!("panic: {}", info);
