@@ -74,6 +74,7 @@ impl<'a> Attention<'a> {
     }
 
     /// Check the parameters.
+    #[inline(never)] // load-time check: one copy, not inlined into each caller
     pub fn validate(&self) -> Result<(), Error> {
         if self.heads == 0 {
             return Err(Error::BadDimension {

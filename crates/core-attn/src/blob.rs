@@ -615,6 +615,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The one place a [`LayerNorm`] is read (see [`write_layer_norm`] for the writer).
+    #[inline(never)] // load-time reader: one copy, not one per caller (code size)
     fn layer_norm(&mut self) -> Result<LayerNorm<'a>, Error> {
         let gamma = self.i32s(tag::LN_GAMMA)?;
         let beta = self.i32s(tag::LN_BETA)?;
@@ -636,6 +637,7 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    #[inline(never)] // load-time reader: one copy, not one per caller (code size)
     fn linear(&mut self) -> Result<Linear<'a>, Error> {
         let [in_f, out_f, zp] = self.scalars::<3>(tag::LIN_SHAPE)?;
         Ok(Linear {
@@ -651,6 +653,7 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    #[inline(never)] // load-time reader: one copy, not one per caller (code size)
     fn attention(&mut self) -> Result<Attention<'a>, Error> {
         let [heads, head_dim, sm, ss, om, os, zp] = self.scalars::<7>(tag::ATT_SCALARS)?;
         let (heads, head_dim) = (Self::usize_of(heads)?, Self::usize_of(head_dim)?);
@@ -679,6 +682,7 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    #[inline(never)] // load-time reader: one copy, not one per caller (code size)
     fn residual(&mut self) -> Result<ResidualAdd, Error> {
         let [am, ash, az, bm, bsh, bz, oz] = self.scalars::<7>(tag::RESIDUAL)?;
         Ok(ResidualAdd {
@@ -698,6 +702,7 @@ impl<'a> Cursor<'a> {
         Ok(Lut::new(t))
     }
 
+    #[inline(never)] // load-time reader: one copy, not one per caller (code size)
     fn mlp(&mut self) -> Result<Mlp<'a>, Error> {
         Ok(Mlp {
             fc1: self.linear()?,
@@ -706,6 +711,7 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    #[inline(never)] // load-time reader: one copy, not one per caller (code size)
     fn encoder_block(&mut self) -> Result<EncoderBlock<'a>, Error> {
         let [placement, _] = self.scalars::<2>(tag::BLOCK)?;
         let placement = match placement {
@@ -726,6 +732,7 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    #[inline(never)] // load-time reader: one copy, not one per caller (code size)
     fn decoder_block(&mut self) -> Result<DecoderBlock<'a>, Error> {
         let [_, has_cross] = self.scalars::<2>(tag::BLOCK)?;
         let ln1 = self.layer_norm()?;
@@ -821,6 +828,14 @@ impl<'a> Blob<'a> {
     /// checksum, header, a section's tag, type, alignment or bounds, the vocabulary); the
     /// errors of the kernel structs' `validate()`.
     pub fn parse(bytes: &'a [u8]) -> Result<Blob<'a>, Error> {
+        Self::parse_as::<0>(bytes)
+    }
+
+    /// [`Blob::parse`] for a blob that must be of kind `K` (`ModelKind as u16`; 0: any kind,
+    /// which is `parse`). A blob of another kind is rejected as soon as its kind is read; with
+    /// the kind known to the compiler, the checks of the other kinds' parts are not linked
+    /// (the device API's `load`: a ViT-only firmware carries no decoder validation).
+    pub(crate) fn parse_as<const K: u16>(bytes: &'a [u8]) -> Result<Blob<'a>, Error> {
         if cfg!(target_endian = "big") {
             return Err(crate::error::bad_blob(
                 "big-endian targets are not supported",
@@ -846,6 +861,11 @@ impl<'a> Blob<'a> {
             .into());
         }
         let kind = ModelKind::from_u16(u16::from_le_bytes([bytes[6], bytes[7]]))?;
+        if K != 0 && kind as u16 != K {
+            return Err(crate::error::bad_blob(
+                "model kind differs from the one asked for",
+            ));
+        }
         let checksum = word(bytes, 8)?;
         let total = word(bytes, 12)? as usize;
         if total < TABLE_COUNT_OFFSET + 4 {
@@ -923,7 +943,7 @@ impl<'a> Blob<'a> {
             count,
             layout: Layout::default(),
         };
-        blob.layout = blob.walk()?;
+        blob.layout = blob.walk::<K>()?;
         Ok(blob)
     }
 
@@ -937,11 +957,18 @@ impl<'a> Blob<'a> {
     }
 
     /// Walk every section once, validating each part, and record where the parts start.
-    fn walk(&self) -> Result<Layout, Error> {
+    fn walk<const K: u16>(&self) -> Result<Layout, Error> {
         let h = &self.header;
+        // `K` itself when it names a kind (`parse_as` checked it): a constant for the compiler.
+        let kind = match K {
+            1 => ModelKind::VitClassifier,
+            2 => ModelKind::DecoderLm,
+            3 => ModelKind::EncoderDecoder,
+            _ => h.kind,
+        };
         let mut l = Layout::default();
         let mut c = self.cursor(0);
-        if h.kind.has_encoder() {
+        if kind.has_encoder() {
             let e = &h.encoder;
             l.vit_embed = c.next;
             let emb = read_vit_embedding(&mut c, e)?;
@@ -976,7 +1003,7 @@ impl<'a> Blob<'a> {
             let ln = c.layer_norm()?;
             ln.validate()?;
             same("encoder final LayerNorm width", e.width, ln.width)?;
-            if h.kind == ModelKind::VitClassifier {
+            if kind == ModelKind::VitClassifier {
                 l.classifier = c.next;
                 let cl = c.linear()?;
                 cl.validate()?;
@@ -988,7 +1015,7 @@ impl<'a> Blob<'a> {
                 )?;
             }
         }
-        if h.kind.has_decoder() {
+        if kind.has_decoder() {
             let d = &h.decoder;
             l.dec_embed = c.next;
             let emb = read_token_embedding(&mut c)?;
@@ -1011,7 +1038,7 @@ impl<'a> Blob<'a> {
                 match &b.cross {
                     Some(x) => {
                         check(
-                            h.kind == ModelKind::EncoderDecoder,
+                            kind == ModelKind::EncoderDecoder,
                             "cross-attention in a decoder-only model",
                         )?;
                         check(
@@ -1020,7 +1047,7 @@ impl<'a> Blob<'a> {
                         )?;
                     }
                     None => check(
-                        h.kind == ModelKind::DecoderLm,
+                        kind == ModelKind::DecoderLm,
                         "encoder-decoder block without cross-attention",
                     )?,
                 }
@@ -1049,7 +1076,7 @@ impl<'a> Blob<'a> {
         if c.next < self.count && c.peek_tag()? == tag::VOCAB_OFFSETS {
             l.vocab = Some(c.next);
             let v = read_vocab(&mut c)?;
-            let expected = if h.kind.has_decoder() {
+            let expected = if kind.has_decoder() {
                 h.decoder.vocab
             } else {
                 h.encoder.classes
@@ -1234,6 +1261,7 @@ impl<'a> Vocab<'a> {
     }
 }
 
+#[inline(never)] // load-time reader: one copy, not one per caller (code size)
 fn read_vocab<'a>(c: &mut Cursor<'a>) -> Result<Vocab<'a>, Error> {
     let offsets = c.i32s(tag::VOCAB_OFFSETS)?;
     let bytes: &[u8] = bytemuck::cast_slice(c.i8s(tag::VOCAB_BYTES)?);
@@ -1283,6 +1311,7 @@ fn same(what: &'static str, expected: usize, found: usize) -> Result<(), Error> 
     }
 }
 
+#[inline(never)] // load-time reader: one copy, not one per caller (code size)
 fn read_vit_embedding<'a>(c: &mut Cursor<'a>, e: &EncoderDims) -> Result<VitEmbedding<'a>, Error> {
     Ok(VitEmbedding {
         patch: PatchEmbedding {
@@ -1298,6 +1327,7 @@ fn read_vit_embedding<'a>(c: &mut Cursor<'a>, e: &EncoderDims) -> Result<VitEmbe
     })
 }
 
+#[inline(never)] // load-time reader: one copy, not one per caller (code size)
 fn read_token_embedding<'a>(c: &mut Cursor<'a>) -> Result<TokenEmbedding<'a>, Error> {
     Ok(TokenEmbedding {
         table: c.i8s(tag::TOKEN_EMBED)?,

@@ -53,6 +53,7 @@ pub struct Mlp<'a> {
 }
 
 impl<'a> Mlp<'a> {
+    #[inline(never)] // load-time check: one copy, not inlined into each caller
     fn validate(&self, width: usize) -> Result<(), Error> {
         self.fc1.validate()?;
         self.fc2.validate()?;
@@ -144,6 +145,7 @@ impl<'a> EncoderBlock<'a> {
     }
 
     /// Check every part and that their shapes chain.
+    #[inline(never)] // load-time check: one copy, not inlined into each caller
     pub fn validate(&self) -> Result<(), Error> {
         validate_common(&Common {
             ln1: &self.ln1,
@@ -246,6 +248,7 @@ impl<'a> CrossAttention<'a> {
         )
     }
 
+    #[inline(never)] // load-time check: one copy, not inlined into each caller
     fn validate(&self, width: usize) -> Result<(), Error> {
         self.ln.validate()?;
         crate::error::check_len("cross ln width", width, self.ln.width)?;
@@ -300,6 +303,7 @@ impl<'a> DecoderBlock<'a> {
     }
 
     /// Check every part and that their shapes chain.
+    #[inline(never)] // load-time check: one copy, not inlined into each caller
     pub fn validate(&self) -> Result<(), Error> {
         validate_common(&Common {
             ln1: &self.ln1,

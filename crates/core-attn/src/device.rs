@@ -574,10 +574,10 @@ struct Parts<'m> {
     cross: &'m mut [i8],
 }
 
-/// Parse `blob`, check its kind and that `info` describes it.
-fn open<'m>(blob: &'m [u8], info: &ModelInfo, kind: ModelKind) -> Result<Blob<'m>, Error> {
-    let parsed = Blob::parse(blob)?;
-    if parsed.kind() != kind || info.kind != kind as u16 {
+/// Parse `blob` as a model of kind `K` (`ModelKind as u16`), check that `info` describes it.
+fn open<'m, const K: u16>(blob: &'m [u8], info: &ModelInfo) -> Result<Blob<'m>, Error> {
+    let parsed = Blob::parse_as::<K>(blob)?;
+    if parsed.kind() as u16 != K || info.kind != K {
         return Err(crate::error::bad_blob(
             "model kind differs from the one asked for",
         ));
@@ -640,7 +640,7 @@ impl<'m> Vit<'m> {
         info: &ModelInfo,
         memory: &'m mut Memory<I8, I32>,
     ) -> Result<Self, Error> {
-        let blob = open(blob, info, ModelKind::VitClassifier)?;
+        let blob = open::<{ ModelKind::VitClassifier as u16 }>(blob, info)?;
         let p = memory.split(info)?;
         Ok(Vit {
             blob,
@@ -740,7 +740,7 @@ impl<'m, const L: usize> Lm<'m, L> {
         info: &ModelInfo,
         memory: &'m mut Memory<I8, I32>,
     ) -> Result<Self, Error> {
-        let blob = open(blob, info, ModelKind::DecoderLm)?;
+        let blob = open::<{ ModelKind::DecoderLm as u16 }>(blob, info)?;
         let d = blob.header().decoder;
         let p = memory.split(info)?;
         Ok(Lm {
@@ -871,7 +871,7 @@ impl<'m, const L: usize> Reader<'m, L> {
         info: &ModelInfo,
         memory: &'m mut Memory<I8, I32>,
     ) -> Result<Self, Error> {
-        let blob = open(blob, info, ModelKind::EncoderDecoder)?;
+        let blob = open::<{ ModelKind::EncoderDecoder as u16 }>(blob, info)?;
         let h = *blob.header();
         let d = h.decoder;
         let p = memory.split(info)?;

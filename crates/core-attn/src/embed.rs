@@ -46,12 +46,14 @@ pub struct PatchEmbedding<'a> {
 impl<'a> PatchEmbedding<'a> {
     /// Check the geometry (non-zero, `P` divides `H` and `W`, `C·P·P` equals the projection's
     /// input features) and the projection's parameters.
+    #[inline(never)] // load-time check: one copy, not inlined into each caller
     pub fn validate(&self) -> Result<(), Error> {
         self.check_geometry()?;
         self.projection.validate()
     }
 
     /// Geometry checks only (cheap; done by every run).
+    #[inline(never)] // load-time check: one copy, not inlined into each caller
     fn check_geometry(&self) -> Result<(), Error> {
         for (what, value) in [
             ("image channels", self.channels),

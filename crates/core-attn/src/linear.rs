@@ -64,6 +64,7 @@ pub struct Linear<'a> {
 
 impl<'a> Linear<'a> {
     /// Check shapes, bias bounds and requantization ranges.
+    #[inline(never)] // load-time check: one copy, not inlined into each caller
     pub fn validate(&self) -> Result<(), Error> {
         if self.in_features == 0 || self.in_features > MAX_WIDTH {
             return Err(Error::BadDimension {

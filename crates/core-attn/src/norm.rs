@@ -256,6 +256,7 @@ pub struct LayerNorm<'a> {
 
 impl<'a> LayerNorm<'a> {
     /// Check the width, the lengths of `gamma` and `beta` and the output zero point.
+    #[inline(never)] // load-time check: one copy, not inlined into each caller
     pub fn validate(&self) -> Result<(), Error> {
         self.check_width()?;
         check_len("layer norm gamma", self.width, self.gamma.len())?;

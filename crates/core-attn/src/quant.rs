@@ -131,6 +131,7 @@ pub struct ChannelRequant<'a> {
 
 impl<'a> ChannelRequant<'a> {
     /// Number of channels; errors if the two arrays disagree or any pair is out of range.
+    #[inline(never)] // load-time check: one copy, not inlined into each caller
     pub fn validate(&self) -> Result<usize, Error> {
         crate::error::check_len("requant shifts", self.multipliers.len(), self.shifts.len())?;
         for (&m, &s) in self.multipliers.iter().zip(self.shifts) {

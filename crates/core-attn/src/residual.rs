@@ -52,6 +52,7 @@ pub struct ResidualAdd {
 
 impl ResidualAdd {
     /// Check the ratios are below 2^8 and the zero points are int8.
+    #[inline(never)] // load-time check: one copy, not inlined into each caller
     pub fn validate(&self) -> Result<(), Error> {
         for r in [self.a_scale, self.b_scale] {
             r.validate()?;
