@@ -149,8 +149,10 @@ fn classify_matches_host() {
 /// host: `opt-level = "s"` (`cfg(core_attn_small)`: the looped `SMLAD` linear passes, no
 /// per-head-width attention copies, one softmax pass) and the `compact` feature (portable
 /// kernels, same looped copies). Guards against a looped copy that differs from the unrolled
-/// one it replaces: with the odd-key tail of `wsum_direct_any` or the `IN mod 8` tail of the
-/// looped linear pass dropped, the size-first builds print other digits than the host.
+/// one it replaces: with the two keys of each pair swapped in `attention::pack_v`'s looped
+/// copy (the only one at opt-level "s"), or the keys of `Attention::run`'s column-by-column
+/// weighted sum reversed (the `compact` build's attention), the build prints other digits
+/// than the host.
 #[test]
 fn classify_size_first_builds_match_host() {
     let host = host_digits();
