@@ -7,15 +7,18 @@ mod common;
 
 use common::{dequantize, Rng};
 use core_attn::attention::KvCache;
+use core_attn::blob::{self, Blob, ModelKind};
 use core_attn::block::BlockScratch;
-use core_attn::llama::{calibrate_llama, llama_greedy, llama_step, LlamaDims, LlamaParams};
+use core_attn::llama::{
+    calibrate_llama, llama_greedy, llama_step, LlamaDims, LlamaModel, LlamaParams,
+};
 use core_attn::model::host::OwnedBuffers;
 use core_attn::model::{kv_caches, ModelBuffers};
 use core_attn::reference::block::{LinearF, NoObserver, Observer};
 use core_attn::reference::kernels::sqnr_db;
 use core_attn::reference::llama::{LlamaBlockF, LlamaF, RmsNormF};
 use core_attn::rope::RopeStyle;
-use core_attn::Error;
+use core_attn::{BlobError, Error};
 
 /// Under Miri every f64 pass is interpreted: fewer seeds, calibration sequences and tokens.
 const MIRI: bool = cfg!(miri);
@@ -371,6 +374,152 @@ fn bad_dimensions_are_errors() {
         Err(Error::BadDimension {
             what: "llama kv heads (must divide the query heads)",
             ..
+        })
+    ));
+}
+
+/// `bytes` copied into 4-byte-aligned storage.
+fn aligned(bytes: &[u8]) -> Vec<u32> {
+    bytes
+        .chunks(4)
+        .map(|c| {
+            let mut a = [0u8; 4];
+            a[..c.len()].copy_from_slice(c);
+            u32::from_le_bytes(a)
+        })
+        .collect()
+}
+
+/// `bytes` with `value` written at `at` and the checksum repaired (aligned).
+fn patched(bytes: &[u8], at: usize, value: &[u8]) -> Vec<u32> {
+    let mut b = bytes.to_vec();
+    b[at..at + value.len()].copy_from_slice(value);
+    let sum = blob::fnv1a32(&b[12..]);
+    b[8..12].copy_from_slice(&sum.to_le_bytes());
+    aligned(&b)
+}
+
+fn as_bytes(words: &[u32], len: usize) -> &[u8] {
+    &bytemuck::cast_slice::<u32, u8>(words)[..len]
+}
+
+/// Greedy ids and every logits row of `model` (the blob or the owned parameters).
+fn greedy_run(model: &dyn LlamaModel, dims: LlamaDims, prompt: &[u32]) -> (Vec<u32>, Vec<i8>) {
+    let mut owned = OwnedBuffers::new(&dims.buffers().unwrap());
+    let mut caches: Vec<KvCache> = kv_caches(
+        &mut owned.kv,
+        dims.layers,
+        dims.max_positions,
+        dims.kv_width(),
+    )
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap();
+    let mut buffers = ModelBuffers {
+        x: &mut owned.x,
+        normed: &mut owned.normed,
+        wide: &mut owned.wide,
+        scores: &mut owned.scores,
+        patch: &mut owned.patch,
+        logits: &mut owned.logits,
+    };
+    let mut out = vec![0u32; dims.max_positions];
+    let mut logits = Vec::new();
+    let n = llama_greedy(
+        model,
+        prompt,
+        dims.max_positions - prompt.len(),
+        &mut out,
+        &mut caches,
+        &mut buffers,
+        &mut |_, l| logits.extend_from_slice(l),
+    )
+    .unwrap();
+    out.truncate(n);
+    (out, logits)
+}
+
+/// A Llama blob parses back into the same model: the same ids and logits bytes through the
+/// blob as through the owned parameters it was written from (tied and untied, GQA), its
+/// header's dimensions and buffer sizes, its vocabulary; the same parameters give the same
+/// bytes; a tied classifier is stored once (the untied blob is larger by at least the
+/// classifier's `vocab · width` bytes). Injected: the writer storing the keys' RoPE
+/// requantization in the queries' slot → the blob's logits differ.
+#[test]
+fn llama_blob_round_trip() {
+    let vocab_text: Vec<String> = (0..40).map(|i| format!("<{i}>")).collect();
+    let vocab: Vec<Option<&str>> = vocab_text.iter().map(|s| Some(s.as_str())).collect();
+    let mut sizes = Vec::new();
+    for tied in [true, false] {
+        let f = model(11, 2, 4, 2, RopeStyle::HalfSplit, tied);
+        let p = quantized(&f);
+        let bytes = blob::write_llama(&p, Some(&vocab)).unwrap();
+        assert_eq!(bytes, blob::write_llama(&p, Some(&vocab)).unwrap());
+        sizes.push(bytes.len());
+        let words = aligned(&bytes);
+        let b = Blob::parse(as_bytes(&words, bytes.len())).unwrap();
+        assert_eq!(b.kind(), ModelKind::Llama);
+        let h = b.header();
+        assert_eq!(h.decoder.llama(), p.dims);
+        assert_eq!(h.decoder.tied_head, tied);
+        assert_eq!(h.decoder.start_token, 1);
+        assert_eq!(b.buffers(), p.dims.buffers().unwrap());
+        assert_eq!(
+            b.buffers().kv,
+            2 * 2 * 16 * 16,
+            "caches sized by the kv heads"
+        );
+        let v = b.vocab().unwrap();
+        assert_eq!(v.text(7), Some("<7>"));
+        let prompt = [1u32, 5, 9, 2];
+        assert_eq!(
+            greedy_run(&b, p.dims, &prompt),
+            greedy_run(&p, p.dims, &prompt),
+            "tied {tied}"
+        );
+    }
+    assert!(sizes[1] >= sizes[0] + 40 * 32, "{sizes:?}");
+}
+
+/// Corrupt Llama headers and sections are refused with a typed error naming the check.
+#[test]
+fn corrupt_llama_blobs_are_refused() {
+    let f = model(12, 1, 4, 2, RopeStyle::Interleaved, true);
+    let bytes = blob::write_llama(&quantized(&f), None).unwrap();
+    let err = |words: Vec<u32>| Blob::parse(as_bytes(&words, bytes.len())).unwrap_err();
+    let word = |i: usize| 16 + 4 * i;
+    assert_eq!(
+        err(patched(&bytes, word(33), &3u32.to_le_bytes())),
+        Error::BadBlob(BlobError::Invalid(
+            "llama kv heads (must divide the query heads)"
+        ))
+    );
+    assert_eq!(
+        err(patched(&bytes, word(33), &0u32.to_le_bytes())),
+        Error::BadBlob(BlobError::Invalid("llama kv heads"))
+    );
+    assert_eq!(
+        err(patched(&bytes, word(12), &3u32.to_le_bytes())),
+        Error::BadBlob(BlobError::Invalid("llama heads (must divide the width)"))
+    );
+    assert_eq!(
+        err(patched(&bytes, word(34), &1u32.to_le_bytes())),
+        Error::BadBlob(BlobError::Invalid("reserved header words not zero"))
+    );
+    // Section 1 is the RoPE shape (head_dim, positions, style).
+    let table = 16 + 4 * blob::HEADER_WORDS + 4;
+    let entry = table + 12;
+    let offset = u32::from_le_bytes(bytes[entry + 4..entry + 8].try_into().unwrap()) as usize;
+    assert_eq!(
+        err(patched(&bytes, offset + 8, &7i32.to_le_bytes())),
+        Error::BadBlob(BlobError::Invalid("unknown rope pairing convention"))
+    );
+    assert!(matches!(
+        err(patched(&bytes, offset, &4i32.to_le_bytes())),
+        Error::BadBlob(BlobError::Mismatch {
+            what: "rope table head width",
+            expected: 8,
+            found: 4
         })
     ));
 }

@@ -267,6 +267,7 @@ fn kind_name(k: ModelKind) -> &'static str {
         ModelKind::VitClassifier => "vit-classifier",
         ModelKind::DecoderLm => "decoder-lm",
         ModelKind::EncoderDecoder => "encoder-decoder",
+        ModelKind::Llama => "llama",
     }
 }
 

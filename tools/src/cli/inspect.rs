@@ -36,6 +36,7 @@ fn report(blob: &Blob<'_>) -> Value {
         ModelKind::VitClassifier => "vit-classifier",
         ModelKind::DecoderLm => "decoder-lm",
         ModelKind::EncoderDecoder => "encoder-decoder",
+        ModelKind::Llama => "llama",
     }});
     if h.kind.has_encoder() {
         let t = e.tokens();

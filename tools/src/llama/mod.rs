@@ -14,6 +14,7 @@
 
 pub mod forward;
 pub mod hf;
+pub mod int8;
 pub mod llama2c;
 pub mod simulate;
 pub mod tokenizer;
