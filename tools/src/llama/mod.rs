@@ -12,6 +12,7 @@
 //! halves of each head: the checkpoints' q/k rows are permuted accordingly, so the importer
 //! never reorders weights).
 
+pub mod eval;
 pub mod forward;
 pub mod hf;
 pub mod int8;
