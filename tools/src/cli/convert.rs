@@ -152,7 +152,7 @@ pub fn run(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
     }
     if args.tokenizer.is_some() {
         return Err(Error::Input(
-            "--tokenizer is for Llama checkpoints (llama2.c .bin or a LlamaForCausalLM directory)"
+            "--tokenizer is for Llama checkpoints (llama2.c .bin or a Hugging Face Llama directory)"
                 .into(),
         ));
     }
