@@ -140,7 +140,11 @@ fn held_out_sqnr(f: &LlamaF, p: &LlamaParams) -> f64 {
 /// Per-seed floor of the logits SQNR on held-out sequences (dB). Measured (8 seeds, 2 layers,
 /// the four configurations of `logits_sqnr_per_configuration`): worst seed 25.5 dB, means
 /// 27.1–28.4 dB. The floor sits 2 dB under the worst seed.
-const LOGITS_FLOOR_DB: f64 = 23.5;
+///
+/// Under Miri (one seed, 2 calibration sequences of 4 tokens: the held-out ones are clipped)
+/// measured 16.0–29.7 dB; the floor there is 12 dB, still far above the injected bugs below
+/// (2.9 dB).
+const LOGITS_FLOOR_DB: f64 = if MIRI { 12.0 } else { 23.5 };
 /// Mean floor over the seeds, 1.1 dB below the lowest measured mean (27.1 dB).
 const LOGITS_MEAN_DB: f64 = 26.0;
 
@@ -249,8 +253,13 @@ fn block_all_at_once_equals_token_by_token() {
         let q = calib.asymmetric("l0.add2").unwrap();
         let db = sqnr_db(&cap.1, &dequantize(&all, q.scale, q.zero_point));
         eprintln!("block seed {seed}: {db:.2} dB");
-        // Measured 31.1–32.1 dB over the 8 seeds.
-        assert!(db >= 29.0, "seed {seed}: block output {db:.2} dB < 29");
+        // Measured 31.1–32.1 dB over the 8 seeds; under Miri (2 calibration sequences of 4
+        // tokens) 21.9 dB.
+        let floor = if MIRI { 18.0 } else { 29.0 };
+        assert!(
+            db >= floor,
+            "seed {seed}: block output {db:.2} dB < {floor}"
+        );
     }
 }
 
