@@ -824,8 +824,12 @@ impl<'a> Cursor<'a> {
             1 => RopeStyle::HalfSplit,
             _ => return Err(crate::error::bad_blob("unknown rope pairing convention")),
         };
-        let cos: &[i16] = bytemuck::cast_slice(self.u16s(tag::ROPE_COS)?);
-        let sin: &[i16] = bytemuck::cast_slice(self.u16s(tag::ROPE_SIN)?);
+        let as_i16 = |v: &'a [u16]| -> Result<&'a [i16], Error> {
+            bytemuck::try_cast_slice(v)
+                .map_err(|_| crate::error::bad_blob("rope table cast failed"))
+        };
+        let cos = as_i16(self.u16s(tag::ROPE_COS)?)?;
+        let sin = as_i16(self.u16s(tag::ROPE_SIN)?)?;
         Ok((
             RopeTable {
                 head_dim: Self::usize_of(head_dim)?,

@@ -94,13 +94,13 @@ impl LlamaDims {
                 return Err(Error::BadDimension { what, value: 0 });
             }
         }
-        if self.width % self.heads != 0 {
+        if self.width.checked_rem(self.heads) != Some(0) {
             return Err(Error::BadDimension {
                 what: "llama heads (must divide the width)",
                 value: self.heads,
             });
         }
-        if self.heads % self.kv_heads != 0 {
+        if self.heads.checked_rem(self.kv_heads) != Some(0) {
             return Err(Error::BadDimension {
                 what: "llama kv heads (must divide the query heads)",
                 value: self.kv_heads,
@@ -203,7 +203,7 @@ impl<'a> LlamaBlock<'a> {
     pub fn validate(&self) -> Result<(), Error> {
         self.attention.validate()?;
         let (w, dh, heads) = (self.width(), self.attention.head_dim, self.attention.heads);
-        if self.kv_heads == 0 || heads % self.kv_heads != 0 {
+        if heads.checked_rem(self.kv_heads) != Some(0) {
             return Err(Error::BadDimension {
                 what: "llama kv heads (must divide the query heads)",
                 value: self.kv_heads,
@@ -265,7 +265,7 @@ impl<'a> LlamaBlock<'a> {
             .attention
             .heads
             .checked_div(self.kv_heads)
-            .filter(|&g| g > 0)
+            .and_then(core::num::NonZeroUsize::new)
             .ok_or(Error::BadDimension {
                 what: "llama kv heads (must divide the query heads)",
                 value: self.kv_heads,
@@ -284,7 +284,11 @@ impl<'a> LlamaBlock<'a> {
         self.qkv.run(normed, qkv, Activation::Identity)?;
         let first_position = cache.len();
         for (t, row) in qkv.chunks_exact_mut(stride).enumerate() {
-            let (q, rest) = row.split_at_mut(w);
+            let (q, rest) = row.split_at_mut_checked(w).ok_or(Error::ShapeMismatch {
+                what: "llama qkv row",
+                expected: stride,
+                found: w,
+            })?;
             self.rope_q.run_in_place(q, first_position + t)?;
             self.rope_k
                 .run_in_place(prefix(rest, kv, "llama qkv row")?, first_position + t)?;
@@ -321,7 +325,13 @@ impl<'a> LlamaBlock<'a> {
         // SwiGLU MLP.
         self.rms2.run(x, normed)?;
         let h = n * self.hidden();
-        let (gate, up) = prefix(wide, 2 * h, "llama wide buffer")?.split_at_mut(h);
+        let (gate, up) = prefix(wide, 2 * h, "llama wide buffer")?
+            .split_at_mut_checked(h)
+            .ok_or(Error::ShapeMismatch {
+                what: "llama wide buffer",
+                expected: 2 * h,
+                found: h,
+            })?;
         self.w1.run(normed, gate, Activation::Identity)?;
         self.w3.run(normed, up, Activation::Identity)?;
         self.swiglu.run_in_place(gate, up)?;
