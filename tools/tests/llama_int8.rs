@@ -286,6 +286,45 @@ fn cli_convert_simulate_inspect_eval_llama2c() {
     assert!((ratio - 1.0).abs() < 0.05, "perplexity ratio {ratio}");
 }
 
+/// `convert --max-positions N` cuts the context (RoPE table, KV cache) and `eval` runs the
+/// reference at the same context; out-of-range values are refused.
+#[test]
+fn cli_max_positions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("hf16.tatn");
+    let o = out.to_str().unwrap();
+    let h = s(&fixture("hf-llama-tiny"));
+    ok(&["convert", &h, "-o", o, "--max-positions", "16"]);
+    let i: Value = serde_json::from_str(&ok(&["inspect", o, "--json"])).unwrap();
+    assert_eq!(i["llama"]["max_positions"], 16);
+    // 2 (k, v) · 2 layers · 16 positions · 2 kv heads · 8.
+    assert_eq!(i["ram_bytes"]["kv_cache"], 2 * 2 * 16 * 2 * 8);
+    let e: Value = serde_json::from_str(&ok(&[
+        "eval",
+        o,
+        "--reference",
+        &h,
+        "--data",
+        &s(&fixture("hf-llama-tiny").join("input_ids.npy")),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(e["tokens"], 22);
+    fails(
+        &["convert", &h, "-o", o, "--max-positions", "65"],
+        "invalid input: --max-positions 65 outside 1..=64 (the checkpoint's sequence length)",
+    );
+    fails(
+        &[
+            "simulate",
+            o,
+            "--input",
+            &s(&fixture("hf-llama-tiny").join("input_ids.npy")),
+        ],
+        "invalid input: prompt of 12 tokens + 16 new tokens needs 28 positions, the model has 16",
+    );
+}
+
 /// Llama-specific errors of the CLI, each one line naming what is wrong.
 #[test]
 fn cli_llama_errors() {
@@ -333,7 +372,7 @@ fn cli_llama_errors() {
     );
     fails(
         &["convert", &s(&gpt2), "-o", o, "--tokenizer", "t.bin"],
-        "invalid input: --tokenizer is for Llama checkpoints (llama2.c .bin or a Hugging Face Llama directory)",
+        "invalid input: --tokenizer and --max-positions are for Llama checkpoints (llama2.c .bin or a Hugging Face Llama directory)",
     );
 }
 

@@ -8,7 +8,8 @@
 //! checkpoint's `tokenizer.bin`), windows of `seq_len` tokens every `--stride` tokens (default
 //! `seq_len`), each token after the first scored once, as for character LMs; or `--data
 //! ids.npy` (int64 `[N, T]`, each row a window, every token after the first scored).
-//! Reported: `loss_nats`, `loss_bits`, `perplexity`, next-token `accuracy` for both paths,
+//! A blob converted with `--max-positions N` is compared with the checkpoint run at the same
+//! context `N`. Reported: `loss_nats`, `loss_bits`, `perplexity`, next-token `accuracy` for both paths,
 //! `top1_agreement`, and `perplexity_ratio` (int8 / f32).
 
 use std::path::Path;
@@ -93,7 +94,14 @@ pub fn dispatch(args: &EvalArgs) -> Result<Option<Value>> {
                     args.model.display()
                 ))
             })?;
-            (load(&r, f)?, r, f, AlignedBlob::read(&args.model)?)
+            let mut m = load(&r, f)?;
+            let blob = AlignedBlob::read(&args.model)?;
+            // A blob converted with --max-positions N: the reference runs the same context.
+            let positions = blob.parse(&args.model)?.header().decoder.max_positions;
+            if positions < m.config.seq_len {
+                m.config.seq_len = positions;
+            }
+            (m, r, f, blob)
         }
     };
     let blob_path = if blob_llama {
