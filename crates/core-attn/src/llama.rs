@@ -517,7 +517,7 @@ mod owned {
     impl LlamaBlockParams {
         /// Quantize `f` (of a model with `heads` query and `kv_heads` key/value heads) for an
         /// input quantized with `input`, from the ranges `calib` observed under `prefix`
-        /// (points of [`LlamaBlockF::forward`]); returns the block and its output quantization.
+        /// (the `l{i}.` points of [`LlamaF::forward`]); returns the block and its output quantization.
         pub fn quantize(
             f: &LlamaBlockF,
             heads: usize,

@@ -532,3 +532,55 @@ fn corrupt_llama_blobs_are_refused() {
         })
     ));
 }
+
+/// The device runtime (`device::Llama`, what `include_model!(M: Llama = …)` gives): the header
+/// read by `ModelInfo::of` sizes the memory exactly as `Blob::parse` does, greedy generation
+/// hands over the runner's ids, and the blob's stop rule holds: an eos equal to the BOS stops
+/// before it (llama2.c's `run.c`), another eos after it (Hugging Face). Injected: `generate`
+/// ignoring the stop-before rule → the llama2.c case hands over one id more.
+#[test]
+fn device_llama_generates_the_runner_ids() {
+    use core_attn::device::{Llama, Lm, Memory, ModelInfo, Sampler};
+    let f = model(21, 2, 4, 2, RopeStyle::Interleaved, false);
+    let p = quantized(&f);
+    let prompt = [1u32, 4, 6];
+    let run = |p: &LlamaParams| -> (Vec<u32>, usize) {
+        let bytes = blob::write_llama(p, None).unwrap();
+        let words = aligned(&bytes);
+        let b = as_bytes(&words, bytes.len());
+        let info = ModelInfo::of(b);
+        assert_eq!(info.kind, ModelKind::Llama as u16);
+        assert_eq!(info.layers, 2);
+        assert_eq!(info.buffers, Blob::parse(b).unwrap().buffers());
+        let mut memory = Box::new(Memory::<4096, 64>::new());
+        assert!(
+            Lm::<2>::new(b, &info, &mut memory).is_err(),
+            "not a GPT-2 LM"
+        );
+        let mut memory = Box::new(Memory::<4096, 64>::new());
+        let mut m = Llama::<2>::new(b, &info, &mut memory).unwrap();
+        let mut ids = Vec::new();
+        let n = m
+            .generate(&prompt, 10, &mut Sampler::Greedy, |t| ids.push(t))
+            .unwrap();
+        (ids, n)
+    };
+    // No eos: 10 ids, those of llama_greedy.
+    let (ids, n) = run(&p);
+    assert_eq!(n, 10);
+    let (want, _) = greedy_run(&p, p.dims, &prompt);
+    assert_eq!(ids, want[prompt.len()..prompt.len() + 10]);
+    // The first id from the fourth on that was not generated before becomes the eos (an
+    // untied model: a tied random one repeats its last prompt id).
+    let k = (3..9).find(|&k| !ids[..k].contains(&ids[k])).unwrap();
+    let mut before = p.clone();
+    (before.bos, before.eos) = (ids[k], ids[k]);
+    assert_eq!(
+        run(&before).0,
+        ids[..k],
+        "stop before an eos equal to the BOS"
+    );
+    let mut after = p.clone();
+    after.eos = ids[k];
+    assert_eq!(run(&after).0, ids[..=k], "stop after any other eos");
+}
