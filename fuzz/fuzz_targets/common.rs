@@ -82,6 +82,9 @@ pub fn blob_run(data: &[u8]) -> RunStage {
         return RunStage::Buffers;
     }
     let mut owned = OwnedBuffers::new(&sizes);
+    if blob.kind() == ModelKind::Llama {
+        return run_llama(&blob, &mut owned);
+    }
     let Ok((mut buffers, mut caches, mut cross)) = owned.split(&blob) else {
         return RunStage::Split;
     };
@@ -120,7 +123,43 @@ pub fn blob_run(data: &[u8]) -> RunStage {
             )
             .is_ok()
         }
+        // Returned above (its caches are `kv_heads · head_dim` wide).
+        ModelKind::Llama => false,
     };
+    RunStage::Ran { ok }
+}
+
+/// [`blob_run`] for a Llama blob: greedy decoding of 4 tokens after its BOS (or id 0).
+fn run_llama(blob: &Blob<'_>, owned: &mut OwnedBuffers) -> RunStage {
+    use core_attn::llama::{llama_greedy, LlamaModel};
+    let d = blob.llama_dims();
+    let Ok(caches) = model::kv_caches(&mut owned.kv, d.layers, d.max_positions, d.kv_width())
+    else {
+        return RunStage::Split;
+    };
+    let Ok(mut caches) = caches.collect::<Result<Vec<_>, _>>() else {
+        return RunStage::Split;
+    };
+    let mut buffers = model::ModelBuffers {
+        x: &mut owned.x,
+        normed: &mut owned.normed,
+        wide: &mut owned.wide,
+        scores: &mut owned.scores,
+        patch: &mut owned.patch,
+        logits: &mut owned.logits,
+    };
+    let start = blob.llama_bos().min(d.vocab.saturating_sub(1) as u32);
+    let mut out = [0u32; 8];
+    let ok = llama_greedy(
+        blob,
+        &[start],
+        4,
+        &mut out,
+        &mut caches,
+        &mut buffers,
+        &mut |_, _| {},
+    )
+    .is_ok();
     RunStage::Ran { ok }
 }
 

@@ -254,7 +254,7 @@ fn npy_images(path: &Path, chw: (usize, usize, usize)) -> Result<Vec<Vec<f32>>> 
     Ok(data.chunks_exact(c * h * w).map(<[f32]>::to_vec).collect())
 }
 
-fn npy_ids(path: &Path, vocab: usize) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn npy_ids(path: &Path, vocab: usize) -> Result<Vec<Vec<usize>>> {
     let a = read_npy(path)?;
     let NpyData::I64(data) = a.data else {
         return Err(Error::Input(format!(

@@ -58,6 +58,7 @@ pub(crate) fn run(
         ModelKind::VitClassifier => "image classifier (ViT)",
         ModelKind::EncoderDecoder => "image to text (ViT encoder, GPT-2 decoder)",
         ModelKind::DecoderLm => "character language model (GPT-2), greedy decoding",
+        ModelKind::Llama => "Llama language model (not run by the board demo yet)",
     };
     write!(out, "{}: {what}", m.name)?;
     if clock.unit() == "instructions" {

@@ -19,6 +19,7 @@ pub fn kind_name(k: ModelKind) -> &'static str {
         ModelKind::VitClassifier => "vit-classifier",
         ModelKind::DecoderLm => "decoder-lm",
         ModelKind::EncoderDecoder => "encoder-decoder",
+        ModelKind::Llama => "llama",
     }
 }
 

@@ -319,6 +319,12 @@ pub fn load(
             };
             HostInputs::Prompts(prompts)
         }
+        ModelKind::Llama => {
+            return Err(format!(
+                "{}: a Llama blob; the boards do not run Llama models yet",
+                path.display()
+            ))
+        }
     };
     if blob.kind().has_decoder() {
         let prompt = match &m.inputs {

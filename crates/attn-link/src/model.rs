@@ -67,6 +67,7 @@ pub fn kind_code(k: ModelKind) -> u8 {
         ModelKind::VitClassifier => 0,
         ModelKind::DecoderLm => 1,
         ModelKind::EncoderDecoder => 2,
+        ModelKind::Llama => 3,
     }
 }
 

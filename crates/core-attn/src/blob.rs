@@ -37,6 +37,34 @@
 //! needs"). [`Blob::parse`] checks that the offsets start at 0, never decrease, end at the
 //! text's length and that every entry is UTF-8.
 //!
+//! # Llama blobs
+//!
+//! Model kind 4 ([`ModelKind::Llama`], [`crate::llama`]) is additive: the format version stays
+//! 1, blobs of the other kinds are byte for byte what they were (header word 33 stays a
+//! reserved zero for them), and a reader without this kind refuses it as an unknown kind.
+//! Header: the decoder words (`mlp` = SwiGLU hidden width, `start_token` = BOS, `sinusoidal`
+//! 0) plus word 33 = `kv_heads`, which must divide `heads` (checked with the other dimensions
+//! by [`crate::llama::LlamaDims::validate`]). Sections, in order:
+//!
+//! ```text
+//! 0x60 i8   token embedding [vocab][D] (the first residual stream; a tied classifier's weights)
+//! 0x90 i32  RoPE shape: head_dim, positions (= max_positions), style (0 interleaved, 1 half-split)
+//! 0x91 u16  cos table (i16 Q1.14, [positions][head_dim/2])     0x92 u16  sin table
+//! per block:
+//!   0x70 i32  [2 (Llama block), kv_heads]
+//!   RMSNorm: 0x94 i32 γ [D], 0x95 i32 [ε lo, ε hi, input zero point, output zero point]
+//!   linear q|k|v (D → D + 2·kv_width)
+//!   0x93 i32  RoPE requantization [q multiplier, q shift, k multiplier, k shift]
+//!   attention scalars + exp tables (heads = query heads)
+//!   linear Wo, residual, RMSNorm, linear W1, linear W3
+//!   0x96 i32  SiLU table [256]; 0x97 i32 [up zero point, multiplier, shift, output zero point]
+//!   linear W2, residual
+//! RMSNorm (final), classifier linear (tied: its weight entry points at the embedding's bytes)
+//! ```
+//!
+//! then the optional vocabulary. Every field is validated by [`Blob::parse`] (the kernels'
+//! `validate()`, and the header's dimensions against every section).
+//!
 //! [`Blob::parse`] checks magic, version, kind, length, checksum, every section's bounds and
 //! alignment (with checked arithmetic: no input makes it panic), then builds every kernel
 //! parameter struct once and calls its `validate()`. The accessors ([`Blob::encoder_block`],
@@ -55,10 +83,14 @@ use crate::attention::Attention;
 use crate::block::{CrossAttention, DecoderBlock, EncoderBlock, Mlp, NormPlacement};
 use crate::embed::PatchEmbedding;
 use crate::linear::Linear;
+use crate::llama::{LlamaBlock, LlamaModel};
 use crate::norm::LayerNorm;
 use crate::quant::{ChannelRequant, Requant};
 use crate::residual::ResidualAdd;
+use crate::rmsnorm::RmsNorm;
+use crate::rope::{Rope, RopeStyle, RopeTable};
 use crate::softmax::ExpTable;
+use crate::swiglu::SwiGlu;
 use crate::{BlobError, Error};
 
 /// The four magic bytes at offset 0.
@@ -79,6 +111,8 @@ const ENTRY_BYTES: usize = 12;
 pub const MAX_SECTIONS: usize = 1 << 16;
 /// Header value meaning "no such token id" (e.g. no eos).
 pub const NO_TOKEN: u32 = u32::MAX;
+/// First scalar of a Llama block's `BLOCK` section (GPT-2 blocks store 0 or 1 there).
+const LLAMA_BLOCK_MARKER: i32 = 2;
 
 /// FNV-1a 32-bit hash (the blob checksum).
 pub fn fnv1a32(bytes: &[u8]) -> u32 {
@@ -100,6 +134,9 @@ pub enum ModelKind {
     DecoderLm = 2,
     /// ViT encoder + decoder with cross-attention.
     EncoderDecoder = 3,
+    /// Llama-family decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU; see
+    /// [`crate::llama`] and the module docs' "Llama blobs").
+    Llama = 4,
 }
 
 impl ModelKind {
@@ -108,18 +145,20 @@ impl ModelKind {
             1 => Ok(ModelKind::VitClassifier),
             2 => Ok(ModelKind::DecoderLm),
             3 => Ok(ModelKind::EncoderDecoder),
+            4 => Ok(ModelKind::Llama),
             found => Err(BlobError::UnknownKind { found }.into()),
         }
     }
 
     /// True when the model has a ViT encoder.
     pub fn has_encoder(self) -> bool {
-        self != ModelKind::DecoderLm
+        matches!(self, ModelKind::VitClassifier | ModelKind::EncoderDecoder)
     }
 
-    /// True when the model has a decoder.
+    /// True when the model has a GPT-2-layout decoder ([`Blob::decoder_block`]; a Llama's
+    /// blocks are [`Blob::llama_block`]).
     pub fn has_decoder(self) -> bool {
-        self != ModelKind::VitClassifier
+        matches!(self, ModelKind::DecoderLm | ModelKind::EncoderDecoder)
     }
 }
 
@@ -238,6 +277,23 @@ pub struct DecoderDims {
     pub eos_token: u32,
     /// Padding token used after eos, [`NO_TOKEN`] if none.
     pub pad_token: u32,
+    /// Key/value heads of a Llama (header word 33); 0 for the other kinds.
+    pub kv_heads: usize,
+}
+
+impl DecoderDims {
+    /// A Llama's dimensions (`mlp` is the SwiGLU hidden width).
+    pub fn llama(&self) -> crate::llama::LlamaDims {
+        crate::llama::LlamaDims {
+            layers: self.layers,
+            width: self.width,
+            heads: self.heads,
+            kv_heads: self.kv_heads,
+            hidden: self.mlp,
+            vocab: self.vocab,
+            max_positions: self.max_positions,
+        }
+    }
 }
 
 /// Everything in the header words.
@@ -283,6 +339,9 @@ impl Header {
             s.scores = t;
             s.patch = m(e.channels, m(e.patch, e.patch)?)?;
             s.logits = e.classes;
+        }
+        if self.kind == ModelKind::Llama {
+            return d.llama().buffers().map_err(|_| ov);
         }
         if self.kind.has_decoder() {
             s.x = s.x.max(d.width);
@@ -342,6 +401,7 @@ impl Header {
             u(b.logits),
             u(b.kv),
             u(b.cross_kv),
+            u(d.kv_heads),
         ];
         w[..vals.len()].copy_from_slice(&vals);
         w
@@ -354,7 +414,9 @@ impl Header {
             1 => Ok(true),
             _ => Err(crate::error::bad_blob("header flag not 0 or 1")),
         };
-        if w[33..].iter().any(|&x| x != 0) {
+        // Word 33 is a Llama's kv_heads; reserved (zero) for the other kinds.
+        let reserved = if kind == ModelKind::Llama { 34 } else { 33 };
+        if w[reserved..].iter().any(|&x| x != 0) {
             return Err(crate::error::bad_blob("reserved header words not zero"));
         }
         Ok(Header {
@@ -383,6 +445,7 @@ impl Header {
                 start_token: w[18],
                 eos_token: w[19],
                 pad_token: w[20],
+                kv_heads: u(33),
             },
             input_scale_bits: w[21],
             input_zero_point: w[22] as i32,
@@ -429,6 +492,31 @@ impl Header {
             if (self.kind == ModelKind::VitClassifier) != (e.classes > 0) {
                 return Err(crate::error::bad_blob(
                     "class count does not match the model kind",
+                ));
+            }
+        }
+        if self.kind == ModelKind::Llama {
+            let d = &self.decoder;
+            d.llama().validate().map_err(|e| match e {
+                Error::BadDimension { what, .. } => crate::error::bad_blob(what),
+                other => other,
+            })?;
+            if d.sinusoidal || d.start_token != NO_TOKEN && d.start_token as usize >= d.vocab {
+                return Err(crate::error::bad_blob(
+                    "llama header: sinusoidal flag set or start token outside the vocabulary",
+                ));
+            }
+            for t in [d.eos_token, d.pad_token] {
+                if t != NO_TOKEN && t as usize >= d.vocab {
+                    return Err(crate::error::bad_blob(
+                        "special token id outside the vocabulary",
+                    ));
+                }
+            }
+            let e = &self.encoder;
+            if *e != EncoderDims::default() || self.input_scale_bits != 0 {
+                return Err(crate::error::bad_blob(
+                    "llama header with encoder dimensions",
                 ));
             }
         }
@@ -503,6 +591,14 @@ mod tag {
     pub const BLOCK: u16 = 0x70;
     pub const VOCAB_OFFSETS: u16 = 0x80;
     pub const VOCAB_BYTES: u16 = 0x81;
+    pub const ROPE_SHAPE: u16 = 0x90;
+    pub const ROPE_COS: u16 = 0x91;
+    pub const ROPE_SIN: u16 = 0x92;
+    pub const ROPE_REQUANT: u16 = 0x93;
+    pub const RMS_GAMMA: u16 = 0x94;
+    pub const RMS_SCALARS: u16 = 0x95;
+    pub const SILU: u16 = 0x96;
+    pub const SWIGLU_SCALARS: u16 = 0x97;
 }
 
 fn word(bytes: &[u8], offset: usize) -> Result<u32, Error> {
@@ -711,6 +807,99 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    /// The one place an [`RmsNorm`] is read (the writer is `Writer::rms_norm`).
+    fn rms_norm(&mut self) -> Result<RmsNorm<'a>, Error> {
+        let gamma = self.i32s(tag::RMS_GAMMA)?;
+        let [eps_lo, eps_hi, input_zero_point, output_zero_point] =
+            self.scalars::<4>(tag::RMS_SCALARS)?;
+        Ok(RmsNorm {
+            width: gamma.len(),
+            gamma,
+            epsilon: (eps_lo as u32 as u64) | ((eps_hi as u32 as u64) << 32),
+            input_zero_point,
+            output_zero_point,
+        })
+    }
+
+    /// The model's RoPE table and pairing convention.
+    fn rope_table(&mut self) -> Result<(RopeTable<'a>, RopeStyle), Error> {
+        let [head_dim, positions, style] = self.scalars::<3>(tag::ROPE_SHAPE)?;
+        let style = match style {
+            0 => RopeStyle::Interleaved,
+            1 => RopeStyle::HalfSplit,
+            _ => return Err(crate::error::bad_blob("unknown rope pairing convention")),
+        };
+        let as_i16 = |v: &'a [u16]| -> Result<&'a [i16], Error> {
+            bytemuck::try_cast_slice(v)
+                .map_err(|_| crate::error::bad_blob("rope table cast failed"))
+        };
+        let cos = as_i16(self.u16s(tag::ROPE_COS)?)?;
+        let sin = as_i16(self.u16s(tag::ROPE_SIN)?)?;
+        Ok((
+            RopeTable {
+                head_dim: Self::usize_of(head_dim)?,
+                positions: Self::usize_of(positions)?,
+                cos,
+                sin,
+            },
+            style,
+        ))
+    }
+
+    fn llama_block(
+        &mut self,
+        table: RopeTable<'a>,
+        style: RopeStyle,
+    ) -> Result<LlamaBlock<'a>, Error> {
+        let [marker, kv_heads] = self.scalars::<2>(tag::BLOCK)?;
+        if marker != LLAMA_BLOCK_MARKER {
+            return Err(crate::error::bad_blob("not a llama block"));
+        }
+        let rms1 = self.rms_norm()?;
+        let qkv = self.linear()?;
+        let [qm, qs, km, ks] = self.scalars::<4>(tag::ROPE_REQUANT)?;
+        let rope = |m, s| -> Result<Rope<'a>, Error> {
+            Ok(Rope {
+                table,
+                style,
+                requant: Self::requant(m, s)?,
+            })
+        };
+        let (rope_q, rope_k) = (rope(qm, qs)?, rope(km, ks)?);
+        let attention = self.attention()?;
+        let proj = self.linear()?;
+        let add1 = self.residual()?;
+        let rms2 = self.rms_norm()?;
+        let w1 = self.linear()?;
+        let w3 = self.linear()?;
+        let silu: &[i32; 256] = self
+            .i32s(tag::SILU)?
+            .try_into()
+            .map_err(|_| crate::error::bad_blob("silu table is not 256 entries"))?;
+        let [up_zero_point, sm, ss, output_zero_point] = self.scalars::<4>(tag::SWIGLU_SCALARS)?;
+        Ok(LlamaBlock {
+            rms1,
+            qkv,
+            rope_q,
+            rope_k,
+            kv_heads: Self::usize_of(kv_heads)?,
+            attention,
+            proj,
+            add1,
+            rms2,
+            w1,
+            w3,
+            swiglu: SwiGlu {
+                silu,
+                up_zero_point,
+                requant: Self::requant(sm, ss)?,
+                output_zero_point,
+            },
+            w2: self.linear()?,
+            add2: self.residual()?,
+        })
+    }
+
     #[inline(never)] // load-time reader: one copy, not one per caller (code size)
     fn encoder_block(&mut self) -> Result<EncoderBlock<'a>, Error> {
         let [placement, _] = self.scalars::<2>(tag::BLOCK)?;
@@ -803,6 +992,8 @@ struct Layout {
     dec_block_sections: usize,
     dec_final_ln: usize,
     head: usize,
+    /// Section index of a Llama's RoPE table.
+    rope: usize,
     /// Section index of the vocabulary's offsets, if the blob carries one.
     vocab: Option<usize>,
 }
@@ -964,6 +1155,7 @@ impl<'a> Blob<'a> {
             1 => ModelKind::VitClassifier,
             2 => ModelKind::DecoderLm,
             3 => ModelKind::EncoderDecoder,
+            4 => ModelKind::Llama,
             _ => h.kind,
         };
         let mut l = Layout::default();
@@ -1073,10 +1265,13 @@ impl<'a> Blob<'a> {
                 "LM head zero point",
             )?;
         }
+        if kind == ModelKind::Llama {
+            self.walk_llama(&mut c, &mut l)?;
+        }
         if c.next < self.count && c.peek_tag()? == tag::VOCAB_OFFSETS {
             l.vocab = Some(c.next);
             let v = read_vocab(&mut c)?;
-            let expected = if kind.has_decoder() {
+            let expected = if kind.has_decoder() || kind == ModelKind::Llama {
                 h.decoder.vocab
             } else {
                 h.encoder.classes
@@ -1096,6 +1291,67 @@ impl<'a> Blob<'a> {
             .into());
         }
         Ok(l)
+    }
+
+    /// The Llama part of [`Blob::walk`]: embedding, RoPE table, blocks, final RMSNorm,
+    /// classifier, each validated against the header's dimensions.
+    fn walk_llama(&self, c: &mut Cursor<'a>, l: &mut Layout) -> Result<(), Error> {
+        let h = &self.header;
+        let d = h.decoder.llama();
+        l.dec_embed = c.next;
+        let table = c.i8s(tag::TOKEN_EMBED)?;
+        check(
+            Some(table.len()) == d.vocab.checked_mul(d.width),
+            "token embedding size",
+        )?;
+        l.rope = c.next;
+        let (rope, style) = c.rope_table()?;
+        same("rope table head width", d.head_dim(), rope.head_dim)?;
+        same("rope table positions", d.max_positions, rope.positions)?;
+        l.dec_blocks = c.next;
+        for i in 0..d.layers {
+            let b = c.llama_block(rope, style)?;
+            b.validate()?;
+            same("llama block width", d.width, b.width())?;
+            same("llama block heads", d.heads, b.attention.heads)?;
+            same("llama block kv heads", d.kv_heads, b.kv_heads)?;
+            same("llama block hidden width", d.hidden, b.hidden())?;
+            if i == 0 {
+                l.dec_block_sections = c.next - l.dec_blocks;
+            }
+            check(
+                c.next - l.dec_blocks == (i + 1) * l.dec_block_sections,
+                "llama blocks differ in layout",
+            )?;
+        }
+        l.dec_final_ln = c.next;
+        let rms = c.rms_norm()?;
+        rms.validate()?;
+        same("llama final RMSNorm width", d.width, rms.width)?;
+        l.head = c.next;
+        let head = c.linear()?;
+        head.validate()?;
+        same("LM head input width", d.width, head.in_features)?;
+        same("LM head vocabulary", d.vocab, head.out_features)?;
+        check(
+            head.output_zero_point == h.logits_zero_point,
+            "LM head zero point",
+        )?;
+        Ok(())
+    }
+
+    /// The RoPE table of a Llama blob.
+    fn llama_rope(&self) -> Result<(RopeTable<'a>, RopeStyle), Error> {
+        self.need(self.header.kind == ModelKind::Llama)?;
+        self.cursor(self.layout.rope).rope_table()
+    }
+
+    /// Llama block `i`.
+    pub fn llama_block(&self, i: usize) -> Result<LlamaBlock<'a>, Error> {
+        self.need(self.header.kind == ModelKind::Llama && i < self.header.decoder.layers)?;
+        let (table, style) = self.llama_rope()?;
+        let at = self.layout.dec_blocks + i * self.layout.dec_block_sections;
+        self.cursor(at).llama_block(table, style)
     }
 
     /// The header.
@@ -1189,6 +1445,33 @@ impl<'a> Blob<'a> {
     pub fn vocab(&self) -> Option<Vocab<'a>> {
         let at = self.layout.vocab?;
         read_vocab(&mut self.cursor(at)).ok()
+    }
+}
+
+impl LlamaModel for Blob<'_> {
+    fn llama_dims(&self) -> crate::llama::LlamaDims {
+        self.header.decoder.llama()
+    }
+    fn llama_embedding(&self) -> Result<&[i8], Error> {
+        self.need(self.header.kind == ModelKind::Llama)?;
+        self.cursor(self.layout.dec_embed).i8s(tag::TOKEN_EMBED)
+    }
+    fn llama_block(&self, i: usize) -> Result<LlamaBlock<'_>, Error> {
+        Blob::llama_block(self, i)
+    }
+    fn llama_final_norm(&self) -> Result<RmsNorm<'_>, Error> {
+        self.need(self.header.kind == ModelKind::Llama)?;
+        self.cursor(self.layout.dec_final_ln).rms_norm()
+    }
+    fn llama_head(&self) -> Result<Linear<'_>, Error> {
+        self.need(self.header.kind == ModelKind::Llama)?;
+        self.cursor(self.layout.head).linear()
+    }
+    fn llama_bos(&self) -> u32 {
+        self.header.decoder.start_token
+    }
+    fn llama_eos(&self) -> u32 {
+        self.header.decoder.eos_token
     }
 }
 
@@ -1454,6 +1737,20 @@ mod writer {
             write_layer_norm(self, p)
         }
 
+        /// The one place an RMSNorm is written (the reader is `Cursor::rms_norm`).
+        fn rms_norm(&mut self, p: &crate::rmsnorm::RmsNormParams) {
+            self.i32s(tag::RMS_GAMMA, &p.gamma);
+            self.i32s(
+                tag::RMS_SCALARS,
+                &[
+                    p.epsilon as u32 as i32,
+                    (p.epsilon >> 32) as u32 as i32,
+                    p.input_zero_point,
+                    p.output_zero_point,
+                ],
+            );
+        }
+
         /// Returns the index of the weight section.
         fn linear(&mut self, p: &LinearParams) -> usize {
             self.i32s(
@@ -1690,6 +1987,7 @@ mod writer {
                 start_token: d.start_token,
                 eos_token: d.eos_token,
                 pad_token: d.pad_token,
+                kv_heads: 0,
             };
             let emb = w.i8s(tag::TOKEN_EMBED, &d.embedding);
             w.i8s(tag::POSITIONS, &d.positions);
@@ -1752,6 +2050,17 @@ mod writer {
             buffers: BufferSizes::default(),
         };
         header.buffers = header.required_buffers()?;
+        finish_checked(w, header, vocab)
+    }
+
+    /// The vocabulary sections, the header's buffer sizes checked to fit 32 bits, the layout,
+    /// and the self-check parse (shared by [`write_with_vocab`] and [`write_llama`]).
+    fn finish_checked(
+        mut w: Writer,
+        header: Header,
+        vocab: Option<&[Option<&str>]>,
+    ) -> Result<Vec<u8>, Error> {
+        let kind = header.kind;
         if let Some(v) = vocab {
             let mut offsets = Vec::with_capacity(v.len() + 1);
             let mut text = Vec::new();
@@ -1785,6 +2094,117 @@ mod writer {
             .collect();
         Blob::parse(&bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()])?;
         Ok(bytes)
+    }
+
+    /// Serialize a Llama ([`crate::llama::LlamaParams`]) into blob bytes, with the optional
+    /// vocabulary sections (the text of each token id, `None` for an id without text), then
+    /// parse the result as a self-check. Deterministic: same parameters, same bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadBlob`] for a tied classifier whose weights differ from the embedding, a
+    /// vocabulary of the wrong length; any error [`Blob::parse`] finds in the result.
+    pub fn write_llama(
+        model: &crate::llama::LlamaParams,
+        vocab: Option<&[Option<&str>]>,
+    ) -> Result<Vec<u8>, Error> {
+        let d = model.dims;
+        let mut w = Writer {
+            entries: Vec::new(),
+        };
+        let emb = w.i8s(tag::TOKEN_EMBED, &model.embedding);
+        let r = &model.rope;
+        let style = match model.style {
+            RopeStyle::Interleaved => 0,
+            RopeStyle::HalfSplit => 1,
+        };
+        w.i32s(
+            tag::ROPE_SHAPE,
+            &[r.head_dim as i32, r.positions as i32, style],
+        );
+        let as_u16 = |v: &[i16]| v.iter().map(|&x| x as u16).collect::<Vec<u16>>();
+        w.u16s(tag::ROPE_COS, &as_u16(&r.cos));
+        w.u16s(tag::ROPE_SIN, &as_u16(&r.sin));
+        for b in &model.blocks {
+            w.i32s(tag::BLOCK, &[LLAMA_BLOCK_MARKER, b.kv_heads as i32]);
+            w.rms_norm(&b.rms1);
+            w.linear(&b.qkv);
+            w.i32s(
+                tag::ROPE_REQUANT,
+                &[
+                    b.rope_q.multiplier,
+                    b.rope_q.shift as i32,
+                    b.rope_k.multiplier,
+                    b.rope_k.shift as i32,
+                ],
+            );
+            w.attention(&b.attention);
+            w.linear(&b.proj);
+            w.residual(&b.add1);
+            w.rms_norm(&b.rms2);
+            w.linear(&b.w1);
+            w.linear(&b.w3);
+            w.i32s(tag::SILU, &b.swiglu.silu);
+            w.i32s(
+                tag::SWIGLU_SCALARS,
+                &[
+                    b.swiglu.up_zero_point,
+                    b.swiglu.requant.multiplier,
+                    b.swiglu.requant.shift as i32,
+                    b.swiglu.output_zero_point,
+                ],
+            );
+            w.linear(&b.w2);
+            w.residual(&b.add2);
+        }
+        w.rms_norm(&model.final_norm);
+        let h = &model.head;
+        if model.tied {
+            if h.weights != model.embedding {
+                return Err(crate::error::bad_blob(
+                    "tied LM head differs from the embedding",
+                ));
+            }
+            w.i32s(
+                tag::LIN_SHAPE,
+                &[
+                    h.in_features as i32,
+                    h.out_features as i32,
+                    h.output_zero_point,
+                ],
+            );
+            w.alias(tag::LIN_W, emb);
+            w.i32s(tag::LIN_B, &h.bias);
+            w.i32s(tag::LIN_MUL, &h.multipliers);
+            w.i8s(tag::LIN_SHIFT, &h.shifts);
+        } else {
+            w.linear(h);
+        }
+        let mut header = Header {
+            kind: ModelKind::Llama,
+            encoder: EncoderDims::default(),
+            decoder: DecoderDims {
+                layers: d.layers,
+                width: d.width,
+                heads: d.heads,
+                mlp: d.hidden,
+                vocab: d.vocab,
+                max_positions: d.max_positions,
+                sinusoidal: false,
+                tied_head: model.tied,
+                start_token: model.bos,
+                eos_token: model.eos,
+                pad_token: NO_TOKEN,
+                kv_heads: d.kv_heads,
+            },
+            input_scale_bits: 0,
+            input_zero_point: 0,
+            logits_scale_bits: (model.logits.scale as f32).to_bits(),
+            logits_zero_point: h.output_zero_point,
+            buffers: BufferSizes::default(),
+        };
+        header.buffers = header.required_buffers()?;
+        finish_checked(w, header, vocab)
     }
 
     impl Header {

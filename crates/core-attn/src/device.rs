@@ -17,6 +17,7 @@
 //! | ViT classifier | [`Vit`] | [`Vit::classify_u8`], [`Vit::classify`] (int8 image), [`Vit::logits`] |
 //! | decoder LM | [`Lm`] | [`Lm::generate`] (greedy or [`Sampler::temperature`]), [`Lm::prefill`], [`Lm::step`] |
 //! | encoder–decoder | [`Reader`] | [`Reader::read_u8`], [`Reader::read`] (image → token ids) |
+//! | Llama ([`crate::llama`]) | [`Llama`] | [`Llama::generate`], [`Llama::prefill`], [`Llama::step`] |
 //!
 //! Inputs and outputs without floats: a [`PixelMap`] is a 256-entry `u8 → i8` table computed
 //! by the compiler (in a `const`) from the blob's input scale and zero point and your
@@ -103,7 +104,8 @@ pub struct Align16<B: ?Sized>(pub B);
 /// of every buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelInfo {
-    /// Model kind (`ModelKind as u16`: 1 ViT classifier, 2 decoder LM, 3 encoder–decoder).
+    /// Model kind (`ModelKind as u16`: 1 ViT classifier, 2 decoder LM, 3 encoder–decoder,
+    /// 4 Llama).
     pub kind: u16,
     /// Buffer sizes from the header (checked against the dimensions).
     pub buffers: BufferSizes,
@@ -175,7 +177,7 @@ impl ModelInfo {
             panic!("model blob: format version not supported by this core-attn");
         }
         let kind = u16::from_le_bytes([bytes[6], bytes[7]]);
-        if kind < 1 || kind > 3 {
+        if kind < 1 || kind > 4 {
             panic!("model blob: unknown model kind");
         }
         let total = word(bytes, 12) as usize;
@@ -188,13 +190,14 @@ impl ModelInfo {
             if flag && hw(bytes, i) > 1 {
                 panic!("model blob: header flag not 0 or 1");
             }
-            if i >= 33 && hw(bytes, i) != 0 {
+            // Word 33 is a Llama's kv_heads (kind 4); reserved for the other kinds.
+            if i >= 33 && !(kind == 4 && i == 33) && hw(bytes, i) != 0 {
                 panic!("model blob: reserved header words not zero");
             }
             i += 1;
         }
-        let has_encoder = kind != 2;
-        let has_decoder = kind != 1;
+        let has_encoder = kind == 1 || kind == 3;
+        let has_decoder = kind == 2 || kind == 3;
         let (e_width, e_mlp, channels, height, image_width, patch, classes) = (
             hw(bytes, 1),
             hw(bytes, 3),
@@ -255,6 +258,25 @@ impl ModelInfo {
                 s.cross_kv = mul(mul(2, d_layers), mul(tokens, d_width));
             }
         }
+        if kind == 4 {
+            let (heads, kv_heads) = (hw(bytes, 12), hw(bytes, 33));
+            if d_layers == 0 || d_width == 0 || vocab == 0 || positions == 0 || d_mlp == 0 {
+                panic!("model blob: llama dimension is zero");
+            }
+            if heads == 0 || d_width % heads != 0 {
+                panic!("model blob: llama heads do not divide the width");
+            }
+            if kv_heads == 0 || heads % kv_heads != 0 {
+                panic!("model blob: llama kv heads do not divide the query heads");
+            }
+            let kv_width = mul(kv_heads, d_width / heads);
+            s.x = d_width;
+            s.normed = d_width;
+            s.wide = max(d_width + mul(2, kv_width), mul(2, d_mlp));
+            s.scores = positions;
+            s.logits = vocab;
+            s.kv = mul(mul(2, d_layers), mul(positions, kv_width));
+        }
         if s.x != hw(bytes, 25)
             || s.normed != hw(bytes, 26)
             || s.wide != hw(bytes, 27)
@@ -269,7 +291,11 @@ impl ModelInfo {
         ModelInfo {
             kind,
             buffers: s,
-            layers: if has_decoder { d_layers } else { 0 },
+            layers: if has_decoder || kind == 4 {
+                d_layers
+            } else {
+                0
+            },
             image,
             input_scale_bits: hw(bytes, 21) as u32,
             input_zero_point: hw(bytes, 22) as u32 as i32,
@@ -297,7 +323,8 @@ impl ModelInfo {
             match kind {
                 1 => panic!("model blob: not a ViT classifier (use Lm or Reader)"),
                 2 => panic!("model blob: not a decoder LM (use Vit or Reader)"),
-                _ => panic!("model blob: not an encoder-decoder (use Vit or Lm)"),
+                3 => panic!("model blob: not an encoder-decoder (use Vit, Lm or Llama)"),
+                _ => panic!("model blob: not a Llama (use Vit, Lm or Reader)"),
             }
         }
     }
@@ -974,9 +1001,144 @@ impl<'m, const L: usize> Reader<'m, L> {
     }
 }
 
+/// A Llama-family decoder ([`crate::llama`], blob kind 4) with its `L` per-layer KV caches
+/// (`n_kv_heads · head_dim` wide).
+#[derive(Debug)]
+pub struct Llama<'m, const L: usize> {
+    blob: Blob<'m>,
+    buffers: ModelBuffers<'m>,
+    caches: [KvCache<'m>; L],
+}
+
+impl<'m, const L: usize> Llama<'m, L> {
+    /// Parse `blob` (described by `info`) and borrow `memory`; `L` must be its layer count.
+    ///
+    /// # Errors
+    ///
+    /// As [`Vit::new`], for a Llama; [`Error::ShapeMismatch`] when `L` differs from its layers.
+    pub fn new<const I8: usize, const I32: usize>(
+        blob: &'m [u8],
+        info: &ModelInfo,
+        memory: &'m mut Memory<I8, I32>,
+    ) -> Result<Self, Error> {
+        let blob = open::<{ ModelKind::Llama as u16 }>(blob, info)?;
+        let d = blob.header().decoder.llama();
+        let p = memory.split(info)?;
+        Ok(Llama {
+            blob,
+            buffers: p.buffers,
+            caches: caches::<L>(p.kv, d.layers, d.max_positions, d.kv_width())?,
+        })
+    }
+
+    /// The parsed blob.
+    pub fn blob(&self) -> &Blob<'m> {
+        &self.blob
+    }
+
+    /// The vocabulary (token pieces) carried by the blob, if any.
+    pub fn vocab(&self) -> Option<Vocab<'m>> {
+        self.blob.vocab()
+    }
+
+    /// Integer dequantization of the logits ([`Dequant::q16`]).
+    pub fn dequant(&self) -> Dequant {
+        let h = self.blob.header();
+        Dequant::new(h.logits_scale_bits, h.logits_zero_point)
+    }
+
+    /// Tokens in the KV cache (the position of the next token).
+    pub fn position(&self) -> usize {
+        self.caches.first().map_or(0, |c| c.len())
+    }
+
+    /// Forget the sequence (clear every cache).
+    pub fn reset(&mut self) {
+        for c in &mut self.caches {
+            c.clear();
+        }
+    }
+
+    /// Feed one token at [`Llama::position`]; returns the int8 logits of the next one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TokenOutOfRange`] for an id outside the vocabulary, [`Error::CacheFull`] past
+    /// the model's positions.
+    pub fn step(&mut self, token: u32) -> Result<&[i8], Error> {
+        let capacity = self.blob.header().decoder.max_positions;
+        if self.position() >= capacity {
+            return Err(Error::CacheFull { capacity });
+        }
+        crate::llama::llama_step(
+            &self.blob,
+            token,
+            &mut self.caches,
+            &mut self.buffers,
+            &mut |_, _| {},
+        )
+    }
+
+    /// Start a new sequence with `prompt`; returns the logits after its last token.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadDimension`] for an empty prompt; as [`Llama::step`].
+    pub fn prefill(&mut self, prompt: &[u32]) -> Result<&[i8], Error> {
+        let Some((&last, init)) = prompt.split_last() else {
+            return Err(Error::BadDimension {
+                what: "prompt length",
+                value: 0,
+            });
+        };
+        self.reset();
+        for &t in init {
+            self.step(t)?;
+        }
+        self.step(last)
+    }
+
+    /// Prefill `prompt`, then generate up to `max_new` tokens with `sampler`, handing each
+    /// to `on_token`. The blob's stop rule: an eos equal to its BOS (llama2.c) stops *before*
+    /// it (not handed over, as `run.c`); any other eos (Hugging Face) stops after it (handed
+    /// over). Returns the number of tokens handed over. With [`Sampler::Greedy`] the ids are
+    /// those of `tools simulate` on the blob.
+    ///
+    /// # Errors
+    ///
+    /// As [`Llama::prefill`]; [`Error::CacheFull`] when prompt + generated tokens exceed the
+    /// model's positions.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        max_new: usize,
+        sampler: &mut Sampler,
+        mut on_token: impl FnMut(u32),
+    ) -> Result<usize, Error> {
+        let dq = self.dequant();
+        let d = self.blob.header().decoder;
+        let stop_before = d.eos_token != NO_TOKEN && d.eos_token == d.start_token;
+        let mut next = sampler.pick(self.prefill(prompt)?, &dq);
+        let mut n = 0;
+        while n < max_new {
+            if stop_before && next == d.eos_token {
+                break;
+            }
+            on_token(next);
+            n += 1;
+            if (d.eos_token != NO_TOKEN && next == d.eos_token) || n == max_new {
+                break;
+            }
+            next = sampler.pick(self.step(next)?, &dq);
+        }
+        Ok(n)
+    }
+}
+
 /// Embed a `.tatn` blob and size its memory at compile time.
 ///
 /// `include_model!(NAME: Kind = "path/to/model.tatn")`, `Kind` one of `Vit`, `Lm`, `Reader`,
+/// `Llama`,
 /// defines a module `NAME` with:
 ///
 /// - `BLOB`: the bytes, 16-byte aligned in flash (`&NAME::BLOB.0`);
@@ -1003,6 +1165,10 @@ macro_rules! include_model {
     ($name:ident : Reader = $path:expr) => {
         $crate::include_model!(@module $name, $path, 3,
             $crate::device::Reader<'m, { INFO.layers }>);
+    };
+    ($name:ident : Llama = $path:expr) => {
+        $crate::include_model!(@module $name, $path, 4,
+            $crate::device::Llama<'m, { INFO.layers }>);
     };
     (@module $name:ident, $path:expr, $kind:expr, $model:ty) => {
         #[allow(non_snake_case, dead_code, missing_docs)]

@@ -20,6 +20,7 @@ pub mod dsp;
 pub mod embed;
 pub mod error;
 pub mod linear;
+pub mod llama;
 pub mod model;
 pub mod norm;
 #[cfg(feature = "std")]

@@ -142,6 +142,7 @@ fn build(kind: ModelKind, seed: u64) -> Built {
         ModelKind::VitClassifier => (0, 1),
         ModelKind::DecoderLm => (1, 2),
         ModelKind::EncoderDecoder => (2, 3),
+        other => panic!("no {other:?} model in this suite (see tests/llama_block.rs)"),
     };
     CACHE[slot].get_or_init(|| build_fresh(kind, seed)).clone()
 }
@@ -181,6 +182,7 @@ fn build_fresh(kind: ModelKind, seed: u64) -> Built {
                 })
                 .collect(),
         ),
+        other => panic!("no {other:?} model in this suite (see tests/llama_block.rs)"),
     };
     let calib = calibrate(&model, &inputs).unwrap();
     let params = quantize_model(&model, &calib).unwrap();

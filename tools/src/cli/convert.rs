@@ -31,6 +31,15 @@ pub struct ConvertArgs {
     /// Calibration inputs (.npy): float32 images (N, C, H, W) or int64 prompts (N, T).
     #[arg(long)]
     pub calibration: Option<PathBuf>,
+    /// Llama checkpoints: llama2.c tokenizer.bin (default: `tokenizer.bin` beside the `.bin` /
+    /// inside the directory); its pieces go into the blob, the file to `<output>.tokenizer.bin`.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Llama checkpoints: the blob's context (RoPE table rows, KV cache capacity), at most the
+    /// checkpoint's `seq_len` (default: `seq_len`). The KV cache is `2 · layers · N · kv_dim`
+    /// bytes: stories260K at its 512 positions needs 160 KiB, at 64 20 KiB.
+    #[arg(long)]
+    pub max_positions: Option<usize>,
 }
 
 /// Write `bytes` to `path` atomically (temporary file in the same directory, then rename).
@@ -143,6 +152,15 @@ fn write_atomic_all_with(
 
 /// Runs `convert`.
 pub fn run(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
+    if let Some(format) = crate::llama::detect(&args.checkpoint) {
+        return convert_llama(args, format, out);
+    }
+    if args.tokenizer.is_some() || args.max_positions.is_some() {
+        return Err(Error::Input(
+            "--tokenizer and --max-positions are for Llama checkpoints (llama2.c .bin or a Hugging Face Llama directory)"
+                .into(),
+        ));
+    }
     let model = Model::load(&args.checkpoint)?;
     let vocab_size = match &model {
         Model::Vit(_) => None,
@@ -174,6 +192,53 @@ pub fn run(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
         args.output.display(),
         bytes.len(),
         model.kind()
+    )
+    .map_err(|e| Error::io("<stdout>", e))
+}
+
+/// `convert` on a Llama checkpoint: the blob (model kind 4, the tokenizer's pieces as its
+/// vocabulary) and `<output>.tokenizer.bin`, written as one step.
+fn convert_llama(
+    args: &ConvertArgs,
+    format: crate::llama::Format,
+    out: &mut dyn Write,
+) -> Result<()> {
+    use crate::llama::{int8, simulate::default_tokenizer, tokenizer::Tokenizer};
+    let mut model = crate::llama::load(&args.checkpoint, format)?;
+    if let Some(n) = args.max_positions {
+        if n == 0 || n > model.config.seq_len {
+            return Err(Error::Input(format!(
+                "--max-positions {n} outside 1..={} (the checkpoint's sequence length)",
+                model.config.seq_len
+            )));
+        }
+        model.config.seq_len = n;
+    }
+    let vocab = model.config.vocab_size;
+    let tok_path = match &args.tokenizer {
+        Some(p) => Some(p.clone()),
+        None => Some(default_tokenizer(&args.checkpoint, format)).filter(|p| p.is_file()),
+    };
+    let tokenizer = tok_path
+        .as_deref()
+        .map(|p| Tokenizer::read(p, vocab))
+        .transpose()?;
+    let tok_bytes = tok_path
+        .as_deref()
+        .map(|p| std::fs::read(p).map_err(|e| Error::io(p, e)))
+        .transpose()?;
+    let bytes = int8::convert(&model, args.calibration.as_deref(), tokenizer.as_ref())?;
+    let sidecar = int8::tokenizer_sidecar(&args.output);
+    let mut files: Vec<(&Path, &[u8])> = vec![(&args.output, &bytes)];
+    if let Some(t) = &tok_bytes {
+        files.push((&sidecar, t));
+    }
+    write_atomic_all(&files)?;
+    writeln!(
+        out,
+        "wrote {} ({} bytes, llama)",
+        args.output.display(),
+        bytes.len()
     )
     .map_err(|e| Error::io("<stdout>", e))
 }

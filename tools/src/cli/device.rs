@@ -674,6 +674,7 @@ fn run_inputs(
         None
     };
     let mut result = match h.kind {
+        ModelKind::Llama => return Err(llama_not_served()),
         ModelKind::VitClassifier => {
             let images = read_images(image_input(&r.input)?, &blob_vit_config(&h))?;
             let (mut logits, mut top1, mut times) = (Vec::new(), Vec::new(), Vec::new());
@@ -774,6 +775,7 @@ fn eval(
     let h = *blob.header();
     let unit = link.info.unit;
     let report = match h.kind {
+        ModelKind::Llama => return Err(llama_not_served()),
         ModelKind::VitClassifier => {
             let mut images = read_images(&e.data, &blob_vit_config(&h))?;
             images.truncate(e.limit.unwrap_or(usize::MAX));
@@ -924,4 +926,9 @@ fn eval(
         );
     }
     write_line(out, &s)
+}
+
+/// Llama blobs run on the host (`simulate`) but not over the serial link yet.
+fn llama_not_served() -> Error {
+    Error::Input("tools device does not serve Llama blobs yet (issue 14: the device side is the next stage); use tools simulate".into())
 }

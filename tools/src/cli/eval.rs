@@ -81,6 +81,10 @@ pub struct EvalArgs {
     /// Vocabulary (vocab.json) for a blob MODEL.
     #[arg(long)]
     pub vocab: Option<PathBuf>,
+    /// Llama models: llama2.c tokenizer.bin for --text (default: `<blob>.tokenizer.bin`, or
+    /// `tokenizer.bin` beside the checkpoint).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -223,7 +227,7 @@ impl Sqnr {
 }
 
 /// Cross-entropy (nats) of `target` under `logits`.
-fn nll(logits: &[f32], target: usize) -> f64 {
+pub(crate) fn nll(logits: &[f32], target: usize) -> f64 {
     let m = logits
         .iter()
         .fold(f64::NEG_INFINITY, |m, &x| m.max(x as f64));
@@ -267,6 +271,7 @@ fn kind_name(k: ModelKind) -> &'static str {
         ModelKind::VitClassifier => "vit-classifier",
         ModelKind::DecoderLm => "decoder-lm",
         ModelKind::EncoderDecoder => "encoder-decoder",
+        ModelKind::Llama => "llama",
     }
 }
 
@@ -442,6 +447,15 @@ fn read_class_labels(path: &Path, classes: usize) -> Result<Vec<usize>> {
 
 /// Runs `eval`.
 pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<()> {
+    if let Some(v) = crate::llama::eval::dispatch(args)? {
+        let text = if args.json { v.to_string() } else { human(&v) };
+        return writeln!(out, "{text}").map_err(|e| Error::io("<stdout>", e));
+    }
+    if args.tokenizer.is_some() {
+        return Err(Error::Input(
+            "--tokenizer is for Llama models (llama2.c tokenizer.bin)".into(),
+        ));
+    }
     let s = setup(args)?;
     let blob = s.blob.parse(&s.blob_path)?;
     let images_and_labels = || -> Result<(&PathBuf, &PathBuf)> {

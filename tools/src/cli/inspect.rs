@@ -36,6 +36,7 @@ fn report(blob: &Blob<'_>) -> Value {
         ModelKind::VitClassifier => "vit-classifier",
         ModelKind::DecoderLm => "decoder-lm",
         ModelKind::EncoderDecoder => "encoder-decoder",
+        ModelKind::Llama => "llama",
     }});
     if h.kind.has_encoder() {
         let t = e.tokens();
@@ -80,6 +81,33 @@ fn report(blob: &Blob<'_>) -> Value {
             "macs_cross_kv_per_image": if cross { d.layers * t_enc * 2 * w * w } else { 0 },
         });
     }
+    if h.kind == ModelKind::Llama {
+        let l = d.llama();
+        let (w, kv, hid, p) = (l.width, l.kv_width(), l.hidden, l.max_positions);
+        // q|k|v, Wo, W1, W3, W2 per layer; attention: one score and one weighted value per
+        // cached key and query feature.
+        let linear = w * (w + 2 * kv) + w * w + 3 * w * hid;
+        params += l.vocab * w + l.layers * linear;
+        if !d.tied_head {
+            params += l.vocab * w;
+        }
+        let tok = |x: u32| {
+            if x == core_attn::blob::NO_TOKEN {
+                Value::Null
+            } else {
+                json!(x)
+            }
+        };
+        let at = |c: usize| l.layers * (linear + 2 * c * w) + l.vocab * w;
+        arch["llama"] = json!({
+            "layers": l.layers, "width": w, "heads": l.heads, "kv_heads": l.kv_heads,
+            "head_dim": l.head_dim(), "hidden": hid, "vocab": l.vocab, "max_positions": p,
+            "classifier": if d.tied_head {"tied"} else {"separate"},
+            "bos_token": tok(d.start_token), "eos_token": tok(d.eos_token),
+            "macs_per_token_linear": l.layers * linear + l.vocab * w,
+            "macs_per_token_full_context": at(p),
+        });
+    }
     let b = blob.buffers();
     arch["logits_scale"] = json!(h.logits_scale());
     arch["logits_zero_point"] = json!(h.logits_zero_point);
@@ -95,7 +123,7 @@ fn report(blob: &Blob<'_>) -> Value {
 
 fn human(v: &Value, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "kind: {}", v["kind"].as_str().unwrap_or("?"))?;
-    for part in ["encoder", "decoder"] {
+    for part in ["encoder", "decoder", "llama"] {
         if let Some(o) = v.get(part).and_then(Value::as_object) {
             writeln!(out, "{part}:")?;
             for (k, x) in o {

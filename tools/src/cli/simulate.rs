@@ -251,6 +251,7 @@ fn run_blob(args: &SimulateArgs, out: &mut dyn Write) -> Result<()> {
         None
     };
     let mut result = match h.kind {
+        ModelKind::Llama => return crate::llama::int8::simulate(args, &blob, out),
         ModelKind::VitClassifier => {
             let images = read_images(input(args)?, &blob_vit_config(&h))?;
             let mut logits = Vec::new();

@@ -12,8 +12,10 @@
 //! halves of each head: the checkpoints' q/k rows are permuted accordingly, so the importer
 //! never reorders weights).
 
+pub mod eval;
 pub mod forward;
 pub mod hf;
+pub mod int8;
 pub mod llama2c;
 pub mod simulate;
 pub mod tokenizer;

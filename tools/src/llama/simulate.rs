@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 pub const TOKENIZER_FILE: &str = "tokenizer.bin";
 
 /// Where the tokenizer is looked for when `--tokenizer` is not given.
-fn default_tokenizer(model: &Path, format: Format) -> PathBuf {
+pub(crate) fn default_tokenizer(model: &Path, format: Format) -> PathBuf {
     match format {
         Format::Llama2c => model
             .parent()
