@@ -105,15 +105,20 @@ impl<
     }
 }
 
-/// The whole serve-mode firmware of a QEMU MPS2 board whose UART0 is a CMSDK UART at
-/// [`crate::uart::MPS2_UART0`] (mps2-an386, mps2-an500): `serve_firmware!("mps2-an386",
-/// CORE_HZ)` after `include!`-ing the board's `model_consts.rs` defines the `#[entry]` that
-/// serves the first embedded model on UART0 at 115200 baud, timed by SysTick, with boot
-/// messages (and a refused model) on semihosting.
+/// The whole serve-mode firmware of a QEMU MPS2/MPS3 board whose UART0 is a CMSDK UART:
+/// `serve_firmware!("mps2-an505", CORE_HZ, AN505_UART0, APB_HZ)` after `include!`-ing the
+/// board's `model_consts.rs` defines the `#[entry]` that serves the first embedded model on the
+/// UART at `base` (clocked at `apb_hz`) at 115200 baud, timed by SysTick at `core_hz`, with
+/// boot messages (and a refused model) on semihosting. The two-argument form
+/// `serve_firmware!("mps2-an386", CORE_HZ)` is UART0 of the MPS2 boards
+/// ([`crate::uart::MPS2_UART0`], APB clock = core clock: mps2-an386, mps2-an500).
 #[cfg(all(feature = "qemu", feature = "uart"))]
 #[macro_export]
 macro_rules! serve_firmware {
     ($board:literal, $core_hz:expr) => {
+        $crate::serve_firmware!($board, $core_hz, $crate::uart::MPS2_UART0, $core_hz);
+    };
+    ($board:literal, $core_hz:expr, $uart_base:expr, $apb_hz:expr) => {
         #[cortex_m_rt::entry]
         fn main() -> ! {
             // `#[entry]` turns these leading `static mut`s into `&'static mut` (no `unsafe`).
@@ -123,14 +128,15 @@ macro_rules! serve_firmware {
             use core::fmt::Write as _;
             use $crate::link::{ServeFailure, FRAME};
             use $crate::qemu::{self, Semihosting, SysTickClock};
-            use $crate::uart::{CmsdkUart, MPS2_UART0};
+            use $crate::uart::CmsdkUart;
             let mut out = Semihosting::stdout();
             let (Some(cp), Some(m)) = (cortex_m::Peripherals::take(), MODELS.first()) else {
                 qemu::exit(false)
             };
             let mut clock = SysTickClock::new(cp.SYST, $core_hz);
-            // SAFETY: UART0 of the MPS2 board, used by nothing else in this firmware.
-            let uart = unsafe { CmsdkUart::new(MPS2_UART0, $core_hz, 115_200) };
+            // SAFETY: UART0 of the board (the address the board passes), used by nothing else
+            // in this firmware.
+            let uart = unsafe { CmsdkUart::new($uart_base, $apb_hz, 115_200) };
             let mut server: attn_link::Server<CmsdkUart, FRAME> = attn_link::Server::new(uart);
             if let Some(o) = out.as_mut() {
                 let _ = writeln!(
