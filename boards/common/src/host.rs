@@ -23,7 +23,7 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 use std::{format, vec};
 
-use core_attn::blob::{Blob, BufferSizes, ModelKind};
+use core_attn::blob::{fnv1a32, Blob, BufferSizes, ModelKind};
 use core_attn::model::host::OwnedBuffers;
 use core_attn::model::{self as runner};
 use core_attn::quant::QParams;
@@ -421,6 +421,7 @@ pub fn result_lines(m: &HostModel) -> Result<Vec<String>, String> {
         (HostInputs::Prompts(ps), ModelKind::DecoderLm) => {
             for (i, p) in ps.iter().enumerate() {
                 let mut out = vec![0u32; p.len() + m.max_new];
+                let mut all = Vec::new();
                 let n = runner::greedy(
                     &blob,
                     p,
@@ -429,10 +430,11 @@ pub fn result_lines(m: &HostModel) -> Result<Vec<String>, String> {
                     &mut caches,
                     None,
                     &mut bufs,
-                    &mut |_, _| {},
+                    &mut |_, l| all.extend(l.iter().map(|&q| q as u8)),
                 )
                 .map_err(fail)?;
-                format::ids_line(&mut s, &m.name, "prompt", i, &out[..n])
+                let h = fnv1a32(&all);
+                format::ids_line(&mut s, &m.name, "prompt", i, h, &out[..n])
                     .map_err(|e| e.to_string())?;
             }
         }
@@ -442,6 +444,7 @@ pub fn result_lines(m: &HostModel) -> Result<Vec<String>, String> {
                 runner::encode_for_decoder(&blob, img, &mut cross, &mut bufs, &mut |_, _| {})
                     .map_err(fail)?;
                 let mut out = vec![0u32; 1 + m.max_new];
+                let mut all = Vec::new();
                 let n = runner::greedy(
                     &blob,
                     &[start],
@@ -450,10 +453,11 @@ pub fn result_lines(m: &HostModel) -> Result<Vec<String>, String> {
                     &mut caches,
                     Some(&cross),
                     &mut bufs,
-                    &mut |_, _| {},
+                    &mut |_, l| all.extend(l.iter().map(|&q| q as u8)),
                 )
                 .map_err(fail)?;
-                format::ids_line(&mut s, &m.name, "image", i, &out[..n])
+                let h = fnv1a32(&all);
+                format::ids_line(&mut s, &m.name, "image", i, h, &out[..n])
                     .map_err(|e| e.to_string())?;
             }
         }

@@ -493,7 +493,8 @@ pub trait Report {
     ) -> Result<(), Failure>;
 
     /// Input `index` (`what`: `prompt` or `image`) of decoder `name` gave `ids` (prompt or
-    /// start id, then the generated ids); `encode` is the encoder's time (0 for an LM).
+    /// start id, then the generated ids); `times` also carries the hash of every step's
+    /// logits; `encode` is the encoder's time (0 for an LM).
     #[allow(clippy::too_many_arguments)]
     fn generated(
         &mut self,
@@ -535,7 +536,7 @@ impl Report for Printer<'_> {
         encode: u64,
         unit: &str,
     ) -> Result<(), Failure> {
-        format::ids_line(self.0, name, what, index, ids)?;
+        format::ids_line(self.0, name, what, index, times.logits_fnv1a, ids)?;
         times.print(self.0, name, what, index, encode, unit)?;
         Ok(())
     }
@@ -577,6 +578,9 @@ pub struct TokenTimes {
     pub total: u64,
     /// Slowest single token.
     pub max: u64,
+    /// FNV-1a of every step's int8 logits, prompt positions included
+    /// ([`format::LogitsFnv`]; printed in the `result` line, not the `perf` one).
+    pub logits_fnv1a: u32,
 }
 
 impl TokenTimes {
@@ -617,7 +621,9 @@ fn timed_greedy(
         tokens: 0,
         total: 0,
         max: 0,
+        logits_fnv1a: 0,
     };
+    let mut hash = format::LogitsFnv::new();
     let start = clock.now();
     let mut last = start;
     let n = runner::greedy(
@@ -628,7 +634,8 @@ fn timed_greedy(
         caches,
         cross,
         bufs,
-        &mut |_, _| {
+        &mut |_, logits| {
+            hash.update(logits);
             let now = clock.now();
             let dt = now.saturating_sub(last);
             last = now;
@@ -637,5 +644,6 @@ fn timed_greedy(
         },
     )?;
     t.total = last.saturating_sub(start);
+    t.logits_fnv1a = hash.value();
     Ok((n, t))
 }

@@ -94,11 +94,12 @@ impl Report for Fold {
         _what: &str,
         _index: usize,
         ids: &[u32],
-        _times: &TokenTimes,
+        times: &TokenTimes,
         _encode: u64,
         _unit: &str,
     ) -> Result<(), Failure> {
         ids.iter().for_each(|&t| self.add(t));
+        self.add(times.logits_fnv1a);
         Ok(())
     }
 }
