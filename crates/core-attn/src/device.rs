@@ -276,6 +276,33 @@ impl ModelInfo {
         }
     }
 
+    /// The [`ModelInfo`] of a blob already parsed at run time ([`Blob::parse`]): what
+    /// [`ModelInfo::of`] reads at compile time, for firmware that holds several models and
+    /// runs them one after another in one [`Memory`] large enough for each (the QEMU boards).
+    pub fn of_blob(blob: &Blob<'_>) -> ModelInfo {
+        let h = blob.header();
+        let kind = blob.kind();
+        let e = h.encoder;
+        ModelInfo {
+            kind: kind as u16,
+            buffers: blob.buffers(),
+            layers: if kind.has_decoder() {
+                h.decoder.layers
+            } else {
+                0
+            },
+            image: if kind == ModelKind::DecoderLm {
+                0
+            } else {
+                e.channels
+                    .saturating_mul(e.height)
+                    .saturating_mul(e.image_width)
+            },
+            input_scale_bits: h.input_scale_bits,
+            input_zero_point: h.input_zero_point,
+        }
+    }
+
     /// Bytes of int8 working memory: every `i8` buffer, the KV caches and the quantized image.
     pub const fn i8_bytes(&self) -> usize {
         let b = &self.buffers;
@@ -519,6 +546,17 @@ impl<const I8: usize, const I32: usize> Memory<I8, I32> {
         }
     }
 
+    /// The raw parts for `info` — runner buffers, image buffer, self- and cross-attention KV
+    /// arenas — for code that drives [`crate::model`]'s runners itself (a serial-link server
+    /// such as `attn-link`'s `ModelHandler`). The model types above do this for you.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BufferTooSmall`] when the memory is smaller than `info` asks for.
+    pub fn parts(&mut self, info: &ModelInfo) -> Result<Parts<'_>, Error> {
+        self.split(info)
+    }
+
     /// Split into the runner buffers, the image buffer and the two KV arenas for `info`.
     fn split(&mut self, info: &ModelInfo) -> Result<Parts<'_>, Error> {
         let b = &info.buffers;
@@ -567,11 +605,17 @@ impl<const I8: usize, const I32: usize> Memory<I8, I32> {
     }
 }
 
-struct Parts<'m> {
-    buffers: ModelBuffers<'m>,
-    image: &'m mut [i8],
-    kv: &'m mut [i8],
-    cross: &'m mut [i8],
+/// A [`Memory`] split for one model ([`Memory::parts`]).
+#[derive(Debug)]
+pub struct Parts<'m> {
+    /// The runner buffers.
+    pub buffers: ModelBuffers<'m>,
+    /// Room for the quantized input image (`C·H·W`; empty for a decoder LM).
+    pub image: &'m mut [i8],
+    /// The self-attention KV-cache arena ([`crate::model::kv_caches`]).
+    pub kv: &'m mut [i8],
+    /// The cross-attention KV-cache arena (encoder–decoder).
+    pub cross: &'m mut [i8],
 }
 
 /// Parse `blob`, check its kind and that `info` describes it.
@@ -940,6 +984,55 @@ impl<'m, const L: usize> Reader<'m, L> {
             &mut |_, _| {},
         )?;
         self.decode(max_new, on_token)
+    }
+
+    /// Encode an int8 image (`[C][H][W]`) into the cross-attention caches and start a new
+    /// token sequence; then [`Reader::step`] from the start token decodes it one token at a
+    /// time (what [`Reader::read`] does in one call), e.g. to time the encoder apart or to see
+    /// every step's logits.
+    ///
+    /// # Errors
+    ///
+    /// As [`Reader::read`].
+    pub fn encode(&mut self, image: &[i8]) -> Result<(), Error> {
+        runner::encode_for_decoder(
+            &self.blob,
+            image,
+            &mut self.cross,
+            &mut self.buffers,
+            &mut |_, _| {},
+        )?;
+        for c in &mut self.caches {
+            c.clear();
+        }
+        Ok(())
+    }
+
+    /// Tokens in the self-attention cache since [`Reader::encode`].
+    pub fn position(&self) -> usize {
+        self.caches.first().map_or(0, |c| c.len())
+    }
+
+    /// Feed one token at [`Reader::position`] (the first: the header's start token) against
+    /// the image of the last [`Reader::encode`]; returns the int8 logits of the next one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TokenOutOfRange`] for an id outside the vocabulary, [`Error::CacheFull`] past
+    /// the model's positions.
+    pub fn step(&mut self, token: u32) -> Result<&[i8], Error> {
+        let capacity = self.blob.header().decoder.max_positions;
+        if self.position() >= capacity {
+            return Err(Error::CacheFull { capacity });
+        }
+        runner::decoder_step(
+            &self.blob,
+            token,
+            &mut self.caches,
+            Some(&self.cross),
+            &mut self.buffers,
+            &mut |_, _| {},
+        )
     }
 
     fn decode(&mut self, max_new: usize, mut on_token: impl FnMut(u32)) -> Result<usize, Error> {
