@@ -469,7 +469,8 @@ pub fn result_lines(m: &HostModel) -> Result<Vec<String>, String> {
 
 /// For a board's `build.rs`: copy `memory.x` to `OUT_DIR` (link search path), select the
 /// models (`defaults` unless `TATN_MODEL` is set) and write `OUT_DIR/model_consts.rs` with
-/// `MODELS: &[Embedded]` and `type Arena` (buffer sizes = maxima over the models).
+/// `MODELS: &[Embedded]` and `type Arena` (its `Sizes`: per-buffer maxima over the models; its
+/// device `Memory`: their sum plus the largest image).
 ///
 /// A blob that does not parse is still embedded (with a cargo warning): the firmware must
 /// refuse it at boot with a clear message and a failure exit.
@@ -525,7 +526,20 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
     let mut max = BufferSizes::default();
     let mut ids = 1usize;
     let mut layers = 1usize;
+    let mut image = 0usize;
+    // Bit n: some decoder LM / encoder-decoder has n layers (the device types' const
+    // parameter; only these instantiations are reachable in the firmware).
+    let (mut lm_layers, mut reader_layers) = (0u32, 0u32);
     for m in models {
+        let bit = if (1..32).contains(&m.layers) {
+            1u32 << m.layers
+        } else {
+            0
+        };
+        match &m.inputs {
+            HostInputs::Prompts(_) => lm_layers |= bit,
+            HostInputs::Images(_) => reader_layers |= bit,
+        }
         let b = &m.buffers;
         max.x = max.x.max(b.x);
         max.normed = max.normed.max(b.normed);
@@ -536,6 +550,9 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
         max.kv = max.kv.max(b.kv);
         max.cross_kv = max.cross_kv.max(b.cross_kv);
         layers = layers.max(m.layers);
+        if let HostInputs::Images(v) = &m.inputs {
+            image = image.max(v.iter().map(Vec::len).max().unwrap_or(0));
+        }
         if let HostInputs::Prompts(ps) = &m.inputs {
             for p in ps {
                 ids = ids.max(p.len() + m.max_new);
@@ -544,12 +561,28 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
             ids = ids.max(1 + m.max_new);
         }
     }
+    // The device `Memory`: every int8 buffer at its maximum plus the largest image (what
+    // `core_attn::device::ModelInfo::i8_bytes` sums for one model), so a model that passes
+    // `check` against the maxima fits; the attention scores.
+    let i8_bytes =
+        max.x + max.normed + max.wide + max.patch + max.logits + max.kv + max.cross_kv + image;
     w(
         &mut s,
         format_args!(
-            "/// Static buffers sized for the embedded models ({} bytes).\n\
-             pub type Arena = board_common::Arena<{}, {}, {}, {}, {}, {}, {}, {}, {}, {}>;\n",
-            max.total_bytes() + 4 * ids,
+            "/// The per-buffer maxima over the embedded models (what `board_common::check` \
+             compares) and the decoder layer counts (bit sets).\n\
+             pub struct Sizes;\n\
+             impl board_common::ArenaSizes for Sizes {{\n    \
+             const SIZES: board_common::core_attn::blob::BufferSizes = \
+             board_common::core_attn::blob::BufferSizes {{ x: {}, normed: {}, wide: {}, \
+             scores: {}, patch: {}, logits: {}, kv: {}, cross_kv: {} }};\n    \
+             const LM_LAYERS: u32 = {:#x};\n    \
+             const READER_LAYERS: u32 = {:#x};\n\
+             }}\n\
+             /// Working memory for the embedded models ({} bytes): a \
+             `core_attn::device::Memory` of {} int8 bytes and {} scores, {} generated ids, up \
+             to {} decoder layers.\n\
+             pub type Arena = board_common::Arena<Sizes, {}, {}, {}, {}>;\n",
             max.x,
             max.normed,
             max.wide,
@@ -558,6 +591,15 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
             max.logits,
             max.kv,
             max.cross_kv,
+            lm_layers,
+            reader_layers,
+            i8_bytes + 4 * max.scores + 4 * ids,
+            i8_bytes,
+            max.scores,
+            ids,
+            layers,
+            i8_bytes,
+            max.scores,
             ids,
             layers
         ),

@@ -6,11 +6,12 @@
 use attn_link::model::{ModelHandler, Workspace};
 use attn_link::server::ServeError;
 use attn_link::Server;
+use core_attn::attention::KvCache;
 use core_attn::blob::ModelKind;
-use core_attn::model::ModelBuffers;
+use core_attn::device::ModelInfo;
 use embedded_io::{Read, Write};
 
-use crate::{check, kv_slots, Arena, Caches, Clock, Embedded, Failure};
+use crate::{check, Arena, ArenaSizes, Clock, Embedded, Failure};
 
 /// Frames of up to 4 KiB of payload (a 28×112 image fits): two buffers of this size.
 pub const FRAME: usize = attn_link::MAX_FRAME;
@@ -39,22 +40,33 @@ pub enum ServeFailure<E> {
     Port(ServeError<E>),
 }
 
-impl<
-        const X: usize,
-        const NORMED: usize,
-        const WIDE: usize,
-        const SCORES: usize,
-        const PATCH: usize,
-        const LOGITS: usize,
-        const KV: usize,
-        const CROSS: usize,
-        const IDS: usize,
-        const LAYERS: usize,
-    > Arena<X, NORMED, WIDE, SCORES, PATCH, LOGITS, KV, CROSS, IDS, LAYERS>
+type Caches<'a, const L: usize> = heapless::Vec<KvCache<'a>, L>;
+
+/// The KV caches of `layers` decoder layers in `arena`, as the attn-link workspace takes them.
+fn kv_slots<const L: usize>(
+    arena: &mut [i8],
+    layers: usize,
+    capacity: usize,
+    width: usize,
+) -> Result<Caches<'_, L>, Failure> {
+    let mut v = Caches::<L>::new();
+    for c in core_attn::model::kv_caches(arena, layers, capacity, width)? {
+        v.push(c?).map_err(|_| Failure::TooManyLayers {
+            needs: layers,
+            have: L,
+        })?;
+    }
+    Ok(v)
+}
+
+impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const LAYERS: usize>
+    Arena<S, I8, I32, IDS, LAYERS>
 {
     /// Serve model `m` over `io` until the port ends (a UART never does): check it fits
     /// (as [`Arena::run`] does), then answer requests with `server`, timing them with `clock`.
-    /// `prompt` and `ids` hold received prompts and generated ids.
+    /// The arena's [`core_attn::device::Memory`] is handed to attn-link's `ModelHandler`
+    /// split by [`core_attn::device::Memory::parts`]; `prompt` and `ids` hold received
+    /// prompts and generated ids.
     pub fn serve<IO: Read + Write>(
         &mut self,
         m: &Embedded,
@@ -64,30 +76,28 @@ impl<
         ids: &mut [u32],
     ) -> Result<(), ServeFailure<IO::Error>> {
         let blob = check(m, &Self::SIZES, LAYERS, IDS).map_err(ServeFailure::Model)?;
+        let info = ModelInfo::of_blob(&blob);
         let h = *blob.header();
         let d = h.decoder;
         let has_decoder = blob.kind().has_decoder();
+        let parts = self
+            .memory
+            .parts(&info)
+            .map_err(|e| ServeFailure::Model(Failure::Model(e)))?;
         let mut caches: Caches<'_, LAYERS> = if has_decoder {
-            kv_slots::<LAYERS>(&mut self.kv, d.layers, d.max_positions, d.width)
+            kv_slots::<LAYERS>(parts.kv, d.layers, d.max_positions, d.width)
                 .map_err(ServeFailure::Model)?
         } else {
             Caches::new()
         };
         let mut cross: Caches<'_, LAYERS> = if blob.kind() == ModelKind::EncoderDecoder {
-            kv_slots::<LAYERS>(&mut self.cross, d.layers, h.encoder.tokens(), d.width)
+            kv_slots::<LAYERS>(parts.cross, d.layers, h.encoder.tokens(), d.width)
                 .map_err(ServeFailure::Model)?
         } else {
             Caches::new()
         };
         let ws = Workspace {
-            buffers: ModelBuffers {
-                x: &mut self.x,
-                normed: &mut self.normed,
-                wide: &mut self.wide,
-                scores: &mut self.scores,
-                patch: &mut self.patch,
-                logits: &mut self.logits,
-            },
+            buffers: parts.buffers,
             caches: &mut caches,
             cross: &mut cross,
             prompt,
