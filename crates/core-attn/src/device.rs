@@ -16,13 +16,16 @@
 //! | --- | --- | --- |
 //! | ViT classifier | [`Vit`] | [`Vit::classify_u8`], [`Vit::classify`] (int8 image), [`Vit::logits`] |
 //! | decoder LM | [`Lm`] | [`Lm::generate`] (greedy or [`Sampler::temperature`]), [`Lm::prefill`], [`Lm::step`] |
-//! | encoder–decoder | [`Reader`] | [`Reader::read_u8`], [`Reader::read`] (image → token ids) |
+//! | encoder–decoder | [`Reader`] | [`Reader::read_u8`], [`Reader::read`] (image → token ids), [`Reader::encode`] + [`Reader::step`] |
 //!
 //! Inputs and outputs without floats: a [`PixelMap`] is a 256-entry `u8 → i8` table computed
 //! by the compiler (in a `const`) from the blob's input scale and zero point and your
 //! normalization; [`Dequant`] turns int8 logits into Q16.16 fixed point with integer
 //! arithmetic; [`Sampler`] samples with an integer-only temperature and a seeded xorshift
-//! generator. When the blob carries a vocabulary ([`crate::blob::Vocab`]), [`Lm::vocab`] turns
+//! generator. Firmware that holds several models in one [`Memory`] reads each one's
+//! [`ModelInfo`] at run time with [`ModelInfo::of_blob`]; [`Memory::parts`] hands the raw
+//! buffers to code that drives [`crate::model`]'s runners itself (a serial-link server). When
+//! the blob carries a vocabulary ([`crate::blob::Vocab`]), [`Lm::vocab`] turns
 //! ids into text and text into ids on the device.
 //!
 //! # Where the memory lives
