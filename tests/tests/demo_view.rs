@@ -35,10 +35,10 @@ impl board_common::ArenaSizes for BigSizes {
     };
 }
 
-/// The device memory for them: the sum of the int8 capacities plus a 28×112 image.
+/// The device memory for them: the sum of the int8 capacities.
 type Big = board_common::Arena<
     BigSizes,
-    { (1 << 14) * 3 + (1 << 15) * 2 + (1 << 8) + (1 << 17) + 28 * 112 },
+    { (1 << 14) * 3 + (1 << 15) * 2 + (1 << 8) + (1 << 17) },
     { 1 << 12 },
     256,
     8,

@@ -470,7 +470,7 @@ pub fn result_lines(m: &HostModel) -> Result<Vec<String>, String> {
 /// For a board's `build.rs`: copy `memory.x` to `OUT_DIR` (link search path), select the
 /// models (`defaults` unless `TATN_MODEL` is set) and write `OUT_DIR/model_consts.rs` with
 /// `MODELS: &[Embedded]` and `type Arena` (its `Sizes`: per-buffer maxima over the models; its
-/// device `Memory`: their sum plus the largest image).
+/// device `Memory`: their sum).
 ///
 /// A blob that does not parse is still embedded (with a cargo warning): the firmware must
 /// refuse it at boot with a clear message and a failure exit.
@@ -526,7 +526,6 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
     let mut max = BufferSizes::default();
     let mut ids = 1usize;
     let mut layers = 1usize;
-    let mut image = 0usize;
     // Bit n: some decoder LM / encoder-decoder has n layers (the device types' const
     // parameter; only these instantiations are reachable in the firmware).
     let (mut lm_layers, mut reader_layers) = (0u32, 0u32);
@@ -550,9 +549,6 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
         max.kv = max.kv.max(b.kv);
         max.cross_kv = max.cross_kv.max(b.cross_kv);
         layers = layers.max(m.layers);
-        if let HostInputs::Images(v) = &m.inputs {
-            image = image.max(v.iter().map(Vec::len).max().unwrap_or(0));
-        }
         if let HostInputs::Prompts(ps) = &m.inputs {
             for p in ps {
                 ids = ids.max(p.len() + m.max_new);
@@ -561,11 +557,10 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
             ids = ids.max(1 + m.max_new);
         }
     }
-    // The device `Memory`: every int8 buffer at its maximum plus the largest image (what
-    // `core_attn::device::ModelInfo::i8_bytes` sums for one model), so a model that passes
-    // `check` against the maxima fits; the attention scores.
-    let i8_bytes =
-        max.x + max.normed + max.wide + max.patch + max.logits + max.kv + max.cross_kv + image;
+    // The device `Memory`: every int8 buffer at its maximum (what
+    // `core_attn::device::ModelInfo::i8_bytes` sums for one model; no image buffer: the harness
+    // passes int8 images), so a model that passes `check` against the maxima fits; the scores.
+    let i8_bytes = max.x + max.normed + max.wide + max.patch + max.logits + max.kv + max.cross_kv;
     w(
         &mut s,
         format_args!(

@@ -278,7 +278,8 @@ pub trait ArenaSizes {
 /// [`host::build`] as the type `Arena`). The models run through core-attn's public device
 /// API ([`core_attn::device`]: [`Vit`], [`Lm`], [`Reader`]) in one [`Memory`] of `I8` bytes
 /// and `I32` scores, large enough for each of them in turn (`I8` is the sum of the per-buffer
-/// maxima `S::SIZES` plus the largest image, so a model that passes [`check`] fits);
+/// maxima `S::SIZES`, so a model that passes [`check`] fits; no image buffer: the inputs are
+/// int8 already);
 /// `IDS` is the generated-ids buffer, `LAYERS` the most decoder layers of any model.
 pub struct Arena<
     S: ArenaSizes,
@@ -434,7 +435,7 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
         report: &mut impl Report,
     ) -> Result<(), Failure> {
         let blob = check(m, &Self::SIZES, LAYERS, IDS)?;
-        let info = ModelInfo::of_blob(&blob);
+        let info = harness_info(&blob);
         let eos = blob.header().decoder.eos_token;
         let unit = clock.unit();
         let Arena { memory, ids, .. } = self;
@@ -543,6 +544,16 @@ impl Report for Printer<'_> {
         format::ids_line(self.0, name, what, index, times.logits_fnv1a, ids)?;
         times.print(self.0, name, what, index, encode, unit)?;
         Ok(())
+    }
+}
+
+/// The [`ModelInfo`] of `blob` without the image buffer: the harness hands the device types
+/// images already quantized to int8 ([`Vit::classify`], [`Reader::encode`]), never `u8` ones,
+/// so its [`Memory`] needs no room for one (the RAM stays the runner buffers').
+pub(crate) fn harness_info(blob: &Blob<'_>) -> ModelInfo {
+    ModelInfo {
+        image: 0,
+        ..ModelInfo::of_blob(blob)
     }
 }
 

@@ -8,7 +8,6 @@ use attn_link::server::ServeError;
 use attn_link::Server;
 use core_attn::attention::KvCache;
 use core_attn::blob::ModelKind;
-use core_attn::device::ModelInfo;
 use embedded_io::{Read, Write};
 
 use crate::{check, Arena, ArenaSizes, Clock, Embedded, Failure};
@@ -76,7 +75,7 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
         ids: &mut [u32],
     ) -> Result<(), ServeFailure<IO::Error>> {
         let blob = check(m, &Self::SIZES, LAYERS, IDS).map_err(ServeFailure::Model)?;
-        let info = ModelInfo::of_blob(&blob);
+        let info = crate::harness_info(&blob);
         let h = *blob.header();
         let d = h.decoder;
         let has_decoder = blob.kind().has_decoder();
