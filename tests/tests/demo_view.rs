@@ -18,16 +18,28 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Large enough for every shipped model (checked at run time by `board_common::check`).
+/// Per-buffer capacities large enough for every shipped model (checked at run time by
+/// `board_common::check`).
+struct BigSizes;
+
+impl board_common::ArenaSizes for BigSizes {
+    const SIZES: core_attn::blob::BufferSizes = core_attn::blob::BufferSizes {
+        x: 1 << 14,
+        normed: 1 << 14,
+        wide: 1 << 15,
+        scores: 1 << 12,
+        patch: 1 << 14,
+        logits: 1 << 8,
+        kv: 1 << 17,
+        cross_kv: 1 << 15,
+    };
+}
+
+/// The device memory for them: the sum of the int8 capacities.
 type Big = board_common::Arena<
-    { 1 << 14 },
-    { 1 << 14 },
-    { 1 << 15 },
+    BigSizes,
+    { (1 << 14) * 3 + (1 << 15) * 2 + (1 << 8) + (1 << 17) },
     { 1 << 12 },
-    { 1 << 14 },
-    { 1 << 8 },
-    { 1 << 17 },
-    { 1 << 15 },
     256,
     8,
 >;

@@ -1,4 +1,5 @@
-//! `tools device --qemu mps2-an386 MODEL run --input FILE --json` (and `mps2-an500`) against `tools simulate
+//! `tools device --qemu mps2-an386 MODEL run --input FILE --json` (and `mps2-an500`,
+//! `mps2-an505`, `mps3-an547`: one model each) against `tools simulate
 //! MODEL --input FILE --json`: the device (the serve firmware under QEMU, talked to over its
 //! UART with the attn-link protocol) must print the same JSON byte for byte, plus its
 //! `"device"` counters; and the link's failures (another model on the device, no answer in
@@ -214,6 +215,42 @@ fn cortex_m7_mps2_an500_serves_too() {
     assert_eq!(c["time"].as_array().unwrap().len(), 2);
 }
 
+/// The Cortex-M33 serve firmware (UART0 at the IoTKit's Secure alias `0x5020_0000`, APB clock
+/// 20 MHz) answers like simulate.
+#[test]
+fn cortex_m33_mps2_an505_serves_too() {
+    if skip() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = same_as_simulate_on(
+        "mps2-an505",
+        "models/vit-mnist.tatn",
+        "models/data/mnist_test_500.npy",
+        2,
+        16,
+    );
+    assert_eq!(c["time"].as_array().unwrap().len(), 2);
+}
+
+/// The Cortex-M55 serve firmware (UART0 at the SSE-300's Secure alias `0x5930_3000`), with a
+/// generator: its greedy ids and teacher-forced logits over the link equal simulate's.
+#[test]
+fn cortex_m55_mps3_an547_serves_a_generator() {
+    if skip() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = same_as_simulate_on(
+        "mps3-an547",
+        "models/digit-reader.tatn",
+        "models/data/strips_test_100.npy",
+        1,
+        5,
+    );
+    assert_eq!(c["encode"].as_array().unwrap().len(), 1);
+}
+
 #[test]
 fn decoders_on_the_device_equal_simulate() {
     if skip() {
@@ -295,11 +332,11 @@ fn link_failures_are_clear_errors() {
     assert!(e.starts_with("qemu mps2-an386: "), "{e}");
     assert!(e.contains("QEMU"), "{e}");
     std::fs::remove_file(elf).unwrap();
-    // An unknown machine.
+    // An unknown machine (a QEMU machine without a serve firmware).
     let e = cli(Command::Device(DeviceArgs {
         port: None,
         baud: 115_200,
-        qemu: Some("mps2-an505".into()),
+        qemu: Some("microbit".into()),
         firmware: None,
         timeout: 1.0,
         model: vit,
@@ -308,6 +345,7 @@ fn link_failures_are_clear_errors() {
     .unwrap_err();
     assert_eq!(
         e,
-        "qemu mps2-an505: no serve firmware for this machine (known: mps2-an386, mps2-an500)"
+        "qemu microbit: no serve firmware for this machine (known: mps2-an386, mps2-an500, \
+         mps2-an505, mps3-an547)"
     );
 }

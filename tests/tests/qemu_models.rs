@@ -1,6 +1,8 @@
 //! Every embedded model on every emulated core: the firmware's `result` lines must equal the
 //! host's byte for byte (host: the same blob and quantized inputs through core-attn's
-//! owned-buffer runners, `board_common::host::result_lines`).
+//! owned-buffer runners, `board_common::host::result_lines`). The generators' lines carry a
+//! hash of every step's logits besides the ids (`board_common::format`), so a logits
+//! difference that never flips an argmax fails too.
 //!
 //! One `cargo run --release` per board (the boards share `boards/target`, so dependencies are
 //! built once per target). Needs `qemu-system-arm` and the three thumb targets (`.ci/run`
@@ -332,15 +334,120 @@ fn boot_check_refuses_what_does_not_fit() {
     }
 }
 
+/// Every decoder step's int8 logits (one row per step, prompt positions included) and the ids
+/// of each input of decoder model `m`, straight from core-attn's greedy runner.
+fn step_logits(m: &HostModel) -> Vec<(Vec<Vec<i8>>, Vec<u32>)> {
+    let aligned = host::Aligned::new(&m.bytes);
+    let blob = aligned.parse().unwrap();
+    let mut owned = core_attn::model::host::OwnedBuffers::new(&blob.buffers());
+    let (mut bufs, mut caches, mut cross) = owned.split(&blob).unwrap();
+    let d = blob.header().decoder;
+    let inputs: Vec<(Option<&[i8]>, Vec<u32>)> = match &m.inputs {
+        host::HostInputs::Prompts(ps) => ps.iter().map(|p| (None, p.clone())).collect(),
+        host::HostInputs::Images(imgs) => imgs
+            .iter()
+            .map(|i| (Some(i.as_slice()), vec![d.start_token]))
+            .collect(),
+    };
+    inputs
+        .into_iter()
+        .map(|(img, prompt)| {
+            if let Some(img) = img {
+                core_attn::model::encode_for_decoder(
+                    &blob,
+                    img,
+                    &mut cross,
+                    &mut bufs,
+                    &mut |_, _| {},
+                )
+                .unwrap();
+            }
+            let mut rows = Vec::new();
+            let mut out = vec![0u32; prompt.len() + m.max_new];
+            let enc = (!cross.is_empty()).then_some(&cross[..]);
+            let n = core_attn::model::greedy(
+                &blob,
+                &prompt,
+                m.max_new,
+                &mut out,
+                &mut caches,
+                enc,
+                &mut bufs,
+                &mut |_, l| rows.push(l.to_vec()),
+            )
+            .unwrap();
+            out.truncate(n);
+            (rows, out)
+        })
+        .collect()
+}
+
+/// The generators' result lines carry an FNV-1a hash of every step's int8 logits (issue 17):
+/// a device whose logits differ from the host's by one LSB in one logit of one step, without
+/// flipping any argmax, no longer matches — before the hash, its line (ids only) did.
+///
+/// Injected bug: +1 on one logit that is not the step's maximum (so the ids stay the same), in
+/// the first step (a prompt position) and in the last one, hashed with `format::LogitsFnv`,
+/// the incremental hash the firmware runs; the line must differ from the host's
+/// `result_lines` (which hashes the concatenated logits in one go with
+/// `core_attn::blob::fnv1a32`), while its ids part stays equal. Unperturbed, the two agree.
+#[test]
+fn one_lsb_in_one_logit_of_one_step_fails_the_comparison() {
+    use board_common::format::{ids_line, LogitsFnv};
+    let line = |m: &HostModel, i: usize, rows: &[Vec<i8>], ids: &[u32]| {
+        let what = match m.inputs {
+            host::HostInputs::Prompts(_) => "prompt",
+            host::HostInputs::Images(_) => "image",
+        };
+        let mut h = LogitsFnv::new();
+        rows.iter().for_each(|r| h.update(r));
+        let mut s = String::new();
+        ids_line(&mut s, &m.name, what, i, h.value(), ids).unwrap();
+        s.trim_end().to_string()
+    };
+    let ids_part = |l: &str| l.split(" ids ").nth(1).unwrap().to_string();
+    let mut checked = 0;
+    for m in host_models().iter().filter(|m| m.layers > 0) {
+        let expected = host::result_lines(m).unwrap();
+        let runs = step_logits(m);
+        assert_eq!(runs.len(), expected.len(), "{}", m.name);
+        for (i, (rows, ids)) in runs.iter().enumerate() {
+            // Prompt + generated ids: every one but the last was fed, one step each.
+            assert_eq!(rows.len(), ids.len() - 1, "{}", m.name);
+            assert_eq!(line(m, i, rows, ids), expected[i], "{}", m.name);
+            assert!(expected[i].contains(" logits_fnv1a "), "{}", expected[i]);
+            for step in [0, rows.len() - 1] {
+                let top = core_attn::model::argmax_i8(&rows[step]);
+                // A logit below the maximum by 2 or more (so +1 cannot tie or pass it).
+                let j = (0..rows[step].len())
+                    .find(|&j| i16::from(rows[step][j]) + 2 <= i16::from(rows[step][top]))
+                    .unwrap_or_else(|| panic!("{}: a flat logits row", m.name));
+                let mut bad = rows.clone();
+                bad[step][j] += 1;
+                assert_eq!(core_attn::model::argmax_i8(&bad[step]), top);
+                let l = line(m, i, &bad, ids);
+                assert_ne!(l, expected[i], "{} step {step}: one LSB not caught", m.name);
+                assert_eq!(ids_part(&l), ids_part(&expected[i]));
+                checked += 1;
+            }
+        }
+    }
+    // gpt2-tiny (1 prompt) and encdec-tiny (2 images), two perturbed steps each.
+    assert_eq!(checked, 6);
+}
+
 #[test]
 fn host_lines_cover_every_model_and_input() {
     let l = host_lines();
     // 3 ViT images, 1 GPT-2 prompt, 2 encoder-decoder images.
     assert_eq!(l.len(), 6, "{l:#?}");
     assert!(l[0].starts_with("result vit-tiny image 0 top1 "), "{l:#?}");
-    assert!(l[3].starts_with("result gpt2-tiny prompt 0 ids "), "{l:#?}");
     assert!(
-        l[5].starts_with("result encdec-tiny image 1 ids "),
+        l[3].starts_with("result gpt2-tiny prompt 0 logits_fnv1a "),
+        "{l:#?}"
+    );
+    assert!(
+        l[5].starts_with("result encdec-tiny image 1 logits_fnv1a "),
         "{l:#?}"
     );
     assert!(Path::new(&host::shipped_dir())

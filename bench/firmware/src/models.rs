@@ -222,6 +222,9 @@ pub fn run(b: &mut Bench, arena: &'static mut Arena) {
                 );
                 let _ = parts.push(("encode", 1, 0));
                 let out = &mut ids[..1 + m.max_new];
+                // Every step's logits hashed as the device's result line does (a few
+                // instructions per vocabulary entry, inside the measured region).
+                let mut hash = format::LogitsFnv::new();
                 let n = or_die(
                     measure(|| {
                         runner::greedy(
@@ -232,24 +235,29 @@ pub fn run(b: &mut Bench, arena: &'static mut Arena) {
                             &mut ca,
                             Some(&cr),
                             &mut bufs,
-                            &mut |_, _| {},
+                            &mut |_, l| hash.update(l),
                         )
                     }),
                     m.name,
                 );
                 // The last id (eos, or the last allowed one) is never fed back.
                 let _ = parts.push(("decode", n - 1, 0));
-                let _ = format::ids_line(&mut check, m.name, "image", 0, &out[..n]);
+                let h = hash.value();
+                let _ = format::ids_line(&mut check, m.name, "image", 0, h, &out[..n]);
             }
             ModelKind::DecoderLm => {
                 let mut ca = caches(kv, d.layers, d.max_positions, d.width);
                 let p = m.prompt;
                 let out = &mut ids[..p.len() + m.max_new];
                 out[..p.len()].copy_from_slice(p);
-                // Prefill: every prompt token but the last (their logits are not needed).
+                // Every step's logits, prompt positions included, hashed as the device's
+                // result line does (a few instructions per vocabulary entry).
+                let mut hash = format::LogitsFnv::new();
+                // Prefill: every prompt token but the last (only hashed: the next token comes
+                // from the last one's logits).
                 measure(|| {
                     for &t in &p[..p.len() - 1] {
-                        or_die(
+                        let l = or_die(
                             runner::decoder_step(
                                 &blob,
                                 t,
@@ -260,6 +268,7 @@ pub fn run(b: &mut Bench, arena: &'static mut Arena) {
                             ),
                             m.name,
                         );
+                        hash.update(l);
                     }
                 });
                 let _ = parts.push(("prefill", p.len() - 1, 0));
@@ -279,11 +288,12 @@ pub fn run(b: &mut Bench, arena: &'static mut Arena) {
                             ),
                             m.name,
                         );
+                        hash.update(l);
                         out[pos + 1] = runner::argmax_i8(l) as u32;
                     }
                 });
                 let _ = parts.push(("token", m.max_new, p.len() - 1));
-                let _ = format::ids_line(&mut check, m.name, "prompt", 0, out);
+                let _ = format::ids_line(&mut check, m.name, "prompt", 0, hash.value(), out);
             }
             // No Llama model is benchmarked yet (include_model! refuses the kind).
             ModelKind::Llama => {}

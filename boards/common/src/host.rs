@@ -23,7 +23,7 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 use std::{format, vec};
 
-use core_attn::blob::{Blob, BufferSizes, ModelKind};
+use core_attn::blob::{fnv1a32, Blob, BufferSizes, ModelKind};
 use core_attn::model::host::OwnedBuffers;
 use core_attn::model::{self as runner};
 use core_attn::quant::QParams;
@@ -427,6 +427,7 @@ pub fn result_lines(m: &HostModel) -> Result<Vec<String>, String> {
         (HostInputs::Prompts(ps), ModelKind::DecoderLm) => {
             for (i, p) in ps.iter().enumerate() {
                 let mut out = vec![0u32; p.len() + m.max_new];
+                let mut all = Vec::new();
                 let n = runner::greedy(
                     &blob,
                     p,
@@ -435,10 +436,11 @@ pub fn result_lines(m: &HostModel) -> Result<Vec<String>, String> {
                     &mut caches,
                     None,
                     &mut bufs,
-                    &mut |_, _| {},
+                    &mut |_, l| all.extend(l.iter().map(|&q| q as u8)),
                 )
                 .map_err(fail)?;
-                format::ids_line(&mut s, &m.name, "prompt", i, &out[..n])
+                let h = fnv1a32(&all);
+                format::ids_line(&mut s, &m.name, "prompt", i, h, &out[..n])
                     .map_err(|e| e.to_string())?;
             }
         }
@@ -448,6 +450,7 @@ pub fn result_lines(m: &HostModel) -> Result<Vec<String>, String> {
                 runner::encode_for_decoder(&blob, img, &mut cross, &mut bufs, &mut |_, _| {})
                     .map_err(fail)?;
                 let mut out = vec![0u32; 1 + m.max_new];
+                let mut all = Vec::new();
                 let n = runner::greedy(
                     &blob,
                     &[start],
@@ -456,10 +459,11 @@ pub fn result_lines(m: &HostModel) -> Result<Vec<String>, String> {
                     &mut caches,
                     Some(&cross),
                     &mut bufs,
-                    &mut |_, _| {},
+                    &mut |_, l| all.extend(l.iter().map(|&q| q as u8)),
                 )
                 .map_err(fail)?;
-                format::ids_line(&mut s, &m.name, "image", i, &out[..n])
+                let h = fnv1a32(&all);
+                format::ids_line(&mut s, &m.name, "image", i, h, &out[..n])
                     .map_err(|e| e.to_string())?;
             }
         }
@@ -471,7 +475,8 @@ pub fn result_lines(m: &HostModel) -> Result<Vec<String>, String> {
 
 /// For a board's `build.rs`: copy `memory.x` to `OUT_DIR` (link search path), select the
 /// models (`defaults` unless `TATN_MODEL` is set) and write `OUT_DIR/model_consts.rs` with
-/// `MODELS: &[Embedded]` and `type Arena` (buffer sizes = maxima over the models).
+/// `MODELS: &[Embedded]` and `type Arena` (its `Sizes`: per-buffer maxima over the models; its
+/// device `Memory`: their sum).
 ///
 /// A blob that does not parse is still embedded (with a cargo warning): the firmware must
 /// refuse it at boot with a clear message and a failure exit.
@@ -527,7 +532,19 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
     let mut max = BufferSizes::default();
     let mut ids = 1usize;
     let mut layers = 1usize;
+    // Bit n: some decoder LM / encoder-decoder has n layers (the device types' const
+    // parameter; only these instantiations are reachable in the firmware).
+    let (mut lm_layers, mut reader_layers) = (0u32, 0u32);
     for m in models {
+        let bit = if (1..32).contains(&m.layers) {
+            1u32 << m.layers
+        } else {
+            0
+        };
+        match &m.inputs {
+            HostInputs::Prompts(_) => lm_layers |= bit,
+            HostInputs::Images(_) => reader_layers |= bit,
+        }
         let b = &m.buffers;
         max.x = max.x.max(b.x);
         max.normed = max.normed.max(b.normed);
@@ -546,12 +563,27 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
             ids = ids.max(1 + m.max_new);
         }
     }
+    // The device `Memory`: every int8 buffer at its maximum (what
+    // `core_attn::device::ModelInfo::i8_bytes` sums for one model; no image buffer: the harness
+    // passes int8 images), so a model that passes `check` against the maxima fits; the scores.
+    let i8_bytes = max.x + max.normed + max.wide + max.patch + max.logits + max.kv + max.cross_kv;
     w(
         &mut s,
         format_args!(
-            "/// Static buffers sized for the embedded models ({} bytes).\n\
-             pub type Arena = board_common::Arena<{}, {}, {}, {}, {}, {}, {}, {}, {}, {}>;\n",
-            max.total_bytes() + 4 * ids,
+            "/// The per-buffer maxima over the embedded models (what `board_common::check` \
+             compares) and the decoder layer counts (bit sets).\n\
+             pub struct Sizes;\n\
+             impl board_common::ArenaSizes for Sizes {{\n    \
+             const SIZES: board_common::core_attn::blob::BufferSizes = \
+             board_common::core_attn::blob::BufferSizes {{ x: {}, normed: {}, wide: {}, \
+             scores: {}, patch: {}, logits: {}, kv: {}, cross_kv: {} }};\n    \
+             const LM_LAYERS: u32 = {:#x};\n    \
+             const READER_LAYERS: u32 = {:#x};\n\
+             }}\n\
+             /// Working memory for the embedded models ({} bytes): a \
+             `core_attn::device::Memory` of {} int8 bytes and {} scores, {} generated ids, up \
+             to {} decoder layers.\n\
+             pub type Arena = board_common::Arena<Sizes, {}, {}, {}, {}>;\n",
             max.x,
             max.normed,
             max.wide,
@@ -560,6 +592,15 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
             max.logits,
             max.kv,
             max.cross_kv,
+            lm_layers,
+            reader_layers,
+            i8_bytes + 4 * max.scores + 4 * ids,
+            i8_bytes,
+            max.scores,
+            ids,
+            layers,
+            i8_bytes,
+            max.scores,
             ids,
             layers
         ),

@@ -6,11 +6,11 @@
 use attn_link::model::{ModelHandler, Workspace};
 use attn_link::server::ServeError;
 use attn_link::Server;
+use core_attn::attention::KvCache;
 use core_attn::blob::ModelKind;
-use core_attn::model::ModelBuffers;
 use embedded_io::{Read, Write};
 
-use crate::{check, kv_slots, Arena, Caches, Clock, Embedded, Failure};
+use crate::{check, Arena, ArenaSizes, Clock, Embedded, Failure};
 
 /// Frames of up to 4 KiB of payload (a 28×112 image fits): two buffers of this size.
 pub const FRAME: usize = attn_link::MAX_FRAME;
@@ -39,22 +39,33 @@ pub enum ServeFailure<E> {
     Port(ServeError<E>),
 }
 
-impl<
-        const X: usize,
-        const NORMED: usize,
-        const WIDE: usize,
-        const SCORES: usize,
-        const PATCH: usize,
-        const LOGITS: usize,
-        const KV: usize,
-        const CROSS: usize,
-        const IDS: usize,
-        const LAYERS: usize,
-    > Arena<X, NORMED, WIDE, SCORES, PATCH, LOGITS, KV, CROSS, IDS, LAYERS>
+type Caches<'a, const L: usize> = heapless::Vec<KvCache<'a>, L>;
+
+/// The KV caches of `layers` decoder layers in `arena`, as the attn-link workspace takes them.
+fn kv_slots<const L: usize>(
+    arena: &mut [i8],
+    layers: usize,
+    capacity: usize,
+    width: usize,
+) -> Result<Caches<'_, L>, Failure> {
+    let mut v = Caches::<L>::new();
+    for c in core_attn::model::kv_caches(arena, layers, capacity, width)? {
+        v.push(c?).map_err(|_| Failure::TooManyLayers {
+            needs: layers,
+            have: L,
+        })?;
+    }
+    Ok(v)
+}
+
+impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const LAYERS: usize>
+    Arena<S, I8, I32, IDS, LAYERS>
 {
     /// Serve model `m` over `io` until the port ends (a UART never does): check it fits
     /// (as [`Arena::run`] does), then answer requests with `server`, timing them with `clock`.
-    /// `prompt` and `ids` hold received prompts and generated ids.
+    /// The arena's [`core_attn::device::Memory`] is handed to attn-link's `ModelHandler`
+    /// split by [`core_attn::device::Memory::parts`]; `prompt` and `ids` hold received
+    /// prompts and generated ids.
     pub fn serve<IO: Read + Write>(
         &mut self,
         m: &Embedded,
@@ -64,30 +75,28 @@ impl<
         ids: &mut [u32],
     ) -> Result<(), ServeFailure<IO::Error>> {
         let blob = check(m, &Self::SIZES, LAYERS, IDS).map_err(ServeFailure::Model)?;
+        let info = crate::harness_info(&blob);
         let h = *blob.header();
         let d = h.decoder;
         let has_decoder = blob.kind().has_decoder();
+        let parts = self
+            .memory
+            .parts(&info)
+            .map_err(|e| ServeFailure::Model(Failure::Model(e)))?;
         let mut caches: Caches<'_, LAYERS> = if has_decoder {
-            kv_slots::<LAYERS>(&mut self.kv, d.layers, d.max_positions, d.width)
+            kv_slots::<LAYERS>(parts.kv, d.layers, d.max_positions, d.width)
                 .map_err(ServeFailure::Model)?
         } else {
             Caches::new()
         };
         let mut cross: Caches<'_, LAYERS> = if blob.kind() == ModelKind::EncoderDecoder {
-            kv_slots::<LAYERS>(&mut self.cross, d.layers, h.encoder.tokens(), d.width)
+            kv_slots::<LAYERS>(parts.cross, d.layers, h.encoder.tokens(), d.width)
                 .map_err(ServeFailure::Model)?
         } else {
             Caches::new()
         };
         let ws = Workspace {
-            buffers: ModelBuffers {
-                x: &mut self.x,
-                normed: &mut self.normed,
-                wide: &mut self.wide,
-                scores: &mut self.scores,
-                patch: &mut self.patch,
-                logits: &mut self.logits,
-            },
+            buffers: parts.buffers,
             caches: &mut caches,
             cross: &mut cross,
             prompt,
@@ -105,15 +114,20 @@ impl<
     }
 }
 
-/// The whole serve-mode firmware of a QEMU MPS2 board whose UART0 is a CMSDK UART at
-/// [`crate::uart::MPS2_UART0`] (mps2-an386, mps2-an500): `serve_firmware!("mps2-an386",
-/// CORE_HZ)` after `include!`-ing the board's `model_consts.rs` defines the `#[entry]` that
-/// serves the first embedded model on UART0 at 115200 baud, timed by SysTick, with boot
-/// messages (and a refused model) on semihosting.
+/// The whole serve-mode firmware of a QEMU MPS2/MPS3 board whose UART0 is a CMSDK UART:
+/// `serve_firmware!("mps2-an505", CORE_HZ, AN505_UART0, APB_HZ)` after `include!`-ing the
+/// board's `model_consts.rs` defines the `#[entry]` that serves the first embedded model on the
+/// UART at `base` (clocked at `apb_hz`) at 115200 baud, timed by SysTick at `core_hz`, with
+/// boot messages (and a refused model) on semihosting. The two-argument form
+/// `serve_firmware!("mps2-an386", CORE_HZ)` is UART0 of the MPS2 boards
+/// ([`crate::uart::MPS2_UART0`], APB clock = core clock: mps2-an386, mps2-an500).
 #[cfg(all(feature = "qemu", feature = "uart"))]
 #[macro_export]
 macro_rules! serve_firmware {
     ($board:literal, $core_hz:expr) => {
+        $crate::serve_firmware!($board, $core_hz, $crate::uart::MPS2_UART0, $core_hz);
+    };
+    ($board:literal, $core_hz:expr, $uart_base:expr, $apb_hz:expr) => {
         #[cortex_m_rt::entry]
         fn main() -> ! {
             // `#[entry]` turns these leading `static mut`s into `&'static mut` (no `unsafe`).
@@ -123,14 +137,15 @@ macro_rules! serve_firmware {
             use core::fmt::Write as _;
             use $crate::link::{ServeFailure, FRAME};
             use $crate::qemu::{self, Semihosting, SysTickClock};
-            use $crate::uart::{CmsdkUart, MPS2_UART0};
+            use $crate::uart::CmsdkUart;
             let mut out = Semihosting::stdout();
             let (Some(cp), Some(m)) = (cortex_m::Peripherals::take(), MODELS.first()) else {
                 qemu::exit(false)
             };
             let mut clock = SysTickClock::new(cp.SYST, $core_hz);
-            // SAFETY: UART0 of the MPS2 board, used by nothing else in this firmware.
-            let uart = unsafe { CmsdkUart::new(MPS2_UART0, $core_hz, 115_200) };
+            // SAFETY: UART0 of the board (the address the board passes), used by nothing else
+            // in this firmware.
+            let uart = unsafe { CmsdkUart::new($uart_base, $apb_hz, 115_200) };
             let mut server: attn_link::Server<CmsdkUart, FRAME> = attn_link::Server::new(uart);
             if let Some(o) = out.as_mut() {
                 let _ = writeln!(

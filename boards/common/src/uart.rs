@@ -7,8 +7,16 @@
 //! enable), `BAUDDIV` 0x10 (at least 16). One byte of buffer each way, no FIFO: QEMU holds
 //! back host input while the RX buffer is full, so polling loses nothing.
 //!
-//! UART0 is at `0x4000_4000` on `mps2-an385`/`an386`/`an500` (QEMU connects it to the first
-//! `-serial`).
+//! UART0 (QEMU connects it to the first `-serial`) is at `0x4000_4000` on
+//! `mps2-an385`/`an386`/`an500` ([`MPS2_UART0`]). The TrustZone machines (QEMU
+//! `hw/arm/mps2-tz.c`) put their APB UARTs behind a peripheral protection controller, reachable
+//! at a Non-secure alias (bit 28 clear) and a Secure one (bit 28 set). The firmware boots and
+//! stays Secure and the controller's ports reset to Secure, so the drivers use the Secure
+//! alias: UART0 at `0x5020_0000` on `mps2-an505` (Non-secure `0x4020_0000`; [`AN505_UART0`],
+//! APB clock = the 20 MHz core clock) and at `0x5930_3000` on `mps3-an547` (Non-secure
+//! `0x4930_3000`; [`AN547_UART0`], APB clock 25 MHz, core 32 MHz). (QEMU 7.2 also answers a
+//! Secure access at the Non-secure alias — a build with `0x4020_0000` served as well — so
+//! the alias is the architectural choice, not one a QEMU test can tell apart.)
 
 use core::convert::Infallible;
 
@@ -23,6 +31,12 @@ const RX_EN: u32 = 1 << 1;
 
 /// UART0 of `mps2-an385` / `mps2-an386` / `mps2-an500`.
 pub const MPS2_UART0: usize = 0x4000_4000;
+
+/// UART0 of `mps2-an505` (Cortex-M33, IoTKit), Secure alias (Non-secure: `0x4020_0000`).
+pub const AN505_UART0: usize = 0x5020_0000;
+
+/// UART0 of `mps3-an547` (Cortex-M55, SSE-300), Secure alias (Non-secure: `0x4930_3000`).
+pub const AN547_UART0: usize = 0x5930_3000;
 
 /// One CMSDK APB UART, polled.
 pub struct CmsdkUart {

@@ -3,9 +3,9 @@
 //! The panic handler below calls a function that exists nowhere, so this binary **links only
 //! if no panic call site is left** in everything it contains: [`board_common::check`] (which
 //! runs [`Blob::parse`](board_common::core_attn::blob::Blob::parse) and the buffer, layer,
-//! id and input checks) and [`board_common::Arena::infer`] (the ViT, decoder-LM and
-//! encoder–decoder runners of core-attn with their KV caches, every kernel and block they
-//! reach, and the board's greedy-decoding glue) — the same code the QEMU and board firmware
+//! id and input checks) and [`board_common::Arena::infer`] (core-attn's public device types
+//! `Vit`, `Lm` and `Reader` — the ones `include_model!` gives a user — with their KV caches,
+//! every kernel and block they reach, and the board's greedy-decoding glue) — the same code the QEMU and board firmware
 //! runs, through a [`Report`] that folds results instead of formatting them.
 //!
 //! The models the runners see come through [`core::hint::black_box`]: the optimizer may not
@@ -94,11 +94,12 @@ impl Report for Fold {
         _what: &str,
         _index: usize,
         ids: &[u32],
-        _times: &TokenTimes,
+        times: &TokenTimes,
         _encode: u64,
         _unit: &str,
     ) -> Result<(), Failure> {
         ids.iter().for_each(|&t| self.add(t));
+        self.add(times.logits_fnv1a);
         Ok(())
     }
 }

@@ -16,14 +16,17 @@
 //! | --- | --- | --- |
 //! | ViT classifier | [`Vit`] | [`Vit::classify_u8`], [`Vit::classify`] (int8 image), [`Vit::logits`] |
 //! | decoder LM | [`Lm`] | [`Lm::generate`] (greedy or [`Sampler::temperature`]), [`Lm::prefill`], [`Lm::step`] |
-//! | encoder–decoder | [`Reader`] | [`Reader::read_u8`], [`Reader::read`] (image → token ids) |
+//! | encoder–decoder | [`Reader`] | [`Reader::read_u8`], [`Reader::read`] (image → token ids), [`Reader::encode`] + [`Reader::step`] |
 //! | Llama ([`crate::llama`]) | [`Llama`] | [`Llama::generate`], [`Llama::prefill`], [`Llama::step`] |
 //!
 //! Inputs and outputs without floats: a [`PixelMap`] is a 256-entry `u8 → i8` table computed
 //! by the compiler (in a `const`) from the blob's input scale and zero point and your
 //! normalization; [`Dequant`] turns int8 logits into Q16.16 fixed point with integer
 //! arithmetic; [`Sampler`] samples with an integer-only temperature and a seeded xorshift
-//! generator. When the blob carries a vocabulary ([`crate::blob::Vocab`]), [`Lm::vocab`] turns
+//! generator. Firmware that holds several models in one [`Memory`] reads each one's
+//! [`ModelInfo`] at run time with [`ModelInfo::of_blob`]; [`Memory::parts`] hands the raw
+//! buffers to code that drives [`crate::model`]'s runners itself (a serial-link server). When
+//! the blob carries a vocabulary ([`crate::blob::Vocab`]), [`Lm::vocab`] turns
 //! ids into text and text into ids on the device.
 //!
 //! # Where the memory lives
@@ -302,6 +305,33 @@ impl ModelInfo {
         }
     }
 
+    /// The [`ModelInfo`] of a blob already parsed at run time ([`Blob::parse`]): what
+    /// [`ModelInfo::of`] reads at compile time, for firmware that holds several models and
+    /// runs them one after another in one [`Memory`] large enough for each (the QEMU boards).
+    pub fn of_blob(blob: &Blob<'_>) -> ModelInfo {
+        let h = blob.header();
+        let kind = blob.kind();
+        let e = h.encoder;
+        ModelInfo {
+            kind: kind as u16,
+            buffers: blob.buffers(),
+            layers: if kind.has_decoder() {
+                h.decoder.layers
+            } else {
+                0
+            },
+            image: if kind == ModelKind::DecoderLm {
+                0
+            } else {
+                e.channels
+                    .saturating_mul(e.height)
+                    .saturating_mul(e.image_width)
+            },
+            input_scale_bits: h.input_scale_bits,
+            input_zero_point: h.input_zero_point,
+        }
+    }
+
     /// Bytes of int8 working memory: every `i8` buffer, the KV caches and the quantized image.
     pub const fn i8_bytes(&self) -> usize {
         let b = &self.buffers;
@@ -546,6 +576,17 @@ impl<const I8: usize, const I32: usize> Memory<I8, I32> {
         }
     }
 
+    /// The raw parts for `info` — runner buffers, image buffer, self- and cross-attention KV
+    /// arenas — for code that drives [`crate::model`]'s runners itself (a serial-link server
+    /// such as `attn-link`'s `ModelHandler`). The model types above do this for you.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BufferTooSmall`] when the memory is smaller than `info` asks for.
+    pub fn parts(&mut self, info: &ModelInfo) -> Result<Parts<'_>, Error> {
+        self.split(info)
+    }
+
     /// Split into the runner buffers, the image buffer and the two KV arenas for `info`.
     fn split(&mut self, info: &ModelInfo) -> Result<Parts<'_>, Error> {
         let b = &info.buffers;
@@ -594,11 +635,17 @@ impl<const I8: usize, const I32: usize> Memory<I8, I32> {
     }
 }
 
-struct Parts<'m> {
-    buffers: ModelBuffers<'m>,
-    image: &'m mut [i8],
-    kv: &'m mut [i8],
-    cross: &'m mut [i8],
+/// A [`Memory`] split for one model ([`Memory::parts`]).
+#[derive(Debug)]
+pub struct Parts<'m> {
+    /// The runner buffers.
+    pub buffers: ModelBuffers<'m>,
+    /// Room for the quantized input image (`C·H·W`; empty for a decoder LM).
+    pub image: &'m mut [i8],
+    /// The self-attention KV-cache arena ([`crate::model::kv_caches`]).
+    pub kv: &'m mut [i8],
+    /// The cross-attention KV-cache arena (encoder–decoder).
+    pub cross: &'m mut [i8],
 }
 
 /// Parse `blob` as a model of kind `K` (`ModelKind as u16`), check that `info` describes it.
@@ -967,6 +1014,55 @@ impl<'m, const L: usize> Reader<'m, L> {
             &mut |_, _| {},
         )?;
         self.decode(max_new, on_token)
+    }
+
+    /// Encode an int8 image (`[C][H][W]`) into the cross-attention caches and start a new
+    /// token sequence; then [`Reader::step`] from the start token decodes it one token at a
+    /// time (what [`Reader::read`] does in one call), e.g. to time the encoder apart or to see
+    /// every step's logits.
+    ///
+    /// # Errors
+    ///
+    /// As [`Reader::read`].
+    pub fn encode(&mut self, image: &[i8]) -> Result<(), Error> {
+        runner::encode_for_decoder(
+            &self.blob,
+            image,
+            &mut self.cross,
+            &mut self.buffers,
+            &mut |_, _| {},
+        )?;
+        for c in &mut self.caches {
+            c.clear();
+        }
+        Ok(())
+    }
+
+    /// Tokens in the self-attention cache since [`Reader::encode`].
+    pub fn position(&self) -> usize {
+        self.caches.first().map_or(0, |c| c.len())
+    }
+
+    /// Feed one token at [`Reader::position`] (the first: the header's start token) against
+    /// the image of the last [`Reader::encode`]; returns the int8 logits of the next one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TokenOutOfRange`] for an id outside the vocabulary, [`Error::CacheFull`] past
+    /// the model's positions.
+    pub fn step(&mut self, token: u32) -> Result<&[i8], Error> {
+        let capacity = self.blob.header().decoder.max_positions;
+        if self.position() >= capacity {
+            return Err(Error::CacheFull { capacity });
+        }
+        runner::decoder_step(
+            &self.blob,
+            token,
+            &mut self.caches,
+            Some(&self.cross),
+            &mut self.buffers,
+            &mut |_, _| {},
+        )
     }
 
     fn decode(&mut self, max_new: usize, mut on_token: impl FnMut(u32)) -> Result<usize, Error> {

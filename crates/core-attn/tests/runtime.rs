@@ -376,6 +376,7 @@ fn reader_matches_runner<const L: usize>(bytes: &[u8], mut reader: Reader<'_, L>
         let img = image_i8(&mut r, e.channels * e.height * e.image_width);
         model::encode_for_decoder(&blob, &img, &mut cross, &mut bufs, &mut |_, _| {}).unwrap();
         let mut out = vec![0u32; 1 + max_new];
+        let mut rows: Vec<Vec<i8>> = Vec::new();
         let n = model::greedy(
             &blob,
             &[h.decoder.start_token],
@@ -384,14 +385,55 @@ fn reader_matches_runner<const L: usize>(bytes: &[u8], mut reader: Reader<'_, L>
             &mut caches,
             Some(&cross),
             &mut bufs,
-            &mut |_, _| {},
+            &mut |_, l| rows.push(l.to_vec()),
         )
         .unwrap();
         let mut got = Vec::new();
         let k = reader.read(&img, max_new, |t| got.push(t)).unwrap();
         assert_eq!(k, got.len());
         assert_eq!(&got[..], &out[1..n]);
+        // Step by step (`encode`, then `step` from the start token): every step's logits are
+        // the runner's, and the argmax chain gives the same ids.
+        reader.encode(&img).unwrap();
+        assert_eq!(reader.position(), 0);
+        let mut token = h.decoder.start_token;
+        for (i, want) in rows.iter().enumerate() {
+            assert_eq!(out[i], token);
+            let l = reader.step(token).unwrap();
+            assert_eq!(l, &want[..], "step {i}");
+            token = model::argmax_i8(l) as u32;
+        }
+        assert_eq!(reader.position(), rows.len());
     }
+}
+
+/// `ModelInfo::of_blob` (run time, parsed blob) is what `ModelInfo::of` reads at compile time,
+/// and `Memory::parts` hands out exactly the sizes it describes.
+#[test]
+fn run_time_info_and_parts_match_compile_time() {
+    for (name, bytes, info) in all() {
+        let blob = Blob::parse(bytes).unwrap();
+        assert_eq!(ModelInfo::of_blob(&blob), info, "{name}");
+    }
+    let mut m = Box::new(DIGITS::Memory::new());
+    let p = m.parts(&DIGITS::INFO).unwrap();
+    let b = DIGITS::INFO.buffers;
+    assert_eq!(
+        (
+            p.buffers.x.len(),
+            p.buffers.wide.len(),
+            p.buffers.scores.len()
+        ),
+        (b.x, b.wide, b.scores)
+    );
+    assert_eq!((p.kv.len(), p.cross.len()), (b.kv, b.cross_kv));
+    assert_eq!(p.image.len(), 28 * 112);
+    // A memory one byte short is refused, not split.
+    let mut small = Box::new(Memory::<{ DIGITS::INFO.i8_bytes() - 1 }, 65>::new());
+    assert!(matches!(
+        small.parts(&DIGITS::INFO),
+        Err(Error::BufferTooSmall { .. })
+    ));
 }
 
 #[test]

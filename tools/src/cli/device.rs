@@ -37,7 +37,7 @@ use crate::vocab::Vocab;
 use core_attn::blob::{fnv1a32, Blob, ModelKind, NO_TOKEN};
 
 /// QEMU machines with a serve firmware: (machine, board directory, CPU, target).
-const QEMU_BOARDS: [(&str, &str, &str, &str); 2] = [
+const QEMU_BOARDS: [(&str, &str, &str, &str); 4] = [
     (
         "mps2-an386",
         "mps2-an386",
@@ -50,6 +50,18 @@ const QEMU_BOARDS: [(&str, &str, &str, &str); 2] = [
         "cortex-m7",
         "thumbv7em-none-eabihf",
     ),
+    (
+        "mps2-an505",
+        "mps2-an505",
+        "cortex-m33",
+        "thumbv8m.main-none-eabihf",
+    ),
+    (
+        "mps3-an547",
+        "mps3-an547",
+        "cortex-m55",
+        "thumbv8m.main-none-eabihf",
+    ),
 ];
 
 /// Arguments of `device`.
@@ -61,7 +73,8 @@ pub struct DeviceArgs {
     /// Baud rate of --port.
     #[arg(long, default_value_t = 115_200)]
     pub baud: u32,
-    /// Start this QEMU machine with the model's serve firmware (mps2-an386, mps2-an500).
+    /// Start this QEMU machine with the model's serve firmware (mps2-an386, mps2-an500,
+    /// mps2-an505, mps3-an547).
     #[arg(long)]
     pub qemu: Option<String>,
     /// Serve firmware ELF for --qemu (default: built for MODEL in `boards/<machine>`).
