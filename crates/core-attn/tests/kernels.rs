@@ -6,7 +6,7 @@ use core_attn::activation::{build_lut, gelu_erf, gelu_tanh, Lut};
 use core_attn::linear::{Activation, Linear};
 use core_attn::quant::{ChannelRequant, QParams, Requant};
 use core_attn::residual::ResidualAdd;
-use core_attn::softmax::{softmax_i8, ExpTable, PROB_ONE, SOFTMAX_MAX_LSB_ERROR};
+use core_attn::softmax::{self, softmax_i8, ExpTable, PROB_ONE, SOFTMAX_MAX_LSB_ERROR};
 use core_attn::Error;
 use proptest::prelude::*;
 
@@ -760,6 +760,106 @@ fn softmax_named_rows() {
     bad = lo;
     bad[7] = bad[6] + 1;
     assert!(ExpTable::new(&hi, &bad).is_err());
+}
+
+/// The default step spends the 65536 table indices on `exp(−x) ≥ 2^-17`: the last index is
+/// `x = 17·ln 2`. Injected (cargo-mutants, issue #17): `17.0 * LN_2` → `17.0 / LN_2` in
+/// `default_step` → fails (the table would end at `exp(−35.3)`).
+#[test]
+fn softmax_default_step_ends_the_table_at_2_pow_minus_17() {
+    let last = 65535.0 * ExpTable::default_step();
+    assert!(
+        (last.exp() - 2f64.powi(17)).abs() < 1e-6,
+        "exp({last}) != 2^17"
+    );
+}
+
+/// Row lengths: 1..=`MAX_SEQ_LEN` accepted, 0 and `MAX_SEQ_LEN + 1` rejected naming the
+/// length. Injected (cargo-mutants): `len > MAX_SEQ_LEN` → `==` (the longer row accepted) or
+/// `>=` (the longest row rejected) in `check_row_len` → fails.
+#[test]
+fn softmax_row_length_limits() {
+    let step = ExpTable::default_step();
+    let (hi, lo) = ExpTable::build(step);
+    let exp = ExpTable::new(&hi, &lo).unwrap();
+    let to_index = Requant::from_real(0.05 / step).unwrap();
+    let n = core_attn::MAX_SEQ_LEN;
+    let mut x = vec![5i8; n + 1];
+    x[n / 2] = 7;
+    let mut p = vec![0u16; n + 1];
+    softmax_i8(&x[..n], to_index, exp, &mut p[..n]).unwrap();
+    let mut buf: Vec<i32> = x.iter().map(|&v| v as i32).collect();
+    softmax::softmax_scores_in_place(&mut buf[..n], to_index, exp).unwrap();
+    softmax::softmax_scores_in_place_generic(&mut buf[..n], to_index, exp).unwrap();
+    let too_long = Err(Error::BadDimension {
+        what: "softmax length",
+        value: n + 1,
+    });
+    assert_eq!(softmax_i8(&x, to_index, exp, &mut p), too_long);
+    assert_eq!(
+        softmax::softmax_scores_in_place(&mut buf, to_index, exp),
+        too_long
+    );
+    assert_eq!(
+        softmax::softmax_scores_in_place_generic(&mut buf, to_index, exp),
+        too_long
+    );
+    let empty = Err(Error::BadDimension {
+        what: "softmax length",
+        value: 0,
+    });
+    assert_eq!(
+        softmax::softmax_scores_in_place(&mut [], to_index, exp),
+        empty
+    );
+}
+
+/// Every output is `probability(e_j, round(2^47 / Σe))` = `⌊(e_j·R + 2^31) / 2^32⌋` with
+/// `R = ⌊(2^48 + Σe) / (2·Σe)⌋` (the reciprocal rounded to nearest, computed here in u128),
+/// checked on the rows `[0; k] ++ [−d]` (`k` keys at the maximum and one `d` index steps
+/// below; identity index mapping), every `d`, `k = 1..=8`: 2050 of these rows have a sum whose
+/// truncated reciprocal changes an output (e.g. `k = 3`, `d = 54784`: `Σe = 196605`).
+/// Injected (cargo-mutants): `+ sum / 2` → `+ sum % 2` in `reciprocal` (a truncated
+/// reciprocal, what the generic kernels use) → fails.
+#[test]
+fn softmax_outputs_use_the_rounded_reciprocal() {
+    let (hi, lo) = ExpTable::build(ExpTable::default_step());
+    let exp = ExpTable::new(&hi, &lo).unwrap();
+    // Index = score difference (`(x·2^30 + 2^29) >> 30`).
+    let identity = Requant {
+        multiplier: 1 << 30,
+        shift: 1,
+    };
+    assert_eq!(identity.apply(54784), 54784);
+    let stride = if cfg!(miri) { 4099 } else { 1 };
+    let mut boundary = 0;
+    for k in 1..=8usize {
+        for d in (0..=65535u32).step_by(stride).chain([54784]) {
+            let mut row = vec![0i32; k];
+            row.push(-(d as i32));
+            let e: Vec<u128> = row.iter().map(|&x| exp.exp((-x) as u32) as u128).collect();
+            let sum: u128 = e.iter().sum();
+            let recip = ((1u128 << 48) + sum) / (2 * sum);
+            let want: Vec<i32> = e
+                .iter()
+                .map(|&e| ((e * recip + (1 << 31)) >> 32) as i32)
+                .collect();
+            let truncated = (1u128 << 47) / sum;
+            if e.iter()
+                .any(|&e| (e * truncated + (1 << 31)) >> 32 != (e * recip + (1 << 31)) >> 32)
+            {
+                boundary += 1;
+            }
+            let mut got = row.clone();
+            softmax::softmax_scores_in_place_generic(&mut got, identity, exp).unwrap();
+            assert_eq!(got, want, "generic, k {k}, d {d}");
+            let mut got = row.clone();
+            softmax::softmax_scores_in_place(&mut got, identity, exp).unwrap();
+            assert_eq!(got, want, "k {k}, d {d}");
+        }
+    }
+    // The rows include sums where the rounding of the reciprocal shows.
+    assert!(boundary >= 1);
 }
 
 // ---------------------------------------------------------------------------------------------
