@@ -862,6 +862,51 @@ fn softmax_outputs_use_the_rounded_reciprocal() {
     assert!(boundary >= 1);
 }
 
+/// Keys whose table index lands exactly on the table's end (`q(d) = 65535`: `exp < 2^-17`,
+/// which counts as 0) get probability 0 from `softmax_i8` and its generic twin; the other keys
+/// get `⌊(e·R + 2^31) / 2^32⌋`, `R = round(2^47 / Σe)`. Factors `65535 / d` for the divisors
+/// `d` of 65535 = 3·5·17·257 up to 255, so that the difference `d` maps to 65535 exactly.
+/// Injected (cargo-mutants, issue #17): `fast_index(t_lo) < MAX_INDEX` → `<=` in
+/// `ExpIndex::refined` (the end index then takes the fast path, whose table product rounds to
+/// 1, not 0) → fails.
+#[test]
+fn softmax_keys_at_the_table_end_get_zero() {
+    let (hi, lo) = ExpTable::build(ExpTable::default_step());
+    let exp = ExpTable::new(&hi, &lo).unwrap();
+    // The table's own last product is not 0: only the cut at 65535 makes it so.
+    let last = (hi[255] as u32 * lo[255] as u32 + (1 << 15)) >> 16;
+    assert_eq!(exp.exp(65535), 0);
+    for d in [3i32, 5, 15, 17, 51, 85, 255] {
+        let f = 65535 / d;
+        let r = Requant::from_real(f as f64).unwrap();
+        assert_eq!(r.apply(d), 65535, "factor {f}");
+        assert_eq!(r.apply(d - 1), 65535 - f, "factor {f}");
+        let top = 127i32;
+        // Alone with the maximum, a key with exponential 1 would get round(2^15 / 65535) = 1.
+        for x in [
+            vec![top as i8, (top - d) as i8],
+            vec![top as i8, (top - d) as i8, (top - d + 1) as i8, top as i8],
+        ] {
+            let e: Vec<u128> = x
+                .iter()
+                .map(|&v| exp.exp(r.apply(top - v as i32) as u32) as u128)
+                .collect();
+            let sum: u128 = e.iter().sum();
+            let recip = ((1u128 << 48) + sum) / (2 * sum);
+            let want: Vec<u16> = e
+                .iter()
+                .map(|&e| ((e * recip + (1 << 31)) >> 32) as u16)
+                .collect();
+            assert_eq!(want[1], 0);
+            let mut p = vec![0u16; x.len()];
+            softmax_i8(&x, r, exp, &mut p).unwrap();
+            assert_eq!(p, want, "factor {f} (table end product {last})");
+            softmax::softmax_i8_generic(&x, r, exp, &mut p).unwrap();
+            assert_eq!(p, want, "generic, factor {f}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Residual add
 // ---------------------------------------------------------------------------------------------
