@@ -817,10 +817,13 @@ fn softmax_row_length_limits() {
 /// Every output is `probability(e_j, round(2^47 / Σe))` = `⌊(e_j·R + 2^31) / 2^32⌋` with
 /// `R = ⌊(2^48 + Σe) / (2·Σe)⌋` (the reciprocal rounded to nearest, computed here in u128),
 /// checked on the rows `[0; k] ++ [−d]` (`k` keys at the maximum and one `d` index steps
-/// below; identity index mapping), every `d`, `k = 1..=8`: 2050 of these rows have a sum whose
-/// truncated reciprocal changes an output (e.g. `k = 3`, `d = 54784`: `Σe = 196605`).
-/// Injected (cargo-mutants): `+ sum / 2` → `+ sum % 2` in `reciprocal` (a truncated
-/// reciprocal, what the generic kernels use) → fails.
+/// below; identity index mapping), every `d`, `k = 1..=8, 12, 16, 31, 64`: 2050 of the rows
+/// with `k ≤ 8` have a sum whose truncated reciprocal changes an output (e.g. `k = 3`,
+/// `d = 54784`: `Σe = 196605`). Injected (cargo-mutants, issue #17), each → fails: `+ sum / 2`
+/// → `+ sum % 2` in `reciprocal` (what the generic kernels use); in `reciprocal_fast` (sums
+/// `2^16..2^24`), the low half of `2^47 + ⌊s/2⌋` as `(s / 2) | 0xffff`, `^ 0xffff`,
+/// `(s % 2) & 0xffff`, `(s * 2) & 0xffff` (seen first at `k = 12`, `d = 40107`:
+/// `Σe = 786456`), and its last digit from `n_lo | 0xff`.
 #[test]
 fn softmax_outputs_use_the_rounded_reciprocal() {
     let (hi, lo) = ExpTable::build(ExpTable::default_step());
@@ -833,8 +836,8 @@ fn softmax_outputs_use_the_rounded_reciprocal() {
     assert_eq!(identity.apply(54784), 54784);
     let stride = if cfg!(miri) { 4099 } else { 1 };
     let mut boundary = 0;
-    for k in 1..=8usize {
-        for d in (0..=65535u32).step_by(stride).chain([54784]) {
+    for k in (1..=8usize).chain([12, 16, 31, 64]) {
+        for d in (0..=65535u32).step_by(stride).chain([54784, 40107]) {
             let mut row = vec![0i32; k];
             row.push(-(d as i32));
             let e: Vec<u128> = row.iter().map(|&x| exp.exp((-x) as u32) as u128).collect();
@@ -903,6 +906,49 @@ fn softmax_keys_at_the_table_end_get_zero() {
             assert_eq!(p, want, "factor {f} (table end product {last})");
             softmax::softmax_i8_generic(&x, r, exp, &mut p).unwrap();
             assert_eq!(p, want, "generic, factor {f}");
+        }
+    }
+}
+
+/// Row sums below 2^16 (a valid blob's table may have `exp(0)` far below 65534: the format
+/// only asks for positive, non-increasing tables): flat tables giving the same exponential `c`
+/// for every difference, rows of `n` equal scores, so `Σe = c·n`; every probability must be
+/// `⌊(c·R + 2^31) / 2^32⌋`, `R = round(2^47 / Σe)` (u128 here). Injected (cargo-mutants, issue
+/// #17): `1 << 16..1 << 24` → `1 >> 16..1 << 24` in `reciprocal_fast` (the 3-digit division
+/// taken for sums under 2^15, whose first digit overflows 16 bits) → fails.
+#[test]
+fn softmax_small_sums_from_a_flat_table() {
+    let identity = Requant {
+        multiplier: 1 << 30,
+        shift: 1,
+    };
+    for v in [256u16, 600, 2000, 40000] {
+        let t = [v; 256];
+        let exp = ExpTable::new(&t, &t).unwrap();
+        let c = exp.exp(0) as u128;
+        assert_eq!(c, (v as u128 * v as u128 + (1 << 15)) >> 16);
+        let ns: Vec<usize> = if cfg!(miri) {
+            vec![1, 2, 3, 7, 255, 1000]
+        } else {
+            (1..=1000).collect()
+        };
+        for n in ns {
+            let sum = c * n as u128;
+            let recip = ((1u128 << 48) + sum) / (2 * sum);
+            let want = ((c * recip + (1 << 31)) >> 32) as i32;
+            let mut buf = vec![-5i32; n];
+            softmax::softmax_scores_in_place(&mut buf, identity, exp).unwrap();
+            assert!(
+                buf.iter().all(|&p| p == want),
+                "c {c}, n {n}: {} != {want}",
+                buf[0]
+            );
+            let mut buf = vec![-5i32; n];
+            softmax::softmax_scores_in_place_generic(&mut buf, identity, exp).unwrap();
+            assert!(buf.iter().all(|&p| p == want), "generic, c {c}, n {n}");
+            let mut p = vec![0u16; n];
+            softmax_i8(&vec![-5i8; n], identity, exp, &mut p).unwrap();
+            assert!(p.iter().all(|&p| p as i32 == want), "i8, c {c}, n {n}");
         }
     }
 }
