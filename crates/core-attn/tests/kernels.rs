@@ -817,13 +817,15 @@ fn softmax_row_length_limits() {
 /// Every output is `probability(e_j, round(2^47 / Σe))` = `⌊(e_j·R + 2^31) / 2^32⌋` with
 /// `R = ⌊(2^48 + Σe) / (2·Σe)⌋` (the reciprocal rounded to nearest, computed here in u128),
 /// checked on the rows `[0; k] ++ [−d]` (`k` keys at the maximum and one `d` index steps
-/// below; identity index mapping), every `d`, `k = 1..=8, 12, 16, 31, 64`: 2050 of the rows
+/// below; identity index mapping), every `d`, `k = 1..=8, 12, 16, 31, 64, 257`: 2050 of the rows
 /// with `k ≤ 8` have a sum whose truncated reciprocal changes an output (e.g. `k = 3`,
 /// `d = 54784`: `Σe = 196605`). Injected (cargo-mutants, issue #17), each → fails: `+ sum / 2`
 /// → `+ sum % 2` in `reciprocal` (what the generic kernels use); in `reciprocal_fast` (sums
 /// `2^16..2^24`), the low half of `2^47 + ⌊s/2⌋` as `(s / 2) | 0xffff`, `^ 0xffff`,
 /// `(s % 2) & 0xffff`, `(s * 2) & 0xffff` (seen first at `k = 12`, `d = 40107`:
-/// `Σe = 786456`), and its last digit from `n_lo | 0xff`.
+/// `Σe = 786456`), and its last digit from `n_lo | 0xff`; in `reciprocal_digits` (sums from
+/// 2^24: `k = 257`, e.g. `d = 30838`, `Σe = 16842494`), `2^47 + ⌊s/2⌋` → `2^47 − ⌊s/2⌋` or
+/// `2^47 + s mod 2`.
 #[test]
 fn softmax_outputs_use_the_rounded_reciprocal() {
     let (hi, lo) = ExpTable::build(ExpTable::default_step());
@@ -836,8 +838,8 @@ fn softmax_outputs_use_the_rounded_reciprocal() {
     assert_eq!(identity.apply(54784), 54784);
     let stride = if cfg!(miri) { 4099 } else { 1 };
     let mut boundary = 0;
-    for k in (1..=8usize).chain([12, 16, 31, 64]) {
-        for d in (0..=65535u32).step_by(stride).chain([54784, 40107]) {
+    for k in (1..=8usize).chain([12, 16, 31, 64, 257]) {
+        for d in (0..=65535u32).step_by(stride).chain([54784, 40107, 30838]) {
             let mut row = vec![0i32; k];
             row.push(-(d as i32));
             let e: Vec<u128> = row.iter().map(|&x| exp.exp((-x) as u32) as u128).collect();
