@@ -664,6 +664,71 @@ proptest! {
     }
 }
 
+/// Attention with exp tables whose row sums stay under 2^15 (a blob may carry any positive,
+/// non-increasing tables: here flat ones, every exponential the same `c`), so that the
+/// reciprocal does not fit 32 bits and the packed kernel's probabilities take the 64-bit
+/// branch of `probs_to_pairs`: `run` and `run_packed` against `run_generic`, odd and even key
+/// counts. Injected (cargo-mutants, issue #17) in that branch, each → fails: `2 * k` → `2 + k` /
+/// `2 / k`, `2 * k + 1` → `2 * k − 1` / `2 * k * 1` / `2 + k + 1` / `2 / k + 1`, `or |= p0 | p1`
+/// → `or &= …` / `or |= p0 & p1` (the `p = 32768` flag lost for a single key).
+#[test]
+fn attention_small_row_sums_are_bit_identical() {
+    let (heads, head_dim) = (2usize, 8usize);
+    let w = heads * head_dim;
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut byte = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as i8
+    };
+    let p = AttentionParams::quantize(
+        heads,
+        head_dim,
+        0.05,
+        0.05,
+        0.05,
+        QParams {
+            scale: 0.02,
+            zero_point: 1,
+        },
+    )
+    .unwrap();
+    let tables = [[256u16; 256], [2000; 256], [20000; 256]];
+    for t in &tables {
+        let v = t[0];
+        let mut att: Attention<'_> = p.as_attention();
+        att.exp = ExpTable::new(t, t).unwrap();
+        for (n, m) in [(1usize, 1usize), (3, 5), (4, 8), (2, 17)] {
+            let q: Vec<i8> = (0..n * w).map(|_| byte()).collect();
+            let k: Vec<i8> = (0..m * w).map(|_| byte()).collect();
+            let vv: Vec<i8> = (0..m * w).map(|_| byte()).collect();
+            fn rows(d: &[i8], w: usize) -> Rows<'_> {
+                Rows::contiguous(d, w).unwrap()
+            }
+            for mask in [
+                Mask::None,
+                Mask::Causal {
+                    first_position: m - 1,
+                },
+            ] {
+                let mut a = vec![0i8; n * w];
+                let mut b = vec![0i8; n * w];
+                let mut c = vec![0i8; n * w];
+                let mut s = vec![0i32; m];
+                att.run_generic(rows(&q, w), rows(&k, w), rows(&vv, w), mask, &mut a, &mut s)
+                    .unwrap();
+                att.run(rows(&q, w), rows(&k, w), rows(&vv, w), mask, &mut b, &mut s)
+                    .unwrap();
+                att.run_packed(rows(&q, w), rows(&k, w), rows(&vv, w), mask, &mut c, &mut s)
+                    .unwrap();
+                assert_eq!(a, b, "run, table {v}, {n}x{m}");
+                assert_eq!(a, c, "run_packed, table {v}, {n}x{m}");
+            }
+        }
+    }
+}
+
 /// Any multiplier and shift the fast softmax accepts, any scores (also differences that wrap),
 /// and rows built around the exact index-saturation threshold `T` (the first difference whose
 /// index reaches 65535), where the fast path's bounds must hand over to 0.
