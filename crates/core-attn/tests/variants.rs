@@ -670,7 +670,8 @@ proptest! {
 /// branch of `probs_to_pairs`: `run` and `run_packed` against `run_generic`, odd and even key
 /// counts. Injected (cargo-mutants, issue #17) in that branch, each → fails: `2 * k` → `2 + k` /
 /// `2 / k`, `2 * k + 1` → `2 * k − 1` / `2 * k * 1` / `2 + k + 1` / `2 / k + 1`, `or |= p0 | p1`
-/// → `or &= …` / `or |= p0 & p1` (the `p = 32768` flag lost for a single key).
+/// → `or &= …` / `or |= p0 & p1` (the `p = 32768` flag lost for a single key), the pair
+/// `p0 | (p1 << 16)` → `p0 & (p1 << 16)`.
 #[test]
 fn attention_small_row_sums_are_bit_identical() {
     let (heads, head_dim) = (2usize, 8usize);
