@@ -77,6 +77,9 @@
 //! read); the inputs are copied into a zero-padded stack buffer (token pairs interleaved per
 //! 16 bytes), so the lanes a predicated load leaves alone multiply zeros.
 //!
+//! Host twin: `linear_mve_emulated` (`dsp/mve_emulated.rs`), the same blocking, accumulation
+//! and requantization with the instructions emulated, run by `tests/variants.rs`.
+//!
 //! # Softmax and attention (`dsp/softmax.rs`)
 //! The exponential pass of the softmax (index by `SMMULR`, two table reads, `MLA` rounding),
 //! the row maximum and the probability pass (`UMULL`) in `asm!`, and the instruction helpers
@@ -129,6 +132,10 @@ mod m0;
 // Test hooks (used by tests/variants.rs and the benchmarks), not part of the public API.
 #[doc(hidden)]
 pub use m0::{linear_m0_emulated, mulhi};
+mod mve_emulated;
+// Test hooks: the Helium kernels' host twin (used by tests/variants.rs).
+#[doc(hidden)]
+pub use mve_emulated::{linear_mve_emulated, requant_mve_form, vmladava_s8};
 pub(crate) mod softmax;
 
 /// `SXTB16`: sign-extend bytes 0 and 2 of `x` into the two halfwords of the result.

@@ -6,7 +6,7 @@ use core_attn::activation::{build_lut, gelu_erf, gelu_tanh, Lut};
 use core_attn::linear::{Activation, Linear};
 use core_attn::quant::{ChannelRequant, QParams, Requant};
 use core_attn::residual::ResidualAdd;
-use core_attn::softmax::{softmax_i8, ExpTable, PROB_ONE, SOFTMAX_MAX_LSB_ERROR};
+use core_attn::softmax::{self, softmax_i8, ExpTable, PROB_ONE, SOFTMAX_MAX_LSB_ERROR};
 use core_attn::Error;
 use proptest::prelude::*;
 
@@ -760,6 +760,199 @@ fn softmax_named_rows() {
     bad = lo;
     bad[7] = bad[6] + 1;
     assert!(ExpTable::new(&hi, &bad).is_err());
+}
+
+/// The default step spends the 65536 table indices on `exp(−x) ≥ 2^-17`: the last index is
+/// `x = 17·ln 2`. Injected (cargo-mutants, issue #17): `17.0 * LN_2` → `17.0 / LN_2` in
+/// `default_step` → fails (the table would end at `exp(−35.3)`).
+#[test]
+fn softmax_default_step_ends_the_table_at_2_pow_minus_17() {
+    let last = 65535.0 * ExpTable::default_step();
+    assert!(
+        (last.exp() - 2f64.powi(17)).abs() < 1e-6,
+        "exp({last}) != 2^17"
+    );
+}
+
+/// Row lengths: 1..=`MAX_SEQ_LEN` accepted, 0 and `MAX_SEQ_LEN + 1` rejected naming the
+/// length. Injected (cargo-mutants): `len > MAX_SEQ_LEN` → `==` (the longer row accepted) or
+/// `>=` (the longest row rejected) in `check_row_len` → fails.
+#[test]
+fn softmax_row_length_limits() {
+    let step = ExpTable::default_step();
+    let (hi, lo) = ExpTable::build(step);
+    let exp = ExpTable::new(&hi, &lo).unwrap();
+    let to_index = Requant::from_real(0.05 / step).unwrap();
+    let n = core_attn::MAX_SEQ_LEN;
+    let mut x = vec![5i8; n + 1];
+    x[n / 2] = 7;
+    let mut p = vec![0u16; n + 1];
+    softmax_i8(&x[..n], to_index, exp, &mut p[..n]).unwrap();
+    let mut buf: Vec<i32> = x.iter().map(|&v| v as i32).collect();
+    softmax::softmax_scores_in_place(&mut buf[..n], to_index, exp).unwrap();
+    softmax::softmax_scores_in_place_generic(&mut buf[..n], to_index, exp).unwrap();
+    let too_long = Err(Error::BadDimension {
+        what: "softmax length",
+        value: n + 1,
+    });
+    assert_eq!(softmax_i8(&x, to_index, exp, &mut p), too_long);
+    assert_eq!(
+        softmax::softmax_scores_in_place(&mut buf, to_index, exp),
+        too_long
+    );
+    assert_eq!(
+        softmax::softmax_scores_in_place_generic(&mut buf, to_index, exp),
+        too_long
+    );
+    let empty = Err(Error::BadDimension {
+        what: "softmax length",
+        value: 0,
+    });
+    assert_eq!(
+        softmax::softmax_scores_in_place(&mut [], to_index, exp),
+        empty
+    );
+}
+
+/// Every output is `probability(e_j, round(2^47 / Σe))` = `⌊(e_j·R + 2^31) / 2^32⌋` with
+/// `R = ⌊(2^48 + Σe) / (2·Σe)⌋` (the reciprocal rounded to nearest, computed here in u128),
+/// checked on the rows `[0; k] ++ [−d]` (`k` keys at the maximum and one `d` index steps
+/// below; identity index mapping), every `d`, `k = 1..=8, 12, 16, 31, 64, 257`: 2050 of the rows
+/// with `k ≤ 8` have a sum whose truncated reciprocal changes an output (e.g. `k = 3`,
+/// `d = 54784`: `Σe = 196605`). Injected (cargo-mutants, issue #17), each → fails: `+ sum / 2`
+/// → `+ sum % 2` in `reciprocal` (what the generic kernels use); in `reciprocal_fast` (sums
+/// `2^16..2^24`), the low half of `2^47 + ⌊s/2⌋` as `(s / 2) | 0xffff`, `^ 0xffff`,
+/// `(s % 2) & 0xffff`, `(s * 2) & 0xffff` (seen first at `k = 12`, `d = 40107`:
+/// `Σe = 786456`), and its last digit from `n_lo | 0xff`; in `reciprocal_digits` (sums from
+/// 2^24: `k = 257`, e.g. `d = 30838`, `Σe = 16842494`), `2^47 + ⌊s/2⌋` → `2^47 − ⌊s/2⌋` or
+/// `2^47 + s mod 2`.
+#[test]
+fn softmax_outputs_use_the_rounded_reciprocal() {
+    let (hi, lo) = ExpTable::build(ExpTable::default_step());
+    let exp = ExpTable::new(&hi, &lo).unwrap();
+    // Index = score difference (`(x·2^30 + 2^29) >> 30`).
+    let identity = Requant {
+        multiplier: 1 << 30,
+        shift: 1,
+    };
+    assert_eq!(identity.apply(54784), 54784);
+    let stride = if cfg!(miri) { 4099 } else { 1 };
+    let mut boundary = 0;
+    for k in (1..=8usize).chain([12, 16, 31, 64, 257]) {
+        for d in (0..=65535u32).step_by(stride).chain([54784, 40107, 30838]) {
+            let mut row = vec![0i32; k];
+            row.push(-(d as i32));
+            let e: Vec<u128> = row.iter().map(|&x| exp.exp((-x) as u32) as u128).collect();
+            let sum: u128 = e.iter().sum();
+            let recip = ((1u128 << 48) + sum) / (2 * sum);
+            let want: Vec<i32> = e
+                .iter()
+                .map(|&e| ((e * recip + (1 << 31)) >> 32) as i32)
+                .collect();
+            let truncated = (1u128 << 47) / sum;
+            if e.iter()
+                .any(|&e| (e * truncated + (1 << 31)) >> 32 != (e * recip + (1 << 31)) >> 32)
+            {
+                boundary += 1;
+            }
+            let mut got = row.clone();
+            softmax::softmax_scores_in_place_generic(&mut got, identity, exp).unwrap();
+            assert_eq!(got, want, "generic, k {k}, d {d}");
+            let mut got = row.clone();
+            softmax::softmax_scores_in_place(&mut got, identity, exp).unwrap();
+            assert_eq!(got, want, "k {k}, d {d}");
+        }
+    }
+    // The rows include sums where the rounding of the reciprocal shows.
+    assert!(boundary >= 1);
+}
+
+/// Keys whose table index lands exactly on the table's end (`q(d) = 65535`: `exp < 2^-17`,
+/// which counts as 0) get probability 0 from `softmax_i8` and its generic twin; the other keys
+/// get `⌊(e·R + 2^31) / 2^32⌋`, `R = round(2^47 / Σe)`. Factors `65535 / d` for the divisors
+/// `d` of 65535 = 3·5·17·257 up to 255, so that the difference `d` maps to 65535 exactly.
+/// Injected (cargo-mutants, issue #17): `fast_index(t_lo) < MAX_INDEX` → `<=` in
+/// `ExpIndex::refined` (the end index then takes the fast path, whose table product rounds to
+/// 1, not 0) → fails.
+#[test]
+fn softmax_keys_at_the_table_end_get_zero() {
+    let (hi, lo) = ExpTable::build(ExpTable::default_step());
+    let exp = ExpTable::new(&hi, &lo).unwrap();
+    // The table's own last product is not 0: only the cut at 65535 makes it so.
+    let last = (hi[255] as u32 * lo[255] as u32 + (1 << 15)) >> 16;
+    assert_eq!(exp.exp(65535), 0);
+    for d in [3i32, 5, 15, 17, 51, 85, 255] {
+        let f = 65535 / d;
+        let r = Requant::from_real(f as f64).unwrap();
+        assert_eq!(r.apply(d), 65535, "factor {f}");
+        assert_eq!(r.apply(d - 1), 65535 - f, "factor {f}");
+        let top = 127i32;
+        // Alone with the maximum, a key with exponential 1 would get round(2^15 / 65535) = 1.
+        for x in [
+            vec![top as i8, (top - d) as i8],
+            vec![top as i8, (top - d) as i8, (top - d + 1) as i8, top as i8],
+        ] {
+            let e: Vec<u128> = x
+                .iter()
+                .map(|&v| exp.exp(r.apply(top - v as i32) as u32) as u128)
+                .collect();
+            let sum: u128 = e.iter().sum();
+            let recip = ((1u128 << 48) + sum) / (2 * sum);
+            let want: Vec<u16> = e
+                .iter()
+                .map(|&e| ((e * recip + (1 << 31)) >> 32) as u16)
+                .collect();
+            assert_eq!(want[1], 0);
+            let mut p = vec![0u16; x.len()];
+            softmax_i8(&x, r, exp, &mut p).unwrap();
+            assert_eq!(p, want, "factor {f} (table end product {last})");
+            softmax::softmax_i8_generic(&x, r, exp, &mut p).unwrap();
+            assert_eq!(p, want, "generic, factor {f}");
+        }
+    }
+}
+
+/// Row sums below 2^16 (a valid blob's table may have `exp(0)` far below 65534: the format
+/// only asks for positive, non-increasing tables): flat tables giving the same exponential `c`
+/// for every difference, rows of `n` equal scores, so `Σe = c·n`; every probability must be
+/// `⌊(c·R + 2^31) / 2^32⌋`, `R = round(2^47 / Σe)` (u128 here). Injected (cargo-mutants, issue
+/// #17): `1 << 16..1 << 24` → `1 >> 16..1 << 24` in `reciprocal_fast` (the 3-digit division
+/// taken for sums under 2^15, whose first digit overflows 16 bits) → fails.
+#[test]
+fn softmax_small_sums_from_a_flat_table() {
+    let identity = Requant {
+        multiplier: 1 << 30,
+        shift: 1,
+    };
+    for v in [256u16, 600, 2000, 40000] {
+        let t = [v; 256];
+        let exp = ExpTable::new(&t, &t).unwrap();
+        let c = exp.exp(0) as u128;
+        assert_eq!(c, (v as u128 * v as u128 + (1 << 15)) >> 16);
+        let ns: Vec<usize> = if cfg!(miri) {
+            vec![1, 2, 3, 7, 255, 1000]
+        } else {
+            (1..=1000).collect()
+        };
+        for n in ns {
+            let sum = c * n as u128;
+            let recip = ((1u128 << 48) + sum) / (2 * sum);
+            let want = ((c * recip + (1 << 31)) >> 32) as i32;
+            let mut buf = vec![-5i32; n];
+            softmax::softmax_scores_in_place(&mut buf, identity, exp).unwrap();
+            assert!(
+                buf.iter().all(|&p| p == want),
+                "c {c}, n {n}: {} != {want}",
+                buf[0]
+            );
+            let mut buf = vec![-5i32; n];
+            softmax::softmax_scores_in_place_generic(&mut buf, identity, exp).unwrap();
+            assert!(buf.iter().all(|&p| p == want), "generic, c {c}, n {n}");
+            let mut p = vec![0u16; n];
+            softmax_i8(&vec![-5i8; n], identity, exp, &mut p).unwrap();
+            assert!(p.iter().all(|&p| p as i32 == want), "i8, c {c}, n {n}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 //!
 //! On the host `Linear::run` & co. run the portable kernels; the DSP algorithm runs here with
 //! its instructions emulated (`dsp::linear_dsp_emulated`, `dsp::sxtb16`, `dsp::smlad`), the
-//! Armv6-M one with its dot products in Rust (`dsp::linear_m0_emulated`, `dsp::mulhi`), and the
+//! Armv6-M one with its dot products in Rust (`dsp::linear_m0_emulated`, `dsp::mulhi`), the
+//! Helium one with `VMLADAVA` and its vector requantization emulated
+//! (`dsp::linear_mve_emulated`, `dsp::vmladava_s8`, `dsp::requant_mve_form`), and the
 //! `asm!` itself is cross-checked against the generic kernels on the device by the bench
 //! firmware (`bench/`, column `match` of BENCHMARKS.md).
 
@@ -79,6 +81,22 @@ fn sxtb16_and_smlad_named_cases() {
     );
 }
 
+/// `VMLADAVA.S8` at the extremes: the largest lane sum (16 · 2^14) exact, the accumulator
+/// wrapping like the instruction's 32-bit result.
+#[test]
+fn vmladava_named_cases() {
+    let (lo, hi) = ([-128i8; 16], [127i8; 16]);
+    assert_eq!(dsp::vmladava_s8(0, &lo, &lo), 16 * 128 * 128);
+    assert_eq!(dsp::vmladava_s8(0, &hi, &lo), -16 * 127 * 128);
+    assert_eq!(
+        dsp::vmladava_s8(i32::MAX, &lo, &lo),
+        i32::MIN + (16 * 128 * 128 - 1)
+    );
+    let mut one = [0i8; 16];
+    one[15] = -1;
+    assert_eq!(dsp::vmladava_s8(i32::MIN, &one, &hi), i32::MAX - 126);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(2000, 24), ..ProptestConfig::default() })]
 
@@ -126,6 +144,35 @@ proptest! {
     ) {
         let r = Requant { multiplier, shift };
         prop_assert_eq!(dsp::requant_asm_form(acc, multiplier, shift, zp), r.to_i8(acc, zp));
+    }
+
+    /// The Helium vector requantization (`VMULH`, `VSHL` by `shift + 2`, `VADD` of `2·zp + 1`,
+    /// `VQSHRNB #1`, `VQMOVNB`) equals the reference on the kernels' domain, and the scalar
+    /// `asm!` form. Injected and caught: `shift + 1` instead of `shift + 2` (the rounding bit
+    /// lost), the `VQSHRNB` shift dropped (twice the value), `c = 2·zp` (no rounding half).
+    #[test]
+    fn mve_requant_form_equals_reference(
+        acc in prop_oneof![any::<i32>(), -70000i32..70000, Just(i32::MIN), Just(i32::MAX)],
+        multiplier in prop_oneof![(1i32 << 30)..=i32::MAX, any::<i32>(), Just(i32::MIN), Just(0)],
+        shift in -31i8..=-2,
+        zp in -128i32..=127,
+    ) {
+        let r = Requant { multiplier, shift };
+        let got = dsp::requant_mve_form(acc, multiplier, shift, zp);
+        prop_assert_eq!(got, r.to_i8(acc, zp));
+        prop_assert_eq!(got, dsp::requant_asm_form(acc, multiplier, shift, zp));
+    }
+
+    /// `VMLADAVA.S8`: the accumulator plus the 16 lane products, modulo 2^32 (computed here in
+    /// i64 and truncated). Injected and caught: a lane dropped, the accumulator saturating.
+    #[test]
+    fn vmladava_is_a_16_term_dot(
+        x in prop::array::uniform16(prop_oneof![any::<i8>(), Just(-128i8), Just(127i8)]),
+        w in prop::array::uniform16(prop_oneof![any::<i8>(), Just(-128i8), Just(127i8)]),
+        acc in prop_oneof![any::<i32>(), Just(i32::MIN), Just(i32::MAX)],
+    ) {
+        let wide = acc as i64 + x.iter().zip(&w).map(|(&a, &b)| a as i64 * b as i64).sum::<i64>();
+        prop_assert_eq!(dsp::vmladava_s8(acc, &x, &w), wide as i32);
     }
 
     /// The SWAR range check of the shifts equals the plain one, for every length and position.
@@ -204,6 +251,7 @@ fn asm_requant_named_cases() {
                     shift,
                 };
                 assert_eq!(dsp::requant_asm_form(acc, m, shift, zp), r.to_i8(acc, zp));
+                assert_eq!(dsp::requant_mve_form(acc, m, shift, zp), r.to_i8(acc, zp));
             }
         }
     }
@@ -315,6 +363,12 @@ fn check_linear(c: &LinearCase) -> Result<(), TestCaseError> {
         prop_assert!(!(4..=dsp::MAX_ANY_WIDTH).contains(&c.in_f) || !dsp::asm_requant_ok(&l));
     }
     let mut got = vec![0i8; n];
+    if dsp::linear_mve_emulated(&l, &c.input, &mut got, c.rows) {
+        prop_assert_eq!(&got, &want, "dsp::linear_mve_emulated");
+    } else {
+        prop_assert!(!(1..=dsp::MAX_ANY_WIDTH).contains(&c.in_f) || !dsp::asm_requant_ok(&l));
+    }
+    let mut got = vec![0i8; n];
     if dsp::linear_m0_emulated(&l, &c.input, &mut got, c.rows) {
         prop_assert_eq!(&got, &want, "dsp::linear_m0_emulated");
     } else {
@@ -424,10 +478,17 @@ fn linear_variants_named_shapes() {
 }
 
 /// The `asm!` paths' shapes with every channel on the fast requantization (so that
-/// `linear_dsp_emulated` runs, asserted): token pairs and an odd last token, 4-row decode blocks
-/// and the 1–3 rows after them, an odd output count after the row pairs, every supported width;
-/// extreme zero points, biases and multipliers. Then the fallbacks: zero point out of range,
-/// one slow shift.
+/// `linear_dsp_emulated` and `linear_mve_emulated` run, asserted): token pairs and an odd last
+/// token, 4-row decode blocks and the 1–3 rows after them, an odd output count after the row
+/// pairs, every supported width; extreme zero points, biases and multipliers. Then the
+/// fallbacks: zero point out of range, one slow shift.
+///
+/// Injected into the Helium twin and caught here (and by `linear_variants_are_bit_identical`):
+/// the last chunk's weight loads unpredicated (reading the next row) together with the odd
+/// token's buffer padding not cleared (either alone leaves the sum unchanged: one factor of
+/// each extra lane is zero); token t + 1's accumulators all started from the block's first
+/// bias; the odd token's 4th row started from the 3rd row's bias; the two tokens' input
+/// chunks swapped.
 #[test]
 fn linear_asm_paths_named_shapes() {
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -465,6 +526,12 @@ fn linear_asm_paths_named_shapes() {
         (3, 260, 4),
         (1, 511, 4),
         (3, 512, 4),
+        // Helium only (the DSP passes start at 4 inputs): widths 1..=3, a lone predicated
+        // chunk; 17 = one whole chunk + 1 lane.
+        (3, 1, 5),
+        (2, 3, 8),
+        (3, 15, 4),
+        (3, 17, 9),
     ];
     let mut seen = std::collections::HashSet::new();
     for (shape, &(rows, in_f, out_f)) in shapes.iter().enumerate() {
@@ -513,7 +580,10 @@ fn linear_asm_paths_named_shapes() {
             let l = c.layer();
             assert!(dsp::asm_requant_ok(&l), "{rows}x{in_f}x{out_f}");
             let mut got = vec![0i8; rows * out_f];
-            assert!(dsp::linear_dsp_emulated(&l, &c.input, &mut got, rows));
+            if in_f >= 4 {
+                assert!(dsp::linear_dsp_emulated(&l, &c.input, &mut got, rows));
+            }
+            assert!(dsp::linear_mve_emulated(&l, &c.input, &mut got, rows));
             check_linear(&c).unwrap();
             // Fallbacks: an output zero point outside int8, one shift off the fast path.
             let mut slow = c.clone();
@@ -591,6 +661,72 @@ proptest! {
         let mut c = vec![0i8; n * w];
         att.run_packed(Rows::contiguous(&q, w).unwrap(), Rows::contiguous(&k, w).unwrap(), Rows::contiguous(&v, w).unwrap(), mask, &mut c, &mut sb).unwrap();
         prop_assert_eq!(&a, &c, "run_packed");
+    }
+}
+
+/// Attention with exp tables whose row sums stay under 2^15 (a blob may carry any positive,
+/// non-increasing tables: here flat ones, every exponential the same `c`), so that the
+/// reciprocal does not fit 32 bits and the packed kernel's probabilities take the 64-bit
+/// branch of `probs_to_pairs`: `run` and `run_packed` against `run_generic`, odd and even key
+/// counts. Injected (cargo-mutants, issue #17) in that branch, each → fails: `2 * k` → `2 + k` /
+/// `2 / k`, `2 * k + 1` → `2 * k − 1` / `2 * k * 1` / `2 + k + 1` / `2 / k + 1`, `or |= p0 | p1`
+/// → `or &= …` / `or |= p0 & p1` (the `p = 32768` flag lost for a single key), the pair
+/// `p0 | (p1 << 16)` → `p0 & (p1 << 16)`.
+#[test]
+fn attention_small_row_sums_are_bit_identical() {
+    let (heads, head_dim) = (2usize, 8usize);
+    let w = heads * head_dim;
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut byte = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as i8
+    };
+    let p = AttentionParams::quantize(
+        heads,
+        head_dim,
+        0.05,
+        0.05,
+        0.05,
+        QParams {
+            scale: 0.02,
+            zero_point: 1,
+        },
+    )
+    .unwrap();
+    let tables = [[256u16; 256], [2000; 256], [20000; 256]];
+    for t in &tables {
+        let v = t[0];
+        let mut att: Attention<'_> = p.as_attention();
+        att.exp = ExpTable::new(t, t).unwrap();
+        for (n, m) in [(1usize, 1usize), (3, 5), (4, 8), (2, 17)] {
+            let q: Vec<i8> = (0..n * w).map(|_| byte()).collect();
+            let k: Vec<i8> = (0..m * w).map(|_| byte()).collect();
+            let vv: Vec<i8> = (0..m * w).map(|_| byte()).collect();
+            fn rows(d: &[i8], w: usize) -> Rows<'_> {
+                Rows::contiguous(d, w).unwrap()
+            }
+            for mask in [
+                Mask::None,
+                Mask::Causal {
+                    first_position: m - 1,
+                },
+            ] {
+                let mut a = vec![0i8; n * w];
+                let mut b = vec![0i8; n * w];
+                let mut c = vec![0i8; n * w];
+                let mut s = vec![0i32; m];
+                att.run_generic(rows(&q, w), rows(&k, w), rows(&vv, w), mask, &mut a, &mut s)
+                    .unwrap();
+                att.run(rows(&q, w), rows(&k, w), rows(&vv, w), mask, &mut b, &mut s)
+                    .unwrap();
+                att.run_packed(rows(&q, w), rows(&k, w), rows(&vv, w), mask, &mut c, &mut s)
+                    .unwrap();
+                assert_eq!(a, b, "run, table {v}, {n}x{m}");
+                assert_eq!(a, c, "run_packed, table {v}, {n}x{m}");
+            }
+        }
     }
 }
 
