@@ -343,10 +343,7 @@ impl<'a> Attention<'a> {
             let (qh, oh) = (qv.get_row(i)?, out_row.get_mut(c0..c0 + dh)?);
             let (pairs, big) = self.head_probs(qh, k, c0, visible, ix, scratch, qe)?;
             let pp = scratch.get(..pairs)?;
-            for (o, vg) in zip_lazy(
-                oh.as_chunks_mut::<4>().0.iter_mut(),
-                vp.chunks_exact(group.get()),
-            ) {
+            for (o, vg) in zip_lazy(oh.chunks_exact_mut(4), vp.chunks_exact(group.get())) {
                 let vg = vg.get(..4 * pairs)?;
                 let mut acc = [0i32; 4];
                 #[cfg(any(core_attn_dsp, core_attn_mve))]
@@ -455,12 +452,7 @@ impl<'a> Attention<'a> {
     ) -> Option<(usize, bool)> {
         use crate::dsp::softmax::{smlad, sxtb16, sxtb16_ror8};
         let dh = self.head_dim;
-        for (e, c) in qe
-            .as_chunks_mut::<2>()
-            .0
-            .iter_mut()
-            .zip(qh.as_chunks::<4>().0)
-        {
+        for (e, c) in zip_lazy(qe.chunks_exact_mut(2), qh.chunks_exact(4)) {
             let (Some(x), [e0, e1]) = (word(c), e) else {
                 return None;
             };
@@ -493,7 +485,7 @@ impl<'a> Attention<'a> {
                         for (j, s) in scores.iter_mut().enumerate() {
                             let kr = kh.get_row(j)?;
                             let mut acc = 0i32;
-                            for (e, c) in qe.as_chunks::<2>().0.iter().zip(kr.as_chunks::<4>().0) {
+                            for (e, c) in zip_lazy(qe.chunks_exact(2), kr.chunks_exact(4)) {
                                 let (Some(x), &[e0, e1]) = (word(c), e) else {
                                     return None;
                                 };
@@ -718,8 +710,8 @@ fn pack_v(vh: Rows<'_>, npk: usize, zeros: &[i8], vp: &mut [u32]) -> Option<()> 
             for kp in 0..npk {
                 let r0 = vh.get_row(2 * kp)?;
                 let r1 = vh.get_row(2 * kp + 1).unwrap_or(zeros);
-                let (r0, r1) = (r0.as_chunks::<4>().0, r1.as_chunks::<4>().0);
-                for (g, (a, b)) in r0.iter().zip(r1).enumerate() {
+                let groups = zip_lazy(r0.chunks_exact(4), r1.chunks_exact(4));
+                for (g, (a, b)) in groups.enumerate() {
                     let at = (g * npk + kp) * 4;
                     pack_word(
                         word(a)?,

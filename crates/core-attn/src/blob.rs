@@ -326,12 +326,19 @@ impl Header {
     /// projection of the encoder output (`T · 2·D`), and its KV caches hold `max_positions`
     /// rows per layer.
     pub fn required_buffers(&self) -> Result<BufferSizes, Error> {
+        self.required_buffers_as(self.kind)
+    }
+
+    /// [`Header::required_buffers`] for `kind`, which is `self.kind`: [`Blob::parse_as`] passes
+    /// it as a constant, so that the other kinds' arms are not linked into its firmware.
+    #[inline(always)]
+    fn required_buffers_as(&self, kind: ModelKind) -> Result<BufferSizes, Error> {
         let e = &self.encoder;
         let d = &self.decoder;
         let ov = crate::error::bad_blob("dimensions overflow");
         let m = |a: usize, b: usize| a.checked_mul(b).ok_or(ov);
         let mut s = BufferSizes::default();
-        if self.kind.has_encoder() {
+        if kind.has_encoder() {
             let t = e.tokens();
             s.x = m(t, e.width)?;
             s.normed = s.x;
@@ -340,17 +347,17 @@ impl Header {
             s.patch = m(e.channels, m(e.patch, e.patch)?)?;
             s.logits = e.classes;
         }
-        if self.kind == ModelKind::Llama {
+        if kind == ModelKind::Llama {
             return d.llama().buffers().map_err(|_| ov);
         }
-        if self.kind.has_decoder() {
+        if kind.has_decoder() {
             s.x = s.x.max(d.width);
             s.normed = s.normed.max(d.width);
             s.wide = s.wide.max(m(3, d.width)?.max(d.mlp));
             s.scores = s.scores.max(d.max_positions);
             s.logits = s.logits.max(d.vocab);
             s.kv = m(m(2, d.layers)?, m(d.max_positions, d.width)?)?;
-            if self.kind == ModelKind::EncoderDecoder {
+            if kind == ModelKind::EncoderDecoder {
                 let t = e.tokens();
                 s.wide = s.wide.max(m(t, m(2, d.width)?)?);
                 s.scores = s.scores.max(t);
@@ -466,12 +473,15 @@ impl Header {
 
     /// Check the dimensions are usable (non-zero where needed, heads divide widths, ids in
     /// range, zero points int8).
-    fn check(&self) -> Result<(), Error> {
+    ///
+    /// `kind` is `self.kind` ([`Blob::parse_as`] passes it as a constant where it can: the
+    /// other kinds' checks are not linked).
+    fn check(&self, kind: ModelKind) -> Result<(), Error> {
         let zp = |z: i32| (-128..=127).contains(&z);
         if !zp(self.input_zero_point) || !zp(self.logits_zero_point) {
             return Err(crate::error::bad_blob("header zero point outside int8"));
         }
-        if self.kind.has_encoder() {
+        if kind.has_encoder() {
             let e = &self.encoder;
             if e.layers == 0 || e.width == 0 || e.heads == 0 || e.mlp == 0 {
                 return Err(crate::error::bad_blob("encoder dimension is zero"));
@@ -489,13 +499,13 @@ impl Header {
                     "patch size does not divide the image",
                 ));
             }
-            if (self.kind == ModelKind::VitClassifier) != (e.classes > 0) {
+            if (kind == ModelKind::VitClassifier) != (e.classes > 0) {
                 return Err(crate::error::bad_blob(
                     "class count does not match the model kind",
                 ));
             }
         }
-        if self.kind == ModelKind::Llama {
+        if kind == ModelKind::Llama {
             let d = &self.decoder;
             d.llama().validate().map_err(|e| match e {
                 Error::BadDimension { what, .. } => crate::error::bad_blob(what),
@@ -520,7 +530,7 @@ impl Header {
                 ));
             }
         }
-        if self.kind.has_decoder() {
+        if kind.has_decoder() {
             let d = &self.decoder;
             if d.layers == 0 || d.width == 0 || d.heads == 0 || d.mlp == 0 {
                 return Err(crate::error::bad_blob("decoder dimension is zero"));
@@ -542,7 +552,7 @@ impl Header {
                     ));
                 }
             }
-            if self.kind == ModelKind::EncoderDecoder && d.start_token == NO_TOKEN {
+            if kind == ModelKind::EncoderDecoder && d.start_token == NO_TOKEN {
                 return Err(crate::error::bad_blob(
                     "encoder-decoder without a start token",
                 ));
@@ -1057,6 +1067,7 @@ impl<'a> Blob<'a> {
                 "model kind differs from the one asked for",
             ));
         }
+        let kind = const_kind::<K>(kind);
         let checksum = word(bytes, 8)?;
         let total = word(bytes, 12)? as usize;
         if total < TABLE_COUNT_OFFSET + 4 {
@@ -1089,8 +1100,8 @@ impl<'a> Blob<'a> {
             *w = word(bytes, PREAMBLE + 4 * i)?;
         }
         let header = Header::from_words(kind, &words)?;
-        header.check()?;
-        let (r, b) = (header.required_buffers()?, header.buffers);
+        header.check(kind)?;
+        let (r, b) = (header.required_buffers_as(kind)?, header.buffers);
         let pairs = [
             (r.x, b.x),
             (r.normed, b.normed),
@@ -1150,14 +1161,7 @@ impl<'a> Blob<'a> {
     /// Walk every section once, validating each part, and record where the parts start.
     fn walk<const K: u16>(&self) -> Result<Layout, Error> {
         let h = &self.header;
-        // `K` itself when it names a kind (`parse_as` checked it): a constant for the compiler.
-        let kind = match K {
-            1 => ModelKind::VitClassifier,
-            2 => ModelKind::DecoderLm,
-            3 => ModelKind::EncoderDecoder,
-            4 => ModelKind::Llama,
-            _ => h.kind,
-        };
+        let kind = const_kind::<K>(h.kind);
         let mut l = Layout::default();
         let mut c = self.cursor(0);
         if kind.has_encoder() {
@@ -1570,6 +1574,19 @@ fn read_vocab<'a>(c: &mut Cursor<'a>) -> Result<Vocab<'a>, Error> {
         )?;
     }
     Ok(Vocab { offsets, bytes })
+}
+
+/// `K` itself when it names a kind ([`Blob::parse_as`] checked the blob's kind against it),
+/// else the blob's `kind`: a constant for the compiler where `K` names a kind.
+#[inline(always)]
+fn const_kind<const K: u16>(kind: ModelKind) -> ModelKind {
+    match K {
+        1 => ModelKind::VitClassifier,
+        2 => ModelKind::DecoderLm,
+        3 => ModelKind::EncoderDecoder,
+        4 => ModelKind::Llama,
+        _ => kind,
+    }
 }
 
 fn check(ok: bool, what: &'static str) -> Result<(), Error> {
