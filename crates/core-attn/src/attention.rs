@@ -262,8 +262,12 @@ impl<'a> Attention<'a> {
         ix: ExpIndex,
         pack: bool,
     ) {
+        // Size-first builds (`cfg(core_attn_small)`): the direct path only, the same bits
+        // (both are exact integer sums); the packed-V path (`run_packed_v`, `pack_v`, the
+        // packed weighted sum: about 1.5 KB at opt-level "s") is not linked, for a few percent
+        // more instructions on multi-row attention.
         // Two functions, so that the packed-V buffer is only on the stack when it is used.
-        if pack {
+        if pack && !cfg!(core_attn_small) {
             self.run_packed_v(q, k, v, mask, out, scratch, dims, ix);
         } else {
             self.run_direct_inner(q, k, v, mask, out, scratch, dims, ix);
