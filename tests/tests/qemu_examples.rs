@@ -149,10 +149,11 @@ fn classify_matches_host() {
 /// host: `opt-level = "s"` (`cfg(core_attn_small)`: the looped `SMLAD` linear passes, no
 /// per-head-width attention copies, one softmax pass) and the `compact` feature (portable
 /// kernels, same looped copies). Guards against a looped copy that differs from the unrolled
-/// one it replaces: with the two keys of each pair swapped in `attention::pack_v`'s looped
-/// copy (the only one at opt-level "s"), or the keys of `Attention::run`'s column-by-column
-/// weighted sum reversed (the `compact` build's attention), the build prints other digits
-/// than the host.
+/// one it replaces: with every column group of `attention::wsum_direct_any` (the weighted sum
+/// of the direct path, the only attention path at opt-level "s") reading the head's first
+/// four columns (`wsum_pairs4(ppf, v, c0, a)`), or the keys of `Attention::run`'s
+/// column-by-column weighted sum reversed (the `compact` build's attention), the build prints
+/// other digits than the host.
 #[test]
 fn classify_size_first_builds_match_host() {
     let host = host_digits();
@@ -167,6 +168,60 @@ fn classify_size_first_builds_match_host() {
         assert!(ok, "classify {args:?} failed:\n{all}");
         let device: Vec<&str> = stdout.lines().collect();
         assert_eq!(device, host, "firmware {args:?} vs host top-1:\n{all}");
+    }
+}
+
+/// The size-first builds of `classify` link no panic call site: no `core::panicking` symbol in
+/// the firmware (`arm-none-eabi-nm`), so neither the panic handler nor its formatting is in
+/// its flash (core-attn's README, "Code size"). Guards against a division or index check left
+/// out of line in the ViT path: with `tensor::zip_lazy` the plain `Zip` in size-first builds
+/// too (`Zip::new` divides by the `chunks_exact` width, out of line at opt-level "s"), the
+/// firmware links `core::panicking::panic_const::panic_const_div_by_zero`.
+#[test]
+fn classify_size_first_builds_link_no_panic() {
+    if skip() {
+        return;
+    }
+    for args in [
+        &["--profile", "release-s"][..],
+        &["--profile", "release-s", "--features", "core-attn/compact"][..],
+    ] {
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--bin", "classify"])
+            .args(args)
+            .current_dir(example_dir())
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("TATN_IMAGES")
+            .env_remove("TATN_LABELS")
+            .output()
+            .unwrap_or_else(|e| panic!("cargo build {args:?} in examples/qemu-mps2-an386: {e}"));
+        assert!(
+            out.status.success(),
+            "cargo build {args:?}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let elf = example_dir().join("target/thumbv7em-none-eabihf/release-s/classify");
+        let nm = Command::new("arm-none-eabi-nm")
+            .args(["-C"])
+            .arg(&elf)
+            .output()
+            .unwrap_or_else(|e| panic!("arm-none-eabi-nm {}: {e}", elf.display()));
+        assert!(nm.status.success(), "arm-none-eabi-nm {}", elf.display());
+        let symbols = String::from_utf8_lossy(&nm.stdout);
+        assert!(
+            symbols.lines().any(|l| l.ends_with(" main")),
+            "no `main` in the symbols of {}: not the firmware",
+            elf.display()
+        );
+        let panics: Vec<&str> = symbols
+            .lines()
+            .filter(|l| l.contains("core::panicking"))
+            .collect();
+        assert!(
+            panics.is_empty(),
+            "classify {args:?} links panic call sites:\n{}",
+            panics.join("\n")
+        );
     }
 }
 

@@ -30,7 +30,7 @@
 use crate::error::check_len;
 use crate::quant::Requant;
 use crate::softmax::{softmax_scores_in_place, ExpIndex, ExpTable};
-use crate::tensor::Rows;
+use crate::tensor::{zip_lazy, Rows};
 use crate::{Error, MAX_SEQ_LEN, MAX_WIDTH};
 use core::num::NonZeroUsize;
 
@@ -144,11 +144,8 @@ impl<'a> Attention<'a> {
             let Some(scores) = scratch.get_mut(..visible) else {
                 return Err(SHAPE);
             };
-            for (h, (qh, oh)) in qi
-                .chunks_exact(dh)
-                .zip(out_row.chunks_exact_mut(dh))
-                .enumerate()
-            {
+            let heads = zip_lazy(qi.chunks_exact(dh), out_row.chunks_exact_mut(dh));
+            for (h, (qh, oh)) in heads.enumerate() {
                 let c0 = h * dh;
                 let (kh, vh) = (k.columns(c0, dh)?, v.columns(c0, dh)?);
                 if kh.rows() < visible || vh.rows() < visible {
@@ -265,8 +262,12 @@ impl<'a> Attention<'a> {
         ix: ExpIndex,
         pack: bool,
     ) {
+        // Size-first builds (`cfg(core_attn_small)`): the direct path only, the same bits
+        // (both are exact integer sums); the packed-V path (`run_packed_v`, `pack_v`, the
+        // packed weighted sum: about 1.5 KB at opt-level "s") is not linked, for a few percent
+        // more instructions on multi-row attention.
         // Two functions, so that the packed-V buffer is only on the stack when it is used.
-        if pack {
+        if pack && !cfg!(core_attn_small) {
             self.run_packed_v(q, k, v, mask, out, scratch, dims, ix);
         } else {
             self.run_direct_inner(q, k, v, mask, out, scratch, dims, ix);
@@ -341,12 +342,12 @@ impl<'a> Attention<'a> {
         let (width, dh, nk) = (dims.width.get(), dims.dh.get(), dims.nk.get());
         let out_rq = crate::dsp::RowRequant::new(self.output.multiplier, self.output.shift);
         let zp = self.output_zero_point;
-        for (i, out_row) in (0..qv.rows()).zip(out.chunks_exact_mut(width)) {
+        for (i, out_row) in zip_lazy(0..qv.rows(), out.chunks_exact_mut(width)) {
             let visible = visible_keys(mask, i, nk);
             let (qh, oh) = (qv.get_row(i)?, out_row.get_mut(c0..c0 + dh)?);
             let (pairs, big) = self.head_probs(qh, k, c0, visible, ix, scratch, qe)?;
             let pp = scratch.get(..pairs)?;
-            for (o, vg) in oh.chunks_exact_mut(4).zip(vp.chunks_exact(group.get())) {
+            for (o, vg) in zip_lazy(oh.chunks_exact_mut(4), vp.chunks_exact(group.get())) {
                 let vg = vg.get(..4 * pairs)?;
                 let mut acc = [0i32; 4];
                 #[cfg(any(core_attn_dsp, core_attn_mve))]
@@ -410,11 +411,8 @@ impl<'a> Attention<'a> {
             let Some(qi) = q.get_row(i) else {
                 return unreachable_shape();
             };
-            for (h, (qh, oh)) in qi
-                .chunks_exact(dh)
-                .zip(out_row.chunks_exact_mut(dh))
-                .enumerate()
-            {
+            let heads = zip_lazy(qi.chunks_exact(dh), out_row.chunks_exact_mut(dh));
+            for (h, (qh, oh)) in heads.enumerate() {
                 let c0 = h * dh;
                 let Some((pairs, big)) = self.head_probs(qh, k, c0, visible, &ix, scratch, &mut qe)
                 else {
@@ -458,7 +456,7 @@ impl<'a> Attention<'a> {
     ) -> Option<(usize, bool)> {
         use crate::dsp::softmax::{smlad, sxtb16, sxtb16_ror8};
         let dh = self.head_dim;
-        for (e, c) in qe.chunks_exact_mut(2).zip(qh.chunks_exact(4)) {
+        for (e, c) in zip_lazy(qe.chunks_exact_mut(2), qh.chunks_exact(4)) {
             let (Some(x), [e0, e1]) = (word(c), e) else {
                 return None;
             };
@@ -491,7 +489,7 @@ impl<'a> Attention<'a> {
                         for (j, s) in scores.iter_mut().enumerate() {
                             let kr = kh.get_row(j)?;
                             let mut acc = 0i32;
-                            for (e, c) in qe.chunks_exact(2).zip(kr.chunks_exact(4)) {
+                            for (e, c) in zip_lazy(qe.chunks_exact(2), kr.chunks_exact(4)) {
                                 let (Some(x), &[e0, e1]) = (word(c), e) else {
                                     return None;
                                 };
@@ -716,7 +714,8 @@ fn pack_v(vh: Rows<'_>, npk: usize, zeros: &[i8], vp: &mut [u32]) -> Option<()> 
             for kp in 0..npk {
                 let r0 = vh.get_row(2 * kp)?;
                 let r1 = vh.get_row(2 * kp + 1).unwrap_or(zeros);
-                for (g, (a, b)) in r0.chunks_exact(4).zip(r1.chunks_exact(4)).enumerate() {
+                let groups = zip_lazy(r0.chunks_exact(4), r1.chunks_exact(4));
+                for (g, (a, b)) in groups.enumerate() {
                     let at = (g * npk + kp) * 4;
                     pack_word(
                         word(a)?,

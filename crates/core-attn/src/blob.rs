@@ -326,12 +326,19 @@ impl Header {
     /// projection of the encoder output (`T · 2·D`), and its KV caches hold `max_positions`
     /// rows per layer.
     pub fn required_buffers(&self) -> Result<BufferSizes, Error> {
+        self.required_buffers_as(self.kind)
+    }
+
+    /// [`Header::required_buffers`] for `kind`, which is `self.kind`: [`Blob::parse_as`] passes
+    /// it as a constant, so that the other kinds' arms are not linked into its firmware.
+    #[inline(always)]
+    fn required_buffers_as(&self, kind: ModelKind) -> Result<BufferSizes, Error> {
         let e = &self.encoder;
         let d = &self.decoder;
         let ov = crate::error::bad_blob("dimensions overflow");
         let m = |a: usize, b: usize| a.checked_mul(b).ok_or(ov);
         let mut s = BufferSizes::default();
-        if self.kind.has_encoder() {
+        if kind.has_encoder() {
             let t = e.tokens();
             s.x = m(t, e.width)?;
             s.normed = s.x;
@@ -340,17 +347,17 @@ impl Header {
             s.patch = m(e.channels, m(e.patch, e.patch)?)?;
             s.logits = e.classes;
         }
-        if self.kind == ModelKind::Llama {
+        if kind == ModelKind::Llama {
             return d.llama().buffers().map_err(|_| ov);
         }
-        if self.kind.has_decoder() {
+        if kind.has_decoder() {
             s.x = s.x.max(d.width);
             s.normed = s.normed.max(d.width);
             s.wide = s.wide.max(m(3, d.width)?.max(d.mlp));
             s.scores = s.scores.max(d.max_positions);
             s.logits = s.logits.max(d.vocab);
             s.kv = m(m(2, d.layers)?, m(d.max_positions, d.width)?)?;
-            if self.kind == ModelKind::EncoderDecoder {
+            if kind == ModelKind::EncoderDecoder {
                 let t = e.tokens();
                 s.wide = s.wide.max(m(t, m(2, d.width)?)?);
                 s.scores = s.scores.max(t);
@@ -466,12 +473,15 @@ impl Header {
 
     /// Check the dimensions are usable (non-zero where needed, heads divide widths, ids in
     /// range, zero points int8).
-    fn check(&self) -> Result<(), Error> {
+    ///
+    /// `kind` is `self.kind` ([`Blob::parse_as`] passes it as a constant where it can: the
+    /// other kinds' checks are not linked).
+    fn check(&self, kind: ModelKind) -> Result<(), Error> {
         let zp = |z: i32| (-128..=127).contains(&z);
         if !zp(self.input_zero_point) || !zp(self.logits_zero_point) {
             return Err(crate::error::bad_blob("header zero point outside int8"));
         }
-        if self.kind.has_encoder() {
+        if kind.has_encoder() {
             let e = &self.encoder;
             if e.layers == 0 || e.width == 0 || e.heads == 0 || e.mlp == 0 {
                 return Err(crate::error::bad_blob("encoder dimension is zero"));
@@ -489,13 +499,13 @@ impl Header {
                     "patch size does not divide the image",
                 ));
             }
-            if (self.kind == ModelKind::VitClassifier) != (e.classes > 0) {
+            if (kind == ModelKind::VitClassifier) != (e.classes > 0) {
                 return Err(crate::error::bad_blob(
                     "class count does not match the model kind",
                 ));
             }
         }
-        if self.kind == ModelKind::Llama {
+        if kind == ModelKind::Llama {
             let d = &self.decoder;
             d.llama().validate().map_err(|e| match e {
                 Error::BadDimension { what, .. } => crate::error::bad_blob(what),
@@ -520,7 +530,7 @@ impl Header {
                 ));
             }
         }
-        if self.kind.has_decoder() {
+        if kind.has_decoder() {
             let d = &self.decoder;
             if d.layers == 0 || d.width == 0 || d.heads == 0 || d.mlp == 0 {
                 return Err(crate::error::bad_blob("decoder dimension is zero"));
@@ -542,7 +552,7 @@ impl Header {
                     ));
                 }
             }
-            if self.kind == ModelKind::EncoderDecoder && d.start_token == NO_TOKEN {
+            if kind == ModelKind::EncoderDecoder && d.start_token == NO_TOKEN {
                 return Err(crate::error::bad_blob(
                     "encoder-decoder without a start token",
                 ));
@@ -1057,6 +1067,7 @@ impl<'a> Blob<'a> {
                 "model kind differs from the one asked for",
             ));
         }
+        let kind = const_kind::<K>(kind);
         let checksum = word(bytes, 8)?;
         let total = word(bytes, 12)? as usize;
         if total < TABLE_COUNT_OFFSET + 4 {
@@ -1089,8 +1100,8 @@ impl<'a> Blob<'a> {
             *w = word(bytes, PREAMBLE + 4 * i)?;
         }
         let header = Header::from_words(kind, &words)?;
-        header.check()?;
-        let (r, b) = (header.required_buffers()?, header.buffers);
+        header.check(kind)?;
+        let (r, b) = (header.required_buffers_as(kind)?, header.buffers);
         let pairs = [
             (r.x, b.x),
             (r.normed, b.normed),
@@ -1150,14 +1161,7 @@ impl<'a> Blob<'a> {
     /// Walk every section once, validating each part, and record where the parts start.
     fn walk<const K: u16>(&self) -> Result<Layout, Error> {
         let h = &self.header;
-        // `K` itself when it names a kind (`parse_as` checked it): a constant for the compiler.
-        let kind = match K {
-            1 => ModelKind::VitClassifier,
-            2 => ModelKind::DecoderLm,
-            3 => ModelKind::EncoderDecoder,
-            4 => ModelKind::Llama,
-            _ => h.kind,
-        };
+        let kind = const_kind::<K>(h.kind);
         let mut l = Layout::default();
         let mut c = self.cursor(0);
         if kind.has_encoder() {
@@ -1564,12 +1568,54 @@ fn read_vocab<'a>(c: &mut Cursor<'a>) -> Result<Vocab<'a>, Error> {
         let entry = bytes
             .get(a as usize..b as usize)
             .ok_or(crate::error::bad_blob("vocabulary offsets past the text"))?;
-        check(
-            core::str::from_utf8(entry).is_ok(),
-            "vocabulary entry is not UTF-8",
-        )?;
+        check(utf8_ok(entry), "vocabulary entry is not UTF-8")?;
     }
     Ok(Vocab { offsets, bytes })
+}
+
+/// `K` itself when it names a kind ([`Blob::parse_as`] checked the blob's kind against it),
+/// else the blob's `kind`: a constant for the compiler where `K` names a kind.
+#[inline(always)]
+fn const_kind<const K: u16>(kind: ModelKind) -> ModelKind {
+    match K {
+        1 => ModelKind::VitClassifier,
+        2 => ModelKind::DecoderLm,
+        3 => ModelKind::EncoderDecoder,
+        4 => ModelKind::Llama,
+        _ => kind,
+    }
+}
+
+/// `core::str::from_utf8(b).is_ok()` in a loop of a few instructions per byte (core's
+/// validation, inlined at every use, has a word-at-a-time ASCII fast path: code size).
+/// Well-formed UTF-8 as the Unicode standard defines it: shortest form, no surrogates, at most
+/// U+10FFFF.
+fn utf8_ok(b: &[u8]) -> bool {
+    let mut rest = b;
+    while let Some((&lead, tail)) = rest.split_first() {
+        let (more, min, bits) = match lead {
+            0x00..=0x7f => (0, 0, lead),
+            0xc2..=0xdf => (1, 0x80, lead & 0x1f),
+            0xe0..=0xef => (2, 0x800, lead & 0x0f),
+            0xf0..=0xf4 => (3, 0x1_0000, lead & 0x07),
+            _ => return false,
+        };
+        let Some((cont, after)) = tail.split_at_checked(more) else {
+            return false;
+        };
+        let mut c = bits as u32;
+        for &x in cont {
+            if x & 0xc0 != 0x80 {
+                return false;
+            }
+            c = (c << 6) | (x & 0x3f) as u32;
+        }
+        if c < min || (0xd800..=0xdfff).contains(&c) || c > 0x10_ffff {
+            return false;
+        }
+        rest = after;
+    }
+    true
 }
 
 fn check(ok: bool, what: &'static str) -> Result<(), Error> {
@@ -2216,6 +2262,52 @@ mod writer {
         /// The logits scale (host only).
         pub fn logits_scale(&self) -> f32 {
             f32::from_bits(self.logits_scale_bits)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utf8_ok;
+
+    /// `utf8_ok` agrees with `core::str::from_utf8` (the independent reference) on every
+    /// sequence of one and two bytes, and on every sequence of three and four bytes drawn from
+    /// the values at the edges of the UTF-8 byte classes (ASCII, continuation bytes, the
+    /// leads with restricted second bytes `E0`/`ED`/`F0`/`F4`, the never-valid bytes),
+    /// followed or not by ASCII. Guards against a validator that accepts surrogates (the
+    /// `0xd800..=0xdfff` test removed: `ED A0 80` passes), overlong forms (`c < min` removed:
+    /// `E0 80 80` passes), code points past U+10FFFF (`F4 90 80 80`) or a truncated sequence.
+    #[test]
+    fn utf8_ok_is_from_utf8() {
+        let agree = |b: &[u8]| {
+            assert_eq!(
+                utf8_ok(b),
+                core::str::from_utf8(b).is_ok(),
+                "bytes {b:02x?}"
+            );
+        };
+        // Under Miri (`.ci/miri`) a sample of the two-byte sequences and no four-byte ones.
+        let step = if cfg!(miri) { 7 } else { 1 };
+        for a in 0..=255u8 {
+            agree(&[a]);
+            for b in (0..=255u8).step_by(step) {
+                agree(&[a, b]);
+            }
+        }
+        let edges = [
+            0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0,
+            0xe1, 0xec, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf3, 0xf4, 0xf5, 0xff,
+        ];
+        for &a in &edges {
+            for &b in &edges {
+                for &c in &edges {
+                    agree(&[a, b, c]);
+                    agree(&[a, b, c, b'x']);
+                    for &d in edges.iter().filter(|_| !cfg!(miri)) {
+                        agree(&[a, b, c, d]);
+                    }
+                }
+            }
         }
     }
 }

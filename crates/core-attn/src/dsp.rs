@@ -226,14 +226,32 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     {
         let n = a.len().min(b.len());
         let mut acc = 0i32;
-        let (ac, bc) = (a[..n].chunks_exact(4), b[..n].chunks_exact(4));
-        let (ar, br) = (ac.remainder(), bc.remainder());
-        for (x, y) in ac.zip(bc) {
-            let x = u32::from_le_bytes([x[0] as u8, x[1] as u8, x[2] as u8, x[3] as u8]);
-            let y = u32::from_le_bytes([y[0] as u8, y[1] as u8, y[2] as u8, y[3] as u8]);
-            acc = arm::smlad(arm::sxtb16(x), arm::sxtb16(y), acc);
-            acc = arm::smlad(arm::sxtb16_ror8(x), arm::sxtb16_ror8(y), acc);
-        }
+        #[cfg(not(core_attn_small))]
+        let (ar, br) = {
+            let (ac, bc) = (a[..n].chunks_exact(4), b[..n].chunks_exact(4));
+            let (ar, br) = (ac.remainder(), bc.remainder());
+            for (x, y) in ac.zip(bc) {
+                let x = u32::from_le_bytes([x[0] as u8, x[1] as u8, x[2] as u8, x[3] as u8]);
+                let y = u32::from_le_bytes([y[0] as u8, y[1] as u8, y[2] as u8, y[3] as u8]);
+                acc = arm::smlad(arm::sxtb16(x), arm::sxtb16(y), acc);
+                acc = arm::smlad(arm::sxtb16_ror8(x), arm::sxtb16_ror8(y), acc);
+            }
+            (ar, br)
+        };
+        // Size-first builds: array chunks (`as_chunks`), as out of line (opt-level "s") the
+        // `chunks_exact` form keeps index checks and `Zip::new`'s length division, each a
+        // panic path (see `tensor::zip_lazy`).
+        #[cfg(core_attn_small)]
+        let (ar, br) = {
+            let ((ac, ar), (bc, br)) = (a[..n].as_chunks::<4>(), b[..n].as_chunks::<4>());
+            for (&[x0, x1, x2, x3], &[y0, y1, y2, y3]) in ac.iter().zip(bc) {
+                let x = u32::from_le_bytes([x0 as u8, x1 as u8, x2 as u8, x3 as u8]);
+                let y = u32::from_le_bytes([y0 as u8, y1 as u8, y2 as u8, y3 as u8]);
+                acc = arm::smlad(arm::sxtb16(x), arm::sxtb16(y), acc);
+                acc = arm::smlad(arm::sxtb16_ror8(x), arm::sxtb16_ror8(y), acc);
+            }
+            (ar, br)
+        };
         acc.wrapping_add(crate::linear::dot_i8(ar, br))
     }
     #[cfg(not(core_attn_dsp))]
@@ -405,10 +423,8 @@ fn linear_rows(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) {
     let (Some(inf), Some(outf)) = (NonZeroUsize::new(p.inf), NonZeroUsize::new(p.outf)) else {
         return;
     };
-    for (x, y) in x
-        .chunks_exact(inf.get())
-        .zip(y.chunks_exact_mut(outf.get()))
-    {
+    let rows = crate::tensor::zip_lazy(x.chunks_exact(inf.get()), y.chunks_exact_mut(outf.get()));
+    for (x, y) in rows {
         tail_rows(&p, x, y, 0, l.output_zero_point);
     }
 }
@@ -820,7 +836,8 @@ fn extend_pair<T>(x0: &[i8], x1: &[i8], buf: &mut [T], f: impl Fn(u32) -> T) {
     let (c0, c1) = (x0.chunks_exact(4), x1.chunks_exact(4));
     let (r0, r1) = (c0.remainder(), c1.remainder());
     let (head, tail) = buf.split_at_mut((x0.len() & !3).min(buf.len()));
-    for ((a, b), d) in c0.zip(c1).zip(head.chunks_exact_mut(4)) {
+    use crate::tensor::zip_lazy;
+    for ((a, b), d) in zip_lazy(zip_lazy(c0, c1), head.chunks_exact_mut(4)) {
         let (ae, ao) = extend_word(word4(a));
         let (be, bo) = extend_word(word4(b));
         if let [d0, d1, d2, d3] = d {
@@ -843,7 +860,7 @@ fn extend_one<T>(x: &[i8], buf: &mut [T], f: impl Fn(u32) -> T) {
     let steps = x.chunks_exact(8);
     let rest = steps.remainder();
     let (head, tail) = buf.split_at_mut((4 * (x.len() / 8)).min(buf.len()));
-    for (a, d) in steps.zip(head.chunks_exact_mut(4)) {
+    for (a, d) in crate::tensor::zip_lazy(steps, head.chunks_exact_mut(4)) {
         let (e0, o0) = extend_word(word4(a));
         let (e1, o1) = extend_word(word4(a.get(4..).unwrap_or_default()));
         if let [d0, d1, d2, d3] = d {

@@ -65,13 +65,15 @@ impl<'a> PatchEmbedding<'a> {
                 return Err(Error::BadDimension { what, value });
             }
         }
-        if self.height % self.patch != 0 {
+        // `checked_rem` (the patch is non-zero, checked above): no division-by-zero panic
+        // path where the loop above is not unrolled (opt-level "s").
+        if self.height.checked_rem(self.patch) != Some(0) {
             return Err(Error::BadDimension {
                 what: "image height (not a multiple of the patch size)",
                 value: self.height,
             });
         }
-        if self.width % self.patch != 0 {
+        if self.width.checked_rem(self.patch) != Some(0) {
             return Err(Error::BadDimension {
                 what: "image width (not a multiple of the patch size)",
                 value: self.width,

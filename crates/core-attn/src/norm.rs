@@ -303,10 +303,11 @@ impl<'a> LayerNorm<'a> {
     pub fn run(&self, input: &[i8], output: &mut [i8]) -> Result<(), Error> {
         self.check_shapes(input.len())?;
         check_len("layer norm output", input.len(), output.len())?;
-        for (x, y) in input
-            .chunks_exact(self.width)
-            .zip(output.chunks_exact_mut(self.width))
-        {
+        let rows = crate::tensor::zip_lazy(
+            input.chunks_exact(self.width),
+            output.chunks_exact_mut(self.width),
+        );
+        for (x, y) in rows {
             let stats = self.row_stats(x);
             // Size-first builds (opt-level "s"): an element copy, as `copy_from_slice`'s
             // length check is not always folded there and would link the panic machinery.

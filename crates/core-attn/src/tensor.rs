@@ -152,3 +152,28 @@ impl<'a> Rows<'a> {
             .map_while(move |r| r.get(..width))
     }
 }
+
+/// `a.zip(b)` without `Zip::new`: pairs until either iterator ends. For two `chunks_exact`
+/// iterators (or a range and one), `Zip::new` computes both lengths up front, a division by
+/// the chunk width; out of line (opt-level "s" does not inline it) that division keeps a
+/// division-by-zero panic call, which links the panic machinery (the handler and its
+/// formatting, about 1 KB) into a firmware that otherwise has no panic path. Here each step
+/// is the iterators' own `next` (no division).
+///
+/// Size-first builds only (`cfg(core_attn_small)`): elsewhere it is `a.zip(b)`, which the
+/// optimizer inlines (the division folds) and whose known trip count the unrolled kernels use.
+#[cfg(core_attn_small)]
+#[inline(always)]
+pub(crate) fn zip_lazy<I: Iterator, J: Iterator>(
+    mut a: I,
+    mut b: J,
+) -> impl Iterator<Item = (I::Item, J::Item)> {
+    core::iter::from_fn(move || Some((a.next()?, b.next()?)))
+}
+
+/// See the size-first [`zip_lazy`]: here `a.zip(b)`.
+#[cfg(not(core_attn_small))]
+#[inline(always)]
+pub(crate) fn zip_lazy<I: Iterator, J: Iterator>(a: I, b: J) -> core::iter::Zip<I, J> {
+    a.zip(b)
+}

@@ -272,7 +272,9 @@ pub fn markdown(rows: &[Result<SizeRow, String>]) -> String {
          default kernels, ≤ 16 KiB (16,384 B) with a size-first option. At opt-level \
          \"s\" core-attn keeps one looped copy of each inner loop (the `SMLAD` linear \
          passes without the per-width unrolled copies, attention without per-head-width \
-         copies); the `compact` feature adds the portable kernels (core-attn's README, \
+         copies and on its direct path only, no packed-V copy) and a ViT firmware links no \
+         panic path; \
+         the `compact` feature adds the portable kernels (core-attn's README, \
          \"Code size\").\n\n\
          | build | flash besides model | code | rodata | blob | images | instr. load + image 1 | instr. per image |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|\n",
