@@ -21,6 +21,7 @@
 
 mod example_size;
 mod f32;
+mod llama;
 
 use qemu_insn_count::timing::{CLASSES, CLASS_NAMES};
 use std::collections::BTreeMap;
@@ -350,6 +351,10 @@ struct Dec {
     vocab: u64,
     /// Encoder tokens attended to by cross-attention (0: none).
     cross_tokens: u64,
+    /// Llama: the linear MACs of one step (`tools inspect`'s `macs_per_token_linear`: Q/K/V
+    /// with grouped K/V, output, SwiGLU's three, classifier); attention adds `2·(pos+1)·width`
+    /// per layer.
+    llama_linear: Option<u64>,
 }
 
 impl Dec {
@@ -357,6 +362,9 @@ impl Dec {
     /// formula (which is this at `pos + 1 = max_positions`).
     fn step_macs(&self, pos: u64) -> u64 {
         let w = self.width;
+        if let Some(lin) = self.llama_linear {
+            return lin + self.layers * 2 * (pos + 1) * w;
+        }
         let mut per = 4 * w * w + 2 * w * self.mlp + 2 * (pos + 1) * w;
         if self.cross_tokens > 0 {
             per += 2 * w * w + 2 * self.cross_tokens * w;
@@ -371,7 +379,11 @@ impl Dec {
 
 /// `tools inspect --json models/<name>.tatn` (the CLI's own MAC, flash and RAM figures).
 fn inspect(root: &Path, name: &str) -> Result<ModelInfo, String> {
-    let blob = root.join(format!("models/{name}.tatn"));
+    let blob = if name == llama::NAME {
+        llama::blob_path(root)
+    } else {
+        root.join(format!("models/{name}.tatn"))
+    };
     let out = run(Command::new("cargo")
         .args(["run", "--quiet", "-p", "tools", "--", "inspect", "--json"])
         .arg(&blob)
@@ -381,7 +393,8 @@ fn inspect(root: &Path, name: &str) -> Result<ModelInfo, String> {
         serde_json::from_str(out.trim()).map_err(|e| format!("inspect {name}: {e}"))?;
     let n = |x: &serde_json::Value| x.as_u64().unwrap_or(0);
     let e = &v["encoder"];
-    let d = &v["decoder"];
+    let is_llama = v["llama"].is_object();
+    let d = if is_llama { &v["llama"] } else { &v["decoder"] };
     let dec = d.is_object().then(|| Dec {
         layers: n(&d["layers"]),
         width: n(&d["width"]),
@@ -392,6 +405,7 @@ fn inspect(root: &Path, name: &str) -> Result<ModelInfo, String> {
         } else {
             0
         },
+        llama_linear: is_llama.then(|| n(&d["macs_per_token_linear"])),
     });
     if let Some(dc) = dec {
         let full = n(&d["macs_per_token_full_context"]);
@@ -512,9 +526,141 @@ fn model_parts(info: &ModelInfo, rows: &[Row]) -> Vec<Part> {
                 ));
             }
         }
+        ("llama", Some(d)) => {
+            for (pre, tok) in [("prefill64", "token64"), ("prefill256", "token256")] {
+                if let (Some(p), Some(t)) = (find(pre), find(tok)) {
+                    v.push(part(
+                        format!(
+                            "prefill (greedy), positions {}–{}",
+                            p.pos,
+                            p.pos + p.elems - 1
+                        ),
+                        p,
+                        d.steps_macs(p.pos, p.elems),
+                        1,
+                    ));
+                    v.push(part(
+                        format!(
+                            "**per token at context {}** (avg of {}, KV cache, positions {}–{})",
+                            t.pos,
+                            t.elems,
+                            t.pos,
+                            t.pos + t.elems - 1
+                        ),
+                        t,
+                        d.steps_macs(t.pos, t.elems),
+                        t.elems.max(1),
+                    ));
+                }
+            }
+        }
         _ => {}
     }
     v
+}
+
+/// Published float ports of llama2.c's stories260K: (what, tokens/s, MHz).
+const FLOAT_PORTS: [(&str, f64, f64); 2] = [
+    ("llama2.c float port, ESP32-S3 (Xtensa LX7, published)", 19.0, 240.0),
+    ("llama2.c float port, RP2350 (Cortex-M33, published)", 19.0, 150.0),
+];
+
+/// Issue 14's speed targets at context 64: (core, tokens/s at 100 MHz from est. M4 cycles).
+const LLAMA_TARGETS: [(&str, f64); 2] = [("m4", 200.0), ("m55", 600.0)];
+
+/// The Llama speed section: per-token estimated cycles at contexts 64 and 256, tokens/s at
+/// 100 MHz and per MHz, beside the float ports, and the targets.
+fn llama_markdown(md: &mut String, results: &[CoreResult], info: &ModelInfo) {
+    let Some(d) = info.dec else { return };
+    writeln!(
+        md,
+        "### Llama speed (issue 14)\n\n\
+         `{}`: llama2.c stories260K's exact shape (dim {}, hidden {}, {} layers, 8 query heads, \
+         4 KV heads, vocab {}) with **synthetic weights** (deterministic pseudo-random, \
+         `bench/host/runner/src/llama.rs`, packed by `tools convert --max-positions {}`) until \
+         the trained model ships: speed does not depend on the weights. One greedy sequence \
+         from BOS, never stopping at eos; timed regions: 8 single steps from position 64 and 8 \
+         from position 256 (the rows above); `match` = ids and the FNV-1a of every step's logits \
+         equal the host's (the same core-attn code run by `bench/firmware/build.rs`). tok/s = \
+         clock / est. cycles per token (M4 timing model; M4-equivalent cycles on the other \
+         cores); per MHz = tok/s at 1 MHz.\n",
+        info.name,
+        d.width,
+        d.mlp,
+        d.layers,
+        d.vocab,
+        llama::MAX_POSITIONS
+    )
+    .unwrap();
+    md.push_str(
+        "| what | context | instructions / token | est. cycles / token | MACs / token | attention MACs share | tok/s at 100 MHz | tok/s per MHz | match |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    let mut per_core: Vec<(&str, u64, f64)> = Vec::new();
+    for cr in results {
+        let Some(m) = cr.models.iter().find(|m| m.model == info.name) else {
+            continue;
+        };
+        let core = cr.core.name.to_uppercase();
+        if let Some(why) = &m.skipped {
+            writeln!(md, "| {core} | – | {why} | – | – | – | – | – | – |").unwrap();
+            continue;
+        }
+        for tok in ["token64", "token256"] {
+            let Some(t) = m
+                .rows
+                .iter()
+                .find(|r| r.kernel == format!("model:{}", info.name) && r.shape == tok)
+            else {
+                continue;
+            };
+            let n = t.elems.max(1);
+            let macs = d.steps_macs(t.pos, t.elems) / n;
+            let attn = d.layers * 2 * (t.pos + 1) * d.width;
+            let cyc = t.cycles / n;
+            let per_mhz = 1e6 / cyc as f64;
+            per_core.push((cr.core.name, t.pos, 100.0 * per_mhz));
+            writeln!(
+                md,
+                "| int8, {core} | {} | {} | {} | {} | {:.0}% | {:.0} | {:.3} | {} |",
+                t.pos,
+                thousands(t.insns / n),
+                thousands(cyc),
+                thousands(macs),
+                100.0 * attn as f64 / macs as f64,
+                100.0 * per_mhz,
+                per_mhz,
+                if t.matched { "yes" } else { "**NO**" }
+            )
+            .unwrap();
+        }
+    }
+    for (what, tps, mhz) in FLOAT_PORTS {
+        writeln!(
+            md,
+            "| {what}: {tps} tok/s at {mhz} MHz | – | – | – | – | – | {:.1} | {:.3} | – |",
+            tps * 100.0 / mhz,
+            tps / mhz
+        )
+        .unwrap();
+    }
+    md.push_str("\n| core | target at context 64 | measured | met |\n|---|---:|---:|---|\n");
+    for (core, want) in LLAMA_TARGETS {
+        if let Some(&(_, _, got)) = per_core.iter().find(|(c, p, _)| *c == core && *p == 64) {
+            writeln!(
+                md,
+                "| {} | ≥ {want} tok/s at 100 MHz | {got:.0} | {} |",
+                core.to_uppercase(),
+                if got >= want {
+                    "yes".to_string()
+                } else {
+                    format!("**no** ({:.0}% of it)", 100.0 * got / want)
+                }
+            )
+            .unwrap();
+        }
+    }
+    md.push('\n');
 }
 
 /// The ViT's parts (`vit-part` regions) grouped by kind: (label, parts).
@@ -1072,8 +1218,12 @@ fn main() {
     let model_names: &[&str] = if check_only {
         &["vit-mnist"]
     } else {
-        &["vit-mnist", "digit-reader", "char-lm"]
+        &["vit-mnist", "digit-reader", "char-lm", llama::NAME]
     };
+    if model_names.contains(&llama::NAME) {
+        eprintln!("bench: synthetic stories260K-shape Llama (cargo run -p tools -- convert)");
+        llama::make_blob(&root).unwrap_or_else(|e| panic!("{e}"));
+    }
     eprintln!("bench: tools inspect --json (cargo run -p tools)");
     let infos: Vec<ModelInfo> = model_names
         .iter()
@@ -1298,6 +1448,9 @@ fn main() {
         md.push('\n');
     }
     models_markdown(&mut md, &results, &infos, f32_vit.as_ref());
+    if let Some(info) = infos.iter().find(|i| i.name == llama::NAME) {
+        llama_markdown(&mut md, &results, info);
+    }
     md.push_str("## Targets (issue 6)\n\n| core | figure | target | measured | met |\n|---|---|---:|---:|---|\n");
     for c in checks(&results, f32_vit.as_ref()) {
         writeln!(
