@@ -59,7 +59,7 @@ fn checkpoint() -> Vec<u8> {
     rand(layers * dim * hidden, hidden, &mut out); // w2
     rand(layers * hidden * dim, dim, &mut out); // w3
     ones(dim, &mut out); // rms_final_weight
-    // freq_cis_real / imag (legacy, skipped by the reader).
+                         // freq_cis_real / imag (legacy, skipped by the reader).
     out.resize(out.len() + 2 * seq * (head / 2) * 4, 0);
     out
 }

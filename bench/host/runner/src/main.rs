@@ -398,7 +398,7 @@ fn inspect(root: &Path, name: &str) -> Result<ModelInfo, String> {
     let dec = d.is_object().then(|| Dec {
         layers: n(&d["layers"]),
         width: n(&d["width"]),
-        mlp: n(&d["mlp"]),
+        mlp: n(&d[if is_llama { "hidden" } else { "mlp" }]),
         vocab: n(&d["vocab"]),
         cross_tokens: if n(&d["macs_cross_kv_per_image"]) > 0 {
             n(&e["tokens"])
@@ -561,8 +561,16 @@ fn model_parts(info: &ModelInfo, rows: &[Row]) -> Vec<Part> {
 
 /// Published float ports of llama2.c's stories260K: (what, tokens/s, MHz).
 const FLOAT_PORTS: [(&str, f64, f64); 2] = [
-    ("llama2.c float port, ESP32-S3 (Xtensa LX7, published)", 19.0, 240.0),
-    ("llama2.c float port, RP2350 (Cortex-M33, published)", 19.0, 150.0),
+    (
+        "llama2.c float port, ESP32-S3 (Xtensa LX7, published)",
+        19.0,
+        240.0,
+    ),
+    (
+        "llama2.c float port, RP2350 (Cortex-M33, published)",
+        19.0,
+        150.0,
+    ),
 ];
 
 /// Issue 14's speed targets at context 64: (core, tokens/s at 100 MHz from est. M4 cycles).
@@ -643,6 +651,77 @@ fn llama_markdown(md: &mut String, results: &[CoreResult], info: &ModelInfo) {
             tps / mhz
         )
         .unwrap();
+    }
+    // The profiled step (position 72, kernel by kernel).
+    const GROUPS: [(&str, &[&str]); 8] = [
+        ("linear: Q/K/V (fused, grouped K/V)", &["qkv"]),
+        ("linear: output projection", &["proj"]),
+        ("linear: SwiGLU w1 + w3 + w2", &["w1", "w3", "w2"]),
+        ("linear: classifier (tied, vocab 512)", &["head"]),
+        (
+            "attention (8 heads one at a time, KV-cache append)",
+            &["attention"],
+        ),
+        ("RoPE (Q and K)", &["rope"]),
+        ("RMSNorm (2 per layer + final)", &["rmsnorm"]),
+        (
+            "SwiGLU activation, residual adds, embedding",
+            &["swiglu", "residual", "embed"],
+        ),
+    ];
+    let cores: Vec<(&CoreResult, Vec<&Row>)> = results
+        .iter()
+        .filter_map(|cr| {
+            let m = cr.models.iter().find(|m| m.model == info.name)?;
+            let rows: Vec<&Row> = m.rows.iter().filter(|r| r.kernel == "llama-part").collect();
+            (!rows.is_empty()).then_some((cr, rows))
+        })
+        .collect();
+    if !cores.is_empty() {
+        md.push_str(
+            "\n#### One step at position 72 by kernel (est. cycles)\n\n\
+             A profiled step of the same sequence (after the context-64 steps) runs \
+             `LlamaBlock::run`'s kernels one by one, each its own region; its logits continue the \
+             sequence, so the host comparison covers them. The sum exceeds a plain step by the \
+             per-region call overhead.\n\n| part | MACs |",
+        );
+        for (c, _) in &cores {
+            write!(md, " {} |", c.core.name.to_uppercase()).unwrap();
+        }
+        md.push_str(" share (first core) | cycles/MAC (first core) |\n|---|---:|");
+        for _ in &cores {
+            md.push_str("---:|");
+        }
+        md.push_str("---:|---:|\n");
+        let sum = |rows: &[&Row], names: &[&str]| -> (u64, u64) {
+            rows.iter()
+                .filter(|r| names.contains(&r.shape.as_str()))
+                .fold((0, 0), |(c, m), r| (c + r.cycles, m + r.macs))
+        };
+        let total0: u64 = cores[0].1.iter().map(|r| r.cycles).sum();
+        for (label, names) in GROUPS {
+            let (c0, macs) = sum(&cores[0].1, names);
+            write!(md, "| {label} | {} |", thousands(macs)).unwrap();
+            for (_, rows) in &cores {
+                write!(md, " {} |", thousands(sum(rows, names).0)).unwrap();
+            }
+            writeln!(
+                md,
+                " {:.0}% | {} |",
+                100.0 * c0 as f64 / total0.max(1) as f64,
+                if macs > 0 {
+                    format!("{:.2}", c0 as f64 / macs as f64)
+                } else {
+                    "–".into()
+                }
+            )
+            .unwrap();
+        }
+        write!(md, "| **total** | |").unwrap();
+        for (_, rows) in &cores {
+            write!(md, " {} |", thousands(rows.iter().map(|r| r.cycles).sum())).unwrap();
+        }
+        md.push_str(" 100% | |\n");
     }
     md.push_str("\n| core | target at context 64 | measured | met |\n|---|---:|---:|---|\n");
     for (core, want) in LLAMA_TARGETS {
