@@ -682,8 +682,9 @@ fn llama_markdown(md: &mut String, results: &[CoreResult], info: &ModelInfo) {
             "\n#### One step at position 72 by kernel (est. cycles)\n\n\
              A profiled step of the same sequence (after the context-64 steps) runs \
              `LlamaBlock::run`'s kernels one by one, each its own region; its logits continue the \
-             sequence, so the host comparison covers them. The sum exceeds a plain step by the \
-             per-region call overhead.\n\n| part | MACs |",
+             sequence, so the host comparison covers them. The total leaves out what a plain step \
+             also does between the kernels (reading each block from the blob, shape checks, \
+             hashing the logits), hence a few percent under the per-token rows above.\n\n| part | MACs |",
         );
         for (c, _) in &cores {
             write!(md, " {} |", c.core.name.to_uppercase()).unwrap();
