@@ -9,6 +9,12 @@
 //! build time) byte for byte. `stack` = the stack high-water mark of that model's run (the
 //! free stack is painted before each model).
 //!
+//! The Llama (`llama-260k-synth`, kind 4: the stories260K-shape blob with synthetic weights
+//! that `bash bench/run` packs into `bench/firmware/target/`): one greedy sequence from BOS that
+//! never stops at eos; parts `prefill64` (positions 0–63), `token64` (8 steps from 64), one
+//! profiled step at 72 (`bench llama-part <part> L<layer> ours macs=<n>`, kernel by kernel, its
+//! logits part of the sequence), `prefill256` (73–255), `token256` (8 steps from 256).
+//!
 //! After the ViT's whole run, a second, profiled run executes the same kernels one by one
 //! (`bench vit-part <part> <layer> ours macs=<n> match=<0|1>`), each as its own region; its
 //! logits must equal the whole run's (`match`).

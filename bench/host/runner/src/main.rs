@@ -13,7 +13,8 @@
 //! (`BENCH_SUITE=models BENCH_MODELS=<name>`, linked with the real chip's memory map from
 //! `boards/<machine>/memory.x`) where the model fits that chip; MACs, flash and RAM come from
 //! `tools inspect --json` (built and run with `cargo run -p tools`). `--check` runs only the
-//! ViT on the M4.
+//! ViT on the M4. Besides the shipped models, the Llama speed rows (issue 14): a
+//! stories260K-shape Llama with synthetic weights ([`llama`]), packed by `tools convert` first.
 //!
 //! Also (not under `--check`) the code size and instructions per image of a firmware written
 //! with core-attn's device API (`examples/qemu-mps2-an386`, [`example_size`]);
@@ -723,6 +724,56 @@ fn llama_markdown(md: &mut String, results: &[CoreResult], info: &ModelInfo) {
             write!(md, " {} |", thousands(rows.iter().map(|r| r.cycles).sum())).unwrap();
         }
         md.push_str(" 100% | |\n");
+    }
+    // What bounds it, from the figures above (per core that has both).
+    let mut bounds = String::new();
+    for (cr, rows) in &cores {
+        let lin_rows = || {
+            rows.iter()
+                .filter(|r| ["qkv", "proj", "w1", "w3", "w2", "head"].contains(&r.shape.as_str()))
+        };
+        let linear: u64 = lin_rows().map(|r| r.cycles).sum();
+        let linear_macs: u64 = lin_rows().map(|r| r.macs).sum();
+        let attn: u64 = rows
+            .iter()
+            .filter(|r| r.shape == "attention")
+            .map(|r| r.cycles)
+            .sum();
+        let total: u64 = rows.iter().map(|r| r.cycles).sum();
+        let per = |p: u64| {
+            per_core
+                .iter()
+                .find(|(c, q, _)| *c == cr.core.name && *q == p)
+                .map(|&(_, _, t)| 1e8 / t)
+        };
+        let growth = match (per(64), per(256)) {
+            (Some(a), Some(b)) => format!(
+                "; from context 64 to 256 a token costs {} more est. cycles, {:.0} per extra key \
+                 (all layers and heads): attention alone (growing with the context) bounds \
+                 context 256",
+                thousands((b - a) as u64),
+                (b - a) / 192.0
+            ),
+            _ => String::new(),
+        };
+        writeln!(
+            bounds,
+            "- {}: the linear layers ({} MACs, each weight read once per token) take {} est. \
+             cycles of the profiled step ({:.0}%): with free attention and elementwise work the \
+             step would still run at most {:.0} tok/s at 100 MHz; attention takes {} ({:.0}%){growth}.",
+            cr.core.name.to_uppercase(),
+            thousands(linear_macs),
+            thousands(linear),
+            100.0 * linear as f64 / total.max(1) as f64,
+            1e8 / linear.max(1) as f64,
+            thousands(attn),
+            100.0 * attn as f64 / total.max(1) as f64,
+        )
+        .unwrap();
+    }
+    if !bounds.is_empty() {
+        md.push_str("\nWhat bounds it (from the profiled step and the per-token rows):\n\n");
+        md.push_str(&bounds);
     }
     md.push_str("\n| core | target at context 64 | measured | met |\n|---|---:|---:|---|\n");
     for (core, want) in LLAMA_TARGETS {
