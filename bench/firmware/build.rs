@@ -25,7 +25,8 @@ mod models {
         pub const X: usize = 1; pub const NORMED: usize = 1; pub const WIDE: usize = 1;\n\
         pub const SCORES: usize = 1; pub const PATCH: usize = 1; pub const LOGITS: usize = 1;\n\
         pub const KV: usize = 1; pub const CROSS: usize = 1; pub const IDS: usize = 1;\n\
-        pub const LAYERS: usize = 1;\n";
+        pub const LAYERS: usize = 1;\n\
+        pub const LLAMA_CONTEXTS: [usize; 2] = [0, 0]; pub const LLAMA_STEPS: usize = 0;\n";
 
     /// (held-out input file in models/data, new tokens) of each shipped model.
     fn input_of(name: &str) -> (&'static str, usize) {
@@ -39,6 +40,88 @@ mod models {
         }
     }
 
+    /// The synthetic stories260K-shape Llama that `bench/run` packs (`bench/host/runner/src/llama.rs`).
+    pub const LLAMA: &str = "llama-260k-synth";
+    /// Llama decode schedule (`models.rs` runs the same): greedy from BOS without stopping at
+    /// eos, timed steps `[P, P + LLAMA_STEPS)` for each `P` in `LLAMA_CONTEXTS`.
+    pub const LLAMA_CONTEXTS: [usize; 2] = [64, 256];
+    /// Timed steps per context.
+    pub const LLAMA_STEPS: usize = 8;
+    /// Ids of the whole sequence (BOS, then one per step).
+    pub const LLAMA_IDS: usize = 256 + 8 + 1;
+
+    pub struct Llama {
+        pub path: PathBuf,
+        pub buffers: BufferSizes,
+        pub layers: usize,
+        pub bos: u32,
+        pub expected: String,
+    }
+
+    /// The host's result line of the Llama schedule: the same core-attn steps on the host.
+    fn llama(root: &Path) -> Llama {
+        use core_attn::llama::{llama_step, LlamaModel};
+        use core_attn::model::{argmax_i8, kv_caches, ModelBuffers};
+        let path = root
+            .join("bench/firmware/target")
+            .join(format!("{LLAMA}.tatn"));
+        println!("cargo:rerun-if-changed={}", path.display());
+        let bytes = fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (bash bench/run packs it before building)",
+                path.display()
+            )
+        });
+        let aligned = board_common::host::Aligned::new(&bytes);
+        let blob = aligned.parse().expect("llama blob");
+        let d = blob.llama_dims();
+        let b = blob.buffers();
+        let total = LLAMA_CONTEXTS[1] + LLAMA_STEPS;
+        assert!(
+            d.max_positions >= total,
+            "{LLAMA}: {} positions < {total}",
+            d.max_positions
+        );
+        let (mut x, mut normed, mut wide) =
+            (vec![0i8; b.x], vec![0i8; b.normed], vec![0i8; b.wide]);
+        let (mut scores, mut patch, mut logits) = (
+            vec![0i32; b.scores],
+            vec![0i8; b.patch],
+            vec![0i8; b.logits],
+        );
+        let mut kv = vec![0i8; b.kv];
+        let mut bufs = ModelBuffers {
+            x: &mut x,
+            normed: &mut normed,
+            wide: &mut wide,
+            scores: &mut scores,
+            patch: &mut patch,
+            logits: &mut logits,
+        };
+        let mut caches: Vec<_> = kv_caches(&mut kv, d.layers, d.max_positions, d.kv_width())
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect();
+        let bos = blob.llama_bos();
+        let mut out = vec![bos];
+        let mut hash = board_common::format::LogitsFnv::new();
+        for pos in 0..total {
+            let l = llama_step(&blob, out[pos], &mut caches, &mut bufs, &mut |_, _| {}).unwrap();
+            hash.update(l);
+            out.push(argmax_i8(l) as u32);
+        }
+        let mut expected = String::new();
+        board_common::format::ids_line(&mut expected, LLAMA, "prompt", 0, hash.value(), &out)
+            .unwrap();
+        Llama {
+            path: fs::canonicalize(&path).unwrap(),
+            buffers: b,
+            layers: d.layers,
+            bos,
+            expected: expected.trim_end().to_string(),
+        }
+    }
+
     pub fn generate(out: &Path, machine: &str, list: &str) {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
         let mem = root.join("boards").join(machine).join("memory.x");
@@ -49,6 +132,27 @@ mod models {
         let (mut ids, mut layers) = (1usize, 1usize);
         s.push_str("pub static MODELS: &[Model] = &[\n");
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if name == LLAMA {
+                let l = llama(&root);
+                max.x = max.x.max(l.buffers.x);
+                max.normed = max.normed.max(l.buffers.normed);
+                max.wide = max.wide.max(l.buffers.wide);
+                max.scores = max.scores.max(l.buffers.scores);
+                max.logits = max.logits.max(l.buffers.logits);
+                max.kv = max.kv.max(l.buffers.kv);
+                layers = layers.max(l.layers);
+                ids = ids.max(LLAMA_IDS);
+                writeln!(
+                    s,
+                    "    Model {{ name: {name:?}, blob: &board_common::Align16(*include_bytes!({:?})), \
+                     image: &[], prompt: &[{}], max_new: 0, expected: {:?} }},",
+                    l.path.display(),
+                    l.bos,
+                    l.expected
+                )
+                .unwrap();
+                continue;
+            }
             let (inputs, max_new) = input_of(name);
             let path = root.join("models").join(format!("{name}.tatn"));
             let inp = root.join("models/data").join(inputs);
@@ -87,6 +191,12 @@ mod models {
             .unwrap();
         }
         s.push_str("];\n");
+        writeln!(
+            s,
+            "pub const LLAMA_CONTEXTS: [usize; 2] = {LLAMA_CONTEXTS:?};\n\
+             pub const LLAMA_STEPS: usize = {LLAMA_STEPS};"
+        )
+        .unwrap();
         for (k, v) in [
             ("X", max.x),
             ("NORMED", max.normed),

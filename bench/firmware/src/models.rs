@@ -9,6 +9,12 @@
 //! build time) byte for byte. `stack` = the stack high-water mark of that model's run (the
 //! free stack is painted before each model).
 //!
+//! The Llama (`llama-260k-synth`, kind 4: the stories260K-shape blob with synthetic weights
+//! that `bash bench/run` packs into `bench/firmware/target/`): one greedy sequence from BOS that
+//! never stops at eos; parts `prefill64` (positions 0–63), `token64` (8 steps from 64), one
+//! profiled step at 72 (`bench llama-part <part> L<layer> ours macs=<n>`, kernel by kernel, its
+//! logits part of the sequence), `prefill256` (73–255), `token256` (8 steps from 256).
+//!
 //! After the ViT's whole run, a second, profiled run executes the same kernels one by one
 //! (`bench vit-part <part> <layer> ours macs=<n> match=<0|1>`), each as its own region; its
 //! logits must equal the whole run's (`match`).
@@ -194,14 +200,15 @@ pub fn run(b: &mut Bench, arena: &'static mut Arena) {
         };
         let h = *blob.header();
         let d = h.decoder;
-        // (part, steps, first position) of each region, printed once the result is known.
-        let mut parts: heapless::Vec<(&str, usize, usize), 4> = heapless::Vec::new();
+        // (part, steps, first position) of each region, printed once the result is known
+        // (`llama-part` regions: (part, layer, MACs), see `profile_llama_step`).
+        let mut parts: heapless::Vec<Region, 80> = heapless::Vec::new();
         paint_stack();
         match blob.kind() {
             ModelKind::VitClassifier => {
                 let l = measure(|| runner::vit_classify(&blob, m.image, &mut bufs, &mut |_, _| {}));
                 let l = or_die(l, m.name);
-                let _ = parts.push(("image", 1, 0));
+                let _ = parts.push(Region::Model("image", 1, 0));
                 let _ = format::vit_line(&mut check, m.name, 0, runner::argmax_i8(l), l);
             }
             ModelKind::EncoderDecoder => {
@@ -220,7 +227,7 @@ pub fn run(b: &mut Bench, arena: &'static mut Arena) {
                     }),
                     m.name,
                 );
-                let _ = parts.push(("encode", 1, 0));
+                let _ = parts.push(Region::Model("encode", 1, 0));
                 let out = &mut ids[..1 + m.max_new];
                 // Every step's logits hashed as the device's result line does (a few
                 // instructions per vocabulary entry, inside the measured region).
@@ -241,7 +248,7 @@ pub fn run(b: &mut Bench, arena: &'static mut Arena) {
                     m.name,
                 );
                 // The last id (eos, or the last allowed one) is never fed back.
-                let _ = parts.push(("decode", n - 1, 0));
+                let _ = parts.push(Region::Model("decode", n - 1, 0));
                 let h = hash.value();
                 let _ = format::ids_line(&mut check, m.name, "image", 0, h, &out[..n]);
             }
@@ -271,7 +278,7 @@ pub fn run(b: &mut Bench, arena: &'static mut Arena) {
                         hash.update(l);
                     }
                 });
-                let _ = parts.push(("prefill", p.len() - 1, 0));
+                let _ = parts.push(Region::Model("prefill", p.len() - 1, 0));
                 // Generation: each step feeds one token and picks the next (greedy), exactly
                 // as `runner::greedy` does; max_new steps produce max_new tokens.
                 measure(|| {
@@ -292,23 +299,68 @@ pub fn run(b: &mut Bench, arena: &'static mut Arena) {
                         out[pos + 1] = runner::argmax_i8(l) as u32;
                     }
                 });
-                let _ = parts.push(("token", m.max_new, p.len() - 1));
+                let _ = parts.push(Region::Model("token", m.max_new, p.len() - 1));
                 let _ = format::ids_line(&mut check, m.name, "prompt", 0, hash.value(), out);
             }
-            // No Llama model is benchmarked yet (include_model! refuses the kind).
-            ModelKind::Llama => {}
+            ModelKind::Llama => {
+                // Greedy from BOS without stopping at eos (the schedule of build.rs's host
+                // line): untimed-by-label prefill steps up to each context P, then
+                // LLAMA_STEPS single steps from P, each its own region.
+                let ld = h.decoder.llama();
+                let mut ca = caches(kv, ld.layers, ld.max_positions, ld.kv_width());
+                let total = LLAMA_CONTEXTS[1] + LLAMA_STEPS;
+                let out = &mut ids[..total + 1];
+                out[0] = m.prompt[0];
+                let mut hash = format::LogitsFnv::new();
+                let mut at = 0;
+                for (p, pre, tok) in [
+                    (LLAMA_CONTEXTS[0], "prefill64", "token64"),
+                    (LLAMA_CONTEXTS[1], "prefill256", "token256"),
+                ] {
+                    measure(|| llama_steps(&blob, &mut ca, &mut bufs, &mut hash, at..p, out));
+                    let _ = parts.push(Region::Model(pre, p - at, at));
+                    measure(|| {
+                        llama_steps(
+                            &blob,
+                            &mut ca,
+                            &mut bufs,
+                            &mut hash,
+                            p..p + LLAMA_STEPS,
+                            out,
+                        )
+                    });
+                    let _ = parts.push(Region::Model(tok, LLAMA_STEPS, p));
+                    at = p + LLAMA_STEPS;
+                    if p == LLAMA_CONTEXTS[0] {
+                        // One more step of the same sequence, kernel by kernel: its logits
+                        // continue the sequence, so the host line checks them too.
+                        let l = profile_llama_step(&blob, out[at], &mut ca, &mut bufs, &mut parts);
+                        hash.update(l);
+                        out[at + 1] = runner::argmax_i8(l) as u32;
+                        at += 1;
+                    }
+                }
+                let _ = format::ids_line(&mut check, m.name, "prompt", 0, hash.value(), out);
+            }
         }
         let stack = stack_high_water();
         let ok = check.matched();
         let _ = writeln!(b.out);
-        for (part, steps, pos) in parts {
+        b.failed |= !ok;
+        for r in parts {
             let name = m.name;
-            b.failed |= !ok;
-            let _ = writeln!(
-                b.out,
-                "bench model:{name} {part} ours macs=0 elems={steps} pos={pos} match={} stack={stack}",
-                ok as u8
-            );
+            let _ = match r {
+                Region::Model(part, steps, pos) => writeln!(
+                    b.out,
+                    "bench model:{name} {part} ours macs=0 elems={steps} pos={pos} match={} stack={stack}",
+                    ok as u8
+                ),
+                Region::LlamaPart(part, layer, macs) => writeln!(
+                    b.out,
+                    "bench llama-part {part} L{layer} ours macs={macs} elems=0 match={}",
+                    ok as u8
+                ),
+            };
         }
         if blob.kind() == ModelKind::VitClassifier {
             let mut l = [0i8; 16];
@@ -320,6 +372,147 @@ pub fn run(b: &mut Bench, arena: &'static mut Arena) {
 }
 
 use board_common::format;
+
+/// Llama steps at `positions`, greedy: feed `out[pos]`, hash the logits, `out[pos + 1]` =
+/// their argmax.
+fn llama_steps(
+    blob: &Blob<'_>,
+    caches: &mut [KvCache<'_>],
+    bufs: &mut ModelBuffers<'_>,
+    hash: &mut format::LogitsFnv,
+    positions: core::ops::Range<usize>,
+    out: &mut [u32],
+) {
+    for pos in positions {
+        let l = or_die(
+            core_attn::llama::llama_step(blob, out[pos], caches, bufs, &mut |_, _| {}),
+            "llama step",
+        );
+        hash.update(l);
+        out[pos + 1] = runner::argmax_i8(l) as u32;
+    }
+}
+
+/// A measured region of the whole-model suite.
+enum Region {
+    /// `model:<name>` (part, steps, first position).
+    Model(&'static str, usize, usize),
+    /// `llama-part` (part, layer, MACs).
+    LlamaPart(&'static str, usize, usize),
+}
+
+/// One Llama step at `caches[0].len()`, kernel by kernel (the order of `llama::llama_step` and
+/// `LlamaBlock::run` for one token), one region each (pushed to `parts`); returns the logits.
+fn profile_llama_step<'r>(
+    blob: &Blob<'_>,
+    token: u32,
+    caches: &mut [KvCache<'_>],
+    bufs: &'r mut ModelBuffers<'_>,
+    parts: &mut heapless::Vec<Region, 80>,
+) -> &'r [i8] {
+    use core_attn::attention::Attention;
+    use core_attn::llama::LlamaModel;
+    use core_attn::tensor::Rows;
+    let d = blob.llama_dims();
+    let w = d.width;
+    let mut part = |p: &'static str, layer: usize, macs: usize| {
+        let _ = parts.push(Region::LlamaPart(p, layer, macs));
+    };
+    let ModelBuffers {
+        x,
+        normed,
+        wide,
+        scores,
+        logits,
+        ..
+    } = bufs;
+    let x = &mut x[..w];
+    let normed = &mut normed[..w];
+    let table = or_die(blob.llama_embedding(), "embedding");
+    measure(|| {
+        or_die(
+            core_attn::embed::embed_tokens(&[token], table, w, x),
+            "embed",
+        )
+    });
+    part("embed", 0, 0);
+    for (i, cache) in caches.iter_mut().enumerate() {
+        let blk = or_die(blob.llama_block(i), "block");
+        let (kv, dh) = (blk.kv_width(), blk.attention.head_dim);
+        let stride = w + 2 * kv;
+        let group = blk.attention.heads / blk.kv_heads;
+        let pos = cache.len();
+        measure(|| or_die(blk.rms1.run(x, normed), "rms1"));
+        part("rmsnorm", i, 0);
+        let qkv = &mut wide[..stride];
+        measure(|| or_die(blk.qkv.run(normed, qkv, Activation::Identity), "qkv"));
+        part("qkv", i, blk.qkv.macs_per_row());
+        measure(|| {
+            let (q, rest) = qkv.split_at_mut(w);
+            or_die(blk.rope_q.run_in_place(q, pos), "rope q");
+            or_die(blk.rope_k.run_in_place(&mut rest[..kv], pos), "rope k");
+        });
+        part("rope", i, 0);
+        let one_head = Attention {
+            heads: 1,
+            ..blk.attention
+        };
+        measure(|| {
+            or_die(
+                cache.append_rows(
+                    or_die(Rows::strided(qkv, w, 1, kv, stride), "k"),
+                    or_die(Rows::strided(qkv, w + kv, 1, kv, stride), "v"),
+                ),
+                "kv cache",
+            );
+            let (keys, values) = (cache.keys(), cache.values());
+            for (h, out) in normed.chunks_exact_mut(dh).enumerate() {
+                let c = (h / group) * dh;
+                or_die(
+                    one_head.run(
+                        or_die(Rows::strided(qkv, h * dh, 1, dh, stride), "q"),
+                        or_die(keys.columns(c, dh), "keys"),
+                        or_die(values.columns(c, dh), "values"),
+                        Mask::Causal {
+                            first_position: pos,
+                        },
+                        out,
+                        scores,
+                    ),
+                    "attention",
+                );
+            }
+        });
+        part("attention", i, 2 * (pos + 1) * w);
+        let proj = &mut wide[..w];
+        measure(|| or_die(blk.proj.run(normed, proj, Activation::Identity), "proj"));
+        part("proj", i, blk.proj.macs_per_row());
+        measure(|| or_die(blk.add1.run_in_place(x, proj), "add1"));
+        part("residual", i, 0);
+        measure(|| or_die(blk.rms2.run(x, normed), "rms2"));
+        part("rmsnorm", i, 0);
+        let hd = blk.hidden();
+        let (gate, up) = wide[..2 * hd].split_at_mut(hd);
+        measure(|| or_die(blk.w1.run(normed, gate, Activation::Identity), "w1"));
+        part("w1", i, blk.w1.macs_per_row());
+        measure(|| or_die(blk.w3.run(normed, up, Activation::Identity), "w3"));
+        part("w3", i, blk.w3.macs_per_row());
+        measure(|| or_die(blk.swiglu.run_in_place(gate, up), "swiglu"));
+        part("swiglu", i, 0);
+        measure(|| or_die(blk.w2.run(gate, normed, Activation::Identity), "w2"));
+        part("w2", i, blk.w2.macs_per_row());
+        measure(|| or_die(blk.add2.run_in_place(x, normed), "add2"));
+        part("residual", i, 0);
+    }
+    let fin = or_die(blob.llama_final_norm(), "final norm");
+    measure(|| or_die(fin.run(x, normed), "final norm"));
+    part("rmsnorm", d.layers, 0);
+    let head = or_die(blob.llama_head(), "head");
+    let l = &mut logits[..d.vocab];
+    measure(|| or_die(head.run(normed, l, Activation::Identity), "head"));
+    part("head", 0, head.macs_per_row());
+    l
+}
 
 /// The ViT once more, kernel by kernel (the order of `runner::vit_classify` and
 /// `EncoderBlock::run`, pre-norm), one region each.
