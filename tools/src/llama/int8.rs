@@ -27,12 +27,11 @@ use core_attn::model::{kv_caches, ModelBuffers};
 use core_attn::reference::block::LinearF;
 use core_attn::reference::llama::{LlamaBlockF, LlamaF, RmsNormF};
 use core_attn::rope::RopeStyle as CoreRope;
-use serde_json::json;
 
 use super::forward::Generation;
 use super::tokenizer::Tokenizer;
 use super::{LlamaModel, RopeStyle, StopRule};
-use crate::cli::simulate::{read_ids, SimulateArgs};
+use crate::cli::simulate::SimulateArgs;
 use crate::error::{Error, Result};
 use crate::float::ops::argmax;
 
@@ -306,17 +305,7 @@ pub fn blob_tokenizer(
     given: Option<&Path>,
     vocab: usize,
 ) -> Result<Option<Tokenizer>> {
-    match given {
-        Some(p) => Ok(Some(Tokenizer::read(p, vocab)?)),
-        None => {
-            let p = tokenizer_sidecar(blob_path);
-            if p.is_file() {
-                Ok(Some(Tokenizer::read(&p, vocab)?))
-            } else {
-                Ok(None)
-            }
-        }
-    }
+    super::simulate::read_tokenizer(given, &tokenizer_sidecar(blob_path), vocab)
 }
 
 /// `tools simulate` on a Llama blob: the same prompts, stop rule and output as on the
@@ -330,45 +319,14 @@ pub fn simulate(args: &SimulateArgs, blob: &Blob<'_>, out: &mut dyn Write) -> Re
     }
     let vocab = blob.llama_dims().vocab;
     let tokenizer = blob_tokenizer(&args.model, args.tokenizer.as_deref(), vocab)?;
-    let prompts = match (&args.prompt, &args.input) {
-        (Some(text), _) => {
-            let t = tokenizer.as_ref().ok_or_else(|| {
-                Error::Input(format!(
-                    "--prompt needs a tokenizer: --tokenizer FILE (llama2.c tokenizer.bin) or {} (written by convert --tokenizer)",
-                    tokenizer_sidecar(&args.model).display()
-                ))
-            })?;
-            vec![t.encode(text)?]
-        }
-        (None, Some(p)) => read_ids(p)?,
-        (None, None) => return Err(Error::Input("give --input FILE or --prompt TEXT".into())),
-    };
-    let mut generated = Vec::with_capacity(prompts.len());
-    let mut logits = Vec::with_capacity(prompts.len());
-    for p in &prompts {
-        let g = generate(blob, p, args.max_new_tokens)?;
-        generated.push(g.ids);
-        logits.push(g.logits);
-    }
-    let texts: Option<Vec<String>> = tokenizer
-        .as_ref()
-        .map(|t| generated.iter().map(|ids| t.decode(ids)).collect());
-    let text = if args.json {
-        let mut v = json!({"generated": generated, "logits": logits});
-        if let Some(t) = &texts {
-            v["text"] = json!(t);
-        }
-        v.to_string()
-    } else {
-        match &texts {
-            Some(t) => t.join("\n"),
-            None => generated
-                .iter()
-                .enumerate()
-                .map(|(i, s)| format!("sequence {i}: {s:?}"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        }
-    };
-    writeln!(out, "{text}").map_err(|e| Error::io("<stdout>", e))
+    super::simulate::generate_and_print(
+        args,
+        tokenizer.as_ref(),
+        &format!(
+            "{} (written by convert --tokenizer)",
+            tokenizer_sidecar(&args.model).display()
+        ),
+        out,
+        |prompt, n| generate(blob, prompt, n),
+    )
 }

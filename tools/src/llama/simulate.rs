@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::forward::generate;
+use super::forward::{generate, Generation};
 use super::tokenizer::Tokenizer;
 use super::{load, Format};
 use crate::cli::simulate::{read_ids, SimulateArgs};
@@ -49,23 +49,51 @@ pub fn run(args: &SimulateArgs, format: Format, out: &mut dyn Write) -> Result<(
         ));
     }
     let model = load(&args.model, format)?;
-    let vocab_size = model.config.vocab_size;
-    let tokenizer = match &args.tokenizer {
-        Some(p) => Some(Tokenizer::read(p, vocab_size)?),
-        None => {
-            let p = default_tokenizer(&args.model, format);
-            if p.is_file() {
-                Some(Tokenizer::read(&p, vocab_size)?)
-            } else {
-                None
-            }
-        }
-    };
+    let fallback = default_tokenizer(&args.model, format);
+    let tokenizer = read_tokenizer(
+        args.tokenizer.as_deref(),
+        &fallback,
+        model.config.vocab_size,
+    )?;
+    generate_and_print(
+        args,
+        tokenizer.as_ref(),
+        &format!("{TOKENIZER_FILE} beside the checkpoint"),
+        out,
+        |prompt, n| generate(&model, prompt, n),
+    )
+}
+
+/// `--tokenizer FILE` when given, else `fallback` when that file exists.
+pub(crate) fn read_tokenizer(
+    given: Option<&Path>,
+    fallback: &Path,
+    vocab: usize,
+) -> Result<Option<Tokenizer>> {
+    match given {
+        Some(p) => Ok(Some(Tokenizer::read(p, vocab)?)),
+        None if fallback.is_file() => Ok(Some(Tokenizer::read(fallback, vocab)?)),
+        None => Ok(None),
+    }
+}
+
+/// What `simulate` does alike on a checkpoint (f32) and on a blob (int8,
+/// `super::int8::simulate`): the prompts (`--prompt` through the tokenizer, else the ids of
+/// `--input`), `generate(prompt, max_new_tokens)` for each, and the text or `--json` output.
+/// `tokenizer_hint` says where else a tokenizer could come from, for the missing-tokenizer
+/// error.
+pub(crate) fn generate_and_print(
+    args: &SimulateArgs,
+    tokenizer: Option<&Tokenizer>,
+    tokenizer_hint: &str,
+    out: &mut dyn Write,
+    mut generate: impl FnMut(&[usize], usize) -> Result<Generation>,
+) -> Result<()> {
     let prompts = match (&args.prompt, &args.input) {
         (Some(text), _) => {
-            let t = tokenizer.as_ref().ok_or_else(|| {
+            let t = tokenizer.ok_or_else(|| {
                 Error::Input(format!(
-                    "--prompt needs a tokenizer: --tokenizer FILE (llama2.c tokenizer.bin) or {TOKENIZER_FILE} beside the checkpoint"
+                    "--prompt needs a tokenizer: --tokenizer FILE (llama2.c tokenizer.bin) or {tokenizer_hint}"
                 ))
             })?;
             vec![t.encode(text)?]
@@ -76,13 +104,12 @@ pub fn run(args: &SimulateArgs, format: Format, out: &mut dyn Write) -> Result<(
     let mut generated = Vec::with_capacity(prompts.len());
     let mut logits = Vec::with_capacity(prompts.len());
     for p in &prompts {
-        let g = generate(&model, p, args.max_new_tokens)?;
+        let g = generate(p, args.max_new_tokens)?;
         generated.push(g.ids);
         logits.push(g.logits);
     }
-    let texts: Option<Vec<String>> = tokenizer
-        .as_ref()
-        .map(|t| generated.iter().map(|ids| t.decode(ids)).collect());
+    let texts: Option<Vec<String>> =
+        tokenizer.map(|t| generated.iter().map(|ids| t.decode(ids)).collect());
     let text = if args.json {
         let mut v = json!({"generated": generated, "logits": logits});
         if let Some(t) = &texts {
