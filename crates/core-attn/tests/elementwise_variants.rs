@@ -350,3 +350,29 @@ fn layer_norm_out_of_range_zero_point() {
         }
     }
 }
+
+/// The rounding of the normalized value `ñ` (Q24) in the fast path, made visible: with
+/// `γ = i32::MIN` (`−2^31`) and `β = 128·m`, `y = ⌊(m + 256 − ñ) / 512⌋`, so one unit of `ñ`
+/// moves the output exactly when `m + 256 − ñ` is at a multiple of 512. Each of 32 input values
+/// (ε at its largest keeps `|ñ| < 2^16`, unsaturated) meets every `m` in `0..512`, so the outputs
+/// differ from the reference formula's whenever `ñ` is rounded differently. Mutation testing
+/// (issue #17) found `1 << (shift − 1)` → `1 >> (shift − 1)` (`norm.rs` 370:24, `ñ` truncated)
+/// and `shift − 1` → `shift / 1` (370:37, rounded up a whole unit) passing every other test:
+/// with random γ the one-unit difference almost never reaches an output.
+#[test]
+fn layer_norm_fast_path_rounds_the_normalized_value() {
+    // Under Miri 8 input values (4096 elements), natively 32 (the maximum width).
+    let values = if cfg!(miri) { 8 } else { 32 };
+    let width = 512 * values;
+    let data: Vec<i8> = (0..width).map(|i| (i / 512) as i8).collect();
+    let beta: Vec<i32> = (0..width).map(|i| 128 * (i % 512) as i32).collect();
+    check_norm(&NormCase {
+        width,
+        data,
+        gamma: vec![i32::MIN; width],
+        beta,
+        epsilon: u64::MAX,
+        output_zero_point: 0,
+    })
+    .unwrap();
+}
