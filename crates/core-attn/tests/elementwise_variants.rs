@@ -363,7 +363,8 @@ fn layer_norm_out_of_range_zero_point() {
 /// `D²·ε` makes the shift 32 or more, so this is also the test of the high-word branch with
 /// unsaturated outputs (the extremes above saturate or round to β there): it catches `shift − 32`
 /// → `shift / 32` (385:30), `d * v` → `d + v` (387:28), `c · r` → `c + r` / `c / r` (388:35),
-/// `>> s` → `<< s` (389:44) and `q >> 32` → `q << 32` (389:29), all missed before.
+/// `>> s` → `<< s` (389:44) and `q >> 32` → `q << 32` (389:29), all missed before; and the
+/// reference formula's own `1 << (shift − 1)` → `>>` (482:53, `output_one`).
 #[test]
 fn layer_norm_fast_path_rounds_the_normalized_value() {
     // Under Miri 8 input values (4096 elements), natively 32 (the maximum width).
