@@ -451,6 +451,13 @@ fn quantize_rejects_bad_parameters() {
             .is_ok()
     );
     assert!(LayerNormParams::quantize(&g, &b, 1e-5, q(0.1, 0), q(0.1, 200)).is_err());
+    // A zero output scale is named as such even with nothing to fold (width 0 is reported only
+    // after it): mutation testing (issue #17) found `s > 0.0` → `s >= 0.0` (`norm.rs` 529:52)
+    // passing every other case, where the division by zero is caught later anyway.
+    assert_eq!(
+        LayerNormParams::quantize(&[], &[], 1e-5, q(0.1, 0), q(0.0, 0)),
+        Err(Error::BadRequant)
+    );
 }
 
 /// `isqrt_u64` at every power of four and its neighbours (where `⌊√n⌋` steps), checked against
