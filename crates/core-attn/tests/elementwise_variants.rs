@@ -4,6 +4,7 @@
 use core_attn::norm::{rsqrt_u128, rsqrt_u128_reference, LayerNorm};
 use core_attn::quant::Requant;
 use core_attn::residual::ResidualAdd;
+use core_attn::MAX_WIDTH;
 use proptest::prelude::*;
 
 /// Every `(a, b)` pair: `run_in_place` and `run` against `add_one`, element by element.
@@ -348,5 +349,69 @@ fn layer_norm_out_of_range_zero_point() {
             })
             .unwrap();
         }
+    }
+}
+
+/// The rounding of the normalized value `ñ` (Q24) in the fast path, made visible: with
+/// `γ = i32::MIN` (`−2^31`) and `β = 128·m`, `y = ⌊(m + 256 − ñ) / 512⌋`, so one unit of `ñ`
+/// moves the output exactly when `m + 256 − ñ` is at a multiple of 512. Each of 32 input values
+/// (ε at its largest keeps `|ñ| < 2^16`, unsaturated) meets every `m` in `0..512`, so the outputs
+/// differ from the reference formula's whenever `ñ` is rounded differently. Mutation testing
+/// (issue #17) found `1 << (shift − 1)` → `1 >> (shift − 1)` (`norm.rs` 370:24, `ñ` truncated)
+/// and `shift − 1` → `shift / 1` (370:37, rounded up a whole unit) passing every other test:
+/// with random γ the one-unit difference almost never reaches an output. At the full width
+/// `D²·ε` makes the shift 32 or more, so this is also the test of the high-word branch with
+/// unsaturated outputs (the extremes above saturate or round to β there): it catches `shift − 32`
+/// → `shift / 32` (385:30), `d * v` → `d + v` (387:28), `c · r` → `c + r` / `c / r` (388:35),
+/// `>> s` → `<< s` (389:44) and `q >> 32` → `q << 32` (389:29), all missed before; and the
+/// reference formula's own `1 << (shift − 1)` → `>>` (482:53, `output_one`).
+#[test]
+fn layer_norm_fast_path_rounds_the_normalized_value() {
+    // Under Miri 8 input values (4096 elements), natively 32 (the maximum width).
+    let values = if cfg!(miri) { 8 } else { 32 };
+    let width = 512 * values;
+    let data: Vec<i8> = (0..width).map(|i| (i / 512) as i8).collect();
+    let beta: Vec<i32> = (0..width).map(|i| 128 * (i % 512) as i32).collect();
+    check_norm(&NormCase {
+        width,
+        data,
+        gamma: vec![i32::MIN; width],
+        beta,
+        epsilon: u64::MAX,
+        output_zero_point: 0,
+    })
+    .unwrap();
+}
+
+/// Moderate γ and β (a few output LSBs, unsaturated) with every low bit of β used, at the full
+/// width: the fast path's word-split `β·2^24` must keep β's low byte, which moves the sum by up
+/// to `255·2^24` (`2^-8` of an output LSB) and so changes an output only near a rounding
+/// boundary: about one element in 500 here. Mutation testing (issue #17) found
+/// `(β as u32) << 24` → `>> 24` (`norm.rs` 402:32, the low byte dropped) passing every other
+/// test (random γ saturate).
+#[test]
+fn layer_norm_fast_path_keeps_the_low_bits_of_beta() {
+    let width = if cfg!(miri) { 1024 } else { MAX_WIDTH };
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let data: Vec<i8> = (0..width).map(|_| next() as i8).collect();
+    // |γ| < 2^20 (16 output LSBs per unit), |β| < 2^22 (64 LSBs).
+    let gamma: Vec<i32> = (0..width).map(|_| (next() as i32) >> 11).collect();
+    let beta: Vec<i32> = (0..width).map(|_| (next() as i32) >> 9).collect();
+    for epsilon in [0, 1 << 40] {
+        check_norm(&NormCase {
+            width,
+            data: data.clone(),
+            gamma: gamma.clone(),
+            beta: beta.clone(),
+            epsilon,
+            output_zero_point: -3,
+        })
+        .unwrap();
     }
 }

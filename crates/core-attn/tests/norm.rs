@@ -451,4 +451,29 @@ fn quantize_rejects_bad_parameters() {
             .is_ok()
     );
     assert!(LayerNormParams::quantize(&g, &b, 1e-5, q(0.1, 0), q(0.1, 200)).is_err());
+    // A zero output scale is named as such even with nothing to fold (width 0 is reported only
+    // after it): mutation testing (issue #17) found `s > 0.0` → `s >= 0.0` (`norm.rs` 529:52)
+    // passing every other case, where the division by zero is caught later anyway.
+    assert_eq!(
+        LayerNormParams::quantize(&[], &[], 1e-5, q(0.1, 0), q(0.0, 0)),
+        Err(Error::BadRequant)
+    );
+}
+
+/// `isqrt_u64` at every power of four and its neighbours (where `⌊√n⌋` steps), checked against
+/// the definition `s² ≤ n < (s + 1)²` in `u128`. The start of the digit loop must be the largest
+/// power of four not above `n`: mutation testing (issue #17) found `while bit > rem` →
+/// `while bit == rem` (`norm.rs` 91:15) passing every other test: it starts one digit too low
+/// only at `n = 2^62`, which the kernel never passes (the normalized `tn` is below `2^62`), and
+/// it fails here at `n = 4^31`.
+#[test]
+fn isqrt_exact_at_powers_of_four() {
+    for j in 0..32u32 {
+        let p = 1u64 << (2 * j);
+        for n in [p - 1, p, p + 1, p.saturating_mul(3)] {
+            let s = isqrt_u64(n) as u128;
+            let n = n as u128;
+            assert!(s * s <= n && (s + 1) * (s + 1) > n, "isqrt_u64({n}) = {s}");
+        }
+    }
 }
