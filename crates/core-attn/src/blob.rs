@@ -1259,15 +1259,7 @@ impl<'a> Blob<'a> {
             let ln = c.layer_norm()?;
             ln.validate()?;
             same("decoder final LayerNorm width", d.width, ln.width)?;
-            l.head = c.next;
-            let head = c.linear()?;
-            head.validate()?;
-            same("LM head input width", d.width, head.in_features)?;
-            same("LM head vocabulary", d.vocab, head.out_features)?;
-            check(
-                head.output_zero_point == h.logits_zero_point,
-                "LM head zero point",
-            )?;
+            self.walk_lm_head(&mut c, &mut l)?;
         }
         if kind == ModelKind::Llama {
             self.walk_llama(&mut c, &mut l)?;
@@ -1332,6 +1324,12 @@ impl<'a> Blob<'a> {
         let rms = c.rms_norm()?;
         rms.validate()?;
         same("llama final RMSNorm width", d.width, rms.width)?;
+        self.walk_lm_head(c, l)
+    }
+
+    /// The LM head of a decoder (GPT-2-style or Llama): the last part `walk` validates.
+    fn walk_lm_head(&self, c: &mut Cursor<'a>, l: &mut Layout) -> Result<(), Error> {
+        let (d, h) = (&self.header.decoder, &self.header);
         l.head = c.next;
         let head = c.linear()?;
         head.validate()?;
@@ -1340,8 +1338,7 @@ impl<'a> Blob<'a> {
         check(
             head.output_zero_point == h.logits_zero_point,
             "LM head zero point",
-        )?;
-        Ok(())
+        )
     }
 
     /// The RoPE table of a Llama blob.

@@ -39,7 +39,7 @@ use crate::block::BlockScratch;
 use crate::embed::embed_tokens;
 use crate::error::{check_len, prefix};
 use crate::linear::{Activation, Linear};
-use crate::model::{argmax_i8, ModelBuffers, FINAL_NORM};
+use crate::model::{argmax_i8, greedy_ids, ModelBuffers, FINAL_NORM};
 use crate::residual::ResidualAdd;
 use crate::rmsnorm::RmsNorm;
 use crate::rope::Rope;
@@ -417,32 +417,19 @@ pub fn llama_greedy(
             value: 0,
         });
     }
-    let total = prompt.len().saturating_add(max_new);
-    let out = prefix(out, total, "generated ids buffer")?;
-    for c in caches.iter_mut() {
-        c.clear();
-    }
     let eos = model.llama_eos();
-    prefix(out, prompt.len(), "generated ids buffer")?.copy_from_slice(prompt);
-    let mut len = prompt.len();
-    let mut fed = 0;
-    loop {
-        let mut next = 0u32;
-        while let Some(&token) = out.get(fed).filter(|_| fed < len) {
+    greedy_ids(
+        prompt,
+        max_new,
+        out,
+        eos,
+        caches,
+        |position, token, caches| {
             let logits = llama_step(model, token, caches, buffers, &mut |_, _| {})?;
-            on_logits(fed, logits);
-            next = argmax_i8(logits) as u32;
-            fed += 1;
-        }
-        let Some(slot) = out.get_mut(len) else {
-            return Ok(len);
-        };
-        *slot = next;
-        len += 1;
-        if eos != NO_TOKEN && next == eos || len == total {
-            return Ok(len);
-        }
-    }
+            on_logits(position, logits);
+            Ok(argmax_i8(logits) as u32)
+        },
+    )
 }
 
 #[cfg(feature = "std")]
@@ -463,7 +450,6 @@ mod owned {
     use crate::swiglu::SwiGluParams;
     use std::format;
     use std::string::String;
-    use std::vec;
     use std::vec::Vec;
 
     fn p(prefix: &str, point: &str) -> String {
@@ -671,30 +657,15 @@ mod owned {
             let final_norm =
                 RmsNormParams::quantize(&f.final_norm.gamma, f.final_norm.eps, input, q_fin)?;
             let v = dims.vocab;
-            let head = match &f.head {
-                None => {
-                    let r =
-                        crate::quant::Requant::from_real(q_fin.scale * q_emb.scale / logits.scale)?;
-                    LinearParams {
-                        in_features: dims.width,
-                        out_features: v,
-                        weights: embedding.clone(),
-                        bias: vec![0; v],
-                        multipliers: vec![r.multiplier; v],
-                        shifts: vec![r.shift; v],
-                        output_zero_point: logits.zero_point,
-                        weight_scales: vec![q_emb.scale; v],
-                    }
-                }
-                Some(w) => LinearParams::quantize(
-                    w,
-                    &vec![0.0; v],
-                    dims.width,
-                    q_fin,
-                    &[logits.scale],
-                    logits.zero_point,
-                )?,
-            };
+            let head = crate::pack::lm_head(
+                f.head.as_deref(),
+                &embedding,
+                dims.width,
+                v,
+                q_emb,
+                q_fin,
+                logits,
+            )?;
             let params = LlamaParams {
                 dims,
                 embedding,

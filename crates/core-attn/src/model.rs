@@ -275,12 +275,38 @@ pub fn greedy(
             value: 0,
         });
     }
+    let eos = blob.header().decoder.eos_token;
+    greedy_ids(
+        prompt,
+        max_new,
+        out,
+        eos,
+        caches,
+        |position, token, caches| {
+            let logits = decoder_step(blob, token, caches, cross, buffers, &mut |_, _| {})?;
+            on_logits(position, logits);
+            Ok(argmax_i8(logits) as u32)
+        },
+    )
+}
+
+/// The greedy loop of [`greedy`] and [`crate::llama::llama_greedy`] (the prompt is not empty):
+/// clear `caches`, feed the prompt, then append `step`'s argmax until `max_new` ids or `eos`.
+/// `step(position, token, caches)` feeds `token` at `position` and returns the argmax of the
+/// logits it computed.
+pub(crate) fn greedy_ids<'c>(
+    prompt: &[u32],
+    max_new: usize,
+    out: &mut [u32],
+    eos: u32,
+    caches: &mut [KvCache<'c>],
+    mut step: impl FnMut(usize, u32, &mut [KvCache<'c>]) -> Result<u32, Error>,
+) -> Result<usize, Error> {
     let total = prompt.len().saturating_add(max_new);
     let out = crate::error::prefix(out, total, "generated ids buffer")?;
     for c in caches.iter_mut() {
         c.clear();
     }
-    let eos = blob.header().decoder.eos_token;
     // `total ≥ prompt.len()`: the prompt fits.
     crate::error::prefix(out, prompt.len(), "generated ids buffer")?.copy_from_slice(prompt);
     let mut len = prompt.len();
@@ -290,9 +316,7 @@ pub fn greedy(
         // (`fed < len ≤ total = out.len()`).
         let mut next = 0u32;
         while let Some(&token) = out.get(fed).filter(|_| fed < len) {
-            let logits = decoder_step(blob, token, caches, cross, buffers, &mut |_, _| {})?;
-            on_logits(fed, logits);
-            next = argmax_i8(logits) as u32;
+            next = step(fed, token, caches)?;
             fed += 1;
         }
         // `len < total = out.len()` here, else this returns.

@@ -163,29 +163,7 @@ fn decoder(
     let fnorm = &f.final_norm;
     let final_norm = LayerNormParams::quantize(&fnorm.gamma, &fnorm.beta, fnorm.eps, input, q_fin)?;
     let v = f.vocab();
-    let head = match &f.head {
-        None => {
-            let r = Requant::from_real(q_fin.scale * q_emb.scale / logits.scale)?;
-            LinearParams {
-                in_features: d,
-                out_features: v,
-                weights: embedding.clone(),
-                bias: vec![0; v],
-                multipliers: vec![r.multiplier; v],
-                shifts: vec![r.shift; v],
-                output_zero_point: logits.zero_point,
-                weight_scales: vec![q_emb.scale; v],
-            }
-        }
-        Some(w) => LinearParams::quantize(
-            w,
-            &vec![0.0; v],
-            d,
-            q_fin,
-            &[logits.scale],
-            logits.zero_point,
-        )?,
-    };
+    let head = lm_head(f.head.as_deref(), &embedding, d, v, q_emb, q_fin, logits)?;
     Ok(DecoderParams {
         embedding,
         positions,
@@ -199,6 +177,43 @@ fn decoder(
         eos_token: f.eos_token.unwrap_or(NO_TOKEN),
         pad_token: f.pad_token.unwrap_or(NO_TOKEN),
     })
+}
+
+/// The LM head of a decoder (GPT-2 or Llama): tied — the int8 embedding table (`q_emb`)
+/// reused with one requantization for every row — or its own `head` weights, quantized
+/// per row. Input: the final norm's output (`q_fin`); output: the logits (`logits`).
+pub(crate) fn lm_head(
+    head: Option<&[f32]>,
+    embedding: &[i8],
+    width: usize,
+    vocab: usize,
+    q_emb: QParams,
+    q_fin: QParams,
+    logits: QParams,
+) -> Result<LinearParams, Error> {
+    match head {
+        None => {
+            let r = Requant::from_real(q_fin.scale * q_emb.scale / logits.scale)?;
+            Ok(LinearParams {
+                in_features: width,
+                out_features: vocab,
+                weights: embedding.to_vec(),
+                bias: vec![0; vocab],
+                multipliers: vec![r.multiplier; vocab],
+                shifts: vec![r.shift; vocab],
+                output_zero_point: logits.zero_point,
+                weight_scales: vec![q_emb.scale; vocab],
+            })
+        }
+        Some(w) => LinearParams::quantize(
+            w,
+            &vec![0.0; vocab],
+            width,
+            q_fin,
+            &[logits.scale],
+            logits.zero_point,
+        ),
+    }
 }
 
 /// Quantize a whole model with the ranges in `calib` (from [`calibrate`]).
