@@ -11,14 +11,17 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
-use crate::run;
+use crate::cores;
+use crate::parse::Region;
+use crate::qemu::{self, run};
 
 /// Section markers in BENCHMARKS.md.
 pub const BEGIN: &str = "<!-- example-size: begin -->";
 /// See [`BEGIN`].
 pub const END: &str = "<!-- example-size: end -->";
 
-const TARGET: &str = "thumbv7em-none-eabihf";
+/// The M4's target (the example is a Cortex-M4 firmware, run on the M4's QEMU machine).
+const TARGET: &str = cores::CORES[0].target;
 
 /// One build of the example.
 struct Config {
@@ -117,34 +120,13 @@ fn address(elf: &Path, name: &str) -> Result<u64, String> {
 /// Instructions between reaching `start` and reaching `stop` (first region) under QEMU.
 fn count(plugin: &Path, elf: &Path, start: u64, stop: u64) -> Result<(u64, String), String> {
     let regions = elf.with_extension("regions.txt");
-    let _ = std::fs::remove_file(&regions);
-    let stdout = run(Command::new("timeout")
-        .arg("300")
-        .arg("qemu-system-arm")
-        .args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic"])
-        .args(["-icount", "shift=0"])
-        .args(["-semihosting-config", "enable=on,target=native"])
-        .arg("-plugin")
-        .arg(format!(
-            "{},start={start:#x},stop={stop:#x},out={}",
-            plugin.display(),
-            regions.display()
-        ))
-        .arg("-kernel")
-        .arg(elf))?;
-    let text =
-        std::fs::read_to_string(&regions).map_err(|e| format!("{}: {e}", regions.display()))?;
-    let insns = text
-        .lines()
-        .find(|l| l.starts_with("region 0 "))
-        .and_then(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            w.iter()
-                .position(|&t| t == "insns")
-                .and_then(|i| w.get(i + 1)?.parse().ok())
-        })
-        .ok_or_else(|| format!("no region in {}:\n{text}", regions.display()))?;
-    Ok((insns, stdout))
+    let m4 = cores::m4();
+    let out = qemu::run_counted(m4.machine, m4.cpu, plugin, elf, (start, stop), &regions)?;
+    let insns = Region::all(&out.regions)?
+        .first()
+        .map(|r| r.insns)
+        .ok_or_else(|| format!("no region in {}:\n{}", regions.display(), out.regions))?;
+    Ok((insns, out.stdout))
 }
 
 /// The code part a symbol belongs to (for the breakdown).
@@ -250,7 +232,7 @@ pub fn rows(root: &Path, plugin: &Path) -> Vec<Result<SizeRow, String>> {
 }
 
 fn opt(v: Option<u64>) -> String {
-    v.map_or("–".into(), crate::thousands)
+    v.map_or("–".into(), crate::report::thousands)
 }
 
 /// The BENCHMARKS.md section, with its markers.
@@ -285,11 +267,11 @@ pub fn markdown(rows: &[Result<SizeRow, String>]) -> String {
                 md,
                 "| {} | **{}** | {} | {} | {} | {} | {} | {} |",
                 r.name,
-                crate::thousands(r.flash_besides()),
-                crate::thousands(r.code),
-                crate::thousands(r.rodata),
-                crate::thousands(r.blob),
-                crate::thousands(r.images),
+                crate::report::thousands(r.flash_besides()),
+                crate::report::thousands(r.code),
+                crate::report::thousands(r.rodata),
+                crate::report::thousands(r.blob),
+                crate::report::thousands(r.images),
                 opt(r.first),
                 opt(r.per_image)
             )

@@ -18,12 +18,14 @@ use qemu_insn_count::timing::{CLASSES, CLASS_NAMES};
 use std::path::Path;
 use std::process::Command;
 
-use super::run;
+use crate::cores;
+use crate::parse::Region;
+use crate::qemu::{self, run};
 
-/// QEMU machine and CPU of the measurement (the M4 row of the kernel tables).
-pub const MACHINE: &str = "mps2-an386";
-/// Rust target of the f32 firmware.
-pub const TARGET: &str = "thumbv7em-none-eabihf";
+/// QEMU machine of the measurement (the M4 row of the kernel tables).
+pub const MACHINE: &str = cores::CORES[0].machine;
+/// Rust target of the f32 firmware (the M4's).
+pub const TARGET: &str = cores::CORES[0].target;
 /// Extra codegen flags of the f32 firmware.
 pub const RUSTFLAGS: &str = "-C target-cpu=cortex-m4";
 /// Issue 6 target: int8 needs at least this many times fewer estimated cycles than f32.
@@ -221,37 +223,18 @@ pub fn run_f32_vit(root: &Path, plugin: &Path) -> Result<F32Vit, String> {
     let flash = sec(".vector_table") + sec(".text") + sec(".rodata") + sec(".data");
     let ram_static = sec(".data") + sec(".bss") + sec(".uninit");
 
-    let nm = run(Command::new("arm-none-eabi-nm").arg(&elf))?;
-    let sym = |name: &str| {
-        nm.lines()
-            .find_map(|l| {
-                let mut it = l.split_whitespace();
-                let addr = it.next()?;
-                let _kind = it.next()?;
-                (it.next()? == name).then(|| u64::from_str_radix(addr, 16).ok())?
-            })
-            .ok_or(format!("symbol {name} not found in {}", elf.display()))
-    };
-    let (start, stop) = (sym("bench_start")?, sym("bench_stop")?);
+    let markers = qemu::markers(&elf)?;
     let regions_path = target_dir.join("regions.txt");
-    let _ = std::fs::remove_file(&regions_path);
     eprintln!("bench: running the f32 ViT on {MACHINE}");
-    let stdout = run(Command::new("timeout")
-        .arg("300")
-        .arg("qemu-system-arm")
-        .args(["-machine", MACHINE, "-cpu", "cortex-m4", "-nographic"])
-        .args(["-icount", "shift=0"])
-        .args(["-semihosting-config", "enable=on,target=native"])
-        .arg("-plugin")
-        .arg(format!(
-            "{},start={:#x},stop={:#x},out={}",
-            plugin.display(),
-            start,
-            stop,
-            regions_path.display()
-        ))
-        .arg("-kernel")
-        .arg(&elf))?;
+    let counted = qemu::run_counted(
+        MACHINE,
+        cores::CORES[0].cpu,
+        plugin,
+        &elf,
+        markers,
+        &regions_path,
+    )?;
+    let stdout = counted.stdout;
     if !stdout.contains("bench done failed=0") {
         return Err(format!("f32 firmware did not finish cleanly:\n{stdout}"));
     }
@@ -284,29 +267,11 @@ pub fn run_f32_vit(root: &Path, plugin: &Path) -> Result<F32Vit, String> {
     }
 
     // Regions: 0 = empty calibration, 1 = the inference.
-    let regions = std::fs::read_to_string(&regions_path)
-        .map_err(|e| format!("{}: {e}", regions_path.display()))?;
-    let regions: Vec<Vec<&str>> = regions
-        .lines()
-        .filter(|l| l.starts_with("region "))
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    if regions.len() != 2 {
+    let regions = Region::all(&counted.regions)?;
+    let [e, m] = &regions[..] else {
         return Err(format!("expected 2 regions, got {}", regions.len()));
-    }
-    let parse = |r: &[&str], i: usize| -> Result<u64, String> {
-        r[i].parse().map_err(|_| format!("bad region line {r:?}"))
     };
-    let (e, m) = (&regions[0], &regions[1]);
-    let mut classes = [0u64; CLASSES];
-    for (k, name) in CLASS_NAMES.iter().enumerate() {
-        let get = |r: &[&str]| {
-            r.iter()
-                .find_map(|t| t.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        classes[k] = get(m).saturating_sub(get(e));
-    }
+    let net = m.minus(e)?;
 
     // Host f32 reference of the same image (tools' forward pass on the checkpoint).
     eprintln!("bench: host f32 reference (tools simulate models/vit-mnist)");
@@ -344,10 +309,10 @@ pub fn run_f32_vit(root: &Path, plugin: &Path) -> Result<F32Vit, String> {
         .fold(0.0f32, f32::max);
 
     Ok(F32Vit {
-        instructions: parse(m, 3)? - parse(e, 3)?,
-        est_cycles: parse(m, 5)? - parse(e, 5)?,
-        taken: parse(m, 7)? - parse(e, 7)?,
-        classes,
+        instructions: net.insns,
+        est_cycles: net.cycles,
+        taken: net.taken,
+        classes: net.classes,
         flash,
         weight_bytes: params * 4,
         ram_static,

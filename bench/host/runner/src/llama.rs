@@ -71,7 +71,7 @@ pub fn make_blob(root: &Path) -> Result<PathBuf, String> {
     let bin = dir.join(format!("{NAME}.bin"));
     std::fs::write(&bin, checkpoint()).map_err(|e| format!("{}: {e}", bin.display()))?;
     let blob = blob_path(root);
-    super::run(
+    crate::qemu::run(
         Command::new("cargo")
             .args(["run", "--quiet", "-p", "tools", "--", "convert"])
             .arg(&bin)
