@@ -328,3 +328,101 @@ pub fn cmsis_estimate(cr: &CoreResult) -> Option<Estimate> {
     e.est_266 = e.linear_macs as f64 * 2.66 + fixed;
     Some(e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cores;
+
+    // `tools inspect --json` of the shipped blobs and of the synthetic Llama, captured.
+    const INSPECT: [(&str, &str); 4] = [
+        (
+            "vit-mnist",
+            include_str!("../tests/data/inspect-vit-mnist.json"),
+        ),
+        (
+            "digit-reader",
+            include_str!("../tests/data/inspect-digit-reader.json"),
+        ),
+        (
+            "char-lm",
+            include_str!("../tests/data/inspect-char-lm.json"),
+        ),
+        (
+            llama::NAME,
+            include_str!("../tests/data/inspect-llama-260k-synth.json"),
+        ),
+    ];
+
+    /// The number after `"key":` (first occurrence) in raw JSON text.
+    fn raw(js: &str, key: &str) -> u64 {
+        let rest = js.split(&format!("\"{key}\":")).nth(1).unwrap();
+        rest.split([',', '}']).next().unwrap().parse().unwrap()
+    }
+
+    /// Each model's per-step MAC formula agrees with `tools inspect`'s own full-context figure
+    /// (another program's count: the parse fails otherwise), for all four decoder kinds
+    /// (none, GPT-2 style, with cross-attention, Llama); flash and RAM are the blob's. Catches
+    /// a step formula without the cross-attention or the attention term, or off by one key.
+    #[test]
+    fn step_macs_agree_with_inspect() {
+        for (name, js) in INSPECT {
+            let info = ModelInfo::from_inspect_json(name, js).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(info.flash, raw(js, "flash_bytes"), "{name}");
+            assert_eq!(info.ram, raw(js, "total"), "{name}");
+            assert_eq!(info.dec.is_some(), name != "vit-mnist", "{name}");
+            if let Some(d) = info.dec {
+                let last = raw(js, "max_positions") - 1;
+                let full = raw(js, "macs_per_token_full_context");
+                assert_eq!(d.step_macs(last), full, "{name}");
+                // One key fewer: less by one key's scores and weighted sum in every layer.
+                assert_eq!(
+                    full - d.step_macs(last - 1),
+                    d.layers * 2 * d.width,
+                    "{name}"
+                );
+                assert_eq!(
+                    d.steps_macs(last - 1, 2),
+                    d.step_macs(last - 1) + full,
+                    "{name}"
+                );
+            }
+            // A figure that disagrees is an error naming the model.
+            if info.dec.is_some() {
+                let full = raw(js, "macs_per_token_full_context");
+                let off = js.replace(
+                    &format!("\"macs_per_token_full_context\":{full}"),
+                    &format!("\"macs_per_token_full_context\":{}", full + 1),
+                );
+                let e = ModelInfo::from_inspect_json(name, &off).err().unwrap();
+                assert!(e.starts_with(&format!("{name}: per-step MACs")), "{e}");
+            }
+        }
+    }
+
+    /// Whether a model fits a core's chip: by its blob against flash, then its buffers
+    /// against RAM, with the figures in the reason.
+    #[test]
+    fn fits_by_flash_then_ram() {
+        let info = |name: &str| {
+            let js = INSPECT.iter().find(|(n, _)| *n == name).unwrap().1;
+            ModelInfo::from_inspect_json(name, js).unwrap()
+        };
+        let m0 = cores::by_name("m0").unwrap();
+        let (vit, reader, lm) = (info("vit-mnist"), info("digit-reader"), info("char-lm"));
+        assert_eq!(fits(m0, &vit), None);
+        assert_eq!(fits(cores::m4(), &lm), None);
+        assert_eq!(
+            fits(m0, &reader),
+            Some(format!(
+                "does not fit: runner buffers {} B > 16 KiB RAM",
+                reader.ram
+            ))
+        );
+        assert!(reader.flash <= 256 * 1024 && reader.ram > 16 * 1024);
+        assert_eq!(
+            fits(m0, &lm),
+            Some(format!("does not fit: blob {} B > 256 KiB flash", lm.flash))
+        );
+    }
+}

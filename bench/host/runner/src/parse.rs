@@ -253,8 +253,8 @@ mod tests {
     /// Every kernel row is its `bench` line's names and numbers with the region at the same
     /// position, minus the first (empty) region, recomputed here from the raw text; the
     /// `check` line is an untimed row at the end. Catches bench lines paired with the wrong
-    /// region, the overhead not subtracted (or subtracted from the wrong counter), classes
-    /// read by position, and the check row lost.
+    /// region, the overhead not subtracted (or subtracted from the wrong counter), and the
+    /// check row lost.
     #[test]
     fn kernel_rows_from_captured_output() {
         let rows = bench_rows(KERNELS_OUT, KERNELS_REGIONS).unwrap();

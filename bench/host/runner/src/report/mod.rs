@@ -329,8 +329,8 @@ pub(crate) mod tests {
     /// The ViT and a decoder LM in the whole-models table: totals and per-token averages, MACs
     /// from inspect's per-image figure and from the decoder's per-step MACs summed over the
     /// positions actually run (computed here term by term), the two ratios, flash/RAM/stack;
-    /// and a model that does not fit. Catches an average not divided by its steps, MACs of
-    /// the wrong positions, or the ratios of the averaged figures' rounding.
+    /// and a model that does not fit. Catches an average not divided by its steps and MACs of
+    /// the wrong positions.
     #[test]
     fn whole_model_rows() {
         let vit = ModelInfo {
