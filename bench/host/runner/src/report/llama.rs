@@ -240,3 +240,57 @@ pub fn llama_markdown(md: &mut String, results: &[CoreResult], info: &ModelInfo)
     }
     md.push('\n');
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cores;
+    use crate::measure::ModelRun;
+    use crate::report::tests::{commas, row};
+
+    /// Per-token rows at contexts 64 and 256 and the targets: figures are the 8-step totals
+    /// divided by 8, MACs the mean over positions 64–71 of the linear MACs plus 2·(p+1)·width
+    /// per layer, tok/s = 100 MHz ÷ cycles per token, computed here in integers. Catches
+    /// totals shown undivided, tok/s from instructions instead of cycles, and a target met
+    /// with its verdict inverted.
+    #[test]
+    fn per_token_rows_and_targets() {
+        let js = include_str!("../../tests/data/inspect-llama-260k-synth.json");
+        let info = ModelInfo::from_inspect_json(llama::NAME, js).unwrap();
+        let d = info.dec.unwrap();
+        let kernel = format!("model:{}", llama::NAME);
+        let mut t64 = row(&kernel, "token64", "ours", 8 * 200_000, 0, 8 * 250_000);
+        (t64.pos, t64.elems) = (64, 8);
+        let mut t256 = row(&kernel, "token256", "ours", 8 * 300_000, 0, 8 * 400_000);
+        (t256.pos, t256.elems) = (256, 8);
+        let m4 = CoreResult {
+            core: cores::m4(),
+            rows: Vec::new(),
+            error: None,
+            models: vec![ModelRun {
+                model: llama::NAME.into(),
+                rows: vec![t64, t256],
+                skipped: None,
+            }],
+        };
+        let mut md = String::new();
+        llama_markdown(&mut md, &[m4], &info);
+        let lin = d.llama_linear.unwrap();
+        let keys: u64 = (65..=72).sum();
+        let macs = (8 * lin + d.layers * 2 * d.width * keys) / 8;
+        let share = 100.0 * (d.layers * 2 * 65 * d.width) as f64 / macs as f64;
+        let want = format!(
+            "| int8, M4 | 64 | 200,000 | 250,000 | {} | {share:.0}% | 400 | 4.000 | yes |",
+            commas(macs)
+        );
+        assert!(md.lines().any(|l| l == want), "want {want} in\n{md}");
+        assert!(md
+            .lines()
+            .any(|l| l.starts_with("| int8, M4 | 256 | 300,000 | 400,000 |")
+                && l.ends_with("| 250 | 2.500 | yes |")));
+        assert!(
+            md.contains("| M4 | ≥ 200 tok/s at 100 MHz | 400 | yes |"),
+            "{md}"
+        );
+    }
+}
