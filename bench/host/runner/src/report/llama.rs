@@ -251,8 +251,8 @@ mod tests {
     /// Per-token rows at contexts 64 and 256 and the targets: figures are the 8-step totals
     /// divided by 8, MACs the mean over positions 64–71 of the linear MACs plus 2·(p+1)·width
     /// per layer, tok/s = 100 MHz ÷ cycles per token, computed here in integers. Catches
-    /// totals shown undivided, tok/s from instructions instead of cycles, and a target met
-    /// with its verdict inverted.
+    /// totals shown undivided, tok/s from instructions instead of cycles, and a target's
+    /// verdict inverted.
     #[test]
     fn per_token_rows_and_targets() {
         let js = include_str!("../../tests/data/inspect-llama-260k-synth.json");
