@@ -151,9 +151,18 @@ fn m4_mps2_an386_matches_host() {
 #[test]
 fn m7_mps2_an500_matches_host() {
     firmware_matches_host("mps2-an500");
-    trained_models_match_host("mps2-an500");
+    trained_gpt_models_match_host("mps2-an500");
     // The last build above embeds char-lm alone: check the ELF against what `inspect` reports.
-    elf_matches_inspect("mps2-an500", "thumbv7em-none-eabihf", "char-lm");
+    let root = boards_dir().join("..");
+    elf_matches_inspect(
+        "mps2-an500",
+        "thumbv7em-none-eabihf",
+        &root.join("models/char-lm.tatn"),
+    );
+    trained_llamas_match_host("mps2-an500");
+    stand_in_llama_matches_host_where_it_fits("mps2-an500");
+    // The last build embeds the stand-in Llama alone (it fits the M7).
+    elf_matches_inspect("mps2-an500", "thumbv7em-none-eabihf", stand_in_llama());
 }
 
 /// The linked firmware's symbols agree with the blob header that `tools inspect` reports from:
@@ -161,12 +170,12 @@ fn m7_mps2_an500_matches_host() {
 /// static arena holds exactly the RAM the header asks for plus the generated-ids buffer. Both are
 /// found by their `#[no_mangle]` names (`host::blob_symbol(0)`, `host::ARENA_SYMBOL`), so the
 /// check does not depend on the toolchain's symbol mangling.
-fn elf_matches_inspect(board: &str, target: &str, model: &str) {
+fn elf_matches_inspect(board: &str, target: &str, blob_path: &Path) {
     if skip() {
         return;
     }
-    let root = boards_dir().join("..");
-    let bytes = std::fs::read(root.join(format!("models/{model}.tatn"))).unwrap();
+    let model = blob_path.display();
+    let bytes = std::fs::read(blob_path).unwrap();
     let aligned = host::Aligned::new(&bytes);
     let blob = core_attn::blob::Blob::parse(aligned.bytes()).unwrap();
     let ram = blob.buffers().total_bytes();
@@ -536,9 +545,17 @@ fn trained_model_matches_host(
 }
 
 /// Every trained model that fits `board` (each firmware build runs one model, as
-/// `boards/run-demo.sh` does). Called from the board's own test, after its fixture run, so that
+/// `boards/run-demo.sh` does): the three GPT-2-family models, every Llama in `models/` and
+/// the stand-in for the shipped Llama ([`stand_in_llama`]) where they fit. Called from the board's own test, after its fixture run, so that
 /// no two tests rebuild the same board binary at once.
 fn trained_models_match_host(board: &str) {
+    trained_gpt_models_match_host(board);
+    trained_llamas_match_host(board);
+    stand_in_llama_matches_host_where_it_fits(board);
+}
+
+/// The three GPT-2-family trained models on `board` where they fit.
+fn trained_gpt_models_match_host(board: &str) {
     trained_model_matches_host(board, "vit-mnist", "mnist_test_500.npy", 3, 0);
     if board != "microbit" {
         trained_model_matches_host(board, "digit-reader", "strips_test_100.npy", 2, 5);
@@ -716,4 +733,234 @@ fn llama_fixture_blob_repacks_identically() {
     let bytes = int8::convert(&model, None, Some(&tok)).unwrap();
     let shipped = std::fs::read(host::shipped_dir().join(format!("{LLAMA}.tatn"))).unwrap();
     assert!(bytes == shipped, "boards/common/models/{LLAMA}.tatn is not the re-pack");
+}
+
+/// Flash and RAM of `boards/<board>/memory.x` (bytes): the `LENGTH` of its `FLASH` and `RAM`
+/// regions (`512K`, `1024K`, `1M`, or a number).
+fn board_memory(board: &str) -> (usize, usize) {
+    let path = boards_dir().join(board).join("memory.x");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let length = |region: &str| -> usize {
+        let line = text
+            .lines()
+            .find(|l| {
+                let l = l.trim_start();
+                l.strip_prefix(region)
+                    .is_some_and(|r| r.trim_start().starts_with(':'))
+            })
+            .unwrap_or_else(|| panic!("{}: no {region} region", path.display()));
+        let v = line
+            .split("LENGTH")
+            .nth(1)
+            .and_then(|r| r.trim_start().strip_prefix('='))
+            .map(str::trim)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{}: {line}", path.display()));
+        let (num, mul) = match v.as_bytes().last() {
+            Some(b'K') => (&v[..v.len() - 1], 1024),
+            Some(b'M') => (&v[..v.len() - 1], 1024 * 1024),
+            _ => (v, 1),
+        };
+        num.parse::<usize>()
+            .unwrap_or_else(|_| panic!("{}: {line}", path.display()))
+            * mul
+    };
+    (length("FLASH"), length("RAM"))
+}
+
+/// What a QEMU firmware needs beside one model's blob and arena: its code (flash; the M4
+/// firmware with the four fixtures measured 165 KB of code and inputs beside 268 KB of blobs)
+/// and the self-check parameters, other statics and the stack (RAM; 28 KB, a few KB and a
+/// 14 KB high-water on the M4). A model whose blob and arena fit the board with this much to
+/// spare must link and run; one whose blob or arena alone exceeds the board cannot; between
+/// the two, the link decides.
+const CODE_RESERVE: usize = 192 * 1024;
+const RAM_RESERVE: usize = 64 * 1024;
+
+/// Whether model `m` fits `board` (see [`CODE_RESERVE`]), with the figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fit {
+    /// Fits with the reserves to spare: must link and run.
+    Must,
+    /// Within the board's memory but closer than the reserves: the link decides.
+    Maybe,
+    /// Blob or arena alone exceeds the board: not built.
+    No,
+}
+
+fn fit(board: &str, m: &HostModel) -> (Fit, String) {
+    let (flash, ram) = board_memory(board);
+    let prompt = match &m.inputs {
+        host::HostInputs::Prompts(p) => p.iter().map(Vec::len).max().unwrap_or(1),
+        host::HostInputs::Images(_) => 1,
+    };
+    let (blob, arena) = (
+        m.bytes.len(),
+        m.buffers.total_bytes() + 4 * (prompt + m.max_new),
+    );
+    let f = if blob > flash || arena > ram {
+        Fit::No
+    } else if blob + CODE_RESERVE <= flash && arena + RAM_RESERVE <= ram {
+        Fit::Must
+    } else {
+        Fit::Maybe
+    };
+    let why = format!(
+        "{}: blob {blob} B of {flash} B flash, arena {arena} B of {ram} B RAM",
+        m.name
+    );
+    (f, why)
+}
+
+/// A Llama blob on `board`, built alone (`TATN_MODEL`, as `boards/run-demo.sh` builds the
+/// trained models), where it fits ([`fit`]): the firmware's result lines (ids, logits hash and
+/// text) equal the host's byte for byte. Returns whether it ran (`false`: it does not fit, said
+/// on stderr).
+fn llama_matches_host_where_it_fits(
+    board: &str,
+    blob: &Path,
+    inputs: Option<&Path>,
+    max_new: usize,
+) -> bool {
+    if skip() {
+        return false;
+    }
+    let m = host::load(blob, inputs, None, max_new).unwrap();
+    assert_eq!(
+        m.kind,
+        Some(core_attn::blob::ModelKind::Llama),
+        "{}",
+        blob.display()
+    );
+    let (f, why) = fit(board, &m);
+    if f == Fit::No {
+        eprintln!("boards/{board}: does not fit, not run: {why}");
+        return false;
+    }
+    let expected = host::result_lines(&m).unwrap();
+    assert!(!expected.is_empty());
+    let b = blob.to_string_lossy();
+    let n = max_new.to_string();
+    let d = inputs.map(|p| p.to_string_lossy().into_owned());
+    let mut env = vec![("TATN_MODEL", &*b), ("TATN_MAX_NEW", &*n)];
+    if let Some(d) = &d {
+        env.push(("TATN_INPUTS", d));
+    }
+    let (ok, out) = run_board(board, &env);
+    if !ok && f == Fit::Maybe && out.contains("will not fit in region") {
+        eprintln!("boards/{board}: does not link (too large), not run: {why}");
+        return false;
+    }
+    assert!(ok, "boards/{board} with {} ({why}) failed:\n{out}", m.name);
+    let device: Vec<&str> = out.lines().filter(|l| l.starts_with("result ")).collect();
+    assert_eq!(device, expected, "boards/{board} with {}:\n{out}", m.name);
+    let has_vocab = host::Aligned::new(&m.bytes).parse().unwrap().vocab().is_some();
+    assert!(
+        !has_vocab || device.iter().all(|l| l.contains(" text \"")),
+        "{out}"
+    );
+    eprintln!("boards/{board}: ran, equal to the host: {why}");
+    true
+}
+
+/// Every `*.tatn` of kind Llama in `dir`.
+fn llamas_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "tatn"))
+        .filter(|p| {
+            let bytes = std::fs::read(p).unwrap();
+            let aligned = host::Aligned::new(&bytes);
+            aligned
+                .parse()
+                .is_ok_and(|b| b.kind() == core_attn::blob::ModelKind::Llama)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The shipped trained Llamas (every `models/*.tatn` of kind Llama) on `board` where they
+/// fit: prompts from `models/data/<stem>_prompts.npy` if present (else the blob's BOS), 16 new
+/// tokens.
+fn trained_llamas_match_host(board: &str) {
+    let root = boards_dir().join("..");
+    for blob in llamas_in(&root.join("models")) {
+        let stem = blob.file_stem().unwrap().to_string_lossy().into_owned();
+        let prompts = root.join(format!("models/data/{stem}_prompts.npy"));
+        let prompts = prompts.is_file().then_some(prompts);
+        llama_matches_host_where_it_fits(board, &blob, prompts.as_deref(), 16);
+    }
+}
+
+/// llama2.c's stories260K shape: dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size
+/// (shared classifier), seq_len.
+const STORIES260K: [i32; 7] = [64, 172, 5, 8, 4, 512, 512];
+
+/// A stand-in for the shipped trained Llama (not committed: written under the system's temp
+/// directory once per test run): a llama2.c version-0 checkpoint of stories260K's shape with
+/// deterministic pseudo-random weights (uniform in ±0.5/√fan-in from a fixed LCG, RMSNorm gains
+/// 1; the bench's generator, `bench/host/runner/src/llama.rs`), packed by `tools`' converter
+/// (`convert` without `--max-positions`: 512 positions) with the 512-piece `tokenizer.bin` of
+/// the llama2c-tiny fixture as its vocabulary.
+fn stand_in_llama() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        use tools::llama::{int8, load, tokenizer::Tokenizer, Format};
+        let [dim, hidden, layers, heads, kv_heads, vocab, seq] = STORIES260K.map(|v| v as usize);
+        let kv = kv_heads * (dim / heads);
+        let mut out = Vec::new();
+        for v in STORIES260K {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        let mut state = 0x1234_5678_9abc_def0_u64;
+        let mut rand = |n: usize, fan_in: usize, out: &mut Vec<u8>| {
+            let a = 1.0 / (fan_in as f64).sqrt();
+            for _ in 0..n {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let u = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                out.extend_from_slice(&((u * a) as f32).to_le_bytes());
+            }
+        };
+        let ones = |n: usize, out: &mut Vec<u8>| {
+            (0..n).for_each(|_| out.extend_from_slice(&1f32.to_le_bytes()));
+        };
+        rand(vocab * dim, 1, &mut out); // token embedding
+        ones(layers * dim, &mut out); // rms_att_weight
+        rand(layers * dim * dim, dim, &mut out); // wq
+        rand(layers * kv * dim, dim, &mut out); // wk
+        rand(layers * kv * dim, dim, &mut out); // wv
+        rand(layers * dim * dim, dim, &mut out); // wo
+        ones(layers * dim, &mut out); // rms_ffn_weight
+        rand(layers * hidden * dim, dim, &mut out); // w1
+        rand(layers * dim * hidden, hidden, &mut out); // w2
+        rand(layers * hidden * dim, dim, &mut out); // w3
+        ones(dim, &mut out); // rms_final_weight
+        out.resize(out.len() + 2 * seq * (dim / heads / 2) * 4, 0); // legacy freq_cis
+        let dir = std::env::temp_dir().join(format!("tatn-llama-stand-in-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join("stories260k-synth.bin");
+        std::fs::write(&bin, &out).unwrap();
+        let model = load(&bin, Format::Llama2c).unwrap();
+        let tok = Tokenizer::read(&fixture("llama2c-tiny").join("tokenizer.bin"), vocab).unwrap();
+        let blob = dir.join("llama-stand-in.tatn");
+        std::fs::write(&blob, int8::convert(&model, None, Some(&tok)).unwrap()).unwrap();
+        blob
+    })
+}
+
+/// The trained-Llama path on `board` with the stand-in ([`stand_in_llama`]): it runs (text
+/// printed, equal to the host) exactly where it fits.
+fn stand_in_llama_matches_host_where_it_fits(board: &str) {
+    if skip() {
+        return;
+    }
+    let blob = stand_in_llama();
+    let ran = llama_matches_host_where_it_fits(board, blob, None, 8);
+    let m = host::load(blob, None, None, 8).unwrap();
+    let (f, why) = fit(board, &m);
+    assert_eq!(ran, f != Fit::No, "boards/{board}: {why}");
 }
