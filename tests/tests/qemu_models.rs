@@ -589,8 +589,16 @@ fn llama_greedy(
         patch: &mut o.patch,
         logits: &mut o.logits,
     };
-    core_attn::llama::llama_greedy(blob, prompt, max_new, out, &mut caches, &mut bufs, on_logits)
-        .unwrap()
+    core_attn::llama::llama_greedy(
+        blob,
+        prompt,
+        max_new,
+        out,
+        &mut caches,
+        &mut bufs,
+        on_logits,
+    )
+    .unwrap()
 }
 
 fn fixture(name: &str) -> PathBuf {
@@ -605,7 +613,9 @@ fn text_field(line: &str) -> Vec<u8> {
         .split(" text \"")
         .nth(1)
         .unwrap_or_else(|| panic!("no text field: {line}"));
-    let q = q.strip_suffix('"').unwrap_or_else(|| panic!("unclosed: {line}"));
+    let q = q
+        .strip_suffix('"')
+        .unwrap_or_else(|| panic!("unclosed: {line}"));
     let mut out = Vec::new();
     let mut it = q.bytes();
     while let Some(b) = it.next() {
@@ -732,7 +742,10 @@ fn llama_fixture_blob_repacks_identically() {
     let tok = Tokenizer::read(&dir.join("tokenizer.bin"), model.config.vocab_size).unwrap();
     let bytes = int8::convert(&model, None, Some(&tok)).unwrap();
     let shipped = std::fs::read(host::shipped_dir().join(format!("{LLAMA}.tatn"))).unwrap();
-    assert!(bytes == shipped, "boards/common/models/{LLAMA}.tatn is not the re-pack");
+    assert!(
+        bytes == shipped,
+        "boards/common/models/{LLAMA}.tatn is not the re-pack"
+    );
 }
 
 /// Flash and RAM of `boards/<board>/memory.x` (bytes): the `LENGTH` of its `FLASH` and `RAM`
@@ -854,7 +867,11 @@ fn llama_matches_host_where_it_fits(
     assert!(ok, "boards/{board} with {} ({why}) failed:\n{out}", m.name);
     let device: Vec<&str> = out.lines().filter(|l| l.starts_with("result ")).collect();
     assert_eq!(device, expected, "boards/{board} with {}:\n{out}", m.name);
-    let has_vocab = host::Aligned::new(&m.bytes).parse().unwrap().vocab().is_some();
+    let has_vocab = host::Aligned::new(&m.bytes)
+        .parse()
+        .unwrap()
+        .vocab()
+        .is_some();
     assert!(
         !has_vocab || device.iter().all(|l| l.contains(" text \"")),
         "{out}"

@@ -162,9 +162,7 @@ impl<'a> LlamaText<'a> {
     /// `ids` without a final eos that the stop rule stops before.
     pub fn shown<'i>(&self, ids: &'i [u32]) -> &'i [u32] {
         match ids.split_last() {
-            Some((&last, init)) if last == self.stop_before && self.stop_before != NO_TOKEN => {
-                init
-            }
+            Some((&last, init)) if last == self.stop_before && self.stop_before != NO_TOKEN => init,
             _ => ids,
         }
     }

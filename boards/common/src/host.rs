@@ -530,8 +530,16 @@ fn llama_lines(
             &mut |_, l| all.extend(l.iter().map(|&q| q as u8)),
         )
         .map_err(fail)?;
-        format::ids_text_line(s, &m.name, "prompt", i, fnv1a32(&all), &out[..n], text.as_ref())
-            .map_err(|e| e.to_string())?;
+        format::ids_text_line(
+            s,
+            &m.name,
+            "prompt",
+            i,
+            fnv1a32(&all),
+            &out[..n],
+            text.as_ref(),
+        )
+        .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
