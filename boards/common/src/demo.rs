@@ -222,7 +222,10 @@ impl Report for Human<'_> {
             Inputs::Prompts(ps) => {
                 let n = ps.get(index).map_or(0, |p| p.len());
                 let (prompt, new) = (ids.get(..n).unwrap_or(&[]), ids.get(n..).unwrap_or(&[]));
-                self.new = self.new.saturating_add(new.len() as u64);
+                // A Llama's stopping BOS (llama2.c) is not a generated token of the text.
+                let shown = text.map_or(ids.len(), |t| t.shown(ids).len());
+                let new_count = shown.saturating_sub(n);
+                self.new = self.new.saturating_add(new_count as u64);
                 write!(self.out, "prompt {index}:\n  prompt:    \"")?;
                 match text {
                     // A Llama: its pieces as `run.c` prints them, from the blob's vocabulary.
@@ -238,8 +241,7 @@ impl Report for Human<'_> {
                     self.out,
                     "\"\n  {} new tokens; {} passes through the model (the prompt is fed one \
                      token at a time): ",
-                    new.len(),
-                    times.tokens
+                    new_count, times.tokens
                 )?;
                 tokens_per_s(self.out, times.tokens as u64, times.total, unit)?;
                 self.out.write_char('\n')?;
