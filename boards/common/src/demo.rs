@@ -25,6 +25,7 @@ use core::fmt::{self, Write};
 use core_attn::blob::{Blob, Header, ModelKind, NO_TOKEN};
 use core_attn::model as runner;
 
+use crate::format::LlamaText;
 use crate::{Clock, Embedded, Failure, Inputs, Printer, Report, TokenTimes};
 
 /// What the demo view needs of one embedded model, beyond the model itself.
@@ -58,7 +59,7 @@ pub(crate) fn run(
         ModelKind::VitClassifier => "image classifier (ViT)",
         ModelKind::EncoderDecoder => "image to text (ViT encoder, GPT-2 decoder)",
         ModelKind::DecoderLm => "character language model (GPT-2), greedy decoding",
-        ModelKind::Llama => "Llama language model (not run by the board demo yet)",
+        ModelKind::Llama => "Llama language model, greedy decoding",
     };
     write!(out, "{}: {what}", m.name)?;
     if clock.unit() == "instructions" {
@@ -154,6 +155,9 @@ impl Human<'_> {
         if self.tokens > 0 && self.header.kind == ModelKind::DecoderLm {
             write!(self.out, "{} characters generated, ", self.new)?;
             tokens_per_s(self.out, self.tokens, self.time, self.unit)?;
+        } else if self.tokens > 0 && self.header.kind == ModelKind::Llama {
+            write!(self.out, "{} tokens generated, ", self.new)?;
+            tokens_per_s(self.out, self.tokens, self.time, self.unit)?;
         } else {
             let per = self.time.checked_div(self.inputs as u64).unwrap_or(0);
             duration(self.out, per, self.unit)?;
@@ -204,11 +208,12 @@ impl Report for Human<'_> {
         what: &str,
         index: usize,
         ids: &[u32],
+        text: Option<&LlamaText<'_>>,
         times: &TokenTimes,
         encode: u64,
         unit: &str,
     ) -> Result<(), Failure> {
-        Printer(&mut *self.out).generated(name, what, index, ids, times, encode, unit)?;
+        Printer(&mut *self.out).generated(name, what, index, ids, text, times, encode, unit)?;
         self.inputs += 1;
         self.tokens = self.tokens.saturating_add(times.tokens as u64);
         let total = times.total.saturating_add(encode);
@@ -217,17 +222,26 @@ impl Report for Human<'_> {
             Inputs::Prompts(ps) => {
                 let n = ps.get(index).map_or(0, |p| p.len());
                 let (prompt, new) = (ids.get(..n).unwrap_or(&[]), ids.get(n..).unwrap_or(&[]));
-                self.new = self.new.saturating_add(new.len() as u64);
+                // A Llama's stopping BOS (llama2.c) is not a generated token of the text.
+                let shown = text.map_or(ids.len(), |t| t.shown(ids).len());
+                let new_count = shown.saturating_sub(n);
+                self.new = self.new.saturating_add(new_count as u64);
                 write!(self.out, "prompt {index}:\n  prompt:    \"")?;
-                self.text(prompt)?;
+                match text {
+                    // A Llama: its pieces as `run.c` prints them, from the blob's vocabulary.
+                    Some(t) => llama_text(self.out, t, ids.get(..n).unwrap_or(ids), 0)?,
+                    None => self.text(prompt)?,
+                }
                 write!(self.out, "\"\n  continued: \"")?;
-                self.text(new)?;
+                match text {
+                    Some(t) => llama_text(self.out, t, ids, n)?,
+                    None => self.text(new)?,
+                }
                 write!(
                     self.out,
                     "\"\n  {} new tokens; {} passes through the model (the prompt is fed one \
                      token at a time): ",
-                    new.len(),
-                    times.tokens
+                    new_count, times.tokens
                 )?;
                 tokens_per_s(self.out, times.tokens as u64, times.total, unit)?;
                 self.out.write_char('\n')?;
@@ -296,6 +310,70 @@ fn text(out: &mut dyn Write, vocab: &[&str], ids: &[u32], eos: u32, pad: u32) ->
         }
     }
     Ok(())
+}
+
+/// The text of a Llama's `ids[from..]` ([`LlamaText::each_byte`]) as characters: complete
+/// UTF-8 sequences as themselves (a line break as `⏎`), a byte that cannot start or continue
+/// one as U+FFFD.
+fn llama_text(out: &mut dyn Write, t: &LlamaText<'_>, ids: &[u32], from: usize) -> fmt::Result {
+    let mut u = Utf8 {
+        out,
+        pending: [0; 4],
+        len: 0,
+    };
+    t.each_byte(ids, from, &mut |b| u.push(b))?;
+    u.flush()
+}
+
+/// Bytes to characters, one byte at a time (a piece may end inside a UTF-8 sequence).
+struct Utf8<'w> {
+    out: &'w mut dyn Write,
+    pending: [u8; 4],
+    len: usize,
+}
+
+impl Utf8<'_> {
+    fn push(&mut self, b: u8) -> fmt::Result {
+        if self.len > 0 && b & 0xc0 != 0x80 {
+            // A new sequence starts before the pending one completed.
+            self.flush()?;
+        }
+        if let Some(slot) = self.pending.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+        let want = match self.pending.first().copied().unwrap_or(0) {
+            0x00..=0x7f => 1,
+            0xc0..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf7 => 4,
+            _ => 1, // a stray continuation byte or an invalid lead: flushed as U+FFFD
+        };
+        if self.len >= want {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> fmt::Result {
+        let bytes = self.pending.get(..self.len).unwrap_or(&[]);
+        self.len = 0;
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        match core::str::from_utf8(bytes) {
+            Ok(s) => {
+                for c in s.chars() {
+                    match c {
+                        '\n' => self.out.write_char('\u{23ce}')?,
+                        c => self.out.write_char(c)?,
+                    }
+                }
+                Ok(())
+            }
+            Err(_) => self.out.write_char('\u{fffd}'),
+        }
+    }
 }
 
 /// `N.NN ms at 100 MHz` for an instruction count, else the raw count and unit.

@@ -5,17 +5,20 @@
 //! # Which models
 //! `TATN_MODEL` (comma-separated) overrides a board's default list. Each entry is a blob file,
 //! a directory holding exactly one `*.tatn` (e.g. `models/<name>/`), or the name of a model
-//! shipped in `boards/common/models/` (`vit-tiny`, `gpt2-tiny`, `encdec-tiny`). Relative
+//! shipped in `boards/common/models/` (`vit-tiny`, `gpt2-tiny`, `encdec-tiny`,
+//! `llama2c-tiny`). Relative
 //! paths are relative to the board directory (cargo runs `build.rs` there).
 //!
 //! # Which inputs
 //! `TATN_INPUTS` (only with a single model), else `<stem>.inputs.npy` next to the blob, else
 //! `inputs.npy` / `input_ids.npy` in its directory: float32 `[N, C, H, W]` images (quantized
 //! here with the blob's input scale and zero point, exactly as `tools simulate` does) or int64
-//! `[N, T]` / `[T]` prompts. Without a file: deterministic synthetic images, or the prompt `[0]`.
-//! At most `TATN_MAX_INPUTS` inputs are used (default: 3 images for a ViT, 1 prompt for an LM,
-//! 2 images for an encoder–decoder); decoders generate `TATN_MAX_NEW` tokens (default 8, capped
-//! by the model's positions).
+//! `[N, T]` / `[T]` prompts. Without a file: deterministic synthetic images, the prompt `[0]`
+//! for an LM, or the prompt `[BOS]` for a Llama (llama2.c: a story from scratch; its prompts
+//! are encoded on the host, `run.c`'s BPE needs the tokenizer's scores).
+//! At most `TATN_MAX_INPUTS` inputs are used (default: 3 images for a ViT, 1 prompt for an LM
+//! or a Llama, 2 images for an encoder–decoder); decoders generate `TATN_MAX_NEW` tokens
+//! (default 8, capped by the model's positions).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,7 +26,7 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 use std::{format, vec};
 
-use core_attn::blob::{fnv1a32, Blob, BufferSizes, ModelKind};
+use core_attn::blob::{fnv1a32, Blob, BufferSizes, ModelKind, NO_TOKEN};
 use core_attn::model::host::OwnedBuffers;
 use core_attn::model::{self as runner};
 use core_attn::quant::QParams;
@@ -82,6 +85,8 @@ pub struct HostModel {
     pub buffers: BufferSizes,
     /// Decoder layers (KV-cache slots).
     pub layers: usize,
+    /// The model kind (`None` when the blob does not parse).
+    pub kind: Option<ModelKind>,
 }
 
 /// Blob bytes copied into 4-byte aligned storage (the zero-copy reader needs it).
@@ -230,6 +235,7 @@ pub fn load(
         max_new: 0,
         buffers: BufferSizes::default(),
         layers: 0,
+        kind: None,
     };
     let aligned = Aligned::new(&m.bytes);
     let blob = match aligned.parse() {
@@ -241,9 +247,8 @@ pub fn load(
     };
     let h = *blob.header();
     m.buffers = blob.buffers();
-    if blob.kind().has_decoder() {
-        m.layers = h.decoder.layers;
-    }
+    m.layers = crate::decoder_layers(&blob);
+    m.kind = Some(blob.kind());
     m.inputs_path = inputs.map(Path::to_path_buf).or_else(|| find_inputs(path));
     let npy = match &m.inputs_path {
         Some(p) => Some(read_npy(p)?),
@@ -299,8 +304,15 @@ pub fn load(
             };
             HostInputs::Images(images)
         }
-        ModelKind::DecoderLm => {
+        ModelKind::DecoderLm | ModelKind::Llama => {
             let n = max_inputs.unwrap_or(1);
+            // A Llama starts from its BOS (llama2.c: a story from scratch).
+            let bos = h.decoder.start_token;
+            let default = if blob.kind() == ModelKind::Llama && bos != NO_TOKEN {
+                bos
+            } else {
+                0
+            };
             let prompts: Vec<Vec<u32>> = match npy {
                 Some(Npy::I64(shape, data)) => {
                     let t = *shape.last().unwrap_or(&0);
@@ -315,18 +327,12 @@ pub fn load(
                 Some(Npy::F32(..)) => {
                     return Err(format!("{}: LM needs int64 prompt ids", path.display()))
                 }
-                None => vec![vec![0]],
+                None => vec![vec![default]],
             };
             HostInputs::Prompts(prompts)
         }
-        ModelKind::Llama => {
-            return Err(format!(
-                "{}: a Llama blob; the boards do not run Llama models yet",
-                path.display()
-            ))
-        }
     };
-    if blob.kind().has_decoder() {
+    if m.layers > 0 {
         let prompt = match &m.inputs {
             HostInputs::Prompts(p) => p.iter().map(Vec::len).max().unwrap_or(1),
             HostInputs::Images(_) => 1,
@@ -444,6 +450,9 @@ pub fn result_lines(m: &HostModel) -> Result<Vec<String>, String> {
                     .map_err(|e| e.to_string())?;
             }
         }
+        (HostInputs::Prompts(ps), ModelKind::Llama) => {
+            llama_lines(m, &blob, ps, &mut s)?;
+        }
         (HostInputs::Images(imgs), ModelKind::EncoderDecoder) => {
             let start = blob.header().decoder.start_token;
             for (i, img) in imgs.iter().enumerate() {
@@ -471,6 +480,68 @@ pub fn result_lines(m: &HostModel) -> Result<Vec<String>, String> {
     }
     lines.extend(s.lines().map(str::to_string));
     Ok(lines)
+}
+
+/// The `result` lines of a Llama (`core_attn::llama::llama_greedy` over owned buffers and
+/// KV caches `n_kv_heads · head_dim` wide), with the text of the ids when the blob has a
+/// vocabulary.
+fn llama_lines(
+    m: &HostModel,
+    blob: &Blob<'_>,
+    prompts: &[Vec<u32>],
+    s: &mut String,
+) -> Result<(), String> {
+    let fail = |e: core_attn::Error| format!("{}: {e}", m.name);
+    let d = blob.header().decoder.llama();
+    let mut owned = OwnedBuffers::new(&blob.buffers());
+    let OwnedBuffers {
+        x,
+        normed,
+        wide,
+        scores,
+        patch,
+        logits,
+        kv,
+        ..
+    } = &mut owned;
+    let mut caches = runner::kv_caches(kv, d.layers, d.max_positions, d.kv_width())
+        .map_err(fail)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fail)?;
+    let mut bufs = runner::ModelBuffers {
+        x,
+        normed,
+        wide,
+        scores,
+        patch,
+        logits,
+    };
+    let text = format::LlamaText::of(blob);
+    for (i, p) in prompts.iter().enumerate() {
+        let mut out = vec![0u32; p.len() + m.max_new];
+        let mut all = Vec::new();
+        let n = core_attn::llama::llama_greedy(
+            blob,
+            p,
+            m.max_new,
+            &mut out,
+            &mut caches,
+            &mut bufs,
+            &mut |_, l| all.extend(l.iter().map(|&q| q as u8)),
+        )
+        .map_err(fail)?;
+        format::ids_text_line(
+            s,
+            &m.name,
+            "prompt",
+            i,
+            fnv1a32(&all),
+            &out[..n],
+            text.as_ref(),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// For a board's `build.rs`: copy `memory.x` to `OUT_DIR` (link search path), select the
@@ -534,16 +605,18 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
     let mut layers = 1usize;
     // Bit n: some decoder LM / encoder-decoder has n layers (the device types' const
     // parameter; only these instantiations are reachable in the firmware).
-    let (mut lm_layers, mut reader_layers) = (0u32, 0u32);
+    let (mut lm_layers, mut reader_layers, mut llama_layers) = (0u32, 0u32, 0u32);
     for m in models {
         let bit = if (1..32).contains(&m.layers) {
             1u32 << m.layers
         } else {
             0
         };
-        match &m.inputs {
-            HostInputs::Prompts(_) => lm_layers |= bit,
-            HostInputs::Images(_) => reader_layers |= bit,
+        match m.kind {
+            Some(ModelKind::Llama) => llama_layers |= bit,
+            Some(ModelKind::DecoderLm) => lm_layers |= bit,
+            Some(ModelKind::EncoderDecoder) => reader_layers |= bit,
+            _ => {}
         }
         let b = &m.buffers;
         max.x = max.x.max(b.x);
@@ -578,7 +651,8 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
              board_common::core_attn::blob::BufferSizes {{ x: {}, normed: {}, wide: {}, \
              scores: {}, patch: {}, logits: {}, kv: {}, cross_kv: {} }};\n    \
              const LM_LAYERS: u32 = {:#x};\n    \
-             const READER_LAYERS: u32 = {:#x};\n\
+             const READER_LAYERS: u32 = {:#x};\n    \
+             const LLAMA_LAYERS: u32 = {:#x};\n\
              }}\n\
              /// Working memory for the embedded models ({} bytes): a \
              `core_attn::device::Memory` of {} int8 bytes and {} scores, {} generated ids, up \
@@ -594,6 +668,7 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
             max.cross_kv,
             lm_layers,
             reader_layers,
+            llama_layers,
             i8_bytes + 4 * max.scores + 4 * ids,
             i8_bytes,
             max.scores,

@@ -75,6 +75,12 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
         ids: &mut [u32],
     ) -> Result<(), ServeFailure<IO::Error>> {
         let blob = check(m, &Self::SIZES, LAYERS, IDS).map_err(ServeFailure::Model)?;
+        if blob.kind() == ModelKind::Llama {
+            return Err(ServeFailure::Model(Failure::Unsupported(
+                "the serial link does not serve Llama models yet (attn-link has no Llama \
+                 handler); the model runner firmware (`cargo run --release`) runs it",
+            )));
+        }
         let info = crate::harness_info(&blob);
         let h = *blob.header();
         let d = h.decoder;

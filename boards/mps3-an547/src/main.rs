@@ -1,6 +1,8 @@
 //! core-attn on an emulated cortex-m55 (QEMU `mps3-an547`): the integer self-check of every kernel
 //! (`board_common::selftest`), then every embedded model on its inputs, result
-//! lines and instruction counts over semihosting (all of it in `board_common`).
+//! lines and instruction counts over semihosting (all of it in `board_common`); built with
+//! `TATN_DEMO=1` also the human view (`boards/run-demo.sh` runs a Llama that does not fit the M4
+//! here).
 #![no_std]
 #![no_main]
 
@@ -22,6 +24,6 @@ fn main() -> ! {
     let arena = TATN_ARENA.try_take();
     board_common::qemu::main(CORE_HZ, |out, clock| {
         board_common::selftest::run(params, CORE_HZ, out, clock)
-            && arena.is_some_and(|a| a.run(MODELS, out, clock))
+            && arena.is_some_and(|a| a.run_demo(MODELS, DEMO, out, clock))
     })
 }

@@ -4,7 +4,7 @@
 //! if no panic call site is left** in everything it contains: [`board_common::check`] (which
 //! runs [`Blob::parse`](board_common::core_attn::blob::Blob::parse) and the buffer, layer,
 //! id and input checks) and [`board_common::Arena::infer`] (core-attn's public device types
-//! `Vit`, `Lm` and `Reader` — the ones `include_model!` gives a user — with their KV caches,
+//! `Vit`, `Lm`, `Reader` and `Llama` — the ones `include_model!` gives a user — with their KV caches,
 //! every kernel and block they reach, and the board's greedy-decoding glue) — the same code the QEMU and board firmware
 //! runs, through a [`Report`] that folds results instead of formatting them.
 //!
@@ -24,6 +24,7 @@
 #![no_std]
 #![no_main]
 
+use board_common::format::LlamaText;
 use board_common::{Embedded, Failure, Report, TokenTimes};
 use cortex_m_semihosting::debug;
 
@@ -94,11 +95,19 @@ impl Report for Fold {
         _what: &str,
         _index: usize,
         ids: &[u32],
+        text: Option<&LlamaText<'_>>,
         times: &TokenTimes,
         _encode: u64,
         _unit: &str,
     ) -> Result<(), Failure> {
         ids.iter().for_each(|&t| self.add(t));
+        // A Llama's text (run.c's decoding of the ids): part of the proof too.
+        if let Some(t) = text {
+            let _ = t.each_byte(ids, 0, &mut |b| {
+                self.add(u32::from(b));
+                Ok(())
+            });
+        }
         self.add(times.logits_fnv1a);
         Ok(())
     }

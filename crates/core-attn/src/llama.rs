@@ -301,12 +301,20 @@ impl<'a> LlamaBlock<'a> {
             heads: 1,
             ..self.attention
         };
+        if dh == 0 {
+            return Err(Error::BadDimension {
+                what: "llama head width",
+                value: 0,
+            });
+        }
         let (keys, values) = (cache.keys(), cache.values());
         for (t, out_row) in normed.chunks_exact_mut(w).enumerate() {
             let mask = Mask::Causal {
                 first_position: first_position + t,
             };
-            for (h, out) in out_row.chunks_exact_mut(dh).enumerate() {
+            // `dh ≥ 1` (checked above): `max(1)` only tells the compiler, so that no
+            // `chunks_exact_mut` panic path is left.
+            for (h, out) in out_row.chunks_exact_mut(dh.max(1)).enumerate() {
                 let c = (h / group) * dh;
                 one_head.run(
                     Rows::strided(qkv, t * stride + h * dh, 1, dh, stride)?,

@@ -123,15 +123,33 @@ impl<'a> Rope<'a> {
             });
         }
         let half = t.head_dim / 2;
-        let cos = &t.cos[pos * half..(pos + 1) * half];
-        let sin = &t.sin[pos * half..(pos + 1) * half];
-        for head in row.chunks_exact_mut(t.head_dim) {
+        let bad = Error::BadDimension {
+            what: "rope table",
+            value: pos,
+        };
+        // In range after `validate` and the position check; `get` keeps the firmware free of
+        // panic paths (boards/no-panic).
+        let rows = pos * half..(pos + 1) * half;
+        let (Some(cos), Some(sin)) = (t.cos.get(rows.clone()), t.sin.get(rows)) else {
+            return Err(bad);
+        };
+        for head in row.chunks_exact_mut(t.head_dim.max(1)) {
             for (i, (&c, &s)) in cos.iter().zip(sin).enumerate() {
                 let (ia, ib) = self.style.pair(i, t.head_dim);
-                let (a, b) = (head[ia] as i32, head[ib] as i32);
-                let (c, s) = (c as i32, s as i32);
-                head[ia] = self.requant.to_i8(a * c - b * s, 0);
-                head[ib] = self.requant.to_i8(a * s + b * c, 0);
+                let (Some(&a), Some(&b)) = (head.get(ia), head.get(ib)) else {
+                    return Err(bad);
+                };
+                let (a, b, c, s) = (a as i32, b as i32, c as i32, s as i32);
+                let (ra, rb) = (
+                    self.requant.to_i8(a * c - b * s, 0),
+                    self.requant.to_i8(a * s + b * c, 0),
+                );
+                if let Some(v) = head.get_mut(ia) {
+                    *v = ra;
+                }
+                if let Some(v) = head.get_mut(ib) {
+                    *v = rb;
+                }
             }
         }
         Ok(())
