@@ -459,7 +459,7 @@ fn cli_llama_malformed_inputs() {
     );
     fails(
         &sim(&fixture("hf-gpt2-tiny"), &["--tokenizer", &tok]),
-        "invalid input: --tokenizer is for Llama checkpoints (llama2.c .bin or a Hugging Face Llama directory)",
+        "invalid input: --tokenizer is for Llama models (a llama2.c .bin, a Hugging Face Llama directory or a Llama blob)",
     );
 }
 

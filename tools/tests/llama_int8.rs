@@ -239,6 +239,36 @@ fn cli_convert_simulate_inspect_eval_llama2c() {
     assert_eq!(got, g.ids);
     assert_eq!(v["logits"][0].as_array().unwrap().len(), g.logits.len());
     assert_eq!(v["text"][0].as_str().unwrap(), tok.decode(&g.ids));
+    // `--tokenizer FILE` on a blob is read instead of the sidecar (bug it guards: the option
+    // refused for blobs, as it once was, or silently ignored).
+    let tok_path = fixture("llama2c-tiny").join("tokenizer.bin");
+    let with_tokenizer = ok(&[
+        "simulate",
+        o,
+        "--prompt",
+        prompt,
+        "--max-new-tokens",
+        "8",
+        "--json",
+        "--tokenizer",
+        tok_path.to_str().unwrap(),
+    ]);
+    assert_eq!(serde_json::from_str::<Value>(&with_tokenizer).unwrap(), v);
+    let missing = tmp.path().join("missing-tokenizer.bin");
+    let r = run(&[
+        "simulate",
+        o,
+        "--prompt",
+        prompt,
+        "--tokenizer",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("missing-tokenizer.bin"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
     // The blob carries the pieces: a device can print the text.
     let vocab = blob.vocab().unwrap();
     assert_eq!(

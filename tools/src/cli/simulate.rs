@@ -134,15 +134,10 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<()> {
     if let Some(format) = crate::llama::detect(&args.model) {
         return crate::llama::simulate::run(args, format, out);
     }
-    if args.tokenizer.is_some() {
-        return Err(Error::Input(
-            "--tokenizer is for Llama checkpoints (llama2.c .bin or a Hugging Face Llama directory)"
-                .into(),
-        ));
-    }
     if args.model.is_file() {
         return run_blob(args, out);
     }
+    refuse_tokenizer(args)?;
     let model = Model::load(&args.model)?;
     let vocab_size = match &model {
         Model::Vit(_) => None,
@@ -235,11 +230,25 @@ pub(crate) fn blob_vit_config(h: &Header) -> VitConfig {
     }
 }
 
+/// `--tokenizer` names a llama2.c `tokenizer.bin`: refused for the other model kinds.
+fn refuse_tokenizer(args: &SimulateArgs) -> Result<()> {
+    if args.tokenizer.is_some() {
+        return Err(Error::Input(
+            "--tokenizer is for Llama models (a llama2.c .bin, a Hugging Face Llama directory or a Llama blob)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The int8 path: the blob runs through core-attn's runners (bit-exact with the device).
 fn run_blob(args: &SimulateArgs, out: &mut dyn Write) -> Result<()> {
     let aligned = AlignedBlob::read(&args.model)?;
     let blob = aligned.parse(&args.model)?;
     let h = *blob.header();
+    if h.kind != ModelKind::Llama {
+        refuse_tokenizer(args)?;
+    }
     if args.attention_map.is_some() {
         return Err(Error::Input(
             "--attention-map needs a checkpoint directory (the int8 runners do not expose attention probabilities)".into(),
