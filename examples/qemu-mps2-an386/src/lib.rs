@@ -33,6 +33,13 @@ pub fn _print(args: core::fmt::Arguments<'_>) {
     }
 }
 
+/// Write `s` to the host's stdout, without `core::fmt`.
+fn print_str(s: &str) {
+    if let Ok(mut out) = hio::hstdout() {
+        let _ = out.write_all(s.as_bytes());
+    }
+}
+
 /// `print!` over semihosting.
 #[macro_export]
 macro_rules! print {
@@ -53,13 +60,31 @@ pub fn finish(result: Result<(), core_attn::Error>) -> ! {
     let code = match result {
         Ok(()) => EXIT_SUCCESS,
         Err(e) => {
-            println!("error: {}", e);
+            print_str("error: ");
+            print_str(what(&e));
+            print_str("\n");
             EXIT_FAILURE
         }
     };
     debug::exit(code);
     loop {
         cortex_m::asm::wfi();
+    }
+}
+
+/// The check that failed, in a few words: the static part of the error's message, without
+/// its numbers. Printing the error itself (`{}`, core-attn's `Display`) would link the
+/// formatting of every variant and its texts (about 1 KB at opt-level "s").
+fn what(e: &core_attn::Error) -> &'static str {
+    use core_attn::Error;
+    match *e {
+        Error::BadBlob(b) => b.message(),
+        Error::ShapeMismatch { what, .. }
+        | Error::BadDimension { what, .. }
+        | Error::BufferTooSmall { what, .. } => what,
+        Error::CacheFull { .. } => "KV cache full",
+        Error::TokenOutOfRange { .. } => "token id out of range",
+        _ => "requantization multiplier/shift out of range",
     }
 }
 
