@@ -187,7 +187,7 @@ fn corruptions(orig: &[u8]) -> Vec<(String, Vec<u8>)> {
         );
         edit(
             format!("s{s} offset max"),
-            &|b| wr(b, e + 4, u32::MAX & !15),
+            &|b| wr(b, e + 4, !15),
             true,
         );
         edit(
