@@ -185,11 +185,7 @@ fn corruptions(orig: &[u8]) -> Vec<(String, Vec<u8>)> {
             &|b| wr(b, e + 4, off as u32 + 16),
             true,
         );
-        edit(
-            format!("s{s} offset max"),
-            &|b| wr(b, e + 4, !15),
-            true,
-        );
+        edit(format!("s{s} offset max"), &|b| wr(b, e + 4, !15), true);
         edit(
             format!("s{s} count+1"),
             &|b| wr(b, e + 8, n as u32 + 1),
