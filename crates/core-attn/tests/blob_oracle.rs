@@ -13,9 +13,10 @@
 //! from the code under test, so only run that on a reference build. Each corruption except
 //! the checksum ones recomputes the checksum, so that validation reaches the part corrupted.
 //!
-//! Guards against a validation table that differs from the old per-section code: with the
-//! LayerNorm zero-point check dropped, or two checks swapped in order (another error first),
-//! lines of the record differ.
+//! Guards against validation that differs from the recorded code: with the LayerNorm
+//! zero-point check dropped from `Cursor::layer_norm` (78 cases then fail later, in
+//! `LayerNorm::validate`, with another error), or `Header::check` moved after the buffer-size
+//! comparison in `Blob::parse_as` (126 cases report the buffer sizes first), the test fails.
 
 use core_attn::blob::{fnv1a32, Blob, HEADER_WORDS};
 use std::fmt::Write as _;
