@@ -81,16 +81,15 @@ impl<'a> Cursor<'a> {
         self.next += 1;
         // One bounds check for the whole entry (`parse` checked the table fits the blob, so
         // this never fails on a parsed blob: the message is `word`'s).
-        let Some(&[t0, t1, t2, t3, o0, o1, o2, o3, c0, c1, c2, c3]) = self
+        let Some(entry) = self
             .bytes
             .get(e..)
             .and_then(|b| b.first_chunk::<ENTRY_BYTES>())
         else {
             return Err(crate::error::bad_blob("blob truncated"));
         };
-        let te = u32::from_le_bytes([t0, t1, t2, t3]);
-        let offset = u32::from_le_bytes([o0, o1, o2, o3]) as usize;
-        let count = u32::from_le_bytes([c0, c1, c2, c3]) as usize;
+        let w = |i: usize| u32::from_le_bytes([entry[i], entry[i + 1], entry[i + 2], entry[i + 3]]);
+        let (te, offset, count) = (w(0), w(4) as usize, w(8) as usize);
         let index = self.next - 1;
         if (te & 0xffff) as u16 != want_tag {
             return Err(BlobError::SectionTag {
