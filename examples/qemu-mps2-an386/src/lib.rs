@@ -3,14 +3,14 @@
 //!
 //! - [`entry!`]: the `cortex-m-rt` entry point that runs the binary's
 //!   `fn run() -> Result<(), core_attn::Error>` and exits QEMU with its status;
-//! - [`print!`] / [`println!`]: output over semihosting (the host's stdout under QEMU);
+//! - [`print!`] / [`println!`]: output over semihosting (the host's stdout under QEMU), and
+//!   [`print_line`]: a text and a number without `core::fmt` (code size);
 //! - the panic handler: prints the message and exits QEMU with a failure status;
 //! - [`DIGITS`] / [`LABELS`]: test images as raw `u8` pixels (a camera's view), embedded by
 //!   `build.rs` from `models/data/mnist_test_500.npy`.
 #![no_std]
 #![warn(missing_docs)]
 
-use core::fmt::Write as _;
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use cortex_m_semihosting::hio;
 
@@ -22,28 +22,63 @@ pub use digits::{DIGITS, LABELS};
 #[doc(hidden)]
 pub use cortex_m_rt as __rt;
 
-/// Write formatted text to the host's stdout (semihosting); output errors are ignored.
-/// Not inlined: the code-size benchmark (`bash bench/run --example-size`) counts
-/// instructions between `main`, the first call of this function and [`finish`].
+/// Write `bytes` to the host's stdout (semihosting); output errors are ignored. Every print of
+/// this glue ends here. Not inlined: the code-size benchmark (`bash bench/run
+/// --example-size`) counts instructions between `main`, the first call of this function and
+/// [`finish`].
 #[doc(hidden)]
 #[inline(never)]
-pub fn _print(args: core::fmt::Arguments<'_>) {
+pub fn _print(bytes: &[u8]) {
     if let Ok(mut out) = hio::hstdout() {
-        let _ = out.write_fmt(args);
+        let _ = out.write_all(bytes);
     }
+}
+
+/// Formatted text through [`_print`] (the [`print!`] / [`println!`] macros).
+#[doc(hidden)]
+pub fn _print_fmt(args: core::fmt::Arguments<'_>) {
+    struct Out;
+    impl core::fmt::Write for Out {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            _print(s.as_bytes());
+            Ok(())
+        }
+    }
+    let _ = core::fmt::Write::write_fmt(&mut Out, args);
+}
+
+/// Print `text`, the decimal `n` and a newline — `println!("{text}{n}")` without
+/// `core::fmt`: a few dozen bytes of code instead of the ~1 KB of core's formatting
+/// machinery (`fmt::write`, `pad_integral`, the digit table), which a firmware that prints
+/// only this never links. (The embassy examples log with defmt, which formats on the host.)
+pub fn print_line(text: &str, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 || i == 0 {
+            break;
+        }
+    }
+    _print(text.as_bytes());
+    _print(&digits[i..]);
+    _print(b"\n");
 }
 
 /// `print!` over semihosting.
 #[macro_export]
 macro_rules! print {
-    ($($arg:tt)*) => { $crate::_print(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::_print_fmt(format_args!($($arg)*)) };
 }
 
 /// `println!` over semihosting.
 #[macro_export]
 macro_rules! println {
-    () => { $crate::_print(format_args!("\n")) };
-    ($($arg:tt)*) => {{ $crate::_print(format_args!($($arg)*)); $crate::_print(format_args!("\n")) }};
+    () => { $crate::_print(b"\n") };
+    ($($arg:tt)*) => {{ $crate::_print_fmt(format_args!($($arg)*)); $crate::_print(b"\n") }};
 }
 
 /// Exit QEMU: status 0 for `Ok`, 1 (after printing the error) for `Err`. Not inlined (a
@@ -53,13 +88,31 @@ pub fn finish(result: Result<(), core_attn::Error>) -> ! {
     let code = match result {
         Ok(()) => EXIT_SUCCESS,
         Err(e) => {
-            println!("error: {}", e);
+            _print(b"error: ");
+            _print(what(&e).as_bytes());
+            _print(b"\n");
             EXIT_FAILURE
         }
     };
     debug::exit(code);
     loop {
         cortex_m::asm::wfi();
+    }
+}
+
+/// The check that failed, in a few words: the static part of the error's message, without
+/// its numbers. Printing the error itself (`{}`, core-attn's `Display`) would link the
+/// formatting of every variant and its texts (about 1 KB at opt-level "s").
+fn what(e: &core_attn::Error) -> &'static str {
+    use core_attn::Error;
+    match *e {
+        Error::BadBlob(b) => b.message(),
+        Error::ShapeMismatch { what, .. }
+        | Error::BadDimension { what, .. }
+        | Error::BufferTooSmall { what, .. } => what,
+        Error::CacheFull { .. } => "KV cache full",
+        Error::TokenOutOfRange { .. } => "token id out of range",
+        _ => "requantization multiplier/shift out of range",
     }
 }
 
