@@ -36,13 +36,13 @@
 //! the 2-token kernel; a 2-token pass needs at least 2 inputs.
 //!
 //! # Requantization
-//! The 32-bit form of [`Requant::apply`] used by [`super::RowRequant`] (right shift 33..=62) with
+//! The 32-bit form of [`Requant::apply`] used by [`crate::dsp::RowRequant`] (right shift 33..=62) with
 //! the high word of `acc · m` from four 16 × 16 multiplies ([`mulhi`]: Armv6-M has no
 //! `SMULL`, and the `i64` product would be a `__aeabi_lmul` call), and the rounding and output
 //! zero point folded into one add: for `k = right − 33 ≥ 0`,
 //! `⌊(hi + 2^k) / 2^(k+1)⌋ + z = ⌊(⌊hi / 2^k⌋ + 1 + 2z) / 2⌋`. Other shifts use
 //! [`Requant::to_i8`]; an output zero point outside `−128..=127` (never in a validated layer)
-//! sends the whole layer to [`super::linear_portable`]. On the device this is a second `asm!`
+//! sends the whole layer to [`crate::dsp::linear_portable`]. On the device this is a second `asm!`
 //! loop over a chunk's sums (35 instructions per output; LLVM's code for the same Rust spilled
 //! to ~57); a chunk with any other shift is redone by the Rust loop.
 //!
@@ -50,7 +50,7 @@
 //! plain Rust: the host runs it in `tests/variants.rs`; the `asm!` itself is checked against the
 //! generic kernel on the device by the bench firmware.
 
-use crate::linear::Linear;
+use crate::dsp::LinearArgs;
 use crate::quant::Requant;
 
 /// Output rows per block.
@@ -155,12 +155,12 @@ fn pack(x0: &[i8], x1: &[i8], xp: &mut [i32]) {
 /// (unreachable: the callers checked them). Inlined into each caller, so that its kernels (a
 /// constant there) are called directly.
 #[inline(always)]
-fn run(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize, k: &Kernels) -> bool {
+fn run(l: &LinearArgs<'_>, input: &[i8], output: &mut [i8], rows: usize, k: &Kernels) -> bool {
     let zp = l.output_zero_point;
     if !(-128..=127).contains(&zp) {
         return false;
     }
-    let Some(super::Parts { x, y, p }) = super::Parts::new(l, input, output, rows) else {
+    let Some(crate::dsp::Parts { x, y, p }) = crate::dsp::Parts::new(l, input, output, rows) else {
         debug_assert!(false, "m0::run: shapes not checked");
         return false;
     };
@@ -266,7 +266,7 @@ fn run(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize, k: &Kernels
 }
 
 /// Rows `from..` of one token, one plain dot product each.
-fn tail_rows(p: &super::Params<'_>, x: &[i8], y: &mut [i8], from: usize, c: i32, zp: i32) {
+fn tail_rows(p: &crate::dsp::Params<'_>, x: &[i8], y: &mut [i8], from: usize, c: i32, zp: i32) {
     let Some((y, mut w, b, m, s)) = p.rows_from(y, from) else {
         return;
     };
@@ -343,9 +343,14 @@ fn pass_portable(x: &[i8], w: &[i8], acc: &mut [i32]) {
 /// otherwise, the same requantization) with the dot products in plain Rust: runnable on any
 /// host, so that `tests/variants.rs` checks the blocking, the packed arithmetic and the
 /// requantization of the `asm!` path. Returns `false` (doing nothing) for the layers the device
-/// kernel leaves to [`super::linear_portable`]: an output zero point outside `−128..=127`.
+/// kernel leaves to [`crate::dsp::linear_portable`]: an output zero point outside `−128..=127`.
 #[inline(never)]
-pub fn linear_m0_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+pub(crate) fn linear_emulated(
+    l: &LinearArgs<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    rows: usize,
+) -> bool {
     let k = Kernels {
         pass: pass_portable,
         pass2: pass2_portable,
@@ -357,7 +362,7 @@ pub fn linear_m0_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows:
 /// The Armv6-M linear kernel (shapes checked by the caller); `false` if it does not handle
 /// the layer (output zero point outside `−128..=127`).
 #[cfg(all(target_arch = "arm", core_attn_v6m))]
-pub(super) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+fn linear(l: &LinearArgs<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
     // Multiples of 8 inputs: the loops as they are; other widths enter them part-way.
     if l.in_features % UNROLL == 0 {
         run_asm::<false>(l, input, output, rows)
@@ -369,7 +374,12 @@ pub(super) fn linear(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usiz
 /// [`run`] with the `asm!` kernels.
 #[cfg(all(target_arch = "arm", core_attn_v6m))]
 #[inline(never)]
-fn run_asm<const DUFF: bool>(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+fn run_asm<const DUFF: bool>(
+    l: &LinearArgs<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    rows: usize,
+) -> bool {
     let k = Kernels {
         pass: pass_asm::<DUFF>,
         pass2: pass2_asm::<DUFF>,
@@ -770,5 +780,25 @@ fn pass2_asm<const DUFF: bool>(xp: &[i32], w: &[i8], acc: &mut [i32; 2 * CHUNK],
             out("r12") _,
             out("lr") _,
         );
+    }
+}
+
+/// The native Armv6-M variant: the `asm!` kernel on Cortex-M0/M0+ builds, `false` (nothing
+/// written) elsewhere.
+#[inline(always)]
+pub(crate) fn linear_native(
+    l: &LinearArgs<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    rows: usize,
+) -> bool {
+    #[cfg(all(target_arch = "arm", core_attn_v6m))]
+    {
+        linear(l, input, output, rows)
+    }
+    #[cfg(not(all(target_arch = "arm", core_attn_v6m)))]
+    {
+        let _ = (l, input, output, rows);
+        false
     }
 }
