@@ -1,10 +1,11 @@
-//! Optimized inner loops: Cortex-M DSP-extension kernels (`SMLAD` / `SXTB16`, in `asm!`) and
-//! their portable counterparts. The only module of the crate allowed `unsafe`.
+//! Optimized inner loops, one backend per instruction set: Cortex-M DSP-extension kernels
+//! (`SMLAD` / `SXTB16`), Helium (MVE) and Armv6-M kernels in `asm!`, their host twins and the
+//! portable counterparts. The only module of the crate allowed `unsafe`.
 //!
 //! Every kernel here computes exactly the same bits as the generic reference code in
 //! [`crate::linear`], [`crate::attention`] and [`crate::softmax`]: integer additions wrap and are
 //! associative, so a different order of the same products gives the same sum, and the fast
-//! requantization below is proved equal to [`Requant::apply`] on its domain (and falls back to
+//! requantization below is proved equal to [`Requant::apply`](crate::Requant::apply) on its domain (and falls back to
 //! it elsewhere). `tests/variants.rs` runs one suite against every variant.
 //!
 //! # Layout
@@ -23,15 +24,14 @@
 //! | `armv6m/` | Armv6-M (Cortex-M0/M0+): the `MULS` linear kernel and its host twin |
 //! | `softmax.rs`, `attention.rs` | the softmax passes and the attention inner loops (DSP instructions where the target has them, portable elsewhere) |
 //!
-//! [`LINEAR_VARIANTS`] lists every linear variant; the dispatcher ([`linear`]) runs the device
+//! [`LINEAR_VARIANTS`] lists every linear variant; the dispatcher (`linear`) runs the device
 //! variants of that list, and `tests/variants.rs` runs every entry against the generic kernel.
 //!
-//!
-//! # Softmax and attention (`dsp/softmax.rs`)
+//! # Softmax and attention (`dsp/softmax.rs`, `dsp/attention.rs`)
 //! The exponential pass of the softmax (index by `SMMULR`, two table reads, `MLA` rounding),
-//! the row maximum and the probability pass (`UMULL`) in `asm!`, and the instruction helpers
-//! the packed attention kernel (`Attention::run_packed`: `SMLAD` on probability pairs × packed
-//! V) uses, with portable fallbacks so that the same algorithm runs on the host.
+//! the row maximum and the probability pass (`UMULL`) in `asm!`; the attention scores and
+//! weighted sums (`SMLAD` on probability pairs × V) the attention kernel selects, with
+//! portable fallbacks so that the same algorithm runs on the host.
 
 use crate::linear::Linear;
 
@@ -74,10 +74,10 @@ macro_rules! mve_directive {
 }
 use core::num::NonZeroUsize;
 
-pub mod armv6m;
-pub mod armv7em_dsp;
+mod armv6m;
+mod armv7em_dsp;
 pub(crate) mod attention;
-pub mod helium;
+mod helium;
 mod intrinsics;
 mod portable;
 mod requant;
@@ -319,7 +319,7 @@ pub struct LinearVariant {
     pub available: bool,
 }
 
-/// Every linear-layer variant. The dispatcher ([`linear`]) runs the first native variant of
+/// Every linear-layer variant. The dispatcher (`dsp::linear`, behind `Linear::run`) runs the first native variant of
 /// this list available in the build and nothing else but the portable fallback, and
 /// `tests/variants.rs` runs every available entry against the generic kernel: a kernel that is
 /// not listed here cannot be dispatched, and one that is listed is tested.

@@ -12,7 +12,7 @@
 use core_attn::attention::{Attention, AttentionParams, Mask};
 use core_attn::dsp;
 use core_attn::linear::{Activation, Linear};
-use core_attn::quant::{ChannelRequant, QParams, Requant};
+use core_attn::requant::{ChannelRequant, QParams, Requant};
 use core_attn::softmax::{self, ExpTable};
 use core_attn::tensor::Rows;
 use proptest::prelude::*;

@@ -34,7 +34,7 @@
 //! `crate::dsp::attention`); `kv_cache.rs` the [`KvCache`].
 
 use crate::error::check_len;
-use crate::quant::Requant;
+use crate::requant::Requant;
 use crate::softmax::{softmax_scores_in_place, ExpIndex, ExpTable};
 use crate::tensor::{zip_lazy, Rows};
 use crate::{Error, MAX_SEQ_LEN, MAX_WIDTH};
@@ -730,7 +730,7 @@ impl AttentionParams {
         s_q: f64,
         s_k: f64,
         s_v: f64,
-        out: crate::quant::QParams,
+        out: crate::requant::QParams,
     ) -> Result<Self, Error> {
         let step = ExpTable::default_step();
         let score_to_index = Requant::from_real(s_q * s_k / ((head_dim as f64).sqrt() * step))?;

@@ -78,7 +78,7 @@ impl Dequant {
     }
 }
 
-/// How [`Lm::generate`] picks the next token from the logits.
+/// How [`Lm::generate`](super::Lm::generate) picks the next token from the logits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Sampler {

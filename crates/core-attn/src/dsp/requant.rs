@@ -4,7 +4,7 @@
 //! and scalars only.
 
 use super::LinearArgs;
-use crate::quant::Requant;
+use crate::requant::Requant;
 
 /// [`Requant::to_i8`] with the common case done in 32 bits (see [`RowRequant`]).
 #[inline(always)]

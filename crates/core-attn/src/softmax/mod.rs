@@ -28,7 +28,7 @@
 use core::num::NonZeroU32;
 
 use crate::error::check_len;
-use crate::quant::Requant;
+use crate::requant::Requant;
 use crate::{Error, MAX_SEQ_LEN};
 
 mod row_i8;

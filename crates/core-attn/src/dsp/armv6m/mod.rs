@@ -51,7 +51,7 @@
 //! generic kernel on the device by the bench firmware.
 
 use crate::dsp::LinearArgs;
-use crate::quant::Requant;
+use crate::requant::Requant;
 
 /// Output rows per block.
 const ROWS: usize = 4;

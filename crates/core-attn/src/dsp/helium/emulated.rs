@@ -58,7 +58,7 @@ pub fn vmladava_s8(acc: i32, x: &[i8; 16], w: &[i8; 16]) -> i32 {
 ///
 /// On the kernels' domain (`shift ∈ -31..=-2`, `zero_point ∈ -128..=127`: [`asm_requant_ok`])
 /// this is [`crate::dsp::requant_asm_form`] with the `SSAT` split in two saturations, hence equal to
-/// [`crate::quant::Requant::to_i8`]. Outside it, the instructions' own results (wrapping adds,
+/// [`crate::requant::Requant::to_i8`]. Outside it, the instructions' own results (wrapping adds,
 /// `VSHL` by 32 or more giving 0 or the sign).
 #[doc(hidden)] // test hook, not part of the public API
 pub fn requant_mve_form(acc: i32, multiplier: i32, shift: i8, zero_point: i32) -> i8 {
