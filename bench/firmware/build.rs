@@ -8,7 +8,7 @@
 //! (`boards/<machine>/memory.x`), so a model that does not fit fails to link.
 use core_attn::attention::AttentionParams;
 use core_attn::norm::LayerNormParams;
-use core_attn::quant::QParams;
+use core_attn::requant::QParams;
 use std::fmt::Write as _;
 use std::{env, fs, path::PathBuf};
 

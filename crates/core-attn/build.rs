@@ -4,7 +4,7 @@
 //! SXTB16) and `cfg(core_attn_mve)` for the Helium (MVE) cores, which get the MVE linear
 //! kernels instead of the SMLAD ones (the other DSP kernels stay off there: LLVM vectorizes the
 //! generic loops with `vmladava`). Sets `cfg(core_attn_v6m)` on `thumbv6m-*` (Cortex-M0/M0+):
-//! the Armv6-M `asm!` linear kernel (`dsp/m0.rs`).
+//! the Armv6-M `asm!` linear kernel (`dsp/armv6m/mod.rs`).
 //!
 //! Detected (Arm target features are unstable, so `cfg(target_feature = "dsp")` is not usable
 //! on stable Rust, hence this script):

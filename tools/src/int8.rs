@@ -27,12 +27,12 @@ use core_attn::blob::{self, Blob};
 use core_attn::block::NormPlacement as CoreNorm;
 use core_attn::model::host::OwnedBuffers;
 use core_attn::model::{self as runner};
-use core_attn::pack::{calibrate, quantize_model, CalibrationInput};
-use core_attn::quant::QParams;
+use core_attn::quantize_model::{calibrate, quantize_model, CalibrationInput};
 use core_attn::reference::block::{
     CrossAttentionF, DecoderBlockF, EncoderBlockF, Gelu, LayerNormF, LinearF,
 };
 use core_attn::reference::model::{DecoderF, ModelF, VitF};
+use core_attn::requant::QParams;
 
 use crate::checkpoint::config::{Activation, NormPlacement, PositionEmbedding};
 use crate::checkpoint::npy::{read_npy, NpyData};

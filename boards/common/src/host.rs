@@ -29,7 +29,7 @@ use std::{format, vec};
 use core_attn::blob::{fnv1a32, Blob, BufferSizes, ModelKind, NO_TOKEN};
 use core_attn::model::host::OwnedBuffers;
 use core_attn::model::{self as runner};
-use core_attn::quant::QParams;
+use core_attn::requant::QParams;
 
 use crate::format;
 

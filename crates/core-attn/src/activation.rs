@@ -50,8 +50,8 @@ impl<'a> Lut<'a> {
 /// `f` is evaluated in f64 on each of the 256 dequantized inputs; non-finite results saturate.
 #[cfg(feature = "std")]
 pub fn build_lut(
-    input: crate::quant::QParams,
-    output: crate::quant::QParams,
+    input: crate::requant::QParams,
+    output: crate::requant::QParams,
     f: impl Fn(f64) -> f64,
 ) -> [i8; 256] {
     let mut t = [0i8; 256];

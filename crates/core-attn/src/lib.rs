@@ -23,12 +23,12 @@ pub mod linear;
 pub mod llama;
 pub mod model;
 pub mod norm;
-#[cfg(feature = "std")]
-pub mod pack;
 pub mod position;
-pub mod quant;
 #[cfg(feature = "std")]
-pub mod quantize;
+pub mod quantize_block;
+#[cfg(feature = "std")]
+pub mod quantize_model;
+pub mod requant;
 pub mod residual;
 pub mod rmsnorm;
 pub mod rope;
@@ -40,7 +40,19 @@ pub mod tensor;
 pub mod reference;
 
 pub use error::{BlobError, Error};
-pub use quant::{ChannelRequant, Requant};
+pub use requant::{ChannelRequant, Requant};
+
+// The modules' names before the rename (`quant` → `requant`, `quantize` → `quantize_block`,
+// `pack` → `quantize_model`): code written against them (the blob reader, the Llama kernels,
+// users' firmware) keeps compiling. New code names the modules above.
+#[doc(hidden)]
+#[cfg(feature = "std")]
+pub use quantize_block as quantize;
+#[doc(hidden)]
+#[cfg(feature = "std")]
+pub use quantize_model as pack;
+#[doc(hidden)]
+pub use requant as quant;
 
 /// Largest model width (features per token, and input features of any linear layer) the crate
 /// supports. Every accumulator bound in the docs is argued for this width: a dot product of

@@ -7,7 +7,7 @@
 //!   in at pack time (`bias[o] − z_x · Σ_i w[o][i]`), so the inner loop is a plain int8 dot
 //!   product;
 //! - requantization: per output channel Q31 multiplier and shift
-//!   (`s_x · s_w[o] / s_y`, see [`crate::quant`]).
+//!   (`s_x · s_w[o] / s_y`, see [`crate::requant`]).
 //!
 //! # Overflow
 //! Each product is at most `128 · 128 = 2^14` in magnitude and at most [`crate::MAX_WIDTH`]
@@ -16,7 +16,7 @@
 
 use crate::activation::Lut;
 use crate::error::check_len;
-use crate::quant::ChannelRequant;
+use crate::requant::ChannelRequant;
 use crate::{Error, MAX_WIDTH};
 
 /// Largest bias magnitude accepted (see the module's overflow argument).
@@ -241,7 +241,7 @@ impl LinearParams {
         w: &[f32],
         b: &[f32],
         in_features: usize,
-        input: crate::quant::QParams,
+        input: crate::requant::QParams,
         output_scales: &[f64],
         output_zero_point: i32,
     ) -> Result<Self, Error> {
@@ -278,7 +278,7 @@ impl LinearParams {
                 });
             }
             let out_scale = output_scales[if output_scales.len() == 1 { 0 } else { o }];
-            let r = crate::quant::Requant::from_real(acc_scale / out_scale)?;
+            let r = crate::requant::Requant::from_real(acc_scale / out_scale)?;
             p.weights.extend_from_slice(&q);
             p.bias.push(bias as i32);
             p.multipliers.push(r.multiplier);

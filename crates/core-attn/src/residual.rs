@@ -28,7 +28,7 @@
 //! `(a, b)` pair against [`ResidualAdd::add_one`]).
 
 use crate::error::check_len;
-use crate::quant::Requant;
+use crate::requant::Requant;
 use crate::Error;
 
 /// Extra fractional bits carried through the sum.

@@ -4,8 +4,8 @@ mod common;
 
 use common::{dequantize, quantize_symmetric, Rng};
 use core_attn::attention::{Attention, AttentionParams, KvCache, Mask};
-use core_attn::quant::QParams;
 use core_attn::reference::kernels as reference;
+use core_attn::requant::QParams;
 use core_attn::tensor::Rows;
 use core_attn::Error;
 use proptest::prelude::*;

@@ -8,12 +8,12 @@ use common::Rng;
 use core_attn::blob::{self, Blob, ModelKind};
 use core_attn::block::NormPlacement;
 use core_attn::model::{self, host::OwnedBuffers};
-use core_attn::pack::{calibrate, quantize_model, run_reference, CalibrationInput};
-use core_attn::quant::QParams;
+use core_attn::quantize_model::{calibrate, quantize_model, run_reference, CalibrationInput};
 use core_attn::reference::block::{
     CrossAttentionF, DecoderBlockF, EncoderBlockF, Gelu, LayerNormF, LinearF, NoObserver,
 };
 use core_attn::reference::model::{DecoderF, ModelF, VitF};
+use core_attn::requant::QParams;
 use core_attn::Error;
 
 const D: usize = 16;

@@ -6,12 +6,12 @@ mod common;
 use common::{dequantize, Rng};
 use core_attn::attention::KvCache;
 use core_attn::block::{BlockScratch, NormPlacement};
-use core_attn::quant::QParams;
-use core_attn::quantize::{Calibration, DecoderBlockParams, EncoderBlockParams};
+use core_attn::quantize_block::{Calibration, DecoderBlockParams, EncoderBlockParams};
 use core_attn::reference::block::{
     CrossAttentionF, DecoderBlockF, EncoderBlockF, Gelu, LayerNormF, LinearF, NoObserver,
 };
 use core_attn::reference::kernels::sqnr_db;
+use core_attn::requant::QParams;
 
 /// Under Miri every f64 reference pass is interpreted (one pass of a width-64 block over 17
 /// tokens takes minutes), so the blocks are calibrated on the test input alone instead of 128

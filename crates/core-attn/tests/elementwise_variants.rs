@@ -2,7 +2,7 @@
 //! elementwise part of the variants suite; `variants.rs` holds the linear/attention/softmax one).
 
 use core_attn::norm::{rsqrt_u128, rsqrt_u128_reference, LayerNorm};
-use core_attn::quant::Requant;
+use core_attn::requant::Requant;
 use core_attn::residual::ResidualAdd;
 use core_attn::MAX_WIDTH;
 use proptest::prelude::*;

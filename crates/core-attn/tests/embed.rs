@@ -2,8 +2,8 @@
 
 use core_attn::embed::{embed_tokens, PatchEmbedding};
 use core_attn::linear::{Activation, Linear};
-use core_attn::quant::{ChannelRequant, QParams, Requant};
 use core_attn::reference::position::patch_conv;
+use core_attn::requant::{ChannelRequant, QParams, Requant};
 use core_attn::Error;
 
 /// Tiny deterministic generator (xorshift) for test data.

@@ -4,7 +4,7 @@
 
 use core_attn::activation::{build_lut, gelu_erf, gelu_tanh, Lut};
 use core_attn::linear::{Activation, Linear};
-use core_attn::quant::{ChannelRequant, QParams, Requant};
+use core_attn::requant::{ChannelRequant, QParams, Requant};
 use core_attn::residual::ResidualAdd;
 use core_attn::softmax::{self, softmax_i8, ExpTable, PROB_ONE, SOFTMAX_MAX_LSB_ERROR};
 use core_attn::Error;
@@ -70,7 +70,7 @@ fn requant_from_real_edge_cases() {
     assert_eq!(Requant::from_real(f64::INFINITY), Err(Error::BadRequant));
     // Exact powers of two are exact.
     for e in -32..30 {
-        let r = core_attn::quant::pow2(e);
+        let r = core_attn::requant::pow2(e);
         let rq = Requant::from_real(r).unwrap();
         assert_eq!(rq.to_real(), r, "2^{e}");
         assert_eq!(rq.multiplier, 1 << 30);
@@ -78,7 +78,7 @@ fn requant_from_real_edge_cases() {
     // Far too small to represent: zero. 2^30 and up need a right shift of 0: refused.
     assert_eq!(Requant::from_real(1e-30), Ok(Requant::ZERO));
     assert_eq!(
-        Requant::from_real(core_attn::quant::pow2(30)),
+        Requant::from_real(core_attn::requant::pow2(30)),
         Err(Error::BadRequant)
     );
     // Saturation instead of wrap-around for products outside i32.
@@ -134,11 +134,11 @@ fn requant_validate_boundaries() {
 #[test]
 fn requant_from_real_renormalizes_a_rounded_up_mantissa() {
     for e in [-20, -3, 0, 5, 28] {
-        let r = (1.0 - core_attn::quant::pow2(-40)) * core_attn::quant::pow2(e);
+        let r = (1.0 - core_attn::requant::pow2(-40)) * core_attn::requant::pow2(e);
         let rq = Requant::from_real(r).unwrap_or_else(|err| panic!("r = {r}: {err:?}"));
         assert_eq!(rq.multiplier, 1 << 30, "r = {r}: got {rq:?}");
         assert!(
-            (rq.to_real() - r).abs() <= r * core_attn::quant::pow2(-30),
+            (rq.to_real() - r).abs() <= r * core_attn::requant::pow2(-30),
             "r = {r}: got {rq:?} = {}",
             rq.to_real()
         );
@@ -156,7 +156,7 @@ fn saturate_i8_clamps() {
         let want = (-128..=127)
             .find(|&v| v == x)
             .unwrap_or(if x < 0 { -128 } else { 127 });
-        assert_eq!(core_attn::quant::saturate_i8(x) as i32, want, "x = {x}");
+        assert_eq!(core_attn::requant::saturate_i8(x) as i32, want, "x = {x}");
     }
 }
 

@@ -10,8 +10,8 @@
 use core_attn::norm::{
     isqrt_u64, rsqrt_u128, LayerNorm, LayerNormParams, EPSILON_FRAC_BITS, LAYER_NORM_MAX_LSB_ERROR,
 };
-use core_attn::quant::QParams;
 use core_attn::reference::norm::layer_norm_i8;
+use core_attn::requant::QParams;
 use core_attn::{Error, MAX_WIDTH};
 use proptest::prelude::*;
 
@@ -168,9 +168,9 @@ proptest! {
     ) {
         let (r, k) = rsqrt_u128(t);
         prop_assert!(r >= 1 << 31);
-        let approx = r as f64 * core_attn::quant::pow2(-62 - k);
+        let approx = r as f64 * core_attn::requant::pow2(-62 - k);
         let exact = 1.0 / (t as f64).sqrt();
-        prop_assert!(((approx - exact) / exact).abs() < core_attn::quant::pow2(-29), "t={t} r={r} k={k}");
+        prop_assert!(((approx - exact) / exact).abs() < core_attn::requant::pow2(-29), "t={t} r={r} k={k}");
     }
 }
 
@@ -241,7 +241,7 @@ fn epsilon_negligible_vit() {
     let p = LayerNormParams::quantize(&gamma, &beta, 1e-12, q(1e-3, 0), q(1.0 / 100.0, 0)).unwrap();
     assert_eq!(
         p.epsilon,
-        (1e-6 * core_attn::quant::pow2(EPSILON_FRAC_BITS as i32)).round() as u64
+        (1e-6 * core_attn::requant::pow2(EPSILON_FRAC_BITS as i32)).round() as u64
     );
     let mut out = vec![0i8; w];
     p.as_layer_norm().run(&input, &mut out).unwrap();
@@ -443,11 +443,11 @@ fn quantize_rejects_bad_parameters() {
     assert!(LayerNormParams::quantize(&g, &b, 1e-5, q(0.1, 0), q(1.0 / 32767.0, 0)).is_ok());
     // ε / s_x² of 2^24 LSB² or more does not fit Q24.40.
     assert!(
-        LayerNormParams::quantize(&g, &b, 1.0, q(core_attn::quant::pow2(-12), 0), q(0.1, 0))
+        LayerNormParams::quantize(&g, &b, 1.0, q(core_attn::requant::pow2(-12), 0), q(0.1, 0))
             .is_err()
     );
     assert!(
-        LayerNormParams::quantize(&g, &b, 1.0, q(core_attn::quant::pow2(-11), 0), q(0.1, 0))
+        LayerNormParams::quantize(&g, &b, 1.0, q(core_attn::requant::pow2(-11), 0), q(0.1, 0))
             .is_ok()
     );
     assert!(LayerNormParams::quantize(&g, &b, 1e-5, q(0.1, 0), q(0.1, 200)).is_err());

@@ -3,8 +3,8 @@
 use core_attn::position::{
     add_learned, add_sinusoidal, fill_sinusoidal, frequency, sinusoid, sinusoid_i8, SinusoidalTable,
 };
-use core_attn::quant::{QParams, Requant};
 use core_attn::reference::position as reference;
+use core_attn::requant::{QParams, Requant};
 use core_attn::residual::ResidualAdd;
 use core_attn::Error;
 

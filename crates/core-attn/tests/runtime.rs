@@ -8,7 +8,7 @@ use common::Rng;
 use core_attn::blob::{Blob, ModelKind};
 use core_attn::device::{Dequant, Lm, Memory, ModelInfo, Reader, Sampler, Vit};
 use core_attn::model::{self, host::OwnedBuffers};
-use core_attn::quant::QParams;
+use core_attn::requant::QParams;
 use core_attn::{BlobError, Error};
 
 core_attn::include_model!(MNIST: Vit = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/vit-mnist.tatn"));

@@ -12,7 +12,7 @@
 use core_attn::attention::{Attention, AttentionParams, Mask};
 use core_attn::dsp;
 use core_attn::linear::{Activation, Linear};
-use core_attn::quant::{ChannelRequant, QParams, Requant};
+use core_attn::requant::{ChannelRequant, QParams, Requant};
 use core_attn::softmax::{self, ExpTable};
 use core_attn::tensor::Rows;
 use proptest::prelude::*;
@@ -374,6 +374,15 @@ fn check_linear(c: &LinearCase) -> Result<(), TestCaseError> {
     } else {
         prop_assert!(!(-128..=127).contains(&c.zp));
     }
+    // Every registered variant that runs in this build (the host twins here, the `asm!` ones
+    // too on a device): what the registry lists is what gets checked.
+    let args = dsp::LinearArgs::of(&l);
+    for v in dsp::LINEAR_VARIANTS.iter().filter(|v| v.available) {
+        let mut got = vec![0i8; n];
+        if (v.run)(&args, &c.input, &mut got, c.rows) {
+            prop_assert_eq!(&got, &want, "registered variant {}", v.name);
+        }
+    }
     // Fused activations too.
     let mut a = vec![0i8; n];
     let mut b = vec![0i8; n];
@@ -390,6 +399,56 @@ proptest! {
     fn linear_variants_are_bit_identical(c in linear_case()) {
         check_linear(&c)?;
     }
+}
+
+/// The registry ([`dsp::LINEAR_VARIANTS`]) the dispatcher and [`check_linear`] share: names
+/// unique, on the host no native (`asm!`) variant available (so `Linear::run` is the portable
+/// kernel and every twin runs here), and every available variant takes an ordinary layer (64
+/// inputs, 4-byte aligned, packer-range requantization) and gives the generic kernel's bits —
+/// a variant registered as a stub that always declines fails here. Guards against: a variant
+/// entry whose `run` is wired to a function that returns `false` (it would never be compared).
+#[test]
+fn linear_registry_runs_every_variant() {
+    let names: Vec<&str> = dsp::LINEAR_VARIANTS.iter().map(|v| v.name).collect();
+    for (i, a) in names.iter().enumerate() {
+        assert!(!names[i + 1..].contains(a), "duplicate variant {a}");
+    }
+    let c = LinearCase {
+        in_f: 64,
+        out_f: 6,
+        rows: 3,
+        weights: (0..64 * 6)
+            .map(|i| ((i * 37 + 11) % 256) as u8 as i8)
+            .collect(),
+        bias: (0..6).map(|o| o * 1000 - 2500).collect(),
+        mult: vec![1 << 30; 6],
+        shift: vec![-8; 6],
+        zp: -3,
+        input: (0..3 * 64)
+            .map(|i| ((i * 91 + 5) % 256) as u8 as i8)
+            .collect(),
+    };
+    let l = c.layer();
+    let mut want = vec![0i8; c.rows * c.out_f];
+    l.run_generic(&c.input, &mut want, Activation::Identity)
+        .unwrap();
+    let args = dsp::LinearArgs::of(&l);
+    let mut ran = 0;
+    for v in dsp::LINEAR_VARIANTS {
+        if cfg!(target_arch = "arm") {
+            continue;
+        }
+        assert_eq!(v.available, !v.native, "{}: available on the host", v.name);
+        let mut got = vec![0i8; want.len()];
+        let took = (v.run)(&args, &c.input, &mut got, c.rows);
+        assert_eq!(took, v.available, "{}: takes a 64-wide layer", v.name);
+        if took {
+            assert_eq!(got, want, "{}", v.name);
+            ran += 1;
+        }
+    }
+    // portable + the three host twins.
+    assert!(cfg!(target_arch = "arm") || ran == 4, "{ran} variants ran");
 }
 
 #[test]

@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use core_attn::blob::{Blob, ModelKind};
 use core_attn::model::FINAL_NORM;
-use core_attn::quant::QParams;
+use core_attn::requant::QParams;
 use serde_json::{json, Value};
 
 use crate::checkpoint::npy::{is_npy, parse_npy, NpyData};

@@ -5,7 +5,7 @@
 //! differently from the integer kernel (no `D·x − S` trick, no fixed point), so that tests compare
 //! against an independent computation.
 
-use crate::quant::QParams;
+use crate::requant::QParams;
 use crate::Error;
 use std::vec::Vec;
 

@@ -15,15 +15,14 @@
 //!   extra lanes out of the sum: one factor of each is zero; the predicate is what keeps the
 //!   loads inside the weights);
 //! - the 4 accumulators of a token requantized as one vector ([`requant_mve_form`]);
-//! - the `outf mod 4` rows after the last block: `tail_rows` ([`super::dot_i8`],
-//!   [`super::requant_i8`]).
+//! - the `outf mod 4` rows after the last block: `tail_rows` ([`crate::dsp::dot_i8`],
+//!   [`crate::dsp::requant_i8`]).
 //!
-//! The unrolled passes (widths of [`super::DSP_WIDTHS`], 4-byte aligned weights) are this arithmetic
+//! The unrolled passes (widths of [`crate::dsp::DSP_WIDTHS`], 4-byte aligned weights) are this arithmetic
 //! with `inf mod 16 = 0` and the inputs read in place; `pass_any` takes every other width in
 //! `1..=`[`MAX_ANY_WIDTH`] and any alignment.
 
-use super::{asm_requant_ok, dot_i8, requant_i8, Parts, MAX_ANY_WIDTH};
-use crate::linear::Linear;
+use crate::dsp::{dot_i8, requant_i8, requant_ok, LinearArgs, Parts, MAX_ANY_WIDTH};
 
 /// Lanes of an `.8` vector.
 const LANES: usize = 16;
@@ -58,8 +57,8 @@ pub fn vmladava_s8(acc: i32, x: &[i8; 16], w: &[i8; 16]) -> i32 {
 /// `VQSHRNB.S32 #1` (`v >> 1` saturated to 16 bits) and `VQMOVNB.S16` (saturated to 8).
 ///
 /// On the kernels' domain (`shift ∈ -31..=-2`, `zero_point ∈ -128..=127`: [`asm_requant_ok`])
-/// this is [`super::requant_asm_form`] with the `SSAT` split in two saturations, hence equal to
-/// [`crate::quant::Requant::to_i8`]. Outside it, the instructions' own results (wrapping adds,
+/// this is [`crate::dsp::requant_asm_form`] with the `SSAT` split in two saturations, hence equal to
+/// [`crate::requant::Requant::to_i8`]. Outside it, the instructions' own results (wrapping adds,
 /// `VSHL` by 32 or more giving 0 or the sign).
 #[doc(hidden)] // test hook, not part of the public API
 pub fn requant_mve_form(acc: i32, multiplier: i32, shift: i8, zero_point: i32) -> i8 {
@@ -82,12 +81,12 @@ pub fn requant_mve_form(acc: i32, multiplier: i32, shift: i8, zero_point: i32) -
 /// its width is outside `1..=`[`MAX_ANY_WIDTH`]: the portable kernel runs instead) and for
 /// slices shorter than the shapes (which the device's callers never pass).
 #[doc(hidden)] // test hook, not part of the public API
-pub fn linear_mve_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
+pub(crate) fn linear(l: &LinearArgs<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
     // `mve::linear`: unaligned weights -> `linear_any`; aligned: not `asm_requant_ok` -> no;
     // a width of DSP_WIDTHS -> `run::<IN>`, else `any_width` (1..=MAX_ANY_WIDTH). Both run
     // the arithmetic below (the unrolled widths are multiples of 16: no predicated chunk).
     // Every width of DSP_WIDTHS is in 1..=MAX_ANY_WIDTH, so alignment changes nothing here.
-    if !asm_requant_ok(l) || !(1..=MAX_ANY_WIDTH).contains(&l.in_features) {
+    if !requant_ok(l) || !(1..=MAX_ANY_WIDTH).contains(&l.in_features) {
         return false;
     }
     let Some(Parts { x, y, p }) = Parts::new(l, input, output, rows) else {
@@ -175,7 +174,7 @@ pub fn linear_mve_emulated(l: &Linear<'_>, input: &[i8], output: &mut [i8], rows
 
 /// `tail_rows` of `dsp.rs` (compiled there only for the `asm!` targets): outputs `from..` of
 /// one token, [`dot_i8`] and [`requant_i8`] per row.
-fn tail_rows(p: &super::Params<'_>, x: &[i8], y: &mut [i8], from: usize, zp: i32) {
+fn tail_rows(p: &crate::dsp::Params<'_>, x: &[i8], y: &mut [i8], from: usize, zp: i32) {
     let rows =
         p.w.chunks_exact(p.inf)
             .zip(p.bias)

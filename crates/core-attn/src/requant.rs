@@ -1,5 +1,11 @@
 //! Integer requantization: the gemmlowp / TFLite / CMSIS-NN multiplier-and-shift form.
 //!
+//! Three modules hold the quantization, by when it runs: [`crate::requant`] applies scales at
+//! run time (integer only, on the device); `quantize_block` (pack time, host, feature `std`) turns
+//! calibration ranges into one block's int8 parameters; `quantize_model` (pack time,
+//! host) calibrates and quantizes a whole model into the parameters `blob::write`
+//! packs into a blob.
+//!
 //! A real scale factor `r > 0` is stored as a Q31 multiplier `m ∈ [2^30, 2^31)` and a left shift
 //! `s`, with `r ≈ m · 2^(s-31)`. Applying it to an `i32` accumulator is one 32×32→64 multiply, an
 //! add and a shift (TFLite's "single rounding" form): the result is the real product rounded to

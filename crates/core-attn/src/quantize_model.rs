@@ -2,7 +2,13 @@
 //! [`ModelF`] plus calibration inputs become the owned [`ModelParams`] that
 //! [`crate::blob::write`] packs.
 //!
-//! Quantization choices on top of [`crate::quantize`]'s per-block ones:
+//! Three modules hold the quantization, by when it runs: [`crate::requant`] applies scales at
+//! run time (integer only, on the device); [`crate::quantize_block`] (pack time, host) turns
+//! calibration ranges into one block's int8 parameters; [`crate::quantize_model`] (pack time,
+//! host) calibrates and quantizes a whole model into the parameters [`crate::blob::write`]
+//! packs into a blob.
+//!
+//! Quantization choices on top of [`crate::quantize_block`]'s per-block ones:
 //! - input image: asymmetric over the calibration pixels;
 //! - patch projection output / class token: asymmetric over the observed `embed` range;
 //! - token embedding and learned positions: symmetric per tensor over the table itself (the
@@ -16,10 +22,10 @@
 use crate::blob::{DecoderParams, ModelParams, VitParams, NO_TOKEN};
 use crate::linear::LinearParams;
 use crate::norm::LayerNormParams;
-use crate::quant::{QParams, Requant};
-use crate::quantize::{residual_add, Calibration, DecoderBlockParams, EncoderBlockParams};
+use crate::quantize_block::{residual_add, Calibration, DecoderBlockParams, EncoderBlockParams};
 use crate::reference::block::{LinearF, Observer};
 use crate::reference::model::{DecoderF, ModelF, VitF};
+use crate::requant::{QParams, Requant};
 use crate::Error;
 use std::format;
 use std::vec;

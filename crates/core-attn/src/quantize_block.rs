@@ -1,6 +1,12 @@
 //! Pack-time quantization of whole blocks (host only, `std` feature): calibration ranges
 //! observed on the f64 reference become the int8 parameters of [`crate::block`].
 //!
+//! Three modules hold the quantization, by when it runs: [`crate::requant`] applies scales at
+//! run time (integer only, on the device); [`crate::quantize_block`] (pack time, host) turns
+//! calibration ranges into one block's int8 parameters; [`crate::quantize_model`] (pack time,
+//! host) calibrates and quantizes a whole model into the parameters [`crate::blob::write`]
+//! packs into a blob.
+//!
 //! Choices, per tensor kind:
 //! - Q, K, V and attention outputs: symmetric (zero point 0), so attention's inner loops need
 //!   no zero-point corrections;
@@ -13,8 +19,8 @@ use crate::attention::AttentionParams;
 use crate::block::{CrossAttention, DecoderBlock, EncoderBlock, Mlp, NormPlacement};
 use crate::linear::LinearParams;
 use crate::norm::LayerNormParams;
-use crate::quant::{QParams, Requant};
 use crate::reference::block::{DecoderBlockF, EncoderBlockF, Gelu, LayerNormF, LinearF, Observer};
+use crate::requant::{QParams, Requant};
 use crate::residual::ResidualAdd;
 use crate::Error;
 use std::collections::BTreeMap;
