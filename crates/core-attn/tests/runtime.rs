@@ -16,10 +16,11 @@ core_attn::include_model!(VIT_TINY: Vit = concat!(env!("CARGO_MANIFEST_DIR"), "/
 core_attn::include_model!(CHAR_LM: Lm = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/char-lm.tatn"));
 core_attn::include_model!(GPT2_TINY: Lm = concat!(env!("CARGO_MANIFEST_DIR"), "/../../boards/common/models/gpt2-tiny.tatn"));
 core_attn::include_model!(DIGITS: Reader = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/digit-reader.tatn"));
+core_attn::include_model!(LLAMA2C_TINY: Llama = concat!(env!("CARGO_MANIFEST_DIR"), "/../../boards/common/models/llama2c-tiny.tatn"));
 core_attn::include_model!(ENCDEC_TINY: Reader = concat!(env!("CARGO_MANIFEST_DIR"), "/../../boards/common/models/encdec-tiny.tatn"));
 
 /// Every embedded blob with its compile-time info.
-fn all() -> [(&'static str, &'static [u8], ModelInfo); 6] {
+fn all() -> [(&'static str, &'static [u8], ModelInfo); 7] {
     [
         ("vit-mnist", &MNIST::BLOB.0, MNIST::INFO),
         ("vit-tiny", &VIT_TINY::BLOB.0, VIT_TINY::INFO),
@@ -27,6 +28,7 @@ fn all() -> [(&'static str, &'static [u8], ModelInfo); 6] {
         ("gpt2-tiny", &GPT2_TINY::BLOB.0, GPT2_TINY::INFO),
         ("digit-reader", &DIGITS::BLOB.0, DIGITS::INFO),
         ("encdec-tiny", &ENCDEC_TINY::BLOB.0, ENCDEC_TINY::INFO),
+        ("llama2c-tiny", &LLAMA2C_TINY::BLOB.0, LLAMA2C_TINY::INFO),
     ]
 }
 
@@ -49,11 +51,11 @@ fn compile_time_info_matches_the_parser() {
         let h = blob.header();
         assert_eq!(info.kind, blob.kind() as u16, "{name}");
         assert_eq!(info.buffers, blob.buffers(), "{name}");
-        let layers = if blob.kind().has_decoder() {
-            h.decoder.layers
-        } else {
-            0
-        };
+        // Decoder layers counted by reading the blocks the blob holds (GPT-2-style or Llama),
+        // not from the header word the runtime reads (bug it guards: a Llama's layers read as 0).
+        let layers = (0..64)
+            .take_while(|&i| blob.decoder_block(i).is_ok() || blob.llama_block(i).is_ok())
+            .count();
         assert_eq!(info.layers, layers, "{name}");
         let e = h.encoder;
         let image = if blob.kind().has_encoder() {

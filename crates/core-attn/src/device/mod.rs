@@ -321,12 +321,12 @@ impl ModelInfo {
         ModelInfo {
             kind: kind as u16,
             buffers: blob.buffers(),
-            layers: if kind.has_decoder() {
+            layers: if kind.has_decoder() || kind == ModelKind::Llama {
                 h.decoder.layers
             } else {
                 0
             },
-            image: if kind == ModelKind::DecoderLm {
+            image: if !kind.has_encoder() {
                 0
             } else {
                 e.channels
