@@ -237,6 +237,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--out", default=os.path.join(HERE, "llama-kjv"))
+    ap.add_argument("--data-dir", default=DATA, help="where the llama_* data files go (default models/data)")
     args = ap.parse_args()
 
     import jax
@@ -317,11 +318,11 @@ def main():
     # data sets for tools: calibration from the training stream, held-out windows and prompts
     crng = np.random.default_rng(CALIB_SEED)
     cs = crng.integers(0, len(tr) - 128, size=8)
-    np.save(os.path.join(DATA, "llama_calib_8x128.npy"), np.stack([tr[o:o + 128] for o in cs]).astype(np.int64))
+    np.save(os.path.join(args.data_dir, "llama_calib_8x128.npy"), np.stack([tr[o:o + 128] for o in cs]).astype(np.int64))
     val_win = np.stack([va[k * SEQ:(k + 1) * SEQ] for k in range(16)]).astype(np.int64)
-    np.save(os.path.join(DATA, "llama_val_16x256.npy"), val_win)
+    np.save(os.path.join(args.data_dir, "llama_val_16x256.npy"), val_win)
     prompt_ids = np.stack([va[o:o + 32] for o in (0, 5000)]).astype(np.int64)
-    np.save(os.path.join(DATA, "llama_prompt_ids.npy"), prompt_ids)
+    np.save(os.path.join(args.data_dir, "llama_prompt_ids.npy"), prompt_ids)
     np.save(os.path.join(args.out, "jax_logits_prompt_ids.npy"),
             np.asarray(forward(P, prompt_ids)).astype(np.float32))
     # held-out verse prompts: the first five words of verses spread over the validation text
@@ -343,7 +344,7 @@ def main():
             seq.append(nxt)
         greedy.append(seq)
         texts.append(sp.decode(seq[1:]))
-    with open(os.path.join(DATA, "llama_prompts.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(args.data_dir, "llama_prompts.json"), "w", encoding="utf-8") as f:
         json.dump({"what": "held-out verse openings (validation text) and their ids: BOS then "
                            "sentencepiece's encoding with models/llama-kjv/tokenizer.model "
                            "(written by models/train_llama.py)",
