@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Pack the three shipped models from their committed checkpoints, check the committed blobs are
+# Pack the four shipped models from their committed checkpoints, check the committed blobs are
 # bit-identical, evaluate int8 against the f32 reference on the committed held-out sets, and
 # rewrite the table between the report markers in models/README.md.
 #   bash models/report.sh          (from anywhere; builds tools in release)
@@ -28,14 +28,33 @@ $T eval models/char-lm.tatn --reference models/char-lm --calibration "${CALIB[ch
     --text $D/kjv_val_excerpt.txt --json > "$OUT/char-lm.eval.json"
 $T simulate models/char-lm.tatn --prompt "And God said, Let there be " --max-new-tokens 60 --json > "$OUT/char-lm.sample.json"
 
+# llama-kjv: packed from the llama2.c export (the HF directory in models/llama-kjv/ holds the same
+# weights); the tokenizer sidecar must match too
+$T convert models/llama-kjv/model.bin --tokenizer models/llama-kjv/tokenizer.bin --max-positions 256 \
+    --calibration $D/llama_calib_8x128.npy -o "$OUT/llama-kjv.tatn" >/dev/null
+for f in llama-kjv.tatn llama-kjv.tatn.tokenizer.bin; do
+    if ! cmp -s "$OUT/$f" "models/$f"; then
+        echo "models/$f differs from a fresh convert of models/llama-kjv/model.bin (re-pack: cp $OUT/$f models/)" >&2
+        exit 1
+    fi
+done
+$T inspect models/llama-kjv.tatn --json > "$OUT/llama-kjv.inspect.json"
+$T eval models/llama-kjv.tatn --reference models/llama-kjv/model.bin --data $D/llama_val_16x256.npy \
+    --json > "$OUT/llama-kjv.eval.json"
+$T simulate models/llama-kjv.tatn --prompt "And God said, Let there be" --max-new-tokens 40 --json > "$OUT/llama-kjv.sample.json"
+
 python3 - "$OUT" models/README.md <<'PY'
 import json, sys
 out, readme = sys.argv[1], sys.argv[2]
 def load(name): return json.load(open(f"{out}/{name}.json"))
 rows = []
-for m, held in [("vit-mnist", "500 test-split digits"), ("digit-reader", "100 strips of test-split digits"), ("char-lm", "16,384 validation chars (last 10%)")]:
+for m, held in [("vit-mnist", "500 test-split digits"), ("digit-reader", "100 strips of test-split digits"), ("char-lm", "16,384 validation chars (last 10%)"), ("llama-kjv", "16 windows of 256 validation tokens (last 10%)")]:
     i, e = load(f"{m}.inspect"), load(f"{m}.eval")
-    if m == "char-lm":
+    if m == "llama-kjv":
+        f = f"{e['f32']['loss_nats']:.3f} nats/token, ppl {e['f32']['perplexity']:.2f}"
+        q = f"{e['int8']['loss_nats']:.3f} nats/token, ppl {e['int8']['perplexity']:.2f} ({100*(e['int8']['perplexity']/e['f32']['perplexity']-1):+.2f}%)"
+        macs = f"{i['llama']['macs_per_token_full_context']:,} / token"
+    elif m == "char-lm":
         f = f"{e['f32']['loss_bits']:.3f} bits/char, ppl {e['f32']['perplexity']:.3f}"
         q = f"{e['int8']['loss_bits']:.3f} bits/char, ppl {e['int8']['perplexity']:.3f} ({100*(e['int8']['perplexity']/e['f32']['perplexity']-1):+.2f}%)"
         macs = f"{i['decoder']['macs_per_token_full_context']:,} / token"
@@ -49,11 +68,15 @@ for m, held in [("vit-mnist", "500 test-split digits"), ("digit-reader", "100 st
         macs = f"{i['encoder']['macs_per_image']:,} / image"
     rows.append(f"| `{m}` | {i['params_int8']:,} | {macs} | {i['flash_bytes']:,} | {i['ram_bytes']['total']:,} | {held} | {f} | {q} | {100*e['top1_agreement']:.1f}% |")
 s = load("char-lm.sample")
+ls = load("llama-kjv.sample")
+first = lambda d: d.get("text", [""])[0] if isinstance(d.get("text"), list) else d.get("text", "")
 table = "\n".join([
     "| model | int8 params | MACs | flash (bytes) | RAM (bytes) | held-out set | f32 | int8 | int8/f32 top-1 agreement |",
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- |", *rows, "",
     f"char-lm int8 sample (`tools simulate models/char-lm.tatn --prompt \"And God said, Let there be \" --max-new-tokens 60`):",
-    "", "```", s.get("text", [""])[0] if isinstance(s.get("text"), list) else s.get("text", ""), "```"])
+    "", "```", first(s), "```", "",
+    f"llama-kjv int8 sample (`tools simulate models/llama-kjv.tatn --prompt \"And God said, Let there be\" --max-new-tokens 40`; it stops before a BOS, the end of a verse):",
+    "", "```", first(ls), "```"])
 text = open(readme).read()
 b, e = "<!-- report:begin (bash models/report.sh) -->", "<!-- report:end -->"
 if b not in text:

@@ -85,6 +85,28 @@ def main():
     ok &= good
     print(f"char-lm: 2 prompts, greedy 48 chars equal to JAX: {eq}, max |prompt logit diff| {d:.2e} "
           f"-> {'ok' if good else 'MISMATCH'}")
+
+    # llama-kjv: both exports (llama2.c .bin, HF dir) through both importers, vs JAX; greedy text
+    # of the held-out verse prompts (run.c's stop rule: before a BOS) vs JAX's greedy ids
+    if os.path.isfile(os.path.join(HERE, "llama-kjv", "model.bin")):
+        pid = os.path.join(HERE, "data", "llama_prompt_ids.npy")
+        j = np.load(os.path.join(HERE, "llama-kjv", "jax_logits_prompt_ids.npy"))
+        lb = np.array(simulate(cmd, "llama-kjv/model.bin", pid, ["--max-new-tokens", "0"])["logits"])
+        lh = np.array(simulate(cmd, "llama-kjv", pid, ["--max-new-tokens", "0"])["logits"])
+        d_bh, d_bj, d_hj = (float(np.abs(a - b).max()) for a, b in ((lb, lh), (lb, j), (lh, j)))
+        with open(os.path.join(HERE, "llama-kjv", "jax_greedy_prompts.json"), encoding="utf-8") as f:
+            jg = json.load(f)
+        same = 0
+        for p, g in zip(jg["prompts"], jg["greedy"]):
+            out = subprocess.run(cmd + ["simulate", os.path.join(HERE, "llama-kjv", "model.bin"), "--prompt", p,
+                                        "--max-new-tokens", "48", "--json"],
+                                 cwd=ROOT, check=True, capture_output=True, text=True).stdout
+            same += json.loads(out)["generated"][0] == g
+        good = max(d_bh, d_bj, d_hj) < 1e-4 and same == len(jg["greedy"])
+        ok &= good
+        print(f"llama-kjv: max |logit diff| .bin vs HF {d_bh:.2e}, .bin vs JAX {d_bj:.2e}, HF vs JAX {d_hj:.2e}; "
+              f"greedy (<= 48 tokens) equal to JAX on {same}/{len(jg['greedy'])} prompts "
+              f"-> {'ok' if good else 'MISMATCH'}")
     sys.exit(0 if ok else 1)
 
 

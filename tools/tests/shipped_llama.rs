@@ -1,0 +1,206 @@
+//! The shipped Llama, `models/llama-kjv` (trained by `models/train_llama.py`), checked against
+//! computations that do not share our code: the logits JAX computed at training time, the token
+//! ids `sentencepiece` (the tokenizer's own library) gave for the held-out prompts, and the two
+//! independent exports (llama2.c `.bin` with interleaved rotary pairs, Hugging Face directory
+//! with `wq`/`wk` rows permuted to the half-split convention) read by the two importers.
+//! The blob's re-pack and its int8 perplexity are in `shipped_models.rs`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use tools::checkpoint::npy::read_npy_f32;
+
+const BIN: &str = "models/llama-kjv/model.bin";
+const HF: &str = "models/llama-kjv";
+const BLOB: &str = "models/llama-kjv.tatn";
+const PROMPT_IDS: &str = "models/data/llama_prompt_ids.npy";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn tools(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_tools"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run tools");
+    assert!(
+        out.status.success(),
+        "tools {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("tools --json prints JSON")
+}
+
+/// `logits` of a `simulate --json` answer, flattened (prompt rows, positions, vocabulary).
+fn logits(v: &Value) -> Vec<f64> {
+    let mut out = Vec::new();
+    for prompt in v["logits"].as_array().expect("logits") {
+        for row in prompt.as_array().unwrap() {
+            out.extend(row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()));
+        }
+    }
+    out
+}
+
+fn ids(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .expect("id list")
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect()
+}
+
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "logit counts differ");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+/// The held-out verse openings and the ids sentencepiece gave them (BOS first), as
+/// `train_llama.py` wrote them.
+fn prompts() -> Vec<(String, Vec<u64>)> {
+    let text = std::fs::read_to_string(root().join("models/data/llama_prompts.json")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let p = v["prompts"].as_array().unwrap();
+    let i = v["ids"].as_array().unwrap();
+    assert!(p.len() >= 4 && p.len() == i.len());
+    p.iter()
+        .zip(i)
+        .map(|(p, i)| (p.as_str().unwrap().to_string(), ids(i)))
+        .collect()
+}
+
+/// Check (1): the llama2.c `.bin` and the HF directory, each through its own importer, give the
+/// same f32 logits (within 1e-4) on two held-out token windows, and both equal the logits JAX
+/// computed from the trained parameters (`jax_logits_prompt_ids.npy`). Fails on an HF export
+/// without the `wq`/`wk` row permutation (rotary pairs mismatched: measured max |diff| 9.6 on
+/// this model), and on either importer reading a matrix transposed or a layer out of order.
+#[test]
+fn both_exports_give_the_jax_logits() {
+    let args = |m: &'static str| {
+        [
+            "simulate",
+            m,
+            "--input",
+            PROMPT_IDS,
+            "--max-new-tokens",
+            "0",
+            "--json",
+        ]
+    };
+    let from_bin = logits(&tools(&args(BIN)));
+    let from_hf = logits(&tools(&args(HF)));
+    let (shape, jax) = read_npy_f32(&root().join("models/llama-kjv/jax_logits_prompt_ids.npy"))
+        .expect("JAX logits");
+    assert_eq!(shape.iter().product::<usize>(), from_bin.len());
+    assert_eq!(shape[2], 512, "vocabulary");
+    let jax: Vec<f64> = jax.into_iter().map(f64::from).collect();
+    let d = max_diff(&from_bin, &from_hf);
+    assert!(d <= 1e-4, ".bin vs HF logits differ by {d}");
+    let d = max_diff(&from_bin, &jax);
+    assert!(d <= 1e-4, ".bin vs JAX logits differ by {d}");
+    let d = max_diff(&from_hf, &jax);
+    assert!(d <= 1e-4, "HF vs JAX logits differ by {d}");
+}
+
+/// Check (4): `simulate` encodes each held-out prompt (through the checkpoint's `tokenizer.bin`
+/// and through the blob's `.tokenizer.bin` sidecar) to exactly the ids `sentencepiece` gave it at
+/// training time. Fails on an encoder without the dummy-prefix space (every prompt's first
+/// piece is `▁`-prefixed) and on a `tokenizer.bin` whose scores are not sentencepiece's (merge
+/// order decides the pieces).
+#[test]
+fn prompts_encode_as_sentencepiece_does() {
+    for (text, expected) in prompts() {
+        for model in [BIN, BLOB] {
+            let v = tools(&[
+                "simulate",
+                model,
+                "--prompt",
+                &text,
+                "--max-new-tokens",
+                "0",
+                "--json",
+            ]);
+            assert_eq!(
+                ids(&v["generated"][0]),
+                expected,
+                "{model}: encoding of {text:?}"
+            );
+        }
+    }
+}
+
+/// f32's margin between its two largest logits in `row`.
+fn top2_margin(row: &[f64]) -> f64 {
+    let (mut a, mut b) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+    for &x in row {
+        if x > a {
+            (a, b) = (x, a);
+        } else if x > b {
+            b = x;
+        }
+    }
+    a - b
+}
+
+/// Check (2): int8 greedy decoding of the blob equals f32 greedy decoding of the checkpoint for
+/// the first 16 new tokens (ids and printed text) on the held-out prompts, except at a near-tie:
+/// where the two paths part, f32's top-2 logit margin must be below 0.25 (int8 cannot order two
+/// logits closer than its own error; measured on the shared prefixes: max |int8 − f32| logit
+/// 0.5–1.1). Measured on this model: 3 of 6 prompts equal for all 16 tokens, the others part at
+/// new tokens 4, 6 and 7 where f32's margins are 0.009, 0.047 and 0.133. At least half must
+/// match in full. Fails on the 30-step smoke-run blob that was committed first at this path
+/// (different weights: it parts at a margin of 0.69).
+#[test]
+fn int8_greedy_equals_f32_for_16_tokens() {
+    let mut equal = 0;
+    let all = prompts();
+    for (text, expected) in &all {
+        let run = |model: &str| {
+            tools(&[
+                "simulate",
+                model,
+                "--prompt",
+                text,
+                "--max-new-tokens",
+                "16",
+                "--json",
+            ])
+        };
+        let (f, q) = (run(BIN), run(BLOB));
+        let (gf, gq) = (ids(&f["generated"][0]), ids(&q["generated"][0]));
+        assert!(gf.starts_with(expected), "{text:?}: prompt ids");
+        assert!(gf.len() > expected.len(), "{text:?}: f32 generated nothing");
+        match gf.iter().zip(&gq).position(|(a, b)| a != b) {
+            None if gf.len() == gq.len() => {
+                assert_eq!(q["text"], f["text"], "{text:?}: int8 vs f32 text");
+                equal += 1;
+            }
+            first => {
+                // logits row t - 1 predicts the token at t
+                let t = first.unwrap_or(gf.len().min(gq.len()));
+                let row: Vec<f64> = f["logits"][0][t - 1]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect();
+                let m = top2_margin(&row);
+                assert!(
+                    m < 0.25,
+                    "{text:?}: int8 parts from f32 at token {t} where f32's top-2 margin is {m}"
+                );
+            }
+        }
+    }
+    assert!(
+        2 * equal >= all.len(),
+        "only {equal} of {} prompts equal for 16 tokens",
+        all.len()
+    );
+}
