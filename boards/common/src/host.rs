@@ -606,7 +606,12 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
     // Bit n: some decoder LM / encoder-decoder has n layers (the device types' const
     // parameter; only these instantiations are reachable in the firmware).
     let (mut lm_layers, mut reader_layers, mut llama_layers) = (0u32, 0u32, 0u32);
+    // Bit `ModelKind as u16`: some model is of that kind (`ArenaSizes::KINDS`).
+    let mut kinds = 0u32;
     for m in models {
+        if let Some(k) = m.kind {
+            kinds |= crate::kind_bit(k);
+        }
         let bit = if (1..32).contains(&m.layers) {
             1u32 << m.layers
         } else {
@@ -652,7 +657,8 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
              scores: {}, patch: {}, logits: {}, kv: {}, cross_kv: {} }};\n    \
              const LM_LAYERS: u32 = {:#x};\n    \
              const READER_LAYERS: u32 = {:#x};\n    \
-             const LLAMA_LAYERS: u32 = {:#x};\n\
+             const LLAMA_LAYERS: u32 = {:#x};\n    \
+             const KINDS: u32 = {:#x};\n\
              }}\n\
              /// Working memory for the embedded models ({} bytes): a \
              `core_attn::device::Memory` of {} int8 bytes and {} scores, {} generated ids, up \
@@ -669,6 +675,7 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
             lm_layers,
             reader_layers,
             llama_layers,
+            kinds,
             i8_bytes + 4 * max.scores + 4 * ids,
             i8_bytes,
             max.scores,
