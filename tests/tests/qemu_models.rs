@@ -300,6 +300,7 @@ fn embedded(m: &HostModel) -> Embedded {
         blob: leak_aligned(&m.bytes),
         inputs,
         max_new: m.max_new,
+        info: board_common::core_attn::device::ModelInfo::of(&m.bytes),
     }
 }
 

@@ -712,10 +712,12 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
         w(
             &mut table,
             format_args!(
-                "    board_common::Embedded {{ name: {:?}, blob: &{}.0, inputs: {inputs}, max_new: {} }},\n",
+                "    board_common::Embedded {{ name: {:?}, blob: &{}.0, inputs: {inputs}, max_new: {}, \
+                 info: board_common::core_attn::device::ModelInfo::of(include_bytes!({:?})) }},\n",
                 m.name,
                 blob_symbol(i),
-                m.max_new
+                m.max_new,
+                path.display().to_string()
             ),
         )?;
     }

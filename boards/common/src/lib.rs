@@ -31,7 +31,7 @@ pub use core_attn;
 
 use core::marker::PhantomData;
 
-use core_attn::blob::{Blob, BufferSizes, ModelKind, NO_TOKEN};
+use core_attn::blob::{Blob, BufferSizes, Header, ModelKind, NO_TOKEN};
 use core_attn::device::{Llama, Lm, Memory, ModelInfo, Reader, Vit};
 use core_attn::model as runner;
 
@@ -78,6 +78,11 @@ pub struct Embedded {
     pub inputs: Inputs,
     /// New tokens to generate (decoders).
     pub max_new: usize,
+    /// What the blob's header says ([`ModelInfo::of`], evaluated at compile time by the
+    /// generated table): its kind and buffer sizes, known before the blob is parsed, so that
+    /// [`Arena`] parses it as that kind only (the device types' kind-specific validation; the
+    /// other kinds' checks are not linked). The device types reject a blob that disagrees.
+    pub info: ModelInfo,
 }
 
 /// A monotonic counter used to time inferences.
@@ -180,7 +185,13 @@ pub fn check(
     ids: usize,
 ) -> Result<Blob<'static>, Failure> {
     let blob = Blob::parse(m.blob)?;
-    let needs = blob.buffers();
+    fits(&blob.buffers(), have)?;
+    check_parsed(m, &blob, layers, ids)?;
+    Ok(blob)
+}
+
+/// The buffers `needs` fit the compiled ones `have` (else the first that does not).
+fn fits(needs: &BufferSizes, have: &BufferSizes) -> Result<(), Failure> {
     if !needs.fits_in(have) {
         let pairs = [
             ("x", needs.x, have.x),
@@ -202,8 +213,14 @@ pub fn check(
             have,
         });
     }
+    Ok(())
+}
+
+/// [`check`] of a parsed blob: its decoder layers fit `layers` KV-cache slots, its inputs
+/// match it and fit `ids` generated ids.
+fn check_parsed(m: &Embedded, blob: &Blob<'_>, layers: usize, ids: usize) -> Result<(), Failure> {
     let h = blob.header();
-    if decoder_layers(&blob) > layers {
+    if decoder_layers(blob) > layers {
         return Err(Failure::TooManyLayers {
             needs: h.decoder.layers,
             have: layers,
@@ -239,7 +256,7 @@ pub fn check(
             ))
         }
     }
-    Ok(blob)
+    Ok(())
 }
 
 /// Decoder layers (KV-cache slots) of a blob: a GPT-2-style decoder's, an encoder–decoder's
@@ -388,17 +405,20 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
     /// The compiled buffer sizes.
     pub const SIZES: BufferSizes = S::SIZES;
 
-    /// [`check`] against the compiled buffers, and that the model's kind is one this firmware
-    /// was built for ([`ArenaSizes::KINDS`]).
-    pub fn check(m: &Embedded) -> Result<Blob<'static>, Failure> {
-        let blob = check(m, &Self::SIZES, LAYERS, IDS)?;
-        if S::KINDS & kind_bit(blob.kind()) == 0 {
+    /// Before anything is parsed: the model's kind (from its header, [`Embedded::info`]) is one
+    /// this firmware was built for ([`ArenaSizes::KINDS`]) and its buffers fit the compiled
+    /// ones. Returns the [`ModelInfo`] the harness opens it with: without the image buffer (the
+    /// harness hands the device types int8 images, so its [`Memory`] needs no room for one).
+    fn precheck(m: &Embedded) -> Result<ModelInfo, Failure> {
+        let compiled = 1u32.checked_shl(u32::from(m.info.kind)).unwrap_or(0);
+        if S::KINDS & compiled == 0 {
             return Err(Failure::Unsupported(
                 "model kind not compiled into this firmware (rebuild with the model embedded: \
                  TATN_MODEL=path)",
             ));
         }
-        Ok(blob)
+        fits(&m.info.buffers, &S::SIZES)?;
+        Ok(ModelInfo { image: 0, ..m.info })
     }
 
     /// Check every model (print `model ...` lines), then run each on its inputs; prints
@@ -420,19 +440,19 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
         clock: &mut dyn Clock,
     ) -> bool {
         for m in models {
-            match Self::check(m) {
-                Ok(b) => {
-                    let _ = format::model_line(out, m.name, &b);
-                }
-                Err(e) => {
-                    let _ = writeln!(out, "error: model {}: {e}; refusing to run", m.name);
-                    return false;
-                }
+            let mut line = |b: &Blob<'_>| format::model_line(out, m.name, b).map_err(Failure::from);
+            if let Err(e) = self.open(m, clock, &mut NoReport, Some(&mut line)) {
+                let _ = writeln!(out, "error: model {}: {e}; refusing to run", m.name);
+                return false;
             }
         }
         for (i, m) in models.iter().enumerate() {
             let r = match shown.get(i) {
-                Some(s) => demo::run(m, s, out, clock, |clock, rep| self.infer(m, clock, rep)),
+                Some(s) => self.header(m, clock).and_then(|header| {
+                    demo::run(m, s, header, out, clock, |clock, rep| {
+                        self.infer(m, clock, rep)
+                    })
+                }),
                 None => self.infer(m, clock, &mut Printer(out)),
             };
             if let Err(e) = r {
@@ -455,7 +475,7 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
         report: &mut impl Report,
     ) -> Result<(), Failure> {
         for m in models {
-            Self::check(m)?;
+            self.open(m, clock, &mut NoReport, Some(&mut |_| Ok(())))?;
         }
         for m in models {
             self.infer(m, clock, report)?;
@@ -463,7 +483,7 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
         Ok(())
     }
 
-    /// Run model `m` on each of its inputs (after [`check`]ing it again) through the device
+    /// Run model `m` on each of its inputs (after checking it again) through the device
     /// API ([`Vit::classify`], [`Lm::step`], [`Reader::encode`] / [`Reader::step`],
     /// [`Llama::step`]), timed with `clock`, and hand each result to `report` (a Llama's with
     /// its [`format::LlamaText`] when the blob has a vocabulary).
@@ -473,16 +493,58 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
         clock: &mut dyn Clock,
         report: &mut impl Report,
     ) -> Result<(), Failure> {
-        let blob = Self::check(m)?;
-        let info = harness_info(&blob);
-        let eos = blob.header().decoder.eos_token;
+        self.open(m, clock, report, None)
+    }
+
+    /// The header of `m`'s blob, parsed as its kind ([`Arena::open`]).
+    fn header(&mut self, m: &Embedded, clock: &mut dyn Clock) -> Result<Header, Failure> {
+        let mut header = None;
+        let mut keep = |b: &Blob<'_>| {
+            header = Some(*b.header());
+            Ok(())
+        };
+        self.open(m, clock, &mut NoReport, Some(&mut keep))?;
+        header.ok_or(Failure::BadInputs("model not opened"))
+    }
+
+    /// Open `m` as its kind's device type (the blob parsed as that kind only: [`Vit::new`],
+    /// [`Lm::new`], [`Reader::new`], [`Llama::new`]) in this arena's memory after
+    /// [`Arena::precheck`], check its layers and inputs, then with `stop` hand it the parsed
+    /// blob and return (the boot check: nothing runs), else run it on its inputs. Only the kinds
+    /// of [`ArenaSizes::KINDS`] are reachable.
+    fn open(
+        &mut self,
+        m: &Embedded,
+        clock: &mut dyn Clock,
+        report: &mut impl Report,
+        stop: Option<&mut dyn FnMut(&Blob<'_>) -> Result<(), Failure>>,
+    ) -> Result<(), Failure> {
+        const VIT: u16 = ModelKind::VitClassifier as u16;
+        const LM: u16 = ModelKind::DecoderLm as u16;
+        const READER: u16 = ModelKind::EncoderDecoder as u16;
+        const LLAMA: u16 = ModelKind::Llama as u16;
+        let info = Self::precheck(m)?;
         let unit = clock.unit();
         let Arena { memory, ids, .. } = self;
-        match (blob.kind(), m.inputs) {
-            (ModelKind::VitClassifier, Inputs::Images(imgs))
-                if S::KINDS & kind_bit(ModelKind::VitClassifier) != 0 =>
-            {
+        // The parsed blob passes `check_parsed`; with `stop`, hand it over and stop (false).
+        let checked = |blob: &Blob<'_>,
+                       stop: Option<&mut dyn FnMut(&Blob<'_>) -> Result<(), Failure>>|
+         -> Result<bool, Failure> {
+            check_parsed(m, blob, LAYERS, IDS)?;
+            match stop {
+                Some(f) => {
+                    f(blob)?;
+                    Ok(false)
+                }
+                None => Ok(true),
+            }
+        };
+        match (info.kind, m.inputs) {
+            (VIT, Inputs::Images(imgs)) if S::KINDS & kind_bit(ModelKind::VitClassifier) != 0 => {
                 let mut vit = Vit::new(m.blob, &info, memory)?;
+                if !checked(vit.blob(), stop)? {
+                    return Ok(());
+                }
                 for (i, img) in imgs.iter().enumerate() {
                     let t0 = clock.now();
                     vit.classify(img)?;
@@ -491,11 +553,13 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
                 }
                 Ok(())
             }
-            (ModelKind::DecoderLm, Inputs::Prompts(ps))
-                if S::KINDS & kind_bit(ModelKind::DecoderLm) != 0 =>
-            {
+            (LM, Inputs::Prompts(ps)) if S::KINDS & kind_bit(ModelKind::DecoderLm) != 0 => {
                 with_layers!(info.layers, S::LM_LAYERS, LAYERS, L => {
                     let mut lm = Lm::<L>::new(m.blob, &info, memory)?;
+                    if !checked(lm.blob(), stop)? {
+                        return Ok(());
+                    }
+                    let eos = lm.blob().header().decoder.eos_token;
                     for (i, p) in ps.iter().enumerate() {
                         lm.reset();
                         let slot = ids_slot(ids, p.len(), m.max_new)?;
@@ -506,12 +570,15 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
                     Ok(())
                 })
             }
-            (ModelKind::Llama, Inputs::Prompts(ps))
-                if S::KINDS & kind_bit(ModelKind::Llama) != 0 =>
-            {
-                let text = format::LlamaText::of(&blob);
-                with_layers!(decoder_layers(&blob), S::LLAMA_LAYERS, LAYERS, L => {
+            (LLAMA, Inputs::Prompts(ps)) if S::KINDS & kind_bit(ModelKind::Llama) != 0 => {
+                with_layers!(info.layers, S::LLAMA_LAYERS, LAYERS, L => {
                     let mut llama = Llama::<L>::new(m.blob, &info, memory)?;
+                    let blob = *llama.blob();
+                    if !checked(&blob, stop)? {
+                        return Ok(());
+                    }
+                    let text = format::LlamaText::of(&blob);
+                    let eos = blob.header().decoder.eos_token;
                     for (i, p) in ps.iter().enumerate() {
                         llama.reset();
                         let slot = ids_slot(ids, p.len(), m.max_new)?;
@@ -522,12 +589,16 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
                     Ok(())
                 })
             }
-            (ModelKind::EncoderDecoder, Inputs::Images(imgs))
+            (READER, Inputs::Images(imgs))
                 if S::KINDS & kind_bit(ModelKind::EncoderDecoder) != 0 =>
             {
-                let prompt = [blob.header().decoder.start_token];
                 with_layers!(info.layers, S::READER_LAYERS, LAYERS, L => {
                     let mut reader = Reader::<L>::new(m.blob, &info, memory)?;
+                    if !checked(reader.blob(), stop)? {
+                        return Ok(());
+                    }
+                    let d = reader.blob().header().decoder;
+                    let (prompt, eos) = ([d.start_token], d.eos_token);
                     for (i, img) in imgs.iter().enumerate() {
                         let t0 = clock.now();
                         reader.encode(img)?;
@@ -541,8 +612,33 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
                     Ok(())
                 })
             }
-            _ => Err(Failure::BadInputs("inputs do not match the model kind")),
+            _ => Err(Failure::BadInputs(
+                "images for an LM or prompts for an image model",
+            )),
         }
+    }
+}
+
+/// The boot check's [`Report`]: nothing runs, nothing is reported.
+struct NoReport;
+
+impl Report for NoReport {
+    fn classified(&mut self, _: &str, _: usize, _: &[i8], _: u64, _: &str) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    fn generated(
+        &mut self,
+        _: &str,
+        _: &str,
+        _: usize,
+        _: &[u32],
+        _: Option<&format::LlamaText<'_>>,
+        _: &TokenTimes,
+        _: u64,
+        _: &str,
+    ) -> Result<(), Failure> {
+        Ok(())
     }
 }
 
@@ -613,7 +709,9 @@ impl Report for Printer<'_> {
 
 /// The [`ModelInfo`] of `blob` without the image buffer: the harness hands the device types
 /// images already quantized to int8 ([`Vit::classify`], [`Reader::encode`]), never `u8` ones,
-/// so its [`Memory`] needs no room for one (the RAM stays the runner buffers').
+/// so its [`Memory`] needs no room for one (the RAM stays the runner buffers'). The serial
+/// link's; [`Arena`] opens a model with [`Embedded::info`] instead.
+#[cfg(feature = "link")]
 pub(crate) fn harness_info(blob: &Blob<'_>) -> ModelInfo {
     ModelInfo {
         image: 0,
