@@ -517,7 +517,7 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
         m: &Embedded,
         clock: &mut dyn Clock,
         report: &mut impl Report,
-        stop: Option<&mut dyn FnMut(&Blob<'_>) -> Result<(), Failure>>,
+        stop: Stop<'_>,
     ) -> Result<(), Failure> {
         const VIT: u16 = ModelKind::VitClassifier as u16;
         const LM: u16 = ModelKind::DecoderLm as u16;
@@ -527,9 +527,7 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
         let unit = clock.unit();
         let Arena { memory, ids, .. } = self;
         // The parsed blob passes `check_parsed`; with `stop`, hand it over and stop (false).
-        let checked = |blob: &Blob<'_>,
-                       stop: Option<&mut dyn FnMut(&Blob<'_>) -> Result<(), Failure>>|
-         -> Result<bool, Failure> {
+        let checked = |blob: &Blob<'_>, stop: Stop<'_>| -> Result<bool, Failure> {
             check_parsed(m, blob, LAYERS, IDS)?;
             match stop {
                 Some(f) => {
@@ -618,6 +616,9 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
         }
     }
 }
+
+/// [`Arena::open`]'s boot-check mode: called with the parsed, checked blob instead of running.
+type Stop<'s> = Option<&'s mut dyn FnMut(&Blob<'_>) -> Result<(), Failure>>;
 
 /// The boot check's [`Report`]: nothing runs, nothing is reported.
 struct NoReport;
