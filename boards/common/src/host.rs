@@ -612,12 +612,28 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
         if let Some(k) = m.kind {
             kinds |= crate::kind_bit(k);
         }
-        let bit = if (1..32).contains(&m.layers) {
+        let mut bit = if (1..32).contains(&m.layers) {
             1u32 << m.layers
         } else {
             0
         };
-        match m.kind {
+        // A blob that does not parse here (a corrupt one, in the tests): its header's kind and
+        // every layer count, so that the firmware opens it and refuses it as corrupt.
+        let raw = m.bytes.get(6..8).map(|b| u16::from_le_bytes([b[0], b[1]]));
+        let kind = m.kind.or(match raw {
+            Some(1) => Some(ModelKind::VitClassifier),
+            Some(2) => Some(ModelKind::DecoderLm),
+            Some(3) => Some(ModelKind::EncoderDecoder),
+            Some(4) => Some(ModelKind::Llama),
+            _ => None,
+        });
+        if m.kind.is_none() {
+            bit = u32::MAX;
+            if let Some(k) = kind {
+                kinds |= crate::kind_bit(k);
+            }
+        }
+        match kind {
             Some(ModelKind::Llama) => llama_layers |= bit,
             Some(ModelKind::DecoderLm) => lm_layers |= bit,
             Some(ModelKind::EncoderDecoder) => reader_layers |= bit,

@@ -406,8 +406,8 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
     pub const SIZES: BufferSizes = S::SIZES;
 
     /// Before anything is parsed: the model's kind (from its header, [`Embedded::info`]) is one
-    /// this firmware was built for ([`ArenaSizes::KINDS`]) and its buffers fit the compiled
-    /// ones. Returns the [`ModelInfo`] the harness opens it with: without the image buffer (the
+    /// this firmware was built for ([`ArenaSizes::KINDS`]). (That its buffers fit the compiled
+    /// ones is checked after the parse, so that a corrupt blob is refused as corrupt.) Returns the [`ModelInfo`] the harness opens it with: without the image buffer (the
     /// harness hands the device types int8 images, so its [`Memory`] needs no room for one).
     fn precheck(m: &Embedded) -> Result<ModelInfo, Failure> {
         let compiled = 1u32.checked_shl(u32::from(m.info.kind)).unwrap_or(0);
@@ -417,7 +417,6 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
                  TATN_MODEL=path)",
             ));
         }
-        fits(&m.info.buffers, &S::SIZES)?;
         Ok(ModelInfo { image: 0, ..m.info })
     }
 
@@ -528,6 +527,7 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
         let Arena { memory, ids, .. } = self;
         // The parsed blob passes `check_parsed`; with `stop`, hand it over and stop (false).
         let checked = |blob: &Blob<'_>, stop: Stop<'_>| -> Result<bool, Failure> {
+            fits(&blob.buffers(), &S::SIZES)?;
             check_parsed(m, blob, LAYERS, IDS)?;
             match stop {
                 Some(f) => {
