@@ -75,6 +75,7 @@ fn embedded(m: &HostModel) -> Embedded {
         blob: Box::leak(Box::new(host::Aligned::new(&m.bytes))).bytes(),
         inputs,
         max_new: m.max_new,
+        info: board_common::core_attn::device::ModelInfo::of(&m.bytes),
     }
 }
 

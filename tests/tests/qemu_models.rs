@@ -300,6 +300,7 @@ fn embedded(m: &HostModel) -> Embedded {
         blob: leak_aligned(&m.bytes),
         inputs,
         max_new: m.max_new,
+        info: board_common::core_attn::device::ModelInfo::of(&m.bytes),
     }
 }
 
@@ -368,6 +369,130 @@ fn boot_check_refuses_what_does_not_fit() {
         };
         let r = board_common::check(&bad, &b, layers, ids);
         assert!(matches!(r, Err(Failure::Model(_))), "{}: {r:?}", m.name);
+    }
+}
+
+/// Buffers for every tiny model, with only the model kinds of bit set `K` compiled in
+/// (`ArenaSizes::KINDS`, what a board's build script emits for the blobs it embeds).
+struct Only<const K: u32>;
+
+impl<const K: u32> board_common::ArenaSizes for Only<K> {
+    const SIZES: BufferSizes = BufferSizes {
+        x: 1 << 12,
+        normed: 1 << 12,
+        wide: 1 << 13,
+        scores: 1 << 10,
+        patch: 1 << 12,
+        logits: 1 << 10,
+        kv: 1 << 15,
+        cross_kv: 1 << 14,
+    };
+    const KINDS: u32 = K;
+}
+
+/// An `Arena` over `Only<K>`: the sum of its int8 capacities.
+type OnlyArena<const K: u32> = board_common::Arena<
+    Only<K>,
+    { (1 << 12) * 3 + (1 << 13) + (1 << 10) + (1 << 15) + (1 << 14) },
+    { 1 << 10 },
+    64,
+    8,
+>;
+
+/// Every reading advances by one.
+struct Counter(u64);
+
+impl board_common::Clock for Counter {
+    fn now(&mut self) -> u64 {
+        self.0 += 1;
+        self.0
+    }
+    fn unit(&self) -> &'static str {
+        "instructions"
+    }
+}
+
+/// `model` lines and `result` lines of `Arena::run` over `models` with kinds `K` compiled in,
+/// whether it succeeded, and its whole output.
+fn run_only<const K: u32>(models: &[Embedded]) -> (bool, Vec<String>, String) {
+    let mut arena = Box::new(OnlyArena::<K>::new());
+    let mut out = String::new();
+    let ok = arena.run(models, &mut out, &mut Counter(0));
+    let results = out
+        .lines()
+        .filter(|l| l.starts_with("result "))
+        .map(str::to_string)
+        .collect();
+    (ok, results, out)
+}
+
+/// The firmware opens each model as the kind its header names (`Embedded::info`, the blob
+/// parsed by that kind's device type) and runs only the kinds its build script embedded
+/// (`ArenaSizes::KINDS`: a one-model firmware links one kind's code, which is what makes the
+/// char-lm demo fit the M4's flash). Each tiny model, run through an `Arena` compiled for its
+/// kind only, gives the host's result lines (core-attn's owned-buffer runners); an `Arena`
+/// compiled for every other kind refuses it before anything runs, saying the kind is not
+/// compiled in; a table entry whose `info` is another kind's is refused by the device type.
+/// Fails on the injected bug "`Arena::precheck` ignores `KINDS`" (checked: the refusal then
+/// reads "images for an LM or prompts for an image model").
+#[test]
+fn firmware_runs_only_the_compiled_kinds() {
+    use core_attn::blob::ModelKind;
+    fn check_kind<const ONLY: u32, const OTHERS: u32>(m: &HostModel) {
+        let e = embedded(m);
+        let (ok, results, out) = run_only::<ONLY>(&[e]);
+        assert!(ok, "{}: {out}", m.name);
+        assert_eq!(results, host::result_lines(m).unwrap(), "{}", m.name);
+        let (ok, results, out) = run_only::<OTHERS>(&[e]);
+        assert!(!ok && results.is_empty(), "{}: {out}", m.name);
+        assert!(
+            out.contains(&format!("error: model {}: ", m.name))
+                && out.contains("model kind not compiled into this firmware"),
+            "{}: {out}",
+            m.name
+        );
+    }
+    let all = (1u32 << ModelKind::VitClassifier as u16)
+        | (1 << ModelKind::DecoderLm as u16)
+        | (1 << ModelKind::EncoderDecoder as u16)
+        | (1 << ModelKind::Llama as u16);
+    assert_eq!(all, 0b11110);
+    let mut seen = Vec::new();
+    for m in host_models() {
+        let kind = m.kind.unwrap();
+        seen.push(kind);
+        match kind {
+            ModelKind::VitClassifier => check_kind::<0b00010, 0b11100>(m),
+            ModelKind::DecoderLm => check_kind::<0b00100, 0b11010>(m),
+            ModelKind::EncoderDecoder => check_kind::<0b01000, 0b10110>(m),
+            ModelKind::Llama => check_kind::<0b10000, 0b01110>(m),
+        }
+        assert_eq!(
+            board_common::kind_bit(kind),
+            1 << kind as u16,
+            "{}: KINDS bit",
+            m.name
+        );
+    }
+    assert_eq!(seen.len(), 4, "one tiny model of each kind");
+    // A table entry whose header info is another model's (same inputs, another kind): the
+    // device type of the info's kind parses the blob, finds the other kind and refuses it.
+    let named = |n: &str| host_models().iter().find(|m| m.name == n).unwrap();
+    for (a, b) in [
+        ("gpt2-tiny", "llama2c-tiny"),
+        ("llama2c-tiny", "gpt2-tiny"),
+        ("vit-tiny", "encdec-tiny"),
+        ("encdec-tiny", "vit-tiny"),
+    ] {
+        let e = Embedded {
+            info: embedded(named(b)).info,
+            ..embedded(named(a))
+        };
+        let (ok, results, out) = run_only::<0b11110>(&[e]);
+        assert!(
+            !ok && results.is_empty() && out.contains("kind differs from the one asked for"),
+            "{a} with {b}'s info: {out}"
+        );
     }
 }
 

@@ -22,7 +22,7 @@
 
 use core::fmt::{self, Write};
 
-use core_attn::blob::{Blob, Header, ModelKind, NO_TOKEN};
+use core_attn::blob::{Header, ModelKind, NO_TOKEN};
 use core_attn::model as runner;
 
 use crate::format::LlamaText;
@@ -44,18 +44,17 @@ const PER_MS: u64 = 100_000;
 /// Shades from background to ink.
 const RAMP: &[u8] = b" .:-=+*#%@";
 
-/// Run `m` through `infer` with a reporter that prints the machine lines and the human view,
+/// Run `m` (its blob's `header`, parsed by the caller) through `infer` with a reporter that prints the machine lines and the human view,
 /// then a `summary:` line.
 pub(crate) fn run(
     m: &Embedded,
     shown: &Shown,
+    header: Header,
     out: &mut dyn Write,
     clock: &mut dyn Clock,
     infer: impl FnOnce(&mut dyn Clock, &mut Human<'_>) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
-    let blob = Blob::parse(m.blob)?;
-    let header = *blob.header();
-    let what = match blob.kind() {
+    let what = match header.kind {
         ModelKind::VitClassifier => "image classifier (ViT)",
         ModelKind::EncoderDecoder => "image to text (ViT encoder, GPT-2 decoder)",
         ModelKind::DecoderLm => "character language model (GPT-2), greedy decoding",

@@ -606,13 +606,34 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
     // Bit n: some decoder LM / encoder-decoder has n layers (the device types' const
     // parameter; only these instantiations are reachable in the firmware).
     let (mut lm_layers, mut reader_layers, mut llama_layers) = (0u32, 0u32, 0u32);
+    // Bit `ModelKind as u16`: some model is of that kind (`ArenaSizes::KINDS`).
+    let mut kinds = 0u32;
     for m in models {
-        let bit = if (1..32).contains(&m.layers) {
+        if let Some(k) = m.kind {
+            kinds |= crate::kind_bit(k);
+        }
+        let mut bit = if (1..32).contains(&m.layers) {
             1u32 << m.layers
         } else {
             0
         };
-        match m.kind {
+        // A blob that does not parse here (a corrupt one, in the tests): its header's kind and
+        // every layer count, so that the firmware opens it and refuses it as corrupt.
+        let raw = m.bytes.get(6..8).map(|b| u16::from_le_bytes([b[0], b[1]]));
+        let kind = m.kind.or(match raw {
+            Some(1) => Some(ModelKind::VitClassifier),
+            Some(2) => Some(ModelKind::DecoderLm),
+            Some(3) => Some(ModelKind::EncoderDecoder),
+            Some(4) => Some(ModelKind::Llama),
+            _ => None,
+        });
+        if m.kind.is_none() {
+            bit = u32::MAX;
+            if let Some(k) = kind {
+                kinds |= crate::kind_bit(k);
+            }
+        }
+        match kind {
             Some(ModelKind::Llama) => llama_layers |= bit,
             Some(ModelKind::DecoderLm) => lm_layers |= bit,
             Some(ModelKind::EncoderDecoder) => reader_layers |= bit,
@@ -652,7 +673,8 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
              scores: {}, patch: {}, logits: {}, kv: {}, cross_kv: {} }};\n    \
              const LM_LAYERS: u32 = {:#x};\n    \
              const READER_LAYERS: u32 = {:#x};\n    \
-             const LLAMA_LAYERS: u32 = {:#x};\n\
+             const LLAMA_LAYERS: u32 = {:#x};\n    \
+             const KINDS: u32 = {:#x};\n\
              }}\n\
              /// Working memory for the embedded models ({} bytes): a \
              `core_attn::device::Memory` of {} int8 bytes and {} scores, {} generated ids, up \
@@ -669,6 +691,7 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
             lm_layers,
             reader_layers,
             llama_layers,
+            kinds,
             i8_bytes + 4 * max.scores + 4 * ids,
             i8_bytes,
             max.scores,
@@ -705,10 +728,12 @@ pub fn generate(models: &[HostModel]) -> Result<String, String> {
         w(
             &mut table,
             format_args!(
-                "    board_common::Embedded {{ name: {:?}, blob: &{}.0, inputs: {inputs}, max_new: {} }},\n",
+                "    board_common::Embedded {{ name: {:?}, blob: &{}.0, inputs: {inputs}, max_new: {}, \
+                 info: board_common::core_attn::device::ModelInfo::of(include_bytes!({:?})) }},\n",
                 m.name,
                 blob_symbol(i),
-                m.max_new
+                m.max_new,
+                path.display().to_string()
             ),
         )?;
     }

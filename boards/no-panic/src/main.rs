@@ -3,7 +3,9 @@
 //! The panic handler below calls a function that exists nowhere, so this binary **links only
 //! if no panic call site is left** in everything it contains: [`board_common::check`] (which
 //! runs [`Blob::parse`](board_common::core_attn::blob::Blob::parse) and the buffer, layer,
-//! id and input checks) and [`board_common::Arena::infer`] (core-attn's public device types
+//! id and input checks), [`board_common::Arena::run_quiet`] (the firmware's boot check: each
+//! blob parsed as its header's kind by the device type, the same checks) and
+//! [`board_common::Arena::infer`] (core-attn's public device types
 //! `Vit`, `Lm`, `Reader` and `Llama` — the ones `include_model!` gives a user — with their KV caches,
 //! every kernel and block they reach, and the board's greedy-decoding glue) — the same code the QEMU and board firmware
 //! runs, through a [`Report`] that folds results instead of formatting them.
@@ -38,6 +40,14 @@ fn main() -> ! {
     let mut clock = Steps(0);
     let mut sum = Fold(0);
     let ran = ARENA.run_quiet(models, &mut clock, &mut sum).is_ok();
+    // The generic boot check too (`Blob::parse` of any kind; the serial-link server's): the
+    // firmware's own check parses each blob as its kind only (`Arena::run_quiet`).
+    let (layers, ids) = core::hint::black_box((8, 64));
+    for m in models {
+        sum.add(u32::from(
+            board_common::check(m, &Arena::SIZES, layers, ids).is_ok(),
+        ));
+    }
     #[cfg(feature = "canary")]
     sum.add(u32::from(
         models[core::hint::black_box(models.len())].blob[0],
