@@ -451,6 +451,89 @@ fn linear_registry_runs_every_variant() {
     assert!(cfg!(target_arch = "arm") || ran == 4, "{ran} variants ran");
 }
 
+/// `Σ a[i]·b[i]` over the common length, summed in i64 and wrapped once at the end: an
+/// independent form of the wrapping i32 dot product (wrapping addition is associative, so the
+/// sum modulo 2^32 is the same however it is ordered).
+fn dot_wide(a: &[i8], b: &[i8]) -> i32 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| x as i64 * y as i64)
+        .sum::<i64>() as i32
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(2000, 16), ..ProptestConfig::default() })]
+
+    /// Every registered dot-product variant ([`dsp::DOT_I8_VARIANTS`]), the dispatcher
+    /// ([`dsp::dot_i8`]) and the reference ([`core_attn::linear::dot_i8`]) against [`dot_wide`],
+    /// any lengths (also unequal: the common length counts).
+    #[test]
+    fn dot_i8_variants_are_bit_identical(
+        a in prop::collection::vec(any::<i8>(), 0..300),
+        b in prop::collection::vec(any::<i8>(), 0..300),
+    ) {
+        let want = dot_wide(&a, &b);
+        prop_assert_eq!(core_attn::linear::dot_i8(&a, &b), want, "linear::dot_i8");
+        prop_assert_eq!(dsp::dot_i8(&a, &b), want, "dsp::dot_i8");
+        for v in dsp::DOT_I8_VARIANTS {
+            prop_assert_eq!((v.run)(&a, &b), want, "registered variant {}", v.name);
+        }
+    }
+}
+
+/// The dot-product registry ([`dsp::DOT_I8_VARIANTS`]) the dispatcher and the suite above share:
+/// names unique, exactly one native entry (the one [`dsp::dot_i8`] runs: `armv7em_dsp` on DSP
+/// targets, `portable` elsewhere), and every entry gives [`dot_wide`]'s value on lengths with
+/// every residue mod 4 (the 4-byte chunks and the byte tail), including extreme products whose
+/// sum wraps. Guards against (checked: each injected, this test fails): an entry
+/// wired to a wrong function (`armv7em_dsp`'s `run` → a stub returning 0, or the tail dropped),
+/// and `native` set on two entries or none.
+#[test]
+fn dot_i8_registry_runs_every_variant() {
+    let names: Vec<&str> = dsp::DOT_I8_VARIANTS.iter().map(|v| v.name).collect();
+    for (i, a) in names.iter().enumerate() {
+        assert!(!names[i + 1..].contains(a), "duplicate variant {a}");
+    }
+    let native: Vec<&str> = dsp::DOT_I8_VARIANTS
+        .iter()
+        .filter(|v| v.native)
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(native.len(), 1, "native dot-product variants {native:?}");
+    if !cfg!(target_arch = "arm") {
+        assert_eq!(
+            native,
+            ["portable"],
+            "native dot-product variant on the host"
+        );
+    }
+    let mut x = 0x2545_f491u32;
+    let mut byte = move || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x as i8
+    };
+    let mut cases: Vec<(Vec<i8>, Vec<i8>)> = (0..=13)
+        .map(|n| {
+            (
+                (0..n).map(|_| byte()).collect(),
+                (0..n).map(|_| byte()).collect(),
+            )
+        })
+        .collect();
+    // 140,000 products of 2^14: the sum passes 2^31 and wraps.
+    cases.push((vec![-128; 140_000], vec![-128; 140_000]));
+    cases.push((vec![-128; 7], vec![127; 9]));
+    for (a, b) in &cases {
+        let want = dot_wide(a, b);
+        assert_eq!(dsp::dot_i8(a, b), want, "dsp::dot_i8, length {}", a.len());
+        for v in dsp::DOT_I8_VARIANTS {
+            assert_eq!((v.run)(a, b), want, "{}, length {}", v.name, a.len());
+        }
+    }
+}
+
 #[test]
 fn linear_variants_named_shapes() {
     // The shipped shapes, odd token counts, saturating values, wrapping bias.

@@ -52,12 +52,14 @@
 //! [`MAX_ANY_WIDTH`]).
 //!
 //! Layout: `kernels.rs` (dispatch by width), `unrolled.rs` (the passes of [`super::DSP_WIDTHS`]),
-//! `looped.rs` (any width), `emulated.rs` (the host twin, `emulated::linear`). Every
+//! `looped.rs` (any width), `emulated.rs` (the host twin, `emulated::linear`), `dot.rs` (the
+//! `SMLAD` dot product, its own host twin). Every
 //! function here takes plain slices and scalars ([`super::LinearArgs`]), never the kernel-level
 //! types.
 
 use super::intrinsics::{sxtb16, sxtb16_ror8};
 
+pub(crate) mod dot;
 pub(crate) mod emulated;
 #[cfg(core_attn_dsp)]
 pub(crate) mod kernels;
