@@ -155,7 +155,7 @@ pub struct DotI8Variant {
 }
 
 /// Every int8 dot-product variant, each runnable on any target (the DSP one through
-/// [`hw`], its instructions emulated off the DSP targets): [`dot_i8`] runs the `native` entry of
+/// `hw`, its instructions emulated off the DSP targets): [`dot_i8`] runs the `native` entry of
 /// this list, and `tests/variants.rs` runs every entry against [`crate::linear::dot_i8`].
 pub const DOT_I8_VARIANTS: &[DotI8Variant] = &[
     DotI8Variant {
