@@ -375,7 +375,7 @@ impl Rng {
 /// 5 dB of margin below the lowest and catches any output-scale error beyond ±8 %
 /// (a scale error `e` alone caps SQNR at `−20·log10|e|`: 6.0 dB at 1.5×, 21.9 dB at 1.08×).
 ///
-/// Injected: the blob header's logits scale × 1.5 (`blob.rs`, `logits_scale_bits`) → fails
+/// Injected: the blob header's logits scale × 1.5 (`blob/header.rs`, `logits_scale_bits`) → fails
 /// with `hf-vit-tiny: int8 logits SQNR 5.86 dB < 22 dB`.
 #[test]
 fn int8_logits_sqnr_on_held_out_inputs() {

@@ -79,7 +79,7 @@ mod armv7em_dsp;
 pub(crate) mod attention;
 mod helium;
 mod intrinsics;
-mod portable;
+pub(crate) mod portable;
 mod requant;
 pub(crate) mod softmax;
 
@@ -131,48 +131,60 @@ impl<'a> LinearArgs<'a> {
     }
 }
 
-/// Int8 dot product with i32 accumulation, equal to [`crate::linear::dot_i8`]: with the DSP
-/// extension 4 products per 2 `SMLAD` (both operands sign-extended with `SXTB16`), elsewhere the
-/// generic loop.
-#[inline]
+/// The int8 dot product as this build runs it ([`DOT_I8_VARIANTS`]' native entry: `SMLAD` on
+/// the DSP extension), equal to the generic reference [`crate::linear::dot_i8`] (the portable
+/// loop, which LLVM turns into `VMLADAVA` on Helium and which the other targets run).
+#[inline(always)]
 pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
-    #[cfg(core_attn_dsp)]
-    {
-        let n = a.len().min(b.len());
-        let mut acc = 0i32;
-        #[cfg(not(core_attn_small))]
-        let (ar, br) = {
-            let (ac, bc) = (a[..n].chunks_exact(4), b[..n].chunks_exact(4));
-            let (ar, br) = (ac.remainder(), bc.remainder());
-            for (x, y) in ac.zip(bc) {
-                let x = u32::from_le_bytes([x[0] as u8, x[1] as u8, x[2] as u8, x[3] as u8]);
-                let y = u32::from_le_bytes([y[0] as u8, y[1] as u8, y[2] as u8, y[3] as u8]);
-                acc = hw::smlad(hw::sxtb16(x), hw::sxtb16(y), acc);
-                acc = hw::smlad(hw::sxtb16_ror8(x), hw::sxtb16_ror8(y), acc);
-            }
-            (ar, br)
-        };
-        // Size-first builds: array chunks (`as_chunks`), as out of line (opt-level "s") the
-        // `chunks_exact` form keeps index checks and `Zip::new`'s length division, each a
-        // panic path (see `tensor::zip_lazy`).
-        #[cfg(core_attn_small)]
-        let (ar, br) = {
-            let ((ac, ar), (bc, br)) = (a[..n].as_chunks::<4>(), b[..n].as_chunks::<4>());
-            for (&[x0, x1, x2, x3], &[y0, y1, y2, y3]) in ac.iter().zip(bc) {
-                let x = u32::from_le_bytes([x0 as u8, x1 as u8, x2 as u8, x3 as u8]);
-                let y = u32::from_le_bytes([y0 as u8, y1 as u8, y2 as u8, y3 as u8]);
-                acc = hw::smlad(hw::sxtb16(x), hw::sxtb16(y), acc);
-                acc = hw::smlad(hw::sxtb16_ror8(x), hw::sxtb16_ror8(y), acc);
-            }
-            (ar, br)
-        };
-        acc.wrapping_add(crate::linear::dot_i8(ar, br))
-    }
-    #[cfg(not(core_attn_dsp))]
-    {
-        crate::linear::dot_i8(a, b)
-    }
+    NATIVE_DOT_I8(a, b)
 }
+
+/// An int8 dot product variant: `Σ a[i]·b[i]` over the common length, wrapping in i32.
+pub type DotI8Fn = fn(&[i8], &[i8]) -> i32;
+
+/// One registered dot-product variant.
+#[derive(Clone, Copy)]
+pub struct DotI8Variant {
+    /// Name, as the tests report it.
+    pub name: &'static str,
+    /// The kernel.
+    pub run: DotI8Fn,
+    /// Whether [`dot_i8`] runs this variant in this build (at most one entry; the portable
+    /// loop where none is).
+    pub native: bool,
+}
+
+/// Every int8 dot-product variant, each runnable on any target (the DSP one through
+/// `hw`, its instructions emulated off the DSP targets): [`dot_i8`] runs the `native` entry of
+/// this list, and `tests/variants.rs` runs every entry against [`crate::linear::dot_i8`].
+pub const DOT_I8_VARIANTS: &[DotI8Variant] = &[
+    DotI8Variant {
+        name: "armv7em_dsp",
+        run: armv7em_dsp::dot::dot_i8,
+        native: cfg!(core_attn_dsp),
+    },
+    DotI8Variant {
+        name: "portable",
+        run: portable::dot_i8,
+        native: !cfg!(core_attn_dsp),
+    },
+];
+
+/// The entry of [`DOT_I8_VARIANTS`] that [`dot_i8`] runs: the first native one.
+const NATIVE_DOT_I8: DotI8Fn = {
+    let mut i = 0;
+    let mut found: Option<DotI8Fn> = None;
+    while i < DOT_I8_VARIANTS.len() {
+        if DOT_I8_VARIANTS[i].native && found.is_none() {
+            found = Some(DOT_I8_VARIANTS[i].run);
+        }
+        i += 1;
+    }
+    match found {
+        Some(f) => f,
+        None => portable::dot_i8,
+    }
+};
 
 /// Input widths with a fully unrolled `asm!` linear kernel (DSP and Helium); other widths up to
 /// [`MAX_ANY_WIDTH`] use the looped kernels.

@@ -42,18 +42,6 @@ pub mod reference;
 pub use error::{BlobError, Error};
 pub use requant::{ChannelRequant, Requant};
 
-// The modules' names before the rename (`quant` → `requant`, `quantize` → `quantize_block`,
-// `pack` → `quantize_model`): code written against them (the blob reader, the Llama kernels,
-// users' firmware) keeps compiling. New code names the modules above.
-#[doc(hidden)]
-#[cfg(feature = "std")]
-pub use quantize_block as quantize;
-#[doc(hidden)]
-#[cfg(feature = "std")]
-pub use quantize_model as pack;
-#[doc(hidden)]
-pub use requant as quant;
-
 /// Largest model width (features per token, and input features of any linear layer) the crate
 /// supports. Every accumulator bound in the docs is argued for this width: a dot product of
 /// `MAX_WIDTH` int8 × int8 terms is at most `16384 · 16384 = 2^28` in magnitude.

@@ -202,13 +202,10 @@ impl<'a> Linear<'a> {
 }
 
 /// Plain int8 dot product with i32 accumulation: the generic reference kernel that optimized
-/// variants must match bit for bit.
-#[inline]
-pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
-    a.iter()
-        .zip(b)
-        .fold(0i32, |acc, (&x, &y)| acc.wrapping_add(x as i32 * y as i32))
-}
+/// variants ([`crate::dsp::DOT_I8_VARIANTS`]) must match bit for bit. Defined with the
+/// portable kernels (`dsp/portable.rs`) so that the instruction-set code below this module
+/// never calls up into it.
+pub use crate::dsp::portable::dot_i8;
 
 /// Owned, quantized linear-layer parameters (pack time, host only).
 #[cfg(feature = "std")]

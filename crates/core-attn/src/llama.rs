@@ -449,10 +449,10 @@ mod owned {
     use super::*;
     use crate::attention::AttentionParams;
     use crate::linear::LinearParams;
-    use crate::quant::QParams;
-    use crate::quantize::{residual_add, Calibration};
+    use crate::quantize_block::{residual_add, Calibration};
     use crate::reference::block::LinearF;
     use crate::reference::llama::{LlamaBlockF, LlamaF};
+    use crate::requant::QParams;
     use crate::rmsnorm::RmsNormParams;
     use crate::rope::{RopeStyle, RopeTableParams};
     use crate::swiglu::SwiGluParams;
@@ -483,9 +483,9 @@ mod owned {
         /// See [`LlamaBlock::qkv`].
         pub qkv: LinearParams,
         /// RoPE requantization of the queries (`s_q / s_q' · 2^-14`).
-        pub rope_q: crate::quant::Requant,
+        pub rope_q: crate::requant::Requant,
         /// RoPE requantization of the keys.
-        pub rope_k: crate::quant::Requant,
+        pub rope_k: crate::requant::Requant,
         /// See [`LlamaBlock::kv_heads`].
         pub kv_heads: usize,
         /// See [`LlamaBlock::attention`].
@@ -665,7 +665,7 @@ mod owned {
             let final_norm =
                 RmsNormParams::quantize(&f.final_norm.gamma, f.final_norm.eps, input, q_fin)?;
             let v = dims.vocab;
-            let head = crate::pack::lm_head(
+            let head = crate::quantize_model::lm_head(
                 f.head.as_deref(),
                 &embedding,
                 dims.width,

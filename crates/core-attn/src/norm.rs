@@ -203,6 +203,14 @@ pub fn rsqrt_u128(t: u128) -> (u32, i32) {
     rsqrt_normalized(tn, k)
 }
 
+/// An integer reciprocal square root variant: `t ↦ (r, k)` with `r · 2^(−62−k) ≈ 1/√t`, equal
+/// to [`rsqrt_u128_reference`] for every `t`.
+pub type RsqrtFn = fn(u128) -> (u32, i32);
+
+/// Every reciprocal square root the LayerNorm fast path may use (`tests/elementwise_variants.rs`
+/// runs each against [`rsqrt_u128_reference`]): the Newton form [`rsqrt_u128`].
+pub const RSQRT_VARIANTS: &[(&str, RsqrtFn)] = &[("newton", rsqrt_u128)];
+
 /// [`rsqrt_u128`] after the normalization: `tn ∈ [2^60, 2^62)`.
 #[inline]
 fn rsqrt_normalized(tn: u64, k: i32) -> (u32, i32) {
@@ -488,6 +496,38 @@ impl<'a> LayerNorm<'a> {
         y.clamp(-128, 127) as i8
     }
 }
+
+/// A LayerNorm variant in one form: every row of `input` normalized into `output` (same length),
+/// shapes checked.
+pub type LayerNormFn = fn(&LayerNorm<'_>, &[i8], &mut [i8]) -> Result<(), Error>;
+
+/// One registered LayerNorm variant.
+#[derive(Clone, Copy)]
+pub struct LayerNormVariant {
+    /// Name, as the tests report it.
+    pub name: &'static str,
+    /// The variant.
+    pub run: LayerNormFn,
+}
+
+/// Every fast form of the LayerNorm (the entry points [`LayerNorm::run`] and
+/// [`LayerNorm::run_in_place`]), each of which must give [`LayerNorm::run_in_place_generic`]'s
+/// bits (the reference formula): `tests/elementwise_variants.rs` runs every entry; a new form is
+/// registered here to be tested.
+pub const LAYER_NORM_VARIANTS: &[LayerNormVariant] = &[
+    LayerNormVariant {
+        name: "run",
+        run: |n, x, y| n.run(x, y),
+    },
+    LayerNormVariant {
+        name: "run_in_place",
+        run: |n, x, y| {
+            check_len("layer norm output", x.len(), y.len())?;
+            y.iter_mut().zip(x).for_each(|(y, &x)| *y = x);
+            n.run_in_place(y)
+        },
+    },
+];
 
 /// Per-row quantities shared by every element of the row.
 struct RowStats {

@@ -159,6 +159,63 @@ impl ResidualAdd {
     }
 }
 
+/// A residual-add variant in one form: `out[i] = a[i] ⊕ b[i]`, lengths checked (an error names
+/// the one that differs).
+pub type ResidualFn = fn(&ResidualAdd, &[i8], &[i8], &mut [i8]) -> Result<(), Error>;
+
+/// One registered residual-add variant.
+#[derive(Clone, Copy)]
+pub struct ResidualVariant {
+    /// Name, as the tests report it.
+    pub name: &'static str,
+    /// The variant.
+    pub run: ResidualFn,
+}
+
+/// Every way the crate computes a residual add, each of which must give the reference
+/// [`ResidualAdd::add_one`]'s bits for every `(a, b)`: the entry points ([`ResidualAdd::run`],
+/// [`ResidualAdd::run_in_place`], [`ResidualAdd::run_broadcast`] with one row) and the generic
+/// loop. `tests/elementwise_variants.rs` runs every entry; a new form of the add is registered
+/// here to be tested.
+pub const RESIDUAL_VARIANTS: &[ResidualVariant] = &[
+    ResidualVariant {
+        name: "run",
+        run: ResidualAdd::run,
+    },
+    ResidualVariant {
+        name: "run_in_place",
+        run: |r, a, b, out| {
+            copy_into(a, out)?;
+            r.run_in_place(out, b)
+        },
+    },
+    ResidualVariant {
+        name: "run_in_place_generic",
+        run: |r, a, b, out| {
+            copy_into(a, out)?;
+            r.run_in_place_generic(out, b)
+        },
+    },
+    ResidualVariant {
+        name: "run_broadcast",
+        run: |r, a, b, out| {
+            copy_into(a, out)?;
+            if b.is_empty() {
+                // `run_broadcast` refuses an empty row; an empty add is a no-op.
+                return Ok(());
+            }
+            r.run_broadcast(out, b)
+        },
+    },
+];
+
+/// `out = a` (the in-place variants' input), lengths checked.
+fn copy_into(a: &[i8], out: &mut [i8]) -> Result<(), Error> {
+    check_len("residual output", a.len(), out.len())?;
+    out.iter_mut().zip(a).for_each(|(o, &x)| *o = x);
+    Ok(())
+}
+
 /// One input's term `Requant::apply((v − z) << PRE_SHIFT)` in 32-bit arithmetic (module docs).
 #[derive(Debug, Clone, Copy)]
 struct Term {

@@ -183,23 +183,24 @@ impl RmsNormParams {
     pub fn quantize(
         gamma: &[f32],
         eps: f64,
-        input: crate::quant::QParams,
-        output: crate::quant::QParams,
+        input: crate::requant::QParams,
+        output: crate::requant::QParams,
     ) -> Result<Self, Error> {
         let scale_ok = |s: f64| s.is_finite() && s > 0.0;
         if !scale_ok(input.scale) || !scale_ok(output.scale) || !eps.is_finite() || eps < 0.0 {
             return Err(Error::BadRequant);
         }
-        let e = (eps / (input.scale * input.scale) * crate::quant::pow2(EPSILON_FRAC_BITS as i32))
-            .round();
+        let e = (eps / (input.scale * input.scale)
+            * crate::requant::pow2(EPSILON_FRAC_BITS as i32))
+        .round();
         if !e.is_finite() || e >= 18_446_744_073_709_551_616.0 {
             return Err(Error::BadRequant);
         }
         let gamma = gamma
             .iter()
             .map(|&g| {
-                let q =
-                    (g as f64 / output.scale * crate::quant::pow2(GAMMA_FRAC_BITS as i32)).round();
+                let q = (g as f64 / output.scale * crate::requant::pow2(GAMMA_FRAC_BITS as i32))
+                    .round();
                 if q.is_finite() && q >= i32::MIN as f64 && q <= i32::MAX as f64 {
                     Ok(q as i32)
                 } else {

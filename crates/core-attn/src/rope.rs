@@ -25,7 +25,7 @@
 //! boundary.
 
 use crate::error::check_len;
-use crate::quant::Requant;
+use crate::requant::Requant;
 use crate::{Error, MAX_SEQ_LEN, MAX_WIDTH};
 
 /// Fractional bits of the table's cosines and sines (Q1.14 in `i16`: `1.0` is 16384).
@@ -186,7 +186,7 @@ impl RopeTableParams {
         let half = head_dim / 2;
         let mut cos = std::vec::Vec::with_capacity(positions * half);
         let mut sin = std::vec::Vec::with_capacity(positions * half);
-        let one = crate::quant::pow2(ROPE_FRAC_BITS as i32);
+        let one = crate::requant::pow2(ROPE_FRAC_BITS as i32);
         for p in 0..positions.min(MAX_SEQ_LEN) {
             for i in 0..half {
                 let angle = p as f64 / libm::pow(theta, (2 * i) as f64 / head_dim as f64);
@@ -226,7 +226,7 @@ impl RopeTableParams {
             return Err(Error::BadRequant);
         }
         Requant::from_real(
-            input_scale / output_scale * crate::quant::pow2(-(ROPE_FRAC_BITS as i32)),
+            input_scale / output_scale * crate::requant::pow2(-(ROPE_FRAC_BITS as i32)),
         )
     }
 }

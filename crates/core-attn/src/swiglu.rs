@@ -7,7 +7,7 @@
 //! entry `i` is `round(silu(s_g·(i − 128 − z_g)) / s_t)` as an `i32`, with the table scale
 //! `s_t = max |silu| / 2^22` (so `|entry| ≤ 2^22`; an all-zero function gets `s_t = 1`). Per
 //! element: `acc = T[g_i] · (u_i − z_u)` (`|acc| ≤ 2^22·255 < 2^30`, within
-//! [`crate::quant::MAX_ACCUMULATOR`]), then one [`Requant`] by `s_t·s_u/s_out` and the output
+//! [`crate::requant::MAX_ACCUMULATOR`]), then one [`Requant`] by `s_t·s_u/s_out` and the output
 //! zero point, saturated to int8. No intermediate int8 rounding of `silu(g)`: its table keeps
 //! 22 bits.
 //!
@@ -20,7 +20,7 @@
 //! exact away from rounding boundaries.
 
 use crate::error::check_len;
-use crate::quant::Requant;
+use crate::requant::Requant;
 use crate::Error;
 
 /// Largest magnitude of a [`SwiGlu::silu`] entry.
@@ -123,9 +123,9 @@ impl SwiGluParams {
     /// [`Error::BadRequant`] for a non-positive or non-finite scale or a combined factor the
     /// requantization cannot represent; [`Error::BadDimension`] for a zero point outside int8.
     pub fn quantize(
-        gate: crate::quant::QParams,
-        up: crate::quant::QParams,
-        output: crate::quant::QParams,
+        gate: crate::requant::QParams,
+        up: crate::requant::QParams,
+        output: crate::requant::QParams,
     ) -> Result<Self, Error> {
         let ok = |s: f64| s.is_finite() && s > 0.0;
         if !ok(gate.scale) || !ok(up.scale) || !ok(output.scale) {

@@ -1,29 +1,28 @@
 //! The fast residual add and LayerNorm paths against their reference forms, bit for bit (the
 //! elementwise part of the variants suite; `variants.rs` holds the linear/attention/softmax one).
+//! Every check runs every entry of the registries ([`RESIDUAL_VARIANTS`],
+//! [`LAYER_NORM_VARIANTS`], [`RSQRT_VARIANTS`]).
 
-use core_attn::norm::{rsqrt_u128, rsqrt_u128_reference, LayerNorm};
+use core_attn::norm::{rsqrt_u128_reference, LayerNorm, LAYER_NORM_VARIANTS, RSQRT_VARIANTS};
 use core_attn::requant::Requant;
-use core_attn::residual::ResidualAdd;
+use core_attn::residual::{ResidualAdd, RESIDUAL_VARIANTS};
 use core_attn::MAX_WIDTH;
 use proptest::prelude::*;
 
-/// Every `(a, b)` pair: `run_in_place` and `run` against `add_one`, element by element.
+/// Every `(a, b)` pair: every registered variant (`run`, `run_in_place`,
+/// `run_in_place_generic`, `run_broadcast`) against `add_one`, element by element.
 fn check_all_pairs(add: &ResidualAdd) -> Result<(), TestCaseError> {
     let step = if cfg!(miri) { 37 } else { 1 };
     let values: Vec<i8> = (-128..=127i32).step_by(step).map(|v| v as i8).collect();
     for &b in &values {
-        let mut acc = values.clone();
         let bs = vec![b; values.len()];
-        let mut generic = acc.clone();
-        add.run_in_place(&mut acc, &bs).unwrap();
-        add.run_in_place_generic(&mut generic, &bs).unwrap();
-        let mut out = vec![0i8; values.len()];
-        add.run(&values, &bs, &mut out).unwrap();
-        for (i, &a) in values.iter().enumerate() {
-            let want = add.add_one(a, b);
-            prop_assert_eq!(acc[i], want, "run_in_place a={} b={} {:?}", a, b, add);
-            prop_assert_eq!(generic[i], want, "run_in_place_generic a={} b={}", a, b);
-            prop_assert_eq!(out[i], want, "run a={} b={} {:?}", a, b, add);
+        for v in RESIDUAL_VARIANTS {
+            let mut out = vec![0i8; values.len()];
+            (v.run)(add, &values, &bs, &mut out).unwrap();
+            for (i, &a) in values.iter().enumerate() {
+                let want = add.add_one(a, b);
+                prop_assert_eq!(out[i], want, "{} a={} b={} {:?}", v.name, a, b, add);
+            }
         }
     }
     Ok(())
@@ -140,12 +139,11 @@ fn check_norm(c: &NormCase) -> Result<(), TestCaseError> {
     };
     let mut generic = c.data.clone();
     ln.run_in_place_generic(&mut generic).unwrap();
-    let mut fast = c.data.clone();
-    ln.run_in_place(&mut fast).unwrap();
-    prop_assert_eq!(&fast, &generic, "run_in_place {:?}", c);
-    let mut out = vec![0i8; c.data.len()];
-    ln.run(&c.data, &mut out).unwrap();
-    prop_assert_eq!(&out, &generic, "run {:?}", c);
+    for v in LAYER_NORM_VARIANTS {
+        let mut out = vec![0i8; c.data.len()];
+        (v.run)(&ln, &c.data, &mut out).unwrap();
+        prop_assert_eq!(&out, &generic, "{} {:?}", v.name, c);
+    }
     Ok(())
 }
 
@@ -223,7 +221,9 @@ fn norm_extremes(width: usize) {
 // ---- Integer reciprocal square root: the Newton form against the reference, every `(r, k)`.
 
 fn check_rsqrt(t: u128) {
-    assert_eq!(rsqrt_u128(t), rsqrt_u128_reference(t), "t = {t}");
+    for &(name, rsqrt) in RSQRT_VARIANTS {
+        assert_eq!(rsqrt(t), rsqrt_u128_reference(t), "{name}: t = {t}");
+    }
 }
 
 /// `t` from 0 to `2^16` (or a sample under Miri): every `k` below the normalized range, where
@@ -320,14 +320,18 @@ proptest! {
             any::<u128>(),
         ],
     ) {
-        prop_assert_eq!(rsqrt_u128(t), rsqrt_u128_reference(t), "t = {}", t);
+        for &(name, rsqrt) in RSQRT_VARIANTS {
+            prop_assert_eq!(rsqrt(t), rsqrt_u128_reference(t), "{}: t = {}", name, t);
+        }
     }
 
     #[test]
     fn rsqrt_equals_reference_near_squares(s in 1u64..1 << 46, d in -2i64..=2) {
         let t = (s as u128 * s as u128) as i128 + d as i128;
         prop_assume!(t >= 0);
-        prop_assert_eq!(rsqrt_u128(t as u128), rsqrt_u128_reference(t as u128), "t = {}", t);
+        for &(name, rsqrt) in RSQRT_VARIANTS {
+            prop_assert_eq!(rsqrt(t as u128), rsqrt_u128_reference(t as u128), "{}: t = {}", name, t);
+        }
     }
 }
 
@@ -413,5 +417,89 @@ fn layer_norm_fast_path_keeps_the_low_bits_of_beta() {
             output_zero_point: -3,
         })
         .unwrap();
+    }
+}
+
+/// The elementwise registries the suite above iterates: names unique per registry, each
+/// registry holding the entry points it documents, and every entry giving its reference's bits
+/// on one ordinary case each (a residual add with the fast 32-bit terms, a 64-wide LayerNorm of
+/// 3 rows, a spread of `t`). Guards against (checked: each injected, this test fails): an entry
+/// wired to a wrong function (`run_in_place`'s entry → one that leaves `out` as the input copy,
+/// or `run_broadcast`'s → `|_, _, _, _| Ok(())`, writing nothing; a LayerNorm entry → a copy of
+/// the input; the rsqrt entry → `|t| (t as u32, 0)`), and an entry point dropped from a
+/// registry.
+#[test]
+fn elementwise_registry_runs_every_variant() {
+    fn names<'a>(it: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+        let v: Vec<&str> = it.collect();
+        for (i, a) in v.iter().enumerate() {
+            assert!(!v[i + 1..].contains(a), "duplicate variant {a}");
+        }
+        v
+    }
+    let r = names(RESIDUAL_VARIANTS.iter().map(|v| v.name));
+    assert_eq!(
+        r,
+        [
+            "run",
+            "run_in_place",
+            "run_in_place_generic",
+            "run_broadcast"
+        ]
+    );
+    let n = names(LAYER_NORM_VARIANTS.iter().map(|v| v.name));
+    assert_eq!(n, ["run", "run_in_place"]);
+    let q = names(RSQRT_VARIANTS.iter().map(|v| v.0));
+    assert_eq!(q, ["newton"]);
+
+    let add = ResidualAdd {
+        a_scale: Requant {
+            multiplier: 1 << 30,
+            shift: 0,
+        },
+        a_zero_point: 3,
+        b_scale: Requant {
+            multiplier: 1_500_000_000,
+            shift: -1,
+        },
+        b_zero_point: -7,
+        output_zero_point: 2,
+    };
+    add.validate().unwrap();
+    let a: Vec<i8> = (0..200).map(|i| (i * 37 % 256) as u8 as i8).collect();
+    let b: Vec<i8> = (0..200).map(|i| (i * 91 % 256) as u8 as i8).collect();
+    let want: Vec<i8> = a.iter().zip(&b).map(|(&x, &y)| add.add_one(x, y)).collect();
+    // The case is not trivial: the add changes the input.
+    assert_ne!(want, a);
+    for v in RESIDUAL_VARIANTS {
+        let mut out = vec![0i8; a.len()];
+        (v.run)(&add, &a, &b, &mut out).unwrap();
+        assert_eq!(out, want, "residual {}", v.name);
+    }
+
+    let width = 64;
+    let data: Vec<i8> = (0..3 * width).map(|i| (i * 53 % 251) as u8 as i8).collect();
+    let gamma: Vec<i32> = (0..width as i32).map(|i| (i - 20) << 14).collect();
+    let beta: Vec<i32> = (0..width as i32).map(|i| i * 1000 - 30_000).collect();
+    let ln = LayerNorm {
+        width,
+        gamma: &gamma,
+        beta: &beta,
+        epsilon: 1 << 20,
+        output_zero_point: -1,
+    };
+    let mut want = data.clone();
+    ln.run_in_place_generic(&mut want).unwrap();
+    assert_ne!(want, data);
+    for v in LAYER_NORM_VARIANTS {
+        let mut out = vec![0i8; data.len()];
+        (v.run)(&ln, &data, &mut out).unwrap();
+        assert_eq!(out, want, "layer norm {}", v.name);
+    }
+
+    for &(name, rsqrt) in RSQRT_VARIANTS {
+        for t in [1u128, 2, 3, 1 << 40, (1 << 62) + 12345, u128::MAX] {
+            assert_eq!(rsqrt(t), rsqrt_u128_reference(t), "{name}: t = {t}");
+        }
     }
 }

@@ -3,8 +3,8 @@
 //! reference rounded to the output grid, and exactly the rounded reference wherever the real
 //! value is farther from a rounding boundary than the kernel's documented pre-rounding error.
 
-use core_attn::quant::QParams;
 use core_attn::reference::llama::{rms_norm_i8, rope_f64, swiglu_i8};
+use core_attn::requant::QParams;
 use core_attn::rmsnorm::{RmsNormParams, RMS_NORM_MAX_LSB_ERROR};
 use core_attn::rope::{Rope, RopeStyle, RopeTableParams, ROPE_MAX_LSB_ERROR};
 use core_attn::swiglu::{SwiGluParams, SWIGLU_MAX_LSB_ERROR};

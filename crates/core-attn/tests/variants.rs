@@ -9,7 +9,7 @@
 //! `asm!` itself is cross-checked against the generic kernels on the device by the bench
 //! firmware (`bench/`, column `match` of BENCHMARKS.md).
 
-use core_attn::attention::{Attention, AttentionParams, Mask};
+use core_attn::attention::{Attention, AttentionParams, Mask, ATTENTION_VARIANTS};
 use core_attn::dsp;
 use core_attn::linear::{Activation, Linear};
 use core_attn::requant::{ChannelRequant, QParams, Requant};
@@ -451,6 +451,89 @@ fn linear_registry_runs_every_variant() {
     assert!(cfg!(target_arch = "arm") || ran == 4, "{ran} variants ran");
 }
 
+/// `Σ a[i]·b[i]` over the common length, summed in i64 and wrapped once at the end: an
+/// independent form of the wrapping i32 dot product (wrapping addition is associative, so the
+/// sum modulo 2^32 is the same however it is ordered).
+fn dot_wide(a: &[i8], b: &[i8]) -> i32 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| x as i64 * y as i64)
+        .sum::<i64>() as i32
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(2000, 16), ..ProptestConfig::default() })]
+
+    /// Every registered dot-product variant ([`dsp::DOT_I8_VARIANTS`]), the dispatcher
+    /// ([`dsp::dot_i8`]) and the reference ([`core_attn::linear::dot_i8`]) against [`dot_wide`],
+    /// any lengths (also unequal: the common length counts).
+    #[test]
+    fn dot_i8_variants_are_bit_identical(
+        a in prop::collection::vec(any::<i8>(), 0..300),
+        b in prop::collection::vec(any::<i8>(), 0..300),
+    ) {
+        let want = dot_wide(&a, &b);
+        prop_assert_eq!(core_attn::linear::dot_i8(&a, &b), want, "linear::dot_i8");
+        prop_assert_eq!(dsp::dot_i8(&a, &b), want, "dsp::dot_i8");
+        for v in dsp::DOT_I8_VARIANTS {
+            prop_assert_eq!((v.run)(&a, &b), want, "registered variant {}", v.name);
+        }
+    }
+}
+
+/// The dot-product registry ([`dsp::DOT_I8_VARIANTS`]) the dispatcher and the suite above share:
+/// names unique, exactly one native entry (the one [`dsp::dot_i8`] runs: `armv7em_dsp` on DSP
+/// targets, `portable` elsewhere), and every entry gives [`dot_wide`]'s value on lengths with
+/// every residue mod 4 (the 4-byte chunks and the byte tail), including extreme products whose
+/// sum wraps. Guards against (checked: each injected, this test fails): an entry
+/// wired to a wrong function (`armv7em_dsp`'s `run` → a stub returning 0, or the tail dropped),
+/// and `native` set on two entries or none.
+#[test]
+fn dot_i8_registry_runs_every_variant() {
+    let names: Vec<&str> = dsp::DOT_I8_VARIANTS.iter().map(|v| v.name).collect();
+    for (i, a) in names.iter().enumerate() {
+        assert!(!names[i + 1..].contains(a), "duplicate variant {a}");
+    }
+    let native: Vec<&str> = dsp::DOT_I8_VARIANTS
+        .iter()
+        .filter(|v| v.native)
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(native.len(), 1, "native dot-product variants {native:?}");
+    if !cfg!(target_arch = "arm") {
+        assert_eq!(
+            native,
+            ["portable"],
+            "native dot-product variant on the host"
+        );
+    }
+    let mut x = 0x2545_f491u32;
+    let mut byte = move || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x as i8
+    };
+    let mut cases: Vec<(Vec<i8>, Vec<i8>)> = (0..=13)
+        .map(|n| {
+            (
+                (0..n).map(|_| byte()).collect(),
+                (0..n).map(|_| byte()).collect(),
+            )
+        })
+        .collect();
+    // 140,000 products of 2^14: the sum passes 2^31 and wraps.
+    cases.push((vec![-128; 140_000], vec![-128; 140_000]));
+    cases.push((vec![-128; 7], vec![127; 9]));
+    for (a, b) in &cases {
+        let want = dot_wide(a, b);
+        assert_eq!(dsp::dot_i8(a, b), want, "dsp::dot_i8, length {}", a.len());
+        for v in dsp::DOT_I8_VARIANTS {
+            assert_eq!((v.run)(a, b), want, "{}, length {}", v.name, a.len());
+        }
+    }
+}
+
 #[test]
 fn linear_variants_named_shapes() {
     // The shipped shapes, odd token counts, saturating values, wrapping bias.
@@ -678,15 +761,17 @@ proptest! {
         let exp = ExpTable::new(&hi, &lo).unwrap();
         let r = Requant::from_real(scale).unwrap();
         let mut a = scores.clone();
-        let mut b = scores.clone();
         softmax::softmax_scores_in_place_generic(&mut a, r, exp).unwrap();
-        softmax::softmax_scores_in_place(&mut b, r, exp).unwrap();
-        prop_assert_eq!(a, b);
         let mut pa = vec![0u16; bytes.len()];
-        let mut pb = vec![0u16; bytes.len()];
         softmax::softmax_i8_generic(&bytes, r, exp, &mut pa).unwrap();
-        softmax::softmax_i8(&bytes, r, exp, &mut pb).unwrap();
-        prop_assert_eq!(pa, pb);
+        for var in softmax::SOFTMAX_VARIANTS {
+            let mut b = scores.clone();
+            (var.scores)(&mut b, r, exp).unwrap();
+            prop_assert_eq!(&a, &b, "{} scores", var.name);
+            let mut pb = vec![0u16; bytes.len()];
+            (var.i8)(&bytes, r, exp, &mut pb).unwrap();
+            prop_assert_eq!(&pa, &pb, "{} i8", var.name);
+        }
     }
 
     #[test]
@@ -711,15 +796,14 @@ proptest! {
         let att: Attention<'_> = p.as_attention();
         let mask = if causal { Mask::Causal { first_position: first } } else { Mask::None };
         let mut a = vec![0i8; n * w];
-        let mut b = vec![0i8; n * w];
         let mut sa = vec![0i32; m];
         let mut sb = vec![0i32; m];
         att.run_generic(Rows::contiguous(&q, w).unwrap(), Rows::contiguous(&k, w).unwrap(), Rows::contiguous(&v, w).unwrap(), mask, &mut a, &mut sa).unwrap();
-        att.run(Rows::contiguous(&q, w).unwrap(), Rows::contiguous(&k, w).unwrap(), Rows::contiguous(&v, w).unwrap(), mask, &mut b, &mut sb).unwrap();
-        prop_assert_eq!(&a, &b);
-        let mut c = vec![0i8; n * w];
-        att.run_packed(Rows::contiguous(&q, w).unwrap(), Rows::contiguous(&k, w).unwrap(), Rows::contiguous(&v, w).unwrap(), mask, &mut c, &mut sb).unwrap();
-        prop_assert_eq!(&a, &c, "run_packed");
+        for var in ATTENTION_VARIANTS {
+            let mut b = vec![0i8; n * w];
+            (var.run)(&att, Rows::contiguous(&q, w).unwrap(), Rows::contiguous(&k, w).unwrap(), Rows::contiguous(&v, w).unwrap(), mask, &mut b, &mut sb).unwrap();
+            prop_assert_eq!(&a, &b, "{}", var.name);
+        }
     }
 }
 
@@ -773,17 +857,23 @@ fn attention_small_row_sums_are_bit_identical() {
                 },
             ] {
                 let mut a = vec![0i8; n * w];
-                let mut b = vec![0i8; n * w];
-                let mut c = vec![0i8; n * w];
                 let mut s = vec![0i32; m];
                 att.run_generic(rows(&q, w), rows(&k, w), rows(&vv, w), mask, &mut a, &mut s)
                     .unwrap();
-                att.run(rows(&q, w), rows(&k, w), rows(&vv, w), mask, &mut b, &mut s)
+                for var in ATTENTION_VARIANTS {
+                    let mut b = vec![0i8; n * w];
+                    (var.run)(
+                        &att,
+                        rows(&q, w),
+                        rows(&k, w),
+                        rows(&vv, w),
+                        mask,
+                        &mut b,
+                        &mut s,
+                    )
                     .unwrap();
-                att.run_packed(rows(&q, w), rows(&k, w), rows(&vv, w), mask, &mut c, &mut s)
-                    .unwrap();
-                assert_eq!(a, b, "run, table {v}, {n}x{m}");
-                assert_eq!(a, c, "run_packed, table {v}, {n}x{m}");
+                    assert_eq!(a, b, "{}, table {v}, {n}x{m}", var.name);
+                }
             }
         }
     }
@@ -796,15 +886,17 @@ fn check_softmax_requant(r: Requant, scores: &[i32], bytes: &[i8]) -> Result<(),
     let (hi, lo) = exp_tables();
     let exp = ExpTable::new(&hi, &lo).unwrap();
     let mut a = scores.to_vec();
-    let mut b = scores.to_vec();
     softmax::softmax_scores_in_place_generic(&mut a, r, exp).unwrap();
-    softmax::softmax_scores_in_place(&mut b, r, exp).unwrap();
-    prop_assert_eq!(a, b, "scores {:?} {:?}", r, scores);
     let mut pa = vec![0u16; bytes.len()];
-    let mut pb = vec![0u16; bytes.len()];
     softmax::softmax_i8_generic(bytes, r, exp, &mut pa).unwrap();
-    softmax::softmax_i8(bytes, r, exp, &mut pb).unwrap();
-    prop_assert_eq!(pa, pb, "bytes {:?}", r);
+    for var in softmax::SOFTMAX_VARIANTS {
+        let mut b = scores.to_vec();
+        (var.scores)(&mut b, r, exp).unwrap();
+        prop_assert_eq!(&a, &b, "{} scores {:?} {:?}", var.name, r, scores);
+        let mut pb = vec![0u16; bytes.len()];
+        (var.i8)(bytes, r, exp, &mut pb).unwrap();
+        prop_assert_eq!(&pa, &pb, "{} bytes {:?}", var.name, r);
+    }
     Ok(())
 }
 
@@ -922,18 +1014,108 @@ fn single_query_rows_every_kv_length() {
                     Rows::contiguous(d, w).unwrap()
                 }
                 let mut a = vec![0i8; w];
-                let mut b = vec![0i8; w];
-                let mut c = vec![0i8; w];
                 let mut s = vec![0i32; nk];
                 att.run_generic(rows(&q, w), rows(&k, w), rows(&v, w), mask, &mut a, &mut s)
                     .unwrap();
-                att.run(rows(&q, w), rows(&k, w), rows(&v, w), mask, &mut b, &mut s)
+                for var in ATTENTION_VARIANTS {
+                    let mut b = vec![0i8; w];
+                    (var.run)(
+                        &att,
+                        rows(&q, w),
+                        rows(&k, w),
+                        rows(&v, w),
+                        mask,
+                        &mut b,
+                        &mut s,
+                    )
                     .unwrap();
-                att.run_packed(rows(&q, w), rows(&k, w), rows(&v, w), mask, &mut c, &mut s)
-                    .unwrap();
-                assert_eq!(a, b, "run: head_dim {head_dim} keys {nk} {mask:?}");
-                assert_eq!(a, c, "run_packed: head_dim {head_dim} keys {nk} {mask:?}");
+                    assert_eq!(a, b, "{}: head_dim {head_dim} keys {nk} {mask:?}", var.name);
+                }
             }
         }
+    }
+}
+
+/// The softmax and attention registries ([`softmax::SOFTMAX_VARIANTS`],
+/// [`ATTENTION_VARIANTS`]) the suites above iterate: names unique, each registry holding the
+/// entry points it documents, and every entry giving the generic reference's bits on one
+/// ordinary case (a softmax row of 20 scores and of 20 bytes; 2 heads of 16, 5 queries over 7
+/// keys, causal, where `run_packed` takes its packed path). Guards against (checked: each
+/// injected, this test fails): an entry wired to a wrong function (`run_packed`'s entry →
+/// `|_, _, _, _, _, _, _| Ok(())`, writing nothing; the softmax `i8` form → one that leaves the
+/// probabilities at 0), and an entry point dropped from a registry.
+#[test]
+fn softmax_and_attention_registries_run_every_variant() {
+    let names: Vec<&str> = softmax::SOFTMAX_VARIANTS.iter().map(|v| v.name).collect();
+    assert_eq!(names, ["dispatched"]);
+    let names: Vec<&str> = ATTENTION_VARIANTS.iter().map(|v| v.name).collect();
+    assert_eq!(names, ["run", "run_packed"]);
+
+    let (hi, lo) = exp_tables();
+    let exp = ExpTable::new(&hi, &lo).unwrap();
+    let r = Requant::from_real(0.01).unwrap();
+    let scores: Vec<i32> = (0..20).map(|i| (i * 7919 % 600) - 300).collect();
+    let bytes: Vec<i8> = (0..20).map(|i| ((i * 37) % 256) as u8 as i8).collect();
+    let mut want = scores.clone();
+    softmax::softmax_scores_in_place_generic(&mut want, r, exp).unwrap();
+    let mut want8 = vec![0u16; bytes.len()];
+    softmax::softmax_i8_generic(&bytes, r, exp, &mut want8).unwrap();
+    // Not trivial: several nonzero probabilities in each row.
+    assert!(want.iter().filter(|&&p| p > 0).count() > 1);
+    assert!(want8.iter().filter(|&&p| p > 0).count() > 1);
+    for var in softmax::SOFTMAX_VARIANTS {
+        let mut got = scores.clone();
+        (var.scores)(&mut got, r, exp).unwrap();
+        assert_eq!(got, want, "{} scores", var.name);
+        let mut got8 = vec![0u16; bytes.len()];
+        (var.i8)(&bytes, r, exp, &mut got8).unwrap();
+        assert_eq!(got8, want8, "{} i8", var.name);
+    }
+
+    let (heads, head_dim, n, m) = (2usize, 16usize, 5usize, 7usize);
+    let w = heads * head_dim;
+    let p = AttentionParams::quantize(
+        heads,
+        head_dim,
+        0.05,
+        0.05,
+        0.05,
+        QParams {
+            scale: 0.02,
+            zero_point: 1,
+        },
+    )
+    .unwrap();
+    let att = p.as_attention();
+    let byte = |i: usize| ((i * 91 + 5) % 256) as u8 as i8;
+    let q: Vec<i8> = (0..n * w).map(byte).collect();
+    let k: Vec<i8> = (0..m * w).map(|i| byte(i + 1000)).collect();
+    let v: Vec<i8> = (0..m * w).map(|i| byte(i + 5000)).collect();
+    let mask = Mask::Causal { first_position: 2 };
+    let mut want = vec![0i8; n * w];
+    let mut s = vec![0i32; m];
+    att.run_generic(
+        Rows::contiguous(&q, w).unwrap(),
+        Rows::contiguous(&k, w).unwrap(),
+        Rows::contiguous(&v, w).unwrap(),
+        mask,
+        &mut want,
+        &mut s,
+    )
+    .unwrap();
+    assert!(want.iter().any(|&x| x != want[0]), "a constant output");
+    for var in ATTENTION_VARIANTS {
+        let mut got = vec![0i8; n * w];
+        (var.run)(
+            &att,
+            Rows::contiguous(&q, w).unwrap(),
+            Rows::contiguous(&k, w).unwrap(),
+            Rows::contiguous(&v, w).unwrap(),
+            mask,
+            &mut got,
+            &mut s,
+        )
+        .unwrap();
+        assert_eq!(got, want, "{}", var.name);
     }
 }

@@ -31,7 +31,8 @@
 //! # Layout
 //! This file holds the contract and the generic kernel ([`Attention`]); `kernels.rs` the
 //! per-head-width and packed-V inner loops it selects from (the `asm!` ones are in
-//! `crate::dsp::attention`); `kv_cache.rs` the [`KvCache`].
+//! `crate::dsp::attention`); `kv_cache.rs` the [`KvCache`]; `variants.rs` the registry
+//! [`ATTENTION_VARIANTS`] the shared suite runs.
 
 use crate::error::check_len;
 use crate::requant::Requant;
@@ -42,10 +43,12 @@ use core::num::NonZeroUsize;
 
 mod kernels;
 mod kv_cache;
+mod variants;
 
 use kernels::*;
 pub use kernels::{PACK_MAX_HEAD_DIM, PACK_WORDS};
 pub use kv_cache::KvCache;
+pub use variants::{AttentionFn, AttentionVariant, ATTENTION_VARIANTS};
 
 /// Which keys a query may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

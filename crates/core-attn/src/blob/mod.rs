@@ -91,7 +91,7 @@ use crate::embed::PatchEmbedding;
 use crate::linear::Linear;
 use crate::llama::{LlamaBlock, LlamaModel};
 use crate::norm::LayerNorm;
-use crate::quant::{ChannelRequant, Requant};
+use crate::requant::{ChannelRequant, Requant};
 use crate::residual::ResidualAdd;
 use crate::rmsnorm::RmsNorm;
 use crate::rope::{Rope, RopeStyle, RopeTable};

@@ -5,7 +5,9 @@ use super::*;
 use crate::attention::AttentionParams;
 use crate::linear::LinearParams;
 use crate::norm::LayerNormParams;
-use crate::quantize::{CrossAttentionParams, DecoderBlockParams, EncoderBlockParams, MlpParams};
+use crate::quantize_block::{
+    CrossAttentionParams, DecoderBlockParams, EncoderBlockParams, MlpParams,
+};
 use std::vec;
 use std::vec::Vec;
 
@@ -71,9 +73,9 @@ pub struct ModelParams {
     /// Decoder (decoder LM, encoder–decoder).
     pub decoder: Option<DecoderParams>,
     /// Input image quantization (encoder models).
-    pub input: crate::quant::QParams,
+    pub input: crate::requant::QParams,
     /// Logits quantization.
-    pub logits: crate::quant::QParams,
+    pub logits: crate::requant::QParams,
 }
 
 enum Data {

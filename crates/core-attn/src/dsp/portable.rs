@@ -3,6 +3,16 @@
 
 use super::{requant_i8, LinearArgs, Params, Parts};
 
+/// Plain int8 dot product with i32 accumulation (`Σ a[i]·b[i]` over the common length,
+/// wrapping): the generic reference kernel that optimized variants must match bit for bit,
+/// exported as [`crate::linear::dot_i8`].
+#[inline]
+pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    a.iter()
+        .zip(b)
+        .fold(0i32, |acc, (&x, &y)| acc.wrapping_add(x as i32 * y as i32))
+}
+
 /// Portable blocked linear kernel (2 output rows × 2 tokens per step, each loaded input and
 /// weight used twice): plain Rust for targets without the DSP extension (Cortex-M0, host).
 /// Shapes as [`Linear::run`] checks them (`input`: `rows·in`, `output`: `rows·out`); with
@@ -35,7 +45,7 @@ pub(crate) fn linear(l: &LinearArgs<'_>, input: &[i8], output: &mut [i8], rows: 
         .zip(p.mult)
         .zip(p.shift)
     {
-        *y = requant_i8(b.wrapping_add(crate::linear::dot_i8(x, w)), m, s, zp);
+        *y = requant_i8(b.wrapping_add(dot_i8(x, w)), m, s, zp);
     }
 }
 
@@ -74,8 +84,8 @@ fn portable_pair(p: &Params<'_>, x0: &[i8], x1: &[i8], y0: &mut [i8], y1: &mut [
             ss.remainder(),
         ) {
             let w = ws.remainder();
-            *ya = requant_i8(b.wrapping_add(crate::linear::dot_i8(x0, w)), *m, *s, zp);
-            *yb = requant_i8(b.wrapping_add(crate::linear::dot_i8(x1, w)), *m, *s, zp);
+            *ya = requant_i8(b.wrapping_add(dot_i8(x0, w)), *m, *s, zp);
+            *yb = requant_i8(b.wrapping_add(dot_i8(x1, w)), *m, *s, zp);
         }
     }
 }

@@ -5,7 +5,7 @@
 //! f64, RoPE takes `cos`/`sin` of the exact angle (no table), SwiGLU evaluates `x·σ(x)` per
 //! element (no table, no fixed point).
 
-use crate::quant::QParams;
+use crate::requant::QParams;
 use crate::rope::RopeStyle;
 use crate::Error;
 use std::vec;

@@ -32,8 +32,10 @@ use crate::requant::Requant;
 use crate::{Error, MAX_SEQ_LEN};
 
 mod row_i8;
+mod variants;
 
 pub use row_i8::{softmax_i8, softmax_i8_generic};
+pub use variants::{SoftmaxI8Fn, SoftmaxScoresFn, SoftmaxVariant, SOFTMAX_VARIANTS};
 
 /// Q15 probability of 1.0.
 pub const PROB_ONE: u32 = 1 << 15;

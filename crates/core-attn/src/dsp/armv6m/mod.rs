@@ -280,7 +280,7 @@ fn tail_rows(p: &crate::dsp::Params<'_>, x: &[i8], y: &mut [i8], from: usize, c:
             break;
         };
         w = rest;
-        let acc = b.wrapping_add(crate::linear::dot_i8(x, row));
+        let acc = b.wrapping_add(crate::dsp::portable::dot_i8(x, row));
         *y = requant(acc, m, s, c, zp);
     }
 }

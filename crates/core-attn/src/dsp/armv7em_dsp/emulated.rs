@@ -89,7 +89,7 @@ pub(crate) fn linear(l: &LinearArgs<'_>, input: &[i8], output: &mut [i8], rows: 
     true
 }
 
-/// The looped DSP passes (any width, `arm::run_any`) emulated: 4-input chunks then
+/// The looped DSP passes (any width, `kernels::run_any`) emulated: 4-input chunks then
 /// `SMLABB`/`SMLATB` byte tails for token pairs, 8-input steps then `SMLABB` byte tails for
 /// one token, the same buffers and requantization.
 fn linear_dsp_any_emulated(l: &LinearArgs<'_>, input: &[i8], output: &mut [i8], rows: usize) {

@@ -36,7 +36,7 @@
 //! `SMLAD`s that is 1.0 instruction and cycle per MAC before any load, and this shape cannot
 //! reach the prefill figures.
 //!
-//! **Any width** (`arm::pass_2x2_any`, `arm::pass_4x1_any`; widths `4..=`[`MAX_ANY_WIDTH`],
+//! **Any width** (`looped::pass_2x2_any`, `looped::pass_4x1_any`; widths `4..=`[`MAX_ANY_WIDTH`],
 //! the input width a runtime value). Token pairs: the same 15-instruction chunk per 4 inputs
 //! (row 1 through the register offset `lr = IN − 4`, which the bias pointer gives up: it moves
 //! to the frame), in a loop of 8 chunks (32 inputs; `LDR`, `CMP`, `BNE` per iteration) that
@@ -52,12 +52,14 @@
 //! [`MAX_ANY_WIDTH`]).
 //!
 //! Layout: `kernels.rs` (dispatch by width), `unrolled.rs` (the passes of [`super::DSP_WIDTHS`]),
-//! `looped.rs` (any width), `emulated.rs` (the host twin, `emulated::linear`). Every
+//! `looped.rs` (any width), `emulated.rs` (the host twin, `emulated::linear`), `dot.rs` (the
+//! `SMLAD` dot product, its own host twin). Every
 //! function here takes plain slices and scalars ([`super::LinearArgs`]), never the kernel-level
 //! types.
 
 use super::intrinsics::{sxtb16, sxtb16_ror8};
 
+pub(crate) mod dot;
 pub(crate) mod emulated;
 #[cfg(core_attn_dsp)]
 pub(crate) mod kernels;

@@ -1,5 +1,5 @@
-//! Host twin of the Helium (MVE) linear kernels (`mve::run` with `pass_4x2` / `pass_4x1`, and
-//! `mve::run_any` with `pass_any`, in `dsp.rs`): the same dispatch, blocking, accumulation order
+//! Host twin of the Helium (MVE) linear kernels (`run` with `pass_4x2` / `pass_4x1`, and
+//! `run_any` with `pass_any`, in `helium/kernels.rs`): the same dispatch, blocking, accumulation order
 //! and vector requantization with each instruction emulated on 16-lane arrays, so that
 //! `tests/variants.rs` checks the algorithm against the generic kernel on any host (the `asm!`
 //! itself runs only on a Cortex-M55 under QEMU).
@@ -77,12 +77,12 @@ pub fn requant_mve_form(acc: i32, multiplier: i32, shift: i8, zero_point: i32) -
 }
 
 /// The Helium linear kernels with their instructions emulated (see the module). Returns
-/// `false`, writing nothing, where `mve::linear` does (the layer is not [`asm_requant_ok`], or
+/// `false`, writing nothing, where `helium::kernels::linear` does (the layer is not [`asm_requant_ok`], or
 /// its width is outside `1..=`[`MAX_ANY_WIDTH`]: the portable kernel runs instead) and for
 /// slices shorter than the shapes (which the device's callers never pass).
 #[doc(hidden)] // test hook, not part of the public API
 pub(crate) fn linear(l: &LinearArgs<'_>, input: &[i8], output: &mut [i8], rows: usize) -> bool {
-    // `mve::linear`: unaligned weights -> `linear_any`; aligned: not `asm_requant_ok` -> no;
+    // `helium::kernels::linear`: unaligned weights -> `linear_any`; aligned: not `asm_requant_ok` -> no;
     // a width of DSP_WIDTHS -> `run::<IN>`, else `any_width` (1..=MAX_ANY_WIDTH). Both run
     // the arithmetic below (the unrolled widths are multiples of 16: no predicated chunk).
     // Every width of DSP_WIDTHS is in 1..=MAX_ANY_WIDTH, so alignment changes nothing here.
@@ -172,7 +172,7 @@ pub(crate) fn linear(l: &LinearArgs<'_>, input: &[i8], output: &mut [i8], rows: 
     true
 }
 
-/// `tail_rows` of `dsp.rs` (compiled there only for the `asm!` targets): outputs `from..` of
+/// `tail_rows` of `dsp.rs` (the `dsp` module root, compiled there only for the `asm!` targets): outputs `from..` of
 /// one token, [`dot_i8`] and [`requant_i8`] per row.
 fn tail_rows(p: &crate::dsp::Params<'_>, x: &[i8], y: &mut [i8], from: usize, zp: i32) {
     let rows =

@@ -8,14 +8,14 @@
 //! `VMULH.S32`, `VSHL.S32`, `VADD` of `2·zp + 1`, `VQSHRNB #1` + `VQMOVNB` (the saturation),
 //! `VSTRB.32`.
 //!
-//! Other widths (`1..=`[`MAX_ANY_WIDTH`]) and alignments (`mve::pass_any`): the same 4 rows ×
+//! Other widths (`1..=`[`MAX_ANY_WIDTH`]) and alignments (`kernels::pass_any`): the same 4 rows ×
 //! 2 tokens (or 1), each row through its own pointer (`VLDRB.U8`, any alignment), a counted
 //! loop over the whole 16-input chunks (16 instructions per 128 MACs), then one last chunk
 //! whose weight loads are predicated by `VCTP.8` (`inf mod 16` lanes: no byte past a row is
 //! read); the inputs are copied into a zero-padded stack buffer (token pairs interleaved per
 //! 16 bytes), so the lanes a predicated load leaves alone multiply zeros.
 //!
-//! Host twin: `linear_mve_emulated` (`dsp/mve_emulated.rs`), the same blocking, accumulation
+//! Host twin: `linear_mve_emulated` (`helium/emulated.rs`), the same blocking, accumulation
 //!
 //! Layout: `kernels.rs` (the `asm!`, `cfg(core_attn_mve)`), `emulated.rs` (the host twin).
 //! Plain slices and scalars only ([`super::LinearArgs`]).
