@@ -231,7 +231,7 @@ def export_hf(P, out_dir):
 # ----------------------------------------------------------------------------- main
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=2500)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
@@ -350,6 +350,12 @@ def main():
                            "(written by models/train_llama.py)",
                    "prompts": prompts, "ids": enc}, f, indent=1, ensure_ascii=False)
         f.write("\n")
+    # The boards' prompts (boards/run-demo.sh and tests/tests/qemu_models.rs read
+    # models/data/<model>_prompts.npy: int64, one row per prompt, equal lengths): the first two
+    # held-out prompts, cut to the shorter one's length.
+    n = min(len(enc[0]), len(enc[1]))
+    np.save(os.path.join(args.data_dir, "llama-kjv_prompts.npy"),
+            np.array([enc[0][:n], enc[1][:n]], dtype=np.int64))
     with open(os.path.join(args.out, "jax_greedy_prompts.json"), "w", encoding="utf-8") as f:
         json.dump({"prompts": prompts, "greedy": greedy, "text": texts}, f, indent=1, ensure_ascii=False)
         f.write("\n")
