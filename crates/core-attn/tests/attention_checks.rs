@@ -4,7 +4,7 @@
 //! `Requant`'s docs, the module's shape rules), not from running the code.
 
 use core_attn::attention::{Attention, AttentionParams};
-use core_attn::quant::{QParams, Requant};
+use core_attn::requant::{QParams, Requant};
 use core_attn::softmax::ExpTable;
 use core_attn::{Error, MAX_WIDTH};
 
