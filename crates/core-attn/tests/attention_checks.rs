@@ -278,8 +278,6 @@ fn kv_cache_contract() {
 /// `<=` → `>`: a layer that does not fit reaches the packed kernel, whose bounds checks stop
 /// it (a debug assertion, or the output left unwritten in release builds).
 #[test]
-// Minutes under Miri (no unsafe reached on the host; the kernels' Miri-sized suites cover them).
-#[cfg_attr(miri, ignore)]
 fn run_packed_at_the_packing_limits() {
     use core_attn::attention::{Mask, PACK_MAX_HEAD_DIM, PACK_WORDS};
     use core_attn::tensor::Rows;
@@ -373,8 +371,6 @@ fn run_packed_at_the_packing_limits() {
 /// (output left unwritten); the split's `w > MAX_WIDTH` → `w >= MAX_WIDTH` (a `MAX_WIDTH`
 /// layer refused).
 #[test]
-// Minutes under Miri (no unsafe reached on the host; the kernels' Miri-sized suites cover them).
-#[cfg_attr(miri, ignore)]
 fn fused_entry_points_equal_the_view_kernels() {
     use core_attn::attention::Mask;
     use core_attn::tensor::Rows;
