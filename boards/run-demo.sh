@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's first command: install what is missing, then run the three shipped models
+# The README's first command: install what is missing, then run the four shipped models
 # (models/*.tatn) on an emulated Cortex-M4 (QEMU mps2-an386, STM32F411-class 512K flash /
 # 128K RAM), one firmware build per model, printing results and instructions executed.
 set -euo pipefail
