@@ -254,7 +254,8 @@ fn npy_images(path: &Path, chw: (usize, usize, usize)) -> Result<Vec<Vec<f32>>> 
     Ok(data.chunks_exact(c * h * w).map(<[f32]>::to_vec).collect())
 }
 
-pub(crate) fn npy_ids(path: &Path, vocab: usize) -> Result<Vec<Vec<usize>>> {
+/// Int64 token-id rows of a `.npy` file (`[N, T]` or `[T]`), every id checked `< vocab`.
+pub fn npy_ids(path: &Path, vocab: usize) -> Result<Vec<Vec<usize>>> {
     let a = read_npy(path)?;
     let NpyData::I64(data) = a.data else {
         return Err(Error::Input(format!(

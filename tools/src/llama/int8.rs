@@ -24,6 +24,7 @@ use core_attn::blob::{Blob, NO_TOKEN};
 use core_attn::llama::{calibrate_llama, llama_step, LlamaModel as _, LlamaParams};
 use core_attn::model::host::OwnedBuffers;
 use core_attn::model::{kv_caches, ModelBuffers};
+use core_attn::quantize_block::Calibration;
 use core_attn::reference::block::LinearF;
 use core_attn::reference::llama::{LlamaBlockF, LlamaF, RmsNormF};
 use core_attn::rope::RopeStyle as CoreRope;
@@ -157,12 +158,27 @@ pub fn calibration_ids(m: &LlamaModel, file: Option<&Path>) -> Result<Vec<Vec<u3
     Ok(out)
 }
 
-/// Calibrate and quantize a loaded Llama.
-pub fn quantize(m: &LlamaModel, calibration: Option<&Path>) -> Result<LlamaParams> {
+/// The f64 reference `convert` quantizes (a loaded Llama, see [`to_reference`]) and its
+/// calibration ranges over [`calibration_ids`].
+pub fn reference_calibration(
+    m: &LlamaModel,
+    calibration: Option<&Path>,
+) -> Result<(LlamaF, Calibration)> {
     let reference = to_reference(m)?;
     let inputs = calibration_ids(m, calibration)?;
     let calib = calibrate_llama(&reference, &inputs).map_err(core)?;
-    LlamaParams::quantize(&reference, &calib).map_err(core)
+    Ok((reference, calib))
+}
+
+/// Quantize an f64 reference with its calibration ranges.
+pub fn quantize_reference(f: &LlamaF, calib: &Calibration) -> Result<LlamaParams> {
+    LlamaParams::quantize(f, calib).map_err(core)
+}
+
+/// Calibrate and quantize a loaded Llama.
+pub fn quantize(m: &LlamaModel, calibration: Option<&Path>) -> Result<LlamaParams> {
+    let (reference, calib) = reference_calibration(m, calibration)?;
+    quantize_reference(&reference, &calib)
 }
 
 /// Blob bytes of a loaded Llama, with the tokenizer's pieces as the blob's vocabulary.
