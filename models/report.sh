@@ -31,7 +31,7 @@ $T simulate models/char-lm.tatn --prompt "And God said, Let there be " --max-new
 # llama-kjv: packed from the llama2.c export (the HF directory in models/llama-kjv/ holds the same
 # weights); the tokenizer sidecar must match too
 $T convert models/llama-kjv/model.bin --tokenizer models/llama-kjv/tokenizer.bin --max-positions 256 \
-    --calibration $D/llama_calib_8x128.npy -o "$OUT/llama-kjv.tatn" >/dev/null
+    --calibration $D/llama_calib_8x128.npy --smooth -o "$OUT/llama-kjv.tatn" >/dev/null
 for f in llama-kjv.tatn llama-kjv.tatn.tokenizer.bin; do
     if ! cmp -s "$OUT/$f" "models/$f"; then
         echo "models/$f differs from a fresh convert of models/llama-kjv/model.bin (re-pack: cp $OUT/$f models/)" >&2

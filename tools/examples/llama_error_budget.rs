@@ -17,14 +17,15 @@
 //! tokens as the clean pass. The same table for the transformed model (`tools convert`'s
 //! scale migration and calibration ranges) follows, then the real int8 runner on both.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use core_attn::quantize_block::Calibration;
 use core_attn::reference::block::NoObserver;
 use core_attn::reference::llama::LlamaF;
 use core_attn::requant::QParams;
-use tools::llama::int8::{calibration_ids, quantize_reference, reference_calibration};
+use tools::llama::int8::{
+    calibration_ids, quantize_reference, reference_calibration_with, PackTransform,
+};
 
 /// Points quantized symmetrically by `LlamaParams::quantize` (the others asymmetrically).
 const SYMMETRIC: &[&str] = &["q", "k", "v", "q_rope", "k_rope", "attn", "final", "logits"];
@@ -403,13 +404,63 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("forward vs LlamaF::forward: max |diff| {diff:.2e}");
 
     let calib = core_attn::llama::calibrate_llama(&f, &calib_ids)?;
-    let mut ranges: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
-    for (p, r) in calib.points() {
-        ranges.insert(p, r);
+    if std::env::var("LQ_STATS").is_ok() {
+        stats(&f, &calib_ids);
     }
-    budget("as shipped (max ranges, no migration)", &f, &calib, &d);
-    let (g, gcalib) = reference_calibration(&m, Some(&a[1]))?;
-    budget("tools convert's transform", &g, &gcalib, &d);
+    let only = std::env::var("LQ_ONLY").is_ok();
+    if !only {
+        budget("as shipped (max ranges, no migration)", &f, &calib, &d);
+    }
+    // LQ_ALPHA=0.3 (or "none") overrides the SwiGLU migration strength, LQ_ONLY=1 skips the
+    // per-point tables
+    let mut t = PackTransform::SMOOTH;
+    match std::env::var("LQ_ALPHA") {
+        Ok(s) if s == "none" => t.swiglu_alpha = None,
+        Ok(s) => t.swiglu_alpha = Some(s.parse()?),
+        Err(_) => {}
+    }
+    if let Ok(s) = std::env::var("LQ_CLIP") {
+        let kinds: Vec<&'static str> = s
+            .split(',')
+            .filter(|k| !k.is_empty())
+            .map(|k| &*Box::leak(k.to_string().into_boxed_str()))
+            .collect();
+        t.clip = Box::leak(kinds.into_boxed_slice());
+    }
+    println!("transform: {t:?}");
+    let (g, gcalib) = reference_calibration_with(&m, Some(&a[1]), t)?;
+    let r = g.forward(&d.windows[0], &mut NoObserver)?;
+    let diff = r
+        .iter()
+        .zip(&d.clean_windows[0])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    println!("transformed vs original logits: max |diff| {diff:.2e}");
+    if !only {
+        budget("transformed", &g, &gcalib, &d);
+    } else {
+        let all = Fq {
+            calib: &gcalib,
+            acts: vec![],
+            all: true,
+        };
+        let all_w = fq_weights(&g, &["qkv", "wo", "w1", "w3", "w2", "emb"]);
+        report("transformed: everything", &d, v, f.eos, &|ids| {
+            forward(&all_w, ids, &all)
+        });
+        let sw = Fq {
+            calib: &gcalib,
+            acts: vec!["swiglu"],
+            all: false,
+        };
+        report("transformed: act swiglu", &d, v, f.eos, &|ids| {
+            forward(&g, ids, &sw)
+        });
+        let w2 = fq_weights(&g, &["w2"]);
+        report("transformed: weights w2", &d, v, f.eos, &|ids| {
+            forward(&w2, ids, &none)
+        });
+    }
 
     println!("== real int8 runner (LlamaParams on the host)");
     for (name, model, c) in [("shipped", &f, &calib), ("transformed", &g, &gcalib)] {
@@ -428,4 +479,49 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
     }
     Ok(())
+}
+
+/// Collects every value of the points it is given.
+#[derive(Default)]
+struct Values(std::collections::BTreeMap<String, Vec<f64>>);
+
+impl core_attn::reference::block::Observer for Values {
+    fn observe(&mut self, point: &str, values: &[f64]) {
+        self.0
+            .entry(point.to_string())
+            .or_default()
+            .extend_from_slice(values);
+    }
+}
+
+/// Ranges, quantiles and per-channel / per-token maxima of every point over the calibration set.
+fn stats(f: &LlamaF, ids: &[Vec<u32>]) {
+    let mut v = Values::default();
+    for s in ids {
+        f.forward(s, &mut v).expect("forward");
+    }
+    let tokens: usize = ids.iter().map(Vec::len).sum();
+    for (p, vals) in &v.0 {
+        let w = vals.len() / tokens;
+        let mut a: Vec<f64> = vals.iter().map(|x| x.abs()).collect();
+        a.sort_by(f64::total_cmp);
+        let q = |p: f64| a[((a.len() - 1) as f64 * p) as usize];
+        let (lo, hi) = vals
+            .iter()
+            .fold((0.0f64, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
+        let mut ch = vec![0.0f64; w];
+        let mut tok = vec![0.0f64; tokens];
+        for (i, &x) in vals.iter().enumerate() {
+            ch[i % w] = ch[i % w].max(x.abs());
+            tok[i / w] = tok[i / w].max(x.abs());
+        }
+        ch.sort_by(f64::total_cmp);
+        tok.sort_by(f64::total_cmp);
+        println!(
+            "{p:<10} w {w:>3} [{lo:>8.3}, {hi:>8.3}] |x| q50 {:.3} q99 {:.3} q99.9 {:.3} q99.99 {:.3}; chan max med {:.3} top3 {:.2} {:.2} {:.2}; token max med {:.3} top3 {:.2} {:.2} {:.2}",
+            q(0.5), q(0.99), q(0.999), q(0.9999),
+            ch[w / 2], ch[w - 1], ch[w - 2], ch[w - 3],
+            tok[tokens / 2], tok[tokens - 1], tok[tokens - 2], tok[tokens - 3]
+        );
+    }
 }

@@ -40,6 +40,11 @@ pub struct ConvertArgs {
     /// bytes: stories260K at its 512 positions needs 160 KiB, at 64 20 KiB.
     #[arg(long)]
     pub max_positions: Option<usize>,
+    /// Llama checkpoints: pack-time outlier handling (no format change): the SwiGLU product's
+    /// channels migrated into W2 by power-of-two SmoothQuant scales (α 0.5), and every
+    /// activation's calibration range but the logits' clipped to its least-square-error range.
+    #[arg(long)]
+    pub smooth: bool,
 }
 
 /// Write `bytes` to `path` atomically (temporary file in the same directory, then rename).
@@ -155,9 +160,9 @@ pub fn run(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
     if let Some(format) = crate::llama::detect(&args.checkpoint) {
         return convert_llama(args, format, out);
     }
-    if args.tokenizer.is_some() || args.max_positions.is_some() {
+    if args.tokenizer.is_some() || args.max_positions.is_some() || args.smooth {
         return Err(Error::Input(
-            "--tokenizer and --max-positions are for Llama checkpoints (llama2.c .bin or a Hugging Face Llama directory)"
+            "--tokenizer, --max-positions and --smooth are for Llama checkpoints (llama2.c .bin or a Hugging Face Llama directory)"
                 .into(),
         ));
     }
@@ -227,7 +232,17 @@ fn convert_llama(
         .as_deref()
         .map(|p| std::fs::read(p).map_err(|e| Error::io(p, e)))
         .transpose()?;
-    let bytes = int8::convert(&model, args.calibration.as_deref(), tokenizer.as_ref())?;
+    let transform = if args.smooth {
+        int8::PackTransform::SMOOTH
+    } else {
+        int8::PackTransform::NONE
+    };
+    let bytes = int8::convert_with(
+        &model,
+        args.calibration.as_deref(),
+        tokenizer.as_ref(),
+        transform,
+    )?;
     let sidecar = int8::tokenizer_sidecar(&args.output);
     let mut files: Vec<(&Path, &[u8])> = vec![(&args.output, &bytes)];
     if let Some(t) = &tok_bytes {

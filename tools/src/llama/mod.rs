@@ -17,6 +17,8 @@ pub mod forward;
 pub mod hf;
 pub mod int8;
 pub mod llama2c;
+pub mod migrate;
+pub mod ranges;
 pub mod simulate;
 pub mod tokenizer;
 
