@@ -39,12 +39,14 @@ struct Fq<'a> {
     calib: &'a Calibration,
     acts: Vec<&'a str>,
     all: bool,
+    /// With `all`: kinds left unquantized (what a wider format there would give).
+    except: Vec<&'a str>,
 }
 
 impl Fq<'_> {
     fn apply(&self, point: &str, v: &mut [f64]) {
         let k = kind(point);
-        if !(self.all || self.acts.contains(&k)) || k == "x0" {
+        if !(self.all || self.acts.contains(&k)) || k == "x0" || self.except.contains(&k) {
             return;
         }
         let q = if SYMMETRIC.contains(&k) {
@@ -85,6 +87,11 @@ fn fq_weights(f: &LlamaF, which: &[&str]) -> LlamaF {
                 fq_rows(&mut l.w, cols);
             }
         }
+    }
+    if which.contains(&"emb_rows") {
+        // per-row scales (a format change: the blob holds one embedding scale)
+        let cols = g.width;
+        fq_rows(&mut g.embedding, cols);
     }
     if which.contains(&"emb") {
         let q = QParams::symmetric(
@@ -306,6 +313,7 @@ fn budget(title: &str, f: &LlamaF, calib: &Calibration, d: &Data) {
     let none = Fq {
         calib,
         acts: vec![],
+        except: vec![],
         all: false,
     };
     let kinds = [
@@ -316,6 +324,7 @@ fn budget(title: &str, f: &LlamaF, calib: &Calibration, d: &Data) {
         let fq = Fq {
             calib,
             acts: vec![k],
+            except: vec![],
             all: false,
         };
         report(&format!("act {k}"), d, v, f.eos, &|ids| {
@@ -335,10 +344,29 @@ fn budget(title: &str, f: &LlamaF, calib: &Calibration, d: &Data) {
     let all = Fq {
         calib,
         acts: vec![],
+        except: vec![],
         all: true,
     };
     report("all activations", d, v, f.eos, &|ids| forward(f, ids, &all));
     report("everything", d, v, f.eos, &|ids| forward(&all_w, ids, &all));
+    println!("-- what a format change would give (f64 simulation)");
+    for (name, except) in [
+        ("everything but swiglu", vec!["swiglu"]),
+        ("everything but add1/add2", vec!["add1", "add2"]),
+        ("everything but k/k_rope", vec!["k", "k_rope"]),
+    ] {
+        let fq = Fq {
+            calib,
+            acts: vec![],
+            all: true,
+            except,
+        };
+        report(name, d, v, f.eos, &|ids| forward(&all_w, ids, &fq));
+    }
+    let rows_w = fq_weights(f, &["qkv", "wo", "w1", "w3", "w2", "emb_rows"]);
+    report("everything, emb per row", d, v, f.eos, &|ids| {
+        forward(&rows_w, ids, &all)
+    });
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -372,6 +400,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let none = Fq {
         calib: &none_calib,
         acts: vec![],
+        except: vec![],
         all: false,
     };
     let clean = |ids: &[u32]| forward(&f, ids, &none);
@@ -442,6 +471,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let all = Fq {
             calib: &gcalib,
             acts: vec![],
+            except: vec![],
             all: true,
         };
         let all_w = fq_weights(&g, &["qkv", "wo", "w1", "w3", "w2", "emb"]);
@@ -451,6 +481,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let sw = Fq {
             calib: &gcalib,
             acts: vec!["swiglu"],
+            except: vec![],
             all: false,
         };
         report("transformed: act swiglu", &d, v, f.eos, &|ids| {
