@@ -210,6 +210,12 @@ fn int8_greedy_equals_f32_for_16_tokens() {
             err_all <= MAX_LOGIT_ERROR,
             "{text:?}: int8 logits differ from f32 by {err_all} on the shared prefix"
         );
+        eprintln!(
+            "{text:?}: parted at {parted:?} (prompt {}), f32 margin there {:?}, error on the \
+             leading logits {err_top:.3}, on all {err_all:.3}",
+            expected.len(),
+            parted.map(|_| top2_margin(&row(&f, shared - 1))),
+        );
         if parted.is_none() && gf.len() == gq.len() {
             assert_eq!(q["text"], f["text"], "{text:?}: int8 vs f32 text");
             equal += 1;
