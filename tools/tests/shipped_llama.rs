@@ -154,16 +154,20 @@ fn top2_margin(row: &[f64]) -> f64 {
 /// (the parting row excluded): the int8 logits stay within `MAX_LOGIT_ERROR` of f32's, and where
 /// the runs part, f32's top-2 margin is below twice int8's largest error on f32's two leading
 /// logits of the earlier rows (a prediction from other rows, not the parting row's own error).
-/// At least one prompt must match in full. Measured on the committed model (2,500 steps): 2 of
-/// 6 prompts equal for all 16 tokens; the others part at new tokens 1, 8, 12 and 15 where f32's
-/// margins are 0.098, 0.044, 0.227 and 0.024 against leading-logit errors 0.85, 0.30, 0.39 and
-/// 0.38. Guards against an int8 path that parts from f32 where f32 is confident or drifts in
-/// its logits (a mis-scaled or mis-mapped tensor).
+/// At least `MIN_EQUAL` prompts must match in full. Measured on the committed blob (packed with
+/// `convert --smooth`): 3 of 6 prompts equal for all 16 tokens (2 of 6 without `--smooth`); the
+/// others part at new tokens 1, 5 and 9 where f32's margins are 0.098, 0.104 and 0.016 against
+/// leading-logit errors 0.45, 0.27 and 1.31 (`--nocapture` prints them). Guards against an int8
+/// path that parts from f32 where f32 is confident or drifts in its logits (a mis-scaled or
+/// mis-mapped tensor), and against a blob packed without `--smooth` (2 equal).
 #[test]
 fn int8_greedy_equals_f32_for_16_tokens() {
-    /// Largest |int8 − f32| logit allowed on a shared prefix (measured 0.71–2.55 over all 512
-    /// logits of logits up to ±16; 0.30–1.78 on f32's two largest).
-    const MAX_LOGIT_ERROR: f64 = 3.0;
+    /// Largest |int8 − f32| logit allowed on a shared prefix (measured 0.59–1.48 over all 512
+    /// logits of logits up to ±16, 0.71–2.55 without `--smooth`; 0.27–1.31 on f32's two
+    /// largest).
+    const MAX_LOGIT_ERROR: f64 = 2.0;
+    /// Prompts that must decode identically for 16 tokens (as measured).
+    const MIN_EQUAL: usize = 3;
     let mut equal = 0;
     let all = prompts();
     for (text, expected) in &all {
@@ -229,8 +233,8 @@ fn int8_greedy_equals_f32_for_16_tokens() {
         }
     }
     assert!(
-        equal > 0,
-        "no prompt equal for 16 tokens (of {})",
+        equal >= MIN_EQUAL,
+        "{equal} prompts equal for 16 tokens (of {}), expected at least {MIN_EQUAL}",
         all.len()
     );
 }

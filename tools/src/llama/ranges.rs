@@ -3,7 +3,8 @@
 //! square over every calibration value, saturation included) is smallest, `c` on a grid from 1
 //! down to [`MIN_CLIP`]. Values beyond the clipped range saturate; for a heavy-tailed tensor
 //! (the SwiGLU product of a Llama: median |h| ≈ 0.06 against a maximum of 7–11 in
-//! `models/llama-kjv`) the finer step over the bulk outweighs the saturated tail.
+//! `models/llama-kjv`) the finer step over the bulk can outweigh the saturated tail (measured
+//! with `examples/llama_error_budget.rs`: that point's share of the RMS logit error 0.20 → 0.17).
 //!
 //! The result is an ordinary [`Calibration`] (each point observes its chosen `[lo, hi]`), so
 //! core-attn's quantizer and the blob format are unchanged.
