@@ -400,10 +400,15 @@ fn cli_llama_errors() {
         &["eval", o, "--reference", &s(&gpt2), "--data", i],
         &format!("invalid input: {}: not a Llama checkpoint (llama2.c .bin or LlamaForCausalLM directory), but {o} is a Llama blob", gpt2.display()),
     );
-    fails(
-        &["convert", &s(&gpt2), "-o", o, "--tokenizer", "t.bin"],
-        "invalid input: --tokenizer and --max-positions are for Llama checkpoints (llama2.c .bin or a Hugging Face Llama directory)",
-    );
+    let g = s(&gpt2);
+    for flag in [&["--tokenizer", "t.bin"][..], &["--smooth"]] {
+        let mut args = vec!["convert", &g, "-o", o];
+        args.extend(flag);
+        fails(
+            &args,
+            "invalid input: --tokenizer, --max-positions and --smooth are for Llama checkpoints (llama2.c .bin or a Hugging Face Llama directory)",
+        );
+    }
 }
 
 fn s(p: &Path) -> String {
