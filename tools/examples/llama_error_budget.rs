@@ -14,8 +14,11 @@
 //! weights), then `all` quantizes every point. Columns: RMS logit error, mean over rows of the
 //! largest error on the clean pass's two leading logits, top-1 agreement, perplexity ratio on
 //! the validation windows, and how many held-out prompts decode greedily to the same 16 new
-//! tokens as the clean pass. The same table for the transformed model (`tools convert`'s
-//! scale migration and calibration ranges) follows, then the real int8 runner on both.
+//! tokens as the clean pass. The same table for the transformed model (`tools convert
+//! --smooth`: scale migration and calibration ranges) follows, then the real int8 runner on
+//! both. Knobs: `LQ_ALPHA=0.8|none` (migration strength), `LQ_CLIP=swiglu,w2` (points whose
+//! range is clipped), `LQ_ONLY=1` (no per-point tables), `LQ_STATS=1` (ranges, quantiles and
+//! per-channel / per-token maxima of every point over the calibration set).
 
 use std::path::{Path, PathBuf};
 
