@@ -123,7 +123,7 @@ pub enum Failure {
     },
     /// The inputs do not match the model (kind, image size, positions, start token).
     BadInputs(&'static str),
-    /// The model is of a kind this path does not run (the serial link and Llama models).
+    /// The model is of a kind this firmware was not built for.
     Unsupported(&'static str),
     /// Writing the output failed.
     Output,
