@@ -1,5 +1,5 @@
 //! `tools device --qemu mps2-an386 MODEL run --input FILE --json` (and `mps2-an500`,
-//! `mps2-an505`, `mps3-an547`: one model each) against `tools simulate
+//! `mps2-an505`, `mps3-an547`: one model each; the Llamas on the M4) against `tools simulate
 //! MODEL --input FILE --json`: the device (the serve firmware under QEMU, talked to over its
 //! UART with the attn-link protocol) must print the same JSON byte for byte, plus its
 //! `"device"` counters; and the link's failures (another model on the device, no answer in
@@ -66,23 +66,24 @@ fn device_on(
     }))
 }
 
-fn run_args(input: &Path, max_new: usize) -> RunArgs {
+fn run_args(input: &Path, max_new: usize, tokenizer: Option<&Path>) -> RunArgs {
     RunArgs {
         input: Some(input.to_path_buf()),
         prompt: None,
         vocab: None,
+        tokenizer: tokenizer.map(Path::to_path_buf),
         json: true,
         max_new_tokens: max_new,
     }
 }
 
-fn simulate(model: &Path, input: &Path, max_new: usize) -> String {
+fn simulate(model: &Path, input: &Path, max_new: usize, tokenizer: Option<&Path>) -> String {
     cli(Command::Simulate(SimulateArgs {
         model: model.to_path_buf(),
         input: Some(input.to_path_buf()),
         prompt: None,
         vocab: None,
-        tokenizer: None,
+        tokenizer: tokenizer.map(Path::to_path_buf),
         json: true,
         max_new_tokens: max_new,
         attention_map: None,
@@ -92,10 +93,17 @@ fn simulate(model: &Path, input: &Path, max_new: usize) -> String {
     .unwrap()
 }
 
-/// The first `n` rows of a C-order `.npy` (version 1 header), written to a temp file: a
-/// handful of inputs keeps the QEMU runs short.
-fn first_rows(src: &Path, n: usize, dir: &Path) -> PathBuf {
-    let b = std::fs::read(src).unwrap();
+/// A C-order `.npy` with a version 1 header: the header's length and text, where its shape's
+/// text starts and ends in it, and the shape.
+struct Npy<'b> {
+    hlen: usize,
+    header: &'b str,
+    open: usize,
+    close: usize,
+    dims: Vec<usize>,
+}
+
+fn npy(b: &[u8]) -> Npy<'_> {
     assert_eq!(&b[..6], b"\x93NUMPY");
     assert_eq!(b[6], 1, "version 1 header");
     let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
@@ -108,6 +116,26 @@ fn first_rows(src: &Path, n: usize, dir: &Path) -> PathBuf {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().unwrap())
         .collect();
+    Npy {
+        hlen,
+        header,
+        open,
+        close,
+        dims,
+    }
+}
+
+/// The first `n` rows of a C-order `.npy` (version 1 header), written to a temp file: a
+/// handful of inputs keeps the QEMU runs short.
+fn first_rows(src: &Path, n: usize, dir: &Path) -> PathBuf {
+    let b = std::fs::read(src).unwrap();
+    let Npy {
+        hlen,
+        header,
+        open,
+        close,
+        dims,
+    } = npy(&b);
     assert!(dims[0] >= n);
     let item = if header.contains("'<f4'") { 4 } else { 8 };
     let row: usize = dims[1..].iter().product::<usize>() * item;
@@ -146,6 +174,20 @@ fn same_as_simulate_on(
     rows: usize,
     max_new: usize,
 ) -> Value {
+    same_as_simulate_with(machine, model, data, rows, max_new, None).0
+}
+
+/// [`same_as_simulate_on`] with a Llama's `--tokenizer` given to both; returns the counters
+/// and simulate's JSON.
+fn same_as_simulate_with(
+    machine: &str,
+    model: &str,
+    data: &str,
+    rows: usize,
+    max_new: usize,
+    tokenizer: Option<&str>,
+) -> (Value, Value) {
+    let tokenizer = tokenizer.map(|t| repo().join(t));
     let dir = std::env::temp_dir().join(format!("qemu-link-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let model = repo().join(model);
@@ -155,10 +197,10 @@ fn same_as_simulate_on(
         &model,
         None,
         60.0,
-        Action::Run(run_args(&input, max_new)),
+        Action::Run(run_args(&input, max_new, tokenizer.as_deref())),
     )
     .unwrap_or_else(|e| panic!("{}: {e}", model.display()));
-    let sim = simulate(&model, &input, max_new);
+    let sim = simulate(&model, &input, max_new, tokenizer.as_deref());
     let _ = std::fs::remove_file(&input);
     // Keys are sorted, so `"device"` comes first: `{"device":{...},REST` where REST is
     // simulate's object without its `{`. (Compared as text: re-serializing parsed floats
@@ -175,7 +217,7 @@ fn same_as_simulate_on(
     );
     let counters: Value = serde_json::from_str(&format!("{{{}}}", &rest[..end])).unwrap();
     assert_eq!(counters["unit"], "instructions");
-    counters
+    (counters, serde_json::from_str(&sim).unwrap())
 }
 
 #[test]
@@ -274,6 +316,121 @@ fn decoders_on_the_device_equal_simulate() {
     // Every prompt token and every generated one but the last is fed: 32 + 12 - 1.
     assert_eq!(c["tokens"][0], 43);
     assert!(c.get("encode").is_none());
+}
+
+/// A Llama over the link: the trained `llama-kjv` (256 positions: blob and KV cache fit the
+/// M4's 128 KiB) prints `tools simulate`'s JSON (ids, logits, text from its tokenizer sidecar)
+/// byte for byte. Prompt 0 stops before the llama2.c eos (its BOS) within 24 new tokens: the
+/// device keeps the eos it chose, `tools device` drops it as `simulate`'s stop rule does
+/// (injected bug: not dropping it fails here); prompt 1 runs all 24. `info` names the kind and
+/// `eval` finds every sequence and every logit equal.
+#[test]
+fn llama_on_the_device_equals_simulate() {
+    if skip() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let prompts = "models/data/llama-kjv_prompts.npy";
+    let (c, sim) =
+        same_as_simulate_with("mps2-an386", "models/llama-kjv.tatn", prompts, 2, 24, None);
+    assert_eq!(
+        sim["text"].as_array().unwrap().len(),
+        2,
+        "text from the sidecar"
+    );
+    let g = sim["generated"].as_array().unwrap();
+    let prompt_len = read_ids(&repo().join(prompts))[0].len();
+    let (g0, g1) = (
+        g[0].as_array().unwrap().len(),
+        g[1].as_array().unwrap().len(),
+    );
+    // Prompt 1: every id but the last is fed.
+    assert_eq!(g1, prompt_len + 24);
+    assert_eq!(c["tokens"][1], g1 - 1);
+    // Prompt 0 stopped early, before the eos: the device also fed its last kept id (the eos
+    // it then chose was not fed).
+    assert!(
+        g0 < prompt_len + 24,
+        "prompt 0 no longer stops early: {g0} ids"
+    );
+    assert_eq!(c["tokens"][0], g0);
+    assert!(c["decode"][0].as_u64().unwrap() > 0);
+    assert!(c.get("encode").is_none());
+
+    let model = repo().join("models/llama-kjv.tatn");
+    let elf =
+        tools::cli::device::build_firmware("mps2-an386", "thumbv7em-none-eabihf", &model).unwrap();
+    let info = device(&model, Some(elf.clone()), 60.0, Action::Info).unwrap();
+    let len = std::fs::metadata(&model).unwrap().len();
+    assert!(
+        info.contains(&format!("holds llama-kjv (llama, {len} bytes")),
+        "{info}"
+    );
+    let out = device(
+        &model,
+        Some(elf.clone()),
+        60.0,
+        Action::Eval(EvalArgs {
+            data: repo().join(prompts),
+            labels: None,
+            limit: Some(2),
+            max_new_tokens: 24,
+            json: true,
+        }),
+    )
+    .unwrap();
+    std::fs::remove_file(elf).unwrap();
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["inputs"], 2);
+    assert_eq!(r["sequences_equal"], 2, "{out}");
+    assert_eq!(r["logits_bit_exact"], 2, "{out}");
+    assert_eq!(r["token_agreement"], 1.0);
+}
+
+/// The llama2.c fixture (`boards/common/models/llama2c-tiny.tatn`, 64 positions) with its
+/// `--tokenizer` given to both, generating up to the last position (10 prompt ids + 54 = 64:
+/// the teacher-forced pass fills the whole cache).
+#[test]
+fn llama2c_fixture_on_the_device_equals_simulate() {
+    if skip() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (c, sim) = same_as_simulate_with(
+        "mps2-an386",
+        "boards/common/models/llama2c-tiny.tatn",
+        "tests/fixtures/llama2c-tiny/prompt_ids.npy",
+        1,
+        54,
+        Some("tests/fixtures/llama2c-tiny/tokenizer.bin"),
+    );
+    assert_eq!(sim["generated"][0].as_array().unwrap().len(), 64);
+    assert_eq!(sim["logits"][0].as_array().unwrap().len(), 64);
+    assert!(sim["text"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("In the beginning God"));
+    assert_eq!(c["tokens"][0], 63);
+}
+
+/// The int64 rows of a C-order `.npy` `[N, T]` (version 1 header).
+fn read_ids(path: &Path) -> Vec<Vec<i64>> {
+    let b = std::fs::read(path).unwrap();
+    let Npy {
+        hlen, header, dims, ..
+    } = npy(&b);
+    assert!(header.contains("'<i8'"), "{header}");
+    let body = &b[10 + hlen..];
+    (0..dims[0])
+        .map(|r| {
+            (0..dims[1])
+                .map(|c| {
+                    let at = 8 * (r * dims[1] + c);
+                    i64::from_le_bytes(body[at..at + 8].try_into().unwrap())
+                })
+                .collect()
+        })
+        .collect()
 }
 
 #[test]

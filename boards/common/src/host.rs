@@ -247,7 +247,7 @@ pub fn load(
     };
     let h = *blob.header();
     m.buffers = blob.buffers();
-    m.layers = crate::decoder_layers(&blob);
+    m.layers = core_attn::device::ModelInfo::of_blob(&blob).layers;
     m.kind = Some(blob.kind());
     m.inputs_path = inputs.map(Path::to_path_buf).or_else(|| find_inputs(path));
     let npy = match &m.inputs_path {

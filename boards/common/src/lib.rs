@@ -123,7 +123,7 @@ pub enum Failure {
     },
     /// The inputs do not match the model (kind, image size, positions, start token).
     BadInputs(&'static str),
-    /// The model is of a kind this path does not run (the serial link and Llama models).
+    /// The model is of a kind this firmware was not built for.
     Unsupported(&'static str),
     /// Writing the output failed.
     Output,
@@ -220,7 +220,7 @@ fn fits(needs: &BufferSizes, have: &BufferSizes) -> Result<(), Failure> {
 /// match it and fit `ids` generated ids.
 fn check_parsed(m: &Embedded, blob: &Blob<'_>, layers: usize, ids: usize) -> Result<(), Failure> {
     let h = blob.header();
-    if decoder_layers(blob) > layers {
+    if ModelInfo::of_blob(blob).layers > layers {
         return Err(Failure::TooManyLayers {
             needs: h.decoder.layers,
             have: layers,
@@ -257,16 +257,6 @@ fn check_parsed(m: &Embedded, blob: &Blob<'_>, layers: usize, ids: usize) -> Res
         }
     }
     Ok(())
-}
-
-/// Decoder layers (KV-cache slots) of a blob: a GPT-2-style decoder's, an encoder–decoder's
-/// or a Llama's; 0 for a classifier.
-pub fn decoder_layers(blob: &Blob<'_>) -> usize {
-    if blob.kind().has_decoder() || blob.kind() == ModelKind::Llama {
-        blob.header().decoder.layers
-    } else {
-        0
-    }
 }
 
 fn check_positions(

@@ -15,7 +15,8 @@ use crate::{check, Arena, ArenaSizes, Clock, Embedded, Failure};
 /// Frames of up to 4 KiB of payload (a 28×112 image fits): two buffers of this size.
 pub const FRAME: usize = attn_link::MAX_FRAME;
 
-/// Prompt and generated-ids capacity of the serve firmware (a model's positions + 1 at most).
+/// Prompt and generated-ids capacity of the serve firmware (the GPT-2-family models' positions
+/// + 1; [`attn_link::Info`] announces it, and a longer request is refused with `BadInput`).
 pub const MAX_IDS: usize = 257;
 
 /// [`Clock`] as the link's clock.
@@ -75,22 +76,21 @@ impl<S: ArenaSizes, const I8: usize, const I32: usize, const IDS: usize, const L
         ids: &mut [u32],
     ) -> Result<(), ServeFailure<IO::Error>> {
         let blob = check(m, &Self::SIZES, LAYERS, IDS).map_err(ServeFailure::Model)?;
-        if blob.kind() == ModelKind::Llama {
-            return Err(ServeFailure::Model(Failure::Unsupported(
-                "the serial link does not serve Llama models yet (attn-link has no Llama \
-                 handler); the model runner firmware (`cargo run --release`) runs it",
-            )));
-        }
         let info = crate::harness_info(&blob);
         let h = *blob.header();
         let d = h.decoder;
-        let has_decoder = blob.kind().has_decoder();
+        // A Llama's caches are `kv_heads · head_dim` wide (grouped-query attention).
+        let kv_width = if blob.kind() == ModelKind::Llama {
+            d.llama().kv_width()
+        } else {
+            d.width
+        };
         let parts = self
             .memory
             .parts(&info)
             .map_err(|e| ServeFailure::Model(Failure::Model(e)))?;
-        let mut caches: Caches<'_, LAYERS> = if has_decoder {
-            kv_slots::<LAYERS>(parts.kv, d.layers, d.max_positions, d.width)
+        let mut caches: Caches<'_, LAYERS> = if info.layers > 0 {
+            kv_slots::<LAYERS>(parts.kv, info.layers, d.max_positions, kv_width)
                 .map_err(ServeFailure::Model)?
         } else {
             Caches::new()

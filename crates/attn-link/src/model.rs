@@ -1,11 +1,18 @@
 //! The device-side [`Handler`] for a core-attn model blob (feature `model`): answers
 //! [`Request::Info`], [`Request::Classify`], [`Request::Generate`] and
 //! [`Request::TeacherForce`] with core-attn's runners (`vit_classify`, `encode_for_decoder`,
-//! `greedy`, `decoder_step`), timed by a user-supplied [`Clock`]. Every input is checked before
-//! anything runs; a bad one is an error frame, never a panic.
+//! `greedy`, `decoder_step`; for a Llama blob `llama_greedy` and `llama_step`), timed by a
+//! user-supplied [`Clock`]. Every input is checked before anything runs; a bad one is an
+//! error frame, never a panic.
+//!
+//! A Llama ([`kind_code`] 3) is served like the GPT-2 decoder: `Generate` answers the ids of
+//! `core_attn::llama::llama_greedy` (prompt + new ids; an emitted eos is kept and ends the
+//! generation, whatever the blob's stop rule: a host that stops *before* a llama2.c eos,
+//! as `tools simulate` does, drops it), `TeacherForce` one `llama_step` row per id.
 
 use core_attn::attention::KvCache;
 use core_attn::blob::{Blob, ModelKind};
+use core_attn::llama;
 use core_attn::model::{self as runner, ModelBuffers};
 
 use crate::msg::{unit_code, ErrorCode, Ids, Info, Request, Response};
@@ -25,7 +32,8 @@ pub trait Clock {
 pub struct Workspace<'a, 'b> {
     /// Runner buffers.
     pub buffers: ModelBuffers<'b>,
-    /// One self-attention KV cache per decoder layer (empty for a ViT).
+    /// One self-attention KV cache per decoder layer (empty for a ViT; a Llama's are
+    /// `kv_heads · head_dim` wide).
     pub caches: &'a mut [KvCache<'b>],
     /// One cross-attention KV cache per decoder layer (encoder–decoder only).
     pub cross: &'a mut [KvCache<'b>],
@@ -61,7 +69,8 @@ pub fn blob_checksum(bytes: &[u8]) -> u32 {
         .map_or(0, u32::from_le_bytes)
 }
 
-/// Wire code of a model kind (core-attn's blob kind order).
+/// Wire code of a model kind (core-attn's blob kind order, from 0): 0 ViT classifier, 1 decoder
+/// LM, 2 encoder–decoder, 3 Llama.
 pub fn kind_code(k: ModelKind) -> u8 {
     match k {
         ModelKind::VitClassifier => 0,
@@ -69,6 +78,12 @@ pub fn kind_code(k: ModelKind) -> u8 {
         ModelKind::EncoderDecoder => 2,
         ModelKind::Llama => 3,
     }
+}
+
+/// The kind generates tokens over per-layer KV caches: a GPT-2-style decoder, an
+/// encoder–decoder or a Llama.
+fn is_decoder(kind: ModelKind) -> bool {
+    kind.has_decoder() || kind == ModelKind::Llama
 }
 
 impl<'a, 'b, C: Clock> ModelHandler<'a, 'b, C> {
@@ -85,7 +100,7 @@ impl<'a, 'b, C: Clock> ModelHandler<'a, 'b, C> {
         let blob = Blob::parse(bytes)?;
         ws.buffers.check(&blob.buffers())?;
         let d = blob.header().decoder;
-        if blob.kind().has_decoder() && ws.caches.len() != d.layers {
+        if is_decoder(blob.kind()) && ws.caches.len() != d.layers {
             return Err(core_attn::Error::BadDimension {
                 what: "kv caches (one per decoder layer)",
                 value: ws.caches.len(),
@@ -149,10 +164,6 @@ impl<'a, 'b, C: Clock> ModelHandler<'a, 'b, C> {
         }
     }
 
-    fn cross(&self) -> Option<&[KvCache<'b>]> {
-        (self.blob.kind() == ModelKind::EncoderDecoder).then_some(&*self.ws.cross)
-    }
-
     fn classify(&mut self, image: &[i8], reply: &mut dyn Reply) -> Result<(), Fault> {
         if self.blob.kind() != ModelKind::VitClassifier {
             return Err(Fault::new(ErrorCode::WrongKind, 0));
@@ -174,7 +185,7 @@ impl<'a, 'b, C: Clock> ModelHandler<'a, 'b, C> {
         image: &[i8],
         reply: &mut dyn Reply,
     ) -> Result<(), Fault> {
-        if !self.blob.kind().has_decoder() {
+        if !is_decoder(self.blob.kind()) {
             return Err(Fault::new(ErrorCode::WrongKind, 0));
         }
         let d = self.blob.header().decoder;
@@ -200,19 +211,33 @@ impl<'a, 'b, C: Clock> ModelHandler<'a, 'b, C> {
         let start = clock.now();
         let mut last = start;
         let mut tokens = 0u32;
-        let len = runner::greedy(
-            &self.blob,
-            self.ws.prompt.get(..n).unwrap_or(&[]),
-            max_new,
-            self.ws.ids,
-            self.ws.caches,
-            cross,
-            &mut self.ws.buffers,
-            &mut |_, _| {
-                last = clock.now();
-                tokens = tokens.wrapping_add(1);
-            },
-        )
+        let prompt = self.ws.prompt.get(..n).unwrap_or(&[]);
+        let mut on_logits = |_: usize, _: &[i8]| {
+            last = clock.now();
+            tokens = tokens.wrapping_add(1);
+        };
+        let len = if self.blob.kind() == ModelKind::Llama {
+            llama::llama_greedy(
+                &self.blob,
+                prompt,
+                max_new,
+                self.ws.ids,
+                self.ws.caches,
+                &mut self.ws.buffers,
+                &mut on_logits,
+            )
+        } else {
+            runner::greedy(
+                &self.blob,
+                prompt,
+                max_new,
+                self.ws.ids,
+                self.ws.caches,
+                cross,
+                &mut self.ws.buffers,
+                &mut on_logits,
+            )
+        }
         .map_err(model)?;
         reply.send(&Response::Ids {
             encode,
@@ -228,7 +253,7 @@ impl<'a, 'b, C: Clock> ModelHandler<'a, 'b, C> {
         image: &[i8],
         reply: &mut dyn Reply,
     ) -> Result<(), Fault> {
-        if !self.blob.kind().has_decoder() {
+        if !is_decoder(self.blob.kind()) {
             return Err(Fault::new(ErrorCode::WrongKind, 0));
         }
         let d = self.blob.header().decoder;
@@ -243,16 +268,24 @@ impl<'a, 'b, C: Clock> ModelHandler<'a, 'b, C> {
         }
         let mut rows = 0u32;
         for (pos, t) in ids.iter().enumerate() {
-            let cross = self.cross().is_some();
-            let cross = if cross { Some(&*self.ws.cross) } else { None };
-            let logits = runner::decoder_step(
-                &self.blob,
-                t,
-                self.ws.caches,
-                cross,
-                &mut self.ws.buffers,
-                &mut |_, _| {},
-            )
+            let logits = if self.blob.kind() == ModelKind::Llama {
+                llama::llama_step(
+                    &self.blob,
+                    t,
+                    self.ws.caches,
+                    &mut self.ws.buffers,
+                    &mut |_, _| {},
+                )
+            } else {
+                runner::decoder_step(
+                    &self.blob,
+                    t,
+                    self.ws.caches,
+                    (self.blob.kind() == ModelKind::EncoderDecoder).then_some(&*self.ws.cross),
+                    &mut self.ws.buffers,
+                    &mut |_, _| {},
+                )
+            }
             .map_err(model)?;
             reply.send(&Response::Row {
                 position: pos as u16,

@@ -147,7 +147,9 @@ pub enum Request<'a> {
         image: &'a [i8],
     },
     /// Greedy decoding: up to `max_new` tokens after `prompt` (for an encoder–decoder, the
-    /// prompt is the start token and `image` is encoded first).
+    /// prompt is the start token and `image` is encoded first). Generation ends after an
+    /// emitted eos, which is kept (a Llama's too: a host that stops *before* a llama2.c eos
+    /// drops it).
     Generate {
         /// New tokens at most.
         max_new: u16,
@@ -215,7 +217,8 @@ pub enum Response<'a> {
 /// What [`Response::Info`] carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Info<'a> {
-    /// 0 ViT classifier, 1 decoder LM, 2 encoder–decoder (core-attn's blob kind order).
+    /// 0 ViT classifier, 1 decoder LM, 2 encoder–decoder, 3 Llama (core-attn's blob kind
+    /// order, from 0; 3 added within version 1: see the crate README's "Compatibility").
     pub kind: u8,
     /// Unit of every time: 0 instructions, 1 cycles, 2 µs, 255 other.
     pub unit: u8,

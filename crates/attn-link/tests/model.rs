@@ -1,6 +1,7 @@
 //! End to end on the host: Client ↔ in-memory pipe ↔ Server running `ModelHandler` on the
-//! shipped blobs. Every answer must equal core-attn's owned-buffer runners called directly
-//! (the host simulation), and bad requests must be error frames that leave the model serving.
+//! shipped blobs (the Llamas included: the llama2.c fixture and the trained `llama-kjv`).
+//! Every answer must equal core-attn's owned-buffer runners called directly (the host
+//! simulation), and bad requests must be error frames that leave the model serving.
 
 mod common;
 
@@ -11,9 +12,11 @@ use attn_link::client::{Client, ClientError};
 use attn_link::model::{Clock, ModelHandler, Workspace};
 use attn_link::{ErrorCode, Server, MAX_FRAME};
 use common::Rng;
+use core_attn::attention::KvCache;
 use core_attn::blob::{fnv1a32, Blob, ModelKind};
+use core_attn::llama::{llama_greedy, llama_step, LlamaModel};
 use core_attn::model::host::OwnedBuffers;
-use core_attn::model::{self as runner};
+use core_attn::model::{self as runner, kv_caches, ModelBuffers};
 
 /// Counts its own readings: every request's time is then the number of clock readings.
 struct Counter(u64);
@@ -43,6 +46,8 @@ fn blobs() -> Vec<(String, Vec<u8>)> {
         "models/vit-mnist.tatn",
         "models/char-lm.tatn",
         "models/digit-reader.tatn",
+        "boards/common/models/llama2c-tiny.tatn",
+        "models/llama-kjv.tatn",
     ]
     .iter()
     .map(|p| {
@@ -53,6 +58,40 @@ fn blobs() -> Vec<(String, Vec<u8>)> {
     .collect()
 }
 
+type Split<'s> = (ModelBuffers<'s>, Vec<KvCache<'s>>, Vec<KvCache<'s>>);
+
+/// `OwnedBuffers::split`, and for a Llama its caches `kv_heads · head_dim` wide (what
+/// `tools`' Llama runner builds).
+fn split<'s>(owned: &'s mut OwnedBuffers, blob: &Blob<'_>) -> Split<'s> {
+    if blob.kind() != ModelKind::Llama {
+        return owned.split(blob).unwrap();
+    }
+    let d = blob.llama_dims();
+    let OwnedBuffers {
+        x,
+        normed,
+        wide,
+        scores,
+        patch,
+        logits,
+        kv,
+        ..
+    } = owned;
+    let caches = kv_caches(kv, d.layers, d.max_positions, d.kv_width())
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let buffers = ModelBuffers {
+        x,
+        normed,
+        wide,
+        scores,
+        patch,
+        logits,
+    };
+    (buffers, caches, Vec::new())
+}
+
 /// Serve `bytes` in a thread; returns the client.
 fn start(bytes: Vec<u8>) -> (std::thread::JoinHandle<()>, Client<common::PipeEnd>) {
     let (dev, host) = common::pipe();
@@ -61,7 +100,7 @@ fn start(bytes: Vec<u8>) -> (std::thread::JoinHandle<()>, Client<common::PipeEnd
         let b = &bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()];
         let blob = Blob::parse(b).unwrap();
         let mut owned = OwnedBuffers::new(&blob.buffers());
-        let (buffers, mut caches, mut cross) = owned.split(&blob).unwrap();
+        let (buffers, mut caches, mut cross) = split(&mut owned, &blob);
         let mut prompt = vec![0u32; 256];
         let mut ids = vec![0u32; 300];
         let ws = Workspace {
@@ -109,7 +148,7 @@ fn every_shipped_model_answers_like_the_host_runners() {
         let h = *blob.header();
         let d = h.decoder;
         let mut owned = OwnedBuffers::new(&blob.buffers());
-        let (mut bufs, mut caches, mut cross) = owned.split(&blob).unwrap();
+        let (mut bufs, mut caches, mut cross) = split(&mut owned, &blob);
         let (t, mut c) = start(bytes.clone());
 
         let info = c.info().unwrap();
@@ -120,6 +159,7 @@ fn every_shipped_model_answers_like_the_host_runners() {
             ModelKind::VitClassifier,
             ModelKind::DecoderLm,
             ModelKind::EncoderDecoder,
+            ModelKind::Llama,
         ][info.kind as usize];
         assert_eq!(kind, blob.kind(), "{name}");
 
@@ -229,7 +269,71 @@ fn every_shipped_model_answers_like_the_host_runners() {
                 let b2 = c.generate(&good, 3, &img).unwrap();
                 assert_eq!(a.ids, b2.ids, "{name}: same answer after errors");
             }
-            ModelKind::Llama => unreachable!("{name}: no Llama blob is shipped"),
+            ModelKind::Llama => {
+                let mut rng = Rng(name.len() as u64 + 7);
+                for k in 0..2 {
+                    // BOS first (as llama2.c prompts are), then random ids.
+                    let n = 1 + rng.below(6);
+                    let prompt: Vec<u32> = std::iter::once(d.start_token)
+                        .chain((1..n).map(|_| rng.below(d.vocab) as u32))
+                        .collect();
+                    let max_new = 12usize.min(d.max_positions + 1 - prompt.len());
+                    let g = c.generate(&prompt, max_new as u16, &[]).unwrap();
+                    let mut out = vec![0u32; prompt.len() + max_new];
+                    let len = llama_greedy(
+                        &blob,
+                        &prompt,
+                        max_new,
+                        &mut out,
+                        &mut caches,
+                        &mut bufs,
+                        &mut |_, _| {},
+                    )
+                    .unwrap();
+                    assert_eq!(g.ids, &out[..len], "{name} input {k}");
+                    assert_eq!(
+                        g.tokens as usize,
+                        len - 1,
+                        "{name}: every id but the last is fed"
+                    );
+                    assert_eq!(g.encode, 0);
+
+                    let (rows, _) = c.teacher_force(&g.ids, &[]).unwrap();
+                    for cc in caches.iter_mut() {
+                        cc.clear();
+                    }
+                    assert_eq!(rows.len(), g.ids.len());
+                    for (p, &tok) in g.ids.iter().enumerate() {
+                        let l =
+                            llama_step(&blob, tok, &mut caches, &mut bufs, &mut |_, _| {}).unwrap();
+                        assert_eq!(rows[p], l, "{name} input {k} position {p}");
+                    }
+                }
+                // Bad requests: error frames, then the model still answers the same.
+                assert_eq!(device_error(c.classify(&[0; 4])), ErrorCode::WrongKind);
+                let good = vec![d.start_token];
+                assert_eq!(
+                    device_error(c.generate(&[d.vocab as u32], 2, &[])),
+                    ErrorCode::BadInput
+                );
+                assert_eq!(
+                    device_error(c.generate(&good, (d.max_positions + 5) as u16, &[])),
+                    ErrorCode::BadInput
+                );
+                assert_eq!(
+                    device_error(c.generate(&good, 2, &[0i8; 3])),
+                    ErrorCode::BadInput
+                );
+                assert_eq!(
+                    device_error(c.teacher_force(&[0, d.vocab as u32], &[])),
+                    ErrorCode::BadInput
+                );
+                let a = c.generate(&good, 3, &[]).unwrap();
+                c.send_raw(&[0xA7, 0x4C, 1, 3, 9, 0xFF, 0x0F]).unwrap();
+                c.send_raw(&vec![0u8; MAX_FRAME]).unwrap();
+                let b2 = c.generate(&good, 3, &[]).unwrap();
+                assert_eq!(a.ids, b2.ids, "{name}: same answer after errors");
+            }
         }
         drop(c);
         t.join().unwrap();

@@ -10,7 +10,8 @@
 //! - `info`: the model the device holds, checked against MODEL (length and checksum).
 //! - `run`: the same JSON (or text) as `tools simulate MODEL` — computed on the device — plus
 //!   `"device"`: the device's time per input in its unit (`instructions` under QEMU, `cycles`
-//!   or `us` on real boards).
+//!   or `us` on real boards). A Llama blob as `simulate` runs it: its stop rule, its
+//!   tokenizer (`--tokenizer`, else `<blob>.tokenizer.bin`), no padding.
 //! - `eval`: on-target validation: every input on the device and on the host's int8
 //!   simulation, with bit-exact agreement, top-1 agreement, accuracy with `--labels`, time.
 //!
@@ -33,6 +34,8 @@ use crate::cli::simulate::{blob_vit_config, read_ids, read_images};
 use crate::error::{Error, Result};
 use crate::float::ops;
 use crate::int8::{self, AlignedBlob};
+use crate::llama::tokenizer::Tokenizer;
+use crate::llama::StopRule;
 use crate::vocab::Vocab;
 use core_attn::blob::{fnv1a32, Blob, ModelKind, NO_TOKEN};
 
@@ -107,12 +110,16 @@ pub struct RunArgs {
     /// Input: .npy (float32 images or int64 token ids) or a PGM/PNG image.
     #[arg(long, required_unless_present = "prompt", conflicts_with = "prompt")]
     pub input: Option<PathBuf>,
-    /// Text prompt for a character LM (encoded with its vocabulary).
+    /// Text prompt for a character LM (encoded with its vocabulary) or a Llama model (with its
+    /// tokenizer, as `simulate` encodes it).
     #[arg(long)]
     pub prompt: Option<String>,
     /// Vocabulary (default `<blob>.vocab.json`).
     #[arg(long)]
     pub vocab: Option<PathBuf>,
+    /// Llama models: llama2.c tokenizer.bin (default `<blob>.tokenizer.bin`).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -124,7 +131,7 @@ pub struct RunArgs {
 /// Arguments of `device eval`.
 #[derive(Debug, Clone, Args)]
 pub struct EvalArgs {
-    /// Test inputs: float32 images `[N, C, H, W]` or int64 prompts `[N, T]`.
+    /// Test inputs: float32 images `[N, C, H, W]` or int64 prompts `[N, T]` (LMs, Llamas).
     #[arg(long)]
     pub data: PathBuf,
     /// int64 labels `[N]` (ViT: accuracy on the device and on the host).
@@ -649,7 +656,7 @@ pub fn run(args: &DeviceArgs, out: &mut dyn Write) -> Result<()> {
     match &args.action {
         Action::Info => {
             let i = &link.info;
-            let kind = ["vit-classifier", "decoder-lm", "encoder-decoder"]
+            let kind = ["vit-classifier", "decoder-lm", "encoder-decoder", "llama"]
                 .get(i.kind as usize)
                 .copied()
                 .unwrap_or("unknown");
@@ -681,13 +688,18 @@ fn run_inputs(
     out: &mut dyn Write,
 ) -> Result<()> {
     let h = *blob.header();
+    if r.tokenizer.is_some() && h.kind != ModelKind::Llama {
+        return Err(Error::Input(
+            "--tokenizer is for Llama models (a Llama blob)".into(),
+        ));
+    }
     let vocab = if h.kind.has_decoder() {
         Vocab::for_blob(&args.model, r.vocab.as_deref(), h.decoder.vocab)?
     } else {
         None
     };
     let mut result = match h.kind {
-        ModelKind::Llama => return Err(llama_not_served()),
+        ModelKind::Llama => return run_llama(args, r, blob, link, out),
         ModelKind::VitClassifier => {
             let images = read_images(image_input(&r.input)?, &blob_vit_config(&h))?;
             let (mut logits, mut top1, mut times) = (Vec::new(), Vec::new(), Vec::new());
@@ -788,7 +800,6 @@ fn eval(
     let h = *blob.header();
     let unit = link.info.unit;
     let report = match h.kind {
-        ModelKind::Llama => return Err(llama_not_served()),
         ModelKind::VitClassifier => {
             let mut images = read_images(&e.data, &blob_vit_config(&h))?;
             images.truncate(e.limit.unwrap_or(usize::MAX));
@@ -842,8 +853,9 @@ fn eval(
             }
             r
         }
-        ModelKind::DecoderLm | ModelKind::EncoderDecoder => {
+        ModelKind::DecoderLm | ModelKind::EncoderDecoder | ModelKind::Llama => {
             let enc = h.kind == ModelKind::EncoderDecoder;
+            let llama = h.kind == ModelKind::Llama;
             let (prompts, images, q) = if enc {
                 let mut images = read_images(&e.data, &blob_vit_config(&h))?;
                 images.truncate(e.limit.unwrap_or(usize::MAX));
@@ -870,9 +882,24 @@ fn eval(
             for (i, p) in prompts.iter().enumerate() {
                 let one = std::slice::from_ref(p);
                 let qi = q.as_ref().map(|q| std::slice::from_ref(&q[i]));
-                let (dg, dl, dev) = device_generate(link, blob, one, qi, e.max_new_tokens)?;
-                let hi = images.as_ref().map(|im| std::slice::from_ref(&im[i]));
-                let (hg, hl) = int8::generate(blob, one, hi, e.max_new_tokens)?;
+                let (dg, dl, dev, hg, hl) = if llama {
+                    // `simulate`'s Llama rule: the blob's stop rule, no padding.
+                    let d = device_llama(link, blob, p, e.max_new_tokens)?;
+                    let g = crate::llama::int8::generate(blob, p, e.max_new_tokens)?;
+                    let dev = json!({"decode": [d.decode], "tokens": [d.tokens]});
+                    (
+                        vec![d.ids],
+                        vec![d.logits],
+                        dev,
+                        vec![g.ids],
+                        vec![g.logits],
+                    )
+                } else {
+                    let (dg, dl, dev) = device_generate(link, blob, one, qi, e.max_new_tokens)?;
+                    let hi = images.as_ref().map(|im| std::slice::from_ref(&im[i]));
+                    let (hg, hl) = int8::generate(blob, one, hi, e.max_new_tokens)?;
+                    (dg, dl, dev, hg, hl)
+                };
                 exact_seq += usize::from(dg == hg);
                 exact_logits += usize::from(dl == hl);
                 let (d0, h0) = (&dg[0][p.len()..], &hg[0][p.len().min(hg[0].len())..]);
@@ -941,7 +968,128 @@ fn eval(
     write_line(out, &s)
 }
 
-/// Llama blobs run on the host (`simulate`) but not over the serial link yet.
-fn llama_not_served() -> Error {
-    Error::Input("tools device does not serve Llama blobs yet (issue 14: the device side is the next stage); use tools simulate".into())
+/// One Llama prompt on the device, as `tools simulate` runs it
+/// (`crate::llama::int8::generate`): the ids and one dequantized logits row per id, plus the
+/// device's decode time and the tokens it fed.
+struct LlamaRun {
+    ids: Vec<usize>,
+    logits: Vec<Vec<f32>>,
+    decode: u64,
+    tokens: u32,
+}
+
+/// Greedy generation of `prompt` on the device (`Generate`), cut by the blob's stop rule, then
+/// the teacher-forced logits of every id (`TeacherForce`), also on the device. The device's
+/// `llama_greedy` keeps an emitted eos and stops there; `simulate` stops *before* a llama2.c
+/// eos (its BOS), so that one is dropped here. The prompt is checked as `simulate` checks it
+/// (same errors), and against the device's room for ids.
+fn device_llama(
+    link: &mut Link,
+    blob: &Blob<'_>,
+    prompt: &[usize],
+    max_new: usize,
+) -> Result<LlamaRun> {
+    crate::llama::int8::check_prompt(blob, prompt, max_new)?;
+    let room = link.info.max_ids;
+    if prompt.len() + max_new > room {
+        return Err(Error::Input(format!(
+            "prompt of {} tokens + {max_new} new tokens: {} ids, {} has room for {room}",
+            prompt.len(),
+            prompt.len() + max_new,
+            link.name
+        )));
+    }
+    let p: Vec<u32> = prompt.iter().map(|&t| t as u32).collect();
+    let (mut ids, decode, tokens) = if max_new == 0 {
+        (p, 0, 0)
+    } else {
+        let max_new16 = u16::try_from(max_new)
+            .map_err(|_| Error::Input(format!("--max-new-tokens {max_new}: too many")))?;
+        let g = link
+            .client
+            .generate(&p, max_new16, &[])
+            .map_err(|e| link.err(e))?;
+        (g.ids, g.decode, g.tokens)
+    };
+    if let StopRule::Before(eos) = crate::llama::int8::stop_rule(blob) {
+        if ids.len() > prompt.len() && ids.last() == Some(&(eos as u32)) {
+            ids.pop();
+        }
+    }
+    let (rows, _) = link
+        .client
+        .teacher_force(&ids, &[])
+        .map_err(|e| link.err(e))?;
+    Ok(LlamaRun {
+        ids: ids.iter().map(|&t| t as usize).collect(),
+        logits: rows.iter().map(|l| dequantize(blob, l)).collect(),
+        decode,
+        tokens,
+    })
+}
+
+/// `device run` on a Llama blob: `simulate`'s prompts (`--prompt` through the tokenizer, else
+/// `--input` ids), ids, logits and text, computed on the device, plus `"device"`.
+fn run_llama(
+    args: &DeviceArgs,
+    r: &RunArgs,
+    blob: &Blob<'_>,
+    link: &mut Link,
+    out: &mut dyn Write,
+) -> Result<()> {
+    if r.vocab.is_some() {
+        return Err(Error::Input(
+            "--vocab is for character LMs; a Llama model takes --tokenizer FILE (llama2.c tokenizer.bin)"
+                .into(),
+        ));
+    }
+    let vocab = blob.header().decoder.llama().vocab;
+    let tokenizer: Option<Tokenizer> =
+        crate::llama::int8::blob_tokenizer(&args.model, r.tokenizer.as_deref(), vocab)?;
+    let prompts = crate::llama::simulate::prompts(
+        r.prompt.as_deref(),
+        r.input.as_deref(),
+        tokenizer.as_ref(),
+        &format!(
+            "{} (written by convert --tokenizer)",
+            crate::llama::int8::tokenizer_sidecar(&args.model).display()
+        ),
+    )?;
+    let (mut generated, mut logits, mut decode, mut tokens) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let bar = Progress::new("device", prompts.len());
+    for (i, p) in prompts.iter().enumerate() {
+        let run = device_llama(link, blob, p, r.max_new_tokens)?;
+        generated.push(run.ids);
+        logits.push(run.logits);
+        decode.push(run.decode);
+        tokens.push(run.tokens);
+        bar.tick(i + 1);
+    }
+    let unit = link.info.unit;
+    let texts: Option<Vec<String>> = tokenizer
+        .as_ref()
+        .map(|t| generated.iter().map(|ids| t.decode(ids)).collect());
+    if r.json {
+        let mut v = json!({
+            "generated": generated,
+            "logits": logits,
+            "device": {"unit": unit, "decode": decode, "tokens": tokens},
+        });
+        if let Some(t) = &texts {
+            v["text"] = json!(t);
+        }
+        return write_line(out, &v.to_string());
+    }
+    let mut lines = Vec::new();
+    for (i, s) in generated.iter().enumerate() {
+        lines.push(format!(
+            "sequence {i}: {s:?} ({} tokens in {} {unit})",
+            tokens[i], decode[i]
+        ));
+        if let Some(t) = texts.as_ref().and_then(|t| t.get(i)) {
+            lines.push(format!("text {i}: {}", json!(t)));
+        }
+    }
+    write_line(out, &lines.join("\n"))
 }

@@ -353,7 +353,7 @@ impl Runner {
 
 /// Checks prompt ids against a Llama blob (non-empty, in the vocabulary, `prompt + max_new`
 /// within the positions).
-fn check_prompt(blob: &Blob<'_>, ids: &[usize], max_new: usize) -> Result<()> {
+pub(crate) fn check_prompt(blob: &Blob<'_>, ids: &[usize], max_new: usize) -> Result<()> {
     let d = blob.llama_dims();
     if ids.is_empty() {
         return Err(Error::Input("empty prompt".into()));

@@ -77,6 +77,29 @@ pub(crate) fn read_tokenizer(
     }
 }
 
+/// A Llama's prompts: `--prompt` through the tokenizer (`tokenizer_hint`: where else one could
+/// come from, for the missing-tokenizer error), else the ids of `--input` (`simulate`, and
+/// `device run` on a Llama blob).
+pub(crate) fn prompts(
+    prompt: Option<&str>,
+    input: Option<&Path>,
+    tokenizer: Option<&Tokenizer>,
+    tokenizer_hint: &str,
+) -> Result<Vec<Vec<usize>>> {
+    match (prompt, input) {
+        (Some(text), _) => {
+            let t = tokenizer.ok_or_else(|| {
+                Error::Input(format!(
+                    "--prompt needs a tokenizer: --tokenizer FILE (llama2.c tokenizer.bin) or {tokenizer_hint}"
+                ))
+            })?;
+            Ok(vec![t.encode(text)?])
+        }
+        (None, Some(p)) => read_ids(p),
+        (None, None) => Err(Error::Input("give --input FILE or --prompt TEXT".into())),
+    }
+}
+
 /// What `simulate` does alike on a checkpoint (f32) and on a blob (int8,
 /// `super::int8::simulate`): the prompts (`--prompt` through the tokenizer, else the ids of
 /// `--input`), `generate(prompt, max_new_tokens)` for each, and the text or `--json` output.
@@ -89,18 +112,12 @@ pub(crate) fn generate_and_print(
     out: &mut dyn Write,
     mut generate: impl FnMut(&[usize], usize) -> Result<Generation>,
 ) -> Result<()> {
-    let prompts = match (&args.prompt, &args.input) {
-        (Some(text), _) => {
-            let t = tokenizer.ok_or_else(|| {
-                Error::Input(format!(
-                    "--prompt needs a tokenizer: --tokenizer FILE (llama2.c tokenizer.bin) or {tokenizer_hint}"
-                ))
-            })?;
-            vec![t.encode(text)?]
-        }
-        (None, Some(p)) => read_ids(p)?,
-        (None, None) => return Err(Error::Input("give --input FILE or --prompt TEXT".into())),
-    };
+    let prompts = prompts(
+        args.prompt.as_deref(),
+        args.input.as_deref(),
+        tokenizer,
+        tokenizer_hint,
+    )?;
     let mut generated = Vec::with_capacity(prompts.len());
     let mut logits = Vec::with_capacity(prompts.len());
     for p in &prompts {

@@ -193,17 +193,7 @@ impl<'m, const L: usize> Lm<'m, L> {
     ///
     /// [`Error::BadDimension`] for an empty prompt; as [`Lm::step`].
     pub fn prefill(&mut self, prompt: &[u32]) -> Result<&[i8], Error> {
-        let Some((&last, init)) = prompt.split_last() else {
-            return Err(Error::BadDimension {
-                what: "prompt length",
-                value: 0,
-            });
-        };
-        self.reset();
-        for &t in init {
-            self.step(t)?;
-        }
-        self.step(last)
+        prefill(self, prompt)
     }
 
     /// Prefill `prompt`, then generate up to `max_new` tokens with `sampler`, handing each
@@ -220,21 +210,24 @@ impl<'m, const L: usize> Lm<'m, L> {
         prompt: &[u32],
         max_new: usize,
         sampler: &mut Sampler,
-        mut on_token: impl FnMut(u32),
+        on_token: impl FnMut(u32),
     ) -> Result<usize, Error> {
-        let dq = self.dequant();
-        let eos = self.blob.header().decoder.eos_token;
-        let mut next = sampler.pick(self.prefill(prompt)?, &dq);
-        let mut n = 0;
-        while n < max_new {
-            on_token(next);
-            n += 1;
-            if (eos != NO_TOKEN && next == eos) || n == max_new {
-                break;
-            }
-            next = sampler.pick(self.step(next)?, &dq);
-        }
-        Ok(n)
+        generate(self, prompt, max_new, sampler, on_token)
+    }
+}
+
+impl<const L: usize> Decode for Lm<'_, L> {
+    fn reset(&mut self) {
+        Lm::reset(self)
+    }
+    fn step(&mut self, token: u32) -> Result<&[i8], Error> {
+        Lm::step(self, token)
+    }
+    fn dequant(&self) -> Dequant {
+        Lm::dequant(self)
+    }
+    fn eos(&self) -> u32 {
+        self.blob.header().decoder.eos_token
     }
 }
 
@@ -495,17 +488,7 @@ impl<'m, const L: usize> Llama<'m, L> {
     ///
     /// [`Error::BadDimension`] for an empty prompt; as [`Llama::step`].
     pub fn prefill(&mut self, prompt: &[u32]) -> Result<&[i8], Error> {
-        let Some((&last, init)) = prompt.split_last() else {
-            return Err(Error::BadDimension {
-                what: "prompt length",
-                value: 0,
-            });
-        };
-        self.reset();
-        for &t in init {
-            self.step(t)?;
-        }
-        self.step(last)
+        prefill(self, prompt)
     }
 
     /// Prefill `prompt`, then generate up to `max_new` tokens with `sampler`, handing each
@@ -523,24 +506,95 @@ impl<'m, const L: usize> Llama<'m, L> {
         prompt: &[u32],
         max_new: usize,
         sampler: &mut Sampler,
-        mut on_token: impl FnMut(u32),
+        on_token: impl FnMut(u32),
     ) -> Result<usize, Error> {
-        let dq = self.dequant();
-        let d = self.blob.header().decoder;
-        let stop_before = d.eos_token != NO_TOKEN && d.eos_token == d.start_token;
-        let mut next = sampler.pick(self.prefill(prompt)?, &dq);
-        let mut n = 0;
-        while n < max_new {
-            if stop_before && next == d.eos_token {
-                break;
-            }
-            on_token(next);
-            n += 1;
-            if (d.eos_token != NO_TOKEN && next == d.eos_token) || n == max_new {
-                break;
-            }
-            next = sampler.pick(self.step(next)?, &dq);
-        }
-        Ok(n)
+        generate(self, prompt, max_new, sampler, on_token)
     }
+}
+
+impl<const L: usize> Decode for Llama<'_, L> {
+    fn reset(&mut self) {
+        Llama::reset(self)
+    }
+    fn step(&mut self, token: u32) -> Result<&[i8], Error> {
+        Llama::step(self, token)
+    }
+    fn dequant(&self) -> Dequant {
+        Llama::dequant(self)
+    }
+    fn eos(&self) -> u32 {
+        self.blob.header().decoder.eos_token
+    }
+    fn stops_before_eos(&self) -> bool {
+        let d = self.blob.header().decoder;
+        d.eos_token != NO_TOKEN && d.eos_token == d.start_token
+    }
+}
+
+/// What [`Lm`] and [`Llama`] share: a sequence over per-layer KV caches, fed one token at a
+/// time. Their `prefill` and `generate` are written once over it ([`prefill`], [`generate`];
+/// `Lm`'s [`Decode::stops_before_eos`] is a constant `false`). `generate` is
+/// `#[inline(always)]`: the size-first build (opt-level "s") of the generate example is then
+/// the same instructions as with the two copies (without it: 4 bytes more); at opt-level 3
+/// its register allocation moves 8 bytes (without the attribute: identical).
+trait Decode {
+    /// Forget the sequence.
+    fn reset(&mut self);
+    /// Feed one token; the logits of the next one.
+    fn step(&mut self, token: u32) -> Result<&[i8], Error>;
+    /// Dequantization of the logits.
+    fn dequant(&self) -> Dequant;
+    /// The blob's eos id ([`NO_TOKEN`] if none).
+    fn eos(&self) -> u32;
+    /// Generation stops *before* an eos (not handed over: a llama2.c blob, whose eos is its
+    /// BOS) instead of after it.
+    fn stops_before_eos(&self) -> bool {
+        false
+    }
+}
+
+/// [`Lm::prefill`] / [`Llama::prefill`]: a new sequence with `prompt`; the logits after its
+/// last token.
+fn prefill<'s, M: Decode>(model: &'s mut M, prompt: &[u32]) -> Result<&'s [i8], Error> {
+    let Some((&last, init)) = prompt.split_last() else {
+        return Err(Error::BadDimension {
+            what: "prompt length",
+            value: 0,
+        });
+    };
+    model.reset();
+    for &t in init {
+        model.step(t)?;
+    }
+    model.step(last)
+}
+
+/// [`Lm::generate`] / [`Llama::generate`]: prefill, then up to `max_new` tokens from
+/// `sampler`, each handed to `on_token`; stops after the eos (handed over), or before it
+/// where [`Decode::stops_before_eos`]. Returns the number of tokens handed over.
+#[inline(always)]
+fn generate<M: Decode>(
+    model: &mut M,
+    prompt: &[u32],
+    max_new: usize,
+    sampler: &mut Sampler,
+    mut on_token: impl FnMut(u32),
+) -> Result<usize, Error> {
+    let dq = model.dequant();
+    let eos = model.eos();
+    let stop_before = model.stops_before_eos();
+    let mut next = sampler.pick(prefill(model, prompt)?, &dq);
+    let mut n = 0;
+    while n < max_new {
+        if stop_before && next == eos {
+            break;
+        }
+        on_token(next);
+        n += 1;
+        if (eos != NO_TOKEN && next == eos) || n == max_new {
+            break;
+        }
+        next = sampler.pick(model.step(next)?, &dq);
+    }
+    Ok(n)
 }
