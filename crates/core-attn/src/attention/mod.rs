@@ -41,11 +41,13 @@ use crate::tensor::{zip_lazy, Rows};
 use crate::{Error, MAX_SEQ_LEN, MAX_WIDTH};
 use core::num::NonZeroUsize;
 
+mod gqa;
 mod kernels;
 mod kv_cache;
 mod variants;
 
 use kernels::*;
+pub use gqa::GQA_PAIR_MAX_KEYS;
 pub use kernels::{PACK_MAX_HEAD_DIM, PACK_WORDS};
 pub use kv_cache::KvCache;
 pub use variants::{AttentionFn, AttentionVariant, ATTENTION_VARIANTS};
