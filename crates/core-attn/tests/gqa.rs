@@ -217,7 +217,9 @@ fn grouped_rejects_bad_shapes() {
     let kv = vec![0i8; 16 * 3];
     let mut out = vec![0i8; 32];
     let mut scratch = vec![0i32; 3];
-    let rows = |d: &[i8], w: usize| Rows::contiguous(d, w).unwrap();
+    fn rows(d: &[i8], w: usize) -> Rows<'_> {
+        Rows::contiguous(d, w).unwrap()
+    }
     let run = |kv_heads: usize, kvw: usize, out: &mut [i8], scratch: &mut [i32]| {
         let kv = &kv[..3 * kvw];
         att.run_grouped(
