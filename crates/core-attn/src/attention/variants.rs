@@ -42,10 +42,4 @@ pub const ATTENTION_VARIANTS: &[AttentionVariant] = &[
         name: "run_packed",
         run: |a, q, k, v, mask, out, scratch| a.run_packed(q, k, v, mask, out, scratch),
     },
-    // One key/value head per query head: the grouped kernel's checks and one-head path (its
-    // paired path, two query heads per key/value head, is run by `tests/gqa.rs`).
-    AttentionVariant {
-        name: "run_grouped (kv heads = heads)",
-        run: |a, q, k, v, mask, out, scratch| a.run_grouped(a.heads, q, k, v, mask, out, scratch),
-    },
 ];
