@@ -2,21 +2,25 @@
 //! key/value heads, query head `h` reading the key/value head `h / (heads / kv_heads)`.
 //!
 //! The two query heads of a pair sharing one key/value head (the group of Llama
-//! stories260K: 8 query heads over 4 key/value heads) go through one pass over their K and V
-//! rows: per key row one load and one sign extension (`SXTB16`) of each key word feed the
-//! `SMLAD`s of both queries, and per pair of V rows one load and one repacking into halfword
-//! pairs feed the weighted sums of both heads. Each head keeps its own softmax (the same
-//! exponential and probability passes as [`Attention::run`]). A head left without a partner
-//! (an odd group), a head width the `SMLAD` loops do not take, a score requantization outside
-//! the fast range or more than [`GQA_PAIR_MAX_KEYS`] visible keys go through the one-head
-//! [`Attention::run`] instead. Same bits as [`Attention::run_generic`] run head by head on
-//! the key/value head's columns: integer sums in another order, the same softmax passes.
+//! stories260K: 8 query heads over 4 key/value heads) are scored in one pass over its K rows
+//! ([`crate::dsp::gqa::scores_pair`]: per key word one load and one sign extension feed the
+//! `SMLAD`s of both queries), and share the per-call work (shape checks, the exponential's
+//! index, the requantization); each keeps its own softmax and its weighted sum of V (the
+//! one-row kernel's `SMLAD` loop, [`Attention::run`]'s). A head left without a partner (an
+//! odd group), a head width the `SMLAD` loops do not take, a score requantization outside the
+//! fast range or more than [`GQA_PAIR_MAX_KEYS`] visible keys go through the one-head
+//! [`Attention::run`] instead. Same bits as [`Attention::run_generic`] run head by head on the
+//! key/value head's columns: integer sums in another order, the same softmax passes.
 //!
-//! Written over [`crate::dsp::hw`] (the instructions on the DSP and Helium cores, their
-//! portable definitions elsewhere): one algorithm, tested on the host as it runs on the device.
+//! Why V is not shared: a weighted sum of two heads over the same V rows needs 8 accumulators
+//! per 4 columns besides the two probability pairs, the row words and pointers — more than
+//! the 12 registers an `asm!` block may name — and a first version in Rust (the compiler's
+//! register allocation, V words repacked once for both heads) measured 10% slower per token
+//! on the M4 than two one-head `asm!` passes; packing V once for both heads costs about
+//! what the packed sum saves (measured by the instruction count of the loops, issue 14).
 
 use super::*;
-use crate::dsp::hw::{smlad, sxtb16, sxtb16_ror8};
+use crate::dsp::hw::{sxtb16, sxtb16_ror8};
 
 /// Visible keys up to which [`Attention::run_grouped`] pairs query heads: the second head's
 /// scores live on the stack (`4 ·` this many bytes); longer rows run head by head.
@@ -85,7 +89,7 @@ impl<'a> Attention<'a> {
                             .get_mut(c0..c0 + 2 * dh)
                             .ok_or(SHAPE)?
                             .split_at_mut(dh);
-                        self.pair_row(qa, qb, kh, vh, visible, &ix, oa, ob, scratch)
+                        self.pair_row(qa, qb, k, v, c, visible, &ix, oa, ob, scratch)
                             .ok_or(SHAPE)?;
                         h += 2;
                     }
@@ -148,9 +152,11 @@ impl<'a> Attention<'a> {
         })
     }
 
-    /// Two query heads `qa`, `qb` over the same key/value head (`kh`, `vh`: its columns), the
-    /// first `visible` keys: scores of both per key row read, a softmax each, the weighted sums
-    /// of both per V row pair read. `None` (unreachable for `run_grouped`, which checked the
+    /// Two query heads `qa`, `qb` over the same key/value head (columns `c..c + head_dim` of
+    /// `k` and `v`), the first `visible` keys: the scores of both per key row read
+    /// ([`crate::dsp::gqa::scores_pair`]), a softmax each, then each head's weighted sum (the
+    /// one-row kernel's). The second head's scores go after the first's in `scratch` where it
+    /// holds both, else on the stack. `None` (unreachable for `run_grouped`, which checked the
     /// shapes, `head_dim` a multiple of 4 up to [`PACK_MAX_HEAD_DIM`] and `visible ≤`
     /// [`GQA_PAIR_MAX_KEYS`]) if a slice is shorter.
     #[allow(clippy::too_many_arguments)]
@@ -159,75 +165,89 @@ impl<'a> Attention<'a> {
         &self,
         qa: &[i8],
         qb: &[i8],
-        kh: Rows<'_>,
-        vh: Rows<'_>,
+        k: Rows<'_>,
+        v: Rows<'_>,
+        c: usize,
         visible: usize,
         ix: &ExpIndex,
         oa: &mut [i8],
         ob: &mut [i8],
         scratch: &mut [i32],
     ) -> Option<()> {
-        let dh = self.head_dim;
+        if scratch.len() >= 2 * visible {
+            let (sa, sb) = scratch.split_at_mut(visible);
+            self.pair_scores(qa, qb, k, v, c, ix, oa, ob, sa, sb.get_mut(..visible)?)
+        } else {
+            self.pair_row_stack(qa, qb, k, v, c, visible, ix, oa, ob, scratch)
+        }
+    }
+
+    /// [`Attention::pair_row`] with the second head's scores on the stack (a function of its
+    /// own, so that the buffer is only there, and zeroed, when it is used).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn pair_row_stack(
+        &self,
+        qa: &[i8],
+        qb: &[i8],
+        k: Rows<'_>,
+        v: Rows<'_>,
+        c: usize,
+        visible: usize,
+        ix: &ExpIndex,
+        oa: &mut [i8],
+        ob: &mut [i8],
+        scratch: &mut [i32],
+    ) -> Option<()> {
+        let mut sb = [0i32; GQA_PAIR_MAX_KEYS];
+        let (sa, sb) = (scratch.get_mut(..visible)?, sb.get_mut(..visible)?);
+        self.pair_scores(qa, qb, k, v, c, ix, oa, ob, sa, sb)
+    }
+
+    /// The body of [`Attention::pair_row`]: `sa`, `sb` are `visible` long.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn pair_scores(
+        &self,
+        qa: &[i8],
+        qb: &[i8],
+        k: Rows<'_>,
+        v: Rows<'_>,
+        c: usize,
+        ix: &ExpIndex,
+        oa: &mut [i8],
+        ob: &mut [i8],
+        sa: &mut [i32],
+        sb: &mut [i32],
+    ) -> Option<()> {
+        let (dh, visible) = (self.head_dim, sa.len());
+        let w = dh / 2;
         let mut qe = [0u32; PACK_MAX_HEAD_DIM];
-        let (qea, qeb) = qe.split_at_mut(PACK_MAX_HEAD_DIM / 2);
+        let qe = qe.get_mut(..2 * w)?;
+        let (qea, qeb) = qe.split_at_mut(w);
         extend(qa, qea)?;
         extend(qb, qeb)?;
-        let (qea, qeb) = (qea.get(..dh / 2)?, qeb.get(..dh / 2)?);
-        let sa = scratch.get_mut(..visible)?;
-        let mut sb = [0i32; GQA_PAIR_MAX_KEYS];
-        let sb = sb.get_mut(..visible)?;
-        let (ma, mb) = match dh {
-            #[cfg(not(core_attn_small))]
-            8 => scores2_fixed::<8, 4>(kh, qea, qeb, sa, sb)?,
-            #[cfg(not(core_attn_small))]
-            16 => scores2_fixed::<16, 8>(kh, qea, qeb, sa, sb)?,
-            _ => scores2_any(kh, qea, qeb, sa, sb)?,
-        };
-        // |s| ≤ 2^28: `max − s` never wraps.
-        let sum = ix.exp_pass::<true>(sa, ma, &self.exp);
-        let (na, biga) = crate::softmax::probs_to_pairs(sa, visible, sum);
-        let sum = ix.exp_pass::<true>(sb, mb, &self.exp);
-        let (nb, bigb) = crate::softmax::probs_to_pairs(sb, visible, sum);
-        let (ppa, ppb) = (sa.get(..na)?, sb.get(..nb)?);
+        let (kh, vh) = (k.columns(c, dh).ok()?, v.columns(c, dh).ok()?);
+        if !crate::dsp::gqa::scores_pair(kh, qe, sa, sb) {
+            return None;
+        }
         let rq = crate::dsp::RowRequant::new(self.output.multiplier, self.output.shift);
         let zp = self.output_zero_point;
-        let full = visible / 2;
-        for (g, (oa, ob)) in zip_lazy(oa.chunks_exact_mut(4), ob.chunks_exact_mut(4)).enumerate() {
-            let (mut acca, mut accb) = ([0i32; 4], [0i32; 4]);
-            let vg = vh.columns(4 * g, 4).ok()?;
-            let pairs = zip_lazy(ppa.get(..full)?.iter(), ppb.get(..full)?.iter());
-            for (kp, (&pa, &pb)) in pairs.enumerate() {
-                let (Some(a), Some(b)) = (vg.get_row(2 * kp), vg.get_row(2 * kp + 1)) else {
-                    return None;
-                };
-                let mut w = [0u32; 4];
-                pack_word(word(a)?, word(b)?, &mut w);
-                for ((aa, ab), &w) in acca.iter_mut().zip(accb.iter_mut()).zip(&w) {
-                    *aa = smlad(pa as u32, w, *aa);
-                    *ab = smlad(pb as u32, w, *ab);
-                }
-            }
-            if visible % 2 == 1 {
-                // The odd last key, its probability read as `SMLAD` reads it (0x8000 as
-                // −32768, fixed by `fix_big` below).
-                let (pa, pb) = (*ppa.get(full)? as i16 as i32, *ppb.get(full)? as i16 as i32);
-                let r = vg.get_row(visible - 1)?;
-                for ((aa, ab), &x) in acca.iter_mut().zip(accb.iter_mut()).zip(r) {
-                    *aa = aa.wrapping_add(pa * x as i32);
-                    *ab = ab.wrapping_add(pb * x as i32);
-                }
-            }
-            if biga {
-                fix_big(ppa, vg, visible, &mut acca);
-            }
-            if bigb {
-                fix_big(ppb, vg, visible, &mut accb);
-            }
-            for (o, &a) in oa.iter_mut().zip(&acca) {
-                *o = rq.to_i8(a, zp);
-            }
-            for (o, &a) in ob.iter_mut().zip(&accb) {
-                *o = rq.to_i8(a, zp);
+        for (s, o) in [(sa, oa), (sb, ob)] {
+            // |s| ≤ 2^28: `max − s` never wraps.
+            let max = crate::softmax::row_max(s);
+            let sum = ix.exp_pass::<true>(s, max, &self.exp);
+            let (pairs, big) = crate::softmax::probs_to_pairs(s, visible, sum);
+            let pp = s.get(..pairs)?;
+            // The one-row kernel's weighted sum (`SMLAD` over probability pairs × V rows).
+            match dh {
+                #[cfg(not(core_attn_small))]
+                16 => wsum_direct::<16>(pp, v, vh, c, visible, big, o, rq, zp),
+                #[cfg(not(core_attn_small))]
+                24 => wsum_direct::<24>(pp, v, vh, c, visible, big, o, rq, zp),
+                #[cfg(not(core_attn_small))]
+                32 => wsum_direct::<32>(pp, v, vh, c, visible, big, o, rq, zp),
+                _ => wsum_direct_any(pp, v, vh, c, visible, big, o, rq, zp),
             }
         }
         Some(())
@@ -247,79 +267,4 @@ fn extend(qh: &[i8], qe: &mut [u32]) -> Option<()> {
         *e1 = sxtb16_ror8(x);
     }
     Some(())
-}
-
-/// Scores of two query heads (extended: `qea`, `qeb`, `W = DH / 2` words each) against the
-/// key rows of `kh` (`DH` wide), one row read for both: per 4 key bytes one load, 2 `SXTB16`,
-/// 4 `SMLAD`. Returns both row maxima; `None` if `kh` has fewer rows than `sa` (unreachable).
-#[cfg(not(core_attn_small))]
-#[inline(always)]
-fn scores2_fixed<const DH: usize, const W: usize>(
-    kh: Rows<'_>,
-    qea: &[u32],
-    qeb: &[u32],
-    sa: &mut [i32],
-    sb: &mut [i32],
-) -> Option<(i32, i32)> {
-    let qa: [u32; W] = *qea.first_chunk::<W>()?;
-    let qb: [u32; W] = *qeb.first_chunk::<W>()?;
-    let (mut ma, mut mb) = (i32::MIN, i32::MIN);
-    for (j, (a, b)) in zip_lazy(sa.iter_mut(), sb.iter_mut()).enumerate() {
-        let kr: &[i8; DH] = kh.get_row(j)?.first_chunk::<DH>()?;
-        let (mut acca, mut accb) = (0i32, 0i32);
-        for ((c, ea), eb) in kr
-            .chunks_exact(4)
-            .zip(qa.chunks_exact(2))
-            .zip(qb.chunks_exact(2))
-        {
-            let (Some(x), &[a0, a1], &[b0, b1]) = (word(c), ea, eb) else {
-                return None;
-            };
-            let (xe, xo) = (sxtb16(x), sxtb16_ror8(x));
-            acca = smlad(a0, xe, acca);
-            accb = smlad(b0, xe, accb);
-            acca = smlad(a1, xo, acca);
-            accb = smlad(b1, xo, accb);
-        }
-        *a = acca;
-        *b = accb;
-        ma = ma.max(acca);
-        mb = mb.max(accb);
-    }
-    Some((ma, mb))
-}
-
-/// [`scores2_fixed`] for any head width that is a multiple of 4 (the head width is
-/// `2 · qea.len()`).
-#[inline(never)]
-fn scores2_any(
-    kh: Rows<'_>,
-    qea: &[u32],
-    qeb: &[u32],
-    sa: &mut [i32],
-    sb: &mut [i32],
-) -> Option<(i32, i32)> {
-    let (mut ma, mut mb) = (i32::MIN, i32::MIN);
-    for (j, (a, b)) in zip_lazy(sa.iter_mut(), sb.iter_mut()).enumerate() {
-        let kr = kh.get_row(j)?;
-        let (mut acca, mut accb) = (0i32, 0i32);
-        for ((c, ea), eb) in zip_lazy(
-            zip_lazy(kr.chunks_exact(4), qea.chunks_exact(2)),
-            qeb.chunks_exact(2),
-        ) {
-            let (Some(x), &[a0, a1], &[b0, b1]) = (word(c), ea, eb) else {
-                return None;
-            };
-            let (xe, xo) = (sxtb16(x), sxtb16_ror8(x));
-            acca = smlad(a0, xe, acca);
-            accb = smlad(b0, xe, accb);
-            acca = smlad(a1, xo, acca);
-            accb = smlad(b1, xo, accb);
-        }
-        *a = acca;
-        *b = accb;
-        ma = ma.max(acca);
-        mb = mb.max(accb);
-    }
-    Some((ma, mb))
 }
