@@ -15,9 +15,10 @@
 //! Why V is not shared: a weighted sum of two heads over the same V rows needs 8 accumulators
 //! per 4 columns besides the two probability pairs, the row words and pointers — more than
 //! the 12 registers an `asm!` block may name — and a first version in Rust (the compiler's
-//! register allocation, V words repacked once for both heads) measured 10% slower per token
-//! on the M4 than two one-head `asm!` passes; packing V once for both heads costs about
-//! what the packed sum saves (measured by the instruction count of the loops, issue 14).
+//! register allocation, V words repacked once for both heads, scores in Rust too) took 10%
+//! more estimated M4 cycles in the bench's profiled attention than the one-head `asm!`
+//! passes; packing V once for both heads would cost about what the packed sum saves (by the
+//! instruction counts of the loops: ~7 + 8 per key and head against 18 for dh = 8).
 
 use super::*;
 use crate::dsp::hw::{sxtb16, sxtb16_ror8};

@@ -109,7 +109,7 @@ pub fn llama_markdown(md: &mut String, results: &[CoreResult], info: &ModelInfo)
         ("linear: SwiGLU w1 + w3 + w2", &["w1", "w3", "w2"]),
         ("linear: classifier (tied, vocab 512)", &["head"]),
         (
-            "attention (8 heads one at a time, KV-cache append)",
+            "attention (8 query heads in 4 pairs, KV-cache append)",
             &["attention"],
         ),
         ("RoPE (Q and K)", &["rope"]),
