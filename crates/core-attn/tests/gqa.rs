@@ -185,7 +185,12 @@ fn grouped_probability_one_is_exact() {
             let q = bytes(n as u64 * 31 + m as u64, n * w);
             let k = bytes(m as u64 * 7 + 1, m * kvw);
             let v = bytes(m as u64 * 5 + 3, m * kvw);
-            for mask in [Mask::None, Mask::Causal { first_position: first }] {
+            for mask in [
+                Mask::None,
+                Mask::Causal {
+                    first_position: first,
+                },
+            ] {
                 assert_eq!(
                     grouped(&att, kv_heads, &q, &k, &v, n, m, mask),
                     reference(&att, kv_heads, &q, &k, &v, n, m, mask),
@@ -214,7 +219,7 @@ fn grouped_rejects_bad_shapes() {
     .unwrap();
     let att = p.as_attention();
     let q = vec![0i8; 32];
-    let kv = vec![0i8; 16 * 3];
+    let kv = [0i8; 16 * 3];
     let mut out = vec![0i8; 32];
     let mut scratch = vec![0i32; 3];
     fn rows(d: &[i8], w: usize) -> Rows<'_> {

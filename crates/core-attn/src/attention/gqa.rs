@@ -33,6 +33,7 @@ impl<'a> Attention<'a> {
     /// columns `g·head_dim .. (g+1)·head_dim` of `k`/`v`, `g = h / (heads / kv_heads)`.
     /// `scratch` needs `k.rows()` entries. Same results, bit for bit, as
     /// [`Attention::run_generic`] with one head on those columns, head by head (see the module).
+    #[allow(clippy::too_many_arguments)]
     pub fn run_grouped(
         &self,
         kv_heads: usize,
@@ -260,7 +261,10 @@ impl<'a> Attention<'a> {
 #[inline(always)]
 fn extend(qh: &[i8], qe: &mut [u32]) -> Option<()> {
     let words = qh.len() / 4;
-    for (e, c) in zip_lazy(qe.get_mut(..2 * words)?.chunks_exact_mut(2), qh.chunks_exact(4)) {
+    for (e, c) in zip_lazy(
+        qe.get_mut(..2 * words)?.chunks_exact_mut(2),
+        qh.chunks_exact(4),
+    ) {
         let (Some(x), [e0, e1]) = (word(c), e) else {
             return None;
         };

@@ -46,8 +46,8 @@ mod kernels;
 mod kv_cache;
 mod variants;
 
-use kernels::*;
 pub use gqa::GQA_PAIR_MAX_KEYS;
+use kernels::*;
 pub use kernels::{PACK_MAX_HEAD_DIM, PACK_WORDS};
 pub use kv_cache::KvCache;
 pub use variants::{AttentionFn, AttentionVariant, ATTENTION_VARIANTS};
