@@ -90,7 +90,8 @@ impl<'a> Attention<'a> {
                         let (oa, ob) = out_row
                             .get_mut(c0..c0 + 2 * dh)
                             .ok_or(SHAPE)?
-                            .split_at_mut(dh);
+                            .split_at_mut_checked(dh)
+                            .ok_or(SHAPE)?;
                         self.pair_row(qa, qb, k, v, c, visible, &ix, oa, ob, scratch)
                             .ok_or(SHAPE)?;
                         h += 2;
@@ -177,7 +178,7 @@ impl<'a> Attention<'a> {
         scratch: &mut [i32],
     ) -> Option<()> {
         if scratch.len() >= 2 * visible {
-            let (sa, sb) = scratch.split_at_mut(visible);
+            let (sa, sb) = scratch.split_at_mut_checked(visible)?;
             self.pair_scores(qa, qb, k, v, c, ix, oa, ob, sa, sb.get_mut(..visible)?)
         } else {
             self.pair_row_stack(qa, qb, k, v, c, visible, ix, oa, ob, scratch)
@@ -226,7 +227,7 @@ impl<'a> Attention<'a> {
         let w = dh / 2;
         let mut qe = [0u32; PACK_MAX_HEAD_DIM];
         let qe = qe.get_mut(..2 * w)?;
-        let (qea, qeb) = qe.split_at_mut(w);
+        let (qea, qeb) = qe.split_at_mut_checked(w)?;
         extend(qa, qea)?;
         extend(qb, qeb)?;
         let (kh, vh) = (k.columns(c, dh).ok()?, v.columns(c, dh).ok()?);
