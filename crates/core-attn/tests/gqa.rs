@@ -4,10 +4,13 @@
 //! masks and key counts, including rows past the paired kernel's stack buffer.
 //!
 //! Bugs this catches (each injected by hand and seen to fail, 2026-12): the second head of a
-//! pair reading the first head's query (`qb` = `qa`), a pair whose heads sit in different
-//! key/value groups (partner test `(h + 1) / group == h / group` dropped, group 3), the odd
-//! last key skipped in the paired weighted sum, the `fix_big` correction of the second head
-//! dropped (flat exp tables, one visible key: probability exactly 1.0).
+//! pair extended from the first head's query (`extend(qa, qeb)`), a pair whose heads sit in
+//! different key/value groups (partner test `(h + 1) / group == h / group` → `true`, group
+//! 3), the two heads' outputs swapped, the paired scores' odd and even key halves swapped in
+//! the portable twin (`dsp/gqa.rs`), the second head's scores placed after the first's when
+//! `scratch` holds only one row (`2 * visible` → `visible`). The `asm!` form of the paired
+//! scores is checked on the device (bench firmware and `tests/qemu_models.rs`: logits equal
+//! the host's).
 
 use core_attn::attention::{Attention, AttentionParams, Mask, GQA_PAIR_MAX_KEYS};
 use core_attn::requant::QParams;
