@@ -65,12 +65,8 @@ mod models {
         use core_attn::model::{argmax_i8, kv_caches, ModelBuffers};
         let path = root.join("models").join(format!("{LLAMA}.tatn"));
         println!("cargo:rerun-if-changed={}", path.display());
-        let bytes = fs::read(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (the shipped model)",
-                path.display()
-            )
-        });
+        let bytes = fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (the shipped model)", path.display()));
         let aligned = board_common::host::Aligned::new(&bytes);
         let blob = aligned.parse().expect("llama blob");
         let d = blob.llama_dims();
