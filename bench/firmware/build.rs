@@ -40,15 +40,16 @@ mod models {
         }
     }
 
-    /// The synthetic stories260K-shape Llama that `bench/run` packs (`bench/host/runner/src/llama.rs`).
-    pub const LLAMA: &str = "llama-260k-synth";
+    /// The shipped Llama (`models/llama-kjv.tatn`, 256 positions).
+    pub const LLAMA: &str = "llama-kjv";
     /// Llama decode schedule (`models.rs` runs the same): greedy from BOS without stopping at
     /// eos, timed steps `[P, P + LLAMA_STEPS)` for each `P` in `LLAMA_CONTEXTS`.
-    pub const LLAMA_CONTEXTS: [usize; 2] = [64, 256];
+    /// The second context's steps end at position 255, the shipped model's last.
+    pub const LLAMA_CONTEXTS: [usize; 2] = [64, 248];
     /// Timed steps per context.
     pub const LLAMA_STEPS: usize = 8;
     /// Ids of the whole sequence (BOS, then one per step).
-    pub const LLAMA_IDS: usize = 256 + 8 + 1;
+    pub const LLAMA_IDS: usize = 248 + 8 + 1;
 
     pub struct Llama {
         pub path: PathBuf,
@@ -62,16 +63,10 @@ mod models {
     fn llama(root: &Path) -> Llama {
         use core_attn::llama::{llama_step, LlamaModel};
         use core_attn::model::{argmax_i8, kv_caches, ModelBuffers};
-        let path = root
-            .join("bench/firmware/target")
-            .join(format!("{LLAMA}.tatn"));
+        let path = root.join("models").join(format!("{LLAMA}.tatn"));
         println!("cargo:rerun-if-changed={}", path.display());
-        let bytes = fs::read(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (bash bench/run packs it before building)",
-                path.display()
-            )
-        });
+        let bytes = fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (the shipped model)", path.display()));
         let aligned = board_common::host::Aligned::new(&bytes);
         let blob = aligned.parse().expect("llama blob");
         let d = blob.llama_dims();

@@ -1043,7 +1043,7 @@ const STORIES260K: [i32; 7] = [64, 172, 5, 8, 4, 512, 512];
 /// A stand-in for the shipped trained Llama (not committed: written under the system's temp
 /// directory once per test run): a llama2.c version-0 checkpoint of stories260K's shape with
 /// deterministic pseudo-random weights (uniform in ±0.5/√fan-in from a fixed LCG, RMSNorm gains
-/// 1; the bench's generator, `bench/host/runner/src/llama.rs`), packed by `tools`' converter
+/// 1; the generator the bench used before it timed the shipped model), packed by `tools`' converter
 /// (`convert` without `--max-positions`: 512 positions) with the 512-piece `tokenizer.bin` of
 /// the llama2c-tiny fixture as its vocabulary.
 fn stand_in_llama() -> &'static Path {

@@ -9,11 +9,11 @@
 //! build time) byte for byte. `stack` = the stack high-water mark of that model's run (the
 //! free stack is painted before each model).
 //!
-//! The Llama (`llama-260k-synth`, kind 4: the stories260K-shape blob with synthetic weights
-//! that `bash bench/run` packs into `bench/firmware/target/`): one greedy sequence from BOS that
-//! never stops at eos; parts `prefill64` (positions 0–63), `token64` (8 steps from 64), one
-//! profiled step at 72 (`bench llama-part <part> L<layer> ours macs=<n>`, kernel by kernel, its
-//! logits part of the sequence), `prefill256` (73–255), `token256` (8 steps from 256).
+//! The Llama (`llama-kjv`, kind 4: the shipped `models/llama-kjv.tatn`, 256 positions): one
+//! greedy sequence from BOS that never stops at eos; parts `prefill64` (positions 0–63),
+//! `token64` (8 steps from 64), one profiled step at 72 (`bench llama-part <part> L<layer> ours
+//! macs=<n>`, kernel by kernel, its logits part of the sequence), `prefill256` (73–247),
+//! `token256` (8 steps from 248: the last ends at position 255).
 //!
 //! After the ViT's whole run, a second, profiled run executes the same kernels one by one
 //! (`bench vit-part <part> <layer> ours macs=<n> match=<0|1>`), each as its own region; its
@@ -410,7 +410,6 @@ fn profile_llama_step<'r>(
     bufs: &'r mut ModelBuffers<'_>,
     parts: &mut heapless::Vec<Region, 80>,
 ) -> &'r [i8] {
-    use core_attn::attention::Attention;
     use core_attn::llama::LlamaModel;
     use core_attn::tensor::Rows;
     let d = blob.llama_dims();
@@ -438,9 +437,8 @@ fn profile_llama_step<'r>(
     part("embed", 0, 0);
     for (i, cache) in caches.iter_mut().enumerate() {
         let blk = or_die(blob.llama_block(i), "block");
-        let (kv, dh) = (blk.kv_width(), blk.attention.head_dim);
+        let kv = blk.kv_width();
         let stride = w + 2 * kv;
-        let group = blk.attention.heads / blk.kv_heads;
         let pos = cache.len();
         measure(|| or_die(blk.rms1.run(x, normed), "rms1"));
         part("rmsnorm", i, 0);
@@ -453,10 +451,6 @@ fn profile_llama_step<'r>(
             or_die(blk.rope_k.run_in_place(&mut rest[..kv], pos), "rope k");
         });
         part("rope", i, 0);
-        let one_head = Attention {
-            heads: 1,
-            ..blk.attention
-        };
         measure(|| {
             or_die(
                 cache.append_rows(
@@ -465,23 +459,20 @@ fn profile_llama_step<'r>(
                 ),
                 "kv cache",
             );
-            let (keys, values) = (cache.keys(), cache.values());
-            for (h, out) in normed.chunks_exact_mut(dh).enumerate() {
-                let c = (h / group) * dh;
-                or_die(
-                    one_head.run(
-                        or_die(Rows::strided(qkv, h * dh, 1, dh, stride), "q"),
-                        or_die(keys.columns(c, dh), "keys"),
-                        or_die(values.columns(c, dh), "values"),
-                        Mask::Causal {
-                            first_position: pos,
-                        },
-                        out,
-                        scores,
-                    ),
-                    "attention",
-                );
-            }
+            or_die(
+                blk.attention.run_grouped(
+                    blk.kv_heads,
+                    or_die(Rows::strided(qkv, 0, 1, w, stride), "q"),
+                    cache.keys(),
+                    cache.values(),
+                    Mask::Causal {
+                        first_position: pos,
+                    },
+                    &mut normed[..w],
+                    scores,
+                ),
+                "attention",
+            );
         });
         part("attention", i, 2 * (pos + 1) * w);
         let proj = &mut wide[..w];

@@ -23,6 +23,7 @@
 //! | `helium/` | Armv8.1-M Helium (MVE): `VMLADAVA` linear kernels and their host twin |
 //! | `armv6m/` | Armv6-M (Cortex-M0/M0+): the `MULS` linear kernel and its host twin |
 //! | `softmax.rs`, `attention.rs` | the softmax passes and the attention inner loops (DSP instructions where the target has them, portable elsewhere) |
+//! | `gqa.rs` | grouped-query attention's paired scores (two query heads per key row read) |
 //!
 //! [`LINEAR_VARIANTS`] lists every linear variant; the dispatcher (`linear`) runs the device
 //! variants of that list, and `tests/variants.rs` runs every entry against the generic kernel.
@@ -77,6 +78,7 @@ use core::num::NonZeroUsize;
 mod armv6m;
 mod armv7em_dsp;
 pub(crate) mod attention;
+pub(crate) mod gqa;
 mod helium;
 mod intrinsics;
 pub(crate) mod portable;

@@ -18,10 +18,9 @@
 //! token embedding itself.
 //!
 //! Every step reuses an existing kernel: [`RmsNorm`], [`Linear`] (with its DSP/MVE variants),
-//! [`Rope`], [`Attention`] (one query head at a time against its key/value head's columns of the
-//! cache, with the kernel's DSP variants), [`ResidualAdd`], [`SwiGlu`]. Grouped-query attention
-//! needs no kernel of its own: query head `h` is a one-head [`Attention`] over the columns
-//! `g·head_dim .. (g+1)·head_dim` of the cache, a strided view ([`Rows::columns`]).
+//! [`Rope`], [`Attention`] ([`Attention::run_grouped`]: query head `h` over the columns
+//! `g·head_dim .. (g+1)·head_dim` of the cache, the two query heads of a pair sharing a
+//! key/value head in one pass over its K/V rows), [`ResidualAdd`], [`SwiGlu`].
 //!
 //! # Memory (per model, from [`LlamaDims::buffers`])
 //! - `x`, `normed`: `width` bytes each (one token per step);
@@ -261,15 +260,6 @@ impl<'a> LlamaBlock<'a> {
             }
         };
         let (kv, stride, dh) = (self.kv_width(), self.qkv_width(), self.attention.head_dim);
-        let group = self
-            .attention
-            .heads
-            .checked_div(self.kv_heads)
-            .and_then(core::num::NonZeroUsize::new)
-            .ok_or(Error::BadDimension {
-                what: "llama kv heads (must divide the query heads)",
-                value: self.kv_heads,
-            })?;
         let len = x.len();
         let normed = prefix(scratch.normed, len, "llama normed buffer")?;
         let wide = prefix(
@@ -297,35 +287,23 @@ impl<'a> LlamaBlock<'a> {
             Rows::strided(qkv, w, n, kv, stride)?,
             Rows::strided(qkv, w + kv, n, kv, stride)?,
         )?;
-        let one_head = Attention {
-            heads: 1,
-            ..self.attention
-        };
         if dh == 0 {
             return Err(Error::BadDimension {
                 what: "llama head width",
                 value: 0,
             });
         }
-        let (keys, values) = (cache.keys(), cache.values());
-        for (t, out_row) in normed.chunks_exact_mut(w).enumerate() {
-            let mask = Mask::Causal {
-                first_position: first_position + t,
-            };
-            // `dh ≥ 1` (checked above): `max(1)` only tells the compiler, so that no
-            // `chunks_exact_mut` panic path is left.
-            for (h, out) in out_row.chunks_exact_mut(dh.max(1)).enumerate() {
-                let c = (h / group) * dh;
-                one_head.run(
-                    Rows::strided(qkv, t * stride + h * dh, 1, dh, stride)?,
-                    keys.columns(c, dh)?,
-                    values.columns(c, dh)?,
-                    mask,
-                    out,
-                    scratch.scores,
-                )?;
-            }
-        }
+        // Grouped-query attention: the query heads sharing a key/value head go through its
+        // K/V rows together (`Attention::run_grouped`).
+        self.attention.run_grouped(
+            self.kv_heads,
+            Rows::strided(qkv, 0, n, w, stride)?,
+            cache.keys(),
+            cache.values(),
+            Mask::Causal { first_position },
+            normed,
+            scratch.scores,
+        )?;
         let proj = prefix(wide, len, "llama wide buffer")?;
         self.proj.run(normed, proj, Activation::Identity)?;
         self.add1.run_in_place(x, proj)?;

@@ -13,8 +13,7 @@
 //! (`BENCH_SUITE=models BENCH_MODELS=<name>`, linked with the real chip's memory map from
 //! `boards/<machine>/memory.x`) where the model fits that chip; MACs, flash and RAM come from
 //! `tools inspect --json` (built and run with `cargo run -p tools`). `--check` runs only the
-//! ViT on the M4. Besides the shipped models, the Llama speed rows (issue 14): a
-//! stories260K-shape Llama with synthetic weights ([`llama`]), packed by `tools convert` first.
+//! ViT on the M4. The shipped Llama also gives the Llama speed rows (issue 14, [`llama`]).
 //!
 //! Also (not under `--check`) the code size and instructions per image of a firmware written
 //! with core-attn's device API (`examples/qemu-mps2-an386`, [`example_size`]);

@@ -145,8 +145,8 @@ pub struct Measured {
     pub f32_vit: Option<F32Row>,
 }
 
-/// Measure the `cores` with the models `model_names` (the synthetic Llama packed first when
-/// it is one of them), then the f32 baseline when the M4 is among the cores.
+/// Measure the `cores` with the models `model_names`, then the f32 baseline when the M4 is
+/// among the cores.
 pub fn all(
     root: &Path,
     plugin: &Path,
@@ -154,10 +154,6 @@ pub fn all(
     model_names: &[&str],
 ) -> Result<Measured, String> {
     let qemu_version = qemu::version();
-    if model_names.contains(&crate::llama::NAME) {
-        eprintln!("bench: synthetic stories260K-shape Llama (cargo run -p tools -- convert)");
-        crate::llama::make_blob(root)?;
-    }
     eprintln!("bench: tools inspect --json (cargo run -p tools)");
     let infos: Vec<ModelInfo> = model_names
         .iter()

@@ -334,7 +334,7 @@ mod tests {
     use super::*;
     use crate::cores;
 
-    // `tools inspect --json` of the shipped blobs and of the synthetic Llama, captured.
+    // `tools inspect --json` of the shipped blobs, captured.
     const INSPECT: [(&str, &str); 4] = [
         (
             "vit-mnist",
@@ -350,7 +350,7 @@ mod tests {
         ),
         (
             llama::NAME,
-            include_str!("../tests/data/inspect-llama-260k-synth.json"),
+            include_str!("../tests/data/inspect-llama-kjv.json"),
         ),
     ];
 

@@ -41,10 +41,12 @@ use crate::tensor::{zip_lazy, Rows};
 use crate::{Error, MAX_SEQ_LEN, MAX_WIDTH};
 use core::num::NonZeroUsize;
 
+mod gqa;
 mod kernels;
 mod kv_cache;
 mod variants;
 
+pub use gqa::GQA_PAIR_MAX_KEYS;
 use kernels::*;
 pub use kernels::{PACK_MAX_HEAD_DIM, PACK_WORDS};
 pub use kv_cache::KvCache;

@@ -32,11 +32,10 @@ pub fn llama_markdown(md: &mut String, results: &[CoreResult], info: &ModelInfo)
         md,
         "### Llama speed (issue 14)\n\n\
          `{}`: llama2.c stories260K's exact shape (dim {}, hidden {}, {} layers, 8 query heads, \
-         4 KV heads, vocab {}) with **synthetic weights** (deterministic pseudo-random, \
-         `bench/host/runner/src/llama.rs`, packed by `tools convert --max-positions {}`) until \
-         the trained model ships: speed does not depend on the weights. One greedy sequence \
-         from BOS, never stopping at eos; timed regions: 8 single steps from position 64 and 8 \
-         from position 256 (the rows above); `match` = ids and the FNV-1a of every step's logits \
+         4 KV heads, vocab {}), the shipped model (`models/llama-kjv.tatn`, {} positions). One \
+         greedy sequence from BOS, never stopping at eos; timed regions: 8 single steps from \
+         position {} and 8 from position {} (the last at position {}, the model's last; the \
+         rows above); `match` = ids and the FNV-1a of every step's logits \
          equal the host's (the same core-attn code run by `bench/firmware/build.rs`). tok/s = \
          clock / est. cycles per token (M4 timing model; M4-equivalent cycles on the other \
          cores); per MHz = tok/s at 1 MHz.\n",
@@ -45,7 +44,10 @@ pub fn llama_markdown(md: &mut String, results: &[CoreResult], info: &ModelInfo)
         d.mlp,
         d.layers,
         d.vocab,
-        llama::MAX_POSITIONS
+        llama::MAX_POSITIONS,
+        llama::CONTEXTS[0],
+        llama::CONTEXTS[1],
+        llama::CONTEXTS[1] + 7,
     )
     .unwrap();
     md.push_str(
@@ -107,7 +109,7 @@ pub fn llama_markdown(md: &mut String, results: &[CoreResult], info: &ModelInfo)
         ("linear: SwiGLU w1 + w3 + w2", &["w1", "w3", "w2"]),
         ("linear: classifier (tied, vocab 512)", &["head"]),
         (
-            "attention (8 heads one at a time, KV-cache append)",
+            "attention (8 query heads in 4 pairs, KV-cache append)",
             &["attention"],
         ),
         ("RoPE (Q and K)", &["rope"]),
@@ -193,13 +195,14 @@ pub fn llama_markdown(md: &mut String, results: &[CoreResult], info: &ModelInfo)
                 .find(|(c, q, _)| *c == cr.core.name && *q == p)
                 .map(|&(_, _, t)| 1e8 / t)
         };
-        let growth = match (per(64), per(256)) {
+        let [c0, c1] = llama::CONTEXTS;
+        let growth = match (per(c0), per(c1)) {
             (Some(a), Some(b)) => format!(
-                "; from context 64 to 256 a token costs {} more est. cycles, {:.0} per extra key \
-                 (all layers and heads): attention alone (growing with the context) bounds \
-                 context 256",
+                "; from context {c0} to {c1} a token costs {} more est. cycles, {:.0} per extra \
+                 key (all layers and heads): attention alone (growing with the context) bounds \
+                 context {c1}",
                 thousands((b - a) as u64),
-                (b - a) / 192.0
+                (b - a) / (c1 - c0) as f64
             ),
             _ => String::new(),
         };
@@ -255,14 +258,14 @@ mod tests {
     /// verdict inverted.
     #[test]
     fn per_token_rows_and_targets() {
-        let js = include_str!("../../tests/data/inspect-llama-260k-synth.json");
+        let js = include_str!("../../tests/data/inspect-llama-kjv.json");
         let info = ModelInfo::from_inspect_json(llama::NAME, js).unwrap();
         let d = info.dec.unwrap();
         let kernel = format!("model:{}", llama::NAME);
         let mut t64 = row(&kernel, "token64", "ours", 8 * 200_000, 0, 8 * 250_000);
         (t64.pos, t64.elems) = (64, 8);
         let mut t256 = row(&kernel, "token256", "ours", 8 * 300_000, 0, 8 * 400_000);
-        (t256.pos, t256.elems) = (256, 8);
+        (t256.pos, t256.elems) = (248, 8);
         let m4 = CoreResult {
             core: cores::m4(),
             rows: Vec::new(),
@@ -286,7 +289,7 @@ mod tests {
         assert!(md.lines().any(|l| l == want), "want {want} in\n{md}");
         assert!(md
             .lines()
-            .any(|l| l.starts_with("| int8, M4 | 256 | 300,000 | 400,000 |")
+            .any(|l| l.starts_with("| int8, M4 | 248 | 300,000 | 400,000 |")
                 && l.ends_with("| 250 | 2.500 | yes |")));
         assert!(
             md.contains("| M4 | ≥ 200 tok/s at 100 MHz | 400 | yes |"),
