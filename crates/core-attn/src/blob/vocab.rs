@@ -100,9 +100,12 @@ pub(super) fn read_vocab<'a>(c: &mut Cursor<'a>) -> Result<Vocab<'a>, Error> {
 /// validation, inlined at every use, has a word-at-a-time ASCII fast path: code size).
 /// Well-formed UTF-8 as the Unicode standard defines it: shortest form, no surrogates, at most
 /// U+10FFFF.
-pub(super) fn utf8_ok(b: &[u8]) -> bool {
-    let mut rest = b;
-    while let Some((&lead, tail)) = rest.split_first() {
+///
+/// A `const fn`: the compile-time check of an embedded blob runs it too.
+pub(super) const fn utf8_ok(b: &[u8]) -> bool {
+    let mut i = 0;
+    while i < b.len() {
+        let lead = b[i];
         let (more, min, bits) = match lead {
             0x00..=0x7f => (0, 0, lead),
             0xc2..=0xdf => (1, 0x80, lead & 0x1f),
@@ -110,20 +113,23 @@ pub(super) fn utf8_ok(b: &[u8]) -> bool {
             0xf0..=0xf4 => (3, 0x1_0000, lead & 0x07),
             _ => return false,
         };
-        let Some((cont, after)) = tail.split_at_checked(more) else {
+        if b.len() - (i + 1) < more {
             return false;
-        };
+        }
         let mut c = bits as u32;
-        for &x in cont {
+        let mut k = 1;
+        while k <= more {
+            let x = b[i + k];
             if x & 0xc0 != 0x80 {
                 return false;
             }
             c = (c << 6) | (x & 0x3f) as u32;
+            k += 1;
         }
-        if c < min || (0xd800..=0xdfff).contains(&c) || c > 0x10_ffff {
+        if c < min || (0xd800 <= c && c <= 0xdfff) || c > 0x10_ffff {
             return false;
         }
-        rest = after;
+        i += 1 + more;
     }
     true
 }
