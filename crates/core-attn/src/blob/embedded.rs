@@ -98,6 +98,11 @@ impl Embedded {
         }
     }
 
+    /// The checked blob's header.
+    pub const fn header(&self) -> &Header {
+        &self.header
+    }
+
     /// Bytes the checked blob covers (its header's total length).
     pub const fn len(&self) -> usize {
         self.total
