@@ -81,15 +81,15 @@ macro_rules! println {
     ($($arg:tt)*) => {{ $crate::_print_fmt(format_args!($($arg)*)); $crate::_print(b"\n") }};
 }
 
-/// Exit QEMU: status 0 for `Ok`, 1 (after printing the error) for `Err`. Not inlined (a
-/// marker of the code-size benchmark, see [`_print`]).
+/// Exit QEMU: status 0 for `Ok`, 1 (after printing which kind of error) for `Err`. Not
+/// inlined (a marker of the code-size benchmark, see [`_print`]).
 #[inline(never)]
 pub fn finish(result: Result<(), core_attn::Error>) -> ! {
     let code = match result {
         Ok(()) => EXIT_SUCCESS,
         Err(e) => {
             _print(b"error: ");
-            _print(what(&e).as_bytes());
+            _print(kind(&e).as_bytes());
             _print(b"\n");
             EXIT_FAILURE
         }
@@ -100,19 +100,21 @@ pub fn finish(result: Result<(), core_attn::Error>) -> ! {
     }
 }
 
-/// The check that failed, in a few words: the static part of the error's message, without
-/// its numbers. Printing the error itself (`{}`, core-attn's `Display`) would link the
-/// formatting of every variant and its texts (about 1 KB at opt-level "s").
-fn what(e: &core_attn::Error) -> &'static str {
+/// The error's variant name (`BadBlob`, `ShapeMismatch`, …), not its message: printing the
+/// message (`{}`, core-attn's `Display`, or `BlobError::message` and the `what` fields)
+/// links the text of every check a firmware could fail — about 1 KB at opt-level "s", with
+/// the formatting — and a firmware that prints only this links none of them. (The message
+/// is what the host's `tools` print for the same blob and input.)
+fn kind(e: &core_attn::Error) -> &'static str {
     use core_attn::Error;
     match *e {
-        Error::BadBlob(b) => b.message(),
-        Error::ShapeMismatch { what, .. }
-        | Error::BadDimension { what, .. }
-        | Error::BufferTooSmall { what, .. } => what,
-        Error::CacheFull { .. } => "KV cache full",
-        Error::TokenOutOfRange { .. } => "token id out of range",
-        _ => "requantization multiplier/shift out of range",
+        Error::BadBlob(_) => "BadBlob",
+        Error::ShapeMismatch { .. } => "ShapeMismatch",
+        Error::BadDimension { .. } => "BadDimension",
+        Error::BufferTooSmall { .. } => "BufferTooSmall",
+        Error::CacheFull { .. } => "CacheFull",
+        Error::TokenOutOfRange { .. } => "TokenOutOfRange",
+        _ => "BadRequant",
     }
 }
 
