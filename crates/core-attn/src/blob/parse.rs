@@ -72,9 +72,7 @@ pub(super) const fn head<const K: u16>(bytes: &[u8]) -> Result<(&[u8], Header), 
             found: version,
         }));
     }
-    let kind = tri!(ModelKind::from_u16(u16::from_le_bytes([
-        bytes[6], bytes[7]
-    ])));
+    let kind = tri!(ModelKind::from_u16(u16::from_le_bytes([bytes[6], bytes[7]])));
     if K != 0 && kind as u16 != K {
         return Err(crate::error::bad_blob(
             "model kind differs from the one asked for",
@@ -233,18 +231,7 @@ impl<'a> Blob<'a> {
         (self.table, self.count)
     }
 
-    /// A cursor for the accessors (the checks of the parts were done by the walk).
-    fn cursor(&self, at: usize) -> Cursor<'a, false> {
-        Cursor {
-            bytes: self.bytes,
-            table: self.table,
-            count: self.count,
-            next: at,
-        }
-    }
-
-    /// A cursor that checks every part (the walk).
-    fn checked_cursor(&self, at: usize) -> Cursor<'a> {
+    fn cursor(&self, at: usize) -> Cursor<'a> {
         Cursor {
             bytes: self.bytes,
             table: self.table,
@@ -258,7 +245,7 @@ impl<'a> Blob<'a> {
         let h = &self.header;
         let kind = const_kind::<K>(h.kind);
         let mut l = Layout::default();
-        let mut c = self.checked_cursor(0);
+        let mut c = self.cursor(0);
         if kind.has_encoder() {
             let e = &h.encoder;
             l.vit_embed = c.next;

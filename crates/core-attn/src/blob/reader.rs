@@ -68,20 +68,14 @@ pub(super) const fn word(bytes: &[u8], offset: usize) -> Result<u32, Error> {
 }
 
 /// Reads sections in order from the table.
-///
-/// `CHECK`: run every check of the parts read (the walk of [`Blob::parse`]). Without it
-/// (the accessors of a parsed [`Blob`], whose every part passed those checks: they would
-/// all pass again) only what reading needs is checked — bounds, alignment, lengths of
-/// fixed-size tables — so that a firmware whose blob was checked at compile time
-/// ([`super::Embedded`]) links no second copy of the checks, and each inference skips them.
-pub(super) struct Cursor<'a, const CHECK: bool = true> {
+pub(super) struct Cursor<'a> {
     pub(super) bytes: &'a [u8],
     pub(super) table: usize,
     pub(super) count: usize,
     pub(super) next: usize,
 }
 
-impl<'a, const CHECK: bool> Cursor<'a, CHECK> {
+impl<'a> Cursor<'a> {
     pub(super) fn take(&mut self, want_tag: u16, elem: Elem) -> Result<&'a [u8], Error> {
         if self.next >= self.count {
             return Err(crate::error::bad_blob(
@@ -102,7 +96,7 @@ impl<'a, const CHECK: bool> Cursor<'a, CHECK> {
         let w = |i: usize| u32::from_le_bytes([entry[i], entry[i + 1], entry[i + 2], entry[i + 3]]);
         let (te, offset, count) = (w(0), w(4) as usize, w(8) as usize);
         let index = self.next - 1;
-        if CHECK && (te & 0xffff) as u16 != want_tag {
+        if (te & 0xffff) as u16 != want_tag {
             return Err(BlobError::SectionTag {
                 index,
                 expected: want_tag,
@@ -110,7 +104,7 @@ impl<'a, const CHECK: bool> Cursor<'a, CHECK> {
             }
             .into());
         }
-        if CHECK && (te >> 16) as u16 != elem as u16 {
+        if (te >> 16) as u16 != elem as u16 {
             return Err(BlobError::SectionElem {
                 index,
                 expected: elem as u16,
@@ -118,7 +112,7 @@ impl<'a, const CHECK: bool> Cursor<'a, CHECK> {
             }
             .into());
         }
-        if CHECK && offset % SECTION_ALIGN != 0 {
+        if offset % SECTION_ALIGN != 0 {
             return Err(BlobError::SectionAlignment { index, offset }.into());
         }
         let len = count
@@ -166,16 +160,10 @@ impl<'a, const CHECK: bool> Cursor<'a, CHECK> {
     }
 
     pub(super) fn usize_of(v: i32) -> Result<usize, Error> {
-        if !CHECK {
-            return Ok(v as usize);
-        }
         usize::try_from(v).map_err(|_| crate::error::bad_blob("negative dimension"))
     }
 
     pub(super) fn shift(v: i32) -> Result<i8, Error> {
-        if !CHECK {
-            return Ok(v as i8);
-        }
         i8::try_from(v).map_err(|_| crate::error::bad_blob("shift outside int8"))
     }
 
@@ -192,12 +180,12 @@ impl<'a, const CHECK: bool> Cursor<'a, CHECK> {
         let gamma = self.i32s(tag::LN_GAMMA)?;
         let beta = self.i32s(tag::LN_BETA)?;
         let [eps_lo, eps_hi, output_zero_point] = self.scalars::<3>(tag::LN_SCALARS)?;
-        if CHECK && beta.len() != gamma.len() {
+        if beta.len() != gamma.len() {
             return Err(crate::error::bad_blob(
                 "LayerNorm gamma and beta lengths differ",
             ));
         }
-        if CHECK && !(-128..=127).contains(&output_zero_point) {
+        if !(-128..=127).contains(&output_zero_point) {
             return Err(crate::error::bad_blob("LayerNorm zero point outside int8"));
         }
         Ok(LayerNorm {
@@ -230,10 +218,9 @@ impl<'a, const CHECK: bool> Cursor<'a, CHECK> {
         let [heads, head_dim, sm, ss, om, os, zp] = self.scalars::<7>(tag::ATT_SCALARS)?;
         let (heads, head_dim) = (Self::usize_of(heads)?, Self::usize_of(head_dim)?);
         // Bound the width here: `Attention::width()` multiplies without a check.
-        if CHECK
-            && heads
-                .checked_mul(head_dim)
-                .is_none_or(|w| w == 0 || w > crate::MAX_WIDTH)
+        if heads
+            .checked_mul(head_dim)
+            .is_none_or(|w| w == 0 || w > crate::MAX_WIDTH)
         {
             return Err(crate::error::bad_blob("attention width out of range"));
         }
@@ -249,11 +236,7 @@ impl<'a, const CHECK: bool> Cursor<'a, CHECK> {
             heads,
             head_dim,
             score_to_index: Self::requant(sm, ss)?,
-            exp: if CHECK {
-                ExpTable::new(hi, lo)?
-            } else {
-                ExpTable { hi, lo }
-            },
+            exp: ExpTable::new(hi, lo)?,
             output: Self::requant(om, os)?,
             output_zero_point: zp,
         })
@@ -333,7 +316,7 @@ impl<'a, const CHECK: bool> Cursor<'a, CHECK> {
         style: RopeStyle,
     ) -> Result<LlamaBlock<'a>, Error> {
         let [marker, kv_heads] = self.scalars::<2>(tag::BLOCK)?;
-        if CHECK && marker != LLAMA_BLOCK_MARKER {
+        if marker != LLAMA_BLOCK_MARKER {
             return Err(crate::error::bad_blob("not a llama block"));
         }
         let rms1 = self.rms_norm()?;
@@ -387,7 +370,6 @@ impl<'a, const CHECK: bool> Cursor<'a, CHECK> {
         let placement = match placement {
             0 => NormPlacement::Pre,
             1 => NormPlacement::Post,
-            _ if !CHECK => NormPlacement::Pre,
             _ => return Err(crate::error::bad_blob("unknown norm placement")),
         };
         Ok(EncoderBlock {
@@ -484,8 +466,8 @@ pub(super) fn same(what: &'static str, expected: usize, found: usize) -> Result<
 }
 
 #[inline(never)] // load-time reader: one copy, not one per caller (code size)
-pub(super) fn read_vit_embedding<'a, const CHECK: bool>(
-    c: &mut Cursor<'a, CHECK>,
+pub(super) fn read_vit_embedding<'a>(
+    c: &mut Cursor<'a>,
     e: &EncoderDims,
 ) -> Result<VitEmbedding<'a>, Error> {
     Ok(VitEmbedding {
@@ -503,9 +485,7 @@ pub(super) fn read_vit_embedding<'a, const CHECK: bool>(
 }
 
 #[inline(never)] // load-time reader: one copy, not one per caller (code size)
-pub(super) fn read_token_embedding<'a, const CHECK: bool>(
-    c: &mut Cursor<'a, CHECK>,
-) -> Result<TokenEmbedding<'a>, Error> {
+pub(super) fn read_token_embedding<'a>(c: &mut Cursor<'a>) -> Result<TokenEmbedding<'a>, Error> {
     Ok(TokenEmbedding {
         table: c.i8s(tag::TOKEN_EMBED)?,
         positions: c.i8s(tag::POSITIONS)?,

@@ -72,14 +72,9 @@ impl<'a> Vocab<'a> {
 }
 
 #[inline(never)] // load-time reader: one copy, not one per caller (code size)
-pub(super) fn read_vocab<'a, const CHECK: bool>(
-    c: &mut Cursor<'a, CHECK>,
-) -> Result<Vocab<'a>, Error> {
+pub(super) fn read_vocab<'a>(c: &mut Cursor<'a>) -> Result<Vocab<'a>, Error> {
     let offsets = c.i32s(tag::VOCAB_OFFSETS)?;
     let bytes: &[u8] = bytemuck::cast_slice(c.i8s(tag::VOCAB_BYTES)?);
-    if !CHECK {
-        return Ok(Vocab { offsets, bytes });
-    }
     let Some((&first, _)) = offsets.split_first() else {
         return Err(crate::error::bad_blob("vocabulary offsets empty"));
     };
