@@ -272,7 +272,10 @@ impl C<'_> {
             }));
         }
         if offset % SECTION_ALIGN != 0 {
-            return Err(Error::BadBlob(BlobError::SectionAlignment { index, offset }));
+            return Err(Error::BadBlob(BlobError::SectionAlignment {
+                index,
+                offset,
+            }));
         }
         let Some(len) = count.checked_mul(elem.size()) else {
             return Err(bad("section size overflow"));
@@ -510,7 +513,11 @@ impl C<'_> {
         tri!(self.validate_linear(&fc1));
         tri!(self.validate_linear(&fc2));
         tri!(check_len("mlp fc1 input", w, fc1.in_features));
-        tri!(check_len("mlp fc2 input", fc1.out_features, fc2.in_features));
+        tri!(check_len(
+            "mlp fc2 input",
+            fc1.out_features,
+            fc2.in_features
+        ));
         tri!(check_len("mlp fc2 output", w, fc2.out_features));
         Ok((w, att.heads, fc1.out_features, post))
     }

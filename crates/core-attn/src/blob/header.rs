@@ -48,7 +48,10 @@ impl Header {
 
     /// [`Header::required_buffers_as`] for the kinds 1–3, as a `const fn` (shared by the
     /// compile-time check of an embedded blob and [`Blob::parse`]).
-    pub(super) const fn required_buffers_const(&self, kind: ModelKind) -> Result<BufferSizes, Error> {
+    pub(super) const fn required_buffers_const(
+        &self,
+        kind: ModelKind,
+    ) -> Result<BufferSizes, Error> {
         const fn m(a: usize, b: usize) -> Result<usize, Error> {
             match a.checked_mul(b) {
                 Some(v) => Ok(v),
@@ -140,7 +143,10 @@ impl Header {
 
     /// The header of kind `kind` from its words (a `const fn`: the compile-time check of an
     /// embedded blob and [`Blob::parse`] share it).
-    pub(super) const fn from_words(kind: ModelKind, w: &[u32; HEADER_WORDS]) -> Result<Self, Error> {
+    pub(super) const fn from_words(
+        kind: ModelKind,
+        w: &[u32; HEADER_WORDS],
+    ) -> Result<Self, Error> {
         const fn u(w: &[u32; HEADER_WORDS], i: usize) -> usize {
             w[i] as usize
         }
@@ -152,7 +158,11 @@ impl Header {
             }
         }
         // Word 33 is a Llama's kv_heads; reserved (zero) for the other kinds.
-        let mut i = if matches!(kind, ModelKind::Llama) { 34 } else { 33 };
+        let mut i = if matches!(kind, ModelKind::Llama) {
+            34
+        } else {
+            33
+        };
         while i < HEADER_WORDS {
             if w[i] != 0 {
                 return Err(crate::error::bad_blob("reserved header words not zero"));

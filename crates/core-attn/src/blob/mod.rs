@@ -110,6 +110,7 @@ macro_rules! tri {
 mod embedded;
 mod header;
 mod parse;
+mod parts;
 mod reader;
 mod vocab;
 #[cfg(feature = "std")]
@@ -123,6 +124,7 @@ pub use vocab::Vocab;
 #[cfg(feature = "std")]
 pub use writer::*;
 
+use parts::Parts;
 use reader::{check, read_token_embedding, read_vit_embedding, same, tag, word, Cursor};
 use vocab::read_vocab;
 

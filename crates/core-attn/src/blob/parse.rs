@@ -72,7 +72,9 @@ pub(super) const fn head<const K: u16>(bytes: &[u8]) -> Result<(&[u8], Header), 
             found: version,
         }));
     }
-    let kind = tri!(ModelKind::from_u16(u16::from_le_bytes([bytes[6], bytes[7]])));
+    let kind = tri!(ModelKind::from_u16(u16::from_le_bytes([
+        bytes[6], bytes[7]
+    ])));
     if K != 0 && kind as u16 != K {
         return Err(crate::error::bad_blob(
             "model kind differs from the one asked for",
@@ -229,6 +231,27 @@ impl<'a> Blob<'a> {
     /// Byte offset of the section table and the number of sections.
     pub(super) const fn table_and_count(&self) -> (usize, usize) {
         (self.table, self.count)
+    }
+
+    /// The parts reader of the accessors, at section `at` (see `parts.rs`).
+    fn parts(&self, at: usize) -> Parts<'a> {
+        Parts {
+            bytes: self.bytes,
+            table: self.table,
+            next: at,
+        }
+    }
+
+    /// The bytes the blob covers.
+    #[cfg(test)]
+    pub(super) fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Where each part starts.
+    #[cfg(test)]
+    pub(super) fn layout(&self) -> Layout {
+        self.layout
     }
 
     fn cursor(&self, at: usize) -> Cursor<'a> {
@@ -426,7 +449,7 @@ impl<'a> Blob<'a> {
     /// The RoPE table of a Llama blob.
     fn llama_rope(&self) -> Result<(RopeTable<'a>, RopeStyle), Error> {
         self.need(self.header.kind == ModelKind::Llama)?;
-        self.cursor(self.layout.rope).rope_table()
+        Ok(self.parts(self.layout.rope).rope_table())
     }
 
     /// Llama block `i`.
@@ -434,7 +457,7 @@ impl<'a> Blob<'a> {
         self.need(self.header.kind == ModelKind::Llama && i < self.header.decoder.layers)?;
         let (table, style) = self.llama_rope()?;
         let at = self.layout.dec_blocks + i * self.layout.dec_block_sections;
-        self.cursor(at).llama_block(table, style)
+        self.parts(at).llama_block(table, style)
     }
 
     /// The header.
@@ -473,61 +496,60 @@ impl<'a> Blob<'a> {
     /// The ViT front end.
     pub fn vit_embedding(&self) -> Result<VitEmbedding<'a>, Error> {
         self.need(self.header.kind.has_encoder())?;
-        read_vit_embedding(
-            &mut self.cursor(self.layout.vit_embed),
-            &self.header.encoder,
-        )
+        Ok(self
+            .parts(self.layout.vit_embed)
+            .vit_embedding(&self.header.encoder))
     }
 
     /// Encoder block `i`.
     pub fn encoder_block(&self, i: usize) -> Result<EncoderBlock<'a>, Error> {
         self.need(self.header.kind.has_encoder() && i < self.header.encoder.layers)?;
         let at = self.layout.enc_blocks + i * self.layout.enc_block_sections;
-        self.cursor(at).encoder_block()
+        self.parts(at).encoder_block()
     }
 
     /// The encoder's final LayerNorm.
     pub fn encoder_final_norm(&self) -> Result<LayerNorm<'a>, Error> {
         self.need(self.header.kind.has_encoder())?;
-        self.cursor(self.layout.enc_final_ln).layer_norm()
+        Ok(self.parts(self.layout.enc_final_ln).layer_norm())
     }
 
     /// The ViT classifier head.
     pub fn classifier(&self) -> Result<Linear<'a>, Error> {
         self.need(self.header.kind == ModelKind::VitClassifier)?;
-        self.cursor(self.layout.classifier).linear()
+        Ok(self.parts(self.layout.classifier).linear())
     }
 
     /// The decoder front end.
     pub fn token_embedding(&self) -> Result<TokenEmbedding<'a>, Error> {
         self.need(self.header.kind.has_decoder())?;
-        read_token_embedding(&mut self.cursor(self.layout.dec_embed))
+        Ok(self.parts(self.layout.dec_embed).token_embedding())
     }
 
     /// Decoder block `i`.
     pub fn decoder_block(&self, i: usize) -> Result<DecoderBlock<'a>, Error> {
         self.need(self.header.kind.has_decoder() && i < self.header.decoder.layers)?;
         let at = self.layout.dec_blocks + i * self.layout.dec_block_sections;
-        self.cursor(at).decoder_block()
+        self.parts(at).decoder_block()
     }
 
     /// The decoder's final LayerNorm.
     pub fn decoder_final_norm(&self) -> Result<LayerNorm<'a>, Error> {
         self.need(self.header.kind.has_decoder())?;
-        self.cursor(self.layout.dec_final_ln).layer_norm()
+        Ok(self.parts(self.layout.dec_final_ln).layer_norm())
     }
 
     /// The LM head (`[vocab][D]`; for a tied head its weights are the token-embedding bytes).
     pub fn lm_head(&self) -> Result<Linear<'a>, Error> {
         self.need(self.header.kind.has_decoder())?;
-        self.cursor(self.layout.head).linear()
+        Ok(self.parts(self.layout.head).linear())
     }
 
     /// The vocabulary (text of each token id, or of each class of a classifier), when the
     /// blob carries one (see the module docs).
     pub fn vocab(&self) -> Option<Vocab<'a>> {
         let at = self.layout.vocab?;
-        read_vocab(&mut self.cursor(at)).ok()
+        Some(self.parts(at).vocab())
     }
 }
 
@@ -537,18 +559,18 @@ impl LlamaModel for Blob<'_> {
     }
     fn llama_embedding(&self) -> Result<&[i8], Error> {
         self.need(self.header.kind == ModelKind::Llama)?;
-        self.cursor(self.layout.dec_embed).i8s(tag::TOKEN_EMBED)
+        Ok(self.parts(self.layout.dec_embed).i8s())
     }
     fn llama_block(&self, i: usize) -> Result<LlamaBlock<'_>, Error> {
         Blob::llama_block(self, i)
     }
     fn llama_final_norm(&self) -> Result<RmsNorm<'_>, Error> {
         self.need(self.header.kind == ModelKind::Llama)?;
-        self.cursor(self.layout.dec_final_ln).rms_norm()
+        Ok(self.parts(self.layout.dec_final_ln).rms_norm())
     }
     fn llama_head(&self) -> Result<Linear<'_>, Error> {
         self.need(self.header.kind == ModelKind::Llama)?;
-        self.cursor(self.layout.head).linear()
+        Ok(self.parts(self.layout.head).linear())
     }
     fn llama_bos(&self) -> u32 {
         self.header.decoder.start_token

@@ -13,6 +13,11 @@ pub struct Vocab<'a> {
 }
 
 impl<'a> Vocab<'a> {
+    /// The vocabulary over sections already checked (`read_vocab`'s checks passed).
+    pub(super) fn from_parts(offsets: &'a [i32], bytes: &'a [u8]) -> Self {
+        Vocab { offsets, bytes }
+    }
+
     /// Number of ids.
     pub fn len(&self) -> usize {
         self.offsets.len().saturating_sub(1)
