@@ -16,7 +16,7 @@ use super::*;
 
 /// A section of a parsed blob that is not where its table says (never, for a parsed blob).
 fn unreadable() -> Error {
-    crate::error::bad_blob("section unreadable (blob changed after its check)")
+    crate::error::bad_blob("section unreadable")
 }
 
 /// Reads the parts of a parsed blob in order, from section `next` on.
@@ -219,26 +219,19 @@ impl<'a> Parts<'a> {
     #[inline(never)] // one copy, not one per caller (code size)
     pub(super) fn encoder_block(&mut self) -> Result<EncoderBlock<'a>, Error> {
         let [placement, _] = self.scalars::<2>();
-        let ln1 = self.layer_norm();
-        let qkv = self.linear();
-        let attention = self.attention()?;
-        let proj = self.linear();
-        let add1 = self.residual();
-        let ln2 = self.layer_norm();
-        let mlp = self.mlp()?;
         Ok(EncoderBlock {
             placement: if placement == 1 {
                 NormPlacement::Post
             } else {
                 NormPlacement::Pre
             },
-            ln1,
-            qkv,
-            attention,
-            proj,
-            add1,
-            ln2,
-            mlp,
+            ln1: self.layer_norm(),
+            qkv: self.linear(),
+            attention: self.attention()?,
+            proj: self.linear(),
+            add1: self.residual(),
+            ln2: self.layer_norm(),
+            mlp: self.mlp()?,
             add2: self.residual(),
         })
     }
