@@ -108,9 +108,10 @@ pub(super) fn read_vocab<'a>(c: &mut Cursor<'a>) -> Result<Vocab<'a>, Error> {
 ///
 /// A `const fn`: the compile-time check of an embedded blob runs it too.
 pub(super) const fn utf8_ok(b: &[u8]) -> bool {
-    let mut i = 0;
-    while i < b.len() {
-        let lead = b[i];
+    // `split_first` / `split_at_checked`, not indexing: no bounds check (a panic call site)
+    // is left in a firmware (`boards/no-panic`).
+    let mut rest = b;
+    while let Some((&lead, tail)) = rest.split_first() {
         let (more, min, bits) = match lead {
             0x00..=0x7f => (0, 0, lead),
             0xc2..=0xdf => (1, 0x80, lead & 0x1f),
@@ -118,23 +119,21 @@ pub(super) const fn utf8_ok(b: &[u8]) -> bool {
             0xf0..=0xf4 => (3, 0x1_0000, lead & 0x07),
             _ => return false,
         };
-        if b.len() - (i + 1) < more {
+        let Some((mut cont, after)) = tail.split_at_checked(more) else {
             return false;
-        }
+        };
         let mut c = bits as u32;
-        let mut k = 1;
-        while k <= more {
-            let x = b[i + k];
+        while let Some((&x, next)) = cont.split_first() {
             if x & 0xc0 != 0x80 {
                 return false;
             }
             c = (c << 6) | (x & 0x3f) as u32;
-            k += 1;
+            cont = next;
         }
         if c < min || (0xd800 <= c && c <= 0xdfff) || c > 0x10_ffff {
             return false;
         }
-        i += 1 + more;
+        rest = after;
     }
     true
 }
