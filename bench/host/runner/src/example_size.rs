@@ -64,7 +64,7 @@ pub struct SizeRow {
     images: u64,
     /// Instructions per image (images 2…N, each with its printed line).
     per_image: Option<u64>,
-    /// Instructions from `main` to the first print: `load` (blob check) + image 1.
+    /// Instructions from `main` to the first print: `load` (fingerprint of the blob) + image 1.
     first: Option<u64>,
     /// Code bytes per part (symbol path prefix), largest first.
     parts: Vec<(String, u64)>,

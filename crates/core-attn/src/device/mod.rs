@@ -4,7 +4,8 @@
 //! header **at compile time** (a `const fn`, no build script): the working memory
 //! ([`Memory`]) is a type whose array sizes come from the blob itself, so a model always gets
 //! exactly the RAM it needs, a model that does not fit the chip fails to link, and a blob whose
-//! header is invalid fails the build with a message naming the problem:
+//! header is invalid (for a ViT: any part of the blob, [`crate::blob::Embedded`]) fails the
+//! build with a message naming the problem:
 //!
 //! ```text
 //! error[E0080]: evaluation panicked: model blob: bad magic (not a TATN model blob)
@@ -163,8 +164,9 @@ impl ModelInfo {
     /// Meant for a `const` (as [`include_model!`](crate::include_model) uses it): every
     /// problem is a panic, i.e. a build error naming it (`model blob: …`). It checks magic,
     /// format version, kind, length, flags, the dimensions a buffer size depends on and that
-    /// the header's buffer sizes agree with them; the checksum and the sections are checked by
-    /// [`Blob::parse`] when the model is loaded.
+    /// the header's buffer sizes agree with them. The checksum and the sections are checked
+    /// for a ViT by the compiler too ([`Embedded::vit`], which `include_model!` runs), for
+    /// the other kinds by [`Blob::parse`] when the model is loaded.
     ///
     /// # Panics
     ///
