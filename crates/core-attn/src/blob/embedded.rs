@@ -86,7 +86,8 @@ impl Embedded {
     }
 
     /// [`Embedded::check_vit`] for a `const`: a blob that fails a check is a compile error
-    /// naming the check (`model blob: …`).
+    /// naming the check (the text of its `BlobError` or `what`, e.g. `evaluation panicked:
+    /// checksum mismatch (corrupt blob)`).
     ///
     /// # Panics
     ///
