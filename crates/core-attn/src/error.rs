@@ -181,7 +181,7 @@ pub enum BlobError {
 
 impl BlobError {
     /// The check's message (what `Display` prints).
-    pub fn message(&self) -> &'static str {
+    pub const fn message(&self) -> &'static str {
         match *self {
             BlobError::BadMagic => "bad magic (not a TATN model blob)",
             BlobError::Version { supported, found } => {

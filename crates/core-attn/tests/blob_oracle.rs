@@ -258,3 +258,83 @@ fn parse_results_equal_the_recorded_oracle() {
         old.lines().filter_map(|l| l.rsplit(" | ").next()).collect();
     assert!(errs.len() > 60, "only {} distinct results", errs.len());
 }
+
+/// The compile-time check of an embedded ViT blob (`Embedded::check_vit`, a `const fn`, here
+/// called at run time) returns what `Blob::parse` returns — the same `Debug` text, error
+/// variant, message and values — for every corruption above of the two ViT blobs (the record's
+/// cases), and on success the same blob (header, section table, layout: `Embedded::open`'s
+/// `Blob` is `Blob::parse`'s, compared as `Debug` text). A blob whose kind word is not the
+/// ViT's is refused as "model kind differs from the one asked for" once its kind is read (as
+/// `include_model!(…: Vit = …)` asks for a ViT), where `Blob::parse` goes on with that kind.
+///
+/// Guards against a const check that accepts what the walk rejects or differs in order:
+/// with the bias-magnitude loop dropped from `C::validate_linear` (`embedded.rs`: 20 cases
+/// differ), or the zero-point check dropped from `C::layer_norm` (a later error instead),
+/// this fails.
+#[test]
+#[cfg_attr(miri, ignore = "reads the committed blobs: hours under Miri")]
+fn embedded_check_equals_parse_on_vit_blobs() {
+    use core_attn::blob::Embedded;
+    let (mut cases, mut ok, mut bad) = (0, 0, Vec::new());
+    for path in [
+        "models/vit-mnist.tatn",
+        "boards/common/models/vit-tiny.tatn",
+    ] {
+        let orig = std::fs::read(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        for (name, bytes) in corruptions(&orig) {
+            let mut words = vec![0u32; bytes.len().div_ceil(4)];
+            let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+            buf[..bytes.len()].copy_from_slice(&bytes);
+            let buf = &buf[..bytes.len()];
+            let kind = (bytes.len() >= 8).then(|| u16::from_le_bytes([bytes[6], bytes[7]]));
+            // `parse_as::<1>`: magic, header length, version and kind come first, then a
+            // kind other than 1 is refused; after that the checks are `Blob::parse`'s.
+            let parsed = Blob::parse(buf);
+            let early = matches!(
+                parsed,
+                Err(core_attn::Error::BadBlob(
+                    core_attn::BlobError::BadMagic
+                        | core_attn::BlobError::Version { .. }
+                        | core_attn::BlobError::UnknownKind { .. }
+                        | core_attn::BlobError::Truncated {
+                            what: "blob truncated inside the header",
+                            ..
+                        }
+                ))
+            );
+            let expected = match parsed {
+                _ if !early && kind != Some(1) => {
+                    "BadBlob(Invalid(\"model kind differs from the one asked for\"))".into()
+                }
+                Ok(b) => format!("ok {b:?}"),
+                Err(e) => format!("{e:?}"),
+            };
+            let found = match Embedded::check_vit(buf) {
+                Ok(e) => {
+                    ok += 1;
+                    match e.open(buf) {
+                        Ok(b) => format!("ok {b:?}"),
+                        Err(e) => format!("open failed: {e:?}"),
+                    }
+                }
+                Err(e) => format!("{e:?}"),
+            };
+            cases += 1;
+            if expected != found {
+                bad.push(format!(
+                    "{path} | {name}\n  parse: {}\n  const: {}",
+                    &expected[..expected.len().min(200)],
+                    &found[..found.len().min(200)]
+                ));
+            }
+        }
+    }
+    eprintln!("{cases} cases, {ok} accepted");
+    assert!(cases > 1000 && ok > 10, "{cases} cases, {ok} accepted");
+    assert!(
+        bad.is_empty(),
+        "{} of {cases} differ, first 10:\n{}",
+        bad.len(),
+        bad[..bad.len().min(10)].join("\n")
+    );
+}

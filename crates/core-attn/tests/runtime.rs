@@ -98,6 +98,63 @@ fn vit_matches_runner(bytes: &[u8], mut vit: Vit<'_>, seed: u64) {
     }
 }
 
+/// FNV-1a 32 written here from its definition (offset basis 2166136261, prime 16777619), the
+/// fingerprint the boot check compares.
+fn fnv_reference(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(2_166_136_261u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(16_777_619)
+    })
+}
+
+/// The boot check of an embedded ViT (`include_model!(…: Vit …)`: the compiler checked the
+/// blob, `load` only compares its fingerprint): a copy of the blob with any one byte changed
+/// — sampled over the whole blob, header, table and weights, first and last byte included —
+/// is refused with a checksum error whose values are the compile-time fingerprint of the
+/// intact bytes and the fingerprint of the changed ones (both from the reference FNV above),
+/// a truncated copy as truncated; the intact copy loads and classifies as the runtime parser's
+/// blob does. Guards against a boot check that compares only part of the blob (e.g. from
+/// byte 12 on, as the header checksum does: the changed magic, version, kind and checksum
+/// bytes would load).
+#[test]
+#[cfg_attr(miri, ignore = "fingerprints of an 86 KB blob: minutes under Miri")]
+fn embedded_vit_refuses_a_changed_byte_at_boot() {
+    let intact = &MNIST::BLOB.0[..];
+    let good = fnv_reference(intact);
+    let mut copy = Box::new(core_attn::device::Align16(MNIST::BLOB.0));
+    let mut m = MNIST::Memory::new();
+    let positions = (0..intact.len())
+        .step_by(997)
+        .chain(0..16)
+        .chain([intact.len() - 1]);
+    let mut tried = 0;
+    for at in positions {
+        for flip in [0x01u8, 0x80] {
+            copy.0[at] ^= flip;
+            let found = fnv_reference(&copy.0);
+            match Vit::embedded(&copy.0, &MNIST::CHECKED, &MNIST::INFO, &mut m) {
+                Err(Error::BadBlob(BlobError::Checksum { expected, found: f })) => {
+                    assert_eq!((expected, f), (good, found), "byte {at} ^ {flip:#x}");
+                }
+                other => panic!("byte {at} ^ {flip:#x}: {other:?}"),
+            }
+            copy.0[at] ^= flip;
+            tried += 1;
+        }
+    }
+    assert!(tried > 170, "{tried} bytes tried");
+    assert!(matches!(
+        Vit::embedded(
+            &copy.0[..intact.len() - 1],
+            &MNIST::CHECKED,
+            &MNIST::INFO,
+            &mut m
+        ),
+        Err(Error::BadBlob(BlobError::Truncated { .. }))
+    ));
+    let vit = Vit::embedded(&copy.0, &MNIST::CHECKED, &MNIST::INFO, &mut m).unwrap();
+    vit_matches_runner(intact, vit, 3);
+}
+
 #[test]
 // Whole shipped models: minutes under Miri (no unsafe here; the kernels have their own
 // Miri-sized suites).

@@ -81,16 +81,14 @@ macro_rules! println {
     ($($arg:tt)*) => {{ $crate::_print_fmt(format_args!($($arg)*)); $crate::_print(b"\n") }};
 }
 
-/// Exit QEMU: status 0 for `Ok`, 1 (after printing the error) for `Err`. Not inlined (a
-/// marker of the code-size benchmark, see [`_print`]).
+/// Exit QEMU: status 0 for `Ok`, 1 (after printing `error N`, N the [`error_code`]) for
+/// `Err`. Not inlined (a marker of the code-size benchmark, see [`_print`]).
 #[inline(never)]
 pub fn finish(result: Result<(), core_attn::Error>) -> ! {
     let code = match result {
         Ok(()) => EXIT_SUCCESS,
         Err(e) => {
-            _print(b"error: ");
-            _print(what(&e).as_bytes());
-            _print(b"\n");
+            print_line("error ", error_code(&e));
             EXIT_FAILURE
         }
     };
@@ -100,19 +98,22 @@ pub fn finish(result: Result<(), core_attn::Error>) -> ! {
     }
 }
 
-/// The check that failed, in a few words: the static part of the error's message, without
-/// its numbers. Printing the error itself (`{}`, core-attn's `Display`) would link the
-/// formatting of every variant and its texts (about 1 KB at opt-level "s").
-fn what(e: &core_attn::Error) -> &'static str {
+/// A number for the kind of error: 1 `BadBlob`, 2 `ShapeMismatch`, 3 `BadDimension`,
+/// 4 `BufferTooSmall`, 5 `CacheFull`, 6 `TokenOutOfRange`, 7 `BadRequant`. Not the message:
+/// printing it (`{}`, core-attn's `Display`, or `BlobError::message` and the `what` fields)
+/// links the text of every check the firmware could fail — about 1 KB at opt-level "s" with
+/// the formatting — and a firmware that prints only this number links none of them. The host
+/// (`tools`) prints the message for the same blob and input.
+pub fn error_code(e: &core_attn::Error) -> usize {
     use core_attn::Error;
     match *e {
-        Error::BadBlob(b) => b.message(),
-        Error::ShapeMismatch { what, .. }
-        | Error::BadDimension { what, .. }
-        | Error::BufferTooSmall { what, .. } => what,
-        Error::CacheFull { .. } => "KV cache full",
-        Error::TokenOutOfRange { .. } => "token id out of range",
-        _ => "requantization multiplier/shift out of range",
+        Error::BadBlob(_) => 1,
+        Error::ShapeMismatch { .. } => 2,
+        Error::BadDimension { .. } => 3,
+        Error::BufferTooSmall { .. } => 4,
+        Error::CacheFull { .. } => 5,
+        Error::TokenOutOfRange { .. } => 6,
+        _ => 7,
     }
 }
 

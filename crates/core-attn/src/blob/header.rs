@@ -39,35 +39,56 @@ impl Header {
     /// it as a constant, so that the other kinds' arms are not linked into its firmware.
     #[inline(always)]
     pub(super) fn required_buffers_as(&self, kind: ModelKind) -> Result<BufferSizes, Error> {
+        if kind == ModelKind::Llama {
+            let ov = crate::error::bad_blob("dimensions overflow");
+            return self.decoder.llama().buffers().map_err(|_| ov);
+        }
+        self.required_buffers_const(kind)
+    }
+
+    /// [`Header::required_buffers_as`] for the kinds 1–3, as a `const fn` (shared by the
+    /// compile-time check of an embedded blob and [`Blob::parse`]).
+    pub(super) const fn required_buffers_const(
+        &self,
+        kind: ModelKind,
+    ) -> Result<BufferSizes, Error> {
+        const fn m(a: usize, b: usize) -> Result<usize, Error> {
+            match a.checked_mul(b) {
+                Some(v) => Ok(v),
+                None => Err(crate::error::bad_blob("dimensions overflow")),
+            }
+        }
+        const fn max(a: usize, b: usize) -> usize {
+            if a > b {
+                a
+            } else {
+                b
+            }
+        }
         let e = &self.encoder;
         let d = &self.decoder;
-        let ov = crate::error::bad_blob("dimensions overflow");
-        let m = |a: usize, b: usize| a.checked_mul(b).ok_or(ov);
-        let mut s = BufferSizes::default();
+        let mut s = BufferSizes::ZERO;
         if kind.has_encoder() {
             let t = e.tokens();
-            s.x = m(t, e.width)?;
+            s.x = tri!(m(t, e.width));
             s.normed = s.x;
-            s.wide = m(t, m(3, e.width)?.max(e.mlp))?;
+            s.wide = tri!(m(t, max(tri!(m(3, e.width)), e.mlp)));
             s.scores = t;
-            s.patch = m(e.channels, m(e.patch, e.patch)?)?;
+            s.patch = tri!(m(e.channels, tri!(m(e.patch, e.patch))));
             s.logits = e.classes;
         }
-        if kind == ModelKind::Llama {
-            return d.llama().buffers().map_err(|_| ov);
-        }
         if kind.has_decoder() {
-            s.x = s.x.max(d.width);
-            s.normed = s.normed.max(d.width);
-            s.wide = s.wide.max(m(3, d.width)?.max(d.mlp));
-            s.scores = s.scores.max(d.max_positions);
-            s.logits = s.logits.max(d.vocab);
-            s.kv = m(m(2, d.layers)?, m(d.max_positions, d.width)?)?;
-            if kind == ModelKind::EncoderDecoder {
+            s.x = max(s.x, d.width);
+            s.normed = max(s.normed, d.width);
+            s.wide = max(s.wide, max(tri!(m(3, d.width)), d.mlp));
+            s.scores = max(s.scores, d.max_positions);
+            s.logits = max(s.logits, d.vocab);
+            s.kv = tri!(m(tri!(m(2, d.layers)), tri!(m(d.max_positions, d.width))));
+            if matches!(kind, ModelKind::EncoderDecoder) {
                 let t = e.tokens();
-                s.wide = s.wide.max(m(t, m(2, d.width)?)?);
-                s.scores = s.scores.max(t);
-                s.cross_kv = m(m(2, d.layers)?, m(t, d.width)?)?;
+                s.wide = max(s.wide, tri!(m(t, tri!(m(2, d.width)))));
+                s.scores = max(s.scores, t);
+                s.cross_kv = tri!(m(tri!(m(2, d.layers)), tri!(m(t, d.width))));
             }
         }
         Ok(s)
@@ -120,97 +141,92 @@ impl Header {
         w
     }
 
-    pub(super) fn from_words(kind: ModelKind, w: &[u32; HEADER_WORDS]) -> Result<Self, Error> {
-        let u = |i: usize| w[i] as usize;
-        let flag = |i: usize| match w[i] {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(crate::error::bad_blob("header flag not 0 or 1")),
-        };
-        // Word 33 is a Llama's kv_heads; reserved (zero) for the other kinds.
-        let reserved = if kind == ModelKind::Llama { 34 } else { 33 };
-        if w[reserved..].iter().any(|&x| x != 0) {
-            return Err(crate::error::bad_blob("reserved header words not zero"));
+    /// The header of kind `kind` from its words (a `const fn`: the compile-time check of an
+    /// embedded blob and [`Blob::parse`] share it).
+    pub(super) const fn from_words(
+        kind: ModelKind,
+        w: &[u32; HEADER_WORDS],
+    ) -> Result<Self, Error> {
+        const fn u(w: &[u32; HEADER_WORDS], i: usize) -> usize {
+            w[i] as usize
         }
+        const fn flag(w: &[u32; HEADER_WORDS], i: usize) -> Result<bool, Error> {
+            match w[i] {
+                0 => Ok(false),
+                1 => Ok(true),
+                _ => Err(crate::error::bad_blob("header flag not 0 or 1")),
+            }
+        }
+        // Word 33 is a Llama's kv_heads; reserved (zero) for the other kinds.
+        let mut i = if matches!(kind, ModelKind::Llama) {
+            34
+        } else {
+            33
+        };
+        while i < HEADER_WORDS {
+            if w[i] != 0 {
+                return Err(crate::error::bad_blob("reserved header words not zero"));
+            }
+            i += 1;
+        }
+        let post_norm = tri!(flag(w, 9));
+        let sinusoidal = tri!(flag(w, 16));
+        let tied_head = tri!(flag(w, 17));
         Ok(Header {
             kind,
             encoder: EncoderDims {
-                layers: u(0),
-                width: u(1),
-                heads: u(2),
-                mlp: u(3),
-                channels: u(4),
-                height: u(5),
-                image_width: u(6),
-                patch: u(7),
-                classes: u(8),
-                post_norm: flag(9)?,
+                layers: u(w, 0),
+                width: u(w, 1),
+                heads: u(w, 2),
+                mlp: u(w, 3),
+                channels: u(w, 4),
+                height: u(w, 5),
+                image_width: u(w, 6),
+                patch: u(w, 7),
+                classes: u(w, 8),
+                post_norm,
             },
             decoder: DecoderDims {
-                layers: u(10),
-                width: u(11),
-                heads: u(12),
-                mlp: u(13),
-                vocab: u(14),
-                max_positions: u(15),
-                sinusoidal: flag(16)?,
-                tied_head: flag(17)?,
+                layers: u(w, 10),
+                width: u(w, 11),
+                heads: u(w, 12),
+                mlp: u(w, 13),
+                vocab: u(w, 14),
+                max_positions: u(w, 15),
+                sinusoidal,
+                tied_head,
                 start_token: w[18],
                 eos_token: w[19],
                 pad_token: w[20],
-                kv_heads: u(33),
+                kv_heads: u(w, 33),
             },
             input_scale_bits: w[21],
             input_zero_point: w[22] as i32,
             logits_scale_bits: w[23],
             logits_zero_point: w[24] as i32,
             buffers: BufferSizes {
-                x: u(25),
-                normed: u(26),
-                wide: u(27),
-                scores: u(28),
-                patch: u(29),
-                logits: u(30),
-                kv: u(31),
-                cross_kv: u(32),
+                x: u(w, 25),
+                normed: u(w, 26),
+                wide: u(w, 27),
+                scores: u(w, 28),
+                patch: u(w, 29),
+                logits: u(w, 30),
+                kv: u(w, 31),
+                cross_kv: u(w, 32),
             },
         })
     }
 
     /// Check the dimensions are usable (non-zero where needed, heads divide widths, ids in
-    /// range, zero points int8).
+    /// range, zero points int8): the Llama part.
     ///
     /// `kind` is `self.kind` ([`Blob::parse_as`] passes it as a constant where it can: the
     /// other kinds' checks are not linked).
-    pub(super) fn check(&self, kind: ModelKind) -> Result<(), Error> {
-        let zp = |z: i32| (-128..=127).contains(&z);
-        if !zp(self.input_zero_point) || !zp(self.logits_zero_point) {
-            return Err(crate::error::bad_blob("header zero point outside int8"));
-        }
-        if kind.has_encoder() {
-            let e = &self.encoder;
-            if e.layers == 0 || e.width == 0 || e.heads == 0 || e.mlp == 0 {
-                return Err(crate::error::bad_blob("encoder dimension is zero"));
-            }
-            if e.width % e.heads != 0 {
-                return Err(crate::error::bad_blob(
-                    "encoder heads do not divide the width",
-                ));
-            }
-            if e.channels == 0 || e.patch == 0 || e.height == 0 || e.image_width == 0 {
-                return Err(crate::error::bad_blob("image geometry is zero"));
-            }
-            if e.height % e.patch != 0 || e.image_width % e.patch != 0 {
-                return Err(crate::error::bad_blob(
-                    "patch size does not divide the image",
-                ));
-            }
-            if (kind == ModelKind::VitClassifier) != (e.classes > 0) {
-                return Err(crate::error::bad_blob(
-                    "class count does not match the model kind",
-                ));
-            }
-        }
+    ///
+    /// Split in two: [`Header::check_const`] (zero points, encoder, decoder) then, for a
+    /// Llama, this (for a Llama `check_const` checks only the zero points: the order of the
+    /// checks is zero points, encoder, Llama, decoder).
+    pub(super) fn check_llama(&self, kind: ModelKind) -> Result<(), Error> {
         if kind == ModelKind::Llama {
             let d = &self.decoder;
             d.llama().validate().map_err(|e| match e {
@@ -236,6 +252,43 @@ impl Header {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// The checks of [`Header::check`] for the ViT encoder and the GPT-2 decoder (all of them
+    /// for kinds 1–3; the zero points alone for a Llama), as a `const fn` (the compile-time
+    /// check of an embedded blob and [`Blob::parse`] share it).
+    pub(super) const fn check_const(&self, kind: ModelKind) -> Result<(), Error> {
+        const fn zp(z: i32) -> bool {
+            -128 <= z && z <= 127
+        }
+        if !zp(self.input_zero_point) || !zp(self.logits_zero_point) {
+            return Err(crate::error::bad_blob("header zero point outside int8"));
+        }
+        if kind.has_encoder() {
+            let e = &self.encoder;
+            if e.layers == 0 || e.width == 0 || e.heads == 0 || e.mlp == 0 {
+                return Err(crate::error::bad_blob("encoder dimension is zero"));
+            }
+            if e.width % e.heads != 0 {
+                return Err(crate::error::bad_blob(
+                    "encoder heads do not divide the width",
+                ));
+            }
+            if e.channels == 0 || e.patch == 0 || e.height == 0 || e.image_width == 0 {
+                return Err(crate::error::bad_blob("image geometry is zero"));
+            }
+            if e.height % e.patch != 0 || e.image_width % e.patch != 0 {
+                return Err(crate::error::bad_blob(
+                    "patch size does not divide the image",
+                ));
+            }
+            if matches!(kind, ModelKind::VitClassifier) != (e.classes > 0) {
+                return Err(crate::error::bad_blob(
+                    "class count does not match the model kind",
+                ));
+            }
+        }
         if kind.has_decoder() {
             let d = &self.decoder;
             if d.layers == 0 || d.width == 0 || d.heads == 0 || d.mlp == 0 {
@@ -251,14 +304,17 @@ impl Header {
                     "decoder vocabulary or positions is zero",
                 ));
             }
-            for t in [d.start_token, d.eos_token, d.pad_token] {
-                if t != NO_TOKEN && t as usize >= d.vocab {
+            let ids = [d.start_token, d.eos_token, d.pad_token];
+            let mut i = 0;
+            while i < ids.len() {
+                if ids[i] != NO_TOKEN && ids[i] as usize >= d.vocab {
                     return Err(crate::error::bad_blob(
                         "special token id outside the vocabulary",
                     ));
                 }
+                i += 1;
             }
-            if kind == ModelKind::EncoderDecoder && d.start_token == NO_TOKEN {
+            if matches!(kind, ModelKind::EncoderDecoder) && d.start_token == NO_TOKEN {
                 return Err(crate::error::bad_blob(
                     "encoder-decoder without a start token",
                 ));

@@ -97,13 +97,26 @@ use crate::rmsnorm::RmsNorm;
 use crate::rope::{Rope, RopeStyle, RopeTable};
 use crate::softmax::ExpTable;
 
+/// `?` for a `const fn` (the trait behind `?` is not usable in const contexts).
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Err(e),
+        }
+    };
+}
+
+mod embedded;
 mod header;
 mod parse;
+mod parts;
 mod reader;
 mod vocab;
 #[cfg(feature = "std")]
 mod writer;
 
+pub use embedded::Embedded;
 pub use header::Header;
 pub use parse::Blob;
 pub use reader::{TokenEmbedding, VitEmbedding};
@@ -111,6 +124,7 @@ pub use vocab::Vocab;
 #[cfg(feature = "std")]
 pub use writer::*;
 
+use parts::Parts;
 use reader::{check, read_token_embedding, read_vit_embedding, same, tag, word, Cursor};
 use vocab::read_vocab;
 
@@ -139,11 +153,13 @@ pub const NO_TOKEN: u32 = u32::MAX;
 const LLAMA_BLOCK_MARKER: i32 = 2;
 
 /// FNV-1a 32-bit hash (the blob checksum).
-pub fn fnv1a32(bytes: &[u8]) -> u32 {
+pub const fn fnv1a32(bytes: &[u8]) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
-    for &b in bytes {
-        h ^= b as u32;
+    let mut i = 0;
+    while i < bytes.len() {
+        h ^= bytes[i] as u32;
         h = h.wrapping_mul(0x0100_0193);
+        i += 1;
     }
     h
 }
@@ -164,24 +180,24 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
-    fn from_u16(v: u16) -> Result<Self, Error> {
+    const fn from_u16(v: u16) -> Result<Self, Error> {
         match v {
             1 => Ok(ModelKind::VitClassifier),
             2 => Ok(ModelKind::DecoderLm),
             3 => Ok(ModelKind::EncoderDecoder),
             4 => Ok(ModelKind::Llama),
-            found => Err(BlobError::UnknownKind { found }.into()),
+            found => Err(Error::BadBlob(BlobError::UnknownKind { found })),
         }
     }
 
     /// True when the model has a ViT encoder.
-    pub fn has_encoder(self) -> bool {
+    pub const fn has_encoder(self) -> bool {
         matches!(self, ModelKind::VitClassifier | ModelKind::EncoderDecoder)
     }
 
     /// True when the model has a GPT-2-layout decoder ([`Blob::decoder_block`]; a Llama's
     /// blocks are [`Blob::llama_block`]).
-    pub fn has_decoder(self) -> bool {
+    pub const fn has_decoder(self) -> bool {
         matches!(self, ModelKind::DecoderLm | ModelKind::EncoderDecoder)
     }
 }
@@ -212,6 +228,18 @@ pub struct BufferSizes {
 }
 
 impl BufferSizes {
+    /// Every size zero (`Default::default()` in a `const`).
+    pub(crate) const ZERO: BufferSizes = BufferSizes {
+        x: 0,
+        normed: 0,
+        wide: 0,
+        scores: 0,
+        patch: 0,
+        logits: 0,
+        kv: 0,
+        cross_kv: 0,
+    };
+
     /// True when every buffer of `self` is at most the one in `available`.
     pub fn fits_in(&self, available: &BufferSizes) -> bool {
         self.x <= available.x
@@ -265,7 +293,7 @@ pub struct EncoderDims {
 
 impl EncoderDims {
     /// Tokens per image: patches + class token (0 when there is no encoder).
-    pub fn tokens(&self) -> usize {
+    pub const fn tokens(&self) -> usize {
         if self.patch == 0 {
             return 0;
         }

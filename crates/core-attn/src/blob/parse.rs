@@ -4,22 +4,172 @@
 use super::*;
 
 /// Section indices where each part of the model starts.
-#[derive(Debug, Clone, Copy, Default)]
-struct Layout {
-    vit_embed: usize,
-    enc_blocks: usize,
-    enc_block_sections: usize,
-    enc_final_ln: usize,
-    classifier: usize,
-    dec_embed: usize,
-    dec_blocks: usize,
-    dec_block_sections: usize,
-    dec_final_ln: usize,
-    head: usize,
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Layout {
+    pub(super) vit_embed: usize,
+    pub(super) enc_blocks: usize,
+    pub(super) enc_block_sections: usize,
+    pub(super) enc_final_ln: usize,
+    pub(super) classifier: usize,
+    pub(super) dec_embed: usize,
+    pub(super) dec_blocks: usize,
+    pub(super) dec_block_sections: usize,
+    pub(super) dec_final_ln: usize,
+    pub(super) head: usize,
     /// Section index of a Llama's RoPE table.
-    rope: usize,
+    pub(super) rope: usize,
     /// Section index of the vocabulary's offsets, if the blob carries one.
-    vocab: Option<usize>,
+    pub(super) vocab: Option<usize>,
+}
+
+impl Layout {
+    /// Every index zero (`Default::default()` in a `const`).
+    pub(super) const EMPTY: Layout = Layout {
+        vit_embed: 0,
+        enc_blocks: 0,
+        enc_block_sections: 0,
+        enc_final_ln: 0,
+        classifier: 0,
+        dec_embed: 0,
+        dec_blocks: 0,
+        dec_block_sections: 0,
+        dec_final_ln: 0,
+        head: 0,
+        rope: 0,
+        vocab: None,
+    };
+}
+
+/// The checks of [`Blob::parse_as`] before the header's Llama part: endianness, magic,
+/// length, version, kind (which must be `K` unless `K` is 0), checksum, the header words and
+/// [`Header::check_const`]. Returns the bytes the blob covers and the header. A `const fn`:
+/// the compile-time check of an embedded blob runs the same code.
+pub(super) const fn head<const K: u16>(bytes: &[u8]) -> Result<(&[u8], Header), Error> {
+    if cfg!(target_endian = "big") {
+        return Err(crate::error::bad_blob(
+            "big-endian targets are not supported",
+        ));
+    }
+    if bytes.len() < 4
+        || bytes[0] != MAGIC[0]
+        || bytes[1] != MAGIC[1]
+        || bytes[2] != MAGIC[2]
+        || bytes[3] != MAGIC[3]
+    {
+        return Err(Error::BadBlob(BlobError::BadMagic));
+    }
+    if bytes.len() < TABLE_COUNT_OFFSET + 4 {
+        return Err(Error::BadBlob(BlobError::Truncated {
+            what: "blob truncated inside the header",
+            needed: TABLE_COUNT_OFFSET + 4,
+            available: bytes.len(),
+        }));
+    }
+    let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+    if version != VERSION {
+        return Err(Error::BadBlob(BlobError::Version {
+            supported: VERSION,
+            found: version,
+        }));
+    }
+    let kind = tri!(ModelKind::from_u16(u16::from_le_bytes([
+        bytes[6], bytes[7]
+    ])));
+    if K != 0 && kind as u16 != K {
+        return Err(crate::error::bad_blob(
+            "model kind differs from the one asked for",
+        ));
+    }
+    let kind = const_kind::<K>(kind);
+    let checksum = tri!(word(bytes, 8));
+    let total = tri!(word(bytes, 12)) as usize;
+    if total < TABLE_COUNT_OFFSET + 4 {
+        return Err(Error::BadBlob(BlobError::Mismatch {
+            what: "total length smaller than the header",
+            expected: TABLE_COUNT_OFFSET + 4,
+            found: total,
+        }));
+    }
+    if total > bytes.len() {
+        return Err(Error::BadBlob(BlobError::Truncated {
+            what: "blob shorter than its header says (truncated)",
+            needed: total,
+            available: bytes.len(),
+        }));
+    }
+    let bytes = bytes.split_at(total).0;
+    let found = fnv1a32(bytes.split_at(12).1);
+    if found != checksum {
+        return Err(Error::BadBlob(BlobError::Checksum {
+            expected: checksum,
+            found,
+        }));
+    }
+    let mut words = [0u32; HEADER_WORDS];
+    let mut i = 0;
+    while i < HEADER_WORDS {
+        words[i] = tri!(word(bytes, PREAMBLE + 4 * i));
+        i += 1;
+    }
+    let header = tri!(Header::from_words(kind, &words));
+    tri!(header.check_const(kind));
+    Ok((bytes, header))
+}
+
+/// The checks of [`Blob::parse_as`] after the header's: its buffer sizes against `required`
+/// (what its dimensions need), the section count and that the table fits. Returns the blob
+/// without its layout (the walk over the sections fills it in). A `const fn`, like [`head`].
+pub(super) const fn table(
+    bytes: &[u8],
+    header: Header,
+    required: BufferSizes,
+) -> Result<Blob<'_>, Error> {
+    let (r, b) = (required, header.buffers);
+    let pairs = [
+        (r.x, b.x),
+        (r.normed, b.normed),
+        (r.wide, b.wide),
+        (r.scores, b.scores),
+        (r.patch, b.patch),
+        (r.logits, b.logits),
+        (r.kv, b.kv),
+        (r.cross_kv, b.cross_kv),
+    ];
+    let mut i = 0;
+    while i < pairs.len() {
+        let (expected, found) = pairs[i];
+        if expected != found {
+            return Err(Error::BadBlob(BlobError::Mismatch {
+                what: "buffer sizes disagree with the dimensions",
+                expected,
+                found,
+            }));
+        }
+        i += 1;
+    }
+    let count = tri!(word(bytes, TABLE_COUNT_OFFSET)) as usize;
+    if count > MAX_SECTIONS {
+        return Err(Error::BadBlob(BlobError::Mismatch {
+            what: "too many sections",
+            expected: MAX_SECTIONS,
+            found: count,
+        }));
+    }
+    let table = TABLE_COUNT_OFFSET + 4;
+    if table + count * ENTRY_BYTES > bytes.len() {
+        return Err(Error::BadBlob(BlobError::Truncated {
+            what: "section table extends past the end of the blob",
+            needed: table + count * ENTRY_BYTES,
+            available: bytes.len(),
+        }));
+    }
+    Ok(Blob {
+        bytes,
+        header,
+        table,
+        count,
+        layout: Layout::EMPTY,
+    })
 }
 
 /// A parsed, validated model blob borrowing its bytes.
@@ -51,116 +201,57 @@ impl<'a> Blob<'a> {
     /// the kind known to the compiler, the checks of the other kinds' parts are not linked
     /// (the device API's `load`: a ViT-only firmware carries no decoder validation).
     pub(crate) fn parse_as<const K: u16>(bytes: &'a [u8]) -> Result<Blob<'a>, Error> {
-        if cfg!(target_endian = "big") {
-            return Err(crate::error::bad_blob(
-                "big-endian targets are not supported",
-            ));
-        }
-        if bytes.len() < 4 || bytes[..4] != MAGIC {
-            return Err(BlobError::BadMagic.into());
-        }
-        if bytes.len() < TABLE_COUNT_OFFSET + 4 {
-            return Err(BlobError::Truncated {
-                what: "blob truncated inside the header",
-                needed: TABLE_COUNT_OFFSET + 4,
-                available: bytes.len(),
-            }
-            .into());
-        }
-        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-        if version != VERSION {
-            return Err(BlobError::Version {
-                supported: VERSION,
-                found: version,
-            }
-            .into());
-        }
-        let kind = ModelKind::from_u16(u16::from_le_bytes([bytes[6], bytes[7]]))?;
-        if K != 0 && kind as u16 != K {
-            return Err(crate::error::bad_blob(
-                "model kind differs from the one asked for",
-            ));
-        }
-        let kind = const_kind::<K>(kind);
-        let checksum = word(bytes, 8)?;
-        let total = word(bytes, 12)? as usize;
-        if total < TABLE_COUNT_OFFSET + 4 {
-            return Err(BlobError::Mismatch {
-                what: "total length smaller than the header",
-                expected: TABLE_COUNT_OFFSET + 4,
-                found: total,
-            }
-            .into());
-        }
-        if total > bytes.len() {
-            return Err(BlobError::Truncated {
-                what: "blob shorter than its header says (truncated)",
-                needed: total,
-                available: bytes.len(),
-            }
-            .into());
-        }
-        let bytes = &bytes[..total];
-        let found = fnv1a32(&bytes[12..]);
-        if found != checksum {
-            return Err(BlobError::Checksum {
-                expected: checksum,
-                found,
-            }
-            .into());
-        }
-        let mut words = [0u32; HEADER_WORDS];
-        for (i, w) in words.iter_mut().enumerate() {
-            *w = word(bytes, PREAMBLE + 4 * i)?;
-        }
-        let header = Header::from_words(kind, &words)?;
-        header.check(kind)?;
-        let (r, b) = (header.required_buffers_as(kind)?, header.buffers);
-        let pairs = [
-            (r.x, b.x),
-            (r.normed, b.normed),
-            (r.wide, b.wide),
-            (r.scores, b.scores),
-            (r.patch, b.patch),
-            (r.logits, b.logits),
-            (r.kv, b.kv),
-            (r.cross_kv, b.cross_kv),
-        ];
-        if let Some(&(expected, found)) = pairs.iter().find(|(e, f)| e != f) {
-            return Err(BlobError::Mismatch {
-                what: "buffer sizes disagree with the dimensions",
-                expected,
-                found,
-            }
-            .into());
-        }
-        let count = word(bytes, TABLE_COUNT_OFFSET)? as usize;
-        if count > MAX_SECTIONS {
-            return Err(BlobError::Mismatch {
-                what: "too many sections",
-                expected: MAX_SECTIONS,
-                found: count,
-            }
-            .into());
-        }
-        let table = TABLE_COUNT_OFFSET + 4;
-        if table + count * ENTRY_BYTES > bytes.len() {
-            return Err(BlobError::Truncated {
-                what: "section table extends past the end of the blob",
-                needed: table + count * ENTRY_BYTES,
-                available: bytes.len(),
-            }
-            .into());
-        }
-        let mut blob = Blob {
+        let (bytes, header) = head::<K>(bytes)?;
+        let kind = const_kind::<K>(header.kind);
+        header.check_llama(kind)?;
+        let required = header.required_buffers_as(kind)?;
+        let mut blob = table(bytes, header, required)?;
+        blob.layout = blob.walk::<K>()?;
+        Ok(blob)
+    }
+
+    /// A blob whose every check has passed ([`Blob::parse`], or the compile-time check of an
+    /// embedded blob: `super::embedded`).
+    pub(super) const fn from_parts(
+        bytes: &'a [u8],
+        header: Header,
+        table: usize,
+        count: usize,
+        layout: Layout,
+    ) -> Blob<'a> {
+        Blob {
             bytes,
             header,
             table,
             count,
-            layout: Layout::default(),
-        };
-        blob.layout = blob.walk::<K>()?;
-        Ok(blob)
+            layout,
+        }
+    }
+
+    /// Byte offset of the section table and the number of sections.
+    pub(super) const fn table_and_count(&self) -> (usize, usize) {
+        (self.table, self.count)
+    }
+
+    /// The parts reader of the accessors, at section `at` (see `parts.rs`).
+    fn parts(&self, at: usize) -> Parts<'a> {
+        Parts {
+            bytes: self.bytes,
+            table: self.table,
+            next: at,
+        }
+    }
+
+    /// The bytes the blob covers.
+    #[cfg(test)]
+    pub(super) fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Where each part starts.
+    #[cfg(test)]
+    pub(super) fn layout(&self) -> Layout {
+        self.layout
     }
 
     fn cursor(&self, at: usize) -> Cursor<'a> {
@@ -358,7 +449,7 @@ impl<'a> Blob<'a> {
     /// The RoPE table of a Llama blob.
     fn llama_rope(&self) -> Result<(RopeTable<'a>, RopeStyle), Error> {
         self.need(self.header.kind == ModelKind::Llama)?;
-        self.cursor(self.layout.rope).rope_table()
+        Ok(self.parts(self.layout.rope).rope_table())
     }
 
     /// Llama block `i`.
@@ -366,7 +457,7 @@ impl<'a> Blob<'a> {
         self.need(self.header.kind == ModelKind::Llama && i < self.header.decoder.layers)?;
         let (table, style) = self.llama_rope()?;
         let at = self.layout.dec_blocks + i * self.layout.dec_block_sections;
-        self.cursor(at).llama_block(table, style)
+        self.parts(at).llama_block(table, style)
     }
 
     /// The header.
@@ -405,61 +496,60 @@ impl<'a> Blob<'a> {
     /// The ViT front end.
     pub fn vit_embedding(&self) -> Result<VitEmbedding<'a>, Error> {
         self.need(self.header.kind.has_encoder())?;
-        read_vit_embedding(
-            &mut self.cursor(self.layout.vit_embed),
-            &self.header.encoder,
-        )
+        Ok(self
+            .parts(self.layout.vit_embed)
+            .vit_embedding(&self.header.encoder))
     }
 
     /// Encoder block `i`.
     pub fn encoder_block(&self, i: usize) -> Result<EncoderBlock<'a>, Error> {
         self.need(self.header.kind.has_encoder() && i < self.header.encoder.layers)?;
         let at = self.layout.enc_blocks + i * self.layout.enc_block_sections;
-        self.cursor(at).encoder_block()
+        self.parts(at).encoder_block()
     }
 
     /// The encoder's final LayerNorm.
     pub fn encoder_final_norm(&self) -> Result<LayerNorm<'a>, Error> {
         self.need(self.header.kind.has_encoder())?;
-        self.cursor(self.layout.enc_final_ln).layer_norm()
+        Ok(self.parts(self.layout.enc_final_ln).layer_norm())
     }
 
     /// The ViT classifier head.
     pub fn classifier(&self) -> Result<Linear<'a>, Error> {
         self.need(self.header.kind == ModelKind::VitClassifier)?;
-        self.cursor(self.layout.classifier).linear()
+        Ok(self.parts(self.layout.classifier).linear())
     }
 
     /// The decoder front end.
     pub fn token_embedding(&self) -> Result<TokenEmbedding<'a>, Error> {
         self.need(self.header.kind.has_decoder())?;
-        read_token_embedding(&mut self.cursor(self.layout.dec_embed))
+        Ok(self.parts(self.layout.dec_embed).token_embedding())
     }
 
     /// Decoder block `i`.
     pub fn decoder_block(&self, i: usize) -> Result<DecoderBlock<'a>, Error> {
         self.need(self.header.kind.has_decoder() && i < self.header.decoder.layers)?;
         let at = self.layout.dec_blocks + i * self.layout.dec_block_sections;
-        self.cursor(at).decoder_block()
+        self.parts(at).decoder_block()
     }
 
     /// The decoder's final LayerNorm.
     pub fn decoder_final_norm(&self) -> Result<LayerNorm<'a>, Error> {
         self.need(self.header.kind.has_decoder())?;
-        self.cursor(self.layout.dec_final_ln).layer_norm()
+        Ok(self.parts(self.layout.dec_final_ln).layer_norm())
     }
 
     /// The LM head (`[vocab][D]`; for a tied head its weights are the token-embedding bytes).
     pub fn lm_head(&self) -> Result<Linear<'a>, Error> {
         self.need(self.header.kind.has_decoder())?;
-        self.cursor(self.layout.head).linear()
+        Ok(self.parts(self.layout.head).linear())
     }
 
     /// The vocabulary (text of each token id, or of each class of a classifier), when the
     /// blob carries one (see the module docs).
     pub fn vocab(&self) -> Option<Vocab<'a>> {
         let at = self.layout.vocab?;
-        read_vocab(&mut self.cursor(at)).ok()
+        Some(self.parts(at).vocab())
     }
 }
 
@@ -469,18 +559,18 @@ impl LlamaModel for Blob<'_> {
     }
     fn llama_embedding(&self) -> Result<&[i8], Error> {
         self.need(self.header.kind == ModelKind::Llama)?;
-        self.cursor(self.layout.dec_embed).i8s(tag::TOKEN_EMBED)
+        Ok(self.parts(self.layout.dec_embed).i8s())
     }
     fn llama_block(&self, i: usize) -> Result<LlamaBlock<'_>, Error> {
         Blob::llama_block(self, i)
     }
     fn llama_final_norm(&self) -> Result<RmsNorm<'_>, Error> {
         self.need(self.header.kind == ModelKind::Llama)?;
-        self.cursor(self.layout.dec_final_ln).rms_norm()
+        Ok(self.parts(self.layout.dec_final_ln).rms_norm())
     }
     fn llama_head(&self) -> Result<Linear<'_>, Error> {
         self.need(self.header.kind == ModelKind::Llama)?;
-        self.cursor(self.layout.head).linear()
+        Ok(self.parts(self.layout.head).linear())
     }
     fn llama_bos(&self) -> u32 {
         self.header.decoder.start_token
@@ -493,7 +583,7 @@ impl LlamaModel for Blob<'_> {
 /// `K` itself when it names a kind ([`Blob::parse_as`] checked the blob's kind against it),
 /// else the blob's `kind`: a constant for the compiler where `K` names a kind.
 #[inline(always)]
-pub(super) fn const_kind<const K: u16>(kind: ModelKind) -> ModelKind {
+pub(super) const fn const_kind<const K: u16>(kind: ModelKind) -> ModelKind {
     match K {
         1 => ModelKind::VitClassifier,
         2 => ModelKind::DecoderLm,

@@ -12,7 +12,7 @@ pub(super) enum Elem {
 }
 
 impl Elem {
-    pub(super) fn size(self) -> usize {
+    pub(super) const fn size(self) -> usize {
         match self {
             Elem::I8 => 1,
             Elem::U16 => 2,
@@ -52,14 +52,19 @@ pub(super) mod tag {
     pub const SWIGLU_SCALARS: u16 = 0x97;
 }
 
-pub(super) fn word(bytes: &[u8], offset: usize) -> Result<u32, Error> {
-    let end = offset
-        .checked_add(4)
-        .ok_or(crate::error::bad_blob("offset overflow"))?;
-    let b = bytes
-        .get(offset..end)
-        .ok_or(crate::error::bad_blob("blob truncated"))?;
-    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+pub(super) const fn word(bytes: &[u8], offset: usize) -> Result<u32, Error> {
+    let Some(end) = offset.checked_add(4) else {
+        return Err(crate::error::bad_blob("offset overflow"));
+    };
+    if end > bytes.len() {
+        return Err(crate::error::bad_blob("blob truncated"));
+    }
+    Ok(u32::from_le_bytes([
+        bytes[offset],
+        bytes[offset + 1],
+        bytes[offset + 2],
+        bytes[offset + 3],
+    ]))
 }
 
 /// Reads sections in order from the table.

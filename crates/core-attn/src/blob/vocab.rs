@@ -13,6 +13,11 @@ pub struct Vocab<'a> {
 }
 
 impl<'a> Vocab<'a> {
+    /// The vocabulary over sections already checked (`read_vocab`'s checks passed).
+    pub(super) fn from_parts(offsets: &'a [i32], bytes: &'a [u8]) -> Self {
+        Vocab { offsets, bytes }
+    }
+
     /// Number of ids.
     pub fn len(&self) -> usize {
         self.offsets.len().saturating_sub(1)
@@ -100,7 +105,11 @@ pub(super) fn read_vocab<'a>(c: &mut Cursor<'a>) -> Result<Vocab<'a>, Error> {
 /// validation, inlined at every use, has a word-at-a-time ASCII fast path: code size).
 /// Well-formed UTF-8 as the Unicode standard defines it: shortest form, no surrogates, at most
 /// U+10FFFF.
-pub(super) fn utf8_ok(b: &[u8]) -> bool {
+///
+/// A `const fn`: the compile-time check of an embedded blob runs it too.
+pub(super) const fn utf8_ok(b: &[u8]) -> bool {
+    // `split_first` / `split_at_checked`, not indexing: no bounds check (a panic call site)
+    // is left in a firmware (`boards/no-panic`).
     let mut rest = b;
     while let Some((&lead, tail)) = rest.split_first() {
         let (more, min, bits) = match lead {
@@ -110,17 +119,18 @@ pub(super) fn utf8_ok(b: &[u8]) -> bool {
             0xf0..=0xf4 => (3, 0x1_0000, lead & 0x07),
             _ => return false,
         };
-        let Some((cont, after)) = tail.split_at_checked(more) else {
+        let Some((mut cont, after)) = tail.split_at_checked(more) else {
             return false;
         };
         let mut c = bits as u32;
-        for &x in cont {
+        while let Some((&x, next)) = cont.split_first() {
             if x & 0xc0 != 0x80 {
                 return false;
             }
             c = (c << 6) | (x & 0x3f) as u32;
+            cont = next;
         }
-        if c < min || (0xd800..=0xdfff).contains(&c) || c > 0x10_ffff {
+        if c < min || (0xd800 <= c && c <= 0xdfff) || c > 0x10_ffff {
             return false;
         }
         rest = after;

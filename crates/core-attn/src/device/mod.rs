@@ -4,7 +4,8 @@
 //! header **at compile time** (a `const fn`, no build script): the working memory
 //! ([`Memory`]) is a type whose array sizes come from the blob itself, so a model always gets
 //! exactly the RAM it needs, a model that does not fit the chip fails to link, and a blob whose
-//! header is invalid fails the build with a message naming the problem:
+//! header is invalid (for a ViT: any part of the blob, [`crate::blob::Embedded`]) fails the
+//! build with a message naming the problem:
 //!
 //! ```text
 //! error[E0080]: evaluation panicked: model blob: bad magic (not a TATN model blob)
@@ -93,7 +94,7 @@
 //! `boards/common/models/`), which are not part of the published package.
 
 use crate::attention::KvCache;
-use crate::blob::{Blob, BufferSizes, ModelKind, Vocab, HEADER_WORDS, MAGIC, NO_TOKEN};
+use crate::blob::{Blob, BufferSizes, Embedded, ModelKind, Vocab, HEADER_WORDS, MAGIC, NO_TOKEN};
 use crate::model::{self as runner, ModelBuffers};
 use crate::Error;
 
@@ -163,8 +164,9 @@ impl ModelInfo {
     /// Meant for a `const` (as [`include_model!`](crate::include_model) uses it): every
     /// problem is a panic, i.e. a build error naming it (`model blob: …`). It checks magic,
     /// format version, kind, length, flags, the dimensions a buffer size depends on and that
-    /// the header's buffer sizes agree with them; the checksum and the sections are checked by
-    /// [`Blob::parse`] when the model is loaded.
+    /// the header's buffer sizes agree with them. The checksum and the sections are checked
+    /// for a ViT by the compiler too ([`Embedded::vit`], which `include_model!` runs), for
+    /// the other kinds by [`Blob::parse`] when the model is loaded.
     ///
     /// # Panics
     ///
@@ -347,6 +349,29 @@ impl ModelInfo {
     /// Entries of `i32` scratch (attention scores).
     pub const fn i32_entries(&self) -> usize {
         self.buffers.scores
+    }
+
+    /// Fail the build unless `checked` (the whole blob checked by the compiler) has the
+    /// header `self` was read from ([`include_model!`](crate::include_model) reads both from
+    /// the same bytes: this holds by construction).
+    ///
+    /// # Panics
+    ///
+    /// When they disagree (at compile time when used in a `const`).
+    pub const fn expect_checked(&self, checked: &Embedded) {
+        let (a, b) = (&self.buffers, &checked.header().buffers);
+        if self.kind != checked.header().kind as u16
+            || a.x != b.x
+            || a.normed != b.normed
+            || a.wide != b.wide
+            || a.scores != b.scores
+            || a.patch != b.patch
+            || a.logits != b.logits
+            || a.kv != b.kv
+            || a.cross_kv != b.cross_kv
+        {
+            panic!("model blob: buffer sizes disagree with the compiled memory");
+        }
     }
 
     /// Fail the build unless the blob is of `kind` (`ModelKind as u16`).
@@ -549,7 +574,10 @@ pub(super) fn caches<'m, const L: usize>(
 /// - `Memory`: the exact [`Memory`](crate::device::Memory) type for it;
 /// - `Model<'m>`: the runtime type ([`Vit`](crate::device::Vit),
 ///   [`Lm`](crate::device::Lm) or [`Reader`](crate::device::Reader) with its layer count);
-/// - `load(&mut memory) -> Result<Model, Error>` (parses and checks the whole blob);
+/// - `load(&mut memory) -> Result<Model, Error>`: a ViT's whole blob is checked by the
+///   compiler (`CHECKED`, a [`blob::Embedded`](crate::blob::Embedded): a bad blob fails the
+///   build) and `load` only confirms the flash holds those bytes (an FNV-1a 32 of the whole
+///   blob); for the other kinds `load` parses and checks the whole blob;
 /// - `pixel_map(mean, std)`: a `const fn` for [`PixelMap`](crate::device::PixelMap)
 ///   (image models).
 ///
@@ -558,21 +586,36 @@ pub(super) fn caches<'m, const L: usize>(
 #[macro_export]
 macro_rules! include_model {
     ($name:ident : Vit = $path:expr) => {
-        $crate::include_model!(@module $name, $path, 1, $crate::device::Vit<'m>);
+        $crate::include_model!(@module $name, $path, 1, $crate::device::Vit<'m>, embedded);
     };
     ($name:ident : Lm = $path:expr) => {
         $crate::include_model!(@module $name, $path, 2,
-            $crate::device::Lm<'m, { INFO.layers }>);
+            $crate::device::Lm<'m, { INFO.layers }>, parse);
     };
     ($name:ident : Reader = $path:expr) => {
         $crate::include_model!(@module $name, $path, 3,
-            $crate::device::Reader<'m, { INFO.layers }>);
+            $crate::device::Reader<'m, { INFO.layers }>, parse);
     };
     ($name:ident : Llama = $path:expr) => {
         $crate::include_model!(@module $name, $path, 4,
-            $crate::device::Llama<'m, { INFO.layers }>);
+            $crate::device::Llama<'m, { INFO.layers }>, parse);
     };
-    (@module $name:ident, $path:expr, $kind:expr, $model:ty) => {
+    (@load parse) => {
+        /// Parse and check the whole blob, and borrow `memory`.
+        pub fn load(memory: &mut Memory) -> Result<Model<'_>, $crate::Error> {
+            <Model<'_>>::new(&BLOB.0, &INFO, memory)
+        }
+    };
+    (@load embedded) => {
+        /// The whole blob checked by the compiler (a bad blob fails the build).
+        pub const CHECKED: $crate::blob::Embedded = $crate::blob::Embedded::vit(BYTES);
+        const _: () = INFO.expect_checked(&CHECKED);
+        /// Confirm the flash holds the bytes the compiler checked, and borrow `memory`.
+        pub fn load(memory: &mut Memory) -> Result<Model<'_>, $crate::Error> {
+            <Model<'_>>::embedded(&BLOB.0, &CHECKED, &INFO, memory)
+        }
+    };
+    (@module $name:ident, $path:expr, $kind:expr, $model:ty, $load:ident) => {
         #[allow(non_snake_case, dead_code, missing_docs)]
         pub mod $name {
             const BYTES: &[u8] = include_bytes!($path);
@@ -587,10 +630,7 @@ macro_rules! include_model {
                 $crate::device::Memory<{ INFO.i8_bytes() }, { INFO.i32_entries() }>;
             /// The runtime type.
             pub type Model<'m> = $model;
-            /// Parse the blob and borrow `memory`.
-            pub fn load(memory: &mut Memory) -> Result<Model<'_>, $crate::Error> {
-                <Model<'_>>::new(&BLOB.0, &INFO, memory)
-            }
+            $crate::include_model!(@load $load);
             /// The `u8 → i8` input table for `(p/255 − mean) / std` (use in a `const`).
             pub const fn pixel_map(mean: f32, std: f32) -> $crate::device::PixelMap {
                 INFO.pixel_map(mean, std)

@@ -32,6 +32,31 @@ impl<'m> Vit<'m> {
         })
     }
 
+    /// The ViT embedded by [`include_model!`](crate::include_model): `blob` (the bytes in
+    /// flash) must be the bytes `checked` was computed from at compile time, which
+    /// [`Embedded::open`] confirms with their fingerprint instead of running the whole
+    /// validation again (the compiler ran it); then borrow `memory`.
+    ///
+    /// # Errors
+    ///
+    /// [`Embedded::open`]'s ([`BlobError::Checksum`](crate::BlobError::Checksum) when a byte
+    /// of `blob` differs); [`Error::BufferTooSmall`] when `memory` is smaller than `info`
+    /// asks for.
+    pub fn embedded<const I8: usize, const I32: usize>(
+        blob: &'m [u8],
+        checked: &Embedded,
+        info: &ModelInfo,
+        memory: &'m mut Memory<I8, I32>,
+    ) -> Result<Self, Error> {
+        let blob = checked.open(blob)?;
+        let p = memory.split(info)?;
+        Ok(Vit {
+            blob,
+            buffers: p.buffers,
+            image: p.image,
+        })
+    }
+
     /// The parsed blob.
     pub fn blob(&self) -> &Blob<'m> {
         &self.blob
