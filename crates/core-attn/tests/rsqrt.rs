@@ -166,6 +166,55 @@ fn pseudo_random_sample() {
     }
 }
 
+/// Normalized `tn` where the Newton estimate of `r` is one unit off, so that one of the two
+/// `±1` correction loops of `r` runs (a step down for the first list, up for the second). The
+/// sweeps above never reach them: of the 4 294 934 528 pairs `(x = ⌊tn/2^30⌋, ⌊√tn⌋)` the
+/// loop steps down for 252 and up for 440 (an exhaustive search with a copy of
+/// `rsqrt_normalized`'s estimate, `tests/MUTANTS.md`); these are the first 12 of each, as
+/// `tn = max(s², x·2^30)`. Their expected values come from the oracle, not from the search.
+///
+/// Guards against the correction loops of `r` broken (mutants `norm.rs:238:11` `r -= 1` →
+/// `r += 1` / `r /= 1`, `241:11` `r += 1` → `r -= 1` / `r *= 1`, `237:17` `r·s > num` →
+/// `r·s == num`, `237:13` `r * s` → `r + s` / `r / s`): each changes `r` for some of them.
+#[test]
+fn r_correction_loops_run() {
+    for tn in R_STEPS_DOWN.iter().chain(R_STEPS_UP) {
+        for j in [0u32, 5, 31] {
+            check((*tn as u128) << (2 * j));
+        }
+    }
+}
+
+const R_STEPS_DOWN: &[u64] = &[
+    1_173_249_120_806_397_504,
+    1_245_949_704_821_053_584,
+    1_259_507_684_828_410_000,
+    1_289_739_416_779_634_704,
+    1_301_331_189_623_239_681,
+    1_301_331_189_679_783_936,
+    1_306_432_063_080_893_281,
+    1_306_432_063_565_463_552,
+    1_362_914_885_760_454_849,
+    1_399_778_670_171_635_776,
+    1_433_419_365_014_795_041,
+    1_494_287_586_978_798_096,
+];
+
+const R_STEPS_UP: &[u64] = &[
+    1_182_406_925_392_805_888,
+    1_187_566_716_315_090_409,
+    1_187_566_716_566_110_208,
+    1_187_566_717_639_852_032,
+    1_194_073_976_419_123_200,
+    1_194_073_977_492_865_024,
+    1_204_687_915_423_105_024,
+    1_204_687_916_496_846_848,
+    1_205_138_757_066_424_320,
+    1_205_138_758_140_166_144,
+    1_208_075_414_111_518_720,
+    1_208_075_415_185_260_544,
+];
+
 /// SplitMix64, a small deterministic generator (no dependency, same values under Miri).
 struct SplitMix(u64);
 
