@@ -79,6 +79,7 @@ mod armv7em_dsp;
 pub(crate) mod attention;
 mod helium;
 mod intrinsics;
+pub(crate) mod passes;
 pub(crate) mod portable;
 mod requant;
 pub(crate) mod softmax;
