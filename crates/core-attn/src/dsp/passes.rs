@@ -30,6 +30,9 @@ pub(crate) trait Passes {
     const DSP_FORM: bool;
 
     /// Row maximum, then [`Passes::exp_pass_i32`] with it (`p.max` ignored).
+    ///
+    /// Injected bug caught (emulation): `p.max` used instead of the row maximum
+    /// (`softmax_variants_are_bit_identical`, `softmax_any_requant_is_bit_identical`).
     #[inline(always)]
     fn softmax_exp_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
         if buf.is_empty() {
@@ -47,6 +50,9 @@ pub(crate) trait Passes {
     }
 
     /// `buf[j] ← (buf[j]·recip + 2^31) >> 32` (`SM`: `SMMULR`, else `UMULL` and the carry).
+    ///
+    /// Injected bug caught (emulation): the first element left unscaled (the `len % 4`
+    /// singles loop entered one element late): five tests of `tests/variants.rs` fail.
     #[inline(always)]
     fn scale_i32<const SM: bool>(buf: &mut [i32], recip: u32) {
         for x in buf.iter_mut() {
@@ -203,6 +209,8 @@ mod emu {
 
     /// `UMULL lo, hi, a, b` then `ADD hi, hi, lo, LSR #31` (`SM`: one `SMMULR`, equal for
     /// `a, b < 2^31`).
+    ///
+    /// Injected bug caught: the `ADD …, LSR #31` rounding carry dropped: five tests fail.
     #[inline(always)]
     pub(super) fn mul_q32<const SM: bool>(a: u32, b: u32) -> u32 {
         if SM {
@@ -238,7 +246,7 @@ mod emu {
     /// set and nothing added.
     ///
     /// Injected bug caught: the wrapped-difference branch giving 0 instead of index 0's
-    /// exponential (`rows_with_wrapping_differences`-style rows: a score of `i32::MIN`).
+    /// exponential (`softmax_any_requant_is_bit_identical`, whose rows reach `±2^31`).
     pub(super) fn exp_pass_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
         let mut sum = 0u32;
         for x in buf.iter_mut() {
@@ -262,6 +270,8 @@ mod emu {
     }
 
     /// `row_max_i32` (`cmp`/`it gt`/`movgt` from the first element).
+    ///
+    /// Injected bug caught: `movlt` for `movgt` (a row minimum): five tests fail.
     pub(super) fn row_max_i32(buf: &[i32]) -> i32 {
         let Some((&first, rest)) = buf.split_first() else {
             return i32::MIN;
@@ -273,8 +283,9 @@ mod emu {
     /// differences in an int8 row): `d ≥ t_hi` gives 0, else `0xffff` is stored and bit 31 of
     /// the sum set. Lengths differ or empty: 0, nothing written.
     ///
-    /// Injected bug caught: comparing `d > t_lo` instead of `d ≥ t_lo` (the first difference
-    /// past the fast range read through the single-word index).
+    /// Injected bug caught: `d ≤ t_lo` taken as the fast range instead of `d < t_lo` (the
+    /// first difference past it read through the single-word index: an index past the
+    /// tables, which [`table`]'s assertion reports, in `softmax_any_requant_is_bit_identical`).
     pub(super) fn exp_pass_i8(input: &[i8], out: &mut [u16], p: &ExpLoop<'_>) -> u32 {
         if input.is_empty() || input.len() != out.len() {
             return 0;
@@ -312,7 +323,8 @@ mod emu {
     /// `max_i8`: lane-wise maxima of the words (the first word again included), reduced, then
     /// the last `len % 4` elements.
     ///
-    /// Injected bug caught: `SEL` taking the lanes where `x − m < 0` (a lane-wise minimum).
+    /// Injected bug caught: `SEL` taking the lanes where `x < m` (a lane-wise minimum):
+    /// `softmax_variants_are_bit_identical` and two more fail.
     pub(super) fn max_i8(input: &[i8]) -> i8 {
         let mut chunks = input.chunks_exact(4);
         let Some(&first) = input.first() else {
@@ -341,9 +353,9 @@ mod emu {
     /// `pairs_i32`: per pair `LDRD`, the two products ([`mul_q32`]), `PKHBT` (low half of the
     /// first, the second shifted up), `ORR`, `STR` to word `k`.
     ///
-    /// Injected bug caught: `PKHBT` without masking the first probability to its low half
-    /// (`p0 | p1 << 16`: a probability of 1.0 then leaks nothing, but the OR misses nothing
-    /// either — so the bug injected was the pair order swapped, `p1 | p0 << 16`).
+    /// Injected bug caught: the pair's halves swapped (`PKHBT r8, r9, r8, LSL #16`):
+    /// `attention_variants_are_bit_identical`, `single_query_rows_every_kv_length` and the
+    /// registry test fail.
     pub(super) fn pairs_i32<const SM: bool>(buf: &mut [i32], npairs: usize, recip: u32) -> u32 {
         if npairs > buf.len() / 2 {
             return 0;
@@ -372,7 +384,7 @@ mod emu {
     /// nothing is added.
     ///
     /// Injected bug caught: the second row multiplied by the low probability (`SMLABB` for
-    /// `SMLATB`).
+    /// `SMLATB`): `attention_variants_are_bit_identical`, `single_query_rows_every_kv_length`.
     pub(super) fn wsum_pairs4(pp: &[i32], v: Rows<'_>, col: usize, acc: &mut [i32; 4]) {
         let n = pp.len();
         if n == 0 {
@@ -419,7 +431,7 @@ mod emu {
     /// no keys, fewer key rows than scores, columns outside the rows.
     ///
     /// Injected bug caught: the odd columns' query word `qe[2c + 1]` paired with the even
-    /// columns' key halves (`SXTB16` for `SXTB16 ROR #8`).
+    /// columns' key halves (`SXTB16` for `SXTB16 ROR #8`): four attention tests fail.
     pub(super) fn scores_row(qe: &[u32], k: Rows<'_>, c0: usize, out: &mut [i32]) -> Option<i32> {
         let dh = 2 * qe.len();
         let n = out.len();
@@ -449,7 +461,8 @@ mod emu {
     /// `wsum_packed4`: per key pair `LDR` of the probability pair, `LDM` of four packed V
     /// words, `SMLAD` ×4. `vg` shorter than `4·pp.len()`: nothing added.
     ///
-    /// Injected bug caught: the packed words read one column group off (`vg[4k + (c + 1) % 4]`).
+    /// Injected bug caught: each accumulator fed the next column's packed word
+    /// (`vg[4k + (c + 1) % 4]`): `attention_small_row_sums_are_bit_identical` and two more fail.
     pub(super) fn wsum_packed4(pp: &[i32], vg: &[u32], acc: &mut [i32; 4]) {
         if vg.len() < 4 * pp.len() {
             debug_assert!(false, "wsum_packed4: packed V too short");
