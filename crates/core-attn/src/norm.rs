@@ -207,9 +207,56 @@ pub fn rsqrt_u128(t: u128) -> (u32, i32) {
 /// to [`rsqrt_u128_reference`] for every `t`.
 pub type RsqrtFn = fn(u128) -> (u32, i32);
 
-/// Every reciprocal square root the LayerNorm fast path may use (`tests/elementwise_variants.rs`
-/// runs each against [`rsqrt_u128_reference`]): the Newton form [`rsqrt_u128`].
-pub const RSQRT_VARIANTS: &[(&str, RsqrtFn)] = &[("newton", rsqrt_u128)];
+/// One registered reciprocal square root.
+#[derive(Clone, Copy)]
+pub struct RsqrtVariant {
+    /// Name, as the tests report it.
+    pub name: &'static str,
+    /// The kernel.
+    pub run: RsqrtFn,
+    /// Whether the kernels ([`LayerNorm`], [`crate::rmsnorm`]) run this entry (exactly one).
+    pub native: bool,
+}
+
+/// Every reciprocal square root the LayerNorm and RMSNorm kernels may use: they run the
+/// `native` entry ([`rsqrt`]), `tests/elementwise_variants.rs` runs each against
+/// [`rsqrt_u128_reference`]. The Newton form [`rsqrt_u128`].
+pub const RSQRT_VARIANTS: &[RsqrtVariant] = &[RsqrtVariant {
+    name: "newton",
+    run: rsqrt_u128,
+    native: true,
+}];
+
+/// The native entry of a registry of `(native, kernel)` pairs; fails the build unless
+/// exactly one entry is native.
+macro_rules! native_entry {
+    ($list:expr, $what:literal, |$v:ident| $native:expr, $kernel:expr, $ty:ty) => {{
+        let mut i = 0;
+        let mut found: Option<$ty> = None;
+        while i < $list.len() {
+            let $v = &$list[i];
+            if $native {
+                assert!(found.is_none(), concat!("two native ", $what, " variants"));
+                found = Some($kernel);
+            }
+            i += 1;
+        }
+        match found {
+            Some(f) => f,
+            None => panic!(concat!("no native ", $what, " variant")),
+        }
+    }};
+}
+pub(crate) use native_entry;
+
+/// The native entry of [`RSQRT_VARIANTS`].
+const NATIVE_RSQRT: RsqrtFn = native_entry!(RSQRT_VARIANTS, "rsqrt", |v| v.native, v.run, RsqrtFn);
+
+/// The reciprocal square root the kernels run: [`RSQRT_VARIANTS`]' native entry.
+#[inline(always)]
+pub(crate) fn rsqrt(t: u128) -> (u32, i32) {
+    NATIVE_RSQRT(t)
+}
 
 /// [`rsqrt_u128`] after the normalization: `tn ∈ [2^60, 2^62)`.
 #[inline]
@@ -316,14 +363,13 @@ impl<'a> LayerNorm<'a> {
             output.chunks_exact_mut(self.width),
         );
         for (x, y) in rows {
-            let stats = self.row_stats(x);
             // Size-first builds (opt-level "s"): an element copy, as `copy_from_slice`'s
             // length check is not always folded there and would link the panic machinery.
             #[cfg(not(core_attn_small))]
             y.copy_from_slice(x);
             #[cfg(core_attn_small)]
             y.iter_mut().zip(x).for_each(|(y, &x)| *y = x);
-            self.normalize_row(&stats, y);
+            NATIVE_ROW(self, y);
         }
         Ok(())
     }
@@ -333,10 +379,17 @@ impl<'a> LayerNorm<'a> {
     pub fn run_in_place(&self, data: &mut [i8]) -> Result<(), Error> {
         self.check_shapes(data.len())?;
         for row in data.chunks_exact_mut(self.width) {
-            let stats = self.row_stats(row);
-            self.normalize_row(&stats, row);
+            NATIVE_ROW(self, row);
         }
         Ok(())
+    }
+
+    /// One row in place with the 32-bit statistics and [`rsqrt`] (the `fast` entry of
+    /// [`LAYER_NORM_VARIANTS`]).
+    #[inline(always)]
+    fn row_fast(&self, row: &mut [i8]) {
+        let stats = self.row_stats(row);
+        self.normalize_row(&stats, row);
     }
 
     /// [`LayerNorm::run_in_place`] with the reference per-element formula (64-bit products and
@@ -444,7 +497,7 @@ impl<'a> LayerNorm<'a> {
         let t = ((var_d2 as u128) << EPSILON_FRAC_BITS)
             + (d2 * (e as u32) as u64) as u128
             + (((d2 * (e >> 32)) as u128) << 32);
-        Self::stats_from(sum, rsqrt_u128(t))
+        Self::stats_from(sum, rsqrt(t))
     }
 
     /// The row statistics as first written (64-bit sum of squares, a 128-bit `D²·e` and
@@ -497,37 +550,40 @@ impl<'a> LayerNorm<'a> {
     }
 }
 
-/// A LayerNorm variant in one form: every row of `input` normalized into `output` (same length),
-/// shapes checked.
-pub type LayerNormFn = fn(&LayerNorm<'_>, &[i8], &mut [i8]) -> Result<(), Error>;
+/// A LayerNorm row kernel: one row of exactly `width` values normalized in place (the
+/// dispatchers pass the rows of a checked tensor).
+pub type LayerNormRowFn = fn(&LayerNorm<'_>, &mut [i8]);
 
-/// One registered LayerNorm variant.
+/// One registered LayerNorm kernel.
 #[derive(Clone, Copy)]
 pub struct LayerNormVariant {
     /// Name, as the tests report it.
     pub name: &'static str,
-    /// The variant.
-    pub run: LayerNormFn,
+    /// The row kernel.
+    pub row: LayerNormRowFn,
+    /// Whether the dispatchers run this entry (exactly one).
+    pub native: bool,
 }
 
-/// Every fast form of the LayerNorm (the entry points [`LayerNorm::run`] and
-/// [`LayerNorm::run_in_place`]), each of which must give [`LayerNorm::run_in_place_generic`]'s
-/// bits (the reference formula): `tests/elementwise_variants.rs` runs every entry; a new form is
-/// registered here to be tested.
-pub const LAYER_NORM_VARIANTS: &[LayerNormVariant] = &[
-    LayerNormVariant {
-        name: "run",
-        run: |n, x, y| n.run(x, y),
-    },
-    LayerNormVariant {
-        name: "run_in_place",
-        run: |n, x, y| {
-            check_len("layer norm output", x.len(), y.len())?;
-            y.iter_mut().zip(x).for_each(|(y, &x)| *y = x);
-            n.run_in_place(y)
-        },
-    },
-];
+/// Every LayerNorm row kernel, each of which must give [`LayerNorm::run_in_place_generic`]'s
+/// bits (the reference formula): the dispatchers ([`LayerNorm::run`],
+/// [`LayerNorm::run_in_place`]) run the `native` entry on every row, and
+/// `tests/elementwise_variants.rs` runs every entry: a kernel is dispatched to only if it is
+/// registered here, and then it is tested. `fast`: 32-bit row statistics and [`rsqrt`].
+pub const LAYER_NORM_VARIANTS: &[LayerNormVariant] = &[LayerNormVariant {
+    name: "fast",
+    row: |n, row| n.row_fast(row),
+    native: true,
+}];
+
+/// The native entry of [`LAYER_NORM_VARIANTS`].
+const NATIVE_ROW: LayerNormRowFn = native_entry!(
+    LAYER_NORM_VARIANTS,
+    "layer norm",
+    |v| v.native,
+    v.row,
+    LayerNormRowFn
+);
 
 /// Per-row quantities shared by every element of the row.
 struct RowStats {

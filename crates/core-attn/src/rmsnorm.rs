@@ -38,7 +38,7 @@
 //! below `2^7·2^15`, `≤ 2^-7`; ε's rounding less).
 
 use crate::error::check_len;
-use crate::norm::{rsqrt_u128, EPSILON_FRAC_BITS, GAMMA_FRAC_BITS};
+use crate::norm::{rsqrt, EPSILON_FRAC_BITS, GAMMA_FRAC_BITS};
 use crate::{Error, MAX_WIDTH};
 
 /// Fractional bits of the normalized value inside the kernel.
@@ -144,7 +144,7 @@ impl<'a> RmsNorm<'a> {
             row.fill(out_zero);
             return;
         }
-        let (recip, k) = rsqrt_u128(t);
+        let (recip, k) = rsqrt(t);
         // n = c · 2^20 / √T ≈ c · r · 2^(20 − 62 − k); in Q24 the right shift is 18 + k.
         let shift =
             (62 + k - (EPSILON_FRAC_BITS / 2) as i32 - NORM_FRAC_BITS as i32).clamp(1, 62) as u32;
