@@ -363,13 +363,7 @@ impl<'a> LayerNorm<'a> {
             output.chunks_exact_mut(self.width),
         );
         for (x, y) in rows {
-            // Size-first builds (opt-level "s"): an element copy, as `copy_from_slice`'s
-            // length check is not always folded there and would link the panic machinery.
-            #[cfg(not(core_attn_small))]
-            y.copy_from_slice(x);
-            #[cfg(core_attn_small)]
-            y.iter_mut().zip(x).for_each(|(y, &x)| *y = x);
-            NATIVE_ROW(self, y);
+            (NATIVE.row)(self, x, y);
         }
         Ok(())
     }
@@ -379,17 +373,9 @@ impl<'a> LayerNorm<'a> {
     pub fn run_in_place(&self, data: &mut [i8]) -> Result<(), Error> {
         self.check_shapes(data.len())?;
         for row in data.chunks_exact_mut(self.width) {
-            NATIVE_ROW(self, row);
+            (NATIVE.row_in_place)(self, row);
         }
         Ok(())
-    }
-
-    /// One row in place with the 32-bit statistics and [`rsqrt`] (the `fast` entry of
-    /// [`LAYER_NORM_VARIANTS`]).
-    #[inline(always)]
-    fn row_fast(&self, row: &mut [i8]) {
-        let stats = self.row_stats(row);
-        self.normalize_row(&stats, row);
     }
 
     /// [`LayerNorm::run_in_place`] with the reference per-element formula (64-bit products and
@@ -550,19 +536,44 @@ impl<'a> LayerNorm<'a> {
     }
 }
 
-/// A LayerNorm row kernel: one row of exactly `width` values normalized in place (the
-/// dispatchers pass the rows of a checked tensor).
-pub type LayerNormRowFn = fn(&LayerNorm<'_>, &mut [i8]);
+/// A LayerNorm row kernel: one row `x` of exactly `width` values normalized into `y` (as
+/// long; the dispatchers pass the rows of a checked tensor).
+pub type LayerNormRowFn = fn(&LayerNorm<'_>, &[i8], &mut [i8]);
 
-/// One registered LayerNorm kernel.
+/// The same kernel in place.
+pub type LayerNormRowInPlaceFn = fn(&LayerNorm<'_>, &mut [i8]);
+
+/// One registered LayerNorm kernel, in both forms.
 #[derive(Clone, Copy)]
 pub struct LayerNormVariant {
     /// Name, as the tests report it.
     pub name: &'static str,
-    /// The row kernel.
+    /// The row kernel ([`LayerNorm::run`]).
     pub row: LayerNormRowFn,
+    /// The row kernel in place ([`LayerNorm::run_in_place`]).
+    pub row_in_place: LayerNormRowInPlaceFn,
     /// Whether the dispatchers run this entry (exactly one).
     pub native: bool,
+}
+
+/// The `fast` entry: 32-bit row statistics and [`rsqrt`].
+#[inline(always)]
+fn row_fast(n: &LayerNorm<'_>, x: &[i8], y: &mut [i8]) {
+    let stats = n.row_stats(x);
+    // Size-first builds (opt-level "s"): an element copy, as `copy_from_slice`'s length check
+    // is not always folded there and would link the panic machinery.
+    #[cfg(not(core_attn_small))]
+    y.copy_from_slice(x);
+    #[cfg(core_attn_small)]
+    y.iter_mut().zip(x).for_each(|(y, &x)| *y = x);
+    n.normalize_row(&stats, y);
+}
+
+/// [`row_fast`] in place.
+#[inline(always)]
+fn row_fast_in_place(n: &LayerNorm<'_>, row: &mut [i8]) {
+    let stats = n.row_stats(row);
+    n.normalize_row(&stats, row);
 }
 
 /// Every LayerNorm row kernel, each of which must give [`LayerNorm::run_in_place_generic`]'s
@@ -572,17 +583,18 @@ pub struct LayerNormVariant {
 /// registered here, and then it is tested. `fast`: 32-bit row statistics and [`rsqrt`].
 pub const LAYER_NORM_VARIANTS: &[LayerNormVariant] = &[LayerNormVariant {
     name: "fast",
-    row: |n, row| n.row_fast(row),
+    row: row_fast,
+    row_in_place: row_fast_in_place,
     native: true,
 }];
 
 /// The native entry of [`LAYER_NORM_VARIANTS`].
-const NATIVE_ROW: LayerNormRowFn = native_entry!(
+const NATIVE: LayerNormVariant = native_entry!(
     LAYER_NORM_VARIANTS,
     "layer norm",
     |v| v.native,
-    v.row,
-    LayerNormRowFn
+    *v,
+    LayerNormVariant
 );
 
 /// Per-row quantities shared by every element of the row.

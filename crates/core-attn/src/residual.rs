@@ -203,8 +203,8 @@ pub struct ResidualVariant {
 /// registered here, and then it is tested. `term32`: the 32-bit form of the module docs.
 pub const RESIDUAL_VARIANTS: &[ResidualVariant] = &[ResidualVariant {
     name: "term32",
-    run: |r, a, b, out| r.run_term32(a, b, out),
-    run_in_place: |r, acc, b| r.run_in_place_term32(acc, b),
+    run: ResidualAdd::run_term32,
+    run_in_place: ResidualAdd::run_in_place_term32,
     native: true,
 }];
 

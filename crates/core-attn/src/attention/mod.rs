@@ -29,10 +29,12 @@
 
 //!
 //! # Layout
-//! This file holds the contract and the generic kernel ([`Attention`]); `kernels.rs` the
-//! per-head-width and packed-V inner loops it selects from (the `asm!` ones are in
-//! `crate::dsp::attention`); `kv_cache.rs` the [`KvCache`]; `variants.rs` the registry
-//! [`ATTENTION_VARIANTS`] the shared suite runs.
+//! This file holds the contract, the generic kernel ([`Attention::run_generic`]), the
+//! dispatcher ([`Attention::run`]) and the kernel its registry entries run, generic over the
+//! passes (`run_with`: the DSP form on `dsp::passes::Asm` or `Emulated`, query rows on
+//! `Portable`); `kernels.rs` the per-head-width and packed-V inner loops it selects from (the
+//! `asm!` ones are in `crate::dsp::attention`); `kv_cache.rs` the [`KvCache`]; `variants.rs` the
+//! registry [`ATTENTION_VARIANTS`] the dispatcher picks from and the shared suite runs.
 
 use crate::dsp::passes::{Asm, Passes, Portable};
 use crate::error::check_len;

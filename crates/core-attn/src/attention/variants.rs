@@ -46,29 +46,51 @@ pub struct AttentionVariant {
 
 const DSP: bool = cfg!(any(core_attn_dsp, core_attn_mve));
 
+/// The entries' kernels as plain functions (each a direct call the dispatcher inlines).
+macro_rules! entry {
+    ($name:ident, $($call:tt)*) => {
+        #[inline(always)]
+        fn $name(
+            a: &Attention<'_>,
+            q: Rows<'_>,
+            k: Rows<'_>,
+            v: Rows<'_>,
+            mask: Mask,
+            out: &mut [i8],
+            scratch: &mut [i32],
+        ) -> Result<(), Error> {
+            a.$($call)*(q, k, v, mask, out, scratch)
+        }
+    };
+}
+entry!(armv7em_dsp, run_with::<Asm>);
+entry!(portable, run_with::<Portable>);
+entry!(armv7em_dsp_emulated, run_with::<Emulated>);
+entry!(run_packed, run_packed);
+
 /// Every attention variant (see the module).
 pub const ATTENTION_VARIANTS: &[AttentionVariant] = &[
     AttentionVariant {
         name: "armv7em_dsp",
-        run: |a, q, k, v, mask, out, scratch| a.run_with::<Asm>(q, k, v, mask, out, scratch),
+        run: armv7em_dsp,
         native: DSP,
         available: DSP,
     },
     AttentionVariant {
         name: "portable",
-        run: |a, q, k, v, mask, out, scratch| a.run_with::<Portable>(q, k, v, mask, out, scratch),
+        run: portable,
         native: !DSP,
         available: true,
     },
     AttentionVariant {
         name: "armv7em_dsp_emulated",
-        run: |a, q, k, v, mask, out, scratch| a.run_with::<Emulated>(q, k, v, mask, out, scratch),
+        run: armv7em_dsp_emulated,
         native: false,
         available: true,
     },
     AttentionVariant {
         name: "run_packed",
-        run: |a, q, k, v, mask, out, scratch| a.run_packed(q, k, v, mask, out, scratch),
+        run: run_packed,
         native: false,
         available: true,
     },

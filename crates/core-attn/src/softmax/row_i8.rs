@@ -17,7 +17,9 @@ pub fn softmax_i8(
 }
 
 /// The fast int8 softmax on the passes `P` (the registry's entries; see
-/// [`super::softmax_scores_fast`]).
+/// [`super::softmax_scores_fast`]). Inlined into the dispatcher: [`softmax_i8`] is this
+/// function's only caller on a device.
+#[inline(always)]
 pub(crate) fn softmax_i8_fast<P: Passes>(
     input: &[i8],
     diff_to_index: Requant,
