@@ -363,7 +363,7 @@ impl<'a> LayerNorm<'a> {
             output.chunks_exact_mut(self.width),
         );
         for (x, y) in rows {
-            (NATIVE.row)(self, x, y);
+            NATIVE_ROW(self, x, y);
         }
         Ok(())
     }
@@ -373,7 +373,7 @@ impl<'a> LayerNorm<'a> {
     pub fn run_in_place(&self, data: &mut [i8]) -> Result<(), Error> {
         self.check_shapes(data.len())?;
         for row in data.chunks_exact_mut(self.width) {
-            (NATIVE.row_in_place)(self, row);
+            NATIVE_ROW_IN_PLACE(self, row);
         }
         Ok(())
     }
@@ -596,6 +596,12 @@ const NATIVE: LayerNormVariant = native_entry!(
     *v,
     LayerNormVariant
 );
+
+/// [`LayerNorm::run`]'s row kernel (a constant function: a direct call, inlined).
+const NATIVE_ROW: LayerNormRowFn = NATIVE.row;
+
+/// [`LayerNorm::run_in_place`]'s row kernel.
+const NATIVE_ROW_IN_PLACE: LayerNormRowInPlaceFn = NATIVE.row_in_place;
 
 /// Per-row quantities shared by every element of the row.
 struct RowStats {

@@ -96,7 +96,7 @@ impl ResidualAdd {
     pub fn run(&self, a: &[i8], b: &[i8], out: &mut [i8]) -> Result<(), Error> {
         check_len("residual b", a.len(), b.len())?;
         check_len("residual output", a.len(), out.len())?;
-        if !(NATIVE.run)(self, a, b, out) {
+        if !NATIVE_RUN(self, a, b, out) {
             for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
                 *o = self.add_one(x, y);
             }
@@ -108,7 +108,7 @@ impl ResidualAdd {
     /// [`RESIDUAL_VARIANTS`] where it takes the parameters, else [`Self::run_in_place_generic`].
     pub fn run_in_place(&self, acc: &mut [i8], b: &[i8]) -> Result<(), Error> {
         check_len("residual b", acc.len(), b.len())?;
-        if !(NATIVE.run_in_place)(self, acc, b) {
+        if !NATIVE_RUN_IN_PLACE(self, acc, b) {
             self.run_in_place_generic(acc, b)?;
         }
         Ok(())
@@ -216,6 +216,12 @@ const NATIVE: ResidualVariant = crate::norm::native_entry!(
     *v,
     ResidualVariant
 );
+
+/// [`ResidualAdd::run`]'s kernel (a constant function: a direct call, inlined).
+const NATIVE_RUN: ResidualFn = NATIVE.run;
+
+/// [`ResidualAdd::run_in_place`]'s kernel.
+const NATIVE_RUN_IN_PLACE: ResidualInPlaceFn = NATIVE.run_in_place;
 
 /// One input's term `Requant::apply((v − z) << PRE_SHIFT)` in 32-bit arithmetic (module docs).
 #[derive(Debug, Clone, Copy)]
