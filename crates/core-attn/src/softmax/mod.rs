@@ -611,12 +611,15 @@ fn reciprocal_fast(sum: u32) -> u64 {
         let q3 = c3 / s;
         return ((q1 << 16) | (q2 << 8) | q3) as u64;
     }
-    reciprocal_digits(s)
+    // `s ≥ 1`; as a `NonZeroU32` the divisions below need no zero check (out of line, the
+    // callers' `max(1)` is not always seen there: a panic path in the Cortex-M33 firmware).
+    reciprocal_digits(NonZeroU32::new(s).unwrap_or(NonZeroU32::MIN))
 }
 
 #[cold]
 #[inline(never)]
-fn reciprocal_digits(s: u32) -> u64 {
+fn reciprocal_digits(sn: NonZeroU32) -> u64 {
+    let s = sn.get();
     let n: u64 = (1u64 << 47) + (s / 2) as u64; // < 2^48
     let b = s.leading_zeros().min(16); // digit width
     if b == 0 {
@@ -630,8 +633,8 @@ fn reciprocal_digits(s: u32) -> u64 {
         bits -= take as i32;
         let digit = ((n >> bits) as u32) & ((1u32 << take) - 1);
         let cur = (r << take) | digit;
-        q = (q << take) | (cur / s) as u64;
-        r = cur % s;
+        q = (q << take) | (cur / sn) as u64;
+        r = cur % sn;
     }
     q
 }
