@@ -219,7 +219,7 @@ pub struct RsqrtVariant {
 }
 
 /// Every reciprocal square root the LayerNorm and RMSNorm kernels may use: they run the
-/// `native` entry ([`rsqrt`]), `tests/elementwise_variants.rs` runs each against
+/// `native` entry, `tests/elementwise_variants.rs` runs each against
 /// [`rsqrt_u128_reference`]. The Newton form [`rsqrt_u128`].
 pub const RSQRT_VARIANTS: &[RsqrtVariant] = &[RsqrtVariant {
     name: "newton",
@@ -580,7 +580,8 @@ fn row_fast_in_place(n: &LayerNorm<'_>, row: &mut [i8]) {
 /// bits (the reference formula): the dispatchers ([`LayerNorm::run`],
 /// [`LayerNorm::run_in_place`]) run the `native` entry on every row, and
 /// `tests/elementwise_variants.rs` runs every entry: a kernel is dispatched to only if it is
-/// registered here, and then it is tested. `fast`: 32-bit row statistics and [`rsqrt`].
+/// registered here, and then it is tested. `fast`: 32-bit row statistics and the native
+/// [`RSQRT_VARIANTS`] entry.
 pub const LAYER_NORM_VARIANTS: &[LayerNormVariant] = &[LayerNormVariant {
     name: "fast",
     row: row_fast,
