@@ -22,17 +22,25 @@
 //! | `armv7em_dsp/` | Armv7E-M / Armv8-M Mainline DSP extension: `SMLAD`/`SXTB16` linear kernels and their host twin |
 //! | `helium/` | Armv8.1-M Helium (MVE): `VMLADAVA` linear kernels and their host twin |
 //! | `armv6m/` | Armv6-M (Cortex-M0/M0+): the `MULS` linear kernel and its host twin |
-//! | `softmax.rs`, `attention.rs` | the softmax passes and the attention inner loops (DSP instructions where the target has them, portable elsewhere) |
+//! | `softmax.rs`, `attention.rs` | the softmax passes and the attention inner loops in `asm!` (DSP-extension and Helium targets only) |
+//! | `passes.rs` | those passes behind one trait: `Asm` (the `asm!`), `Emulated` (their host twin), `Portable` (the kernels' portable loops) |
 //! | `gqa.rs` | grouped-query attention's paired scores (two query heads per key row read) |
 //!
 //! [`LINEAR_VARIANTS`] lists every linear variant; the dispatcher (`linear`) runs the device
 //! variants of that list, and `tests/variants.rs` runs every entry against the generic kernel.
+//! The softmax, attention, LayerNorm, residual and rsqrt dispatchers do the same with their
+//! registries (`softmax::SOFTMAX_VARIANTS`, `attention::ATTENTION_VARIANTS`,
+//! `norm::LAYER_NORM_VARIANTS`, `residual::RESIDUAL_VARIANTS`, `norm::RSQRT_VARIANTS`): each
+//! runs the one `native` entry, chosen at compile time.
 //!
-//! # Softmax and attention (`dsp/softmax.rs`, `dsp/attention.rs`)
+//! # Softmax and attention (`dsp/softmax.rs`, `dsp/attention.rs`, `dsp/passes.rs`)
 //! The exponential pass of the softmax (index by `SMMULR`, two table reads, `MLA` rounding),
 //! the row maximum and the probability pass (`UMULL`) in `asm!`; the attention scores and
-//! weighted sums (`SMLAD` on probability pairs × V) the attention kernel selects, with
-//! portable fallbacks so that the same algorithm runs on the host.
+//! weighted sums (`SMLAD` on probability pairs × V). The softmax and attention kernels are
+//! generic over `passes::Passes`: the registries' `armv7em_dsp` entries run them on the `asm!`
+//! (`Asm`), the `armv7em_dsp_emulated` entries on the emulation (`Emulated`, any target: the
+//! shared suite checks the `asm!` algorithm on the host), the `portable` entries on their
+//! portable loops.
 
 use crate::linear::Linear;
 
@@ -81,6 +89,7 @@ pub(crate) mod attention;
 pub(crate) mod gqa;
 mod helium;
 mod intrinsics;
+pub(crate) mod passes;
 pub(crate) mod portable;
 mod requant;
 pub(crate) mod softmax;

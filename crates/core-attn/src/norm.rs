@@ -207,9 +207,56 @@ pub fn rsqrt_u128(t: u128) -> (u32, i32) {
 /// to [`rsqrt_u128_reference`] for every `t`.
 pub type RsqrtFn = fn(u128) -> (u32, i32);
 
-/// Every reciprocal square root the LayerNorm fast path may use (`tests/elementwise_variants.rs`
-/// runs each against [`rsqrt_u128_reference`]): the Newton form [`rsqrt_u128`].
-pub const RSQRT_VARIANTS: &[(&str, RsqrtFn)] = &[("newton", rsqrt_u128)];
+/// One registered reciprocal square root.
+#[derive(Clone, Copy)]
+pub struct RsqrtVariant {
+    /// Name, as the tests report it.
+    pub name: &'static str,
+    /// The kernel.
+    pub run: RsqrtFn,
+    /// Whether the kernels ([`LayerNorm`], [`crate::rmsnorm`]) run this entry (exactly one).
+    pub native: bool,
+}
+
+/// Every reciprocal square root the LayerNorm and RMSNorm kernels may use: they run the
+/// `native` entry, `tests/elementwise_variants.rs` runs each against
+/// [`rsqrt_u128_reference`]. The Newton form [`rsqrt_u128`].
+pub const RSQRT_VARIANTS: &[RsqrtVariant] = &[RsqrtVariant {
+    name: "newton",
+    run: rsqrt_u128,
+    native: true,
+}];
+
+/// The native entry of a registry of `(native, kernel)` pairs; fails the build unless
+/// exactly one entry is native.
+macro_rules! native_entry {
+    ($list:expr, $what:literal, |$v:ident| $native:expr, $kernel:expr, $ty:ty) => {{
+        let mut i = 0;
+        let mut found: Option<$ty> = None;
+        while i < $list.len() {
+            let $v = &$list[i];
+            if $native {
+                assert!(found.is_none(), concat!("two native ", $what, " variants"));
+                found = Some($kernel);
+            }
+            i += 1;
+        }
+        match found {
+            Some(f) => f,
+            None => panic!(concat!("no native ", $what, " variant")),
+        }
+    }};
+}
+pub(crate) use native_entry;
+
+/// The native entry of [`RSQRT_VARIANTS`].
+const NATIVE_RSQRT: RsqrtFn = native_entry!(RSQRT_VARIANTS, "rsqrt", |v| v.native, v.run, RsqrtFn);
+
+/// The reciprocal square root the kernels run: [`RSQRT_VARIANTS`]' native entry.
+#[inline(always)]
+pub(crate) fn rsqrt(t: u128) -> (u32, i32) {
+    NATIVE_RSQRT(t)
+}
 
 /// [`rsqrt_u128`] after the normalization: `tn ∈ [2^60, 2^62)`.
 #[inline]
@@ -316,14 +363,7 @@ impl<'a> LayerNorm<'a> {
             output.chunks_exact_mut(self.width),
         );
         for (x, y) in rows {
-            let stats = self.row_stats(x);
-            // Size-first builds (opt-level "s"): an element copy, as `copy_from_slice`'s
-            // length check is not always folded there and would link the panic machinery.
-            #[cfg(not(core_attn_small))]
-            y.copy_from_slice(x);
-            #[cfg(core_attn_small)]
-            y.iter_mut().zip(x).for_each(|(y, &x)| *y = x);
-            self.normalize_row(&stats, y);
+            NATIVE_ROW(self, x, y);
         }
         Ok(())
     }
@@ -333,8 +373,7 @@ impl<'a> LayerNorm<'a> {
     pub fn run_in_place(&self, data: &mut [i8]) -> Result<(), Error> {
         self.check_shapes(data.len())?;
         for row in data.chunks_exact_mut(self.width) {
-            let stats = self.row_stats(row);
-            self.normalize_row(&stats, row);
+            NATIVE_ROW_IN_PLACE(self, row);
         }
         Ok(())
     }
@@ -444,7 +483,7 @@ impl<'a> LayerNorm<'a> {
         let t = ((var_d2 as u128) << EPSILON_FRAC_BITS)
             + (d2 * (e as u32) as u64) as u128
             + (((d2 * (e >> 32)) as u128) << 32);
-        Self::stats_from(sum, rsqrt_u128(t))
+        Self::stats_from(sum, rsqrt(t))
     }
 
     /// The row statistics as first written (64-bit sum of squares, a 128-bit `D²·e` and
@@ -497,37 +536,73 @@ impl<'a> LayerNorm<'a> {
     }
 }
 
-/// A LayerNorm variant in one form: every row of `input` normalized into `output` (same length),
-/// shapes checked.
-pub type LayerNormFn = fn(&LayerNorm<'_>, &[i8], &mut [i8]) -> Result<(), Error>;
+/// A LayerNorm row kernel: one row `x` of exactly `width` values normalized into `y` (as
+/// long; the dispatchers pass the rows of a checked tensor).
+pub type LayerNormRowFn = fn(&LayerNorm<'_>, &[i8], &mut [i8]);
 
-/// One registered LayerNorm variant.
+/// The same kernel in place.
+pub type LayerNormRowInPlaceFn = fn(&LayerNorm<'_>, &mut [i8]);
+
+/// One registered LayerNorm kernel, in both forms.
 #[derive(Clone, Copy)]
 pub struct LayerNormVariant {
     /// Name, as the tests report it.
     pub name: &'static str,
-    /// The variant.
-    pub run: LayerNormFn,
+    /// The row kernel ([`LayerNorm::run`]).
+    pub row: LayerNormRowFn,
+    /// The row kernel in place ([`LayerNorm::run_in_place`]).
+    pub row_in_place: LayerNormRowInPlaceFn,
+    /// Whether the dispatchers run this entry (exactly one).
+    pub native: bool,
 }
 
-/// Every fast form of the LayerNorm (the entry points [`LayerNorm::run`] and
-/// [`LayerNorm::run_in_place`]), each of which must give [`LayerNorm::run_in_place_generic`]'s
-/// bits (the reference formula): `tests/elementwise_variants.rs` runs every entry; a new form is
-/// registered here to be tested.
-pub const LAYER_NORM_VARIANTS: &[LayerNormVariant] = &[
-    LayerNormVariant {
-        name: "run",
-        run: |n, x, y| n.run(x, y),
-    },
-    LayerNormVariant {
-        name: "run_in_place",
-        run: |n, x, y| {
-            check_len("layer norm output", x.len(), y.len())?;
-            y.iter_mut().zip(x).for_each(|(y, &x)| *y = x);
-            n.run_in_place(y)
-        },
-    },
-];
+/// The `fast` entry: 32-bit row statistics and [`rsqrt`].
+#[inline(always)]
+fn row_fast(n: &LayerNorm<'_>, x: &[i8], y: &mut [i8]) {
+    let stats = n.row_stats(x);
+    // Size-first builds (opt-level "s"): an element copy, as `copy_from_slice`'s length check
+    // is not always folded there and would link the panic machinery.
+    #[cfg(not(core_attn_small))]
+    y.copy_from_slice(x);
+    #[cfg(core_attn_small)]
+    y.iter_mut().zip(x).for_each(|(y, &x)| *y = x);
+    n.normalize_row(&stats, y);
+}
+
+/// [`row_fast`] in place.
+#[inline(always)]
+fn row_fast_in_place(n: &LayerNorm<'_>, row: &mut [i8]) {
+    let stats = n.row_stats(row);
+    n.normalize_row(&stats, row);
+}
+
+/// Every LayerNorm row kernel, each of which must give [`LayerNorm::run_in_place_generic`]'s
+/// bits (the reference formula): the dispatchers ([`LayerNorm::run`],
+/// [`LayerNorm::run_in_place`]) run the `native` entry on every row, and
+/// `tests/elementwise_variants.rs` runs every entry: a kernel is dispatched to only if it is
+/// registered here, and then it is tested. `fast`: 32-bit row statistics and the native
+/// [`RSQRT_VARIANTS`] entry.
+pub const LAYER_NORM_VARIANTS: &[LayerNormVariant] = &[LayerNormVariant {
+    name: "fast",
+    row: row_fast,
+    row_in_place: row_fast_in_place,
+    native: true,
+}];
+
+/// The native entry of [`LAYER_NORM_VARIANTS`].
+const NATIVE: LayerNormVariant = native_entry!(
+    LAYER_NORM_VARIANTS,
+    "layer norm",
+    |v| v.native,
+    *v,
+    LayerNormVariant
+);
+
+/// [`LayerNorm::run`]'s row kernel (a constant function: a direct call, inlined).
+const NATIVE_ROW: LayerNormRowFn = NATIVE.row;
+
+/// [`LayerNorm::run_in_place`]'s row kernel.
+const NATIVE_ROW_IN_PLACE: LayerNormRowInPlaceFn = NATIVE.row_in_place;
 
 /// Per-row quantities shared by every element of the row.
 struct RowStats {

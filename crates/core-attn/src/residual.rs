@@ -91,37 +91,52 @@ impl ResidualAdd {
         ))
     }
 
-    /// `out[i] = a[i] ⊕ b[i]`.
+    /// `out[i] = a[i] ⊕ b[i]`: the native entry of [`RESIDUAL_VARIANTS`] where it takes the
+    /// parameters, else the reference [`Self::add_one`] per element.
     pub fn run(&self, a: &[i8], b: &[i8], out: &mut [i8]) -> Result<(), Error> {
         check_len("residual b", a.len(), b.len())?;
         check_len("residual output", a.len(), out.len())?;
-        match self.fast_terms() {
-            Some((ta, tb)) => {
-                for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-                    *o = self.combine(ta.apply(x), tb.apply(y));
-                }
-            }
-            None => {
-                for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-                    *o = self.add_one(x, y);
-                }
+        if !NATIVE_RUN(self, a, b, out) {
+            for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                *o = self.add_one(x, y);
             }
         }
         Ok(())
     }
 
-    /// `acc[i] = acc[i] ⊕ b[i]` in place (the residual stream is `a`).
+    /// `acc[i] = acc[i] ⊕ b[i]` in place (the residual stream is `a`): the native entry of
+    /// [`RESIDUAL_VARIANTS`] where it takes the parameters, else [`Self::run_in_place_generic`].
     pub fn run_in_place(&self, acc: &mut [i8], b: &[i8]) -> Result<(), Error> {
         check_len("residual b", acc.len(), b.len())?;
-        match self.fast_terms() {
-            Some((ta, tb)) => {
-                for (x, &y) in acc.iter_mut().zip(b) {
-                    *x = self.combine(ta.apply(*x), tb.apply(y));
-                }
-            }
-            None => self.run_in_place_generic(acc, b)?,
+        if !NATIVE_RUN_IN_PLACE(self, acc, b) {
+            self.run_in_place_generic(acc, b)?;
         }
         Ok(())
+    }
+
+    /// The 32-bit form (module docs) out of place; `false` (nothing written) outside its
+    /// range. Lengths as the dispatcher checked them (else the common length).
+    #[inline(always)]
+    fn run_term32(&self, a: &[i8], b: &[i8], out: &mut [i8]) -> bool {
+        let Some((ta, tb)) = self.fast_terms() else {
+            return false;
+        };
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = self.combine(ta.apply(x), tb.apply(y));
+        }
+        true
+    }
+
+    /// [`Self::run_term32`] in place.
+    #[inline(always)]
+    fn run_in_place_term32(&self, acc: &mut [i8], b: &[i8]) -> bool {
+        let Some((ta, tb)) = self.fast_terms() else {
+            return false;
+        };
+        for (x, &y) in acc.iter_mut().zip(b) {
+            *x = self.combine(ta.apply(*x), tb.apply(y));
+        }
+        true
     }
 
     /// [`Self::run_in_place`] with the reference [`Self::add_one`] per element (the variant the
@@ -159,62 +174,54 @@ impl ResidualAdd {
     }
 }
 
-/// A residual-add variant in one form: `out[i] = a[i] ⊕ b[i]`, lengths checked (an error names
-/// the one that differs).
-pub type ResidualFn = fn(&ResidualAdd, &[i8], &[i8], &mut [i8]) -> Result<(), Error>;
+/// A residual-add kernel out of place: `out[i] = a[i] ⊕ b[i]` over the common length;
+/// `false` (nothing written) if it does not take these parameters.
+pub type ResidualFn = fn(&ResidualAdd, &[i8], &[i8], &mut [i8]) -> bool;
 
-/// One registered residual-add variant.
+/// The same kernel in place: `acc[i] = acc[i] ⊕ b[i]`; `false` (nothing written) if it does
+/// not take these parameters.
+pub type ResidualInPlaceFn = fn(&ResidualAdd, &mut [i8], &[i8]) -> bool;
+
+/// One registered residual-add kernel, in both forms.
 #[derive(Clone, Copy)]
 pub struct ResidualVariant {
     /// Name, as the tests report it.
     pub name: &'static str,
-    /// The variant.
+    /// Out of place.
     pub run: ResidualFn,
+    /// In place.
+    pub run_in_place: ResidualInPlaceFn,
+    /// Whether the dispatchers run this entry (exactly one).
+    pub native: bool,
 }
 
-/// Every way the crate computes a residual add, each of which must give the reference
-/// [`ResidualAdd::add_one`]'s bits for every `(a, b)`: the entry points ([`ResidualAdd::run`],
-/// [`ResidualAdd::run_in_place`], [`ResidualAdd::run_broadcast`] with one row) and the generic
-/// loop. `tests/elementwise_variants.rs` runs every entry; a new form of the add is registered
-/// here to be tested.
-pub const RESIDUAL_VARIANTS: &[ResidualVariant] = &[
-    ResidualVariant {
-        name: "run",
-        run: ResidualAdd::run,
-    },
-    ResidualVariant {
-        name: "run_in_place",
-        run: |r, a, b, out| {
-            copy_into(a, out)?;
-            r.run_in_place(out, b)
-        },
-    },
-    ResidualVariant {
-        name: "run_in_place_generic",
-        run: |r, a, b, out| {
-            copy_into(a, out)?;
-            r.run_in_place_generic(out, b)
-        },
-    },
-    ResidualVariant {
-        name: "run_broadcast",
-        run: |r, a, b, out| {
-            copy_into(a, out)?;
-            if b.is_empty() {
-                // `run_broadcast` refuses an empty row; an empty add is a no-op.
-                return Ok(());
-            }
-            r.run_broadcast(out, b)
-        },
-    },
-];
+/// Every residual-add kernel, each of which must give the reference
+/// [`ResidualAdd::add_one`]'s bits for every `(a, b)` where it takes the parameters: the
+/// dispatchers ([`ResidualAdd::run`], [`ResidualAdd::run_in_place`], and through it
+/// [`ResidualAdd::run_broadcast`]) run the `native` entry and the reference where it declines;
+/// `tests/elementwise_variants.rs` runs every entry: a kernel is dispatched to only if it is
+/// registered here, and then it is tested. `term32`: the 32-bit form of the module docs.
+pub const RESIDUAL_VARIANTS: &[ResidualVariant] = &[ResidualVariant {
+    name: "term32",
+    run: ResidualAdd::run_term32,
+    run_in_place: ResidualAdd::run_in_place_term32,
+    native: true,
+}];
 
-/// `out = a` (the in-place variants' input), lengths checked.
-fn copy_into(a: &[i8], out: &mut [i8]) -> Result<(), Error> {
-    check_len("residual output", a.len(), out.len())?;
-    out.iter_mut().zip(a).for_each(|(o, &x)| *o = x);
-    Ok(())
-}
+/// The native entry of [`RESIDUAL_VARIANTS`]; fails the build unless exactly one is native.
+const NATIVE: ResidualVariant = crate::norm::native_entry!(
+    RESIDUAL_VARIANTS,
+    "residual",
+    |v| v.native,
+    *v,
+    ResidualVariant
+);
+
+/// [`ResidualAdd::run`]'s kernel (a constant function: a direct call, inlined).
+const NATIVE_RUN: ResidualFn = NATIVE.run;
+
+/// [`ResidualAdd::run_in_place`]'s kernel.
+const NATIVE_RUN_IN_PLACE: ResidualInPlaceFn = NATIVE.run_in_place;
 
 /// One input's term `Requant::apply((v − z) << PRE_SHIFT)` in 32-bit arithmetic (module docs).
 #[derive(Debug, Clone, Copy)]

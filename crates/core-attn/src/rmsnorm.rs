@@ -13,7 +13,7 @@
 //! - `Q = Σ u_j²`, `c_i = D·u_i`;
 //! - `T = D·Q·2^40 + D²·e_q` (`e_q` = `e` in Q24.40), so that
 //!   `n_i = c_i·2^20 / √T = u_i / √(Q/D + e)` exactly in real arithmetic;
-//! - `1/√T ≈ r·2^(−62−k)` from [`rsqrt_u128`] (the LayerNorm kernel's reciprocal square root,
+//! - `1/√T ≈ r·2^(−62−k)` from [`rsqrt_u128`](crate::norm::rsqrt_u128) (the LayerNorm kernel's reciprocal square root,
 //!   relative error below `2^-29`), `ñ_i = round(c_i·r·2^−(18+k))` (Q24);
 //! - `y_i = round(ñ_i·g_i·2^−40) + z_out`, saturated to int8, with
 //!   `g_i = round(γ_i / s_out · 2^16)` ([`GAMMA_FRAC_BITS`]) folded at pack time
@@ -38,7 +38,7 @@
 //! below `2^7·2^15`, `≤ 2^-7`; ε's rounding less).
 
 use crate::error::check_len;
-use crate::norm::{rsqrt_u128, EPSILON_FRAC_BITS, GAMMA_FRAC_BITS};
+use crate::norm::{rsqrt, EPSILON_FRAC_BITS, GAMMA_FRAC_BITS};
 use crate::{Error, MAX_WIDTH};
 
 /// Fractional bits of the normalized value inside the kernel.
@@ -144,7 +144,7 @@ impl<'a> RmsNorm<'a> {
             row.fill(out_zero);
             return;
         }
-        let (recip, k) = rsqrt_u128(t);
+        let (recip, k) = rsqrt(t);
         // n = c · 2^20 / √T ≈ c · r · 2^(20 − 62 − k); in Q24 the right shift is 18 + k.
         let shift =
             (62 + k - (EPSILON_FRAC_BITS / 2) as i32 - NORM_FRAC_BITS as i32).clamp(1, 62) as u32;

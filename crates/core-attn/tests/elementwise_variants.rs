@@ -1,27 +1,114 @@
 //! The fast residual add and LayerNorm paths against their reference forms, bit for bit (the
 //! elementwise part of the variants suite; `variants.rs` holds the linear/attention/softmax one).
 //! Every check runs every entry of the registries ([`RESIDUAL_VARIANTS`],
-//! [`LAYER_NORM_VARIANTS`], [`RSQRT_VARIANTS`]).
+//! [`LAYER_NORM_VARIANTS`], [`RSQRT_VARIANTS`]: the lists the dispatchers pick from) and the
+//! dispatchers themselves.
 
-use core_attn::norm::{rsqrt_u128_reference, LayerNorm, LAYER_NORM_VARIANTS, RSQRT_VARIANTS};
+use core_attn::norm::{
+    rsqrt_u128_reference, LayerNorm, RsqrtVariant, LAYER_NORM_VARIANTS, RSQRT_VARIANTS,
+};
 use core_attn::requant::Requant;
 use core_attn::residual::{ResidualAdd, RESIDUAL_VARIANTS};
 use core_attn::MAX_WIDTH;
 use proptest::prelude::*;
 
-/// Every `(a, b)` pair: every registered variant (`run`, `run_in_place`,
-/// `run_in_place_generic`, `run_broadcast`) against `add_one`, element by element.
+/// A residual add as the tests run it: `out = a ⊕ b` (`out` as long as `a`).
+type AddForm = (String, Box<dyn Fn(&ResidualAdd, &[i8], &[i8], &mut [i8])>);
+
+/// Every form to check: each registered kernel out of place and in place (where it declines,
+/// the reference is written; [`check_all_pairs`] also requires the native kernel to take
+/// every add in its range, so that declining is not a way to pass), the dispatchers (`run`,
+/// `run_in_place`, `run_broadcast` with one row) and the generic loop.
+fn add_forms() -> Vec<AddForm> {
+    let mut forms: Vec<AddForm> = vec![
+        (
+            "run".into(),
+            Box::new(|r, a, b, out| r.run(a, b, out).unwrap()),
+        ),
+        (
+            "run_in_place".into(),
+            Box::new(|r, a, b, out| {
+                out.copy_from_slice(a);
+                r.run_in_place(out, b).unwrap()
+            }),
+        ),
+        (
+            "run_in_place_generic".into(),
+            Box::new(|r, a, b, out| {
+                out.copy_from_slice(a);
+                r.run_in_place_generic(out, b).unwrap()
+            }),
+        ),
+        (
+            "run_broadcast".into(),
+            Box::new(|r, a, b, out| {
+                out.copy_from_slice(a);
+                if !b.is_empty() {
+                    r.run_broadcast(out, b).unwrap()
+                }
+            }),
+        ),
+    ];
+    for v in RESIDUAL_VARIANTS {
+        forms.push((
+            v.name.into(),
+            Box::new(move |r, a, b, out| {
+                if !(v.run)(r, a, b, out) {
+                    reference(r, a, b, out)
+                }
+            }),
+        ));
+        forms.push((
+            format!("{} in place", v.name),
+            Box::new(move |r, a, b, out| {
+                out.copy_from_slice(a);
+                if !(v.run_in_place)(r, out, b) {
+                    reference(r, a, b, out)
+                }
+            }),
+        ));
+    }
+    forms
+}
+
+fn reference(r: &ResidualAdd, a: &[i8], b: &[i8], out: &mut [i8]) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = r.add_one(x, y);
+    }
+}
+
+/// Every `(a, b)` pair: every form ([`add_forms`]) against `add_one`, element by element; and
+/// the native kernel takes every add in the 32-bit range (module docs of `residual`: right
+/// shift minus `PRE_SHIFT` in `9..=31` for both ratios), so that declining is not a way to
+/// pass.
 fn check_all_pairs(add: &ResidualAdd) -> Result<(), TestCaseError> {
     let step = if cfg!(miri) { 37 } else { 1 };
     let values: Vec<i8> = (-128..=127i32).step_by(step).map(|v| v as i8).collect();
+    let in_range = |r: Requant| r.multiplier >= 0 && (9..=31).contains(&(31 - r.shift as i32 - 12));
+    if in_range(add.a_scale) && in_range(add.b_scale) {
+        for v in RESIDUAL_VARIANTS.iter().filter(|v| v.native) {
+            let mut out = vec![0i8; 4];
+            prop_assert!(
+                (v.run)(add, &[1, 2, 3, 4], &[5, 6, 7, 8], &mut out),
+                "{} declined",
+                v.name
+            );
+            let mut acc = [1i8, 2, 3, 4];
+            prop_assert!(
+                (v.run_in_place)(add, &mut acc, &[5, 6, 7, 8]),
+                "{} declined",
+                v.name
+            );
+        }
+    }
     for &b in &values {
         let bs = vec![b; values.len()];
-        for v in RESIDUAL_VARIANTS {
+        for (name, form) in add_forms() {
             let mut out = vec![0i8; values.len()];
-            (v.run)(add, &values, &bs, &mut out).unwrap();
+            form(add, &values, &bs, &mut out);
             for (i, &a) in values.iter().enumerate() {
                 let want = add.add_one(a, b);
-                prop_assert_eq!(out[i], want, "{} a={} b={} {:?}", v.name, a, b, add);
+                prop_assert_eq!(out[i], want, "{} a={} b={} {:?}", name, a, b, add);
             }
         }
     }
@@ -129,6 +216,34 @@ fn norm_case() -> impl Strategy<Value = NormCase> {
     })
 }
 
+/// Every LayerNorm form on `data`: each registered row kernel on every row, and the
+/// dispatchers `run` and `run_in_place`.
+fn norm_forms(ln: &LayerNorm<'_>, data: &[i8]) -> Vec<(&'static str, Vec<i8>)> {
+    let mut forms = Vec::new();
+    for v in LAYER_NORM_VARIANTS {
+        let mut out = vec![0i8; data.len()];
+        for (x, y) in data
+            .chunks_exact(ln.width)
+            .zip(out.chunks_exact_mut(ln.width))
+        {
+            (v.row)(ln, x, y);
+        }
+        forms.push((v.name, out));
+        let mut out = data.to_vec();
+        for row in out.chunks_exact_mut(ln.width) {
+            (v.row_in_place)(ln, row);
+        }
+        forms.push((v.name, out));
+    }
+    let mut out = vec![0i8; data.len()];
+    ln.run(data, &mut out).unwrap();
+    forms.push(("run", out));
+    let mut out = data.to_vec();
+    ln.run_in_place(&mut out).unwrap();
+    forms.push(("run_in_place", out));
+    forms
+}
+
 fn check_norm(c: &NormCase) -> Result<(), TestCaseError> {
     let ln = LayerNorm {
         width: c.width,
@@ -139,10 +254,8 @@ fn check_norm(c: &NormCase) -> Result<(), TestCaseError> {
     };
     let mut generic = c.data.clone();
     ln.run_in_place_generic(&mut generic).unwrap();
-    for v in LAYER_NORM_VARIANTS {
-        let mut out = vec![0i8; c.data.len()];
-        (v.run)(&ln, &c.data, &mut out).unwrap();
-        prop_assert_eq!(&out, &generic, "{} {:?}", v.name, c);
+    for (name, out) in norm_forms(&ln, &c.data) {
+        prop_assert_eq!(&out, &generic, "{} {:?}", name, c);
     }
     Ok(())
 }
@@ -221,7 +334,10 @@ fn norm_extremes(width: usize) {
 // ---- Integer reciprocal square root: the Newton form against the reference, every `(r, k)`.
 
 fn check_rsqrt(t: u128) {
-    for &(name, rsqrt) in RSQRT_VARIANTS {
+    for &RsqrtVariant {
+        name, run: rsqrt, ..
+    } in RSQRT_VARIANTS
+    {
         assert_eq!(rsqrt(t), rsqrt_u128_reference(t), "{name}: t = {t}");
     }
 }
@@ -320,7 +436,7 @@ proptest! {
             any::<u128>(),
         ],
     ) {
-        for &(name, rsqrt) in RSQRT_VARIANTS {
+        for &RsqrtVariant { name, run: rsqrt, .. } in RSQRT_VARIANTS {
             prop_assert_eq!(rsqrt(t), rsqrt_u128_reference(t), "{}: t = {}", name, t);
         }
     }
@@ -329,7 +445,7 @@ proptest! {
     fn rsqrt_equals_reference_near_squares(s in 1u64..1 << 46, d in -2i64..=2) {
         let t = (s as u128 * s as u128) as i128 + d as i128;
         prop_assume!(t >= 0);
-        for &(name, rsqrt) in RSQRT_VARIANTS {
+        for &RsqrtVariant { name, run: rsqrt, .. } in RSQRT_VARIANTS {
             prop_assert_eq!(rsqrt(t as u128), rsqrt_u128_reference(t as u128), "{}: t = {}", name, t);
         }
     }
@@ -420,14 +536,15 @@ fn layer_norm_fast_path_keeps_the_low_bits_of_beta() {
     }
 }
 
-/// The elementwise registries the suite above iterates: names unique per registry, each
-/// registry holding the entry points it documents, and every entry giving its reference's bits
-/// on one ordinary case each (a residual add with the fast 32-bit terms, a 64-wide LayerNorm of
-/// 3 rows, a spread of `t`). Guards against (checked: each injected, this test fails): an entry
-/// wired to a wrong function (`run_in_place`'s entry → one that leaves `out` as the input copy,
-/// or `run_broadcast`'s → `|_, _, _, _| Ok(())`, writing nothing; a LayerNorm entry → a copy of
-/// the input; the rsqrt entry → `|t| (t as u32, 0)`), and an entry point dropped from a
-/// registry.
+/// The elementwise registries the suite above iterates and the dispatchers pick from: names
+/// unique per registry, each holding the kernels it documents with exactly one native entry,
+/// and every entry and every dispatcher giving its reference's bits on one ordinary case each
+/// (a residual add with the fast 32-bit terms, which the kernel must take, a 64-wide LayerNorm
+/// of 3 rows, a spread of `t`). Guards against (checked: each injected, this test fails): an
+/// entry wired to a wrong function (the residual's in-place form → one that leaves `acc` as it
+/// is; the LayerNorm row kernel → one that leaves the row as it is; the rsqrt entry →
+/// `|t| (t as u32, 0)`), a kernel that declines what it should take (`term32` → `|_, _, _, _|
+/// false`), and an entry dropped from a registry.
 #[test]
 fn elementwise_registry_runs_every_variant() {
     fn names<'a>(it: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
@@ -438,19 +555,15 @@ fn elementwise_registry_runs_every_variant() {
         v
     }
     let r = names(RESIDUAL_VARIANTS.iter().map(|v| v.name));
-    assert_eq!(
-        r,
-        [
-            "run",
-            "run_in_place",
-            "run_in_place_generic",
-            "run_broadcast"
-        ]
-    );
+    assert_eq!(r, ["term32"]);
     let n = names(LAYER_NORM_VARIANTS.iter().map(|v| v.name));
-    assert_eq!(n, ["run", "run_in_place"]);
-    let q = names(RSQRT_VARIANTS.iter().map(|v| v.0));
+    assert_eq!(n, ["fast"]);
+    let q = names(RSQRT_VARIANTS.iter().map(|v| v.name));
     assert_eq!(q, ["newton"]);
+    // Exactly one native entry each (the build fails otherwise): the one the dispatchers run.
+    assert_eq!(RESIDUAL_VARIANTS.iter().filter(|v| v.native).count(), 1);
+    assert_eq!(LAYER_NORM_VARIANTS.iter().filter(|v| v.native).count(), 1);
+    assert_eq!(RSQRT_VARIANTS.iter().filter(|v| v.native).count(), 1);
 
     let add = ResidualAdd {
         a_scale: Requant {
@@ -473,8 +586,16 @@ fn elementwise_registry_runs_every_variant() {
     assert_ne!(want, a);
     for v in RESIDUAL_VARIANTS {
         let mut out = vec![0i8; a.len()];
-        (v.run)(&add, &a, &b, &mut out).unwrap();
+        assert!((v.run)(&add, &a, &b, &mut out), "{} declined", v.name);
         assert_eq!(out, want, "residual {}", v.name);
+        let mut acc = a.clone();
+        assert!((v.run_in_place)(&add, &mut acc, &b), "{} declined", v.name);
+        assert_eq!(acc, want, "residual {} in place", v.name);
+    }
+    for (name, form) in add_forms() {
+        let mut out = vec![0i8; a.len()];
+        form(&add, &a, &b, &mut out);
+        assert_eq!(out, want, "residual {name}");
     }
 
     let width = 64;
@@ -491,13 +612,14 @@ fn elementwise_registry_runs_every_variant() {
     let mut want = data.clone();
     ln.run_in_place_generic(&mut want).unwrap();
     assert_ne!(want, data);
-    for v in LAYER_NORM_VARIANTS {
-        let mut out = vec![0i8; data.len()];
-        (v.run)(&ln, &data, &mut out).unwrap();
-        assert_eq!(out, want, "layer norm {}", v.name);
+    for (name, out) in norm_forms(&ln, &data) {
+        assert_eq!(out, want, "layer norm {name}");
     }
 
-    for &(name, rsqrt) in RSQRT_VARIANTS {
+    for &RsqrtVariant {
+        name, run: rsqrt, ..
+    } in RSQRT_VARIANTS
+    {
         for t in [1u128, 2, 3, 1 << 40, (1 << 62) + 12345, u128::MAX] {
             assert_eq!(rsqrt(t), rsqrt_u128_reference(t), "{name}: t = {t}");
         }

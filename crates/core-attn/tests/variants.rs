@@ -764,7 +764,7 @@ proptest! {
         softmax::softmax_scores_in_place_generic(&mut a, r, exp).unwrap();
         let mut pa = vec![0u16; bytes.len()];
         softmax::softmax_i8_generic(&bytes, r, exp, &mut pa).unwrap();
-        for var in softmax::SOFTMAX_VARIANTS {
+        for var in softmax::SOFTMAX_VARIANTS.iter().filter(|v| v.available) {
             let mut b = scores.clone();
             (var.scores)(&mut b, r, exp).unwrap();
             prop_assert_eq!(&a, &b, "{} scores", var.name);
@@ -799,7 +799,7 @@ proptest! {
         let mut sa = vec![0i32; m];
         let mut sb = vec![0i32; m];
         att.run_generic(Rows::contiguous(&q, w).unwrap(), Rows::contiguous(&k, w).unwrap(), Rows::contiguous(&v, w).unwrap(), mask, &mut a, &mut sa).unwrap();
-        for var in ATTENTION_VARIANTS {
+        for var in ATTENTION_VARIANTS.iter().filter(|v| v.available) {
             let mut b = vec![0i8; n * w];
             (var.run)(&att, Rows::contiguous(&q, w).unwrap(), Rows::contiguous(&k, w).unwrap(), Rows::contiguous(&v, w).unwrap(), mask, &mut b, &mut sb).unwrap();
             prop_assert_eq!(&a, &b, "{}", var.name);
@@ -860,7 +860,7 @@ fn attention_small_row_sums_are_bit_identical() {
                 let mut s = vec![0i32; m];
                 att.run_generic(rows(&q, w), rows(&k, w), rows(&vv, w), mask, &mut a, &mut s)
                     .unwrap();
-                for var in ATTENTION_VARIANTS {
+                for var in ATTENTION_VARIANTS.iter().filter(|v| v.available) {
                     let mut b = vec![0i8; n * w];
                     (var.run)(
                         &att,
@@ -889,7 +889,7 @@ fn check_softmax_requant(r: Requant, scores: &[i32], bytes: &[i8]) -> Result<(),
     softmax::softmax_scores_in_place_generic(&mut a, r, exp).unwrap();
     let mut pa = vec![0u16; bytes.len()];
     softmax::softmax_i8_generic(bytes, r, exp, &mut pa).unwrap();
-    for var in softmax::SOFTMAX_VARIANTS {
+    for var in softmax::SOFTMAX_VARIANTS.iter().filter(|v| v.available) {
         let mut b = scores.to_vec();
         (var.scores)(&mut b, r, exp).unwrap();
         prop_assert_eq!(&a, &b, "{} scores {:?} {:?}", var.name, r, scores);
@@ -1017,7 +1017,7 @@ fn single_query_rows_every_kv_length() {
                 let mut s = vec![0i32; nk];
                 att.run_generic(rows(&q, w), rows(&k, w), rows(&v, w), mask, &mut a, &mut s)
                     .unwrap();
-                for var in ATTENTION_VARIANTS {
+                for var in ATTENTION_VARIANTS.iter().filter(|v| v.available) {
                     let mut b = vec![0i8; w];
                     (var.run)(
                         &att,
@@ -1037,19 +1037,48 @@ fn single_query_rows_every_kv_length() {
 }
 
 /// The softmax and attention registries ([`softmax::SOFTMAX_VARIANTS`],
-/// [`ATTENTION_VARIANTS`]) the suites above iterate: names unique, each registry holding the
-/// entry points it documents, and every entry giving the generic reference's bits on one
-/// ordinary case (a softmax row of 20 scores and of 20 bytes; 2 heads of 16, 5 queries over 7
-/// keys, causal, where `run_packed` takes its packed path). Guards against (checked: each
-/// injected, this test fails): an entry wired to a wrong function (`run_packed`'s entry →
-/// `|_, _, _, _, _, _, _| Ok(())`, writing nothing; the softmax `i8` form → one that leaves the
-/// probabilities at 0), and an entry point dropped from a registry.
+/// [`ATTENTION_VARIANTS`]) the suites above iterate and the dispatchers
+/// ([`softmax::softmax_scores_in_place`], [`softmax::softmax_i8`], [`Attention::run`]) pick
+/// from: the entries each registry documents, exactly one native entry (the build fails
+/// otherwise; this checks it is the one for this build's target), the host twins available
+/// everywhere, and every available entry and every dispatcher giving the generic reference's
+/// bits on one ordinary case (a softmax row of 20 scores and of 20 bytes; 2 heads of 16, 5
+/// queries over 7 keys, causal, where the DSP form takes its packed path). Guards against
+/// (checked: each injected, this test fails): an entry wired to a wrong function (`run_packed`'s
+/// entry → `|_, _, _, _, _, _, _| Ok(())`, writing nothing; the softmax `i8` form → one that
+/// leaves the probabilities at 0), and an entry dropped from a registry.
 #[test]
 fn softmax_and_attention_registries_run_every_variant() {
     let names: Vec<&str> = softmax::SOFTMAX_VARIANTS.iter().map(|v| v.name).collect();
-    assert_eq!(names, ["dispatched"]);
+    assert_eq!(names, ["armv7em_dsp", "portable", "armv7em_dsp_emulated"]);
     let names: Vec<&str> = ATTENTION_VARIANTS.iter().map(|v| v.name).collect();
-    assert_eq!(names, ["run", "run_packed"]);
+    assert_eq!(
+        names,
+        [
+            "armv7em_dsp",
+            "portable",
+            "armv7em_dsp_emulated",
+            "run_packed"
+        ]
+    );
+    // This suite runs on the host: the portable entries are native, the `asm!` ones absent,
+    // the twins there.
+    let native = |n: &[(&str, bool, bool)]| -> Vec<String> {
+        n.iter().filter(|v| v.1).map(|v| v.0.to_string()).collect()
+    };
+    let s: Vec<_> = softmax::SOFTMAX_VARIANTS
+        .iter()
+        .map(|v| (v.name, v.native, v.available))
+        .collect();
+    let a: Vec<_> = ATTENTION_VARIANTS
+        .iter()
+        .map(|v| (v.name, v.native, v.available))
+        .collect();
+    assert_eq!(native(&s), ["portable"]);
+    assert_eq!(native(&a), ["portable"]);
+    for (name, _, available) in s.iter().chain(&a) {
+        assert_eq!(*available, *name != "armv7em_dsp", "{name}");
+    }
 
     let (hi, lo) = exp_tables();
     let exp = ExpTable::new(&hi, &lo).unwrap();
@@ -1063,7 +1092,7 @@ fn softmax_and_attention_registries_run_every_variant() {
     // Not trivial: several nonzero probabilities in each row.
     assert!(want.iter().filter(|&&p| p > 0).count() > 1);
     assert!(want8.iter().filter(|&&p| p > 0).count() > 1);
-    for var in softmax::SOFTMAX_VARIANTS {
+    for var in softmax::SOFTMAX_VARIANTS.iter().filter(|v| v.available) {
         let mut got = scores.clone();
         (var.scores)(&mut got, r, exp).unwrap();
         assert_eq!(got, want, "{} scores", var.name);
@@ -1071,6 +1100,12 @@ fn softmax_and_attention_registries_run_every_variant() {
         (var.i8)(&bytes, r, exp, &mut got8).unwrap();
         assert_eq!(got8, want8, "{} i8", var.name);
     }
+    let mut got = scores.clone();
+    softmax::softmax_scores_in_place(&mut got, r, exp).unwrap();
+    assert_eq!(got, want, "dispatched scores");
+    let mut got8 = vec![0u16; bytes.len()];
+    softmax::softmax_i8(&bytes, r, exp, &mut got8).unwrap();
+    assert_eq!(got8, want8, "dispatched i8");
 
     let (heads, head_dim, n, m) = (2usize, 16usize, 5usize, 7usize);
     let w = heads * head_dim;
@@ -1104,7 +1139,7 @@ fn softmax_and_attention_registries_run_every_variant() {
     )
     .unwrap();
     assert!(want.iter().any(|&x| x != want[0]), "a constant output");
-    for var in ATTENTION_VARIANTS {
+    for var in ATTENTION_VARIANTS.iter().filter(|v| v.available) {
         let mut got = vec![0i8; n * w];
         (var.run)(
             &att,
@@ -1118,4 +1153,15 @@ fn softmax_and_attention_registries_run_every_variant() {
         .unwrap();
         assert_eq!(got, want, "{}", var.name);
     }
+    let mut got = vec![0i8; n * w];
+    att.run(
+        Rows::contiguous(&q, w).unwrap(),
+        Rows::contiguous(&k, w).unwrap(),
+        Rows::contiguous(&v, w).unwrap(),
+        mask,
+        &mut got,
+        &mut s,
+    )
+    .unwrap();
+    assert_eq!(got, want, "dispatched");
 }

@@ -23,6 +23,13 @@
 use super::*;
 use crate::dsp::hw::{sxtb16, sxtb16_ror8};
 
+/// The softmax / weighted-sum passes of the pair path: the `asm!` ones where the target has
+/// them, the portable loops elsewhere (as [`Attention::run_packed`] selects them).
+#[cfg(any(core_attn_dsp, core_attn_mve))]
+type PairPasses = crate::dsp::passes::Asm;
+#[cfg(not(any(core_attn_dsp, core_attn_mve)))]
+type PairPasses = crate::dsp::passes::Portable;
+
 /// Visible keys up to which [`Attention::run_grouped`] pairs query heads: the second head's
 /// scores live on the stack (`4 ·` this many bytes); longer rows run head by head.
 pub const GQA_PAIR_MAX_KEYS: usize = 256;
@@ -238,19 +245,19 @@ impl<'a> Attention<'a> {
         let zp = self.output_zero_point;
         for (s, o) in [(sa, oa), (sb, ob)] {
             // |s| ≤ 2^28: `max − s` never wraps.
-            let max = crate::softmax::row_max(s);
-            let sum = ix.exp_pass::<true>(s, max, &self.exp);
-            let (pairs, big) = crate::softmax::probs_to_pairs(s, visible, sum);
+            let max = crate::softmax::row_max::<PairPasses>(s);
+            let sum = ix.exp_pass::<PairPasses, true>(s, max, &self.exp);
+            let (pairs, big) = crate::softmax::probs_to_pairs::<PairPasses>(s, visible, sum);
             let pp = s.get(..pairs)?;
             // The one-row kernel's weighted sum (`SMLAD` over probability pairs × V rows).
             match dh {
                 #[cfg(not(core_attn_small))]
-                16 => wsum_direct::<16>(pp, v, vh, c, visible, big, o, rq, zp),
+                16 => wsum_direct::<PairPasses, 16>(pp, v, vh, c, visible, big, o, rq, zp),
                 #[cfg(not(core_attn_small))]
-                24 => wsum_direct::<24>(pp, v, vh, c, visible, big, o, rq, zp),
+                24 => wsum_direct::<PairPasses, 24>(pp, v, vh, c, visible, big, o, rq, zp),
                 #[cfg(not(core_attn_small))]
-                32 => wsum_direct::<32>(pp, v, vh, c, visible, big, o, rq, zp),
-                _ => wsum_direct_any(pp, v, vh, c, visible, big, o, rq, zp),
+                32 => wsum_direct::<PairPasses, 32>(pp, v, vh, c, visible, big, o, rq, zp),
+                _ => wsum_direct_any::<PairPasses>(pp, v, vh, c, visible, big, o, rq, zp),
             }
         }
         Some(())

@@ -144,7 +144,6 @@ pub(super) fn scores_fixed<const DH: usize, const W: usize>(
 /// `acc[4g..4g+4] += p_2k·v[2k][c] + p_2k+1·v[2k+1][c]` for one key pair and the four columns
 /// of word `g` of both V rows: `SXTB16` ×4, the pairs `(v[2k][c], v[2k+1][c])` as halfword
 /// pairs (`PKHBT`/`PKHTB`), `SMLAD` ×4.
-#[cfg(not(any(core_attn_dsp, core_attn_mve)))]
 #[inline(always)]
 pub(super) fn wsum_word(p: u32, a: u32, b: u32, acc: &mut [i32; 4]) {
     use crate::dsp::hw::{smlad, sxtb16, sxtb16_ror8};
@@ -169,7 +168,7 @@ pub(super) fn wsum_word(p: u32, a: u32, b: u32, acc: &mut [i32; 4]) {
 #[allow(clippy::too_many_arguments)]
 #[cfg(not(core_attn_small))]
 #[inline(always)]
-pub(super) fn wsum_direct<const DH: usize>(
+pub(super) fn wsum_direct<P: Passes, const DH: usize>(
     pp: &[i32],
     v: Rows<'_>,
     vh: Rows<'_>,
@@ -181,8 +180,7 @@ pub(super) fn wsum_direct<const DH: usize>(
     zp: i32,
 ) {
     let mut acc = [0i32; DH];
-    #[cfg(any(core_attn_dsp, core_attn_mve))]
-    {
+    if P::DSP_FORM {
         // Full key pairs in `asm!`, four columns at a time; an odd last key in Rust.
         let full = nk / 2;
         let Some(ppf) = pp.get(..full) else {
@@ -192,7 +190,7 @@ pub(super) fn wsum_direct<const DH: usize>(
             let Some(a) = a.first_chunk_mut::<4>() else {
                 return unreachable_shape();
             };
-            crate::dsp::attention::wsum_pairs4(ppf, v, c0 + 4 * g, a);
+            P::wsum_pairs4(ppf, v, c0 + 4 * g, a);
         }
         if nk % 2 == 1 {
             // Read as `SMLAD` reads it (0x8000 as −32768, fixed by `fix_big`).
@@ -204,10 +202,7 @@ pub(super) fn wsum_direct<const DH: usize>(
                 *a = a.wrapping_add(p * x as i32);
             }
         }
-    }
-    #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
-    {
-        let _ = (v, c0);
+    } else {
         for (kp, &p) in pp.iter().enumerate() {
             let Some(r0) = vh.get_row(2 * kp).and_then(|r| r.first_chunk::<DH>()) else {
                 return unreachable_shape();
@@ -245,7 +240,7 @@ pub(super) fn wsum_direct<const DH: usize>(
 /// the head width is `oh.len()` (= `vh.width()`).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-pub(super) fn wsum_direct_any(
+pub(super) fn wsum_direct_any<P: Passes>(
     pp: &[i32],
     v: Rows<'_>,
     vh: Rows<'_>,
@@ -262,8 +257,7 @@ pub(super) fn wsum_direct_any(
     let Some(acc) = acc.get_mut(..dh) else {
         return unreachable_shape();
     };
-    #[cfg(any(core_attn_dsp, core_attn_mve))]
-    {
+    if P::DSP_FORM {
         let full = nk / 2;
         let Some(ppf) = pp.get(..full) else {
             return unreachable_shape();
@@ -272,7 +266,7 @@ pub(super) fn wsum_direct_any(
             let Some(a) = a.first_chunk_mut::<4>() else {
                 return unreachable_shape();
             };
-            crate::dsp::attention::wsum_pairs4(ppf, v, c0 + 4 * g, a);
+            P::wsum_pairs4(ppf, v, c0 + 4 * g, a);
         }
         if nk % 2 == 1 {
             let (Some(&p), Some(r)) = (pp.get(full), vh.get_row(nk - 1)) else {
@@ -283,10 +277,7 @@ pub(super) fn wsum_direct_any(
                 *a = a.wrapping_add(p * x as i32);
             }
         }
-    }
-    #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
-    {
-        let _ = (v, c0);
+    } else {
         for (kp, &p) in pp.iter().enumerate() {
             let Some(r0) = vh.get_row(2 * kp) else {
                 return unreachable_shape();

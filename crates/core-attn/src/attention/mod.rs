@@ -29,14 +29,17 @@
 
 //!
 //! # Layout
-//! This file holds the contract and the generic kernel ([`Attention`]); `kernels.rs` the
-//! per-head-width and packed-V inner loops it selects from (the `asm!` ones are in
-//! `crate::dsp::attention`); `kv_cache.rs` the [`KvCache`]; `variants.rs` the registry
-//! [`ATTENTION_VARIANTS`] the shared suite runs.
+//! This file holds the contract, the generic kernel ([`Attention::run_generic`]), the
+//! dispatcher ([`Attention::run`]) and the kernel its registry entries run, generic over the
+//! passes (`run_with`: the DSP form on `dsp::passes::Asm` or `Emulated`, query rows on
+//! `Portable`); `kernels.rs` the per-head-width and packed-V inner loops it selects from (the
+//! `asm!` ones are in `crate::dsp::attention`); `kv_cache.rs` the [`KvCache`]; `variants.rs` the
+//! registry [`ATTENTION_VARIANTS`] the dispatcher picks from and the shared suite runs.
 
+use crate::dsp::passes::{Asm, Passes, Portable};
 use crate::error::check_len;
 use crate::requant::Requant;
-use crate::softmax::{softmax_scores_in_place, ExpIndex, ExpTable};
+use crate::softmax::{softmax_scores_fast, softmax_scores_in_place, ExpIndex, ExpTable};
 use crate::tensor::{zip_lazy, Rows};
 use crate::{Error, MAX_SEQ_LEN, MAX_WIDTH};
 use core::num::NonZeroUsize;
@@ -124,8 +127,27 @@ impl<'a> Attention<'a> {
     /// is in bounds by that check and is written so that the compiler sees it (`get`,
     /// iterators, `chunks_exact` of non-zero widths): no panic call site is left in the
     /// linked firmware.
-    #[cfg_attr(core_attn_small, inline(never))]
+    ///
+    /// Runs this build's native entry of [`ATTENTION_VARIANTS`] (the only way an attention
+    /// kernel is dispatched to).
+    #[inline]
     pub fn run(
+        &self,
+        q: Rows<'_>,
+        k: Rows<'_>,
+        v: Rows<'_>,
+        mask: Mask,
+        out: &mut [i8],
+        scratch: &mut [i32],
+    ) -> Result<(), Error> {
+        variants::NATIVE_ATTENTION(self, q, k, v, mask, out, scratch)
+    }
+
+    /// The attention kernel on the passes `P` (the registry's entries): where `P::DSP_FORM`,
+    /// the DSP form ([`Attention::run_packed`]'s algorithm) for the layers it takes, else (and
+    /// for the other layers) query row by query row with the portable inner loops.
+    #[cfg_attr(core_attn_small, inline(never))]
+    pub(crate) fn run_with<P: Passes>(
         &self,
         q: Rows<'_>,
         k: Rows<'_>,
@@ -136,13 +158,13 @@ impl<'a> Attention<'a> {
     ) -> Result<(), Error> {
         let dims = self.check(q, k, v, out, scratch)?;
         let ix = ExpIndex::new(self.score_to_index).map(ExpIndex::refined);
-        if cfg!(any(core_attn_dsp, core_attn_mve)) {
+        if P::DSP_FORM {
             if let Some(ix) = ix {
                 if self.dsp_fits() {
                     // Two or more query rows share each head's packed V; one row (decoding)
                     // reads V directly.
                     let pack = q.rows() >= 2 && self.packed_fits(dims.nk.get());
-                    self.run_packed_inner(q, k, v, mask, out, scratch, dims, ix, pack);
+                    self.run_packed_inner::<P>(q, k, v, mask, out, scratch, dims, ix, pack);
                     return Ok(());
                 }
             }
@@ -177,11 +199,11 @@ impl<'a> Attention<'a> {
                     // Size-first builds: one softmax for both cases (the same bits).
                     #[cfg(not(core_attn_small))]
                     Some(ix) => {
-                        let max = crate::softmax::row_max(scores);
-                        let sum = ix.exp_pass::<true>(scores, max, &self.exp);
-                        crate::softmax::scale_in_place(scores, sum);
+                        let max = crate::softmax::row_max::<P>(scores);
+                        let sum = ix.exp_pass::<P, true>(scores, max, &self.exp);
+                        crate::softmax::scale_in_place::<P>(scores, sum);
                     }
-                    _ => softmax_scores_in_place(scores, self.score_to_index, self.exp)?,
+                    _ => softmax_scores_fast::<P>(scores, self.score_to_index, self.exp)?,
                 }
                 // Weighted sum of V, COLS columns at a time (accumulators in registers);
                 // size-first builds keep only the column-by-column loop below (same sums).
@@ -259,7 +281,12 @@ impl<'a> Attention<'a> {
         match ExpIndex::new(self.score_to_index).map(ExpIndex::refined) {
             Some(ix) if self.dsp_fits() => {
                 let pack = q.rows() >= 2 && self.packed_fits(dims.nk.get());
-                self.run_packed_inner(q, k, v, mask, out, scratch, dims, ix, pack);
+                // The `asm!` passes where the target has them, the portable loops elsewhere.
+                if cfg!(any(core_attn_dsp, core_attn_mve)) {
+                    self.run_packed_inner::<Asm>(q, k, v, mask, out, scratch, dims, ix, pack);
+                } else {
+                    self.run_packed_inner::<Portable>(q, k, v, mask, out, scratch, dims, ix, pack);
+                }
                 Ok(())
             }
             _ => self.run(q, k, v, mask, out, scratch),
@@ -268,7 +295,7 @@ impl<'a> Attention<'a> {
 
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn run_packed_inner(
+    fn run_packed_inner<P: Passes>(
         &self,
         q: Rows<'_>,
         k: Rows<'_>,
@@ -286,9 +313,9 @@ impl<'a> Attention<'a> {
         // more instructions on multi-row attention.
         // Two functions, so that the packed-V buffer is only on the stack when it is used.
         if pack && !cfg!(core_attn_small) {
-            self.run_packed_v(q, k, v, mask, out, scratch, dims, ix);
+            self.run_packed_v::<P>(q, k, v, mask, out, scratch, dims, ix);
         } else {
-            self.run_direct_inner(q, k, v, mask, out, scratch, dims, ix);
+            self.run_direct_inner::<P>(q, k, v, mask, out, scratch, dims, ix);
         }
     }
 
@@ -300,7 +327,7 @@ impl<'a> Attention<'a> {
     /// (an early return, debug-asserted) are unreachable.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
-    fn run_packed_v(
+    fn run_packed_v<P: Passes>(
         &self,
         q: Rows<'_>,
         k: Rows<'_>,
@@ -329,7 +356,7 @@ impl<'a> Attention<'a> {
                 return unreachable_shape();
             };
             let done = pack_v(vh, npk, zeros, vp).and_then(|()| {
-                self.packed_head(qv, k, c0, vp, group, mask, out, scratch, dims, &ix, &mut qe)
+                self.packed_head::<P>(qv, k, c0, vp, group, mask, out, scratch, dims, &ix, &mut qe)
             });
             if done.is_none() {
                 return unreachable_shape();
@@ -343,7 +370,7 @@ impl<'a> Attention<'a> {
     /// (unreachable).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn packed_head(
+    fn packed_head<P: Passes>(
         &self,
         qv: Rows<'_>,
         k: Rows<'_>,
@@ -363,19 +390,20 @@ impl<'a> Attention<'a> {
         for (i, out_row) in zip_lazy(0..qv.rows(), out.chunks_exact_mut(width)) {
             let visible = visible_keys(mask, i, nk);
             let (qh, oh) = (qv.get_row(i)?, out_row.get_mut(c0..c0 + dh)?);
-            let (pairs, big) = self.head_probs(qh, k, c0, visible, ix, scratch, qe)?;
+            let (pairs, big) = self.head_probs::<P>(qh, k, c0, visible, ix, scratch, qe)?;
             let pp = scratch.get(..pairs)?;
             for (o, vg) in zip_lazy(oh.chunks_exact_mut(4), vp.chunks_exact(group.get())) {
                 let vg = vg.get(..4 * pairs)?;
                 let mut acc = [0i32; 4];
-                #[cfg(any(core_attn_dsp, core_attn_mve))]
-                crate::dsp::attention::wsum_packed4(pp, vg, &mut acc);
-                #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
-                for (&p, w) in pp.iter().zip(vg.chunks_exact(4)) {
-                    use crate::dsp::hw::smlad;
-                    let p = p as u32;
-                    for (a, &w) in acc.iter_mut().zip(w) {
-                        *a = smlad(p, w, *a);
+                if P::DSP_FORM {
+                    P::wsum_packed4(pp, vg, &mut acc);
+                } else {
+                    for (&p, w) in pp.iter().zip(vg.chunks_exact(4)) {
+                        use crate::dsp::hw::smlad;
+                        let p = p as u32;
+                        for (a, &w) in acc.iter_mut().zip(w) {
+                            *a = smlad(p, w, *a);
+                        }
                     }
                 }
                 if big {
@@ -409,7 +437,7 @@ impl<'a> Attention<'a> {
     /// early return, debug-asserted) are unreachable.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
-    fn run_direct_inner(
+    fn run_direct_inner<P: Passes>(
         &self,
         q: Rows<'_>,
         k: Rows<'_>,
@@ -432,7 +460,8 @@ impl<'a> Attention<'a> {
             let heads = zip_lazy(qi.chunks_exact(dh), out_row.chunks_exact_mut(dh));
             for (h, (qh, oh)) in heads.enumerate() {
                 let c0 = h * dh;
-                let Some((pairs, big)) = self.head_probs(qh, k, c0, visible, &ix, scratch, &mut qe)
+                let Some((pairs, big)) =
+                    self.head_probs::<P>(qh, k, c0, visible, &ix, scratch, &mut qe)
                 else {
                     return unreachable_shape();
                 };
@@ -442,12 +471,12 @@ impl<'a> Attention<'a> {
                 // Size-first builds keep only the looped copy (same sums).
                 match dh {
                     #[cfg(not(core_attn_small))]
-                    16 => wsum_direct::<16>(pp, v, vh, c0, visible, big, oh, out_rq, zp),
+                    16 => wsum_direct::<P, 16>(pp, v, vh, c0, visible, big, oh, out_rq, zp),
                     #[cfg(not(core_attn_small))]
-                    24 => wsum_direct::<24>(pp, v, vh, c0, visible, big, oh, out_rq, zp),
+                    24 => wsum_direct::<P, 24>(pp, v, vh, c0, visible, big, oh, out_rq, zp),
                     #[cfg(not(core_attn_small))]
-                    32 => wsum_direct::<32>(pp, v, vh, c0, visible, big, oh, out_rq, zp),
-                    _ => wsum_direct_any(pp, v, vh, c0, visible, big, oh, out_rq, zp),
+                    32 => wsum_direct::<P, 32>(pp, v, vh, c0, visible, big, oh, out_rq, zp),
+                    _ => wsum_direct_any::<P>(pp, v, vh, c0, visible, big, oh, out_rq, zp),
                 }
             }
         }
@@ -462,7 +491,7 @@ impl<'a> Attention<'a> {
     #[allow(clippy::too_many_arguments)]
     #[cfg_attr(not(core_attn_small), inline(always))]
     #[cfg_attr(core_attn_small, inline(never))]
-    fn head_probs(
+    fn head_probs<P: Passes>(
         &self,
         qh: &[i8],
         k: Rows<'_>,
@@ -483,10 +512,11 @@ impl<'a> Attention<'a> {
         }
         let qe = qe.get(..dh / 2)?;
         let scores = scratch.get_mut(..visible)?;
-        #[cfg(any(core_attn_dsp, core_attn_mve))]
-        let fixed = crate::dsp::attention::scores_row(qe, k, c0, scores);
-        #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
-        let fixed = None;
+        let fixed = if P::DSP_FORM {
+            P::scores_row(qe, k, c0, scores)
+        } else {
+            None
+        };
         let max = match fixed {
             Some(max) => max,
             None => {
@@ -523,8 +553,8 @@ impl<'a> Attention<'a> {
             }
         };
         // |s| ≤ 2^28: `max − s` never wraps.
-        let sum = ix.exp_pass::<true>(scores, max, &self.exp);
-        Some(crate::softmax::probs_to_pairs(scores, visible, sum))
+        let sum = ix.exp_pass::<P, true>(scores, max, &self.exp);
+        Some(crate::softmax::probs_to_pairs::<P>(scores, visible, sum))
     }
 
     /// Shape checks shared by the variants; returns the number of keys. After it: `heads ≥ 1`,

@@ -113,7 +113,6 @@ macro_rules! exp_loop {
 /// [`crate::softmax::ExpIndex`] with right shift `≤ 32`). `repr(C)`: [`softmax_exp_i32`] loads
 /// the first five fields with one `LDM` (`t_lo`, `sh`, `m`, `hi`, `lo` at offsets 0..20) and
 /// `t_hi` from offset 20.
-#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ExpLoop<'t> {

@@ -27,6 +27,7 @@
 
 use core::num::NonZeroU32;
 
+use crate::dsp::passes::Passes;
 use crate::error::check_len;
 use crate::requant::Requant;
 use crate::{Error, MAX_SEQ_LEN};
@@ -149,7 +150,22 @@ fn check_row_len(len: usize) -> Result<(), Error> {
 ///
 /// `diff_to_index` maps a score difference (in the scores' units) to table indices
 /// (`score_scale / step`). Scores must be within `±2^29` (attention's are within `2^28`).
+///
+/// Runs this build's native entry of [`SOFTMAX_VARIANTS`] (the only way a softmax kernel is
+/// dispatched to).
+#[inline]
 pub fn softmax_scores_in_place(
+    buf: &mut [i32],
+    diff_to_index: Requant,
+    exp: ExpTable<'_>,
+) -> Result<(), Error> {
+    variants::NATIVE_SCORES(buf, diff_to_index, exp)
+}
+
+/// The fast softmax of raw scores on the passes `P` (the registry's entries): the `asm!`
+/// passes' form where `P::DSP_FORM` (maximum and exponentials in one pass, elements between the
+/// bounds of the fast range marked and fixed after), else the portable loops of [`ExpIndex`].
+pub(crate) fn softmax_scores_fast<P: Passes>(
     buf: &mut [i32],
     diff_to_index: Requant,
     exp: ExpTable<'_>,
@@ -160,24 +176,25 @@ pub fn softmax_scores_in_place(
     #[cfg(not(core_attn_small))]
     {
         check_row_len(buf.len())?;
-        #[cfg(any(core_attn_dsp, core_attn_mve))]
-        if let Some(p) = quick_exp_loop(diff_to_index, &exp) {
-            // Maximum and exponentials in one `asm!` block.
-            let sum = crate::dsp::softmax::softmax_exp_i32(buf, &p);
-            let sum = if sum & (1 << 31) == 0 {
-                sum
-            } else {
-                fix_marked_requant(buf, sum, diff_to_index, &exp)
-            };
-            scale_in_place(buf, sum);
-            return Ok(());
+        if P::DSP_FORM {
+            if let Some(p) = quick_exp_loop(diff_to_index, &exp) {
+                // Maximum and exponentials in one `asm!` block.
+                let sum = P::softmax_exp_i32(buf, &p);
+                let sum = if sum & (1 << 31) == 0 {
+                    sum
+                } else {
+                    fix_marked_requant(buf, sum, diff_to_index, &exp)
+                };
+                scale_in_place::<P>(buf, sum);
+                return Ok(());
+            }
         }
         let Some(ix) = ExpIndex::new(diff_to_index) else {
             return softmax_scores_in_place_generic(buf, diff_to_index, exp);
         };
-        let max = row_max(buf);
-        let sum = ix.exp_pass::<false>(buf, max, &exp);
-        scale_in_place(buf, sum);
+        let max = row_max::<P>(buf);
+        let sum = ix.exp_pass::<P, false>(buf, max, &exp);
+        scale_in_place::<P>(buf, sum);
         Ok(())
     }
 }
@@ -188,7 +205,6 @@ pub fn softmax_scores_in_place(
 /// `X / 2^k = 131069 · 2^a` fits 32 bits). The bracket is [`ExpIndex::new`]'s (`mt ≥ 2^15`):
 /// `t_lo = ⌊131069·2^a / (mt + 1)⌋ ≤ ⌈X/m⌉ ≤ t_lo + 4 + ⌊t_lo / 2^14⌋ = t_hi`, and
 /// `t_lo ≤ X/m < 2^(r−1)` (`m ≥ 2^17`), the guard of the single-word index.
-#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 fn quick_exp_loop<'t>(r: Requant, exp: &ExpTable<'t>) -> Option<crate::dsp::softmax::ExpLoop<'t>> {
     let m = r.multiplier;
@@ -217,7 +233,6 @@ fn quick_exp_loop<'t>(r: Requant, exp: &ExpTable<'t>) -> Option<crate::dsp::soft
 
 /// [`ExpIndex::fix_marked`] for [`quick_exp_loop`]'s pass (rare: a difference within a few
 /// steps of the saturation threshold).
-#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[cold]
 #[inline(never)]
 fn fix_marked_requant(buf: &mut [i32], sum: u32, r: Requant, exp: &ExpTable<'_>) -> u32 {
@@ -241,15 +256,15 @@ fn fix_marked_requant(buf: &mut [i32], sum: u32, r: Requant, exp: &ExpTable<'_>)
 
 /// Largest element of a non-empty row (4 at a time: fewer loop branches).
 #[inline(always)]
-pub(crate) fn row_max(buf: &[i32]) -> i32 {
+pub(crate) fn row_max<P: Passes>(buf: &[i32]) -> i32 {
     // Callers pass non-empty rows (so this folds away); an empty one gives the maximum's
     // identity instead of an out-of-bounds read of element 0.
     if buf.is_empty() {
         return i32::MIN;
     }
-    #[cfg(any(core_attn_dsp, core_attn_mve))]
-    return crate::dsp::softmax::row_max_i32(buf);
-    #[allow(unreachable_code)]
+    if P::DSP_FORM {
+        return P::row_max_i32(buf);
+    }
     let mut chunks = buf.chunks_exact(4);
     let mut m = buf[0]; // non-empty
     for c in &mut chunks {
@@ -263,19 +278,18 @@ pub(crate) fn row_max(buf: &[i32]) -> i32 {
 
 /// `buf[j] ← probability(buf[j], round(2^47 / sum))`, the exponentials replaced in place.
 #[inline(always)]
-pub(crate) fn scale_in_place(buf: &mut [i32], sum: u32) {
+pub(crate) fn scale_in_place<P: Passes>(buf: &mut [i32], sum: u32) {
     let recip = reciprocal_fast(sum);
     match u32::try_from(recip) {
         Ok(r32) => {
-            #[cfg(any(core_attn_dsp, core_attn_mve))]
-            if r32 < 1 << 31 {
-                crate::dsp::softmax::scale_i32::<true>(buf, r32);
+            if !P::DSP_FORM {
+                for x in buf.iter_mut() {
+                    *x = probability32(*x as u32, r32) as i32;
+                }
+            } else if r32 < 1 << 31 {
+                P::scale_i32::<true>(buf, r32);
             } else {
-                crate::dsp::softmax::scale_i32::<false>(buf, r32);
-            }
-            #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
-            for x in buf.iter_mut() {
-                *x = probability32(*x as u32, r32) as i32;
+                P::scale_i32::<false>(buf, r32);
             }
         }
         Err(_) => {
@@ -443,19 +457,17 @@ impl ExpIndex {
     /// out-of-line copy.
     #[cfg_attr(not(core_attn_small), inline(always))]
     #[cfg_attr(core_attn_small, inline(never))]
-    pub(crate) fn exp_pass<const NONNEG: bool>(
+    pub(crate) fn exp_pass<P: Passes, const NONNEG: bool>(
         &self,
         buf: &mut [i32],
         max: i32,
         exp: &ExpTable<'_>,
     ) -> u32 {
         if self.right <= 32 {
-            #[cfg(any(core_attn_dsp, core_attn_mve))]
-            {
-                let sum = crate::dsp::softmax::exp_pass_i32(buf, &self.exp_loop(max, exp));
+            if P::DSP_FORM {
+                let sum = P::exp_pass_i32(buf, &self.exp_loop(max, exp));
                 return self.fix_marked(buf, sum, exp);
             }
-            #[allow(unreachable_code)]
             self.exp_pass_mode::<false, NONNEG>(buf, max, exp)
         } else {
             self.exp_pass_mode::<true, NONNEG>(buf, max, exp)
@@ -463,7 +475,6 @@ impl ExpIndex {
     }
 
     /// The `asm!` pass's parameters (fast range, right shift `≤ 32`).
-    #[cfg(any(core_attn_dsp, core_attn_mve))]
     #[inline(always)]
     pub(crate) fn exp_loop<'t>(
         &self,
@@ -483,7 +494,6 @@ impl ExpIndex {
 
     /// After an `asm!` exponential pass: bit 31 of `sum` set means some elements (differences
     /// between the two bounds) were left as `d | 2^31`; compute those exactly.
-    #[cfg(any(core_attn_dsp, core_attn_mve))]
     #[inline(always)]
     pub(crate) fn fix_marked(&self, buf: &mut [i32], sum: u32, exp: &ExpTable<'_>) -> u32 {
         if sum & (1 << 31) == 0 {
@@ -492,7 +502,6 @@ impl ExpIndex {
         self.fix_marked_cold(buf, sum, exp)
     }
 
-    #[cfg(any(core_attn_dsp, core_attn_mve))]
     #[cold]
     #[inline(never)]
     fn fix_marked_cold(&self, buf: &mut [i32], sum: u32, exp: &ExpTable<'_>) -> u32 {
@@ -602,12 +611,15 @@ fn reciprocal_fast(sum: u32) -> u64 {
         let q3 = c3 / s;
         return ((q1 << 16) | (q2 << 8) | q3) as u64;
     }
-    reciprocal_digits(s)
+    // `s ≥ 1`; as a `NonZeroU32` the divisions below need no zero check (out of line, the
+    // callers' `max(1)` is not always seen there: a panic path in the Cortex-M33 firmware).
+    reciprocal_digits(NonZeroU32::new(s).unwrap_or(NonZeroU32::MIN))
 }
 
 #[cold]
 #[inline(never)]
-fn reciprocal_digits(s: u32) -> u64 {
+fn reciprocal_digits(sn: NonZeroU32) -> u64 {
+    let s = sn.get();
     let n: u64 = (1u64 << 47) + (s / 2) as u64; // < 2^48
     let b = s.leading_zeros().min(16); // digit width
     if b == 0 {
@@ -621,8 +633,8 @@ fn reciprocal_digits(s: u32) -> u64 {
         bits -= take as i32;
         let digit = ((n >> bits) as u32) & ((1u32 << take) - 1);
         let cur = (r << take) | digit;
-        q = (q << take) | (cur / s) as u64;
-        r = cur % s;
+        q = (q << take) | (cur / sn) as u64;
+        r = cur % sn;
     }
     q
 }
@@ -632,7 +644,7 @@ fn reciprocal_digits(s: u32) -> u64 {
 /// last partner is 0). Returns the number of pairs and whether any probability has bit 15 set
 /// (only `p = 32768` can: a signed 16-bit multiply would read it as −32768).
 #[inline(always)]
-pub(crate) fn probs_to_pairs(buf: &mut [i32], n: usize, sum: u32) -> (usize, bool) {
+pub(crate) fn probs_to_pairs<P: Passes>(buf: &mut [i32], n: usize, sum: u32) -> (usize, bool) {
     // Callers pass `n ≤ buf.len()` (the visible keys of a score row): the early return is
     // unreachable, and every index below is then provably inside `buf`.
     let Some(buf) = buf.get_mut(..n) else {
@@ -644,22 +656,21 @@ pub(crate) fn probs_to_pairs(buf: &mut [i32], n: usize, sum: u32) -> (usize, boo
     let mut or = 0u32;
     match u32::try_from(recip) {
         Ok(r) => {
-            #[cfg(any(core_attn_dsp, core_attn_mve))]
-            {
+            if P::DSP_FORM {
                 or = if r < 1 << 31 {
-                    crate::dsp::softmax::pairs_i32::<true>(buf, n / 2, r)
+                    P::pairs_i32::<true>(buf, n / 2, r)
                 } else {
-                    crate::dsp::softmax::pairs_i32::<false>(buf, n / 2, r)
+                    P::pairs_i32::<false>(buf, n / 2, r)
                 };
                 // Bit 31 of a pair is the second probability's bit 15.
                 or |= or >> 16;
-            }
-            #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
-            for k in 0..n / 2 {
-                let p0 = probability32(buf[2 * k] as u32, r);
-                let p1 = probability32(buf[2 * k + 1] as u32, r);
-                or |= p0 | p1;
-                buf[k] = (p0 | (p1 << 16)) as i32;
+            } else {
+                for k in 0..n / 2 {
+                    let p0 = probability32(buf[2 * k] as u32, r);
+                    let p1 = probability32(buf[2 * k + 1] as u32, r);
+                    or |= p0 | p1;
+                    buf[k] = (p0 | (p1 << 16)) as i32;
+                }
             }
             if n % 2 == 1 {
                 // `buf.len() = n`: the last element is `buf[n − 1]`, and `n / 2 < n`.

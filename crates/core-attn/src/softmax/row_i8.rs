@@ -4,7 +4,23 @@ use super::*;
 
 /// Softmax of an int8 row into Q15 probabilities (`probs[j] / 32768`); `diff_to_index` maps
 /// one input LSB difference to table indices (`input_scale / step`).
+///
+/// Runs this build's native entry of [`SOFTMAX_VARIANTS`](super::SOFTMAX_VARIANTS).
+#[inline]
 pub fn softmax_i8(
+    input: &[i8],
+    diff_to_index: Requant,
+    exp: ExpTable<'_>,
+    probs: &mut [u16],
+) -> Result<(), Error> {
+    super::variants::NATIVE_I8(input, diff_to_index, exp, probs)
+}
+
+/// The fast int8 softmax on the passes `P` (the registry's entries; see
+/// [`super::softmax_scores_fast`]). Inlined into the dispatcher: [`softmax_i8`] is this
+/// function's only caller on a device.
+#[inline(always)]
+pub(crate) fn softmax_i8_fast<P: Passes>(
     input: &[i8],
     diff_to_index: Requant,
     exp: ExpTable<'_>,
@@ -12,31 +28,31 @@ pub fn softmax_i8(
 ) -> Result<(), Error> {
     check_len("softmax output", input.len(), probs.len())?;
     check_row_len(input.len())?;
-    #[cfg(any(core_attn_dsp, core_attn_mve))]
-    if let Some(mut p) = quick_exp_loop(diff_to_index, &exp) {
-        refine_i8(&mut p);
-        p.max = max_i8(input) as i32;
-        let sum = crate::dsp::softmax::exp_pass_i8(input, probs, &p);
-        let sum = if sum & (1 << 31) == 0 {
-            sum
-        } else {
-            fix_marked_i8(input, probs, sum, p.max, diff_to_index, &exp)
-        };
-        scale_u16(probs, sum);
-        return Ok(());
+    if P::DSP_FORM {
+        if let Some(mut p) = quick_exp_loop(diff_to_index, &exp) {
+            refine_i8(&mut p);
+            p.max = max_i8::<P>(input) as i32;
+            let sum = P::exp_pass_i8(input, probs, &p);
+            let sum = if sum & (1 << 31) == 0 {
+                sum
+            } else {
+                fix_marked_i8(input, probs, sum, p.max, diff_to_index, &exp)
+            };
+            scale_u16::<P>(probs, sum);
+            return Ok(());
+        }
     }
     // Int8 differences are dense in 0..=255: make the threshold exact (a step or two) rather
     // than fix up elements between the bounds.
     let Some(ix) = ExpIndex::new(diff_to_index).map(ExpIndex::refined) else {
         return softmax_i8_generic(input, diff_to_index, exp, probs);
     };
-    let max = max_i8(input) as i32;
+    let max = max_i8::<P>(input) as i32;
     // Only 256 possible inputs, but a row is usually shorter than a table: compute each
     // exponential once into `probs` (≤ 65535 fits u16), then scale in place.
     let sum = if ix.right <= 32 {
-        #[cfg(any(core_attn_dsp, core_attn_mve))]
-        {
-            let sum = crate::dsp::softmax::exp_pass_i8(input, probs, &ix.exp_loop(max, &exp));
+        if P::DSP_FORM {
+            let sum = P::exp_pass_i8(input, probs, &ix.exp_loop(max, &exp));
             if sum & (1 << 31) == 0 {
                 sum
             } else {
@@ -49,30 +65,29 @@ pub fn softmax_i8(
                 }
                 sum
             }
+        } else {
+            i8_exp_pass::<false>(&ix, input, max, &exp, probs)
         }
-        #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
-        i8_exp_pass::<false>(&ix, input, max, &exp, probs)
     } else {
         i8_exp_pass::<true>(&ix, input, max, &exp, probs)
     };
-    scale_u16(probs, sum);
+    scale_u16::<P>(probs, sum);
     Ok(())
 }
 
 /// `probs[j] ← probability(probs[j], round(2^47 / sum))`.
 #[inline(always)]
-pub(super) fn scale_u16(probs: &mut [u16], sum: u32) {
+pub(super) fn scale_u16<P: Passes>(probs: &mut [u16], sum: u32) {
     let recip = reciprocal_fast(sum);
     match u32::try_from(recip) {
         Ok(r32) => {
-            #[cfg(any(core_attn_dsp, core_attn_mve))]
-            let done = if r32 < 1 << 31 {
-                crate::dsp::softmax::scale_u16::<true>(probs, r32)
+            let done = if !P::DSP_FORM {
+                0
+            } else if r32 < 1 << 31 {
+                P::scale_u16::<true>(probs, r32)
             } else {
-                crate::dsp::softmax::scale_u16::<false>(probs, r32)
+                P::scale_u16::<false>(probs, r32)
             };
-            #[cfg(not(any(core_attn_dsp, core_attn_mve)))]
-            let done = 0;
             for p in probs[done..].iter_mut() {
                 *p = probability32(*p as u32, r32) as u16;
             }
@@ -89,7 +104,6 @@ pub(super) fn scale_u16(probs: &mut [u16], sum: u32) {
 /// marked element would be common): nothing to do when `t_lo ≥ 256` (no difference reaches
 /// it); else step `t_lo` up to the first difference whose single-word index (exact below the
 /// guard `2^(r−1)`) is 65535 — at most `t_hi − t_lo ≤ 4` steps.
-#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[inline(always)]
 pub(super) fn refine_i8(p: &mut crate::dsp::softmax::ExpLoop<'_>) {
     if p.t_lo >= 256 || p.t_hi > 1 << (31 - p.sh) {
@@ -104,7 +118,6 @@ pub(super) fn refine_i8(p: &mut crate::dsp::softmax::ExpLoop<'_>) {
 
 /// The elements [`crate::dsp::softmax::exp_pass_i8`] marked (`0xffff`: a difference between
 /// the bounds), computed exactly.
-#[cfg(any(core_attn_dsp, core_attn_mve))]
 #[cold]
 #[inline(never)]
 pub(super) fn fix_marked_i8(
@@ -134,10 +147,10 @@ pub(super) fn fix_marked_i8(
 
 /// Largest element of a non-empty int8 row.
 #[inline(always)]
-pub(super) fn max_i8(input: &[i8]) -> i8 {
-    #[cfg(any(core_attn_dsp, core_attn_mve))]
-    return crate::dsp::softmax::max_i8(input);
-    #[allow(unreachable_code)]
+pub(super) fn max_i8<P: Passes>(input: &[i8]) -> i8 {
+    if P::DSP_FORM {
+        return P::max_i8(input);
+    }
     input.iter().copied().max().unwrap_or(0)
 }
 
