@@ -666,10 +666,18 @@ pub(crate) fn probs_to_pairs<P: Passes>(buf: &mut [i32], n: usize, sum: u32) -> 
                 or |= or >> 16;
             } else {
                 for k in 0..n / 2 {
-                    let p0 = probability32(buf[2 * k] as u32, r);
-                    let p1 = probability32(buf[2 * k + 1] as u32, r);
+                    // `2k + 1 < n = buf.len()`: never `None`. Read with `get` so that a caller
+                    // where the compiler cannot see it (the grouped-query pair path on the
+                    // Cortex-M0) keeps no panic branch.
+                    let (Some(&e0), Some(&e1)) = (buf.get(2 * k), buf.get(2 * k + 1)) else {
+                        break;
+                    };
+                    let p0 = probability32(e0 as u32, r);
+                    let p1 = probability32(e1 as u32, r);
                     or |= p0 | p1;
-                    buf[k] = (p0 | (p1 << 16)) as i32;
+                    if let Some(pair) = buf.get_mut(k) {
+                        *pair = (p0 | (p1 << 16)) as i32;
+                    }
                 }
             }
             if n % 2 == 1 {
