@@ -33,6 +33,8 @@ pub(crate) trait Passes {
     ///
     /// Injected bug caught (emulation): `p.max` used instead of the row maximum
     /// (`softmax_variants_are_bit_identical`, `softmax_any_requant_is_bit_identical`).
+    // Size-first builds (`cfg(core_attn_small)`) run the generic softmax loops only.
+    #[cfg_attr(core_attn_small, allow(dead_code))]
     #[inline(always)]
     fn softmax_exp_i32(buf: &mut [i32], p: &ExpLoop<'_>) -> u32 {
         if buf.is_empty() {
