@@ -69,7 +69,7 @@ impl<'a> Attention<'a> {
         check_len("attention value width", kv_width, v.width())?;
         check_len("attention values", k.rows(), v.rows())?;
         let one = Attention { heads: 1, ..*self };
-        let dims = self.check_grouped(q, k, out, scratch)?;
+        let dims = self.check_shapes(q, k, None, out, scratch)?;
         let (width, dh, nk) = (dims.width.get(), dims.dh.get(), dims.nk.get());
         let ix = ExpIndex::new(self.score_to_index).map(ExpIndex::refined);
         let pairs_ok = ix.is_some() && self.dsp_fits() && group.get() >= 2;
@@ -113,53 +113,6 @@ impl<'a> Attention<'a> {
             }
         }
         Ok(())
-    }
-
-    /// The shape checks of [`Attention::check`] for grouped K/V: `q`/`out` `heads · head_dim`
-    /// wide (`k`/`v` widths and `v.rows() = k.rows()` are the caller's checks), keys in
-    /// `1..=MAX_SEQ_LEN`, `scratch.len() ≥ nk`.
-    fn check_grouped(
-        &self,
-        q: Rows<'_>,
-        k: Rows<'_>,
-        out: &[i8],
-        scratch: &[i32],
-    ) -> Result<Dims, Error> {
-        // K itself stands in for V (their widths and row counts were checked by the caller or
-        // are checked here): `check` wants three views of the full width.
-        let (Some(width_nz), Some(dh)) = (
-            self.heads
-                .checked_mul(self.head_dim)
-                .filter(|&w| w <= MAX_WIDTH)
-                .and_then(NonZeroUsize::new),
-            NonZeroUsize::new(self.head_dim),
-        ) else {
-            return Err(Error::BadDimension {
-                what: "attention head_dim",
-                value: self.head_dim,
-            });
-        };
-        check_len("attention query width", width_nz.get(), q.width())?;
-        check_len("attention output", q.rows() * width_nz.get(), out.len())?;
-        let nk = k.rows();
-        let Some(nk) = NonZeroUsize::new(nk).filter(|n| n.get() <= MAX_SEQ_LEN) else {
-            return Err(Error::BadDimension {
-                what: "attention key count",
-                value: nk,
-            });
-        };
-        if scratch.len() < nk.get() {
-            return Err(Error::BufferTooSmall {
-                what: "attention scratch",
-                needed: nk.get(),
-                available: scratch.len(),
-            });
-        }
-        Ok(Dims {
-            nk,
-            width: width_nz,
-            dh,
-        })
     }
 
     /// Two query heads `qa`, `qb` over the same key/value head (columns `c..c + head_dim` of

@@ -47,6 +47,7 @@ use core::num::NonZeroUsize;
 mod gqa;
 mod kernels;
 mod kv_cache;
+mod shapes;
 mod variants;
 
 pub use gqa::GQA_PAIR_MAX_KEYS;
@@ -555,65 +556,6 @@ impl<'a> Attention<'a> {
         // |s| ≤ 2^28: `max − s` never wraps.
         let sum = ix.exp_pass::<P, true>(scores, max, &self.exp);
         Some(crate::softmax::probs_to_pairs::<P>(scores, visible, sum))
-    }
-
-    /// Shape checks shared by the variants; returns the number of keys. After it: `heads ≥ 1`,
-    /// `head_dim ≥ 1`, `width() = heads · head_dim ≤ MAX_WIDTH` (no overflow), Q/K/V rows
-    /// `width()` wide, `out` exactly `q.rows()` rows of `width()`, `nk = k.rows() = v.rows()`
-    /// in `1..=MAX_SEQ_LEN` and `scratch.len() ≥ nk` — what the kernels' bounds rest on (a
-    /// valid blob's layers pass: `Blob::parse` bounds the width the same way, and the blocks
-    /// size the views and buffers from it).
-    fn check(
-        &self,
-        q: Rows<'_>,
-        k: Rows<'_>,
-        v: Rows<'_>,
-        out: &[i8],
-        scratch: &[i32],
-    ) -> Result<Dims, Error> {
-        if self.heads == 0 {
-            return Err(Error::BadDimension {
-                what: "attention heads",
-                value: 0,
-            });
-        }
-        let (Some(width_nz), Some(dh)) = (
-            self.heads
-                .checked_mul(self.head_dim)
-                .filter(|&w| w <= MAX_WIDTH)
-                .and_then(NonZeroUsize::new),
-            NonZeroUsize::new(self.head_dim),
-        ) else {
-            return Err(Error::BadDimension {
-                what: "attention head_dim",
-                value: self.head_dim,
-            });
-        };
-        let width = width_nz.get();
-        check_len("attention query width", width, q.width())?;
-        check_len("attention key width", width, k.width())?;
-        check_len("attention value width", width, v.width())?;
-        check_len("attention values", k.rows(), v.rows())?;
-        check_len("attention output", q.rows() * width, out.len())?;
-        let nk = k.rows();
-        let Some(nk) = NonZeroUsize::new(nk).filter(|n| n.get() <= MAX_SEQ_LEN) else {
-            return Err(Error::BadDimension {
-                what: "attention key count",
-                value: nk,
-            });
-        };
-        if scratch.len() < nk.get() {
-            return Err(Error::BufferTooSmall {
-                what: "attention scratch",
-                needed: nk.get(),
-                available: scratch.len(),
-            });
-        }
-        Ok(Dims {
-            nk,
-            width: width_nz,
-            dh,
-        })
     }
 
     /// [`Attention::run`] with the generic reference loops: the variant every optimized kernel
