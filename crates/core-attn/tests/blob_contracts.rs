@@ -543,13 +543,15 @@ fn embedded_vocabulary_checks_are_parse_checks() {
     let padded = resealed(padded);
     assert_eq!(parse(&padded), Ok(()));
     assert_eq!(Embedded::check_vit(&padded).map(|_| ()), Ok(()));
+    // Under Miri every fifth case only (each one is 28 KiB checksummed four times).
+    let step = if cfg!(miri) { 5 } else { 1 };
     let mut outcomes = std::collections::BTreeSet::new();
-    for (name, b) in &cases {
+    for (name, b) in cases.iter().step_by(step) {
         outcomes.insert(assert_check_vit_is_parse(name, b));
     }
     // Every case but "equal" (an empty class name: allowed) is refused, with many errors.
     assert_eq!(parse(&cases[10].1), Ok(()));
-    assert!(outcomes.len() >= 9, "{outcomes:#?}");
+    assert!(cfg!(miri) || outcomes.len() >= 9, "{outcomes:#?}");
 }
 
 /// `check_vit` gives `Blob::parse`'s result on `VIT_TINY` with one value set to a limit of a
@@ -657,8 +659,8 @@ fn embedded_check_equals_parse_at_the_limits() {
             }
         }
     }
-    // Under Miri every 97th case only (each one is 28 KiB checksummed four times).
-    let step = if cfg!(miri) { 97 } else { 1 };
+    // Under Miri every 500th case only (each one is 28 KiB checksummed four times).
+    let step = if cfg!(miri) { 500 } else { 1 };
     let mut outcomes = std::collections::BTreeSet::new();
     for (name, b) in cases.iter().step_by(step) {
         outcomes.insert(assert_check_vit_is_parse(name, b));
