@@ -918,3 +918,20 @@ fn embedded_layer_norm_width_limits() {
     }
     assert_eq!(outcomes.len(), 4, "{outcomes:#?}");
 }
+
+/// A blob that ends right after its section count (the header of `vit-tiny.tatn`, a count of
+/// 0, the length word and checksum rewritten): the count word is read (it is inside the
+/// blob), the empty table fits, and the walk finds no section: "fewer sections than the model
+/// needs", from `Blob::parse` and from `Embedded::check_vit` alike.
+///
+/// Guards against `end > bytes.len()` → `==` / `>=` in `word` (mutants `blob/reader.rs:59:12`:
+/// a word ending at the blob's end then reads as "blob truncated").
+#[test]
+fn count_word_ending_the_blob() {
+    let mut b = VIT_TINY[..COUNT_END].to_vec();
+    b[COUNT_END - 4..].copy_from_slice(&0u32.to_le_bytes());
+    let b = resealed(b);
+    let want = invalid("fewer sections than the model needs");
+    assert_eq!(parse(&b), want);
+    assert_eq!(Embedded::check_vit(&b).map(|_| ()), want);
+}
