@@ -445,7 +445,8 @@ fn vit_with_vocab(offsets: &[i32], text: &[u8]) -> Vec<u8> {
 /// the vocabulary; and a blob without a vocabulary whose padding word after the section table
 /// reads as the tag `0x80` (accepted).
 ///
-/// Guards against the mutants of `C::vocab` and of the vocabulary branch of `walk_vit`
+/// Guards against `Vocab::is_empty` → `true` and its `==` → `!=` (mutants
+/// `blob/vocab.rs:28:9`, `28:20`), and the mutants of `C::vocab` and of the vocabulary branch of `walk_vit`
 /// (`blob/embedded.rs`, the `mutants` list in `tests/MUTANTS.md`): each of them accepts one
 /// of these cases, refuses the intact one, or names another error.
 #[test]
@@ -463,7 +464,7 @@ fn embedded_vocabulary_checks_are_parse_checks() {
     view[..good.len()].copy_from_slice(&good);
     let blob = Blob::parse(&view[..good.len()]).expect("a ViT blob with ten class names");
     let vocab = blob.vocab().expect("the vocabulary");
-    assert_eq!(vocab.len(), 10);
+    assert_eq!((vocab.len(), vocab.is_empty()), (10, false));
     for (i, n) in names.iter().enumerate() {
         assert_eq!(vocab.text(i as u32), Some(n.as_str()));
     }
@@ -934,4 +935,70 @@ fn count_word_ending_the_blob() {
     let want = invalid("fewer sections than the model needs");
     assert_eq!(parse(&b), want);
     assert_eq!(Embedded::check_vit(&b).map(|_| ()), want);
+}
+
+/// The greedy longest-match encoding, as a reference: at each position the longest
+/// non-empty entry that matches, the smallest id among equally long ones.
+fn encode_reference(entries: &[&str], text: &str) -> Option<Vec<u32>> {
+    let mut rest = text;
+    let mut ids = Vec::new();
+    while !rest.is_empty() {
+        let (id, len) = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.is_empty() && rest.starts_with(*e))
+            .map(|(i, e)| (i as u32, e.len()))
+            .fold(None, |best: Option<(u32, usize)>, (i, l)| match best {
+                Some((_, bl)) if bl >= l => best,
+                _ => Some((i, l)),
+            })?;
+        ids.push(id);
+        rest = &rest[len..];
+    }
+    Some(ids)
+}
+
+/// `Vocab::encode` on a class vocabulary whose entries overlap (prefixes of each other, a
+/// duplicate, an empty entry) against the reference greedy longest match (ties: the
+/// smallest id): the longest entry wins at each position, and of two equal entries the
+/// first.
+///
+/// Guards against `l > bl` → `>=` (the last of equal entries wins), `<` (the shortest wins),
+/// `==` (the first match wins) in `Vocab::encode` (mutants `blob/vocab.rs:54:86`), and the
+/// `needed` of its full-buffer error `n + 1` → `n * 1` (`68:27`).
+#[test]
+fn vocab_encode_takes_the_longest_first_entry() {
+    let entries = ["a", "ab", "a", "b", "abc", "", "c", "bc", "é", "x"];
+    let mut offsets = vec![0i32];
+    let mut text = Vec::new();
+    for e in entries {
+        text.extend_from_slice(e.as_bytes());
+        offsets.push(text.len() as i32);
+    }
+    let b = vit_with_vocab(&offsets, &text);
+    let mut w = vec![0u32; b.len().div_ceil(4)];
+    bytemuck::cast_slice_mut::<u32, u8>(&mut w)[..b.len()].copy_from_slice(&b);
+    let blob = Blob::parse(&bytemuck::cast_slice(&w)[..b.len()]).unwrap();
+    let vocab = blob.vocab().unwrap();
+    let mut changed = 0;
+    for t in [
+        "a", "ab", "abc", "ba", "bca", "cab", "éab", "abx", "xa", "bcc",
+    ] {
+        let want = encode_reference(&entries, t).unwrap();
+        let mut out = [0u32; 8];
+        let n = vocab.encode(t, &mut out).unwrap();
+        assert_eq!(&out[..n], &want[..], "{t:?}");
+        // The reference is not the first-match or shortest-match encoding on most texts.
+        changed += usize::from(want.len() < t.len());
+    }
+    assert!(changed >= 5);
+    // Three ids into room for two: the error names the room needed for the third.
+    assert_eq!(
+        vocab.encode("xxx", &mut [0u32; 2]),
+        Err(Error::BufferTooSmall {
+            what: "token ids buffer",
+            needed: 3,
+            available: 2
+        })
+    );
 }
