@@ -802,3 +802,39 @@ fn sinusoidal_decoder_round_trip() {
         }
     );
 }
+
+/// A LayerNorm epsilon that needs both of its 32-bit words (Q24.40: at least 2^-8) survives
+/// the blob: the encoder's final LayerNorm read back from a written ViT blob carries the
+/// written epsilon bit for bit (the models' epsilons fit the low word, so a lost high word
+/// shows nowhere else).
+///
+/// Guards against the writer's high word `epsilon >> 32` → `epsilon << 32` (mutant
+/// `blob/writer.rs:244:24` in `write_layer_norm`: the high word written as 0), and against
+/// the match guard `e.classifier.is_some()` → `true` (`282:28` in `write_with_vocab`: an
+/// encoder alone, without its classifier, then written as a ViT classifier).
+#[test]
+fn vit_blob_keeps_a_two_word_layer_norm_epsilon() {
+    let mut r = Rng::new(1);
+    let model = ModelF {
+        encoder: Some(vit(&mut r, Some(10))),
+        decoder: None,
+    };
+    let inputs: Vec<_> = (0..CALIBRATION_INPUTS)
+        .map(|_| CalibrationInput::Image(image(&mut r)))
+        .collect();
+    let mut params = quantize_model(&model, &calibrate(&model, &inputs).unwrap()).unwrap();
+    let eps = (3u64 << 32) | 5;
+    params.encoder.as_mut().unwrap().final_norm.epsilon = eps;
+    let bytes = blob::write(&params).unwrap();
+    let words = aligned(&bytes);
+    let b = Blob::parse(view(&words, bytes.len())).unwrap();
+    assert_eq!(b.encoder_final_norm().unwrap().epsilon, eps);
+    // An encoder without a classifier and without a decoder is no model kind.
+    params.encoder.as_mut().unwrap().classifier = None;
+    assert_eq!(
+        blob::write(&params),
+        Err(Error::BadBlob(core_attn::BlobError::Invalid(
+            "unsupported combination of model parts"
+        )))
+    );
+}
