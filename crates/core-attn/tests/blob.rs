@@ -802,3 +802,86 @@ fn sinusoidal_decoder_round_trip() {
         }
     );
 }
+
+/// A LayerNorm epsilon that needs both of its 32-bit words (Q24.40: at least 2^-8) survives
+/// the blob: the encoder's final LayerNorm read back from a written ViT blob carries the
+/// written epsilon bit for bit (the models' epsilons fit the low word, so a lost high word
+/// shows nowhere else).
+///
+/// Guards against the writer's high word `epsilon >> 32` → `epsilon << 32` (mutant
+/// `blob/writer.rs:244:24` in `write_layer_norm`: the high word written as 0), and against
+/// the match guard `e.classifier.is_some()` → `true` (`282:28` in `write_with_vocab`: an
+/// encoder alone, without its classifier, then written as a ViT classifier).
+#[test]
+fn vit_blob_keeps_a_two_word_layer_norm_epsilon() {
+    let mut r = Rng::new(1);
+    let model = ModelF {
+        encoder: Some(vit(&mut r, Some(10))),
+        decoder: None,
+    };
+    let inputs: Vec<_> = (0..CALIBRATION_INPUTS)
+        .map(|_| CalibrationInput::Image(image(&mut r)))
+        .collect();
+    let mut params = quantize_model(&model, &calibrate(&model, &inputs).unwrap()).unwrap();
+    let eps = (3u64 << 32) | 5;
+    params.encoder.as_mut().unwrap().final_norm.epsilon = eps;
+    let bytes = blob::write(&params).unwrap();
+    let words = aligned(&bytes);
+    let b = Blob::parse(view(&words, bytes.len())).unwrap();
+    assert_eq!(b.encoder_final_norm().unwrap().epsilon, eps);
+    // An encoder without a classifier and without a decoder is no model kind.
+    params.encoder.as_mut().unwrap().classifier = None;
+    assert_eq!(
+        blob::write(&params),
+        Err(Error::BadBlob(core_attn::BlobError::Invalid(
+            "unsupported combination of model parts"
+        )))
+    );
+}
+
+/// The writer refuses parameters it cannot write as one model kind, naming why: a decoder
+/// whose token table is not a whole number of rows of the width, and a ViT classifier (with
+/// its classifier) together with a decoder.
+///
+/// Guards against `width == 0 || embedding % width != 0 || positions % width != 0` with
+/// either `||` → `&&` (mutants `blob/writer.rs:344:23`, `344:57` in `write_with_vocab`: the
+/// ragged table passes that check) and the match guard `e.classifier.is_none()` → `true`
+/// (`284:31`: the pair written as an encoder-decoder, the classifier dropped).
+#[test]
+fn writer_refuses_ragged_tables_and_mixed_parts() {
+    let mut r = Rng::new(2);
+    let model = ModelF {
+        encoder: None,
+        decoder: Some(decoder(&mut r, 32, 24, false)),
+    };
+    let inputs: Vec<_> = (0..CALIBRATION_INPUTS)
+        .map(|_| CalibrationInput::Tokens(ids(&mut r, 32, calibration_tokens(24))))
+        .collect();
+    let dec = quantize_model(&model, &calibrate(&model, &inputs).unwrap()).unwrap();
+    assert!(blob::write(&dec).is_ok());
+    let mut ragged = dec.clone();
+    ragged.decoder.as_mut().unwrap().embedding.push(0);
+    assert_eq!(
+        blob::write(&ragged),
+        Err(Error::BadBlob(core_attn::BlobError::Invalid(
+            "decoder tables do not match the width"
+        )))
+    );
+    let mut r = Rng::new(1);
+    let model = ModelF {
+        encoder: Some(vit(&mut r, Some(10))),
+        decoder: None,
+    };
+    let inputs: Vec<_> = (0..CALIBRATION_INPUTS)
+        .map(|_| CalibrationInput::Image(image(&mut r)))
+        .collect();
+    let mut both = quantize_model(&model, &calibrate(&model, &inputs).unwrap()).unwrap();
+    assert!(both.encoder.as_ref().unwrap().classifier.is_some());
+    both.decoder = dec.decoder.clone();
+    assert_eq!(
+        blob::write(&both),
+        Err(Error::BadBlob(core_attn::BlobError::Invalid(
+            "unsupported combination of model parts"
+        )))
+    );
+}

@@ -594,3 +594,31 @@ fn device_llama_generates_the_runner_ids() {
     after.eos = ids[k];
     assert_eq!(run(&after).0, ids[..=k], "stop after any other eos");
 }
+
+/// An RMSNorm epsilon that needs both of its 32-bit words (Q24.40: at least 2^-8) survives the
+/// blob: the final and the per-block RMSNorms read back from a written Llama blob carry the
+/// written epsilons bit for bit (the committed models' epsilons fit the low word, so a lost
+/// high word shows nowhere else).
+///
+/// Guards against the writer's high word `epsilon >> 32` → `epsilon << 32` (mutant
+/// `blob/writer.rs:123:28` in `Writer::rms_norm`: the high word written as 0).
+#[test]
+fn llama_blob_keeps_a_two_word_rms_epsilon() {
+    let mut p = quantized(&model(13, 1, 4, 2, RopeStyle::Interleaved, true));
+    let eps = [(3u64 << 32) | 5, (1u64 << 40) | 0xffff_ffff, 1 << 32];
+    p.final_norm.epsilon = eps[0];
+    p.blocks[0].rms1.epsilon = eps[1];
+    p.blocks[0].rms2.epsilon = eps[2];
+    let bytes = blob::write_llama(&p, None).unwrap();
+    let words = aligned(&bytes);
+    let b = Blob::parse(as_bytes(&words, bytes.len())).unwrap();
+    let block = LlamaModel::llama_block(&b, 0).unwrap();
+    assert_eq!(
+        [
+            LlamaModel::llama_final_norm(&b).unwrap().epsilon,
+            block.rms1.epsilon,
+            block.rms2.epsilon
+        ],
+        eps
+    );
+}
