@@ -36,6 +36,10 @@ fn from_fields(f: [usize; 8]) -> BufferSizes {
 /// `<=` turned into `>` (`217:16`, `218:28`, …: the equal case then fails) or `&&` into `||`
 /// (one field too large then passes).
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "mutation-coverage sweeps over whole blobs: over 20 min under Miri; the blob suite runs the same parse paths there"
+)]
 fn fits_in_compares_every_field() {
     let need = [10usize, 20, 30, 40, 50, 60, 70, 80];
     let needed = from_fields(need);
@@ -72,6 +76,10 @@ fn fits_in_compares_every_field() {
 /// `total_bytes` is the sum of the fields with `scores` counted as 4 bytes (`i32` entries),
 /// saturating at `usize::MAX` rather than wrapping or panicking.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "mutation-coverage sweeps over whole blobs: over 20 min under Miri; the blob suite runs the same parse paths there"
+)]
 fn total_bytes_sums_the_fields() {
     let f = [1usize, 2, 4, 8, 16, 32, 64, 128];
     let b = from_fields(f);
@@ -95,6 +103,10 @@ fn total_bytes_sums_the_fields() {
 
 /// `tokens` is the patch count plus the class token, 0 without an encoder (patch 0).
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "mutation-coverage sweeps over whole blobs: over 20 min under Miri; the blob suite runs the same parse paths there"
+)]
 fn encoder_tokens() {
     let dims = |h: usize, w: usize, p: usize| EncoderDims {
         height: h,
@@ -149,6 +161,10 @@ fn invalid(what: &'static str) -> Result<(), Error> {
 /// `65:44`: the threshold or the `needed` of the error moved), and the same three for the
 /// length word (`87:18` `total < …` → `<=`, `87:39` `+` → `-` / `*`).
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "mutation-coverage sweeps over whole blobs: over 20 min under Miri; the blob suite runs the same parse paths there"
+)]
 fn shortest_inputs() {
     assert_eq!(parse(b"TAT"), Err(Error::BadBlob(BlobError::BadMagic)));
     assert_eq!(
@@ -203,6 +219,10 @@ fn llama_blob() -> Vec<u8> {
 /// accepted, a missing one refused), `encoder dims != default || input_scale_bits != 0` → `&&`
 /// (`233:45`: either alone accepted).
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "mutation-coverage sweeps over whole blobs: over 20 min under Miri; the blob suite runs the same parse paths there"
+)]
 fn llama_header_checks() {
     let b = llama_blob();
     assert_eq!(parse(&b), Ok(()));
@@ -227,6 +247,10 @@ fn llama_header_checks() {
 /// does not fit then passes), and the error's `needed` with `+` → `-` / `*` (`150:31`) or
 /// `*` → `+` / `/` (`150:39`).
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "mutation-coverage sweeps over whole blobs: over 20 min under Miri; the blob suite runs the same parse paths there"
+)]
 fn section_count_limits() {
     let b = llama_blob();
     let len = b.len();
@@ -274,6 +298,10 @@ const VIT_TINY: &[u8] = include_bytes!(concat!(
 /// `false` is equivalent: an `Embedded` exists only through `check_vit`, whose blob holds at
 /// least its preamble and header, so `total` is never 0.)
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "mutation-coverage sweeps over whole blobs: over 20 min under Miri; the blob suite runs the same parse paths there"
+)]
 fn embedded_len_is_the_total_length_word() {
     let total = u32::from_le_bytes(VIT_TINY[12..16].try_into().unwrap()) as usize;
     assert_eq!(total, VIT_TINY.len(), "the file is one whole blob");
@@ -313,6 +341,10 @@ fn vit_panic(bytes: &[u8]) -> String {
 /// Guards against `const_message` → `""` / `"xyzzy"` (mutants `blob/embedded.rs:156:5`: the
 /// build would still fail on a bad blob, but with no word of what is wrong).
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "mutation-coverage sweeps over whole blobs: over 20 min under Miri; the blob suite runs the same parse paths there"
+)]
 fn embedded_vit_panics_with_the_check_message() {
     let mut flipped = VIT_TINY.to_vec();
     flipped[VIT_TINY.len() / 2] ^= 1;
@@ -357,6 +389,10 @@ fn resealed(mut b: Vec<u8>) -> Vec<u8> {
 /// `table + count·12 ≤ len`, so `e + 12 ≤ len` for every entry read and both `e + 12 > len`
 /// and `e − 12 > len` are always false.)
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "mutation-coverage sweeps over whole blobs: over 20 min under Miri; the blob suite runs the same parse paths there"
+)]
 fn embedded_entry_ending_the_blob() {
     let mut b = VIT_TINY[..COUNT_END + 12].to_vec();
     b[COUNT_END - 4..COUNT_END].copy_from_slice(&1u32.to_le_bytes());
@@ -450,6 +486,10 @@ fn vit_with_vocab(offsets: &[i32], text: &[u8]) -> Vec<u8> {
 /// (`blob/embedded.rs`, the `mutants` list in `tests/MUTANTS.md`): each of them accepts one
 /// of these cases, refuses the intact one, or names another error.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "mutation-coverage sweeps over whole blobs: over 20 min under Miri; the blob suite runs the same parse paths there"
+)]
 fn embedded_vocabulary_checks_are_parse_checks() {
     let names: Vec<String> = (0..10).map(|i| format!("digit {i} é")).collect();
     let mut offsets = vec![0i32];
@@ -572,6 +612,10 @@ fn embedded_vocabulary_checks_are_parse_checks() {
 /// `blob/embedded.rs` entries of `tests/MUTANTS.md`): each moves one edge by one, and the case
 /// on that edge then differs from `Blob::parse`.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "mutation-coverage sweeps over whole blobs: over 20 min under Miri; the blob suite runs the same parse paths there"
+)]
 fn embedded_check_equals_parse_at_the_limits() {
     let max_w = core_attn::MAX_WIDTH as i32;
     let max_b = core_attn::linear::MAX_BIAS;
@@ -698,6 +742,10 @@ fn committed(path: &str) -> Vec<u32> {
 /// with `+` or `/` for `*`, `len` / `kind` / `buffers` / `llama_bos` / `llama_eos` replaced by
 /// a constant.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "mutation-coverage sweeps over whole blobs: over 20 min under Miri; the blob suite runs the same parse paths there"
+)]
 fn accessors_read_the_listed_sections() {
     use core_attn::blob::ModelKind;
     use core_attn::llama::LlamaModel;
@@ -884,6 +932,10 @@ fn accessors_read_the_listed_sections() {
 #[test]
 #[cfg_attr(
     miri,
+    ignore = "mutation-coverage sweeps over whole blobs: over 20 min under Miri; the blob suite runs the same parse paths there"
+)]
+#[cfg_attr(
+    miri,
     ignore = "an 86 KB blob checksummed eight times: minutes under Miri"
 )]
 fn embedded_layer_norm_width_limits() {
@@ -928,6 +980,10 @@ fn embedded_layer_norm_width_limits() {
 /// Guards against `end > bytes.len()` → `==` / `>=` in `word` (mutants `blob/reader.rs:59:12`:
 /// a word ending at the blob's end then reads as "blob truncated").
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "mutation-coverage sweeps over whole blobs: over 20 min under Miri; the blob suite runs the same parse paths there"
+)]
 fn count_word_ending_the_blob() {
     let mut b = VIT_TINY[..COUNT_END].to_vec();
     b[COUNT_END - 4..].copy_from_slice(&0u32.to_le_bytes());
@@ -967,6 +1023,10 @@ fn encode_reference(entries: &[&str], text: &str) -> Option<Vec<u32>> {
 /// `==` (the first match wins) in `Vocab::encode` (mutants `blob/vocab.rs:54:86`), and the
 /// `needed` of its full-buffer error `n + 1` → `n * 1` (`68:27`).
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "mutation-coverage sweeps over whole blobs: over 20 min under Miri; the blob suite runs the same parse paths there"
+)]
 fn vocab_encode_takes_the_longest_first_entry() {
     let entries = ["a", "ab", "a", "b", "abc", "", "c", "bc", "é", "x"];
     let mut offsets = vec![0i32];
